@@ -1,0 +1,5 @@
+// Create or update dataset contexts (shared by every neuron that activates on them).
+// params: $rows [{key, model, tokens, data_index, source}]
+UNWIND $rows AS r
+MERGE (x:Example {key: r.key})
+SET x.model = r.model, x.tokens = r.tokens, x.data_index = r.data_index, x.source = r.source

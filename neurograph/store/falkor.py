@@ -1,0 +1,120 @@
+"""FalkorDB engine: the embedded default (or any FalkorDB reachable by URL).
+
+    store = await FalkorStore.connect(Settings.from_env())   # starts the embedded server if needed
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.exceptions as rex
+from falkordb.asyncio import FalkorDB
+from falkordb.edge import Edge
+from falkordb.node import Node
+from falkordb.path import Path as FPath
+
+from ..config import Settings
+from ..domain import NODE_LABELS
+from ..errors import QueryError, StoreUnavailable
+from .base import Store
+from .embedded import EmbeddedFalkorDB
+
+
+def plain(value: Any) -> Any:
+    """FalkorDB result values as plain Python data."""
+    if isinstance(value, Node):
+        return dict(value.properties)
+    if isinstance(value, Edge):
+        return {**value.properties, "_type": value.relation}
+    if isinstance(value, FPath):
+        return {"nodes": [plain(n) for n in value.nodes()], "edges": [plain(e) for e in value.edges()]}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+class FalkorStore(Store):
+    engine = "falkordb"
+
+    def __init__(self, db: FalkorDB, graph: str, server: EmbeddedFalkorDB | None = None) -> None:
+        super().__init__()
+        self.db = db
+        self.graph_name = graph
+        self.graph = db.select_graph(graph)
+        self.server = server
+
+    @classmethod
+    async def connect(cls, settings: Settings, *, start: bool = True) -> "FalkorStore":
+        server = None
+        url = settings.falkordb_url
+        if url is None:
+            server = EmbeddedFalkorDB(settings.data_dir, settings.falkordb_port)
+            if start:
+                server.start()
+            elif not server.is_running():
+                raise StoreUnavailable(
+                    f"no FalkorDB running for {server.data_dir}: start it with `neurograph db start`")
+            url = server.url
+        try:
+            db = FalkorDB.from_url(url)
+            await db.connection.ping()
+        except (rex.RedisError, OSError, ValueError) as e:
+            raise StoreUnavailable(f"cannot reach FalkorDB at {url}: {e}") from e
+        return cls(db, settings.graph, server)
+
+    async def _run(self, text: str, params: dict[str, Any], *, write: bool, timeout_ms: int | None) -> list[dict]:
+        try:
+            if write:
+                res = await self.graph.query(text, params or None, timeout=timeout_ms)
+            else:
+                res = await self.graph.ro_query(text, params or None, timeout=timeout_ms)
+        except rex.ResponseError as e:
+            msg = str(e)
+            if "empty key" in msg.lower() or "invalid graph operation on empty key" in msg.lower():
+                return []  # the graph does not exist yet: nothing matches
+            raise QueryError(f"falkordb: {msg}") from e
+        if not res.header:
+            return []
+        names = [h[1] if isinstance(h, (list, tuple)) else h for h in res.header]
+        names = [n.decode() if isinstance(n, bytes) else n for n in names]
+        return [dict(zip(names, (plain(v) for v in row))) for row in res.result_set]
+
+    async def _transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, (rex.ConnectionError, rex.TimeoutError, rex.BusyLoadingError, ConnectionError)):
+            if self.server is not None and not self.server.is_running():
+                return False  # nobody to reconnect to: fail clearly instead of spinning
+            return True
+        return False
+
+    def _wrap(self, exc: BaseException) -> Exception:
+        if isinstance(exc, (rex.ConnectionError, rex.TimeoutError, ConnectionError, OSError)):
+            return StoreUnavailable(f"FalkorDB is not reachable: {exc}")
+        return super()._wrap(exc)
+
+    async def ensure_schema(self) -> None:
+        for stmt in self.queries.schema("falkordb"):
+            try:
+                await self.run(stmt, write=True)
+            except QueryError as e:
+                if "already indexed" not in str(e) and "already exists" not in str(e):
+                    raise
+        # Uniqueness constraints are a FalkorDB command, not Cypher; they need the index above.
+        for label in NODE_LABELS:
+            try:
+                await self.db.connection.execute_command(
+                    "GRAPH.CONSTRAINT", "CREATE", self.graph_name, "UNIQUE", "NODE", label,
+                    "PROPERTIES", 1, "key")
+            except rex.ResponseError as e:
+                if "already exists" not in str(e).lower():
+                    raise QueryError(f"falkordb constraint on {label}.key: {e}") from e
+
+    async def clear(self) -> None:
+        try:
+            await self.graph.delete()
+        except rex.ResponseError:
+            pass  # no graph yet
+
+    async def close(self) -> None:
+        await self.db.connection.aclose()

@@ -1,0 +1,97 @@
+"""The store on a real embedded FalkorDB: idempotent writes, durability, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from neurograph.config import Settings
+from neurograph.domain import ModelInfo, layer_key, neuron_key
+from neurograph.errors import QueryError, StoreUnavailable
+from neurograph.store import EmbeddedFalkorDB, open_store
+
+
+async def _small_graph(store, model: str = "m") -> None:
+    await store.write("upsert_models", [ModelInfo(model, 2, 3).row()])
+    await store.write("upsert_layers", [
+        {"key": layer_key(model, l), "model": model, "layer": l, "n_neurons": 3} for l in range(2)])
+    await store.write("upsert_neurons", [
+        {"key": neuron_key(model, l, i), "model": model, "layer": l, "index": i,
+         "layer_key": layer_key(model, l), "props": {"mean": l + i / 10}}
+        for l in range(2) for i in range(3)])
+    await store.write("upsert_composes", [
+        {"src": neuron_key(model, 0, i), "dst": neuron_key(model, 1, j), "kind": "virtual",
+         "weight": (i - j) / 3, "rank": j} for i in range(3) for j in range(3)])
+
+
+async def _snapshot(store) -> tuple:
+    nodes = await store.run("MATCH (n) RETURN labels(n)[0] AS label, n.key AS key, properties(n) AS p ORDER BY key")
+    edges = await store.run("MATCH (a)-[e]->(b) RETURN a.key AS a, type(e) AS t, properties(e) AS p, b.key AS b "
+                            "ORDER BY a, t, b")
+    return [tuple(sorted(r.items(), key=str)) for r in nodes], [tuple(sorted(r.items(), key=str)) for r in edges]
+
+
+async def test_ping_and_round_trips(store):
+    before = store.round_trips
+    assert await store.ping()
+    assert store.round_trips == before + 1
+
+
+async def test_same_batch_twice_changes_nothing(store):
+    await _small_graph(store)
+    first = await _snapshot(store)
+    await _small_graph(store)
+    assert await _snapshot(store) == first
+    assert len(first[0]) == 1 + 2 + 6
+    assert len([e for e in first[1] if dict(e)["t"] == "COMPOSES"]) == 9
+
+
+async def test_sigkill_loses_nothing_committed(tmp_path):
+    settings = Settings(data_dir=tmp_path / "db", graph="durable")
+    server = EmbeddedFalkorDB(settings.data_dir)
+    store = await open_store(settings)
+    try:
+        await _small_graph(store)
+        before = await _snapshot(store)
+        await store.close()
+        server.kill()  # SIGKILL: no shutdown hook runs
+        assert not server.is_running()
+        store = await open_store(settings)  # starts it again, replaying the AOF
+        assert await _snapshot(store) == before
+    finally:
+        await store.close()
+        server.stop()
+
+
+async def test_invalid_cypher_is_a_clear_error(store):
+    with pytest.raises(QueryError, match="falkordb"):
+        await store.run("MATCH (n RETURN n")
+
+
+async def test_read_path_refuses_writes(store):
+    with pytest.raises(QueryError, match="read-only"):
+        await store.read_only("CREATE (:Neuron {key: 'x'})")
+    # even without our own check, the engine's read-only mode refuses
+    with pytest.raises(QueryError):
+        await store.run("CREATE (:Neuron {key: 'x'})", write=False)
+    assert await store.run("MATCH (n:Neuron {key: 'x'}) RETURN n") == []
+
+
+async def test_missing_parameter_is_named(store):
+    with pytest.raises(QueryError, match="rows"):
+        await store.query("upsert_models")
+
+
+async def test_no_server_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreUnavailable, match="neurograph db start"):
+        await open_store(Settings(data_dir=tmp_path / "none"), start=False)
+
+
+async def test_bad_url_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreUnavailable, match="cannot reach FalkorDB"):
+        await open_store(Settings(data_dir=tmp_path, falkordb_url="unix:///nonexistent/falkordb.sock"))
+
+
+@pytest.mark.parametrize("uri", ["nonsense://x", "bolt://127.0.0.1:1"])
+async def test_neo4j_bad_uri_or_unreachable_is_clear(uri):
+    with pytest.raises(StoreUnavailable, match="Neo4j"):
+        await open_store(Settings(engine="neo4j", neo4j_uri=uri))
