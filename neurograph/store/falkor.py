@@ -60,9 +60,13 @@ class FalkorStore(Store):
         try:
             db = FalkorDB.from_url(url)
             await db.connection.ping()
+            store = cls(db, settings.graph, server)
+            # A write creates the graph key, so read-only queries on a new graph see an empty
+            # graph instead of FalkorDB's "empty key" error.
+            await store.graph.query("RETURN 1")
         except (rex.RedisError, OSError, ValueError) as e:
             raise StoreUnavailable(f"cannot reach FalkorDB at {url}: {e}") from e
-        return cls(db, settings.graph, server)
+        return store
 
     async def _run(self, text: str, params: dict[str, Any], *, write: bool, timeout_ms: int | None) -> list[dict]:
         try:
@@ -71,10 +75,7 @@ class FalkorStore(Store):
             else:
                 res = await self.graph.ro_query(text, params or None, timeout=timeout_ms)
         except rex.ResponseError as e:
-            msg = str(e)
-            if "empty key" in msg.lower() or "invalid graph operation on empty key" in msg.lower():
-                return []  # the graph does not exist yet: nothing matches
-            raise QueryError(f"falkordb: {msg}") from e
+            raise QueryError(f"falkordb: {e}") from e
         if not res.header:
             return []
         names = [h[1] if isinstance(h, (list, tuple)) else h for h in res.header]

@@ -1,0 +1,277 @@
+"""The ``neurograph`` command line.
+
+    neurograph db start                    # the embedded FalkorDB (found again if it runs)
+    neurograph cypher "MATCH (n:Neuron) RETURN count(n) AS n"
+    neurograph build --model smollm2-135m  # compute the graph from a model
+    neurograph import universal-neurons stats.csv --model stanford-gpt2-small-a
+    neurograph serve                       # GraphQL + web UI on http://127.0.0.1:8000
+    neurograph demo                        # build the demo graph once, then serve it
+
+Heavy compute (torch, transformer-lens) lives in ``loaders`` and is imported only by the
+commands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import Settings
+from .errors import NeuroGraphError
+
+DEMO_MODEL = "smollm2-135m"
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _print_rows(rows: list[dict], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, default=str, indent=None))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        print("(no rows)")
+        return
+    table = Table(*rows[0].keys())
+    for r in rows:
+        table.add_row(*(json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v) for v in r.values()))
+    Console().print(table)
+
+
+def _parse_params(pairs: Sequence[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for p in pairs:
+        if "=" not in p:
+            raise NeuroGraphError(f"--param {p!r}: use NAME=VALUE (VALUE is JSON, or a plain string)")
+        k, v = p.split("=", 1)
+        try:
+            params[k] = json.loads(v)
+        except json.JSONDecodeError:
+            params[k] = v
+    return params
+
+
+# --- db -----------------------------------------------------------------------------------
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.engine != "falkordb" or settings.falkordb_url:
+        print("db start/stop manage the embedded FalkorDB only; Neo4j runs under docker compose", file=sys.stderr)
+        return 2
+    from .store.embedded import EmbeddedFalkorDB
+
+    server = EmbeddedFalkorDB(settings.data_dir, settings.falkordb_port)
+    if args.action == "start":
+        st = server.start()
+        print(f"FalkorDB running (pid {st.pid}) at {st.url}, data in {st.data_dir}")
+    elif args.action == "stop":
+        print("stopped" if server.stop() else "not running")
+    else:
+        st = server.status()
+        print(f"{'running' if st.running else 'not running'}: pid {st.pid}, {st.url}, data in {st.data_dir}")
+        return 0 if st.running else 1
+    return 0
+
+
+# --- cypher -------------------------------------------------------------------------------
+async def _cypher(args: argparse.Namespace, settings: Settings) -> int:
+    from .store import open_store
+
+    store = await open_store(settings, start=settings.engine == "falkordb", schema=False)
+    try:
+        params = _parse_params(args.param)
+        if args.write:
+            rows = await store.run(args.query, params, write=True)
+        else:
+            rows, truncated = await store.read_only(args.query, params, timeout_ms=args.timeout_ms,
+                                                    max_rows=args.max_rows)
+            if truncated:
+                _console().print(f"[yellow]showing the first {args.max_rows} rows[/]")
+        _print_rows(rows, args.json)
+    finally:
+        await store.close()
+    return 0
+
+
+# --- build --------------------------------------------------------------------------------
+async def _build(args: argparse.Namespace, settings: Settings) -> int:
+    from loaders.pipeline import build
+
+    summary = await build(
+        settings, model=args.model, dataset=args.dataset, n_tokens=args.tokens, ctx_len=args.ctx_len,
+        top_k=args.top_k, edge_k=args.edge_k, analyses=args.analyses, layers=args.layers,
+        n2g_neurons=args.n2g_neurons, batch_size=args.batch_size)
+    _console().print_json(json.dumps(summary, default=str))
+    return 0
+
+
+# --- import / export ----------------------------------------------------------------------
+async def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from loaders.importing import import_source
+
+    from .store import open_store
+
+    store = await open_store(settings)
+    try:
+        extra = _parse_params(args.option)
+        summary = await import_source(store, args.source, Path(args.path), model=args.model, **extra)
+    finally:
+        await store.close()
+    _console().print_json(json.dumps(summary, default=str))
+    return 0
+
+
+async def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from .export import export_graph
+    from .store import open_store
+
+    store = await open_store(settings, schema=False)
+    try:
+        formats = tuple(args.format) if args.format else ("neo4j-csv", "graphml", "jsonl")
+        summary = await export_graph(store, Path(args.dir), formats=formats, model=args.model)
+    finally:
+        await store.close()
+    _console().print_json(json.dumps(summary, default=str))
+    return 0
+
+
+async def _topology(args: argparse.Namespace, settings: Settings) -> int:
+    from .store import open_store
+    from .topology import compute_topology
+
+    store = await open_store(settings, schema=False)
+    try:
+        summary = await compute_topology(store, args.model)
+    finally:
+        await store.close()
+    _console().print_json(json.dumps(summary, default=str))
+    return 0
+
+
+# --- serve / demo -------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from .api.app import create_app
+
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
+        _console().print("[yellow]serving beyond loopback without NEUROGRAPH_API_KEY: "
+                         "writing endpoints stay disabled[/]")
+    _console().print(f"NeuroGraph on http://{args.host}:{args.port}/  (GraphQL: /graphql, REST: /api)")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+async def _demo_needs_build(settings: Settings) -> bool:
+    from .store import open_store
+
+    store = await open_store(settings)
+    try:
+        rows = await store.run("MATCH (m:Model {key: $m}) RETURN m.build_complete AS done", {"m": DEMO_MODEL})
+        return not (rows and rows[0].get("done"))
+    finally:
+        await store.close()
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    if args.rebuild or asyncio.run(_demo_needs_build(settings)):
+        _console().print(f"[bold]Building the demo graph from {DEMO_MODEL} (offline)…[/]")
+        build_args = build_parser().parse_args(["build", "--model", DEMO_MODEL, "--tokens", str(args.tokens)])
+        asyncio.run(_build(build_args, settings))
+    else:
+        _console().print("demo graph already built (use --rebuild to build again)")
+    if args.no_serve:
+        return 0
+    return cmd_serve(args, settings)
+
+
+# --- parser -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="neurograph", description="NeuroGraph: a transformer's neurons, heads, tokens and examples as one served graph.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Configuration: NEUROGRAPH_ENGINE (falkordb|neo4j), NEUROGRAPH_DATA_DIR, "
+                                       "NEUROGRAPH_GRAPH, NEO4J_URI/USER/PASSWORD/DATABASE, NEUROGRAPH_API_KEY.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = sub.add_parser("db", help="start, stop or check the embedded FalkorDB")
+    db.add_argument("action", choices=["start", "stop", "status"])
+
+    cy = sub.add_parser("cypher", help="run a Cypher query (read-only unless --write)")
+    cy.add_argument("query")
+    cy.add_argument("--param", "-p", action="append", default=[], help="NAME=VALUE (JSON), repeatable")
+    cy.add_argument("--write", action="store_true", help="allow writes")
+    cy.add_argument("--json", action="store_true", help="print rows as JSON")
+    cy.add_argument("--timeout-ms", type=int, default=30000)
+    cy.add_argument("--max-rows", type=int, default=1000)
+
+    b = sub.add_parser("build", help="compute the neuron graph from a model and a corpus")
+    b.add_argument("--model", default=DEMO_MODEL, help=f"model name (default {DEMO_MODEL}, offline)")
+    b.add_argument("--dataset", default="default",
+                   help="'default' (KJV + Python stdlib, offline), a .txt/.jsonl path, or a HF dataset name")
+    b.add_argument("--tokens", type=int, default=65536, help="corpus tokens to scan")
+    b.add_argument("--ctx-len", type=int, default=64, help="tokens per context")
+    b.add_argument("--top-k", type=int, default=20, help="max / min examples kept per neuron")
+    b.add_argument("--edge-k", type=int, default=10, help="edges kept per neuron and kind")
+    b.add_argument("--analyses", nargs="+",
+                   default=["activations", "composition", "heads", "tokens", "correlation", "n2g", "topology"],
+                   help="which analyses to run")
+    b.add_argument("--layers", type=int, nargs="*", default=None, help="restrict N2G to these layers")
+    b.add_argument("--n2g-neurons", type=int, default=8, help="N2G graphs per layer (most interesting first)")
+    b.add_argument("--batch-size", type=int, default=8)
+
+    im = sub.add_parser("import", help="import public neuron data (neuroscope, deepdecipher, openai, universal-neurons)")
+    im.add_argument("source", choices=["neuroscope", "deepdecipher", "openai", "universal-neurons"])
+    im.add_argument("path", help="a file, a directory tree, or a URL when the network allows")
+    im.add_argument("--model", help="model name in the graph (default: from the data)")
+    im.add_argument("--option", "-o", action="append", default=[], help="NAME=VALUE passed to the importer")
+
+    ex = sub.add_parser("export", help="export the graph (neo4j-admin CSV, GraphML, JSON Lines)")
+    ex.add_argument("dir")
+    ex.add_argument("--format", action="append", choices=["neo4j-csv", "graphml", "jsonl"])
+    ex.add_argument("--model", help="only this model")
+
+    tp = sub.add_parser("topology", help="compute neuron roles and communities (networkx) and store them")
+    tp.add_argument("model")
+
+    for name, help_ in (("serve", "serve GraphQL, REST and the web UI"),
+                        ("demo", "build the offline demo graph (once) and serve it")):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("--host", default="127.0.0.1")
+        s.add_argument("--port", type=int, default=8000)
+        s.add_argument("--log-level", default="info")
+        if name == "demo":
+            s.add_argument("--tokens", type=int, default=65536)
+            s.add_argument("--rebuild", action="store_true")
+            s.add_argument("--no-serve", action="store_true", help="build only")
+    return p
+
+
+ASYNC = {"cypher": _cypher, "build": _build, "import": _import, "export": _export, "topology": _topology}
+SYNC = {"db": cmd_db, "serve": cmd_serve, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command in ASYNC:
+            return asyncio.run(ASYNC[args.command](args, settings))
+        return SYNC[args.command](args, settings)
+    except (NeuroGraphError, ValueError) as e:
+        _console().print(f"[red]error:[/] {e}")
+        return 1
+    except KeyboardInterrupt:
+        _console().print("[yellow]interrupted: re-run the same command to resume[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
