@@ -1,0 +1,93 @@
+"""Faults: the database killed during an import, restarted under a running client."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from neurograph.config import Settings
+from neurograph.domain import ModelInfo, layer_key, neuron_key
+from neurograph.errors import StoreUnavailable
+from neurograph.store import EmbeddedFalkorDB, open_store
+
+N_LAYERS, D_MLP = 4, 50
+
+
+def _rows() -> list[dict]:
+    return [{"src": neuron_key("f", l, i), "dst": neuron_key("f", l + 1, (i * 7 + j) % D_MLP),
+             "kind": "virtual", "weight": round((i - j) / 17, 4), "rank": j}
+            for l in range(N_LAYERS - 1) for i in range(D_MLP) for j in range(20)]
+
+
+async def _import(store) -> None:
+    await store.write("upsert_models", [ModelInfo("f", N_LAYERS, D_MLP).row()])
+    await store.write("upsert_layers", [{"key": layer_key("f", l), "model": "f", "layer": l,
+                                         "n_neurons": D_MLP} for l in range(N_LAYERS)])
+    await store.write("upsert_neurons", [
+        {"key": neuron_key("f", l, i), "model": "f", "layer": l, "index": i,
+         "layer_key": layer_key("f", l), "props": {"mean": i / 3}}
+        for l in range(N_LAYERS) for i in range(D_MLP)])
+    await store.write("upsert_composes", _rows(), batch_size=100)
+
+
+async def _state(store) -> tuple:
+    nodes = await store.run("MATCH (n) RETURN n.key AS k, properties(n) AS p ORDER BY k")
+    edges = await store.run("MATCH (a)-[e]->(b) RETURN a.key AS a, type(e) AS t, e.kind AS kind, "
+                            "e.weight AS w, e.rank AS r, b.key AS b ORDER BY a, t, kind, b")
+    return nodes, edges
+
+
+async def test_kill_during_import_then_rerun_gives_the_same_graph(tmp_path):
+    data = tmp_path / "db"
+    server = EmbeddedFalkorDB(data)
+    reference = await open_store(Settings(data_dir=data, graph="reference"))
+    await _import(reference)
+    expected = await _state(reference)
+    await reference.close()
+
+    settings = Settings(data_dir=data, graph="interrupted")
+    store = await open_store(settings)
+    written = 0
+
+    def progress(n: int) -> None:
+        nonlocal written
+        written += n
+        if written >= 1000 and server.is_running():
+            server.kill()  # SIGKILL in the middle of the edge load
+
+    with pytest.raises(StoreUnavailable):
+        await store.write("upsert_models", [ModelInfo("f", N_LAYERS, D_MLP).row()])
+        await store.write("upsert_layers", [{"key": layer_key("f", l), "model": "f", "layer": l,
+                                             "n_neurons": D_MLP} for l in range(N_LAYERS)])
+        await store.write("upsert_neurons", [
+            {"key": neuron_key("f", l, i), "model": "f", "layer": l, "index": i,
+             "layer_key": layer_key("f", l), "props": {"mean": i / 3}}
+            for l in range(N_LAYERS) for i in range(D_MLP)])
+        await store.write("upsert_composes", _rows(), batch_size=100, progress=progress)
+    assert 1000 <= written < len(_rows())
+    await store.close()
+
+    store = await open_store(settings)  # restarts the server, which replays its AOF
+    partial = await _state(store)
+    assert 0 < len(partial[1]) < len(expected[1])  # some edges survived the kill, not all
+    await _import(store)  # the re-run: idempotent MERGEs complete the graph
+    assert await _state(store) == expected  # identical, no duplicates
+    await store.close()
+    server.stop()
+
+
+async def test_store_reconnects_after_a_database_restart(tmp_path):
+    data = tmp_path / "db"
+    server = EmbeddedFalkorDB(data)
+    store = await open_store(Settings(data_dir=data, graph="g"))
+    await store.write("upsert_models", [ModelInfo("r", 1, 1).row()])
+    server.kill()
+    # during the outage: a clean, named error, not a hang
+    with pytest.raises(StoreUnavailable, match="FalkorDB"):
+        await asyncio.wait_for(store.run("MATCH (m:Model) RETURN m.key AS k"), timeout=30)
+    server.start()
+    # the same store object reconnects by itself
+    assert await store.run("MATCH (m:Model) RETURN m.key AS k") == [{"k": "r"}]
+    await store.close()
+    server.stop()
