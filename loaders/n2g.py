@@ -1,0 +1,663 @@
+"""Neuron2Graph (N2G): a neuron's behaviour as a trie of activating and important tokens.
+
+A port of Foote et al., "Neuron to Graph" (ICLR 2023 RTML workshop, arXiv 2304.12918; longer
+preprint arXiv 2305.19911; code apartresearch/Neuron2Graph and the albertsgarde `n2g` fork),
+written on token ids and a plain activation callable so it runs on any model:
+
+1. **Split** a neuron's top examples into train and held-out halves (fixed seed).
+2. **Prune** each training example to the shortest prior context that keeps >= 50% of the
+   pivot activation (text after the pivot is dropped).
+3. **Importance** of token k for token j: ``1 - a_masked/a`` with token k replaced by a
+   neutral (pad) token.
+4. **Augment**: substitute each important token with ``substitutes(token)`` candidates and
+   keep the variants whose pivot activation stays >= 0.5x. Offline there is no masked LM, so
+   the default source is the model's own embedding neighbours (cosine on ``W_E``, see
+   :func:`embedding_neighbours`) instead of the papers' (Distil)BERT.
+5. **Trie**: for every token with normalised activation > 0.5, walk backwards over its context;
+   tokens with importance > 0.75 become nodes, the others wildcard ("ignore") nodes; the node
+   where a line stops stores the normalised activation.
+6. **Predict** a token by matching backwards through the trie (exact token or wildcard), the
+   max over every matching path's stored activation.
+
+    >>> fn = lambda seqs: [[float(t == 2 and i >= 2 and s[i - 2] == 1) for i, t in enumerate(s)]
+    ...                    for s in seqs]
+    >>> ex = [Example([1, 7, 2], [0, 0, 1.0], 2), Example([1, 8, 2, 3], [0, 0, 1.0, 0], 2)]
+    >>> m = fit_n2g(fn, ex, pad_token=0)
+    >>> m.predict([1, 5, 2, 4, 2]).tolist()
+    [0.0, 0.0, 1.0, 0.0, 0.0]
+
+Storage (:func:`build_n2g`): ``PatternNode`` nodes under the neuron (``HAS_PATTERN``),
+``PATTERN_NEXT`` edges one token further back, ``MATCHES {role}`` edges to ``Token`` nodes,
+the held-out scores as neuron properties (``n2g_firing_f1``, ``baseline_firing_f1``, ...) and
+the graph as JSON (``n2g_graph``) and Graphviz DOT (``n2g_dot``). Similar neurons (symmetric
+Jaccard of their tagged token sets) become ``SIMILAR {kind:'n2g'}`` edges.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from neurograph.domain import neuron_key, pattern_key, token_key
+from neurograph.errors import NotFound
+
+from .n2g_eval import FIRE_THRESHOLD, TokenLookup, classification_scores, flat_scores
+
+log = logging.getLogger(__name__)
+
+ActivationFn = Callable[[list[list[int]]], np.ndarray]
+"""Token-id sequences -> one neuron's activation per position: an array [B, T] (right-padded,
+as a causal model's positions do not see the padding) or a list of per-sequence arrays."""
+
+WILDCARD = None  # the trie key of an "ignore" node: matches any token
+
+
+@dataclass
+class Example:
+    """One top-activating context of a neuron: token ids, the neuron's activation per token
+    and the pivot (max-activation) position.
+
+        >>> Example([5, 6, 7], [0.0, 2.5, 0.1]).pivot
+        1
+    """
+
+    tokens: list[int]
+    activations: list[float]
+    pivot: int | None = None
+
+    def __post_init__(self) -> None:
+        self.tokens = [int(t) for t in self.tokens]
+        self.activations = [float(a) for a in self.activations]
+        if len(self.tokens) != len(self.activations):
+            raise ValueError(f"example has {len(self.tokens)} tokens but {len(self.activations)} activations")
+        if self.pivot is None:
+            self.pivot = int(np.argmax(self.activations)) if self.activations else 0
+
+
+@dataclass(frozen=True)
+class N2GConfig:
+    """Thresholds of the workshop paper and the knobs that bound the cost per neuron.
+
+        >>> N2GConfig().importance_threshold
+        0.75
+    """
+
+    prune_threshold: float = 0.5       # pruned context keeps >= this x pivot activation
+    augment_threshold: float = 0.5     # a substitution is kept if it keeps >= this x
+    activation_threshold: float = 0.5  # normalised activation that starts a trie line
+    importance_threshold: float = 0.75
+    fire_threshold: float = FIRE_THRESHOLD
+    max_context: int = 30              # longest prior context tried when pruning (paper: 30)
+    n_substitutes: int = 5             # substitutes tried per important token
+    max_augment_positions: int = 6     # important positions substituted per example
+    reimportance_augmented: bool = True  # recompute masking importance on each kept variant
+    train_fraction: float = 0.5        # paper: 10 train / 10 test of the top 20
+    seed: int = 0
+    batch_size: int = 64
+
+
+# ----------------------------------------------------------------------------------------
+# the trie
+# ----------------------------------------------------------------------------------------
+@dataclass
+class PatternNode:
+    """One trie node: the token key it matches (None: any token), its depth back from the
+    activating token (0), the raw token ids seen there and, where a line ended, the stored
+    normalised activation."""
+
+    id: int
+    key: Hashable | None
+    depth: int
+    role: str  # activating | important | ignore
+    token_ids: set[int] = field(default_factory=set)
+    children: dict[Hashable | None, "PatternNode"] = field(default_factory=dict)
+    end: float | None = None
+
+
+class N2GModel:
+    """A fitted N2G trie for one neuron; ``predict`` gives normalised activations per token.
+
+        >>> m = N2GModel()
+        >>> m.add_line([(3, True), (WILDCARD, False), (1, True)], [3, 9, 1], 0.8)
+        >>> m.predict([1, 2, 3]).tolist(), m.predict([2, 2, 3]).tolist()
+        ([0.0, 0.0, 0.8], [0.0, 0.0, 0.0])
+    """
+
+    def __init__(self, normalise: Callable[[int], Hashable] | None = None) -> None:
+        self.normalise = normalise or (lambda t: t)
+        self.root = PatternNode(-1, None, -1, "root")
+        self.nodes: list[PatternNode] = []
+
+    def add_line(self, keys: Sequence[tuple[Hashable | None, bool]], raw: Sequence[int], activation: float) -> None:
+        """Insert one line: (key, important) pairs from the activating token backwards (key
+        None = wildcard) with their raw token ids; the last node stores ``activation``."""
+        node = self.root
+        for depth, ((key, _important), tok) in enumerate(zip(keys, raw)):
+            child = node.children.get(key)
+            if child is None:
+                role = "activating" if depth == 0 else ("ignore" if key is WILDCARD else "important")
+                child = PatternNode(len(self.nodes), key, depth, role)
+                self.nodes.append(child)
+                node.children[key] = child
+            if key is not WILDCARD:
+                child.token_ids.add(int(tok))
+            node = child
+        # Repeated lines keep the largest activation: prediction is a max over paths anyway.
+        node.end = activation if node.end is None else max(node.end, activation)
+
+    def predict_at(self, tokens: Sequence[Hashable], pos: int) -> float:
+        """Max stored activation over every trie path that matches backwards from ``pos``."""
+        first = self.root.children.get(tokens[pos])
+        if first is None:
+            return 0.0
+        best = 0.0
+        stack = [(first, pos)]
+        while stack:
+            node, p = stack.pop()
+            if node.end is not None and node.end > best:
+                best = node.end
+            if p == 0 or not node.children:
+                continue
+            for key in (tokens[p - 1], WILDCARD):
+                child = node.children.get(key)
+                if child is not None:
+                    stack.append((child, p - 1))
+        return best
+
+    def predict(self, tokens: Sequence[int]) -> np.ndarray:
+        keys = [self.normalise(int(t)) for t in tokens]
+        return np.array([self.predict_at(keys, i) for i in range(len(keys))], dtype=float)
+
+    def token_sets(self) -> dict[str, set[int]]:
+        """Raw token ids by role: activating (depth 0) and important (context) nodes."""
+        out: dict[str, set[int]] = {"activating": set(), "important": set()}
+        for n in self.nodes:
+            if n.role in out:
+                out[n.role] |= n.token_ids
+        return out
+
+    def edges(self) -> list[tuple[int, int]]:
+        return [(n.id, c.id) for n in self.nodes for c in n.children.values()]
+
+    # --- serialisation --------------------------------------------------------------------
+    def to_dict(self, decode: Callable[[int], str] | None = None) -> dict[str, Any]:
+        """A JSON-able form: {graph: {nodes: [...], edges: [[parent, child], ...]}}."""
+        decode = decode or str
+        nodes = [{
+            "id": n.id, "depth": n.depth, "role": n.role,
+            "token": None if n.key is WILDCARD else decode(min(n.token_ids)),
+            "token_ids": sorted(n.token_ids), "activation": n.end, "is_end": n.end is not None,
+        } for n in self.nodes]
+        return {"graph": {"nodes": nodes, "edges": [list(e) for e in self.edges()]}}
+
+    def to_dot(self, decode: Callable[[int], str] | None = None) -> str:
+        """Graphviz DOT as the papers draw it: read right to left, activating tokens red,
+        context tokens blue, wildcards dropped (dashed edges skip over them), tokens merged
+        per depth."""
+        decode = decode or str
+        lines = ['digraph N2G {', '  graph [rankdir=RL, splines=spline, ranksep=1.5, nodesep=0.2];',
+                 '  node [shape=box, style="rounded,filled", fontname="Helvetica"];']
+        ids: dict[tuple[int, Hashable], str] = {}
+        edges: set[tuple[str, str, bool]] = set()
+
+        def node_id(n: PatternNode) -> str:
+            k = (n.depth, n.key)
+            if k not in ids:
+                ids[k] = f"n{len(ids)}"
+                label = decode(min(n.token_ids)).replace("\\", "\\\\").replace('"', '\\"')
+                color = "#ff8080" if n.role == "activating" else "#9ecbff"
+                extra = ", peripheries=2" if n.end is not None else ""
+                lines.append(f'  {ids[k]} [label="{label}", fillcolor="{color}"{extra}];')
+            return ids[k]
+
+        def walk(n: PatternNode, visible: str | None, skipped: bool) -> None:
+            if n.key is WILDCARD:
+                for c in n.children.values():
+                    walk(c, visible, True)
+                return
+            me = node_id(n)
+            if visible is not None:
+                edges.add((me, visible, skipped))
+            for c in n.children.values():
+                walk(c, me, False)
+
+        for c in self.root.children.values():
+            walk(c, None, False)
+        for a, b, skipped in sorted(edges):
+            lines.append(f"  {a} -> {b}{' [style=dashed]' if skipped else ''};")
+        lines.append("}")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------
+# the fit
+# ----------------------------------------------------------------------------------------
+class _Acts:
+    """Calls the activation function in bounded batches and cuts each row to its length."""
+
+    def __init__(self, fn: ActivationFn, batch_size: int) -> None:
+        self.fn, self.batch_size, self.calls, self.tokens = fn, batch_size, 0, 0
+
+    def __call__(self, seqs: list[list[int]]) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        # Similar lengths together keep padding small.
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        res: dict[int, np.ndarray] = {}
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s:s + self.batch_size]
+            batch = [seqs[i] for i in idx]
+            acts = self.fn(batch)
+            self.calls += 1
+            self.tokens += sum(len(b) for b in batch)
+            for j, i in enumerate(idx):
+                res[i] = np.asarray(acts[j], dtype=float)[: len(seqs[i])]
+        out = [res[i] for i in range(len(seqs))]
+        return out
+
+
+def split_examples(examples: Sequence[Example], fraction: float = 0.5, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Random train / held-out indices with a fixed seed (the papers: 10 / 10 of the top 20)."""
+    idx = list(range(len(examples)))
+    random.Random(seed).shuffle(idx)
+    n_train = max(1, int(round(len(idx) * fraction))) if len(idx) > 1 else len(idx)
+    return sorted(idx[:n_train]), sorted(idx[n_train:])
+
+
+def prune(acts: _Acts, ex: Example, cfg: N2GConfig) -> tuple[list[int], float, float]:
+    """The shortest prior context ending at the pivot that keeps >= prune_threshold of the
+    pivot activation. Returns (tokens, full-context pivot activation, pruned activation)."""
+    p = int(ex.pivot)
+    prior = ex.tokens[: p + 1]
+    starts = list(range(p, max(-1, p - cfg.max_context), -1))  # 1 token, 2 tokens, ...
+    cands = [prior[s:] for s in starts]
+    res = acts(cands + [prior])
+    full = float(res[-1][-1])
+    for cand, a in zip(cands, res):
+        if full > 0 and a[-1] >= cfg.prune_threshold * full:
+            return cand, full, float(a[-1])
+    # Nothing short enough: the longest context tried, as the reference code does.
+    return cands[-1], full, float(res[len(cands) - 1][-1])
+
+
+def importance_matrix(acts: _Acts, tokens: list[int], pad_token: int) -> tuple[np.ndarray, np.ndarray]:
+    """(activations [T], importance [T, T]) where importance[k, j] = 1 - a_masked_k[j] / a[j]."""
+    seqs = [list(tokens)]
+    for k in range(len(tokens)):
+        m = list(tokens)
+        m[k] = pad_token
+        seqs.append(m)
+    res = acts(seqs)
+    base = res[0]
+    masked = np.stack(res[1:]) if len(tokens) else np.zeros((0, 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        imp = 1.0 - masked / base[None, :]
+    imp[:, base <= 0] = 0.0
+    return base, np.nan_to_num(imp)
+
+
+def _lines(tokens: list[int], norm_acts: np.ndarray, imp: np.ndarray, cfg: N2GConfig,
+           forced: dict[int, set[int]] | None = None) -> list[tuple[list[int], list[bool], float]]:
+    """Lines for every activating token: (raw tokens backwards, important flags, activation).
+    ``forced`` adds the original prompt's important positions to an augmented variant."""
+    out = []
+    for i, a in enumerate(norm_acts):
+        if not a > cfg.activation_threshold:
+            continue
+        raw, flags, last = [], [], 0
+        for j in range(i, -1, -1):
+            important = imp[j, i] > cfg.importance_threshold or (forced is not None and j in forced.get(i, ()))
+            keep = important or j == i
+            raw.append(tokens[j])
+            flags.append(keep)
+            if keep:
+                last = len(raw) - 1
+        out.append((raw[: last + 1], flags[: last + 1], float(a)))
+    return out
+
+
+@dataclass
+class FitTrace:
+    """What the fit did (for benchmarks and debugging)."""
+
+    pruned_lengths: list[int] = field(default_factory=list)
+    variants_tried: int = 0
+    variants_kept: int = 0
+    lines: int = 0
+
+
+def fit_n2g(fn: ActivationFn, train: Sequence[Example], *, pad_token: int,
+            base_max: float | None = None, substitutes: Callable[[int], list[int]] | None = None,
+            normalise: Callable[[int], Hashable] | None = None, config: N2GConfig = N2GConfig(),
+            trace: FitTrace | None = None) -> N2GModel:
+    """Fit the N2G trie of one neuron from its training examples.
+
+    ``base_max`` normalises activations (default: the largest pivot activation of ``train``);
+    ``pad_token`` is the neutral token used for masking."""
+    cfg = config
+    acts = _Acts(fn, cfg.batch_size)
+    norm = normalise or (lambda t: t)
+    base_max = float(base_max if base_max is not None else max(max(e.activations) for e in train))
+    if base_max <= 0:
+        raise ValueError("N2G needs a positive max activation to normalise by")
+    model = N2GModel(normalise)
+    trace = trace if trace is not None else FitTrace()
+
+    def insert(lines: list[tuple[list[int], list[bool], float]]) -> None:
+        for raw, flags, a in lines:
+            keys = [(norm(t) if f else WILDCARD, f) for t, f in zip(raw, flags)]
+            model.add_line(keys, raw, a)
+            trace.lines += 1
+
+    for ex in train:
+        if ex.pivot is None or ex.activations[ex.pivot] <= 0:
+            continue
+        pruned, full, pruned_act = prune(acts, ex, cfg)
+        trace.pruned_lengths.append(len(pruned))
+        # Rescale the pruned context to the full context's pivot activation (reference code's
+        # scale_factor), then normalise by the neuron's max.
+        scale = (full / pruned_act if pruned_act > 0 else 1.0) / base_max
+        base, imp = importance_matrix(acts, pruned, pad_token)
+        lines = _lines(pruned, base * scale, imp, cfg)
+        insert(lines)
+        important_sets: dict[int, set[int]] = defaultdict(set)
+        piv = len(pruned) - 1
+        for i in range(len(pruned)):
+            for j in range(i + 1):
+                if imp[j, i] > cfg.importance_threshold:
+                    important_sets[i].add(j)
+        if substitutes is None or cfg.n_substitutes <= 0 or base[piv] <= 0:
+            continue
+        # Augment: substitute the tokens important for the pivot, nearest first.
+        positions = sorted((j for j in range(len(pruned)) if imp[j, piv] > cfg.importance_threshold),
+                           key=lambda j: -imp[j, piv])[: cfg.max_augment_positions]
+        variants: list[list[int]] = []
+        seen = {tuple(pruned)}
+        for j in positions:
+            for sub in substitutes(pruned[j])[: cfg.n_substitutes]:
+                v = list(pruned)
+                v[j] = int(sub)
+                if tuple(v) not in seen and norm(int(sub)) != norm(pruned[j]):
+                    seen.add(tuple(v))
+                    variants.append(v)
+        if not variants:
+            continue
+        trace.variants_tried += len(variants)
+        kept = [v for v, a in zip(variants, acts(variants)) if a[piv] >= cfg.augment_threshold * base[piv]]
+        trace.variants_kept += len(kept)
+        for v in kept:
+            if cfg.reimportance_augmented:
+                vbase, vimp = importance_matrix(acts, v, pad_token)
+            else:
+                # Cheaper: one forward pass; reuse the original's importance (same positions).
+                vbase, vimp = acts([v])[0], imp
+            insert(_lines(v, vbase * scale, vimp, cfg, forced=important_sets))
+    return model
+
+
+@dataclass
+class NeuronResult:
+    """One neuron's fitted N2G model and its held-out scores beside the token-lookup baseline."""
+
+    model: N2GModel
+    scores: dict[str, dict[str, float | None]]
+    baseline: dict[str, dict[str, float | None]]
+    train: list[int]
+    test: list[int]
+    base_max: float
+    trace: FitTrace
+
+    def props(self, decode: Callable[[int], str] | None = None) -> dict[str, Any]:
+        """Neuron properties: n2g_* and baseline_* scores, sizes, graph JSON and DOT."""
+        props: dict[str, Any] = {}
+        props.update(flat_scores(self.scores, "n2g_"))
+        props.update(flat_scores(self.baseline, "baseline_"))
+        sets = self.model.token_sets()
+        props.update({
+            "n2g_nodes": len(self.model.nodes), "n2g_train_examples": len(self.train),
+            "n2g_test_examples": len(self.test), "n2g_max_activation": self.base_max,
+            "n2g_num_activating": len(sets["activating"]), "n2g_num_important": len(sets["important"]),
+            "n2g_graph": json.dumps(self.model.to_dict(decode)), "n2g_dot": self.model.to_dot(decode),
+        })
+        return {k: v for k, v in props.items() if v is not None}
+
+
+def evaluate(model: N2GModel, test: Sequence[Example], base_max: float, threshold: float = FIRE_THRESHOLD
+             ) -> dict[str, dict[str, float | None]]:
+    """Firing / non-firing P/R/F1 of a model's predictions on held-out examples."""
+    true = np.concatenate([np.asarray(e.activations) / base_max for e in test]) if test else np.zeros(0)
+    pred = np.concatenate([model.predict(e.tokens) for e in test]) if test else np.zeros(0)
+    return classification_scores(true, pred, threshold)
+
+
+def run_neuron(fn: ActivationFn, examples: Sequence[Example], *, pad_token: int,
+               substitutes: Callable[[int], list[int]] | None = None,
+               normalise: Callable[[int], Hashable] | None = None,
+               config: N2GConfig = N2GConfig()) -> NeuronResult:
+    """Split, fit on train, score N2G and the token-lookup baseline on the held-out half.
+
+        >>> fn = lambda seqs: [[float(t == 2) for t in s] for s in seqs]
+        >>> exs = [Example([i, 2], [0.0, 1.0]) for i in range(3, 7)]
+        >>> r = run_neuron(fn, exs, pad_token=0)
+        >>> r.scores["firing"]["f1"]
+        1.0
+    """
+    if not examples:
+        raise ValueError("N2G needs at least one example")
+    train_idx, test_idx = split_examples(examples, config.train_fraction, config.seed)
+    train = [examples[i] for i in train_idx]
+    test = [examples[i] for i in test_idx]
+    # Normalise by the neuron's largest activation over all its top examples (the reference
+    # code uses the dataset max; the top example holds it).
+    base_max = max(max(e.activations) for e in examples)
+    trace = FitTrace()
+    model = fit_n2g(fn, train, pad_token=pad_token, base_max=base_max, substitutes=substitutes,
+                    normalise=normalise, config=config, trace=trace)
+    scores = evaluate(model, test, base_max, config.fire_threshold)
+    lookup = TokenLookup.fit((e.tokens, np.asarray(e.activations) / base_max) for e in train)
+    true = np.concatenate([np.asarray(e.activations) / base_max for e in test]) if test else np.zeros(0)
+    pred = np.concatenate([lookup.predict(e.tokens) for e in test]) if test else np.zeros(0)
+    baseline = classification_scores(true, pred, config.fire_threshold)
+    return NeuronResult(model, scores, baseline, train_idx, test_idx, base_max, trace)
+
+
+# ----------------------------------------------------------------------------------------
+# substitutes and token normalisation for real models
+# ----------------------------------------------------------------------------------------
+def embedding_neighbours(W_E: Any, k: int = 5, exclude: Iterable[int] = ()) -> Callable[[int], list[int]]:
+    """Substitutes from the model's own token embeddings: the k nearest tokens by cosine.
+
+    Offline stand-in for the papers' masked-LM (BERT) substitutes.
+
+        >>> W = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+        >>> embedding_neighbours(W, k=1)(0)
+        [1]
+    """
+    W = np.asarray(W_E.detach().float().cpu().numpy() if hasattr(W_E, "detach") else W_E, dtype=np.float32)
+    k = max(0, min(int(k), W.shape[0] - 2))
+    W = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-8)
+    banned = np.array(sorted(set(int(e) for e in exclude)), dtype=int)
+    cache: dict[int, list[int]] = {}
+
+    def subs(tok: int) -> list[int]:
+        if tok not in cache:
+            sims = W @ W[tok]
+            sims[tok] = -np.inf
+            if banned.size:
+                sims[banned] = -np.inf
+            top = np.argpartition(-sims, k)[:k]
+            cache[tok] = [int(t) for t in top[np.argsort(-sims[top])]]
+        return cache[tok]
+
+    return subs
+
+
+def text_normaliser(decode: Callable[[int], str]) -> Callable[[int], Hashable]:
+    """Token key as the reference code normalises tokens: title-case words lower-cased,
+    surrounding whitespace stripped from tokens with letters ("The", " the" -> "the")."""
+    cache: dict[int, str] = {}
+
+    def norm(tok: int) -> Hashable:
+        if tok not in cache:
+            t = decode(tok)
+            t = t.lower() if t.strip().istitle() and len(t.strip()) > 1 else t
+            cache[tok] = t.strip() if len(t.strip()) > 1 and any(c.isalpha() for c in t) else t
+        return cache[tok]
+
+    return norm
+
+
+def neuron_fn(layer_fn: Callable[[list[list[int]]], Any], index: int) -> ActivationFn:
+    """One neuron's activation function from a layer's ([B, T, d_mlp]) one."""
+    def fn(seqs: list[list[int]]) -> np.ndarray:
+        out = layer_fn(seqs)
+        out = out.detach().float().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
+        return out[:, :, index]
+    return fn
+
+
+# ----------------------------------------------------------------------------------------
+# storage
+# ----------------------------------------------------------------------------------------
+def pattern_rows(model_name: str, layer: int, index: int, m: N2GModel,
+                 decode: Callable[[int], str] | None = None) -> tuple[list[dict], list[dict], list[dict]]:
+    """(upsert_pattern_nodes rows, upsert_pattern_edges rows, upsert_pattern_matches rows)."""
+    decode = decode or str
+    nk = neuron_key(model_name, layer, index)
+    nodes = [{
+        "key": pattern_key(model_name, layer, index, n.id), "neuron": nk,
+        "token": None if n.key is WILDCARD else decode(min(n.token_ids)),
+        "token_key": None if n.key is WILDCARD else token_key(model_name, min(n.token_ids)),
+        "depth": n.depth, "role": n.role, "activation": n.end, "is_end": n.end is not None,
+    } for n in m.nodes]
+    edges = [{"src": pattern_key(model_name, layer, index, a), "dst": pattern_key(model_name, layer, index, b)}
+             for a, b in m.edges()]
+    matches = [{"pattern": pattern_key(model_name, layer, index, n.id), "token": token_key(model_name, t),
+                "role": n.role} for n in m.nodes if n.role != "ignore" for t in sorted(n.token_ids)]
+    return nodes, edges, matches
+
+
+async def write_neuron(store: Any, model_name: str, layer: int, index: int, result: NeuronResult,
+                       decode: Callable[[int], str] | None = None) -> None:
+    """Replace one neuron's pattern graph and scores in the store (idempotent)."""
+    decode = decode or str
+    nk = neuron_key(model_name, layer, index)
+    nodes, edges, matches = pattern_rows(model_name, layer, index, result.model, decode)
+    await store.write("delete_pattern_nodes", [{"neuron": nk}])
+    tokens = sorted({t for n in result.model.nodes if n.role != "ignore" for t in n.token_ids})
+    await store.write("upsert_tokens", [{"key": token_key(model_name, t), "model": model_name, "id": t,
+                                         "text": decode(t)} for t in tokens])
+    await store.write("upsert_pattern_nodes", nodes)
+    await store.write("upsert_pattern_edges", edges)
+    await store.write("upsert_pattern_matches", matches)
+    await store.write("set_neuron_props", [{"key": nk, "props": result.props(decode)}])
+
+
+def similar_pairs(token_sets: Mapping[str, Mapping[str, set]], threshold: float = 0.5) -> list[dict]:
+    """Symmetric similarity of neurons' N2G token sets: Jaccard of the role-tagged sets
+    {("activating", t)} | {("important", t)}. Candidate pairs come from an inverted index
+    token -> neurons, so only pairs that share a token are compared (no all-pairs loop).
+    Returns upsert_similar rows {src, dst, weight} with src < dst.
+
+        >>> similar_pairs({"m/0/1": {"activating": {1}, "important": {2}},
+        ...                "m/0/2": {"activating": {1}, "important": {2, 3}}}, 0.5)
+        [{'src': 'm/0/1', 'dst': 'm/0/2', 'weight': 0.6666666666666666}]
+    """
+    tagged = {k: {(role, t) for role, toks in sets.items() for t in toks} for k, sets in token_sets.items()}
+    index: dict[tuple, list[str]] = defaultdict(list)
+    for k, s in tagged.items():
+        for item in s:
+            index[item].append(k)
+    shared: dict[tuple[str, str], int] = defaultdict(int)
+    for neurons in index.values():
+        neurons = sorted(neurons)
+        for i, a in enumerate(neurons):
+            for b in neurons[i + 1:]:
+                shared[(a, b)] += 1
+    rows = []
+    for (a, b), inter in shared.items():
+        w = inter / (len(tagged[a]) + len(tagged[b]) - inter)
+        if w >= threshold:
+            rows.append({"src": a, "dst": b, "weight": w})
+    rows.sort(key=lambda r: (r["src"], r["dst"]))
+    return rows
+
+
+async def update_similar(store: Any, model_name: str, threshold: float = 0.5) -> int:
+    """Recompute the model's SIMILAR {kind:'n2g'} edges from the stored pattern token sets."""
+    rows = await store.query("n2g_token_sets", model=model_name)
+    sets: dict[str, dict[str, set]] = defaultdict(lambda: {"activating": set(), "important": set()})
+    for r in rows:
+        sets[r["neuron"]][r["role"]].add(r["token"])
+    pairs = similar_pairs(sets, threshold)
+    await store.write("delete_similar_n2g", [{"model": model_name}])
+    return await store.write("upsert_similar", pairs)
+
+
+def examples_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[int, int], list[Example]]:
+    """Group n2g_top_examples rows into examples per (layer, index); token ids are read from
+    ``token_ids`` when the example stores them, else from ``tokens`` if those are ints."""
+    out: dict[tuple[int, int], list[Example]] = defaultdict(list)
+    for r in rows:
+        toks = r.get("token_ids") or r.get("tokens") or []
+        if toks and not all(isinstance(t, int) for t in toks):
+            raise ValueError(f"example {r.get('example')!r} has token strings, not ids: N2G needs token ids")
+        out[(int(r["layer"]), int(r["index"]))].append(Example(list(toks), list(r["activations"]), r.get("pivot")))
+    return dict(out)
+
+
+async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, int], ActivationFn], *,
+                    pad_token: int,
+                    examples: Mapping[tuple[int, int], Sequence[Example]] | None = None,
+                    neurons: Iterable[tuple[int, int]] | None = None, layers: Iterable[int] | None = None,
+                    substitutes: Callable[[int], list[int]] | None = None,
+                    decode: Callable[[int], str] | None = None,
+                    normalise: Callable[[int], Hashable] | None = None,
+                    config: N2GConfig = N2GConfig(), top_k: int = 20, force: bool = False,
+                    similar_threshold: float | None = 0.5, progress: bool = True) -> dict[str, Any]:
+    """Fit, score and store N2G for neurons of a model; resumable.
+
+    ``activation_fn(layer, index)`` returns the neuron's :data:`ActivationFn`. ``examples``
+    maps (layer, index) to top examples; without it the neuron's stored ``ACTIVATES_ON
+    {kind:'max'}`` examples are read (``top_k`` of them). Neurons that already have N2G
+    results are skipped unless ``force``. Returns a summary {done, skipped, failed, similar}.
+
+        summary = await build_n2g(store, "smollm2-135m", lambda l, i: neuron_fn(layer_fns[l], i),
+                                  pad_token=0, layers=[0, 1], substitutes=subs, decode=decode)
+    """
+    from tqdm.auto import tqdm
+
+    if examples is None:
+        rows = await store.query("n2g_top_examples", model=model_name, top_k=top_k)
+        examples = examples_from_rows(rows)
+    wanted = set(examples)
+    if neurons is not None:
+        wanted &= {(int(l), int(i)) for l, i in neurons}
+    if layers is not None:
+        wanted = {k for k in wanted if k[0] in set(layers)}
+    stored = {(r["layer"], r["index"]): bool(r["done"]) for r in await store.query("n2g_neurons", model=model_name)}
+    missing = sorted(k for k in wanted if k not in stored)
+    if missing:
+        raise NotFound(f"{len(missing)} neurons of {model_name!r} are not in the graph "
+                       f"(first: {neuron_key(model_name, *missing[0])}); load the model's neurons first")
+    todo = sorted(k for k in wanted if force or not stored[k])
+    summary: dict[str, Any] = {"done": 0, "skipped": len(wanted) - len(todo), "failed": [], "similar": 0}
+    for layer, index in tqdm(todo, desc=f"N2G {model_name}", disable=not progress, unit="neuron"):
+        exs = [e for e in examples[(layer, index)] if e.tokens][:top_k]
+        try:
+            result = run_neuron(activation_fn(layer, index), exs, pad_token=pad_token, substitutes=substitutes,
+                                normalise=normalise, config=config)
+        except ValueError as exc:  # no positive activation, no examples: record and go on
+            log.warning("N2G %s/%d/%d skipped: %s", model_name, layer, index, exc)
+            summary["failed"].append((layer, index, str(exc)))
+            continue
+        await write_neuron(store, model_name, layer, index, result, decode)
+        summary["done"] += 1
+    if similar_threshold is not None:
+        summary["similar"] = await update_similar(store, model_name, similar_threshold)
+    return summary

@@ -1,0 +1,271 @@
+"""Neuron2Graph: hand-made neurons are recovered exactly; storage, similarity and token
+search on a real FalkorDB."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from loaders.n2g import (
+    WILDCARD,
+    Example,
+    N2GConfig,
+    build_n2g,
+    fit_n2g,
+    importance_matrix,
+    prune,
+    run_neuron,
+    similar_pairs,
+    _Acts,
+)
+from loaders.n2g_eval import TokenLookup, classification_scores
+from neurograph.domain import ModelInfo, layer_key, neuron_key
+from neurograph.errors import NotFound, QueryError
+from neurograph.search import parse_query, search_tokens
+
+PAD, A, B, C, D, E = 0, 1, 2, 3, 4, 5
+FILLER = list(range(10, 30))
+TEXT = {PAD: "<pad>", A: "A", B: " B", C: " C", D: " D", E: " E", **{t: f" w{t}" for t in FILLER}}
+decode = TEXT.__getitem__
+
+
+def context_neuron(act: int, ctx: set[int], back: int = 2, weak: float = 0.1):
+    """Fires 1.0 on token ``act`` when the token ``back`` positions earlier is in ``ctx``;
+    ``weak`` on ``act`` elsewhere, 0 on everything else."""
+    def fn(seqs: list[list[int]]) -> list[list[float]]:
+        return [[(1.0 if i >= back and s[i - back] in ctx else weak) if t == act else 0.0
+                 for i, t in enumerate(s)] for s in seqs]
+    return fn
+
+
+def top_examples(fn, act: int, ctx: int, n: int = 20, length: int = 14, seed: int = 0) -> list[Example]:
+    """n contexts, each with the pattern ``ctx ? act`` once and a stray ``act`` without it."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        toks = [rng.choice(FILLER) for _ in range(length)]
+        p = rng.randrange(6, length)
+        toks[p - 2], toks[p] = ctx, act
+        stray = rng.choice([i for i in range(2, length) if abs(i - p) > 2])
+        toks[stray] = act
+        acts = fn([toks])[0]
+        out.append(Example(toks, acts))
+    return out
+
+
+# --- the algorithm --------------------------------------------------------------------
+def test_prune_keeps_the_shortest_context_that_still_fires():
+    fn = context_neuron(B, {A})
+    ex = Example([11, 12, 13, A, 14, B, 15], fn([[11, 12, 13, A, 14, B, 15]])[0])
+    assert ex.pivot == 5
+    tokens, full, pruned = prune(_Acts(fn, 8), ex, N2GConfig())
+    assert tokens == [A, 14, B] and full == pruned == 1.0
+
+
+def test_importance_is_one_minus_masked_over_unmasked():
+    fn = context_neuron(B, {A}, weak=0.25)
+    acts, imp = importance_matrix(_Acts(fn, 8), [A, 14, B], PAD)
+    assert acts.tolist() == [0.0, 0.0, 1.0]
+    # masking A drops B from 1.0 to 0.25; masking the filler changes nothing; masking B kills it
+    assert imp[:, 2].tolist() == pytest.approx([0.75, 0.0, 1.0])
+
+
+def test_context_neuron_is_recovered_exactly():
+    fn = context_neuron(B, {A})
+    exs = top_examples(fn, B, A)
+    r = run_neuron(fn, exs, pad_token=PAD)
+    assert len(r.train) == len(r.test) == 10 and not set(r.train) & set(r.test)
+    # the trie: B (activating) <- wildcard <- A (important, stores the activation)
+    (b,) = r.model.root.children.values()
+    assert (b.key, b.role, b.end) == (B, "activating", None)
+    (w,) = b.children.values()
+    assert w.key is WILDCARD and w.role == "ignore"
+    (a,) = w.children.values()
+    assert (a.key, a.role, a.end, a.children) == (A, "important", 1.0, {})
+    assert r.model.token_sets() == {"activating": {B}, "important": {A}}
+    assert r.scores["firing"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "count": 10}
+    assert r.scores["non_firing"]["f1"] == 1.0
+    # token lookup fires on every B, also the stray ones: worse precision and F1
+    assert r.baseline["firing"]["recall"] == 1.0
+    assert r.baseline["firing"]["precision"] == pytest.approx(0.5)
+    assert r.baseline["firing"]["f1"] < r.scores["firing"]["f1"]
+    assert r.model.predict([A, 11, B, 12, B, A, B]).tolist() == [0, 0, 1, 0, 0, 0, 0]
+
+
+def test_augmentation_adds_substitutes_that_keep_the_activation():
+    fn = context_neuron(B, {A, C})  # C works like A, D does not
+    train = top_examples(fn, B, A, n=5)
+    subs = {A: [C, D], B: [D]}
+    plain = fit_n2g(fn, train, pad_token=PAD)
+    aug = fit_n2g(fn, train, pad_token=PAD, substitutes=lambda t: subs.get(t, []))
+    assert plain.predict([C, 11, B]).tolist() == [0, 0, 0]
+    assert aug.predict([C, 11, B]).tolist() == [0, 0, 1.0]
+    assert aug.predict([D, 11, B]).tolist() == [0, 0, 0]
+    assert aug.token_sets() == {"activating": {B}, "important": {A, C}}
+
+
+def test_prediction_is_the_max_over_matching_paths():
+    # strong on B after A two back; weaker (0.6) on B after E one back
+    def fn(seqs):
+        return [[(1.0 if i >= 2 and s[i - 2] == A else 0.6 if i >= 1 and s[i - 1] == E else 0.0) if t == B else 0.0
+                 for i, t in enumerate(s)] for s in seqs]
+    train = [Example(t, fn([t])[0]) for t in ([11, A, 12, B], [13, 14, E, B], [A, 15, B])]
+    m = fit_n2g(fn, train, pad_token=PAD)
+    assert m.predict([A, E, B]).tolist() == [0, 0, 1.0]   # both paths match: the max
+    assert m.predict([12, E, B]).tolist() == [0, 0, 0.6]
+    assert m.predict([12, 13, B]).tolist() == [0, 0, 0]
+
+
+def test_normalise_merges_token_variants():
+    fn = context_neuron(B, {A, E})
+    train = top_examples(fn, B, A, n=4)
+    m = fit_n2g(fn, train, pad_token=PAD, normalise=lambda t: A if t == E else t)
+    assert m.predict([E, 11, B]).tolist() == [0, 0, 1.0]
+
+
+def test_scores_and_baseline_definitions():
+    s = classification_scores([1.0, 0.0, 0.9, 0.1, 0.0], [0.8, 0.7, 0.0, 0.0, 0.0])
+    assert s["firing"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "count": 2}
+    assert s["non_firing"]["precision"] == pytest.approx(2 / 3)
+    assert s["non_firing"]["recall"] == pytest.approx(2 / 3)
+    # predicting nothing as firing is perfect precision (the papers' convention)
+    assert classification_scores([1.0, 0.0], [0.0, 0.0])["firing"]["precision"] == 1.0
+    assert classification_scores([0.0], [0.0])["firing"]["f1"] is None
+    lookup = TokenLookup.fit([([B, A], [0.9, 0.1]), ([B], [0.4])])
+    assert lookup.predict([A, B, C]).tolist() == [0.1, 0.9, 0.0]
+
+
+def test_similar_pairs_are_symmetric_jaccard():
+    sets = {"m/0/0": {"activating": {B}, "important": {A}},
+            "m/0/1": {"activating": {B}, "important": {C}},
+            "m/1/0": {"activating": {A}, "important": {B}},
+            "m/1/1": {"activating": {B}, "important": {A}}}
+    rows = similar_pairs(sets, threshold=0.3)
+    assert rows == [{"src": "m/0/0", "dst": "m/0/1", "weight": pytest.approx(1 / 3)},
+                    {"src": "m/0/0", "dst": "m/1/1", "weight": 1.0},
+                    {"src": "m/0/1", "dst": "m/1/1", "weight": pytest.approx(1 / 3)}]
+    flipped = similar_pairs({k: sets[k] for k in reversed(list(sets))}, threshold=0.3)
+    assert flipped == rows
+
+
+# --- storage and search on FalkorDB ---------------------------------------------------
+NEURONS = {  # (layer, index) -> (activating token, context token)
+    (0, 0): (B, A), (0, 1): (B, C), (1, 0): (A, B), (1, 1): (B, A),
+}
+
+
+async def _model(store, model: str = "toy") -> None:
+    await store.write("upsert_models", [ModelInfo(model, 2, 2).row()])
+    await store.write("upsert_layers", [{"key": layer_key(model, l), "model": model, "layer": l, "n_neurons": 2}
+                                        for l in range(2)])
+    await store.write("upsert_neurons", [{"key": neuron_key(model, l, i), "model": model, "layer": l, "index": i,
+                                          "layer_key": layer_key(model, l), "props": {}} for l, i in NEURONS])
+
+
+def _fns():
+    return {k: context_neuron(act, {ctx}) for k, (act, ctx) in NEURONS.items()}
+
+
+async def _build(store, **kw):
+    fns = _fns()
+    examples = {k: top_examples(fns[k], *NEURONS[k], seed=k[0] * 10 + k[1]) for k in NEURONS}
+    return await build_n2g(store, "toy", lambda l, i: fns[(l, i)], pad_token=PAD, examples=examples,
+                           decode=decode, similar_threshold=0.3, progress=False, **kw)
+
+
+async def test_build_stores_patterns_scores_and_similar(store):
+    await _model(store)
+    summary = await _build(store)
+    assert summary == {"done": 4, "skipped": 0, "failed": [], "similar": 3}
+    rows = await store.run(
+        "MATCH (n:Neuron {key: 'toy/0/0'})-[:HAS_PATTERN]->(p:PatternNode) "
+        "OPTIONAL MATCH (p)-[m:MATCHES]->(t:Token) RETURN p.role AS role, p.depth AS depth, p.token AS token, "
+        "p.activation AS activation, m.role AS mrole, t.id AS tid ORDER BY depth")
+    assert [(r["role"], r["depth"], r["token"], r["mrole"], r["tid"]) for r in rows] == [
+        ("activating", 0, " B", "activating", B), ("ignore", 1, None, None, None), ("important", 2, "A", "important", A)]
+    assert rows[2]["activation"] == 1.0
+    nexts = await store.run("MATCH (:Neuron {key: 'toy/0/0'})-[:HAS_PATTERN]->(a)-[:PATTERN_NEXT]->(b) "
+                            "RETURN a.depth AS a, b.depth AS b ORDER BY a")
+    assert nexts == [{"a": 0, "b": 1}, {"a": 1, "b": 2}]
+    (props,) = await store.run("MATCH (n:Neuron {key: 'toy/0/0'}) RETURN properties(n) AS p")
+    p = props["p"]
+    assert p["n2g_firing_f1"] == 1.0 and p["baseline_firing_f1"] < 1.0 and p["n2g_nodes"] == 3
+    assert p["n2g_dot"].startswith("digraph") and '"A"' in p["n2g_dot"]
+    sim = await store.run("MATCH (a:Neuron)-[e:SIMILAR {kind: 'n2g'}]->(b:Neuron) "
+                          "RETURN a.key AS a, b.key AS b, e.weight AS w ORDER BY a, b")
+    assert [(r["a"], r["b"], round(r["w"], 3)) for r in sim] == [
+        ("toy/0/0", "toy/0/1", 0.333), ("toy/0/0", "toy/1/1", 1.0), ("toy/0/1", "toy/1/1", 0.333)]
+
+
+async def test_build_resumes_and_force_rebuilds_idempotently(store):
+    await _model(store)
+    await _build(store)
+    count = "MATCH (p:PatternNode) RETURN count(p) AS n"
+    (before,) = await store.run(count)
+    assert (await _build(store))["skipped"] == 4
+    assert (await _build(store, force=True))["done"] == 4
+    assert await store.run(count) == [before]
+    edges = await store.run("MATCH ()-[e:SIMILAR]->() RETURN count(e) AS n")
+    assert edges == [{"n": 3}]
+
+
+async def test_build_refuses_unknown_neurons_and_writes_nothing(store):
+    await _model(store)
+    fn = context_neuron(B, {A})
+    with pytest.raises(NotFound, match="toy/5/0"):
+        await build_n2g(store, "toy", lambda l, i: fn, pad_token=PAD, examples={(5, 0): top_examples(fn, B, A)},
+                        progress=False)
+    assert await store.run("MATCH (p:PatternNode) RETURN count(p) AS n") == [{"n": 0}]
+
+
+async def test_build_reads_top_examples_from_the_store(store):
+    await _model(store)
+    fn = context_neuron(B, {A})
+    exs = top_examples(fn, B, A)
+    await store.write("upsert_examples", [{"key": f"toy/x{i}", "model": "toy", "tokens": e.tokens, "data_index": i,
+                                           "source": "test"} for i, e in enumerate(exs)])
+    await store.write("upsert_activations", [{
+        "neuron": "toy/0/0", "example": f"toy/x{i}", "kind": "max", "rank": i, "activations": e.activations,
+        "max_activation": max(e.activations), "min_activation": min(e.activations), "pivot": e.pivot}
+        for i, e in enumerate(exs)])
+    summary = await build_n2g(store, "toy", lambda l, i: fn, pad_token=PAD, decode=decode, progress=False)
+    assert summary["done"] == 1
+    assert (await store.run("MATCH (n:Neuron {key: 'toy/0/0'}) RETURN n.n2g_firing_f1 AS f1")) == [{"f1": 1.0}]
+
+
+async def test_search_tokens_roles_and_and_semantics(store):
+    await _model(store)
+    await _build(store)
+
+    async def keys(**kw):
+        return [r["key"] for r in await search_tokens(store, "toy", **kw)]
+
+    assert await keys(activating=["b"]) == ["toy/0/0", "toy/0/1", "toy/1/1"]
+    assert await keys(important=["A"]) == ["toy/0/0", "toy/1/1"]
+    assert await keys(activating=["B"], important=["a"]) == ["toy/0/0", "toy/1/1"]
+    assert await keys(activating=["b"], important=["c"]) == ["toy/0/1"]
+    assert await keys(activating=["a"]) == ["toy/1/0"]
+    assert await keys(any_=["a"]) == ["toy/0/0", "toy/1/0", "toy/1/1"]
+    assert await keys(any_=["a", " C "]) == []
+    assert await keys(any_=["b", "c"]) == ["toy/0/1"]
+    assert await keys(activating=["b"], important=["zzz"]) == []
+    assert await keys(activating=["b"], limit=1, offset=1) == ["toy/0/1"]
+    rows = await search_tokens(store, "toy", activating=["b"])
+    assert [(r["layer"], r["index"]) for r in rows] == [(0, 0), (0, 1), (1, 1)]
+    assert all(r["score"] == 1.0 for r in rows)
+    # order by score: lower the F1 of one neuron and it comes last
+    await store.write("set_neuron_props", [{"key": "toy/0/0", "props": {"n2g_firing_f1": 0.5}}])
+    assert await keys(activating=["b"], order="score") == ["toy/0/1", "toy/1/1", "toy/0/0"]
+    with pytest.raises(QueryError):
+        await search_tokens(store, "toy")
+    with pytest.raises(QueryError):
+        await search_tokens(store, "toy", activating=["b"], order="random")
+
+
+def test_parse_query():
+    assert parse_query("activating:Paris,important:capital,any:of") == {
+        "activating": ["Paris"], "important": ["capital"], "any_": ["of"]}
+    with pytest.raises(QueryError):
+        parse_query("nonsense")
