@@ -1,0 +1,9 @@
+// Neuroscope layer page: the layer's neurons with the largest activation range, largest first.
+// params: $model, $layer, $limit
+MATCH (n:Neuron {model: $model, layer: $layer})
+WITH n, coalesce(n.max, n.max_activation) AS mx, coalesce(n.min, n.min_activation) AS mn
+WHERE mx IS NOT NULL OR mn IS NOT NULL
+WITH n, abs(coalesce(mx, 0.0)) AS a, abs(coalesce(mn, 0.0)) AS b
+RETURN n.layer AS layer, n.index AS neuron, CASE WHEN a >= b THEN a ELSE b END AS range
+ORDER BY range DESC, neuron
+LIMIT $limit

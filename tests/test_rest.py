@@ -1,0 +1,231 @@
+"""The DeepDecipher-compatible REST API over a real FalkorDB with a small hand-written graph."""
+
+from __future__ import annotations
+
+import sys
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from neurograph.api.rest import parse_search, routes
+from neurograph.domain import ModelInfo, example_key, explanation_key, layer_key, neuron_key, pattern_key
+
+M = "toy"
+N_LAYERS, D_MLP = 2, 4
+
+
+async def _graph(store) -> None:
+    """toy: 2 layers x 4 neurons. Every neuron has max/min stats; neuron 0/1 has texts, an
+    explanation and an N2G pattern; 1/2 has a pattern too; 0/1 and 1/2 are similar.
+    'bare' is a model with nothing but its metadata."""
+    await store.write("upsert_models", [ModelInfo(M, N_LAYERS, D_MLP, act_fn="gelu", dataset="kjv").row(),
+                                        ModelInfo("bare", 1, 2).row()])
+    await store.write("upsert_layers", [{"key": layer_key(M, l), "model": M, "layer": l, "n_neurons": D_MLP}
+                                        for l in range(N_LAYERS)] +
+                      [{"key": layer_key("bare", 0), "model": "bare", "layer": 0, "n_neurons": 2}])
+    await store.write("upsert_neurons", [
+        {"key": neuron_key(M, l, i), "model": M, "layer": l, "index": i, "layer_key": layer_key(M, l),
+         "props": {"max": 1.0 + l + i / 10, "min": -0.5 * (i + 1)}}
+        for l in range(N_LAYERS) for i in range(D_MLP)] + [
+        {"key": neuron_key("bare", 0, 0), "model": "bare", "layer": 0, "index": 0,
+         "layer_key": layer_key("bare", 0), "props": {}}])
+    texts = [["In", " the", " beginning"], ["And", " God", " said"], ["Let", " there", " be"]]
+    await store.write("upsert_examples", [{"key": example_key(M, d), "model": M, "tokens": t, "data_index": d,
+                                           "source": "kjv"} for d, t in enumerate(texts)])
+    # ranks deliberately written out of order: the page must come back ordered by rank
+    acts = {0: [0.1, 2.0, -0.2], 1: [0.0, 0.3, 1.5], 2: [-3.0, 0.2, 0.4]}
+    await store.write("upsert_activations", [
+        {"neuron": neuron_key(M, 0, 1), "example": example_key(M, d), "kind": "max", "rank": r,
+         "activations": acts[d], "max_activation": max(acts[d]), "min_activation": min(acts[d]),
+         "pivot": acts[d].index(max(acts[d]))}
+        for r, d in ((2, 2), (0, 0), (1, 1))])
+    await store.write("upsert_explanations", [
+        {"key": explanation_key(M, 0, 1, src, text), "neuron": neuron_key(M, 0, 1), "source": src,
+         "text": text, "score": score, "scores": {}}
+        for src, text, score in (("oai", "the word 'the'", 0.4), ("llm", "creation verbs", 0.7))])
+    await store.write("upsert_tokens", [{"key": f"{M}/t{i}", "model": M, "id": i, "text": t}
+                                        for i, t in enumerate([" the", "In", " God"])])
+    pnodes = []
+    for (l, i), nodes in {(0, 1): [(" the", "activating", 1.0, True), ("In", "important", None, False)],
+                          (1, 2): [(" the", "activating", 0.8, True), (" God", "important", None, False)]}.items():
+        for p, (tok, role, act, end) in enumerate(nodes):
+            pnodes.append({"key": pattern_key(M, l, i, p), "neuron": neuron_key(M, l, i), "token": tok,
+                           "token_key": None, "depth": p, "role": role, "activation": act, "is_end": end})
+    await store.write("upsert_pattern_nodes", pnodes)
+    await store.write("upsert_pattern_edges", [{"src": pattern_key(M, 0, 1, 0), "dst": pattern_key(M, 0, 1, 1)},
+                                               {"src": pattern_key(M, 1, 2, 0), "dst": pattern_key(M, 1, 2, 1)}])
+    await store.write("upsert_similar", [{"src": neuron_key(M, 0, 1), "dst": neuron_key(M, 1, 2), "weight": 0.9}])
+
+
+@pytest.fixture
+async def client(store):
+    await _graph(store)
+    app = Starlette(routes=routes)
+    app.state.store = store
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as c:
+        yield c
+
+
+async def test_index_lists_models_with_metadata(client):
+    r = await client.get("/api")
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "*"
+    models = {m["name"]: m for m in r.json()["models"]}
+    assert set(models) == {M, "bare"}
+    toy = models[M]
+    assert (toy["num_layers"], toy["layer_size"], toy["num_total_neurons"]) == (2, 4, 8)
+    assert toy["activation_function"] == "gelu" and toy["dataset"] == "kjv"
+    assert toy["available_services"] == ["metadata", "neuroscope", "neuron_explainer",
+                                         "neuron2graph", "neuron2graph-search"]
+    assert models["bare"]["available_services"] == ["metadata"]
+
+
+async def test_metadata_service_is_the_bare_metadata(client):
+    r = await client.get(f"/api/{M}/metadata/1/3")
+    assert r.status_code == 200
+    assert r.json()["name"] == M and r.json()["num_layers"] == 2
+
+
+async def test_neuroscope_neuron_page_follows_rank_and_neuroscope_shape(client):
+    r = await client.get(f"/api/{M}/neuroscope/0/1")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["metadata"]["name"] == M
+    page = body["data"]
+    assert page["neuron_index"] == {"layer": 0, "neuron": 1}
+    texts = page["texts"]
+    assert [t["data_index"] for t in texts] == [0, 1, 2]  # rank order, not write order
+    assert texts[0]["tokens"] == ["In", " the", " beginning"]
+    assert texts[0]["activations"] == [0.1, 2.0, -0.2]
+    assert texts[0]["max_activation"] == 2.0 and texts[0]["max_activating_token_index"] == 1
+    assert texts[2]["min_activation"] == -3.0
+    # one colour scale for the page: ± the largest |activation| over all texts
+    assert all(t["max_range"] == 3.0 and t["min_range"] == -3.0 for t in texts)
+    r = await client.get(f"/api/{M}/neuroscope/0/1?limit=1")
+    assert len(r.json()["data"]["texts"]) == 1
+
+
+async def test_neuroscope_model_and_layer_pages_rank_by_range(client):
+    layer = (await client.get(f"/api/{M}/neuroscope/1")).json()["data"]
+    assert layer["num_neurons"] == D_MLP
+    ranges = [rng for _, rng in layer["important_neurons"]]
+    assert len(ranges) == D_MLP and ranges == sorted(ranges, reverse=True)
+    # layer 1, neuron 3: max 2.3, min -2.0 -> range 2.3, the largest in the layer
+    assert layer["important_neurons"][0][0] == {"layer": 1, "neuron": 3}
+    assert layer["important_neurons"][0][1] == pytest.approx(2.3)
+    model = (await client.get(f"/api/{M}/neuroscope?limit=3")).json()["data"]
+    assert [n for n, _ in model["important_neurons"]] == [{"layer": 1, "neuron": i} for i in (3, 2, 1)]
+
+
+async def test_neuron_explainer_picks_the_best_score(client):
+    r = await client.get(f"/api/{M}/neuron_explainer/0/1")
+    assert r.json()["data"] == {"explanation": "creation verbs", "score": 0.7}
+    r = await client.get(f"/api/{M}/neuron_explainer/0/2")
+    assert r.status_code == 404 and r.json()["missing_data_types"] == ["neuron_explainer"]
+
+
+async def test_neuron2graph_page_has_graph_dot_and_similar(client):
+    r = await client.get(f"/api/{M}/neuron2graph/0/1")
+    assert r.status_code == 200, r.text
+    page = r.json()["data"]
+    nodes = page["graph"]["graph"]
+    assert [n["token"] for n in nodes] == [" the", "In"]
+    assert nodes[0]["required"] == [1] and page["graph"]["subgraph_indices"] == [0]
+    assert page["graphviz"].startswith("digraph") and '"In"' in page["graphviz"]
+    assert page["similar"] == [{"layer": 1, "neuron": 2, "similarity": 0.9}]
+    # similarity is symmetric: the other end sees it too
+    other = (await client.get(f"/api/{M}/neuron2graph/1/2")).json()["data"]
+    assert other["similar"] == [{"layer": 0, "neuron": 1, "similarity": 0.9}]
+
+
+@pytest.fixture(params=["search_module", "rest_fallback"])
+def search_path(request, monkeypatch):
+    """Both search paths: neurograph.search.search_tokens and the REST module's own Cypher."""
+    if request.param == "rest_fallback":
+        monkeypatch.setitem(sys.modules, "neurograph.search", None)  # makes the import fail
+    return request.param
+
+
+async def test_neuron2graph_search_intersects_terms(client, search_path):
+    async def search(q: str) -> list:
+        r = await client.get(f"/api/{M}/neuron2graph-search", params={"query": q})
+        assert r.status_code == 200, r.text
+        return r.json()["data"]
+
+    assert await search("activating: the") == [{"layer": 0, "neuron": 1}, {"layer": 1, "neuron": 2}]
+    assert await search("activating: the,important: God") == [{"layer": 1, "neuron": 2}]
+    assert await search("any:In") == [{"layer": 0, "neuron": 1}]
+    assert await search("important: the") == []
+    assert await search("activating:THE") == await search("activating: the")  # case-insensitive
+    r = await client.get(f"/api/{M}/neuron2graph-search", params={"query": "nonsense"})
+    assert r.status_code == 400 and "activating:TOKEN" in r.json()["error"]
+
+
+async def test_all_route_gathers_every_service(client):
+    r = await client.get(f"/api/{M}/all/0/2")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["metadata"]["data"]["name"] == M
+    assert body["neuron_explainer"] == {"missing_data_types": ["neuron_explainer"],
+                                        "error": body["neuron_explainer"]["error"]}
+    assert "neuron2graph-search" in body and "error" in body["neuron2graph-search"]
+    body = (await client.get(f"/api/{M}/all/0/1")).json()
+    assert body["neuroscope"]["data"]["neuron_index"] == {"layer": 0, "neuron": 1}
+    assert body["neuron2graph"]["data"]["similar"][0]["similarity"] == 0.9
+    layer = (await client.get(f"/api/{M}/all/1")).json()
+    assert layer["neuroscope"]["data"]["num_neurons"] == D_MLP
+
+
+@pytest.mark.parametrize("path, status, needle", [
+    ("/api/nope/neuroscope/0/0", 404, "Model 'nope' not found"),
+    ("/api/bad name/neuroscope/0/0", 404, "not found"),
+    (f"/api/{M}/nosuch/0/0", 404, "Service 'nosuch' not found"),
+    (f"/api/{M}/neuroscope/9/0", 404, "Layer 9 not found"),
+    (f"/api/{M}/neuroscope/0/99", 404, "Neuron 99 not found"),
+    (f"/api/{M}/neuroscope/x/0", 400, "layer index"),
+    (f"/api/{M}/neuroscope/0/-1", 400, "neuron index"),
+    (f"/api/{M}/neuroscope/0/99999999999999999999", 400, "neuron index"),
+    (f"/api/{M}/neuroscope?limit=0", 400, "limit"),
+    (f"/api/{M}/neuron_explainer", 404, "no model page"),
+    ("/api/bare/neuroscope/0/0", 404, "neuroscope"),
+])
+async def test_errors_are_clear_json(client, path, status, needle):
+    r = await client.get(path)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert needle in (body.get("error") or "") + " ".join(body.get("missing_data_types", []))
+    assert "Traceback" not in r.text
+
+
+async def test_all_on_a_model_without_data(client):
+    body = (await client.get("/api/bare/all/0/1")).json()
+    assert body["metadata"]["data"]["name"] == "bare"
+    for name in ("neuroscope", "neuron_explainer", "neuron2graph", "neuron2graph-search"):
+        assert body[name]["missing_data_types"] == [name]
+
+
+async def test_missing_data_lists_the_type(client):
+    r = await client.get("/api/bare/neuron2graph/0/0")
+    assert r.status_code == 404
+    assert r.json()["missing_data_types"] == ["neuron2graph"]
+
+
+async def test_openapi_describes_every_route(client):
+    doc = (await client.get("/api/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    paths = {r.path for r in routes if r.path.startswith("/api/{")}
+    assert paths <= set(doc["paths"])
+    assert "/api/{model}/all/{layer}/{neuron}" in doc["paths"]
+
+
+async def test_store_failure_is_a_json_503_not_a_traceback(store):
+    app = Starlette(routes=routes)  # no store attached at all
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as c:
+        r = await c.get("/api")
+    assert r.status_code == 503 and "store" in r.json()["error"]
+
+
+def test_parse_search_keeps_token_spaces():
+    assert parse_search("activating: the,any:cat") == [("activating", " the"), ("any", "cat")]
