@@ -1,0 +1,14 @@
+// One page of a model's neurons in (layer, index) order, resumed after a keyset cursor
+// (never OFFSET: a deep page costs what the first page costs). Optional filters.
+// params: $model, $layer_min, $layer_max, $after_layer, $after_index, $role, $community, $stat, $min, $max, $limit
+MATCH (n:Neuron)
+WHERE n.model = $model
+  AND n.layer >= $layer_min AND n.layer <= $layer_max
+  AND (n.layer > $after_layer OR (n.layer = $after_layer AND n.index > $after_index))
+  AND ($role IS NULL OR n.role = $role)
+  AND ($community IS NULL OR n.community = $community)
+  AND ($min IS NULL OR n[$stat] >= $min)
+  AND ($max IS NULL OR n[$stat] <= $max)
+RETURN n
+ORDER BY n.layer, n.index
+LIMIT $limit

@@ -1,0 +1,9 @@
+// Full-text search over explanation texts (FalkorDB's RediSearch index on Explanation.text),
+// with the neuron each explains.
+// params: $q, $model (string or null), $limit
+CALL db.idx.fulltext.queryNodes('Explanation', $q) YIELD node, score
+MATCH (n:Neuron)-[:EXPLAINED_BY]->(node)
+WHERE $model IS NULL OR n.model = $model
+RETURN node AS explanation, score, n AS neuron
+ORDER BY score DESC
+LIMIT $limit

@@ -1,0 +1,164 @@
+"""The Starlette application: GraphQL (with GraphiQL) at /graphql, the DeepDecipher REST routes,
+/healthz, and the web UI as static files at /.
+
+    app = create_app(Settings.from_env())          # opens the store on startup
+    uvicorn.run(app, host="127.0.0.1", port=8000)
+
+Security: writes (the ``addExplanation`` mutation) need the ``x-api-key`` header to match
+``settings.api_key``; with no key configured, only loopback clients may write. Serving beyond
+loopback therefore leaves writing disabled unless NEUROGRAPH_API_KEY is set. Reads,
+including read-only Cypher, are open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from ..config import Settings
+from ..errors import NeuroGraphError
+from ..store import Store, open_store
+from .context import Context
+from .schema import schema as default_schema
+
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+MAX_BODY_BYTES = 256 * 1024  # a GraphQL request is text: far below this
+LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
+
+
+class BodySizeLimit:
+    """ASGI middleware: answer 413 with a JSON error when a request body exceeds ``max_bytes``.
+
+        app = BodySizeLimit(app, max_bytes=256 * 1024)
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> Response:
+        return JSONResponse({"errors": [{"message": f"request body too large: the limit is {self.max_bytes} bytes"}]},
+                            status_code=413)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._too_large()(scope, receive, send)
+            return
+        # Chunked bodies carry no length: count as they stream in, then answer 413 the same way.
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._too_large()(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class NeuroGraphQL(GraphQL):
+    """Strawberry's ASGI view with NeuroGraph's per-request context (store, loaders, auth)."""
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        app_state = request.app.state
+        settings: Settings = app_state.settings
+        return Context(store=app_state.store, settings=settings, authorized=authorized(request, settings),
+                       request=request, response=response)
+
+
+def authorized(request: Request, settings: Settings) -> bool:
+    """May this request write? With a key configured: only with that key. Without: loopback only."""
+    if settings.api_key:
+        given = request.headers.get("x-api-key", "")
+        return hmac.compare_digest(given.encode(), settings.api_key.encode())
+    host = request.client.host if request.client else ""
+    return host in LOOPBACK
+
+
+async def healthz(request: Request) -> Response:
+    store: Store | None = getattr(request.app.state, "store", None)
+    try:
+        ok = store is not None and await store.ping()
+    except NeuroGraphError as e:
+        return JSONResponse({"ok": False, "error": str(e)}, status_code=503)
+    if not ok:
+        return JSONResponse({"ok": False, "error": "store not reachable"}, status_code=503)
+    return JSONResponse({"ok": True, "engine": store.engine})
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None, *,
+               web_dir: Path | None = WEB_DIR, max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
+    """The whole NeuroGraph HTTP application.
+
+    ``store`` given: used as is and left open (tests). Otherwise opened from ``settings`` on
+    startup and closed on shutdown.
+    """
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own = store is None
+        app.state.store = store if store is not None else await open_store(settings)
+        try:
+            yield
+        finally:
+            if own:
+                await app.state.store.close()
+
+    try:
+        from .rest import routes as rest_routes
+    except ImportError:  # the REST module is optional while it is being built
+        rest_routes = []
+
+    graphql_app = NeuroGraphQL(default_schema, graphql_ide="graphiql", allow_queries_via_get=True)
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        *rest_routes,
+    ]
+    if web_dir is not None and Path(web_dir).is_dir():
+        routes.append(Mount("/", StaticFiles(directory=str(web_dir), html=True), name="web"))
+    middleware = [Middleware(BodySizeLimit, max_bytes=max_body_bytes)]
+    if settings.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                                     allow_methods=["GET", "POST", "OPTIONS"],
+                                     allow_headers=["content-type", "x-api-key"]))
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.settings = settings
+    if store is not None:  # usable before (or without) the lifespan, e.g. by ASGITransport
+        app.state.store = store
+    return app

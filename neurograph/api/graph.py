@@ -1,0 +1,132 @@
+"""Bounded traversals for drawing and path finding: breadth-first neighbourhoods fetched one
+level per round trip, and the strongest weighted paths found with networkx over them.
+
+    sub = await neighborhood(store, ["gpt2/3/17"], depth=2, per_node=8)
+    g = to_networkx(sub)                                  # networkx.DiGraph
+    paths = await strongest_paths(store, "gpt2/0/1", "gpt2/2/5", max_hops=3)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Iterable
+
+import networkx as nx
+
+from ..domain import EDGE_KINDS
+from ..errors import InvalidKey
+from ..store import Store
+
+# Relationship types a neighbourhood follows between neurons and heads.
+TRAVERSED = ("COMPOSES", "CORRELATES", "SIMILAR", "HEAD_COMPOSES")
+MAX_NODES = 2000  # hard cap on one subgraph, whatever depth and perNode ask for
+
+
+@dataclass
+class Fetched:
+    """A subgraph as plain data: nodes by key (props plus ``_label``) and edges (dicts)."""
+
+    nodes: dict[str, dict] = field(default_factory=dict)
+    edges: dict[tuple[str, str, str, str | None], dict] = field(default_factory=dict)
+    truncated: bool = False
+
+
+def types_for(kinds: Iterable[str] | None) -> list[str]:
+    """The relationship types that carry the given edge kinds (all traversed types if None)."""
+    if not kinds:
+        return list(TRAVERSED)
+    kinds = set(kinds)
+    unknown = kinds - {k for t in TRAVERSED for k in EDGE_KINDS[t] or ()}
+    if unknown:
+        known = ", ".join(k for t in TRAVERSED for k in EDGE_KINDS[t] or ())
+        raise InvalidKey(f"unknown edge kinds: {', '.join(sorted(unknown))} (known: {known})")
+    return [t for t in TRAVERSED if kinds & set(EDGE_KINDS[t] or ())]
+
+
+async def neighborhood(store: Store, start: list[dict], *, depth: int = 1, kinds: list[str] | None = None,
+                       min_weight: float | None = None, per_node: int = 10,
+                       max_nodes: int = MAX_NODES) -> Fetched:
+    """Breadth-first from ``start`` (node dicts with ``key`` and ``_label``): one round trip per level."""
+    types = types_for(kinds)
+    out = Fetched()
+    for s in start:
+        out.nodes[s["key"]] = s
+    frontier = [s["key"] for s in start]
+    for _ in range(depth):
+        if not frontier:
+            break
+        rows = await store.query("neighborhood_step", keys=frontier, types=types,
+                                 kinds=list(kinds) if kinds else None, min_weight=min_weight, per_node=per_node)
+        nxt: list[str] = []
+        for r in rows:
+            for e in r["edges"]:
+                other = e["node"]
+                if other["key"] not in out.nodes:
+                    if len(out.nodes) >= max_nodes:
+                        out.truncated = True
+                        continue
+                    out.nodes[other["key"]] = {**other, "_label": e["label"]}
+                    nxt.append(other["key"])
+                ek = (e["source"], e["target"], e["type"], e.get("kind"))
+                out.edges[ek] = {"source": e["source"], "target": e["target"], "type": e["type"],
+                                 "kind": e.get("kind"), "weight": float(e["weight"])}
+        frontier = nxt
+    return out
+
+
+def to_networkx(sub: Fetched) -> nx.DiGraph:
+    g = nx.DiGraph()
+    for k, p in sub.nodes.items():
+        g.add_node(k, **p)
+    for e in sub.edges.values():
+        a, b = e["source"], e["target"]
+        # Keep the strongest edge when two kinds join the same pair.
+        if not g.has_edge(a, b) or abs(g[a][b]["weight"]) < abs(e["weight"]):
+            g.add_edge(a, b, **e)
+    return g
+
+
+async def strongest_paths(store: Store, source: dict, target: dict, *, max_hops: int = 3,
+                          kinds: list[str] | None = None, per_node: int = 10, first: int = 3,
+                          directed: bool = False) -> tuple[Fetched, list[list[str]]]:
+    """The ``first`` strongest simple paths of at most ``max_hops`` edges between two units.
+
+    Both ends are expanded half way (bidirectional search), so the fetched subgraph stays
+    bounded by per_node ** ceil(max_hops / 2) from each side. Strength is the product of
+    |weight| / max |weight|; the cost minimised is the sum of -log of that."""
+    half = (max_hops + 1) // 2
+    a = await neighborhood(store, [source], depth=half, kinds=kinds, per_node=per_node)
+    b = await neighborhood(store, [target], depth=max_hops - half if max_hops > 1 else 1, kinds=kinds,
+                           per_node=per_node)
+    merged = Fetched({**a.nodes, **b.nodes}, {**a.edges, **b.edges}, a.truncated or b.truncated)
+    g = to_networkx(merged)
+    if not directed:
+        g = g.to_undirected(as_view=False)
+    wmax = max((abs(d["weight"]) for *_, d in g.edges(data=True)), default=1.0) or 1.0
+    for *_, d in g.edges(data=True):
+        d["cost"] = -math.log(max(abs(d["weight"]) / wmax, 1e-12))
+    s, t = source["key"], target["key"]
+    if s not in g or t not in g or not nx.has_path(g, s, t):
+        return merged, []
+    paths = []
+    for p in islice(nx.shortest_simple_paths(g, s, t, weight="cost"), 50):
+        if len(p) - 1 <= max_hops:
+            paths.append(p)
+        if len(paths) >= first:
+            break
+    return merged, paths
+
+
+def path_strength(sub: Fetched, path: list[str]) -> tuple[list[dict], float]:
+    """The stored edges along a path (either direction) and its normalised strength."""
+    by_pair: dict[tuple[str, str], dict] = {}
+    for e in sub.edges.values():
+        for pair in ((e["source"], e["target"]), (e["target"], e["source"])):
+            if pair not in by_pair or abs(by_pair[pair]["weight"]) < abs(e["weight"]):
+                by_pair[pair] = e
+    wmax = max((abs(e["weight"]) for e in sub.edges.values()), default=1.0) or 1.0
+    edges = [by_pair[(u, v)] for u, v in zip(path, path[1:])]
+    strength = math.prod(abs(e["weight"]) / wmax for e in edges)
+    return edges, strength

@@ -1,0 +1,316 @@
+"""The GraphQL schema: root queries, the one mutation, and the limits every request passes.
+
+    from neurograph.api.schema import schema
+    print(schema.as_str())                  # the SDL checked into graphql/schema.graphql
+    result = await schema.execute("{ models { name } }", context_value=Context(store, settings))
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any, Optional
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.scalars import JSON
+
+from ..domain import check_model_name, explanation_key, head_key, neuron_key, parse_neuron_key
+from ..errors import InvalidKey, NeuroGraphError, NotFound, QueryError
+from .cost import CostLimiter
+from .graph import neighborhood as fetch_neighborhood, path_strength, strongest_paths
+from .ids import decode_cursor, encode_cursor, from_global_id, to_global_id
+from .types import (
+    MAX_FIRST, CypherResult, Explanation, ExplanationHit, GraphEdge, GraphNode, Head, Info, Model, Neuron,
+    NeuronConnection, NeuronPageEdge, NeuronStat, Node, PageInfo, Path, SortDirection, Subgraph, Token,
+    TokenSearchHit, check_first,
+)
+
+MAX_DEPTH = 3  # neighbourhood depth
+MAX_HOPS = 6  # path length
+
+
+@strawberry.enum
+class SearchOrder(enum.Enum):
+    LAYER = "layer"
+    SCORE = "score"
+
+
+@strawberry.input(description="Filters for `neurons`: a layer range, topology role/community, a stat range.")
+class NeuronWhere:
+    layer_min: Optional[int] = None
+    layer_max: Optional[int] = None
+    role: Optional[str] = None
+    community: Optional[int] = None
+    stat: NeuronStat = NeuronStat.INTEREST
+    min: Optional[float] = None
+    max: Optional[float] = None
+
+
+@strawberry.input(description="Order for `neurons`: by (layer, index) when `stat` is null, else by the stat.")
+class NeuronOrder:
+    stat: Optional[NeuronStat] = None
+    direction: SortDirection = SortDirection.DESC
+
+
+# --- lookups -------------------------------------------------------------------------------
+
+
+async def load_model(info: Info, name: str) -> Model:
+    check_model_name(name)
+    row = await info.context.loaders.model.load(name)
+    if row is None:
+        raise NotFound(f"unknown model {name!r}: see `models` for the models in this graph")
+    return Model.of(row)
+
+
+async def load_neuron(info: Info, key: str) -> Neuron:
+    model, layer, index = parse_neuron_key(key)
+    row = await info.context.loaders.neuron.load(key)
+    if row is None:
+        if await info.context.loaders.model.load(model) is None:
+            raise NotFound(f"unknown model {model!r}: see `models` for the models in this graph")
+        raise NotFound(f"no neuron {key!r}: model {model!r} has no neuron {index} in layer {layer}")
+    return Neuron(row)
+
+
+async def resolve_unit(info: Info, ref: str) -> tuple[str, dict]:
+    """A neuron or head given by global id or by key; returns (label, props)."""
+    try:
+        label, key = from_global_id(ref)
+    except InvalidKey:
+        if ref.count("/") == 2:
+            label, key = "Neuron", ref
+        elif "/L" in ref and "H" in ref.rsplit("/", 1)[-1]:
+            label, key = "Head", ref
+        else:
+            raise
+    if label == "Neuron":
+        return label, (await load_neuron(info, key))._p
+    if label == "Head":
+        row = await info.context.loaders.head.load(key)
+        if row is None:
+            raise NotFound(f"no attention head {key!r}")
+        return label, row
+    raise InvalidKey(f"{ref!r} is a {label}: give a neuron or head id")
+
+
+def graph_node(key: str, p: dict) -> GraphNode:
+    label = p.get("_label") or ("Head" if "head" in p else "Neuron")
+    if label == "Head":
+        title = f"L{p.get('layer')}H{p.get('head')}"
+        index = p.get("head")
+    else:
+        title = f"L{p.get('layer')}/N{p.get('index')}"
+        index = p.get("index")
+    return GraphNode(id=strawberry.ID(to_global_id(label, key)), key=key, label=label, model=p.get("model"),
+                     layer=p.get("layer"), index=index, title=title,
+                     props={k: v for k, v in p.items() if not k.startswith("_")})
+
+
+def graph_edge(e: dict) -> GraphEdge:
+    return GraphEdge(source=e["source"], target=e["target"], type=e["type"], kind=e.get("kind"),
+                     weight=float(e["weight"]))
+
+
+# --- root query ----------------------------------------------------------------------------
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Every model in the graph.")
+    async def models(self, info: Info) -> list[Model]:
+        rows = await info.context.store.query("models")
+        return [Model.of({**r["m"], "n_neurons": r["n_neurons"]}) for r in rows]
+
+    @strawberry.field(description="One model by name; an error if the graph has no such model.")
+    async def model(self, info: Info, name: str) -> Model:
+        return await load_model(info, name)
+
+    @strawberry.field(description="One neuron; an error if the model or the neuron is unknown.")
+    async def neuron(self, info: Info, model: str, layer: int, index: int) -> Neuron:
+        return await load_neuron(info, neuron_key(model, layer, index))
+
+    @strawberry.field
+    async def head(self, info: Info, model: str, layer: int, head: int) -> Head:
+        key = head_key(model, layer, head)
+        row = await info.context.loaders.head.load(key)
+        if row is None:
+            raise NotFound(f"no attention head {key!r}")
+        return Head.of(row)
+
+    @strawberry.field(description="Relay: any node by its global id.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node:
+        label, key = from_global_id(id)
+        loaders = info.context.loaders
+        if label == "Neuron":
+            return await load_neuron(info, key)
+        if label == "Model":
+            return await load_model(info, key)
+        if label == "Head":
+            row = await loaders.head.load(key)
+        elif label == "Token":
+            row = await loaders.token.load(key)
+        else:
+            rows = await info.context.store.run("MATCH (x:Explanation {key: $key}) RETURN x", {"key": key})
+            row = rows[0]["x"] if rows else None
+        if row is None:
+            raise NotFound(f"no {label} {key!r}")
+        return {"Head": Head.of, "Token": Token.of, "Explanation": Explanation.of}[label](row)
+
+    @strawberry.field(description="A page of a model's neurons. Keyset pagination: pass `after: endCursor`.")
+    async def neurons(self, info: Info, model: str, layer: Optional[int] = None, where: Optional[NeuronWhere] = None,
+                      order_by: Optional[NeuronOrder] = None, first: int = 20,
+                      after: Optional[str] = None) -> NeuronConnection:
+        check_first(first)
+        m = await load_model(info, model)
+        w = where or NeuronWhere()
+        lo = layer if layer is not None else (w.layer_min if w.layer_min is not None else 0)
+        hi = layer if layer is not None else (w.layer_max if w.layer_max is not None else 1 << 30)
+        common = dict(model=m.name, layer_min=lo, layer_max=hi, role=w.role, community=w.community,
+                      min=w.min, max=w.max, limit=first + 1)
+        store = info.context.store
+        if order_by is None or order_by.stat is None:
+            al, ai = decode_cursor(after, 2) if after else (-1, -1)
+            rows = await store.query("neurons_page", stat=w.stat.value, after_layer=al, after_index=ai, **common)
+            items = [(encode_cursor(r["n"]["layer"], r["n"]["index"]), r["n"]) for r in rows]
+        else:
+            if w.min is not None or w.max is not None:
+                if w.stat is not order_by.stat:
+                    raise InvalidKey("with orderBy.stat, a where min/max must use the same stat")
+            av, al, ai = decode_cursor(after, 3) if after else (None, -1, -1)
+            rows = await store.query("neurons_page_by_stat", stat=order_by.stat.value,
+                                     descending=order_by.direction is SortDirection.DESC,
+                                     after_value=av, after_layer=al, after_index=ai, **common)
+            items = [(encode_cursor(r["v"], r["n"]["layer"], r["n"]["index"]), r["n"]) for r in rows]
+        page = items[:first]
+        return NeuronConnection(
+            edges=[NeuronPageEdge(cursor=c, node=Neuron(p)) for c, p in page],
+            page_info=PageInfo(has_next_page=len(items) > first, has_previous_page=after is not None,
+                               start_cursor=page[0][0] if page else None, end_cursor=page[-1][0] if page else None))
+
+    @strawberry.field(description="The subgraph around a neuron or head, ready to draw (edges keep their direction).")
+    async def neighborhood(
+        self, info: Info, id: strawberry.ID, depth: int = 1,
+        kinds: Annotated[Optional[list[str]], strawberry.argument(description="Edge kinds to follow.")] = None,
+        min_weight: Optional[float] = None, per_node: int = 10,
+    ) -> Subgraph:
+        if not 0 <= depth <= MAX_DEPTH:
+            raise InvalidKey(f"depth must be between 0 and {MAX_DEPTH}, got {depth}")
+        check_first(per_node, "perNode", 50)
+        label, p = await resolve_unit(info, id)
+        sub = await fetch_neighborhood(info.context.store, [{**p, "_label": label}], depth=depth, kinds=kinds,
+                                       min_weight=min_weight, per_node=per_node)
+        return Subgraph(nodes=[graph_node(k, v) for k, v in sub.nodes.items()],
+                        edges=[graph_edge(e) for e in sub.edges.values()], truncated=sub.truncated)
+
+    @strawberry.field(description="The strongest weighted paths between two units (edges in either direction "
+                                  "unless directed: true), strongest first.")
+    async def paths(
+        self, info: Info, from_: Annotated[strawberry.ID, strawberry.argument(name="from")], to: strawberry.ID,
+        max_hops: int = 3, kinds: Optional[list[str]] = None, per_node: int = 10, first: int = 3,
+        directed: bool = False,
+    ) -> list[Path]:
+        if not 1 <= max_hops <= MAX_HOPS:
+            raise InvalidKey(f"maxHops must be between 1 and {MAX_HOPS}, got {max_hops}")
+        check_first(per_node, "perNode", 50)
+        check_first(first, "first", 20)
+        la, a = await resolve_unit(info, from_)
+        lb, b = await resolve_unit(info, to)
+        sub, paths = await strongest_paths(info.context.store, {**a, "_label": la}, {**b, "_label": lb},
+                                           max_hops=max_hops, kinds=kinds, per_node=per_node, first=first,
+                                           directed=directed)
+        out = []
+        for p in paths:
+            edges, strength = path_strength(sub, p)
+            out.append(Path(nodes=[graph_node(k, sub.nodes[k]) for k in p], edges=[graph_edge(e) for e in edges],
+                            hops=len(p) - 1, strength=strength))
+        return out
+
+    @strawberry.field(description="Neurons whose N2G pattern has these tokens (activating / important / either).")
+    async def search_tokens(self, info: Info, model: str, activating: Optional[list[str]] = None,
+                            important: Optional[list[str]] = None,
+                            any: Optional[list[str]] = None,  # noqa: A002 - the GraphQL argument name
+                            order_by: SearchOrder = SearchOrder.LAYER, first: int = 20,
+                            offset: int = 0) -> list[TokenSearchHit]:
+        from ..search import search_tokens
+
+        check_first(first)
+        await load_model(info, model)
+        hits = await search_tokens(info.context.store, model, activating=activating or (),
+                                   important=important or (), any_=any or (), order=order_by.value,
+                                   limit=first, offset=offset)
+        keys = [h.get("key") or neuron_key(model, h["layer"], h["index"]) for h in hits]
+        rows = await info.context.loaders.neuron.load_many(keys)
+        return [TokenSearchHit(neuron=Neuron(r), score=h.get("score"), details=h)
+                for h, r in zip(hits, rows) if r is not None]
+
+    @strawberry.field(description="Full-text search over explanations (engine full-text index).")
+    async def search_explanations(self, info: Info, query: str, model: Optional[str] = None,
+                                  first: int = 20) -> list[ExplanationHit]:
+        check_first(first)
+        if model is not None:
+            await load_model(info, model)
+        if not query.strip():
+            raise InvalidKey("query must not be empty")
+        store = info.context.store
+        rows = await store.query(f"search_explanations.{store.engine}", q=query, model=model, limit=first)
+        return [ExplanationHit(explanation=Explanation.of(r["explanation"]), neuron=Neuron(r["neuron"]),
+                               score=float(r["score"])) for r in rows]
+
+    @strawberry.field(description="Read-only Cypher for power users: time- and row-limited; writes are refused.")
+    async def cypher(self, info: Info, query: str, params: Optional[JSON] = None) -> CypherResult:
+        if params is not None and not isinstance(params, dict):
+            raise QueryError("params must be a JSON object")
+        s = info.context.settings
+        rows, truncated = await info.context.store.read_only(
+            query, params or {}, timeout_ms=s.cypher_timeout_ms, max_rows=s.cypher_max_rows)
+        columns = list(rows[0].keys()) if rows else []
+        return CypherResult(columns=columns, rows=[[r.get(c) for c in columns] for r in rows], truncated=truncated)
+
+
+# --- mutation ------------------------------------------------------------------------------
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Attach an explanation to a neuron. Needs the API key "
+                                     "(header x-api-key) or, without one configured, a loopback client.")
+    async def add_explanation(self, info: Info, model: str, layer: int, index: int, text: str,
+                              source: str = "user", score: Optional[float] = None) -> Explanation:
+        if not info.context.authorized:
+            raise PermissionDenied("writing needs a valid x-api-key header")
+        if not text.strip() or len(text) > 10_000:
+            raise InvalidKey("text must be 1 to 10000 characters")
+        n = await load_neuron(info, neuron_key(model, layer, index))
+        key = explanation_key(model, layer, index, source, text)
+        await info.context.store.write("upsert_explanations", [
+            {"key": key, "neuron": n._p["key"], "source": source, "text": text, "score": score, "scores": {}}])
+        return Explanation.of({"key": key, "source": source, "text": text, "score": score})
+
+
+class PermissionDenied(NeuroGraphError, PermissionError):
+    """A write without the API key."""
+
+
+def _mask(error: GraphQLError) -> bool:
+    """Hide unexpected errors; NeuroGraph's own errors say what was wrong and pass through."""
+    return error.original_error is not None and not isinstance(error.original_error, NeuroGraphError)
+
+
+def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 2000,
+                 max_cost: float = 20_000) -> strawberry.Schema:
+    """The schema with its limits; every argument is a per-request bound."""
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, types=[Neuron, Model, Head, Token, Explanation],
+        extensions=[
+            QueryDepthLimiter(max_depth=max_depth),
+            MaxAliasesLimiter(max_alias_count=max_aliases),
+            MaxTokensLimiter(max_token_count=max_tokens),
+            CostLimiter(max_cost=max_cost),
+            MaskErrors(should_mask_error=_mask, error_message="internal error: the server log has details"),
+        ],
+    )
+
+
+schema = build_schema()

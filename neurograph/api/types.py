@@ -1,0 +1,651 @@
+"""GraphQL object types: models, layers, neurons, heads, tokens, examples, explanations,
+N2G patterns, weighted edge connections and drawable subgraphs.
+
+Every type wraps the plain property dict the store returns (``Neuron(props)``); fields that
+reach further into the graph go through the request's DataLoaders, so a page of N neurons
+costs one round trip per field, not N.
+
+    neuron = Neuron({"key": "gpt2/3/17", "model": "gpt2", "layer": 3, "index": 17, "kurt": 9.1})
+    neuron.stats().kurt   # 9.1
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Annotated, Any, Optional
+
+import strawberry
+from strawberry.scalars import JSON
+
+from ..errors import InvalidKey
+from .context import Context
+from .dataloaders import EdgeKey, ExamplesKey
+from .ids import decode_cursor, encode_cursor, to_global_id
+
+Info = strawberry.Info[Context, None]
+
+MAX_FIRST = 100  # the most items any one list or connection returns
+
+
+def check_first(first: int, name: str = "first", cap: int = MAX_FIRST) -> int:
+    if first < 0 or first > cap:
+        raise InvalidKey(f"{name} must be between 0 and {cap}, got {first}")
+    return first
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _first_of(props: dict, *names: str) -> Any:
+    for n in names:
+        if props.get(n) is not None:
+            return props[n]
+    return None
+
+
+# --- enums ---------------------------------------------------------------------------------
+
+
+@strawberry.enum(description="A per-neuron statistic stored as a neuron property (the value is its name).")
+class NeuronStat(enum.Enum):
+    INTEREST = "interest"
+    KURT = "kurt"
+    SKEW = "skew"
+    MEAN = "mean"
+    VAR = "var"
+    MAX = "max"
+    MIN = "min"
+    FRAC_ACTIVE = "frac_active"
+    N2G_FIRING_F1 = "n2g_firing_f1"
+    DEGREE = "degree"
+    STRENGTH = "strength"
+    BETWEENNESS = "betweenness"
+
+
+@strawberry.enum
+class SortDirection(enum.Enum):
+    DESC = "desc"
+    ASC = "asc"
+
+
+@strawberry.enum(description="How a neuron's edges are ordered.")
+class EdgeOrder(enum.Enum):
+    WEIGHT = "weight"  # largest weight first
+    WEIGHT_ASC = "asc"  # most negative first
+    ABS_WEIGHT = "abs"  # largest |weight| first
+
+
+@strawberry.enum
+class ExampleKind(enum.Enum):
+    MAX = "max"
+    MIN = "min"
+    RANDOM = "random"
+
+
+# --- Relay plumbing ------------------------------------------------------------------------
+
+
+@strawberry.interface(description="Relay node: anything fetchable again by its global id with `node(id)`.")
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: Optional[str]
+    end_cursor: Optional[str]
+
+
+def _offset_after(after: str | None) -> int:
+    return int(decode_cursor(after, 1)[0]) + 1 if after else 0  # type: ignore[arg-type]
+
+
+# --- leaf types ----------------------------------------------------------------------------
+
+
+@strawberry.type(description="Activation distribution moments and quantiles over the dataset.")
+class NeuronStats:
+    mean: Optional[float]
+    var: Optional[float]
+    skew: Optional[float]
+    kurt: Optional[float]
+    frac_active: Optional[float]
+    max: Optional[float]
+    min: Optional[float]
+    quantiles: Optional[list[float]]
+    quantile_levels: Optional[list[float]]
+
+    @classmethod
+    def of(cls, p: dict) -> "NeuronStats":
+        q = p.get("quantiles")
+        ql = p.get("quantile_levels")
+        return cls(
+            mean=_num(p.get("mean")), var=_num(_first_of(p, "var", "variance")),
+            skew=_num(_first_of(p, "skew", "skewness")), kurt=_num(_first_of(p, "kurt", "kurtosis")),
+            frac_active=_num(_first_of(p, "frac_active", "sparsity")),
+            max=_num(_first_of(p, "max", "max_activation")), min=_num(_first_of(p, "min", "min_activation")),
+            quantiles=[float(x) for x in q] if isinstance(q, list) else None,
+            quantile_levels=[float(x) for x in ql] if isinstance(ql, list) else None,
+        )
+
+
+@strawberry.type(description="Activation histogram: len(edges) == len(counts) + 1.")
+class Histogram:
+    edges: list[float]
+    counts: list[float]
+
+
+@strawberry.type
+class Example:
+    key: str
+    tokens: list[str]
+    activations: list[float]
+    max_activation: Optional[float]
+    min_activation: Optional[float]
+    pivot: Optional[int] = strawberry.field(description="Index of the max (or min) token in `tokens`.")
+    rank: int
+    data_index: Optional[int]
+    source: Optional[str]
+
+
+@strawberry.type
+class ExampleEdge:
+    cursor: str
+    node: Example
+
+
+@strawberry.type
+class ExampleConnection:
+    edges: list[ExampleEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class Explanation(Node):
+    key: str
+    source: Optional[str]
+    text: str
+    score: Optional[float]
+    scores: JSON = strawberry.field(description="Every stored score (e.g. ev_correlation, rsquared).")
+
+    @classmethod
+    def of(cls, p: dict) -> "Explanation":
+        extra = {k: v for k, v in p.items() if k not in ("key", "text", "source")}
+        return cls(id=strawberry.ID(to_global_id("Explanation", p["key"])), key=p["key"],
+                   source=p.get("source"), text=p.get("text") or "", score=_num(p.get("score")), scores=extra)
+
+
+@strawberry.type
+class PatternMatch:
+    role: str
+    token: str
+    text: Optional[str]
+
+
+@strawberry.type(description="One N2G pattern-graph node: a token at a depth before the activating one.")
+class PatternNode:
+    key: str
+    token: Optional[str]
+    depth: Optional[int]
+    role: Optional[str]
+    activation: Optional[float]
+    is_end: Optional[bool]
+    next: list[str]
+    matches: list[PatternMatch]
+
+
+@strawberry.type
+class PatternEdge:
+    source: str
+    target: str
+
+
+@strawberry.type(description="A neuron's Neuron2Graph pattern: nodes, edges and fit scores (n2g_* props).")
+class Pattern:
+    nodes: list[PatternNode]
+    edges: list[PatternEdge]
+    scores: JSON
+
+
+@strawberry.type
+class Topology:
+    role: Optional[str]
+    community: Optional[int]
+    degree: Optional[float]
+    strength: Optional[float]
+    betweenness: Optional[float]
+
+
+# --- units ---------------------------------------------------------------------------------
+
+
+@strawberry.type(description="A vocabulary token of a model.")
+class Token(Node):
+    key: str
+    model: str
+    token_id: int
+    text: str
+
+    @classmethod
+    def of(cls, p: dict) -> "Token":
+        return cls(id=strawberry.ID(to_global_id("Token", p["key"])), key=p["key"], model=p.get("model", ""),
+                   token_id=int(p.get("id", -1)), text=str(p.get("text", "")))
+
+
+@strawberry.type
+class TokenEdge:
+    cursor: str
+    node: Token
+    kind: Optional[str]
+    weight: float
+    rank: Optional[int]
+    count: Optional[float]
+
+
+@strawberry.type
+class TokenConnection:
+    edges: list[TokenEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class NeuronEdge:
+    """A weighted edge to another neuron, as seen from this one."""
+
+    cursor: str
+    node: "Neuron"
+    kind: Optional[str]
+    weight: float
+    rank: Optional[int]
+
+
+@strawberry.type
+class NeuronEdgeConnection:
+    edges: list[NeuronEdge]
+    page_info: PageInfo
+    total_count: int = strawberry.field(description="Edges matching the filters (capped at 200 per neuron).")
+
+
+@strawberry.type
+class HeadEdge:
+    cursor: str
+    node: "Head"
+    kind: Optional[str]
+    weight: float
+    rank: Optional[int]
+    outgoing: bool = strawberry.field(description="True: neuron → head (Q, K, V); false: head → neuron (O).")
+
+
+@strawberry.type
+class HeadEdgeConnection:
+    edges: list[HeadEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class HeadNeuronEdge:
+    cursor: str
+    node: "Neuron"
+    kind: Optional[str]
+    weight: float
+    rank: Optional[int]
+    outgoing: bool = strawberry.field(description="True: head → neuron (O); false: neuron → head (Q, K, V).")
+
+
+@strawberry.type
+class HeadNeuronEdgeConnection:
+    edges: list[HeadNeuronEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+def _page(rows: list[dict], first: int, after: str | None) -> tuple[list[tuple[str, dict]], PageInfo]:
+    """Slice an already sorted, capped edge list (top-k per unit, so offsets are cheap here)."""
+    start = _offset_after(after)
+    chosen = rows[start:start + first]
+    cursors = [encode_cursor(start + i) for i in range(len(chosen))]
+    info = PageInfo(has_next_page=start + first < len(rows), has_previous_page=start > 0,
+                    start_cursor=cursors[0] if cursors else None, end_cursor=cursors[-1] if cursors else None)
+    return list(zip(cursors, chosen)), info
+
+
+def _edge_key(query: str, key: str, kinds: list[str] | None, min_weight: float | None, order: EdgeOrder) -> EdgeKey:
+    return EdgeKey(query, key, tuple(sorted(kinds)) if kinds else None,
+                   float(min_weight) if min_weight is not None else None, order.value)
+
+
+async def _neuron_edges(info: Info, query: str, key: str, kinds: list[str] | None, min_weight: float | None,
+                        order: EdgeOrder, first: int, after: str | None) -> NeuronEdgeConnection:
+    check_first(first)
+    rows = await info.context.loaders.edges.load(_edge_key(query, key, kinds, min_weight, order))
+    page, pinfo = _page(rows, first, after)
+    return NeuronEdgeConnection(
+        edges=[NeuronEdge(cursor=c, node=Neuron(r["node"]), kind=r.get("kind"), weight=float(r["weight"]),
+                          rank=r.get("rank")) for c, r in page],
+        page_info=pinfo, total_count=len(rows))
+
+
+KindsArg = Annotated[Optional[list[str]], strawberry.argument(
+    description="Only these edge kinds (e.g. virtual, in_out, pearson, K, input).")]
+MinWeightArg = Annotated[Optional[float], strawberry.argument(description="Only edges with |weight| >= minWeight.")]
+
+
+@strawberry.type(description="An attention head.")
+class Head(Node):
+    key: str
+    model: str
+    layer: int
+    head: int
+
+    @classmethod
+    def of(cls, p: dict) -> "Head":
+        return cls(id=strawberry.ID(to_global_id("Head", p["key"])), key=p["key"], model=p.get("model", ""),
+                   layer=int(p.get("layer", -1)), head=int(p.get("head", -1)))
+
+    @strawberry.field(description="Neurons this head composes with (HEAD_COMPOSES).")
+    async def neurons(self, info: Info, kinds: Optional[list[str]] = None, min_weight: Optional[float] = None,
+                      order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
+                      after: Optional[str] = None) -> HeadNeuronEdgeConnection:
+        check_first(first)
+        rows = await info.context.loaders.edges.load(_edge_key("head_neurons", self.key, kinds, min_weight, order_by))
+        page, pinfo = _page(rows, first, after)
+        return HeadNeuronEdgeConnection(
+            edges=[HeadNeuronEdge(cursor=c, node=Neuron(r["node"]), kind=r.get("kind"), weight=float(r["weight"]),
+                                  rank=r.get("rank"), outgoing=bool(r.get("outgoing"))) for c, r in page],
+            page_info=pinfo, total_count=len(rows))
+
+
+@strawberry.type(description="An MLP neuron with its statistics, examples, explanations and edges.")
+class Neuron(Node):
+    _p: strawberry.Private[dict]
+
+    def __init__(self, props: dict) -> None:
+        self._p = props
+        self.id = strawberry.ID(to_global_id("Neuron", props["key"]))
+
+    @strawberry.field
+    def key(self) -> str:
+        return self._p["key"]
+
+    @strawberry.field
+    def model(self) -> str:
+        return self._p.get("model", "")
+
+    @strawberry.field
+    def layer(self) -> int:
+        return int(self._p.get("layer", -1))
+
+    @strawberry.field
+    def index(self) -> int:
+        return int(self._p.get("index", -1))
+
+    @strawberry.field(description="How interesting the harvest found this neuron (higher: more).")
+    def interest(self) -> Optional[float]:
+        return _num(self._p.get("interest"))
+
+    @strawberry.field
+    def stats(self) -> NeuronStats:
+        return NeuronStats.of(self._p)
+
+    @strawberry.field
+    def histogram(self) -> Optional[Histogram]:
+        edges, counts = self._p.get("hist_edges"), self._p.get("hist_counts")
+        if not isinstance(edges, list) or not isinstance(counts, list):
+            return None
+        return Histogram(edges=[float(x) for x in edges], counts=[float(x) for x in counts])
+
+    @strawberry.field(description="Role and community from graph analytics, with degree and centrality.")
+    def topology(self) -> Topology:
+        p = self._p
+        community = p.get("community")
+        return Topology(role=p.get("role"), community=int(community) if community is not None else None,
+                        degree=_num(p.get("degree")), strength=_num(p.get("strength")),
+                        betweenness=_num(p.get("betweenness")))
+
+    @strawberry.field
+    def role(self) -> Optional[str]:
+        return self._p.get("role")
+
+    @strawberry.field
+    def community(self) -> Optional[int]:
+        c = self._p.get("community")
+        return int(c) if c is not None else None
+
+    @strawberry.field(description="Every stored property of the neuron, as JSON.")
+    def props(self) -> JSON:
+        return dict(self._p)
+
+    @strawberry.field(description="Dataset contexts it activates on, in rank order.")
+    async def examples(self, info: Info, kind: ExampleKind = ExampleKind.MAX, first: int = 5,
+                       after: Optional[str] = None) -> ExampleConnection:
+        check_first(first)
+        after_rank = int(decode_cursor(after, 1)[0]) if after else -1  # type: ignore[arg-type]
+        loaders = info.context.loaders
+        rows = await loaders.examples.load(ExamplesKey(self._p["key"], kind.value, after_rank, first + 1))
+        counts = await loaders.example_counts.load(self._p["key"])
+        edges = []
+        for r in rows[:first]:
+            x = r["example"]
+            edges.append(ExampleEdge(cursor=encode_cursor(r["rank"]), node=Example(
+                key=x["key"], tokens=[str(t) for t in x.get("tokens") or []],
+                activations=[float(a) for a in r.get("activations") or []],
+                max_activation=_num(r.get("max_activation")), min_activation=_num(r.get("min_activation")),
+                pivot=r.get("pivot"), rank=int(r["rank"]), data_index=x.get("data_index"), source=x.get("source"))))
+        info_ = PageInfo(has_next_page=len(rows) > first, has_previous_page=after is not None,
+                         start_cursor=edges[0].cursor if edges else None,
+                         end_cursor=edges[-1].cursor if edges else None)
+        return ExampleConnection(edges=edges, page_info=info_, total_count=int(counts.get(kind.value, 0)))
+
+    @strawberry.field
+    async def explanations(self, info: Info) -> list[Explanation]:
+        rows = await info.context.loaders.explanations.load(self._p["key"])
+        return [Explanation.of(r) for r in rows]
+
+    @strawberry.field(description="The N2G pattern graph, or null when none was fitted.")
+    async def pattern(self, info: Info) -> Optional[Pattern]:
+        rows = await info.context.loaders.pattern.load(self._p["key"])
+        scores = {k: v for k, v in self._p.items() if k.startswith("n2g_")}
+        if not rows and not scores:
+            return None
+        nodes, edges = [], []
+        for r in sorted(rows, key=lambda r: (r["node"].get("depth") or 0, r["node"]["key"])):
+            p = r["node"]
+            nxt = [k for k in r.get("next") or [] if k]
+            matches = [PatternMatch(role=m["role"], token=m["token"], text=m.get("text"))
+                       for m in r.get("matches") or [] if m.get("token")]
+            nodes.append(PatternNode(key=p["key"], token=p.get("token"), depth=p.get("depth"), role=p.get("role"),
+                                     activation=_num(p.get("activation")), is_end=p.get("is_end"),
+                                     next=nxt, matches=matches))
+            edges.extend(PatternEdge(source=p["key"], target=k) for k in nxt)
+        return Pattern(nodes=nodes, edges=edges, scores=scores)
+
+    @strawberry.field(description="Upstream neurons writing into this one (weight-based COMPOSES).")
+    async def inputs(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
+                     order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
+                     after: Optional[str] = None) -> NeuronEdgeConnection:
+        return await _neuron_edges(info, "neuron_inputs", self._p["key"], kinds, min_weight, order_by, first, after)
+
+    @strawberry.field(description="Downstream neurons this one writes into (weight-based COMPOSES).")
+    async def outputs(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
+                      order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
+                      after: Optional[str] = None) -> NeuronEdgeConnection:
+        return await _neuron_edges(info, "neuron_outputs", self._p["key"], kinds, min_weight, order_by, first, after)
+
+    @strawberry.field(description="Neurons with correlated activations (CORRELATES, Pearson).")
+    async def correlated(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
+                         order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
+                         after: Optional[str] = None) -> NeuronEdgeConnection:
+        return await _neuron_edges(info, "neuron_correlated", self._p["key"], kinds, min_weight, order_by, first, after)
+
+    @strawberry.field(description="Neurons with overlapping N2G token sets (SIMILAR).")
+    async def similar(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
+                      order_by: EdgeOrder = EdgeOrder.WEIGHT, first: int = 10,
+                      after: Optional[str] = None) -> NeuronEdgeConnection:
+        return await _neuron_edges(info, "neuron_similar", self._p["key"], kinds, min_weight, order_by, first, after)
+
+    @strawberry.field(description="Attention heads it composes with (HEAD_COMPOSES: Q, K, V out; O in).")
+    async def heads(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
+                    order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
+                    after: Optional[str] = None) -> HeadEdgeConnection:
+        check_first(first)
+        rows = await info.context.loaders.edges.load(
+            _edge_key("neuron_heads", self._p["key"], kinds, min_weight, order_by))
+        page, pinfo = _page(rows, first, after)
+        return HeadEdgeConnection(
+            edges=[HeadEdge(cursor=c, node=Head.of(r["node"]), kind=r.get("kind"), weight=float(r["weight"]),
+                            rank=r.get("rank"), outgoing=bool(r.get("outgoing"))) for c, r in page],
+            page_info=pinfo, total_count=len(rows))
+
+    @strawberry.field(description="Tokens tied to it (TOKEN_EFFECT kinds: input, output, activation).")
+    async def tokens(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
+                     order_by: EdgeOrder = EdgeOrder.WEIGHT, first: int = 10,
+                     after: Optional[str] = None) -> TokenConnection:
+        check_first(first)
+        rows = await info.context.loaders.edges.load(
+            _edge_key("neuron_tokens", self._p["key"], kinds, min_weight, order_by))
+        page, pinfo = _page(rows, first, after)
+        return TokenConnection(
+            edges=[TokenEdge(cursor=c, node=Token.of(r["node"]), kind=r.get("kind"), weight=float(r["weight"]),
+                             rank=r.get("rank"), count=_num(r.get("count"))) for c, r in page],
+            page_info=pinfo, total_count=len(rows))
+
+
+@strawberry.type
+class NeuronPageEdge:
+    cursor: str
+    node: Neuron
+
+
+@strawberry.type(description="A page of neurons with keyset cursors.")
+class NeuronConnection:
+    edges: list[NeuronPageEdge]
+    page_info: PageInfo
+
+
+async def interesting(info: Info, model: str, layer: int | None, by: NeuronStat, direction: SortDirection,
+                      first: int) -> list[Neuron]:
+    check_first(first)
+    rows = await info.context.store.query("interesting_neurons", model=model, layer=layer, stat=by.value,
+                                          descending=direction is SortDirection.DESC, limit=first)
+    return [Neuron(r["n"]) for r in rows]
+
+
+@strawberry.type
+class Layer:
+    model: str
+    layer: int
+    n_neurons: Optional[int]
+
+    @strawberry.field(description="The layer's neurons with the highest (or lowest) value of a stat.")
+    async def interesting(self, info: Info, by: NeuronStat = NeuronStat.INTEREST,
+                          direction: SortDirection = SortDirection.DESC, first: int = 10) -> list[Neuron]:
+        return await interesting(info, self.model, self.layer, by, direction, first)
+
+
+@strawberry.type(description="A transformer model and what the graph records about it.")
+class Model(Node):
+    name: str
+    n_layers: Optional[int]
+    d_mlp: Optional[int]
+    d_model: Optional[int]
+    n_heads: Optional[int]
+    d_vocab: Optional[int]
+    act_fn: Optional[str]
+    source: Optional[str]
+    dataset: Optional[str]
+    n_tokens: Optional[int]
+    neuron_count: int
+    metadata: JSON = strawberry.field(description="Every stored property of the model.")
+
+    @classmethod
+    def of(cls, p: dict) -> "Model":
+        return cls(id=strawberry.ID(to_global_id("Model", p["key"])), name=p.get("name") or p["key"],
+                   n_layers=p.get("n_layers"), d_mlp=p.get("d_mlp"), d_model=p.get("d_model"),
+                   n_heads=p.get("n_heads"), d_vocab=p.get("d_vocab"), act_fn=p.get("act_fn"),
+                   source=p.get("source"), dataset=p.get("dataset"), n_tokens=p.get("n_tokens"),
+                   neuron_count=int(p.get("n_neurons") or 0),
+                   metadata={k: v for k, v in p.items() if k != "n_neurons"})
+
+    @strawberry.field
+    async def layers(self, info: Info) -> list[Layer]:
+        rows = await info.context.store.query("model_layers", model=self.name)
+        return [Layer(model=self.name, layer=int(r["l"]["layer"]), n_neurons=r["l"].get("n_neurons")) for r in rows]
+
+    @strawberry.field(description="The model's neurons with the highest (or lowest) value of a stat.")
+    async def interesting(self, info: Info, by: NeuronStat = NeuronStat.INTEREST,
+                          direction: SortDirection = SortDirection.DESC, first: int = 10,
+                          layer: Optional[int] = None) -> list[Neuron]:
+        return await interesting(info, self.name, layer, by, direction, first)
+
+
+# --- subgraphs -----------------------------------------------------------------------------
+
+
+@strawberry.type(description="A node of a drawable subgraph (neuron or head).")
+class GraphNode:
+    id: strawberry.ID
+    key: str
+    label: str
+    model: Optional[str]
+    layer: Optional[int]
+    index: Optional[int] = strawberry.field(description="Neuron index, or head number for heads.")
+    title: str
+    props: JSON
+
+
+@strawberry.type(description="A drawable edge: source and target are node keys.")
+class GraphEdge:
+    source: str
+    target: str
+    type: str
+    kind: Optional[str]
+    weight: float
+
+
+@strawberry.type
+class Subgraph:
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    truncated: bool = strawberry.field(description="True when the node budget cut the traversal short.")
+
+
+@strawberry.type(description="One weighted path; strength is the product of |weight| / max |weight| along it.")
+class Path:
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    hops: int
+    strength: float
+
+
+@strawberry.type
+class CypherResult:
+    columns: list[str]
+    rows: JSON = strawberry.field(description="A list of rows, each a list of JSON values in column order.")
+    truncated: bool
+
+
+@strawberry.type
+class TokenSearchHit:
+    neuron: Neuron
+    score: Optional[float]
+    details: JSON
+
+
+@strawberry.type
+class ExplanationHit:
+    explanation: Explanation
+    neuron: Neuron
+    score: float
