@@ -1,0 +1,221 @@
+"""Graph topology of a model's neurons: degree, strength, betweenness, communities and roles.
+
+Reads the stored weighted neuron→neuron edges (``COMPOSES``, ``CORRELATES``, optionally
+``SIMILAR``) in bounded batches, builds an undirected networkx graph on |weight|, and writes
+per-neuron props back to the store with ``set_neuron_props``:
+
+``degree``        number of distinct neighbours
+``strength``      sum of |weight| over those neighbours
+``betweenness``   normalised betweenness centrality, shortest paths on distance 1/|weight|
+                  (sampled from ``betweenness_k`` sources on bigger graphs)
+``community``     Louvain community (seeded), 0 = the largest
+``participation`` P = 1 - sum_s (strength into community s / strength)^2
+``within_z``      z-score of the strength inside its own community among that community's members
+``role``          Guimerà–Amaral (Nature 2005) role from (within_z, participation), see ``role_of``
+
+Several edges between the same two neurons (several kinds, or both directions of a
+correlation) become one undirected edge whose weight is the largest |weight| among them, so
+that a symmetric pair is not counted twice. Neurons without any selected edge are left out
+(their props are cleared).
+
+    from neurograph.topology import compute_topology
+    summary = await compute_topology(store, "smollm2-135m", kinds=("COMPOSES:virtual",), min_weight=0.05)
+    summary["communities"], summary["roles"]      # e.g. 12, {'peripheral': 4100, 'connector': 230, ...}
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, defaultdict
+from typing import Any, Iterable, Sequence
+
+import networkx as nx
+
+from .domain import EDGE_KINDS, check_model_name
+from .errors import NeuroGraphError, NotFound
+from .store.base import Store
+
+EDGE_TYPES = ("COMPOSES", "CORRELATES", "SIMILAR")
+
+# Guimerà & Amaral (2005), "Functional cartography of complex metabolic networks": a node is a
+# hub when its within-module z-score is >= 2.5; roles then split on the participation P.
+HUB_Z = 2.5
+NON_HUB_P = ((0.05, "ultra_peripheral"),  # R1: (almost) all links inside its module
+             (0.62, "peripheral"),        # R2: most links inside its module
+             (0.80, "connector"),         # R3: many links to other modules
+             (math.inf, "kinless"))       # R4: links spread evenly over all modules
+HUB_P = ((0.30, "provincial_hub"),        # R5
+         (0.75, "connector_hub"),         # R6
+         (math.inf, "kinless_hub"))       # R7
+ROLES = tuple(r for _, r in NON_HUB_P + HUB_P)
+
+PROPS = ("degree", "strength", "betweenness", "community", "participation", "within_z", "role")
+
+
+def role_of(within_z: float, participation: float) -> str:
+    """Guimerà–Amaral role: hub if within_z >= HUB_Z, then by participation thresholds.
+
+    >>> role_of(0.0, 0.0), role_of(0.3, 0.67), role_of(3.0, 0.1)
+    ('ultra_peripheral', 'connector', 'provincial_hub')
+    """
+    table = HUB_P if within_z >= HUB_Z else NON_HUB_P
+    for upper, role in table:
+        if participation <= upper:
+            return role
+    return table[-1][1]
+
+
+def _selection(kinds: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Split ('COMPOSES', 'CORRELATES:pearson') into relationship types and 'TYPE:kind' pairs."""
+    types, pairs = [], []
+    for k in kinds:
+        rel, _, kind = str(k).partition(":")
+        if rel not in EDGE_TYPES:
+            raise ValueError(f"edge selection {k!r}: the type must be one of {', '.join(EDGE_TYPES)}")
+        if not kind:
+            types.append(rel)
+        elif kind in (EDGE_KINDS.get(rel) or ()):
+            pairs.append(f"{rel}:{kind}")
+        else:
+            raise ValueError(f"edge selection {k!r}: {rel} kinds are {', '.join(EDGE_KINDS.get(rel) or ())}")
+    if not types and not pairs:
+        raise ValueError("select at least one edge type or kind, e.g. kinds=('COMPOSES',)")
+    return types, pairs
+
+
+async def fetch_graph(store: Store, model: str, *, kinds: Sequence[str] = ("COMPOSES", "CORRELATES"),
+                      min_weight: float = 0.0, batch_neurons: int = 512, max_edges: int = 5_000_000,
+                      progress: bool = False) -> nx.Graph:
+    """The model's selected edges as an undirected graph weighted by |weight| (max over parallel
+    edges). Reads one layer's index range of ``batch_neurons`` source neurons at a time and
+    refuses (NeuroGraphError) more than ``max_edges`` stored edges rather than filling memory."""
+    check_model_name(model)
+    types, pairs = _selection(kinds)
+    layers = await store.query("topology_layers", model=model)
+    if not layers:
+        raise NotFound(f"model {model!r} has no neurons in the graph")
+    best: dict[tuple[str, str], float] = {}
+    seen = 0
+    batches = [(r["layer"], lo, min(lo + batch_neurons, r["n_neurons"]))
+               for r in layers for lo in range(0, r["n_neurons"], batch_neurons)]
+    with _progress(progress) as bar:
+        task = bar.add_task(f"read {model} edges", total=len(batches))
+        for layer, lo, hi in batches:
+            rows = await store.query("topology_edges", model=model, layer=layer, lo=lo, hi=hi, types=types,
+                                     kinds=pairs, min_weight=float(min_weight), limit=max_edges - seen + 1)
+            seen += len(rows)
+            if seen > max_edges:
+                raise NeuroGraphError(f"model {model!r} has more than {max_edges} selected edges; "
+                                      "raise max_edges, raise min_weight or select fewer kinds")
+            for r in rows:
+                a, b, w = r["src"], r["dst"], abs(float(r["weight"]))
+                if a == b:
+                    continue
+                pair = (a, b) if a < b else (b, a)
+                if w > best.get(pair, -1.0):
+                    best[pair] = w
+            bar.advance(task)
+    g = nx.Graph()
+    g.add_weighted_edges_from((a, b, w) for (a, b), w in best.items())
+    return g
+
+
+def analyse(g: nx.Graph, *, seed: int = 0, resolution: float = 1.0,
+            betweenness_k: int | None = 256) -> dict[str, dict[str, Any]]:
+    """Per-node topology props of a graph with non-negative ``weight`` on its edges.
+    ``betweenness_k``: sample this many sources when the graph has more nodes (None: exact)."""
+    if g.number_of_nodes() == 0:
+        return {}
+    # Zero-weight edges would be infinitely long paths; give them a large finite length instead.
+    for _, _, d in g.edges(data=True):
+        d["distance"] = 1.0 / d["weight"] if d["weight"] > 0 else 1e12
+    k = betweenness_k if betweenness_k is not None and betweenness_k < g.number_of_nodes() else None
+    betweenness = nx.betweenness_centrality(g, k=k, weight="distance", normalized=True, seed=seed)
+
+    # Louvain on |weight|; a graph with no positive weight gets one community per component.
+    if g.size(weight="weight") > 0:
+        parts = nx.community.louvain_communities(g, weight="weight", resolution=resolution, seed=seed)
+    else:
+        parts = list(nx.connected_components(g))
+    # Number communities by size (largest first), ties by smallest member, so ids are stable.
+    parts = sorted((sorted(p) for p in parts), key=lambda p: (-len(p), p[0]))
+    community = {n: c for c, members in enumerate(parts) for n in members}
+
+    strength = dict(g.degree(weight="weight"))
+    into: dict[str, Counter] = {n: Counter() for n in g}
+    for a, b, w in g.edges(data="weight"):
+        into[a][community[b]] += w
+        into[b][community[a]] += w
+    inside = {n: into[n][community[n]] for n in g}
+    # within-module z-score of the strength inside the module (Guimerà–Amaral's z_i)
+    stats: dict[int, tuple[float, float]] = {}
+    by_comm: dict[int, list[float]] = defaultdict(list)
+    for n in g:
+        by_comm[community[n]].append(inside[n])
+    for c, vals in by_comm.items():
+        mean = sum(vals) / len(vals)
+        stats[c] = (mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals)))
+
+    out: dict[str, dict[str, Any]] = {}
+    for n in g:
+        s = strength[n]
+        p = 1.0 - sum((v / s) ** 2 for v in into[n].values()) if s > 0 else 0.0
+        mean, std = stats[community[n]]
+        z = (inside[n] - mean) / std if std > 0 else 0.0
+        p, z = max(0.0, p), float(z)  # rounding can leave P at -1e-16
+        out[n] = {"degree": g.degree(n), "strength": float(s), "betweenness": float(betweenness[n]),
+                  "community": community[n], "participation": p, "within_z": z, "role": role_of(z, p)}
+    return out
+
+
+async def compute_topology(store: Store, model: str, *, kinds: Sequence[str] = ("COMPOSES", "CORRELATES"),
+                           min_weight: float = 0.0, seed: int = 0, resolution: float = 1.0,
+                           betweenness_k: int | None = 256, batch_neurons: int = 512,
+                           max_edges: int = 5_000_000, write: bool = True,
+                           progress: bool = False) -> dict[str, Any]:
+    """Compute the topology of ``model``'s neuron graph and store it as neuron props.
+
+    ``kinds``: relationship types (``COMPOSES``, ``CORRELATES``, ``SIMILAR``) or single kinds
+    (``COMPOSES:virtual``, ``CORRELATES:pearson``). ``min_weight``: ignore edges with a smaller
+    |weight|. ``seed`` makes Louvain and sampled betweenness reproducible. Re-running replaces
+    the previous props (idempotent). Returns a summary::
+
+        {"model", "nodes", "edges", "communities", "modularity", "roles": {role: count},
+         "betweenness_k", "written", "seconds": {"read", "analyse", "write"}}
+    """
+    t0 = time.perf_counter()
+    g = await fetch_graph(store, model, kinds=kinds, min_weight=min_weight, batch_neurons=batch_neurons,
+                          max_edges=max_edges, progress=progress)
+    t1 = time.perf_counter()
+    props = analyse(g, seed=seed, resolution=resolution, betweenness_k=betweenness_k)
+    communities: dict[int, set[str]] = defaultdict(set)
+    for n, p in props.items():
+        communities[p["community"]].add(n)
+    modularity = (nx.community.modularity(g, communities.values(), weight="weight", resolution=resolution)
+                  if g.size(weight="weight") > 0 else 0.0)
+    t2 = time.perf_counter()
+    written = 0
+    if write:
+        await store.query("topology_clear", model=model)
+        rows = [{"key": n, "props": p} for n, p in props.items()]
+        with _progress(progress) as bar:
+            task = bar.add_task(f"write {model} topology", total=len(rows))
+            written = await store.write("set_neuron_props", rows, batch_size=1000,
+                                        progress=lambda n: bar.advance(task, n))
+    t3 = time.perf_counter()
+    return {
+        "model": model, "nodes": g.number_of_nodes(), "edges": g.number_of_edges(),
+        "communities": len(communities), "modularity": float(modularity),
+        "roles": dict(Counter(p["role"] for p in props.values())),
+        "betweenness_k": betweenness_k if betweenness_k is not None and betweenness_k < len(props) else None,
+        "written": written,
+        "seconds": {"read": t1 - t0, "analyse": t2 - t1, "write": t3 - t2},
+    }
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), disable=not enabled, transient=True)
