@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 _WRITE_CLAUSE = re.compile(
     r"\b(CREATE|MERGE|SET|DELETE|DETACH|REMOVE|DROP|LOAD\s+CSV|FOREACH)\b", re.IGNORECASE
 )
-_WRITE_PROC = re.compile(r"\bCALL\s+(?!db\.(labels|relationshipTypes|propertyKeys|indexes|constraints)\b)", re.IGNORECASE)
+# Procedures known to only read; any other CALL is refused. `CALL {` subqueries are fine:
+# their clauses are checked like the rest of the text.
+_READ_PROCS = (r"db\.(labels|relationshipTypes|propertyKeys|indexes|constraints|schema\.\w+)",
+               r"db\.idx\.(fulltext|vector)\.query\w*", r"db\.index\.(fulltext|vector)\.query\w*",
+               r"algo\.\w+", r"dbms\.components")
+_WRITE_PROC = re.compile(r"\bCALL\s+(?!\{)(?!(?:%s)\s*\()" % "|".join(_READ_PROCS), re.IGNORECASE)
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
@@ -131,7 +136,13 @@ class Store(ABC):
         """Power users' Cypher: refused if it could write, cut off at timeout_ms, at most max_rows.
         Returns (rows, truncated)."""
         refuse_writes(text)
-        rows = await self.run(text, params, write=False, timeout_ms=timeout_ms)
+        try:
+            # The server enforces timeout_ms where it can; a few operators (e.g. a huge range())
+            # are not interruptible there, so the client gives up too, shortly after.
+            rows = await asyncio.wait_for(self.run(text, params, write=False, timeout_ms=timeout_ms),
+                                          timeout=timeout_ms / 1000 + 1.0)
+        except asyncio.TimeoutError as e:
+            raise QueryError(f"the query exceeded its time limit of {timeout_ms} ms") from e
         return rows[:max_rows], len(rows) > max_rows
 
     async def ping(self) -> bool:

@@ -58,7 +58,8 @@ class FalkorStore(Store):
                     f"no FalkorDB running for {server.data_dir}: start it with `neurograph db start`")
             url = server.url
         try:
-            db = FalkorDB.from_url(url)
+            # redis-py would cut any reply after 5 s; long loads and exports are legitimate here.
+            db = FalkorDB.from_url(url, socket_timeout=3600, socket_connect_timeout=5)
             await db.connection.ping()
             store = cls(db, settings.graph, server)
             # A write creates the graph key, so read-only queries on a new graph see an empty
@@ -75,6 +76,8 @@ class FalkorStore(Store):
             else:
                 res = await self.graph.ro_query(text, params or None, timeout=timeout_ms)
         except rex.ResponseError as e:
+            if "timed out" in str(e).lower():
+                raise QueryError(f"the query exceeded its time limit of {timeout_ms} ms") from e
             raise QueryError(f"falkordb: {e}") from e
         if not res.header:
             return []
@@ -83,14 +86,18 @@ class FalkorStore(Store):
         return [dict(zip(names, (plain(v) for v in row))) for row in res.result_set]
 
     async def _transient(self, exc: BaseException) -> bool:
-        if isinstance(exc, (rex.ConnectionError, rex.TimeoutError, rex.BusyLoadingError, ConnectionError)):
+        # A read timeout is not transient: the query itself is slow, and a retry repeats the load.
+        if isinstance(exc, (rex.ConnectionError, rex.BusyLoadingError, ConnectionError)) and not isinstance(
+                exc, rex.TimeoutError):
             if self.server is not None and not self.server.is_running():
                 return False  # nobody to reconnect to: fail clearly instead of spinning
             return True
         return False
 
     def _wrap(self, exc: BaseException) -> Exception:
-        if isinstance(exc, (rex.ConnectionError, rex.TimeoutError, ConnectionError, OSError)):
+        if isinstance(exc, rex.TimeoutError):
+            return QueryError(f"FalkorDB did not answer in time: {exc}")
+        if isinstance(exc, (rex.ConnectionError, ConnectionError, OSError)):
             return StoreUnavailable(f"FalkorDB is not reachable: {exc}")
         return super()._wrap(exc)
 
