@@ -5,7 +5,7 @@
 UNWIND $keys AS k
 MATCH (n:Neuron {key: k})-[e:HEAD_COMPOSES]-(m:Head)
 WHERE ($kinds IS NULL OR e.kind IN $kinds) AND ($min_weight IS NULL OR abs(e.weight) >= $min_weight)
-WITH k, e, m, CASE $order WHEN 'abs' THEN -abs(e.weight) WHEN 'asc' THEN e.weight ELSE -e.weight END AS s
+WITH k, e, m, startNode(e) = n AS outgoing, CASE $order WHEN 'abs' THEN -abs(e.weight) WHEN 'asc' THEN e.weight ELSE -e.weight END AS s
 ORDER BY s
-WITH k, collect({kind: e.kind, weight: e.weight, rank: e.rank, outgoing: startNode(e) = n, node: m})[..$cap] AS edges
+WITH k, collect({kind: e.kind, weight: e.weight, rank: e.rank, outgoing: outgoing, node: m})[..$cap] AS edges
 RETURN k AS key, edges

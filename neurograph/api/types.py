@@ -127,7 +127,7 @@ class NeuronStats:
 
     @classmethod
     def of(cls, p: dict) -> "NeuronStats":
-        q = p.get("quantiles")
+        q = _first_of(p, "quantiles", "quantile_boundaries")
         ql = p.get("quantile_levels")
         return cls(
             mean=_num(p.get("mean")), var=_num(_first_of(p, "var", "variance")),

@@ -29,7 +29,7 @@ _WRITE_CLAUSE = re.compile(
 # Procedures known to only read; any other CALL is refused. `CALL {` subqueries are fine:
 # their clauses are checked like the rest of the text.
 _READ_PROCS = (r"db\.(labels|relationshipTypes|propertyKeys|indexes|constraints|schema\.\w+)",
-               r"db\.idx\.(fulltext|vector)\.query\w*", r"db\.index\.(fulltext|vector)\.query\w*",
+               r"db\.idx\.(fulltext|vector)\.query(Nodes|Relationships)", r"db\.index\.(fulltext|vector)\.query(Nodes|Relationships)",
                r"algo\.\w+", r"dbms\.components")
 _WRITE_PROC = re.compile(r"\bCALL\s+(?!\{)(?!(?:%s)\s*\()" % "|".join(_READ_PROCS), re.IGNORECASE)
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
