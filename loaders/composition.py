@@ -1,0 +1,405 @@
+"""Weight-based connectivity: neuron↔neuron, neuron↔head and neuron↔token scores, top-k.
+
+Everything is computed in row blocks, so memory is bounded by ``block_rows × n_neurons``
+floats, never ``n_neurons²`` (SmolLM2-135M has 46,080 neurons: a dense matrix would be 8 GB).
+
+Neuron↔neuron lists (owner = the neuron whose list it is, partner = any other neuron of any
+layer; ``in`` = the ln2-folded input direction, ``out`` = the row of W_out):
+
+=====================  ================================================  ====================
+list                   score[owner, partner]                             partners
+=====================  ================================================  ====================
+in_in, in_out,         cosine of owner's {in,out} with partner's         all layers, self
+out_in, out_out        {in,out}, as Universal Neurons ``weights.py``     excluded (zeroed)
+virtual_down           out[owner] · in[partner]   (OpenAI related         later layers
+                       neurons: W_out · diag(ln2) · W_in)
+virtual_up             out[partner] · in[owner]                          earlier layers
+gate_virtual_down/up   the same through the gate (W_gate) of a SwiGLU    later / earlier
+=====================  ================================================  ====================
+
+``out_in`` and ``in_out`` are the rows and columns of one product, and so are the ``virtual``
+pair, so four matmuls serve all eight lists. Each list keeps top-k and bottom-k per owner and
+the owner's distribution summary (mean, std, histogram: 100 bins on [-1, 1] for cosines, on
+a symmetric range measured from a sample for virtual weights; values outside fall into the
+end bins). Mean and std include the zeroed self entry, as Universal Neurons does.
+
+    w = ModelWeights.random(n_layers=3, d_model=16, d_mlp=24, n_heads=4, d_vocab=50)
+    lists = neuron_composition(w, k=5)
+    lists["out_in"].top.indices[7]        # global ids (layer * d_mlp + index) of partners
+    heads = head_composition(w, k=5)      # K/Q/V/O scores, top-k per neuron and per head
+    tokens = token_effects(w, k=20)       # input / output token weights, top and bottom
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import torch
+from tqdm.auto import tqdm
+
+from .weights import ModelWeights
+
+Tensor = torch.Tensor
+
+COSINE_LISTS = ("in_in", "in_out", "out_in", "out_out")
+VIRTUAL_LISTS = ("virtual_down", "virtual_up")
+GATE_LISTS = ("gate_virtual_down", "gate_virtual_up")
+ALL_LISTS = COSINE_LISTS + VIRTUAL_LISTS + GATE_LISTS
+HEAD_KINDS = ("K", "Q", "V", "O")
+
+
+def edge_kind(list_name: str) -> str:
+    """The COMPOSES edge kind a list's edges carry ("virtual_up" -> "virtual")."""
+    return list_name.removesuffix("_down").removesuffix("_up")
+
+
+# --- top-k with running merge ---------------------------------------------------------
+@dataclass
+class TopK:
+    """Best ``k`` partners per owner: values [N, k] and global indices [N, k] (-1 = none)."""
+
+    values: Tensor
+    indices: Tensor
+
+    @classmethod
+    def empty(cls, n: int, k: int, largest: bool) -> "TopK":
+        fill = -math.inf if largest else math.inf
+        return cls(torch.full((n, k), fill), torch.full((n, k), -1, dtype=torch.long))
+
+    def rows(self, owner: int) -> list[tuple[int, float]]:
+        """(partner, value) pairs of one owner, best first, padding dropped."""
+        return [(int(i), float(v)) for v, i in zip(self.values[owner], self.indices[owner]) if i >= 0]
+
+
+def _select(values: Tensor, indices: Tensor, k: int, largest: bool) -> tuple[Tensor, Tensor]:
+    k = min(k, values.shape[1])
+    v, j = torch.topk(values, k, dim=1, largest=largest, sorted=True)
+    return v, torch.gather(indices, 1, j)
+
+
+def _merge(top: TopK, owners: Tensor, values: Tensor, indices: Tensor, largest: bool) -> None:
+    """Merge candidate (values, indices) [len(owners), c] into the running lists of owners."""
+    k = top.values.shape[1]
+    owners = owners.cpu()
+    v = torch.cat([top.values[owners], values.to(top.values.device)], dim=1)
+    i = torch.cat([top.indices[owners], indices.to(top.indices.device)], dim=1)
+    v, i = _select(v, i, k, largest)
+    top.values[owners], top.indices[owners] = v, i
+
+
+def _drop_self(values: Tensor, indices: Tensor, owners: Tensor, k: int, largest: bool) -> tuple[Tensor, Tensor]:
+    """From k+1 candidates, push the owner itself (if present) to the end and keep k."""
+    is_self = indices == owners[:, None]
+    bad = -math.inf if largest else math.inf
+    values = values.masked_fill(is_self, bad)
+    indices = indices.masked_fill(is_self, -1)
+    return _select(values, indices, k, largest)
+
+
+# --- distribution summaries -------------------------------------------------------------
+@dataclass
+class Summary:
+    """Per-owner distribution of a score: mean, std and a histogram on [lo, hi]."""
+
+    lo: float
+    hi: float
+    bins: int
+    n: Tensor = field(default=None)  # type: ignore[assignment]
+    s1: Tensor = field(default=None)  # type: ignore[assignment]
+    s2: Tensor = field(default=None)  # type: ignore[assignment]
+    hist: Tensor = field(default=None)  # type: ignore[assignment]
+
+    @classmethod
+    def empty(cls, n: int, lo: float, hi: float, bins: int) -> "Summary":
+        return cls(lo, hi, bins, torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64),
+                   torch.zeros(n, dtype=torch.float64), torch.zeros(n, bins, dtype=torch.long))
+
+    def add(self, owners: Tensor, block: Tensor) -> None:
+        """Add a block of scores [len(owners), c] (owners along rows)."""
+        owners = owners.cpu()
+        self.n[owners] += block.shape[1]
+        self.s1[owners] += block.sum(dim=1, dtype=torch.float64).cpu()
+        self.s2[owners] += torch.linalg.vector_norm(block, dim=1, dtype=torch.float64).square().cpu()
+        if self.bins:
+            self.hist[owners] += histogram_rows(block, self.lo, self.hi, self.bins).cpu()
+
+    @property
+    def mean(self) -> Tensor:
+        return self.s1 / self.n.clamp(min=1)
+
+    @property
+    def std(self) -> Tensor:
+        return (self.s2 / self.n.clamp(min=1) - self.mean.square()).clamp(min=0).sqrt()
+
+
+def histogram_rows(x: Tensor, lo: float, hi: float, bins: int) -> Tensor:
+    """Histogram of each row of x [R, C] on ``bins`` equal bins of [lo, hi] -> [R, bins];
+    values outside the range count in the end bins."""
+    R = x.shape[0]
+    t = (x - lo).mul_(bins / (hi - lo)).clamp_(0, bins - 1).to(torch.int64)
+    t += torch.arange(R, device=x.device)[:, None] * bins
+    return torch.bincount(t.view(-1), minlength=R * bins).view(R, bins)
+
+
+@dataclass
+class CompositionList:
+    """One neuron↔neuron list: top-k, bottom-k and the distribution of each owner."""
+
+    name: str
+    top: TopK
+    bottom: TopK
+    summary: Summary
+
+    @property
+    def kind(self) -> str:
+        return edge_kind(self.name)
+
+
+class _ListState:
+    def __init__(self, name: str, n: int, k: int, lo: float, hi: float, bins: int) -> None:
+        self.name, self.k = name, k
+        # k+1 candidates so the owner itself can be dropped at the end
+        self.top = TopK.empty(n, k + 1, largest=True)
+        self.bottom = TopK.empty(n, k + 1, largest=False)
+        self.summary = Summary.empty(n, lo, hi, bins)
+
+    def rows(self, owners: Tensor, block: Tensor, col_ids: Tensor) -> None:
+        """Owners along the rows of block [len(owners), len(col_ids)]."""
+        if block.shape[1] == 0:
+            return
+        kk = min(self.k + 1, block.shape[1])
+        for top, largest in ((self.top, True), (self.bottom, False)):
+            v, j = torch.topk(block, kk, dim=1, largest=largest)
+            _merge(top, owners, v.cpu(), col_ids[j].cpu(), largest)
+        self.summary.add(owners, block)
+
+    def result(self) -> CompositionList:
+        n = self.top.values.shape[0]
+        owners = torch.arange(n)
+        out = []
+        for top, largest in ((self.top, True), (self.bottom, False)):
+            v, i = _drop_self(top.values, top.indices, owners, self.k, largest)
+            i = i.masked_fill(~torch.isfinite(v), -1)
+            out.append(TopK(v, i))
+        return CompositionList(self.name, out[0], out[1], self.summary)
+
+
+def _unit(x: Tensor) -> Tensor:
+    return x / x.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+
+
+def block_rows_for(n_cols: int, memory_mb: float, temporaries: int = 4) -> int:
+    """Rows per block so that ``temporaries`` float32 [rows, n_cols] blocks fit memory_mb."""
+    return max(1, int(memory_mb * 2**20 / (4 * temporaries * max(1, n_cols))))
+
+
+def virtual_range(out: Tensor, ins: Tensor, d_mlp: int, sample: int = 256, seed: int = 0) -> float:
+    """Symmetric histogram range for virtual weights: 1.25 × the largest |weight| seen
+    between a random sample of writers and all readers of later layers."""
+    n = out.shape[0]
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.randperm(n, generator=g)[: min(sample, n)].to(out.device)
+    layer = rows // d_mlp
+    v = out[rows] @ ins.T
+    later = torch.arange(n, device=out.device)[None, :] // d_mlp > layer[:, None]
+    m = float(v.abs().masked_fill(~later, 0).max()) if later.any() else 0.0
+    return 1.25 * m if m > 0 else 1.0
+
+
+def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = ALL_LISTS,
+                       bins: int = 100, memory_mb: float = 512, device: str | torch.device = "cpu",
+                       progress: bool = True) -> dict[str, CompositionList]:
+    """Top-k / bottom-k partners and distribution summaries for every neuron and list.
+
+    Returns {list name: CompositionList}; neuron ids are global (layer * d_mlp + index).
+    Gate lists are skipped for non-gated models. Memory: about ``memory_mb`` for the blocks
+    plus O(n_neurons × (k + bins)) for the results.
+    """
+    wanted = [n for n in lists if n in ALL_LISTS and (w.gated or n not in GATE_LISTS)]
+    unknown = set(lists) - set(ALL_LISTS)
+    if unknown:
+        raise ValueError(f"unknown composition lists {sorted(unknown)}; choose from {ALL_LISTS}")
+    w = w.to(device)
+    L, D = w.n_layers, w.d_mlp
+    N = L * D
+    ins = w.in_eff().reshape(N, -1)
+    out = w.out_rows().reshape(N, -1)
+    gate = w.gate_eff().reshape(N, -1) if w.gated else None
+    in_hat, out_hat = _unit(ins), _unit(out)
+    in_norm, out_norm = ins.norm(dim=-1), out.norm(dim=-1)
+    ids = torch.arange(N, device=device)
+
+    r_v = virtual_range(out, ins, D) if {"virtual_down", "virtual_up"} & set(wanted) else 1.0
+    r_g = virtual_range(out, gate, D) if gate is not None and set(GATE_LISTS) & set(wanted) else 1.0
+    ranges = {n: (-1.0, 1.0) for n in COSINE_LISTS} | {n: (-r_v, r_v) for n in VIRTUAL_LISTS} \
+        | {n: (-r_g, r_g) for n in GATE_LISTS}
+    st = {n: _ListState(n, N, k, *ranges[n], bins) for n in wanted}
+
+    B = min(D, block_rows_for(N, memory_mb))
+    blocks = [(l, s, min(s + B, D)) for l in range(L) for s in range(0, D, B)]
+    for l, s, e in tqdm(blocks, desc="neuron composition", disable=not progress, unit="block"):
+        rows = ids[l * D + s: l * D + e]
+        diag = (torch.arange(len(rows), device=device), rows)
+        later = ids[(l + 1) * D:]  # partners of later layers: a suffix, since ids follow layers
+        if "in_in" in st:
+            c = in_hat[rows] @ in_hat.T
+            c[diag] = 0
+            st["in_in"].rows(rows, c, ids)
+        if "out_out" in st:
+            c = out_hat[rows] @ out_hat.T
+            c[diag] = 0
+            st["out_out"].rows(rows, c, ids)
+        if st.keys() & {"out_in", "in_out", "virtual_down", "virtual_up"}:
+            c = out_hat[rows] @ in_hat.T  # [owner writes, partner reads]
+            c[diag] = 0
+            if "out_in" in st:
+                st["out_in"].rows(rows, c, ids)
+            if "in_out" in st:  # in_out[m, n] = cos(in_m, out_n) = c[n, m]: the columns
+                ct = c.T.contiguous()
+                _col_rows(st["in_out"], ct, rows)
+                del ct
+            if later.numel() and st.keys() & {"virtual_down", "virtual_up"}:
+                v = c[:, (l + 1) * D:].mul_(out_norm[rows, None]).mul_(in_norm[None, later])
+                if "virtual_down" in st:
+                    st["virtual_down"].rows(rows, v, later)
+                if "virtual_up" in st:
+                    _col_rows(st["virtual_up"], v.T.contiguous(), rows, later)
+            del c
+        if gate is not None and later.numel() and st.keys() & set(GATE_LISTS):
+            g = out[rows] @ gate[later].T
+            if "gate_virtual_down" in st:
+                st["gate_virtual_down"].rows(rows, g, later)
+            if "gate_virtual_up" in st:
+                _col_rows(st["gate_virtual_up"], g.T.contiguous(), rows, later)
+            del g
+    # the self entry of cosine lists is counted as a zero (Universal Neurons zeroes it); the
+    # column-owner lists never saw their own diagonal block row twice, so nothing to fix
+    return {n: s.result() for n, s in st.items()}
+
+
+def _col_rows(state: _ListState, ct: Tensor, row_ids: Tensor, col_ids: Tensor | None = None) -> None:
+    """Column owners: ct [n_cols, n_rows] is the transposed block; merge into their lists."""
+    owners = col_ids if col_ids is not None else torch.arange(ct.shape[0], device=ct.device)
+    state.rows(owners, ct, row_ids)
+
+
+# --- neuron ↔ attention head ---------------------------------------------------------------
+@dataclass
+class HeadComposition:
+    """K/Q/V/O composition scores between neurons and heads.
+
+    ``scores[kind]`` is [n_neurons, n_layers, n_heads] with NaN where the order is invalid
+    (K/Q/V: the neuron's layer must be earlier than the head's; O: the head's layer must not
+    be later than the neuron's, since attention runs before the MLP within a block).
+    ``by_neuron[kind]`` / ``by_head[kind]`` are TopK over heads (global id layer * H + head) /
+    over neurons.
+
+        hc = head_composition(w, k=5)
+        hc.by_head["K"].rows(3 * w.n_heads + 1)    # top neurons read by the keys of L3H1
+    """
+
+    scores: dict[str, Tensor]
+    by_neuron: dict[str, TopK]
+    by_head: dict[str, TopK]
+
+
+def _quad(u: Tensor, G: Tensor) -> Tensor:
+    """sqrt(u^T G u) per row of u [n, H, dh] with G [H, dh, dh]."""
+    return torch.einsum("nhd,hde,nhe->nh", u, G, u).clamp(min=0).sqrt()
+
+
+def head_composition(w: ModelWeights, k: int = 10, *, device: str | torch.device = "cpu",
+                     progress: bool = True) -> HeadComposition:
+    """Composition scores after Universal Neurons' ``compute_attention_composition``:
+    unit-norm neuron vectors, each head's full W_QK / W_OV divided by its Frobenius norm,
+    score = norm of the vector the head produces from the neuron's direction.
+
+    - K: neuron output read by the head's keys, ``‖W_QK · out‖``   (W_QK = W_Q W_Kᵀ, query×key)
+    - Q: neuron output read by the head's queries, ``‖W_QKᵀ · out‖``
+    - V: neuron output moved by the head, ``‖outᵀ · W_OV‖``        (W_OV = W_V W_O, in×out)
+    - O: head output read by the neuron, ``‖W_OV · in‖``
+    Universal Neurons applies ``.T`` to TransformerLens' QK (already query×key), which swaps
+    its K and Q labels; we keep the Elhage et al. meaning. The d_model×d_model matrices are
+    never built: ``‖A Bᵀ u‖² = (Bᵀu)ᵀ (AᵀA) (Bᵀu)``.
+    """
+    w = w.to(device)
+    L, D, H = w.n_layers, w.d_mlp, w.n_heads
+    N = L * D
+    Wq, Wk, Wv = w.qkv_eff()
+    Wo = w.W_O
+    out_hat = _unit(w.out_rows().reshape(N, -1))
+    in_hat = _unit(w.in_eff().reshape(N, -1))
+    scores = {kind: torch.full((N, L, H), float("nan"), device=device) for kind in HEAD_KINDS}
+    neuron_layer = torch.arange(N, device=device) // D
+    for l in tqdm(range(L), desc="head composition", disable=not progress, unit="layer"):
+        Q, K, V, O = Wq[l], Wk[l], Wv[l], Wo[l]  # [H, d, dh] ×3, [H, dh, d]
+        QtQ, KtK, VtV = Q.transpose(1, 2) @ Q, K.transpose(1, 2) @ K, V.transpose(1, 2) @ V
+        OOt = O @ O.transpose(1, 2)
+        qk_norm = torch.einsum("hab,hba->h", QtQ, KtK).clamp(min=1e-30).sqrt()
+        ov_norm = torch.einsum("hab,hba->h", VtV, OOt).clamp(min=1e-30).sqrt()
+        early = neuron_layer < l          # K/Q/V read earlier neurons
+        upto = neuron_layer >= l          # O: neurons of this layer and later read the head
+        if early.any():
+            x = out_hat[early]
+            scores["K"][early, l] = _quad(torch.einsum("nd,hde->nhe", x, K), QtQ) / qk_norm
+            scores["Q"][early, l] = _quad(torch.einsum("nd,hde->nhe", x, Q), KtK) / qk_norm
+            scores["V"][early, l] = _quad(torch.einsum("nd,hde->nhe", x, V), OOt) / ov_norm
+        x = in_hat[upto]
+        scores["O"][upto, l] = _quad(torch.einsum("nd,hed->nhe", x, O), VtV) / ov_norm
+    by_neuron, by_head = {}, {}
+    for kind, s in scores.items():
+        flat = s.reshape(N, L * H)
+        by_neuron[kind] = _topk_valid(flat, k)
+        by_head[kind] = _topk_valid(flat.T.contiguous(), k)
+    return HeadComposition({k_: v.cpu() for k_, v in scores.items()}, by_neuron, by_head)
+
+
+def _topk_valid(x: Tensor, k: int) -> TopK:
+    """Top-k along rows, NaN = not a candidate (index -1)."""
+    filled = torch.nan_to_num(x, nan=-math.inf)
+    kk = min(k, x.shape[1])
+    v, i = torch.topk(filled, kk, dim=1)
+    i = i.masked_fill(~torch.isfinite(v), -1)
+    return TopK(v.cpu(), i.cpu())
+
+
+# --- neuron ↔ token ----------------------------------------------------------------------
+@dataclass
+class TokenEffects:
+    """Per neuron: top/bottom tokens of its input weight ``W_E · diag(ln2) · W_in`` and of
+    its direct logit effect ``W_out · diag(lnf) · W_U``. Token ids in ``indices``.
+
+        te = token_effects(w, k=20)
+        te.output_top.rows(7)       # [(token id, logit weight), ...], largest first
+    """
+
+    input_top: TopK
+    input_bottom: TopK
+    output_top: TopK
+    output_bottom: TopK
+
+
+def token_effects(w: ModelWeights, k: int = 20, *, memory_mb: float = 512,
+                  device: str | torch.device = "cpu", progress: bool = True) -> TokenEffects:
+    """Top-k and bottom-k vocabulary tokens per neuron for input weight and output effect."""
+    w = w.to(device)
+    L, D, V = w.n_layers, w.d_mlp, w.d_vocab
+    N = L * D
+    ins = w.in_eff().reshape(N, -1)
+    out = w.out_rows().reshape(N, -1)
+    WE, WU = w.W_E, w.unembed_eff()
+    kk = min(k, V)
+    res = {name: TopK.empty(N, kk, largest=name.endswith("top"))
+           for name in ("input_top", "input_bottom", "output_top", "output_bottom")}
+    B = block_rows_for(V, memory_mb, temporaries=2)
+    starts = range(0, N, B)
+    for s in tqdm(starts, desc="token effects", disable=not progress, unit="block"):
+        rows = slice(s, min(s + B, N))
+        for kind, x in (("input", ins[rows] @ WE.T), ("output", out[rows] @ WU)):
+            for largest, suffix in ((True, "top"), (False, "bottom")):
+                v, i = torch.topk(x, kk, dim=1, largest=largest)
+                res[f"{kind}_{suffix}"].values[rows] = v.cpu()
+                res[f"{kind}_{suffix}"].indices[rows] = i.cpu()
+    return TokenEffects(**res)

@@ -1,0 +1,189 @@
+"""Streaming Pearson correlation between all neuron pairs, within a memory budget.
+
+Universal Neurons keeps a float64 ``[L, D, L, D]`` cross-sum: 11 GB for GPT-2 small, 17 GB
+(+ a float32 batch product) for SmolLM2-135M's 46,080 neurons. We never hold it. The
+neurons are split into row blocks; a block of R rows accumulates ``Σ x_r x_c`` against all
+N columns (float32 per batch, summed into float64), plus ``Σx``/``Σx²``. When the block is
+done its correlations are turned into top-k, bottom-k and a summary, and the block freed.
+
+Trade-off: memory ``12 · R · N`` bytes for ``ceil(N / R)`` passes over the corpus. With
+the whole matrix inside the budget (R = N) it is one pass and can run inside the harvest
+(feed ``StreamingCorrelation.add``); otherwise pass a callable that replays the batches
+(re-runs the forward pass, or reads cached activations). The multiply-adds are the same
+``T · N²`` either way; only the forward passes repeat. SmolLM2-135M with the default
+2 GiB budget: R = 3,883 rows, 12 passes.
+
+To limit cancellation, values are shifted by each neuron's mean over the first batch of a
+pass before summing (Pearson is shift-invariant).
+
+    corr = correlate(lambda: acts_batches(), n_neurons=w.n_neurons, k=10, memory_mb=2048)
+    corr.top.rows(7)          # [(neuron id, r), ...], most correlated first (self excluded)
+    corr.summary.mean[7]      # mean correlation of neuron 7 with all others
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+from .composition import Summary, TopK, _drop_self
+
+Tensor = torch.Tensor
+Batches = Callable[[], Iterable[Tensor]] | Iterable[Tensor]
+
+
+@dataclass
+class CorrelationResult:
+    """Top-k / bottom-k correlated neurons per neuron (self excluded), their summary
+    (mean, std, 100-bin histogram on [-1, 1] over all other neurons) and the token count."""
+
+    top: TopK
+    bottom: TopK
+    summary: Summary
+    n_tokens: int
+
+
+def rows_for_budget(n: int, memory_mb: float) -> int:
+    """Row-block size whose accumulators (float64 + float32 batch product) fit memory_mb."""
+    return max(1, min(n, int(memory_mb * 2**20 / (12 * n))))
+
+
+class StreamingCorrelation:
+    """Accumulates correlations of neurons ``rows`` (a range of global ids) with all ``n``.
+
+        sc = StreamingCorrelation(n=1000, rows=range(0, 1000))
+        for x in batches:          # x: [tokens, n] activations of valid positions
+            sc.add(x)
+        top, bottom, summary = sc.finish(k=10)
+    """
+
+    def __init__(self, n: int, rows: range | None = None, *, device: str | torch.device = "cpu") -> None:
+        self.n = n
+        self.rows = rows if rows is not None else range(n)
+        self.device = torch.device(device)
+        R = len(self.rows)
+        self.count = 0
+        self.shift: Tensor | None = None
+        self.sum = torch.zeros(n, dtype=torch.float64, device=self.device)
+        self.sumsq = torch.zeros(n, dtype=torch.float64, device=self.device)
+        self.cross = torch.zeros(R, n, dtype=torch.float64, device=self.device)
+
+    def add(self, x: Tensor) -> None:
+        """x: [tokens, n] activations (padding/BOS already removed)."""
+        if x.ndim != 2 or x.shape[1] != self.n:
+            raise ValueError(f"expected activations [tokens, {self.n}], got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            return
+        x = x.to(self.device, torch.float32)
+        if self.shift is None:
+            self.shift = x.mean(dim=0)
+        x = x - self.shift
+        r = x[:, self.rows.start:self.rows.stop]
+        self.cross += (r.T @ x).double()
+        self.sum += x.sum(dim=0, dtype=torch.float64)
+        self.sumsq += x.double().square().sum(dim=0)
+        self.count += x.shape[0]
+
+    def correlations(self) -> Tensor:
+        """The [R, n] Pearson block (0 where a neuron is constant)."""
+        n = max(self.count, 1)
+        mean = self.sum / n
+        std = (self.sumsq / n - mean.square()).clamp(min=0).sqrt()
+        rs = slice(self.rows.start, self.rows.stop)
+        cov = self.cross / n - mean[rs, None] * mean[None, :]
+        denom = std[rs, None] * std[None, :]
+        corr = torch.where(denom > 0, cov / denom.clamp(min=1e-300), torch.zeros((), dtype=cov.dtype, device=cov.device))
+        return corr.clamp(-1, 1).float()
+
+    def finish(self, k: int, bins: int = 100) -> tuple[TopK, TopK, Summary]:
+        """Top-k, bottom-k (self excluded) and summary for this block's rows."""
+        corr = self.correlations()
+        R = corr.shape[0]
+        owners = torch.arange(self.rows.start, self.rows.stop, device=corr.device)
+        local = torch.arange(R, device=corr.device)
+        summary = Summary.empty(R, -1.0, 1.0, bins)
+        if self.n > 1:  # the summary covers the other neurons only
+            summary.add(local, _without_diagonal(corr, owners))
+        kk = min(k + 1, self.n)
+        out = []
+        for largest in (True, False):
+            v, i = torch.topk(corr, kk, dim=1, largest=largest)
+            v, i = _drop_self(v, i, owners, k, largest)
+            i = i.masked_fill(~torch.isfinite(v), -1)
+            out.append(TopK(v.cpu(), i.cpu()))
+        return out[0], out[1], summary
+
+
+def _without_diagonal(corr: Tensor, owners: Tensor) -> Tensor:
+    """[R, n] -> [R, n-1]: each row without its owner's own column."""
+    R, n = corr.shape
+    keep = torch.ones(R, n, dtype=torch.bool, device=corr.device)
+    keep[torch.arange(R, device=corr.device), owners] = False
+    return corr[keep].view(R, n - 1)
+
+
+def correlate(batches: Batches, n_neurons: int, k: int = 10, *, memory_mb: float = 2048,
+              bins: int = 100, device: str | torch.device = "cpu", progress: bool = True,
+              total: int | None = None) -> CorrelationResult:
+    """Pearson correlation of every neuron with every other over the batches.
+
+    ``batches`` yields [tokens, n_neurons] activations; a callable returning a fresh
+    iterable is needed when the budget asks for more than one pass.
+    """
+    N = n_neurons
+    R = rows_for_budget(N, memory_mb)
+    passes = math.ceil(N / R)
+    if passes > 1 and not callable(batches):
+        raise ValueError(f"{N} neurons in {memory_mb} MB need {passes} passes over the corpus: "
+                         "pass a callable that replays the batches, or raise memory_mb")
+    top, bottom = TopK.empty(N, k, True), TopK.empty(N, k, False)
+    summary = Summary.empty(N, -1.0, 1.0, bins)
+    n_tokens = 0
+    for p in range(passes):
+        rows = range(p * R, min((p + 1) * R, N))
+        sc = StreamingCorrelation(N, rows, device=device)
+        it = batches() if callable(batches) else batches
+        desc = f"correlations pass {p + 1}/{passes}" if passes > 1 else "correlations"
+        for x in tqdm(it, desc=desc, disable=not progress, total=total, unit="batch"):
+            sc.add(x)
+        t, b, s = sc.finish(k, bins)
+        sl = slice(rows.start, rows.stop)
+        kk = t.values.shape[1]
+        top.values[sl, :kk], top.indices[sl, :kk] = t.values, t.indices
+        bottom.values[sl, :kk], bottom.indices[sl, :kk] = b.values, b.indices
+        summary.n[sl], summary.s1[sl], summary.s2[sl], summary.hist[sl] = s.n, s.s1, s.s2, s.hist
+        n_tokens = sc.count
+        del sc
+    for t in (top, bottom):
+        t.indices[~torch.isfinite(t.values)] = -1
+    return CorrelationResult(top, bottom, summary, n_tokens)
+
+
+def flatten_activations(tokens: Tensor, acts: Tensor, ignore_ids: Iterable[int] = ()) -> Tensor:
+    """[n_layers, B, T, d_mlp] MLP activations -> [valid tokens, n_layers * d_mlp], dropping
+    positions whose token is in ``ignore_ids`` (BOS, padding)."""
+    L, B, T, D = acts.shape
+    x = acts.permute(1, 2, 0, 3).reshape(B * T, L * D)
+    ids = list(ignore_ids)
+    if ids:
+        keep = ~torch.isin(tokens.reshape(-1).to(x.device), torch.tensor(ids, device=x.device))
+        x = x[keep]
+    return x
+
+
+def activation_batches(model: object, contexts: Tensor, *, batch_size: int = 8,
+                       ignore_ids: Iterable[int] = ()) -> Callable[[], Iterator[Tensor]]:
+    """A replayable source of flattened activations from ``loaders.activations``."""
+    from .activations import iter_mlp_activations  # the model helper's module, loaded lazily
+
+    ids = tuple(ignore_ids)
+
+    def replay() -> Iterator[Tensor]:
+        for _first, toks, acts in iter_mlp_activations(model, contexts, batch_size, 0):
+            yield flatten_activations(toks, acts, ids)
+
+    return replay

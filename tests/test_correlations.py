@@ -1,0 +1,79 @@
+"""Streaming Pearson over all neuron pairs, in row blocks, against numpy's corrcoef."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from loaders.correlations import (StreamingCorrelation, correlate, flatten_activations,
+                                  rows_for_budget)
+
+N, T = 60, 3000
+
+
+@pytest.fixture(scope="module")
+def acts() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, N)).astype(np.float32) + 5.0  # an offset, like post-activations
+    x[:, 5] = 2 * x[:, 40] + 0.3 * rng.standard_normal(T)       # planted: 5 ~ 40
+    x[:, 7] = -x[:, 55] + 0.5 * rng.standard_normal(T)           # planted: 7 ~ -55
+    x[:, 12] = 1000.0 + 0.01 * rng.standard_normal(T)            # large mean, tiny spread
+    x[:, 13] = x[:, 12] + 0.001 * rng.standard_normal(T)
+    return x
+
+
+def batches(x: np.ndarray, size: int = 700):
+    return lambda: (torch.from_numpy(x[i:i + size]) for i in range(0, len(x), size))
+
+
+@pytest.mark.parametrize("memory_mb", [1.0, 0.01])  # one pass; then 3-row blocks, 20 passes
+def test_top_and_bottom_match_corrcoef(acts, memory_mb):
+    k = 4
+    res = correlate(batches(acts), N, k, memory_mb=memory_mb, progress=False)
+    ref = np.corrcoef(acts.astype(np.float64), rowvar=False)
+    assert res.n_tokens == T
+    for i in range(N):
+        row = ref[i].copy()
+        row[i] = np.nan
+        others = np.delete(np.arange(N), i)
+        order = others[np.argsort(-row[others])]
+        assert [j for j, _ in res.top.rows(i)] == order[:k].tolist(), i
+        assert [j for j, _ in res.bottom.rows(i)] == order[::-1][:k].tolist(), i
+        np.testing.assert_allclose([v for _, v in res.top.rows(i)], row[order[:k]], atol=2e-4)
+        vals = row[others]
+        assert res.summary.mean[i] == pytest.approx(vals.mean(), abs=1e-4)
+        assert res.summary.std[i] == pytest.approx(vals.std(), abs=1e-4)
+        assert res.summary.hist[i].sum() == N - 1
+    assert res.top.rows(5)[0][0] == 40 and res.top.rows(40)[0][0] == 5
+    assert res.bottom.rows(7)[0][0] == 55 and res.bottom.rows(7)[0][1] < -0.8
+    assert res.top.rows(12)[0][0] == 13  # shifted sums keep a large-mean pair exact
+
+
+def test_several_passes_need_a_replayable_source(acts):
+    one_shot = (torch.from_numpy(acts[i:i + 500]) for i in range(0, T, 500))
+    with pytest.raises(ValueError, match="passes"):
+        correlate(one_shot, N, 3, memory_mb=0.01, progress=False)
+    # a budget holding the whole block takes a one-shot iterable (e.g. inside the harvest)
+    one_shot = (torch.from_numpy(acts[i:i + 500]) for i in range(0, T, 500))
+    assert correlate(one_shot, N, 3, memory_mb=1.0, progress=False).n_tokens == T
+
+
+def test_budget_bounds_the_accumulator():
+    R = rows_for_budget(46080, 2048)
+    assert R * 46080 * 12 <= 2048 * 2**20 and R > 1000
+    sc = StreamingCorrelation(100, range(10, 30))
+    assert sc.cross.shape == (20, 100)
+    with pytest.raises(ValueError, match="activations"):
+        sc.add(torch.zeros(5, 99))
+
+
+def test_flatten_drops_bos_and_padding():
+    L, B, Tt, D = 2, 2, 4, 3
+    acts = torch.arange(L * B * Tt * D, dtype=torch.float32).reshape(L, B, Tt, D)
+    tokens = torch.tensor([[1, 5, 6, 0], [1, 7, 0, 0]])  # 1 = BOS, 0 = pad
+    x = flatten_activations(tokens, acts, ignore_ids={0, 1})
+    assert x.shape == (3, L * D)
+    # row of (batch 0, position 1): layer 0 then layer 1 values
+    assert x[0].tolist() == acts[0, 0, 1].tolist() + acts[1, 0, 1].tolist()
+    assert x[2].tolist() == acts[0, 1, 1].tolist() + acts[1, 1, 1].tolist()
