@@ -1,0 +1,511 @@
+"""Shared machinery of the importers: validate everything, then write idempotently.
+
+An importer turns its input into *units* (usually one per neuron: a page, a record, a
+row); each unit is a :class:`Plan` of rows for the named write queries in ``cypher/``.
+:func:`run_import` reads every unit once to validate it (nothing is written if any unit is
+bad), writes the Model and its Layers, then reads the units again and writes them in
+batches. Every write is a ``MERGE`` on a stable key, so re-running an interrupted import
+completes it, and re-running a finished one changes nothing.
+
+    async def units():                      # an importer's generator of plans
+        plan = Plan()
+        plan.neuron(3, 17, max_corr=0.8)
+        yield plan
+    info = ImportModel("gpt2", source="neuroscope")
+    summary = await run_import(store, info, units)
+
+Validation helpers (:class:`Checker`) raise :class:`neurograph.errors.InputFileError`
+with the file and the dotted field path (``texts[3].activations``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator
+
+from neurograph.domain import (
+    ModelInfo,
+    check_model_name,
+    head_key,
+    layer_key,
+    neuron_key,
+    token_key,
+)
+from neurograph.errors import InputFileError, InvalidKey, NeuroGraphError
+
+# Order in which a plan's rows are written: nodes before the edges that MATCH them.
+WRITE_ORDER = (
+    "upsert_neurons",
+    "upsert_heads",
+    "merge_imported_tokens",
+    "upsert_examples",
+    "upsert_imported_activations",
+    "upsert_explanations",
+    "upsert_n2g_pattern_nodes",
+    "upsert_pattern_edges",
+    "upsert_composes",
+    "upsert_similar",
+    "upsert_neuron_to_head",
+    "upsert_head_to_neuron",
+    "upsert_token_effects",
+)
+
+
+# --- validation ----------------------------------------------------------------------
+
+class Checker:
+    """Typed access to a parsed JSON document that names the file and field on failure.
+
+        c = Checker(path)
+        layer = c.int(page, "neuron_index.layer")
+        acts = c.floats(text, "activations", where="texts[3]")
+    """
+
+    def __init__(self, path: object) -> None:
+        self.path = path
+
+    def fail(self, message: str, field: str | None = None) -> InputFileError:
+        return InputFileError(self.path, message, field)
+
+    def get(self, obj: Any, name: str, where: str = "", *, required: bool = True) -> Any:
+        full = f"{where}.{name}" if where else name
+        cur = obj
+        for part in name.split("."):
+            if not isinstance(cur, dict):
+                raise self.fail(f"expected an object, got {_kind(cur)}", full)
+            if part not in cur or cur[part] is None:
+                if required:
+                    raise self.fail("missing", full)
+                return None
+            cur = cur[part]
+        return cur
+
+    def obj(self, obj: Any, name: str, where: str = "", *, required: bool = True) -> dict | None:
+        v = self.get(obj, name, where, required=required)
+        if v is not None and not isinstance(v, dict):
+            raise self.fail(f"expected an object, got {_kind(v)}", _join(where, name))
+        return v
+
+    def int(self, obj: Any, name: str, where: str = "", *, required: bool = True,
+            minimum: int | None = 0) -> int | None:
+        v = self.get(obj, name, where, required=required)
+        if v is None:
+            return None
+        return self.as_int(v, _join(where, name), minimum=minimum)
+
+    def as_int(self, v: Any, full: str, *, minimum: int | None = 0) -> int:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+            raise self.fail(f"expected an integer, got {_kind(v)}", full)
+        v = int(v)
+        if minimum is not None and v < minimum:
+            raise self.fail(f"expected an integer >= {minimum}, got {v}", full)
+        return v
+
+    def float(self, obj: Any, name: str, where: str = "", *, required: bool = True) -> float | None:
+        v = self.get(obj, name, where, required=required)
+        if v is None:
+            return None
+        return self.as_float(v, _join(where, name))
+
+    def as_float(self, v: Any, full: str) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.fail(f"expected a number, got {_kind(v)}", full)
+        return float(v)
+
+    def str(self, obj: Any, name: str, where: str = "", *, required: bool = True) -> str | None:
+        v = self.get(obj, name, where, required=required)
+        if v is not None and not isinstance(v, str):
+            raise self.fail(f"expected a string, got {_kind(v)}", _join(where, name))
+        return v
+
+    def list(self, obj: Any, name: str, where: str = "", *, required: bool = True) -> list | None:
+        v = self.get(obj, name, where, required=required)
+        if v is not None and not isinstance(v, list):
+            raise self.fail(f"expected a list, got {_kind(v)}", _join(where, name))
+        return v
+
+    def strs(self, obj: Any, name: str, where: str = "", *, required: bool = True) -> list[str] | None:
+        v = self.list(obj, name, where, required=required)
+        if v is None:
+            return None
+        for i, s in enumerate(v):
+            if not isinstance(s, str):
+                raise self.fail(f"expected a string, got {_kind(s)}", f"{_join(where, name)}[{i}]")
+        return v
+
+    def floats(self, obj: Any, name: str, where: str = "", *, required: bool = True) -> list[float] | None:
+        v = self.list(obj, name, where, required=required)
+        if v is None:
+            return None
+        full = _join(where, name)
+        return [self.as_float(x, f"{full}[{i}]") for i, x in enumerate(v)]
+
+    def ints(self, obj: Any, name: str, where: str = "", *, required: bool = True) -> list[int] | None:
+        v = self.list(obj, name, where, required=required)
+        if v is None:
+            return None
+        full = _join(where, name)
+        return [self.as_int(x, f"{full}[{i}]") for i, x in enumerate(v)]
+
+    def same_length(self, a: list, b: list, name_a: str, name_b: str, where: str = "") -> None:
+        if len(a) != len(b):
+            raise self.fail(f"{len(a)} {name_a} but {len(b)} {name_b}", _join(where, name_b))
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(v), type(v).__name__)
+
+
+def read_json(path: Path | str, text: str | None = None) -> Any:
+    """Parse a JSON file; a truncated or malformed file names the file and position."""
+    try:
+        raw = Path(path).read_text(encoding="utf-8") if text is None else text
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"cannot read: {exc}") from exc
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InputFileError(path, f"not valid JSON (truncated?): {exc.msg} at line {exc.lineno} "
+                                   f"column {exc.colno}") from exc
+
+
+def read_jsonl(path: Path | str) -> list[Any]:
+    """Parse a JSON-lines file (blank lines skipped); errors name the line."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"cannot read: {exc}") from exc
+    out = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise InputFileError(path, f"line {i} is not valid JSON (truncated?): {exc.msg}") from exc
+    if not out:
+        raise InputFileError(path, "empty file: expected at least one JSON line")
+    return out
+
+
+def finite(v: float | None) -> float | None:
+    """NaN/inf become null: the graph stores numbers users can compare."""
+    if v is None or not math.isfinite(v):
+        return None
+    return v
+
+
+# --- model, plan ----------------------------------------------------------------------
+
+@dataclass
+class ImportModel:
+    """The Model node an import writes. Explicit sizes (``--model-info`` or a metadata file)
+    overwrite; sizes inferred from the data only fill gaps or grow (never shrink).
+
+        m = ImportModel("gpt2-xl", source="openai", n_layers=48, d_mlp=6400)
+        m.see_neuron(3, 17)
+    """
+
+    name: str
+    source: str
+    n_layers: int | None = None
+    d_mlp: int | None = None
+    d_model: int | None = None
+    n_heads: int | None = None
+    d_vocab: int | None = None
+    act_fn: str | None = None
+    dataset: str | None = None
+    seen_layers: int = 0
+    seen_mlp: int = 0
+    seen_heads: int = 0
+
+    def __post_init__(self) -> None:
+        try:
+            check_model_name(self.name)
+        except InvalidKey as exc:
+            raise InputFileError("--model", str(exc), "model") from exc
+
+    def see_neuron(self, layer: int, index: int) -> None:
+        self.seen_layers = max(self.seen_layers, layer + 1)
+        self.seen_mlp = max(self.seen_mlp, index + 1)
+
+    def see_head(self, layer: int, head: int) -> None:
+        self.seen_layers = max(self.seen_layers, layer + 1)
+        self.seen_heads = max(self.seen_heads, head + 1)
+
+    def update(self, info: dict[str, Any]) -> None:
+        """Take explicit values (a metadata file, --model-info); unknown keys are ignored."""
+        for k in ("n_layers", "d_mlp", "d_model", "n_heads", "d_vocab", "act_fn", "dataset"):
+            if info.get(k) is not None:
+                setattr(self, k, info[k])
+
+    def row(self) -> dict[str, Any]:
+        n_layers = self.n_layers or self.seen_layers
+        d_mlp = self.d_mlp or self.seen_mlp
+        info = ModelInfo(self.name, n_layers, d_mlp, d_model=self.d_model,
+                         n_heads=self.n_heads or (self.seen_heads or None), d_vocab=self.d_vocab,
+                         act_fn=self.act_fn, source=self.source, dataset=self.dataset)
+        row = info.row()
+        row["explicit_n_layers"] = self.n_layers is not None
+        row["explicit_d_mlp"] = self.d_mlp is not None
+        return row
+
+
+def parse_model_info(value: str | dict | Path | None) -> dict[str, Any]:
+    """``--model-info``: a dict, a JSON file, a JSON object text, or ``n_layers=12,d_mlp=3072``."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        raw: dict[str, Any] = dict(value)
+    elif isinstance(value, Path) or (isinstance(value, str) and Path(value).is_file()):
+        raw = read_json(value)
+        if not isinstance(raw, dict):
+            raise InputFileError(value, "expected a JSON object", "model-info")
+    elif isinstance(value, str) and value.strip().startswith("{"):
+        raw = read_json("--model-info", value)
+    else:
+        raw = {}
+        for part in str(value).split(","):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise InputFileError("--model-info", f"expected key=value, got {part!r}", "model-info")
+            k, v = part.split("=", 1)
+            raw[k.strip()] = v.strip()
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        if k in ("n_layers", "d_mlp", "d_model", "n_heads", "d_vocab"):
+            try:
+                out[k] = int(v)
+            except (TypeError, ValueError):
+                raise InputFileError("--model-info", f"expected an integer, got {v!r}", k) from None
+        elif k in ("act_fn", "dataset"):
+            out[k] = str(v)
+        else:
+            raise InputFileError("--model-info", "unknown key (use n_layers, d_mlp, d_model, "
+                                 "n_heads, d_vocab, act_fn, dataset)", k)
+    return out
+
+
+@dataclass
+class Plan:
+    """Rows for the named write queries, collected from one or more validated units.
+
+        plan = Plan("gpt2")
+        plan.neuron(0, 7, max_corr=0.8027)
+        plan.add("upsert_composes", {"src": ..., "dst": ..., "kind": "in_in", "weight": 0.3, "rank": 0})
+    """
+
+    model: str = ""
+    neurons: dict[str, dict] = field(default_factory=dict)
+    heads: dict[str, dict] = field(default_factory=dict)
+    tokens: dict[str, dict] = field(default_factory=dict)
+    examples: dict[str, dict] = field(default_factory=dict)
+    rows: dict[str, list[dict]] = field(default_factory=dict)
+
+    def neuron(self, layer: int, index: int, **props: Any) -> str:
+        key = neuron_key(self.model, layer, index)
+        row = self.neurons.get(key)
+        if row is None:
+            row = self.neurons[key] = {"key": key, "model": self.model, "layer": layer, "index": index,
+                                       "layer_key": layer_key(self.model, layer), "props": {}}
+        row["props"].update({k: v for k, v in props.items() if v is not None})
+        return key
+
+    def head(self, layer: int, head: int) -> str:
+        key = head_key(self.model, layer, head)
+        self.heads.setdefault(key, {"key": key, "model": self.model, "layer": layer, "head": head,
+                                    "layer_key": layer_key(self.model, layer)})
+        return key
+
+    def token(self, token_id: int, text: str | None = None) -> str:
+        key = token_key(self.model, token_id)
+        row = self.tokens.setdefault(key, {"key": key, "model": self.model, "id": token_id, "text": None})
+        if text is not None:
+            row["text"] = text
+        return key
+
+    def example(self, key: str, tokens: list[str], data_index: int | None, source: str) -> str:
+        self.examples[key] = {"key": key, "model": self.model, "tokens": tokens,
+                              "data_index": data_index, "source": source}
+        return key
+
+    def add(self, query: str, *rows: dict) -> None:
+        self.rows.setdefault(query, []).extend(rows)
+
+    def merge(self, other: "Plan") -> None:
+        for key, row in other.neurons.items():
+            mine = self.neurons.get(key)
+            if mine is None:
+                self.neurons[key] = {**row, "props": dict(row["props"])}
+            else:
+                mine["props"].update(row["props"])
+        self.heads.update(other.heads)
+        for key, row in other.tokens.items():
+            if key not in self.tokens or row["text"] is not None:
+                self.tokens[key] = row
+        self.examples.update(other.examples)
+        for q, rows in other.rows.items():
+            self.add(q, *rows)
+
+    def size(self) -> int:
+        return (len(self.neurons) + len(self.heads) + len(self.tokens) + len(self.examples)
+                + sum(len(r) for r in self.rows.values()))
+
+    def batches(self) -> Iterator[tuple[str, list[dict]]]:
+        named = {"upsert_neurons": list(self.neurons.values()), "upsert_heads": list(self.heads.values()),
+                 "merge_imported_tokens": list(self.tokens.values()),
+                 "upsert_examples": list(self.examples.values())}
+        for q in WRITE_ORDER:
+            rows = named.get(q) or self.rows.get(q) or []
+            if rows:
+                yield q, rows
+        unknown = set(self.rows) - set(WRITE_ORDER)
+        if unknown:  # a programming error, not a user one
+            raise AssertionError(f"no write order for {sorted(unknown)}")
+
+    def see(self, model: ImportModel) -> None:
+        """Grow the model's inferred sizes from what this plan mentions."""
+        for row in self.neurons.values():
+            model.see_neuron(row["layer"], row["index"])
+        for row in self.heads.values():
+            model.see_head(row["layer"], row["head"])
+
+
+# --- running --------------------------------------------------------------------------
+
+UnitSource = Callable[[], Iterable[tuple[str, Callable[[], Plan]]]]
+"""A callable that lists the units: (label, parse) pairs; parse() validates and returns a Plan."""
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), disable=not enabled, transient=True)
+
+
+async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progress: bool = True,
+                     batch_units: int = 200) -> dict[str, Any]:
+    """Validate every unit, then write the model, its layers and every unit's rows.
+
+    Returns summary counts: ``{"model", "source", "units", "rows": {query: n}, "neurons", ...}``.
+    """
+    listed = list(units())
+    # Pass 1: validate everything; nothing is written if any unit is bad.
+    with _progress(progress) as bar:
+        task = bar.add_task(f"validate {model.source}", total=len(listed))
+        for _label, parse in listed:
+            plan = parse()
+            plan.see(model)
+            bar.advance(task)
+    if model.n_layers is not None and model.seen_layers > model.n_layers:
+        raise InputFileError("--model-info", f"data has layer {model.seen_layers - 1} but n_layers is "
+                             f"{model.n_layers}", "n_layers")
+    if model.d_mlp is not None and model.seen_mlp > model.d_mlp:
+        raise InputFileError("--model-info", f"data has neuron {model.seen_mlp - 1} but d_mlp is "
+                             f"{model.d_mlp}", "d_mlp")
+
+    counts: Counter[str] = Counter()
+    mrow = model.row()
+    await store.write("merge_imported_model", [mrow])
+    n_layers = max(mrow["n_layers"] or 0, model.seen_layers)
+    await store.write("merge_imported_layers", [
+        {"key": layer_key(model.name, l), "model": model.name, "layer": l, "n_neurons": mrow["d_mlp"]}
+        for l in range(n_layers)])
+    counts["upsert_layers"] = n_layers
+
+    # Pass 2: parse again (bounded memory for large trees) and write in batches.
+    async def flush(plan: Plan) -> None:
+        for q, rows in plan.batches():
+            counts[q] += await store.write(q, rows)
+
+    with _progress(progress) as bar:
+        task = bar.add_task(f"write {model.source}", total=len(listed))
+        pending = Plan(model.name)
+        n = 0
+        for _label, parse in listed:
+            pending.merge(parse())
+            n += 1
+            bar.advance(task)
+            if n % batch_units == 0:
+                await flush(pending)
+                pending = Plan(model.name)
+        await flush(pending)
+
+    rows = {q: counts[q] for q in counts}
+    return {
+        "source": model.source, "model": model.name, "units": len(listed),
+        "n_layers": n_layers, "d_mlp": mrow["d_mlp"],
+        "neurons": counts["upsert_neurons"], "examples": counts["upsert_examples"],
+        "explanations": counts["upsert_explanations"], "tokens": counts["merge_imported_tokens"],
+        "edges": sum(counts[q] for q in WRITE_ORDER[4:] if q not in ("upsert_explanations",
+                                                                      "upsert_n2g_pattern_nodes")),
+        "rows": rows,
+    }
+
+
+def sorted_numeric(folder: Path, suffix: str) -> list[tuple[int, Path]]:
+    """Children of folder named ``{int}{suffix}`` (or ``{int}`` dirs when suffix is ''), by number."""
+    out = []
+    if not folder.is_dir():
+        return out
+    for p in folder.iterdir():
+        stem = p.name[: -len(suffix)] if suffix and p.name.endswith(suffix) else (p.name if not suffix else None)
+        if stem is not None and stem.isdigit() and (p.is_dir() if not suffix else p.is_file()):
+            out.append((int(stem), p))
+    return sorted(out)
+
+
+def layer_neuron_files(root: Path, suffix: str) -> list[tuple[int, int, Path]]:
+    """``root/{layer}/{neuron}{suffix}`` files, sorted by (layer, neuron)."""
+    return [(l, n, f) for l, d in sorted_numeric(root, "") for n, f in sorted_numeric(d, suffix)]
+
+
+# --- the one entry point -------------------------------------------------------------
+
+SOURCES = ("neuroscope", "deepdecipher", "openai", "universal-neurons")
+
+
+class UnknownSource(NeuroGraphError, ValueError):
+    """``import_source`` was asked for a source it does not know."""
+
+
+async def import_source(store: Any, source: str, path: str | Path, *, model: str | None = None,
+                        **options: Any) -> dict[str, Any]:
+    """Import public interpretability data into the graph; returns summary counts.
+
+    ``source`` is one of :data:`SOURCES`; ``path`` a local file or folder (layouts in each
+    importer's docstring) or an ``http(s)://`` URL. Options: ``model_info`` (dict, JSON file,
+    or ``"n_layers=12,d_mlp=3072"``), ``progress`` (bool), and per source: ``layer``/``neuron``
+    (single files), ``neurons`` (list of (layer, neuron) to fetch from a base URL),
+    ``cache_dir``, ``vocab`` (token texts), ``k`` / ``head_k`` (Universal Neurons top-k).
+
+        summary = await import_source(store, "universal-neurons", "stats.csv", model="gpt2-small")
+        summary["neurons"]
+    """
+    key = source.strip().lower().replace("_", "-")
+    if key in ("neuroscope", "deepdecipher"):
+        from .neuroscope import import_neuroscope
+
+        return await import_neuroscope(store, path, model=model, source=key, **options)
+    if key == "openai":
+        from .openai import import_openai
+
+        return await import_openai(store, path, model=model, **options)
+    if key == "universal-neurons":
+        from .universal_neurons import import_universal_neurons
+
+        return await import_universal_neurons(store, path, model=model, **options)
+    raise UnknownSource(f"unknown import source {source!r}: choose one of {', '.join(SOURCES)}")

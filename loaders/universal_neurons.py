@@ -1,0 +1,414 @@
+"""Import Universal Neurons data (Gurnee et al. 2024, ``wesg52/universal-neurons``).
+
+Inputs (PATH is one file, or a folder holding them, directly or under ``weights/``):
+
+* neuron statistics CSVs: ``dataframes/neuron_dfs/{model}.csv``,
+  ``dataframes/interpretable_neurons/{model}/*.csv``, ``summary_data/{model}/weights/neuron_stats.csv``.
+  Their columns differ; :data:`COLUMN_ALIASES` maps every variant to one name
+  (``input_weight_norm`` → ``w_in_norm``, ``weight_norm_penalty`` → ``l2_penalty``,
+  ``neuron_ix`` → ``neuron``, a leading unnamed pandas index column is dropped). Every other
+  column becomes a neuron property under its own name (numbers, booleans, strings).
+* ``neuron_comps.pt`` (``weights.py``): for ``in_in``, ``in_out``, ``out_in``, ``out_out``,
+  ``top_neuron_value/_ix`` and ``bottom_neuron_value/_ix`` of shape ``[n_layers, d_mlp, k]``;
+  an index is flat over ``(layer, neuron)``: ``layer, neuron = divmod(ix, d_mlp)``. Each
+  becomes ``COMPOSES {kind, weight = cosine, rank}`` from the neuron whose list it is to the
+  listed neuron (``kind`` names the source's vector first: ``in_out`` = cos(src W_in,
+  dst W_out)); rank 0, 1, ... for top, -1, -2, ... for bottom. ``comp_mean/var/skew/kurt``
+  ``[n_layers, d_mlp]`` become neuron props ``{kind}_comp_mean`` etc.
+* ``vocab_comps.pt``: ``E_in`` (W_E·W_in) → ``TOKEN_EFFECT {kind: "input"}``, ``U_out``
+  (W_out·W_U) → ``TOKEN_EFFECT {kind: "output"}`` with top/bottom ``*_vocab_value/_ix``;
+  ``U_in`` and ``E_out`` have no edge kind in the graph model and give only their moments
+  (``{kind}_comp_mean`` ...). Tokens are ``Token {id}`` nodes with ``text`` from ``vocab=``
+  (a JSON list id→text or object text→id) when given, else ``text = null``.
+* ``{k,q,v,o}_comps.pt``: ``[n_layers, d_mlp, n_layers, n_heads]`` composition scores. For
+  each neuron the ``head_k`` (default 10) strongest causal ones become ``HEAD_COMPOSES``:
+  K/Q/V neuron → head of a later layer (the head reads the neuron's output), O head →
+  neuron of the same or a later layer (the neuron reads the head's output).
+
+Loading ``.pt`` needs torch (imported only then). The model (``source`` =
+"universal-neurons") takes its name from ``--model``, else the file (``{model}.csv``,
+``{model}.universal.csv``) or folder name; ``n_layers``/``d_mlp`` come from the tensors'
+shapes, ``model_info``, or the largest layer/neuron seen.
+
+    summary = await import_universal_neurons(store, "stanford-gpt2-small-a.universal.csv")
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from neurograph.domain import check_model_name
+from neurograph.errors import InputFileError, InvalidKey
+
+from .importing import Checker, ImportModel, Plan, finite, parse_model_info, read_json, run_import
+
+COLUMN_ALIASES: dict[str, str | None] = {
+    "": None, "Unnamed: 0": None, "index": None,          # pandas' saved index column
+    "neuron_ix": "neuron", "neuron_index": "neuron", "layer_ix": "layer",
+    "input_weight_norm": "w_in_norm", "output_weight_norm": "w_out_norm",
+    "weight_norm_penalty": "l2_penalty", "kurtosis": "kurt", "skewness": "skew", "variance": "var",
+}
+NEURON_COMPS = ("in_in", "in_out", "out_in", "out_out")
+VOCAB_EDGES = {"E_in": "input", "U_out": "output"}
+VOCAB_COMPS = ("E_in", "U_in", "E_out", "U_out")
+HEAD_FILES = {"k": "K", "q": "Q", "v": "V", "o": "O"}
+_PROP = re.compile(r"[^A-Za-z0-9_]")
+
+
+# --- CSV ------------------------------------------------------------------------------
+
+def _value(text: str) -> Any:
+    t = text.strip()
+    if t == "" or t.lower() in ("nan", "none", "null"):
+        return None
+    if t in ("True", "true", "False", "false"):
+        return t.lower() == "true"
+    try:
+        return finite(float(t))
+    except ValueError:
+        return t
+
+
+def read_stats_csv(path: Path) -> list[tuple[int, int, dict[str, Any]]]:
+    """Rows of a neuron statistics CSV as (layer, neuron, props), columns renamed by alias."""
+    c = Checker(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputFileError(path, f"cannot read CSV: {exc}") from exc
+    if not rows:
+        raise InputFileError(path, "empty file: expected a header with layer and neuron", "layer")
+    header = [COLUMN_ALIASES.get(h.strip(), _PROP.sub("_", h.strip())) for h in rows[0]]
+    for need in ("layer", "neuron"):
+        if need not in header:
+            raise InputFileError(path, f"no {need!r} column (header: {', '.join(rows[0])})", need)
+    li, ni = header.index("layer"), header.index("neuron")
+    out: list[tuple[int, int, dict[str, Any]]] = []
+    seen: set[tuple[int, int]] = set()
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise InputFileError(path, f"line {line} has {len(row)} of {len(header)} columns (truncated?)",
+                                 rows[0][min(len(row), len(header) - 1)])
+        props: dict[str, Any] = {}
+        for name, cell in zip(header, row):
+            if name is None or name in ("layer", "neuron"):
+                continue
+            props[name] = _value(cell)
+        layer = c.as_int(_value(row[li]), f"layer (line {line})")
+        neuron = c.as_int(_value(row[ni]), f"neuron (line {line})")
+        if (layer, neuron) in seen:
+            raise InputFileError(path, f"line {line} repeats neuron {layer}/{neuron}", "neuron")
+        seen.add((layer, neuron))
+        out.append((layer, neuron, props))
+    return out
+
+
+# --- .pt summaries --------------------------------------------------------------------
+
+def _torch_load(path: Path) -> Any:
+    try:
+        import torch
+    except ImportError as exc:  # the API install has no torch
+        raise InputFileError(path, "reading .pt files needs torch (pip install 'neurograph[compute]')") from exc
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, not a torch file, unpickling refused
+        raise InputFileError(path, f"not a readable torch file (truncated?): {type(exc).__name__}: {exc}") from exc
+
+
+def _tensor(c: Checker, obj: Any, name: str, ndim: int, shape_prefix: tuple = ()):
+    import torch
+
+    t = obj.get(name) if isinstance(obj, dict) else None
+    if t is None:
+        raise c.fail("missing", name)
+    if not isinstance(t, torch.Tensor):
+        raise c.fail(f"expected a tensor, got {type(t).__name__}", name)
+    if t.dim() != ndim or tuple(t.shape[: len(shape_prefix)]) != tuple(shape_prefix):
+        want = "[" + ", ".join([str(s) for s in shape_prefix] + ["…"] * (ndim - len(shape_prefix))) + "]"
+        raise c.fail(f"expected shape {want}, got {list(t.shape)}", name)
+    return t
+
+
+@lru_cache(maxsize=8)
+def load_neuron_comps(path: Path) -> dict[str, dict[str, Any]]:
+    """Validated ``neuron_comps.pt``: {kind: {top_value, top_ix, bottom_value, bottom_ix, moments}}."""
+    data = _torch_load(path)
+    c = Checker(path)
+    if not isinstance(data, dict) or not set(NEURON_COMPS) & set(data):
+        raise c.fail("expected a dict with in_in, in_out, out_in, out_out", "in_in")
+    out: dict[str, dict[str, Any]] = {}
+    shape = None
+    for kind in NEURON_COMPS:
+        if kind not in data:
+            continue
+        d = data[kind]
+        cc = Checker(f"{path} [{kind}]")
+        tv = _tensor(cc, d, "top_neuron_value", 3)
+        shape = shape or tuple(tv.shape[:2])
+        n_layers, d_mlp = shape
+        entry = {}
+        for side in ("top", "bottom"):
+            v = _tensor(cc, d, f"{side}_neuron_value", 3, shape).float()
+            ix = _tensor(cc, d, f"{side}_neuron_ix", 3, shape).long()
+            if v.shape != ix.shape:
+                raise cc.fail(f"shape {list(ix.shape)} differs from {side}_neuron_value {list(v.shape)}",
+                              f"{side}_neuron_ix")
+            if ix.numel() and (int(ix.min()) < 0 or int(ix.max()) >= n_layers * d_mlp):
+                raise cc.fail(f"indices must lie in [0, {n_layers * d_mlp})", f"{side}_neuron_ix")
+            entry[side] = (v, ix)  # kept as tensors: lists of a full model take GBs
+        entry["moments"] = _moments(cc, d, shape)
+        out[kind] = entry
+    out["_shape"] = shape  # type: ignore[assignment]
+    return out
+
+
+def _moments(c: Checker, d: dict, shape: tuple) -> dict[str, list]:
+    out = {}
+    for m in ("mean", "var", "skew", "kurt"):
+        if f"comp_{m}" in d:
+            out[m] = _tensor(c, d, f"comp_{m}", 2, shape).float()
+    return out
+
+
+@lru_cache(maxsize=8)
+def load_vocab_comps(path: Path) -> dict[str, Any]:
+    data = _torch_load(path)
+    c = Checker(path)
+    if not isinstance(data, dict) or not set(VOCAB_COMPS) & set(data):
+        raise c.fail("expected a dict with E_in, U_in, E_out, U_out", "E_in")
+    out: dict[str, Any] = {}
+    shape = None
+    for kind in VOCAB_COMPS:
+        if kind not in data:
+            continue
+        d = data[kind]
+        cc = Checker(f"{path} [{kind}]")
+        shape = shape or tuple(_tensor(cc, d, "top_vocab_value", 3).shape[:2])
+        entry: dict[str, Any] = {"moments": _moments(cc, d, shape)}
+        if kind in VOCAB_EDGES:
+            for side in ("top", "bottom"):
+                v = _tensor(cc, d, f"{side}_vocab_value", 3, shape).float()
+                ix = _tensor(cc, d, f"{side}_vocab_ix", 3, shape).long()
+                if v.shape != ix.shape:
+                    raise cc.fail(f"shape {list(ix.shape)} differs from {side}_vocab_value", f"{side}_vocab_ix")
+                if ix.numel() and int(ix.min()) < 0:
+                    raise cc.fail("token ids must be >= 0", f"{side}_vocab_ix")
+                entry[side] = (v, ix)  # kept as tensors: lists of a full model take GBs
+        out[kind] = entry
+    out["_shape"] = shape
+    return out
+
+
+@lru_cache(maxsize=8)
+def load_head_comps(path: Path) -> Any:
+    import torch
+
+    t = _torch_load(path)
+    c = Checker(path)
+    if not isinstance(t, torch.Tensor) or t.dim() != 4 or t.shape[0] != t.shape[2]:
+        got = list(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise c.fail(f"expected a tensor [n_layers, d_mlp, n_layers, n_heads], got {got}", path.name)
+    return t.float()
+
+
+# --- units ----------------------------------------------------------------------------
+
+def _csv_unit(model: str, path: Path) -> Callable[[], Plan]:
+    def parse() -> Plan:
+        plan = Plan(model)
+        for layer, neuron, props in read_stats_csv(path):
+            plan.neuron(layer, neuron, **props)
+        return plan
+    return parse
+
+
+def _neuron_comps_unit(model: str, path: Path, layer: int, k: int | None) -> Callable[[], Plan]:
+    def parse() -> Plan:
+        comps = load_neuron_comps(path)
+        n_layers, d_mlp = comps["_shape"]
+        plan = Plan(model)
+        for kind in NEURON_COMPS:
+            if kind not in comps:
+                continue
+            entry = comps[kind]
+            moments = {m: v[layer].tolist() for m, v in entry["moments"].items()}
+            sides = {side: (entry[side][0][layer].tolist(), entry[side][1][layer].tolist())
+                     for side in ("top", "bottom")}
+            for n in range(d_mlp):
+                src = plan.neuron(layer, n, **{f"{kind}_comp_{m}": finite(v[n]) for m, v in moments.items()})
+                for side in ("top", "bottom"):
+                    vals, ix = sides[side][0][n], sides[side][1][n]
+                    for i in range(len(vals) if k is None else min(k, len(vals))):
+                        dl, dn = divmod(ix[i], d_mlp)
+                        plan.add("upsert_composes", {"src": src, "dst": plan.neuron(dl, dn), "kind": kind,
+                                                     "weight": vals[i], "rank": i if side == "top" else -(i + 1)})
+        return plan
+    return parse
+
+
+def _vocab_comps_unit(model: str, path: Path, layer: int, k: int | None,
+                      texts: dict[int, str] | None) -> Callable[[], Plan]:
+    def parse() -> Plan:
+        comps = load_vocab_comps(path)
+        _, d_mlp = comps["_shape"]
+        plan = Plan(model)
+        for kind in VOCAB_COMPS:
+            if kind not in comps:
+                continue
+            entry = comps[kind]
+            moments = {m: v[layer].tolist() for m, v in entry["moments"].items()}
+            sides = {side: (entry[side][0][layer].tolist(), entry[side][1][layer].tolist())
+                     for side in ("top", "bottom") if side in entry}
+            for n in range(d_mlp):
+                nk = plan.neuron(layer, n, **{f"{kind.lower()}_comp_{m}": finite(v[n]) for m, v in moments.items()})
+                if kind not in VOCAB_EDGES:
+                    continue
+                for side in ("top", "bottom"):
+                    vals, ix = sides[side][0][n], sides[side][1][n]
+                    for i in range(len(vals) if k is None else min(k, len(vals))):
+                        tk = plan.token(ix[i], (texts or {}).get(ix[i]))
+                        plan.add("upsert_token_effects", {
+                            "neuron": nk, "token": tk, "kind": VOCAB_EDGES[kind], "weight": vals[i],
+                            "rank": i if side == "top" else -(i + 1), "count": None})
+        return plan
+    return parse
+
+
+def _head_unit(model: str, path: Path, kind: str, layer: int, head_k: int | None) -> Callable[[], Plan]:
+    def parse() -> Plan:
+        t = load_head_comps(path)
+        n_layers, d_mlp, _, n_heads = t.shape
+        plan = Plan(model)
+        # K/Q/V: a later head reads the neuron's output; O: the neuron reads an earlier head's output.
+        heads = [(al, h) for al in range(n_layers) for h in range(n_heads)
+                 if (al > layer if kind != "O" else al <= layer)]
+        if not heads:
+            for n in range(d_mlp):
+                plan.neuron(layer, n)
+            return plan
+        rows = t[layer].reshape(d_mlp, n_layers * n_heads)[:, [al * n_heads + h for al, h in heads]]
+        kk = len(heads) if head_k is None else min(head_k, len(heads))
+        vals, idx = rows.topk(kk, dim=1)
+        vals, idx = vals.tolist(), idx.tolist()
+        for n in range(d_mlp):
+            nk = plan.neuron(layer, n)
+            for rank, (v, j) in enumerate(zip(vals[n], idx[n])):
+                hk = plan.head(*heads[j])
+                plan.add("upsert_neuron_to_head" if kind != "O" else "upsert_head_to_neuron",
+                         {"neuron": nk, "head": hk, "kind": kind, "weight": finite(v), "rank": rank})
+        return plan
+    return parse
+
+
+def _find(path: Path) -> tuple[list[Path], dict[str, Path]]:
+    if path.is_file():
+        files = [path]
+    else:
+        files = sorted([*path.glob("*"), *(path / "weights").glob("*")])
+    csvs = [f for f in files if f.suffix == ".csv" and f.is_file()]
+    pts = {f.name: f for f in files if f.suffix == ".pt" and f.is_file()}
+    return csvs, pts
+
+
+def _model_name(path: Path) -> str:
+    if path.is_file():
+        if path.suffix == ".csv" and "." in path.stem:
+            return path.stem.split(".")[0]
+        if path.suffix == ".csv" and path.stem not in ("universal", "neuron_stats", "prediction", "suppression"):
+            return path.stem
+        path = path.parent
+    if path.name == "weights":
+        path = path.parent
+    return path.name
+
+
+def _texts(vocab: Any) -> dict[int, str] | None:
+    if vocab is None:
+        return None
+    data = vocab if isinstance(vocab, (dict, list)) else read_json(vocab)
+    if isinstance(data, list):
+        return {i: t for i, t in enumerate(data) if isinstance(t, str)}
+    if isinstance(data, dict):
+        return {int(i): t for t, i in data.items() if isinstance(i, int)}
+    raise InputFileError(vocab, "expected a JSON list (id → text) or object (text → id)", "vocab")
+
+
+def plan_units(path: Path, *, model: str | None = None, model_info: Any = None, k: int | None = None,
+               head_k: int | None = 10, vocab: Any = None, **_: Any) -> tuple[ImportModel, Callable]:
+    explicit = parse_model_info(model_info)
+    if not path.exists():
+        raise InputFileError(path, "no such file or folder")
+    csvs, pts = _find(path)
+    known = {"neuron_comps.pt", "vocab_comps.pt", *(f"{x}_comps.pt" for x in HEAD_FILES)}
+    if path.is_file() and not csvs and path.name not in known:
+        raise InputFileError(path, "not a Universal Neurons file: expected a neuron statistics .csv, "
+                             "neuron_comps.pt, vocab_comps.pt or {k,q,v,o}_comps.pt")
+    if not csvs and not (set(pts) & known):
+        raise InputFileError(path, "no Universal Neurons files (*.csv, neuron_comps.pt, vocab_comps.pt, "
+                             "{k,q,v,o}_comps.pt) found")
+    name = model or _model_name(path)
+    try:
+        check_model_name(name)
+    except InvalidKey:
+        raise InputFileError(path, f"cannot take a model name from {name!r}: give --model", "model") from None
+    im = ImportModel(name, "universal-neurons")
+
+    # Shapes of the tensors give exact sizes; they are read (and validated) once here.
+    n_layers = None
+    if "neuron_comps.pt" in pts:
+        n_layers, d_mlp = load_neuron_comps(pts["neuron_comps.pt"])["_shape"]
+        im.update({"n_layers": n_layers, "d_mlp": d_mlp})
+    if "vocab_comps.pt" in pts:
+        n_layers, d_mlp = load_vocab_comps(pts["vocab_comps.pt"])["_shape"]
+        im.update({"n_layers": n_layers, "d_mlp": d_mlp})
+    heads = {x: pts[f"{x}_comps.pt"] for x in HEAD_FILES if f"{x}_comps.pt" in pts}
+    for f in heads.values():
+        t = load_head_comps(f)
+        n_layers = t.shape[0]
+        im.update({"n_layers": t.shape[0], "d_mlp": t.shape[1], "n_heads": t.shape[3]})
+    im.update(explicit)
+    texts = _texts(vocab)
+
+    def units():
+        for f in csvs:
+            yield str(f), _csv_unit(im.name, f)
+        for layer in range(n_layers or 0):
+            if "neuron_comps.pt" in pts:
+                yield f"{pts['neuron_comps.pt']}:{layer}", _neuron_comps_unit(im.name, pts["neuron_comps.pt"], layer, k)
+            if "vocab_comps.pt" in pts:
+                yield f"{pts['vocab_comps.pt']}:{layer}", _vocab_comps_unit(
+                    im.name, pts["vocab_comps.pt"], layer, k, texts)
+            for x, f in heads.items():
+                yield f"{f}:{layer}", _head_unit(im.name, f, HEAD_FILES[x], layer, head_k)
+    return im, units
+
+
+async def import_universal_neurons(store: Any, path: str | Path, *, model: str | None = None,
+                                   model_info: Any = None, progress: bool = True, **options: Any) -> dict[str, Any]:
+    """Import Universal Neurons CSVs and weight summaries from a file, a folder or a CSV URL.
+
+        await import_universal_neurons(store, "summary_data/gpt2-small/weights", model="gpt2-small", k=5)
+    """
+    text = str(path)
+    if text.startswith(("http://", "https://")):
+        from .fetch import Fetcher
+
+        async with Fetcher(options.pop("cache_dir", None)) as fetcher:
+            path = await fetcher.get_file(text, suffix=Path(text.split("?")[0]).suffix)
+        model = model or _model_name(Path(text.split("?")[0]))
+    try:
+        im, units = plan_units(Path(path), model=model, model_info=model_info, **options)
+        return await run_import(store, im, units, progress=progress)
+    finally:
+        # The tensors are only needed for one import; free them (files may change between runs).
+        load_neuron_comps.cache_clear()
+        load_vocab_comps.cache_clear()
+        load_head_comps.cache_clear()

@@ -1,0 +1,227 @@
+"""Universal Neurons import: the real statistics CSV, column variants, .pt summaries, bad input."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+from loaders.importing import UnknownSource, import_source
+from neurograph.errors import InputFileError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REAL = "universal-neurons/stanford-gpt2-small-a.universal.csv"
+
+
+def _make_fixtures():
+    spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+async def snapshot(store) -> tuple:
+    nodes = await store.run("MATCH (n) RETURN labels(n)[0] AS label, n.key AS key, properties(n) AS p ORDER BY key")
+    edges = await store.run("MATCH (a)-[e]->(b) RETURN a.key AS a, type(e) AS t, properties(e) AS p, b.key AS b "
+                            "ORDER BY a, t, b")
+    return [repr(sorted(r.items())) for r in nodes], sorted(repr(sorted(r.items())) for r in edges)
+
+
+@pytest.fixture
+def toy_un(tmp_path) -> Path:
+    """The toy Universal Neurons folder with its .pt summaries written beside the CSVs."""
+    folder = tmp_path / "toy-un"
+    shutil.copytree(FIXTURES / "universal-neurons" / "toy-un", folder)
+    _make_fixtures().write_pt_fixtures(folder / "weights")
+    return folder
+
+
+async def test_real_file_values_and_counts(store, shared_data):
+    path = shared_data / REAL
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    summary = await import_source(store, "universal-neurons", path, progress=False)
+    assert summary["model"] == "stanford-gpt2-small-a"
+    assert summary["neurons"] == len(rows) == 1533
+    got = await store.run("MATCH (n:Neuron {key: 'stanford-gpt2-small-a/0/7'}) RETURN n")
+    assert got[0]["n"]["max_corr"] == pytest.approx(0.8027)
+    assert got[0]["n"]["w_in_norm"] == pytest.approx(float(rows[0]["w_in_norm"]))
+    assert got[0]["n"]["l2_penalty"] == pytest.approx(float(rows[0]["l2_penalty"]))
+    model = (await store.run("MATCH (m:Model) RETURN m"))[0]["m"]
+    assert model["source"] == "universal-neurons"
+    assert model["n_layers"] == 1 + max(int(r["layer"]) for r in rows)
+    # every neuron hangs under its layer, with the CSV's count per layer
+    per_layer = await store.run("MATCH (l:Layer)-[:HAS_NEURON]->(n:Neuron) RETURN l.layer AS layer, count(n) AS n "
+                                "ORDER BY layer")
+    expected: dict[int, int] = {}
+    for r in rows:
+        expected[int(r["layer"])] = expected.get(int(r["layer"]), 0) + 1
+    assert {r["layer"]: r["n"] for r in per_layer} == expected
+    # a graph query over imported values: the most universal neuron
+    best = max(rows, key=lambda r: float(r["max_corr"]))
+    top = await store.run("MATCH (n:Neuron) RETURN n.layer AS l, n.index AS i ORDER BY n.max_corr DESC LIMIT 1")
+    assert (top[0]["l"], top[0]["i"]) == (int(best["layer"]), int(best["neuron"]))
+
+
+async def test_reimport_changes_nothing(store, shared_data):
+    await import_source(store, "universal-neurons", shared_data / REAL, progress=False)
+    first = await snapshot(store)
+    await import_source(store, "universal-neurons", shared_data / REAL, progress=False)
+    assert await snapshot(store) == first
+
+
+async def test_model_info_sets_true_sizes(store, shared_data):
+    await import_source(store, "universal-neurons", shared_data / REAL, model="gpt2-a",
+                        model_info="n_layers=12,d_mlp=3072", progress=False)
+    m = (await store.run("MATCH (m:Model {key: 'gpt2-a'})-[:HAS_LAYER]->(l:Layer) "
+                         "RETURN m.d_mlp AS d, collect(DISTINCT l.n_neurons) AS n"))[0]
+    assert m == {"d": 3072, "n": [3072]}
+    with pytest.raises(InputFileError, match="d_mlp"):
+        await import_source(store, "universal-neurons", shared_data / REAL, model="gpt2-b",
+                            model_info={"n_layers": 12, "d_mlp": 100}, progress=False)
+    assert await store.run("MATCH (m:Model {key: 'gpt2-b'}) RETURN m") == []
+
+
+async def test_column_variants_and_weight_summaries(store, toy_un):
+    import torch
+
+    summary = await import_source(store, "universal-neurons", toy_un, progress=False)
+    assert summary["model"] == "toy-un"
+    mk = "toy-un"
+    model = (await store.run("MATCH (m:Model {key: $k}) RETURN m", {"k": mk}))[0]["m"]
+    assert (model["n_layers"], model["d_mlp"], model["n_heads"]) == (2, 4, 2)
+    # aliases: input_weight_norm -> w_in_norm, weight_norm_penalty -> l2_penalty, neuron_ix -> neuron
+    with open(toy_un / "weights" / "neuron_stats.csv", newline="") as fh:
+        stats = {(int(r["layer"]), int(r["neuron_ix"])): r for r in csv.DictReader(fh)}
+    n = (await store.run("MATCH (n:Neuron {key: 'toy-un/1/3'}) RETURN n"))[0]["n"]
+    assert n["w_in_norm"] == pytest.approx(float(stats[(1, 3)]["input_weight_norm"]))
+    assert n["w_out_norm"] == pytest.approx(float(stats[(1, 3)]["output_weight_norm"]))
+    assert n["l2_penalty"] == pytest.approx(0.5) and n["feature"] == "the" and n["is_surpress"] is True
+    assert not any(k in n for k in ("", "Unnamed: 0", "input_weight_norm", "neuron_ix", "weight_norm_penalty"))
+    assert "sparsity" not in (await store.run("MATCH (n:Neuron {key: 'toy-un/1/2'}) RETURN n"))[0]["n"]
+
+    # neuron_comps.pt: every stored top/bottom entry is an edge with the stored cosine
+    comps = torch.load(toy_un / "weights" / "neuron_comps.pt")
+    edges = await store.run("MATCH (a:Neuron)-[e:COMPOSES]->(b:Neuron) RETURN a.key AS a, b.key AS b, "
+                            "e.kind AS kind, e.weight AS w, e.rank AS rank")
+    got = {(r["a"], r["b"], r["kind"]): (r["w"], r["rank"]) for r in edges}
+    expected = {}
+    for kind, d in comps.items():
+        n_layers, d_mlp, k = d["top_neuron_value"].shape
+        for side in ("top", "bottom"):
+            for l in range(n_layers):
+                for m in range(d_mlp):
+                    for i in range(k):
+                        dl, dn = divmod(int(d[f"{side}_neuron_ix"][l, m, i]), d_mlp)
+                        expected[(f"{mk}/{l}/{m}", f"{mk}/{dl}/{dn}", kind)] = (
+                            float(d[f"{side}_neuron_value"][l, m, i]), i if side == "top" else -(i + 1))
+    assert got.keys() == expected.keys()
+    for key, (w, rank) in expected.items():
+        assert got[key][0] == pytest.approx(w, abs=1e-6) and got[key][1] == rank
+    assert n["in_in_comp_mean"] == pytest.approx(float(comps["in_in"]["comp_mean"][1, 3]), abs=1e-6)
+
+    # vocab_comps.pt: E_in -> input, U_out -> output token effects; tokens have ids, no text
+    vocab = torch.load(toy_un / "weights" / "vocab_comps.pt")
+    te = await store.run("MATCH (n:Neuron)-[e:TOKEN_EFFECT]->(t:Token) RETURN n.key AS n, t.id AS id, "
+                         "t.text AS text, e.kind AS kind, e.weight AS w")
+    exp_te = {}
+    for comp, kind in (("E_in", "input"), ("U_out", "output")):
+        d = vocab[comp]
+        for side in ("top", "bottom"):
+            for l in range(2):
+                for m in range(4):
+                    for i in range(d[f"{side}_vocab_ix"].shape[-1]):
+                        exp_te[(f"{mk}/{l}/{m}", int(d[f"{side}_vocab_ix"][l, m, i]), kind)] = float(
+                            d[f"{side}_vocab_value"][l, m, i])
+    assert {(r["n"], r["id"], r["kind"]): r["w"] for r in te} == pytest.approx(exp_te, abs=1e-6)
+    assert {r["text"] for r in te} == {None}
+
+    # {k,q,v,o}_comps.pt: causal head composition
+    k_comp = torch.load(toy_un / "weights" / "k_comps.pt").float()
+    hk = await store.run("MATCH (n:Neuron)-[e:HEAD_COMPOSES {kind: 'K'}]->(h:Head) "
+                         "RETURN n.layer AS l, n.index AS i, h.layer AS hl, h.head AS h, e.weight AS w")
+    assert {(r["l"], r["i"], r["hl"], r["h"]): r["w"] for r in hk} == pytest.approx(
+        {(0, i, 1, h): float(k_comp[0, i, 1, h]) for i in range(4) for h in range(2)}, abs=1e-3)
+    ho = await store.run("MATCH (h:Head)-[e:HEAD_COMPOSES {kind: 'O'}]->(n:Neuron) RETURN h.layer AS hl, n.layer AS l")
+    assert len(ho) == 4 * 2 + 4 * 4 and all(r["hl"] <= r["l"] for r in ho)
+
+
+async def test_vocab_gives_token_texts_and_k_limits(store, toy_un, tmp_path):
+    vocab = _make_fixtures().VOCAB
+    await import_source(store, "universal-neurons", toy_un, model="toy-k", k=1, head_k=1, vocab=vocab,
+                        progress=False)
+    rows = await store.run("MATCH (a:Neuron {key: 'toy-k/0/0'})-[e]->(b) RETURN type(e) AS t, e.kind AS kind, "
+                           "e.rank AS rank, b.text AS text, b.id AS id")
+    composes = [r for r in rows if r["t"] == "COMPOSES"]
+    assert sorted((r["kind"], r["rank"]) for r in composes) == sorted(
+        (k, r) for k in ("in_in", "in_out", "out_in", "out_out") for r in (0, -1))
+    tokens = [r for r in rows if r["t"] == "TOKEN_EFFECT"]
+    assert len(tokens) == 4 and all(r["text"] == vocab[r["id"]] for r in tokens)
+    assert len([r for r in rows if r["t"] == "HEAD_COMPOSES"]) == 3  # K, Q, V: the best later head each
+
+
+def _truncate(src: Path, dst: Path, frac: float = 0.6) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * frac)])
+    return dst
+
+
+async def test_bad_inputs_change_nothing(store, shared_data, toy_un, tmp_path):
+    await import_source(store, "universal-neurons", toy_un, progress=False)
+    before = await snapshot(store)
+    real = (shared_data / REAL).read_text()
+    header, first, *rest = real.splitlines()
+
+    cases: list[tuple[Path, str]] = []
+    p = tmp_path / "trunc.universal.csv"
+    p.write_text(real[: len(real) // 2].rstrip("\n").rsplit(",", 3)[0] + "\n")
+    cases.append((p, r"trunc\.universal\.csv.*columns \(truncated\?\)"))
+    p = tmp_path / "typed.csv"
+    p.write_text("\n".join([header, first, "x" + rest[0]] + rest[1:]) + "\n")
+    cases.append((p, r"typed\.csv.*field 'layer \(line 3\)'.*integer"))
+    p = tmp_path / "nocol.csv"
+    p.write_text("layer,max_corr\n0,0.5\n")
+    cases.append((p, r"nocol\.csv.*field 'neuron'"))
+    p = tmp_path / "dupe.csv"
+    p.write_text("\n".join([header, first, first]) + "\n")
+    cases.append((p, r"dupe\.csv.*repeats neuron 0/7"))
+    p = tmp_path / "page.json"
+    p.write_text('{"texts": []}')
+    cases.append((p, r"page\.json.*not a Universal Neurons file"))
+
+    bad_pt = tmp_path / "badpt"
+    shutil.copytree(toy_un, bad_pt)
+    _truncate(toy_un / "weights" / "neuron_comps.pt", bad_pt / "weights" / "neuron_comps.pt")
+    cases.append((bad_pt, r"neuron_comps\.pt.*truncated"))
+    import torch
+
+    shape = tmp_path / "shape"
+    shutil.copytree(toy_un, shape)
+    comps = torch.load(toy_un / "weights" / "neuron_comps.pt")
+    comps["out_in"]["bottom_neuron_ix"] = comps["out_in"]["bottom_neuron_ix"][:, :2]
+    torch.save(comps, shape / "weights" / "neuron_comps.pt")
+    cases.append((shape, r"neuron_comps\.pt \[out_in\].*field 'bottom_neuron_ix'.*shape"))
+    ix = tmp_path / "ix"
+    shutil.copytree(toy_un, ix)
+    comps = torch.load(toy_un / "weights" / "neuron_comps.pt")
+    comps["in_in"]["top_neuron_ix"][1, 2, 0] = 99
+    torch.save(comps, ix / "weights" / "neuron_comps.pt")
+    cases.append((ix, r"\[in_in\].*field 'top_neuron_ix'.*\[0, 8\)"))
+    # a good CSV beside a bad tensor: the CSV must not be written either
+    heads = tmp_path / "heads"
+    shutil.copytree(toy_un, heads)
+    torch.save(torch.zeros(2, 4, 3, 2), heads / "weights" / "q_comps.pt")
+    cases.append((heads, r"q_comps\.pt.*n_layers, d_mlp, n_layers, n_heads"))
+
+    for path, pattern in cases:
+        with pytest.raises(InputFileError, match=pattern):
+            await import_source(store, "universal-neurons", path, model="toy-un", progress=False)
+        assert await snapshot(store) == before, path
+
+
+async def test_unknown_source_is_a_clear_error(store, shared_data):
+    with pytest.raises(UnknownSource, match="unknown import source 'neuronpedia'.*universal-neurons"):
+        await import_source(store, "neuronpedia", shared_data / REAL)
