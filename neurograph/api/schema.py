@@ -298,17 +298,29 @@ def _mask(error: GraphQLError) -> bool:
     return error.original_error is not None and not isinstance(error.original_error, NeuroGraphError)
 
 
+class NeuroGraphSchema(strawberry.Schema):
+    """Logs only unexpected errors (with their traceback); a user's bad id or refused query is
+    answered, not logged as a server fault."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        unexpected = [e for e in errors if e.original_error is not None
+                      and not isinstance(e.original_error, (NeuroGraphError, GraphQLError))]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
 def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 2000,
                  max_cost: float = 20_000) -> strawberry.Schema:
-    """The schema with its limits; every argument is a per-request bound."""
-    return strawberry.Schema(
+    """The schema with its limits; every argument is a per-request bound. Extensions are
+    given as factories, so each request gets its own instances (they hold request state)."""
+    return NeuroGraphSchema(
         query=Query, mutation=Mutation, types=[Neuron, Model, Head, Token, Explanation],
         extensions=[
-            QueryDepthLimiter(max_depth=max_depth),
-            MaxAliasesLimiter(max_alias_count=max_aliases),
-            MaxTokensLimiter(max_token_count=max_tokens),
-            CostLimiter(max_cost=max_cost),
-            MaskErrors(should_mask_error=_mask, error_message="internal error: the server log has details"),
+            lambda: QueryDepthLimiter(max_depth=max_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+            lambda: MaxTokensLimiter(max_token_count=max_tokens),
+            lambda: CostLimiter(max_cost=max_cost),
+            lambda: MaskErrors(should_mask_error=_mask, error_message="internal error: the server log has details"),
         ],
     )
 

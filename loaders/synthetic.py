@@ -1,0 +1,261 @@
+"""A deterministic synthetic graph with every node and edge kind, at any size.
+
+Used by the API, web and scale tests and by benchmarks (GPT-2-small or XL-sized graphs
+without a model): stats, histograms, quantiles, examples (max / min / random), explanations,
+N2G pattern nodes with token matches, COMPOSES (virtual, out_in), CORRELATES, HEAD_COMPOSES
+(Q/K/V and O), TOKEN_EFFECT (input / output / activation) and SIMILAR edges, plus topology
+props (role, community, degree, strength, betweenness).
+
+    info = await write_synthetic_graph(store, "synth", n_layers=4, d_mlp=32)
+    # GPT-2 small shape:  n_layers=12, d_mlp=3072, n_heads=12, d_vocab=50257
+
+Same arguments, same graph: every value comes from one seeded numpy generator, and every
+write is an idempotent MERGE, so an interrupted run is resumed by running it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from neurograph.domain import (
+    ModelInfo, example_key, explanation_key, head_key, layer_key, neuron_key, pattern_key, token_key,
+)
+from neurograph.store import Store
+
+WORDS = ("the", "of", "Paris", "capital", "France", "river", "code", "def", "return", "king", "God", "said",
+         "and", "in", "to", "is", "was", "for", "on", "with", "as", "at", "by", "from", "light", "day")
+ROLES = ("hub", "connector", "peripheral", "isolated")
+
+
+def token_text(i: int) -> str:
+    """Token i's text: a word with a leading space, numbered after the first round of words."""
+    w = WORDS[i % len(WORDS)]
+    return f" {w}" if i < len(WORDS) else f" {w}{i // len(WORDS)}"
+
+
+def _f(x: Any) -> float:
+    return round(float(x), 6)
+
+
+class _Writer:
+    """Writes named batches with one progress bar over all of them (when asked)."""
+
+    def __init__(self, store: Store, batch_size: int, progress: bool) -> None:
+        self.store = store
+        self.batch_size = batch_size
+        self.bar = None
+        if progress:
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+
+    async def __call__(self, name: str, rows: list[dict]) -> None:
+        if not rows:
+            return
+        advance: Callable[[int], None] | None = None
+        if self.bar is not None:
+            task = self.bar.add_task(name, total=len(rows))
+            advance = lambda n: self.bar.advance(task, n)  # noqa: E731
+        await self.store.write(name, rows, batch_size=self.batch_size, progress=advance)
+
+
+async def write_synthetic_graph(
+    store: Store, model: str = "synth", n_layers: int = 4, d_mlp: int = 32, n_heads: int = 4,
+    d_vocab: int = 200, k: int = 5, seed: int = 0, n_examples: int = 3, *, ctx_len: int = 12,
+    n_contexts: int | None = None, n_bins: int = 16, pattern_every: int = 2, batch_size: int = 5000,
+    progress: bool = False,
+) -> ModelInfo:
+    """Write a synthetic model graph into ``store`` and return its ModelInfo.
+
+    Per neuron: ``k`` COMPOSES edges of kind ``virtual`` into the next layer and ``k`` of kind
+    ``out_in`` into any later layer, ``k`` CORRELATES, ``k`` TOKEN_EFFECT of each kind, two
+    HEAD_COMPOSES each way where heads exist, ``n_examples`` examples of each kind, one
+    explanation; every ``pattern_every``-th neuron gets an N2G pattern and SIMILAR edges.
+    """
+    rng = np.random.default_rng(seed)
+    info = ModelInfo(model, n_layers, d_mlp, d_model=max(1, d_mlp // 4), n_heads=n_heads, d_vocab=d_vocab,
+                     act_fn="gelu", source="synthetic", dataset="synthetic", n_tokens=ctx_len * (n_contexts or 0))
+    w = _Writer(store, batch_size, progress)
+    n = n_layers * d_mlp
+    layers = np.repeat(np.arange(n_layers), d_mlp)
+    idx = np.tile(np.arange(d_mlp), n_layers)
+    keys = [neuron_key(model, int(l), int(i)) for l, i in zip(layers, idx)]
+    n_contexts = n_contexts or max(20, 4 * n_examples)
+    info.n_tokens = ctx_len * n_contexts
+
+    if w.bar is not None:
+        w.bar.start()
+    try:
+        await w("upsert_models", [info.row()])
+        await w("upsert_layers", [{"key": layer_key(model, l), "model": model, "layer": l, "n_neurons": d_mlp}
+                                  for l in range(n_layers)])
+
+        # Neuron stats: moments, quantiles, a histogram consistent with min/max, topology.
+        mean = rng.normal(0, 0.2, n)
+        var = rng.gamma(2.0, 0.1, n)
+        skew = rng.normal(1, 1, n)
+        kurt = rng.gamma(2.0, 3.0, n)
+        mx = np.abs(rng.normal(3, 1, n)) + 0.5
+        mn = -np.abs(rng.normal(0.2, 0.1, n))
+        frac = rng.uniform(0.001, 0.5, n)
+        interest = kurt * (1 - frac)
+        counts = rng.integers(0, 1000, (n, n_bins))
+        community = rng.integers(0, max(2, n_layers), n)
+        role = rng.integers(0, len(ROLES), n)
+        levels = [0.5, 0.9, 0.99, 0.999]
+        neurons = []
+        for j in range(n):
+            edges = np.linspace(mn[j], mx[j], n_bins + 1)
+            quant = np.sort(rng.uniform(mn[j], mx[j], len(levels)))
+            props = {
+                "mean": _f(mean[j]), "var": _f(var[j]), "skew": _f(skew[j]), "kurt": _f(kurt[j]),
+                "max": _f(mx[j]), "min": _f(mn[j]), "frac_active": _f(frac[j]), "interest": _f(interest[j]),
+                "quantiles": [_f(q) for q in quant], "quantile_levels": levels,
+                "hist_edges": [_f(e) for e in edges], "hist_counts": [int(c) for c in counts[j]],
+                "role": ROLES[role[j]], "community": int(community[j]),
+                "degree": int(4 * k), "strength": _f(kurt[j] / 10), "betweenness": _f(frac[j] / 10),
+            }
+            if j % pattern_every == 0:
+                props["n2g_firing_f1"] = _f(rng.uniform(0.3, 1.0))
+            neurons.append({"key": keys[j], "model": model, "layer": int(layers[j]), "index": int(idx[j]),
+                            "layer_key": layer_key(model, int(layers[j])), "props": props})
+        await w("upsert_neurons", neurons)
+
+        heads = [{"key": head_key(model, l, h), "model": model, "layer": l, "head": h,
+                  "layer_key": layer_key(model, l)} for l in range(n_layers) for h in range(n_heads)]
+        await w("upsert_heads", heads)
+        await w("upsert_tokens", [{"key": token_key(model, t), "model": model, "id": t, "text": token_text(t)}
+                                  for t in range(d_vocab)])
+
+        # Contexts shared by neurons; per-neuron activations over each.
+        ctx_tokens = rng.integers(0, d_vocab, (n_contexts, ctx_len))
+        await w("upsert_examples", [{"key": example_key(model, c), "model": model,
+                                     "tokens": [token_text(int(t)) for t in ctx_tokens[c]],
+                                     "data_index": c, "source": "synthetic"} for c in range(n_contexts)])
+        acts = []
+        for j in range(n):
+            for kind in ("max", "min", "random"):
+                chosen = rng.choice(n_contexts, size=min(n_examples, n_contexts), replace=False)
+                for rank, c in enumerate(chosen):
+                    a = rng.normal(0, 0.3, ctx_len)
+                    pivot = int(rng.integers(0, ctx_len))
+                    a[pivot] = mx[j] * (1 - 0.1 * rank) if kind == "max" else (mn[j] if kind == "min" else a[pivot])
+                    acts.append({"neuron": keys[j], "example": example_key(model, int(c)), "kind": kind,
+                                 "rank": rank, "activations": [_f(x) for x in a], "max_activation": _f(a.max()),
+                                 "min_activation": _f(a.min()), "pivot": pivot if kind != "random" else int(a.argmax())})
+        await w("upsert_activations", acts)
+
+        expl = []
+        for j in range(n):
+            t1, t2 = token_text(int(rng.integers(0, d_vocab))), token_text(int(rng.integers(0, d_vocab)))
+            text = f"fires on{t1} after{t2} in layer {int(layers[j])}"
+            expl.append({"key": explanation_key(model, int(layers[j]), int(idx[j]), "synthetic", text),
+                         "neuron": keys[j], "source": "synthetic", "text": text, "score": _f(rng.uniform(0, 1)),
+                         "scores": {"ev_correlation": _f(rng.uniform(-0.2, 1))}})
+        await w("upsert_explanations", expl)
+
+        await w("upsert_composes", _composes(rng, model, n_layers, d_mlp, k))
+        await w("upsert_correlates", _pairs(rng, keys, k, lo=-1.0, hi=1.0))
+        n2h, h2n = _head_edges(rng, model, n_layers, d_mlp, n_heads)
+        await w("upsert_neuron_to_head", n2h)
+        await w("upsert_head_to_neuron", h2n)
+        await w("upsert_token_effects", _token_effects(rng, model, keys, d_vocab, k))
+
+        pnodes, pedges, pmatch, patterned = [], [], [], []
+        for j in range(0, n, pattern_every):
+            l, i = int(layers[j]), int(idx[j])
+            toks = rng.choice(d_vocab, size=3, replace=False)
+            patterned.append(j)
+            for p, (t, depth, prole) in enumerate(zip(toks, (0, 1, 2), ("activating", "important", "important"))):
+                pk = pattern_key(model, l, i, p)
+                pnodes.append({"key": pk, "neuron": keys[j], "token": token_text(int(t)),
+                               "token_key": token_key(model, int(t)), "depth": depth, "role": prole,
+                               "activation": _f(1.0 - 0.3 * depth), "is_end": p == 0})
+                pmatch.append({"pattern": pk, "token": token_key(model, int(t)), "role": prole})
+                if p > 0:
+                    pedges.append({"src": pattern_key(model, l, i, p - 1), "dst": pk})
+        await w("upsert_pattern_nodes", pnodes)
+        await w("upsert_pattern_edges", pedges)
+        await w("upsert_pattern_matches", pmatch)
+        sim = []
+        for a in patterned:
+            for b in rng.choice(patterned, size=min(2, len(patterned)), replace=False):
+                if a != b:
+                    s, d = sorted((keys[a], keys[int(b)]))
+                    sim.append({"src": s, "dst": d, "weight": _f(rng.uniform(0.1, 1))})
+        await w("upsert_similar", sim)
+    finally:
+        if w.bar is not None:
+            w.bar.stop()
+    return info
+
+
+def _composes(rng: np.random.Generator, model: str, n_layers: int, d_mlp: int, k: int) -> list[dict]:
+    """``k`` virtual edges into the next layer and ``k`` out_in edges into any later layer."""
+    rows: list[dict] = []
+    kk = min(k, d_mlp)
+    for l in range(n_layers - 1):
+        for i in range(d_mlp):
+            src = neuron_key(model, l, i)
+            dst = rng.choice(d_mlp, size=kk, replace=False)
+            wv = np.sort(rng.normal(0, 1, kk))[::-1]
+            for r, (d, wt) in enumerate(zip(dst, wv)):
+                rows.append({"src": src, "dst": neuron_key(model, l + 1, int(d)), "kind": "virtual",
+                             "weight": _f(wt), "rank": r})
+            later = rng.integers(l + 1, n_layers, kk)
+            di = rng.integers(0, d_mlp, kk)
+            wo = np.sort(rng.uniform(-1, 1, kk))[::-1]
+            seen = set()
+            for r, (ll, d, wt) in enumerate(zip(later, di, wo)):
+                dk = neuron_key(model, int(ll), int(d))
+                if dk in seen:
+                    continue  # MERGE keeps one edge of a kind per pair
+                seen.add(dk)
+                rows.append({"src": src, "dst": dk, "kind": "out_in", "weight": _f(wt), "rank": r})
+    return rows
+
+
+def _pairs(rng: np.random.Generator, keys: list[str], k: int, lo: float, hi: float) -> list[dict]:
+    n = len(keys)
+    rows = []
+    for j in range(n):
+        others = rng.choice(n - 1, size=min(k, n - 1), replace=False)
+        others = others + (others >= j)  # skip self
+        ws = np.sort(rng.uniform(lo, hi, len(others)))[::-1]
+        rows.extend({"src": keys[j], "dst": keys[int(o)], "weight": _f(wt), "rank": r}
+                    for r, (o, wt) in enumerate(zip(others, ws)))
+    return rows
+
+
+def _head_edges(rng: np.random.Generator, model: str, n_layers: int, d_mlp: int,
+                n_heads: int) -> tuple[list[dict], list[dict]]:
+    n2h, h2n = [], []
+    if n_heads <= 0:
+        return n2h, h2n
+    for l in range(n_layers):
+        for i in range(d_mlp):
+            nk = neuron_key(model, l, i)
+            if l + 1 < n_layers:  # neuron output read by a later head's Q, K or V
+                for r, h in enumerate(rng.choice(n_heads, size=min(2, n_heads), replace=False)):
+                    kind = ("Q", "K", "V")[int(rng.integers(0, 3))]
+                    n2h.append({"neuron": nk, "head": head_key(model, l + 1, int(h)), "kind": kind,
+                                "weight": _f(rng.normal(0, 1)), "rank": r})
+            for r, h in enumerate(rng.choice(n_heads, size=min(2, n_heads), replace=False)):  # same-layer head O
+                h2n.append({"neuron": nk, "head": head_key(model, l, int(h)), "kind": "O",
+                            "weight": _f(rng.normal(0, 1)), "rank": r})
+    return n2h, h2n
+
+
+def _token_effects(rng: np.random.Generator, model: str, keys: Iterable[str], d_vocab: int, k: int) -> list[dict]:
+    rows = []
+    kk = min(k, d_vocab)
+    for nk in keys:
+        for kind in ("input", "output", "activation"):
+            toks = rng.choice(d_vocab, size=kk, replace=False)
+            ws = np.sort(rng.normal(0, 1, kk))[::-1]
+            rows.extend({"neuron": nk, "token": token_key(model, int(t)), "kind": kind, "weight": _f(wt),
+                         "rank": r, "count": int(rng.integers(1, 100)) if kind == "activation" else None}
+                        for r, (t, wt) in enumerate(zip(toks, ws)))
+    return rows
