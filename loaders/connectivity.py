@@ -1,0 +1,286 @@
+"""Compute a model's connectivity and write it to the graph as typed, weighted edges.
+
+    model = load_model("smollm2-135m")                       # loaders.model
+    sizes = await build_connectivity(store, model, contexts)  # contexts [N, T] token ids
+
+Edges (all carry ``weight`` and ``rank``, the 0-based position in the list that selected
+them; a bottom-k list ranks its most negative first, so the weight's sign tells them apart):
+
+- ``COMPOSES {kind}`` between neurons, pointing from the neuron that writes to the one that
+  reads: ``out_in`` (A→B, B in A's list), ``in_out`` (A→B, A in B's list), ``virtual`` and
+  ``gate_virtual`` (A's output through B's ln2-scaled input / gate, A earlier than B; the
+  union of A's downstream and B's upstream top/bottom-k, rank = the better of the two).
+  ``in_in`` and ``out_out`` are symmetric: owner → partner.
+- ``HEAD_COMPOSES {kind: K|Q|V}`` neuron→head and ``{kind: O}`` head→neuron: the union of
+  each neuron's top-k heads and each head's top-k neurons.
+- ``TOKEN_EFFECT {kind: input|output}`` neuron→token, top-k and bottom-k tokens.
+- ``CORRELATES {kind: pearson}`` owner→partner, top-k and bottom-k.
+
+Neuron properties: ``comp_<list>_{mean,std,hist,range}`` for the eight composition lists
+(see :mod:`loaders.composition`) and ``corr_{mean,std,hist}``, so a client can tell how
+unusual an edge is. Writes are idempotent ``MERGE``s; each finished kind is recorded on the
+Model (``connectivity``), and ``resume=True`` skips those on a re-run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from neurograph.domain import ModelInfo, head_key, layer_key, model_key, neuron_key, token_key
+
+from .composition import (ALL_LISTS, CompositionList, HeadComposition, TokenEffects, TopK,
+                          head_composition, neuron_composition, token_effects)
+from .correlations import CorrelationResult, activation_batches, correlate
+from .weights import ModelWeights, model_weights
+
+log = logging.getLogger(__name__)
+
+KINDS = ("composition", "heads", "tokens", "correlation")
+
+
+# --- rows ------------------------------------------------------------------------------
+def _best(rows: dict[tuple, dict], key: tuple, row: dict) -> None:
+    """Keep one row per edge; the better (smaller) rank wins."""
+    old = rows.get(key)
+    if old is None or row["rank"] < old["rank"]:
+        rows[key] = row
+
+
+def composition_rows(model: str, d_mlp: int, lists: dict[str, CompositionList]) -> list[dict]:
+    """upsert_composes rows for every list, oriented writer → reader (see module doc)."""
+    nk = lambda g: neuron_key(model, g // d_mlp, g % d_mlp)  # noqa: E731
+    rows: dict[tuple, dict] = {}
+    for name, lst in lists.items():
+        reader_owns = name == "in_out" or name.endswith("_up")
+        for top in (lst.top, lst.bottom):
+            owners, ranks = torch.nonzero(top.indices >= 0, as_tuple=True)
+            for o, r in zip(owners.tolist(), ranks.tolist()):
+                p = int(top.indices[o, r])
+                src, dst = (p, o) if reader_owns else (o, p)
+                row = {"src": nk(src), "dst": nk(dst), "kind": lst.kind,
+                       "weight": float(top.values[o, r]), "rank": r}
+                _best(rows, (src, dst, lst.kind), row)
+    return list(rows.values())
+
+
+def composition_props(model: str, d_mlp: int, lists: dict[str, CompositionList]) -> list[dict]:
+    """set_neuron_props rows with each list's mean, std, histogram and histogram range."""
+    n = next(iter(lists.values())).summary.n.shape[0] if lists else 0
+    props: list[dict] = [{} for _ in range(n)]
+    for name, lst in lists.items():
+        s = lst.summary
+        mean, std, hist = s.mean.tolist(), s.std.tolist(), s.hist.tolist()
+        for g in range(n):
+            if s.n[g] == 0:  # no partner of that kind (e.g. no later layer)
+                continue
+            p = props[g]
+            p[f"comp_{name}_mean"], p[f"comp_{name}_std"] = mean[g], std[g]
+            p[f"comp_{name}_hist"], p[f"comp_{name}_range"] = hist[g], [s.lo, s.hi]
+    return [{"key": neuron_key(model, g // d_mlp, g % d_mlp), "props": p} for g, p in enumerate(props) if p]
+
+
+def head_rows(model: str, d_mlp: int, n_heads: int, hc: HeadComposition) -> tuple[list[dict], list[dict]]:
+    """(neuron→head rows for K/Q/V, head→neuron rows for O): union of both top-k lists."""
+    nk = lambda g: neuron_key(model, g // d_mlp, g % d_mlp)  # noqa: E731
+    hk = lambda j: head_key(model, j // n_heads, j % n_heads)  # noqa: E731
+    rows: dict[tuple, dict] = {}
+    for kind in hc.scores:
+        for top, neuron_owns in ((hc.by_neuron[kind], True), (hc.by_head[kind], False)):
+            owners, ranks = torch.nonzero(top.indices >= 0, as_tuple=True)
+            for o, r in zip(owners.tolist(), ranks.tolist()):
+                p = int(top.indices[o, r])
+                neuron, head = (o, p) if neuron_owns else (p, o)
+                _best(rows, (neuron, head, kind), {"neuron": nk(neuron), "head": hk(head), "kind": kind,
+                                                   "weight": float(top.values[o, r]), "rank": r})
+    to_head = [r for r in rows.values() if r["kind"] != "O"]
+    to_neuron = [r for r in rows.values() if r["kind"] == "O"]
+    return to_head, to_neuron
+
+
+def token_rows(model: str, d_mlp: int, te: TokenEffects) -> tuple[list[dict], set[int]]:
+    """upsert_token_effects rows and the token ids they reference."""
+    rows: dict[tuple, dict] = {}
+    ids: set[int] = set()
+    for kind in ("input", "output"):
+        for top in (getattr(te, f"{kind}_top"), getattr(te, f"{kind}_bottom")):
+            owners, ranks = torch.nonzero(top.indices >= 0, as_tuple=True)
+            for o, r in zip(owners.tolist(), ranks.tolist()):
+                t = int(top.indices[o, r])
+                ids.add(t)
+                _best(rows, (o, t, kind), {"neuron": neuron_key(model, o // d_mlp, o % d_mlp),
+                                           "token": token_key(model, t), "kind": kind,
+                                           "weight": float(top.values[o, r]), "rank": r, "count": None})
+    return list(rows.values()), ids
+
+
+def correlation_rows(model: str, d_mlp: int, corr: CorrelationResult) -> tuple[list[dict], list[dict]]:
+    """(upsert_correlates rows owner→partner, set_neuron_props rows with corr_* summaries)."""
+    nk = lambda g: neuron_key(model, g // d_mlp, g % d_mlp)  # noqa: E731
+    rows: dict[tuple, dict] = {}
+    for top in (corr.top, corr.bottom):
+        owners, ranks = torch.nonzero(top.indices >= 0, as_tuple=True)
+        for o, r in zip(owners.tolist(), ranks.tolist()):
+            p = int(top.indices[o, r])
+            _best(rows, (o, p), {"src": nk(o), "dst": nk(p), "weight": float(top.values[o, r]), "rank": r})
+    s = corr.summary
+    mean, std, hist = s.mean.tolist(), s.std.tolist(), s.hist.tolist()
+    props = [{"key": nk(g), "props": {"corr_mean": mean[g], "corr_std": std[g], "corr_hist": hist[g],
+                                      "corr_n_tokens": corr.n_tokens}}
+             for g in range(len(mean)) if s.n[g] > 0]
+    return list(rows.values()), props
+
+
+# --- writing ---------------------------------------------------------------------------
+async def _write(store: Any, name: str, rows: Sequence[dict], desc: str, progress: bool) -> int:
+    with tqdm(total=len(rows), desc=f"write {desc}", disable=not progress, unit="row") as bar:
+        return await store.write(name, rows, progress=bar.update)
+
+
+async def ensure_units(store: Any, info: ModelInfo, *, progress: bool = True) -> dict:
+    """Write the Model, Layer, Neuron and Head nodes that are missing (the harvest normally
+    writes them; this lets connectivity run alone). Existing nodes keep their properties."""
+    name = info.name
+    state = (await store.query("model_connectivity_state", model=model_key(name)))[0]
+    if not state["models"]:
+        await store.write("upsert_models", [info.row()])
+    if state["layers"] < info.n_layers:
+        await store.write("upsert_layers", [{"key": layer_key(name, l), "model": name, "layer": l,
+                                             "n_neurons": info.d_mlp} for l in range(info.n_layers)])
+    if state["neurons"] < info.n_layers * info.d_mlp:
+        rows = [{"key": neuron_key(name, l, i), "model": name, "layer": l, "index": i,
+                 "layer_key": layer_key(name, l), "props": {}}
+                for l in range(info.n_layers) for i in range(info.d_mlp)]
+        await _write(store, "upsert_neurons", rows, "neurons", progress)
+    if info.n_heads and state["heads"] < info.n_layers * info.n_heads:
+        await store.write("upsert_heads", [{"key": head_key(name, l, h), "model": name, "layer": l, "head": h,
+                                            "layer_key": layer_key(name, l)}
+                                           for l in range(info.n_layers) for h in range(info.n_heads)])
+    return state
+
+
+def _token_text(tokenizer: Any, ids: Iterable[int]) -> dict[int, str]:
+    ids = sorted(ids)
+    if tokenizer is None:
+        return {i: f"<{i}>" for i in ids}
+    try:
+        return {i: tokenizer.decode([i]) for i in ids}
+    except Exception:  # a tokenizer without decode for single ids
+        return {i: str(t) for i, t in zip(ids, tokenizer.convert_ids_to_tokens(ids))}
+
+
+def _ignore_ids(tokenizer: Any) -> set[int]:
+    ids = set()
+    for attr in ("bos_token_id", "pad_token_id"):
+        v = getattr(tokenizer, attr, None) if tokenizer is not None else None
+        if v is not None:
+            ids.add(int(v))
+    return ids
+
+
+async def build_connectivity(
+    store: Any, model: Any, contexts: torch.Tensor | None = None, *,
+    kinds: Iterable[str] = KINDS, k: int = 10, k_heads: int = 10, k_tokens: int = 20,
+    weights: ModelWeights | None = None,
+    activations: Callable[[], Iterable[torch.Tensor]] | None = None,
+    batch_size: int = 8, memory_mb: float = 1024, corr_memory_mb: float = 2048,
+    summaries: bool = True, resume: bool = False, device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Compute and write the connectivity of ``model`` (a ``loaders.model.LoadedModel``:
+    ``.name``, ``.info``, ``.tokenizer``, ``.bridge``).
+
+    - ``weights``: use these instead of reading ``model.bridge``.
+    - ``contexts`` [N, T] token ids feed the correlation pass through
+      ``loaders.activations.iter_mlp_activations`` (BOS and padding ignored); or give
+      ``activations``, a callable returning an iterable of [tokens, n_neurons] batches.
+      Without either, correlations are skipped.
+    - ``k``: neuron↔neuron top-k and bottom-k per list (Universal Neurons keeps 20, the
+      OpenAI viewer shows 10); ``k_heads`` per neuron and per head; ``k_tokens`` per neuron.
+    - ``summaries``: also write the per-neuron distribution properties.
+    Returns rows written per kind and seconds spent computing and writing.
+    """
+    kinds = tuple(kinds)
+    bad = set(kinds) - set(KINDS)
+    if bad:
+        raise ValueError(f"unknown connectivity kinds {sorted(bad)}; choose from {KINDS}")
+    info: ModelInfo = model.info
+    name, d_mlp = info.name, info.d_mlp
+    state = await ensure_units(store, info, progress=progress)
+    done = set(state.get("done") or []) if resume else set()
+    w = weights if weights is not None else None
+    report: dict[str, Any] = {"times": {}}
+
+    def weights_() -> ModelWeights:
+        nonlocal w
+        if w is None:
+            w = model_weights(model)
+        return w
+
+    async def mark(kind: str) -> None:
+        done.add(kind)
+        await store.write("set_model_props", [{"key": model_key(name),
+                                               "props": {"connectivity": sorted(done)}}])
+
+    if "composition" in kinds and "composition" not in done:
+        t0 = time.perf_counter()
+        lists = neuron_composition(weights_(), k, lists=ALL_LISTS, memory_mb=memory_mb,
+                                   device=device, progress=progress)
+        rows = composition_rows(name, d_mlp, lists)
+        t1 = time.perf_counter()
+        report["composition"] = await _write(store, "upsert_composes", rows, "composition edges", progress)
+        if summaries:
+            report["composition_props"] = await _write(store, "set_neuron_props",
+                                                       composition_props(name, d_mlp, lists),
+                                                       "composition summaries", progress)
+        report["times"]["composition"] = (t1 - t0, time.perf_counter() - t1)
+        del lists, rows
+        await mark("composition")
+
+    if "heads" in kinds and "heads" not in done:
+        t0 = time.perf_counter()
+        hc = head_composition(weights_(), k_heads, device=device, progress=progress)
+        to_head, to_neuron = head_rows(name, d_mlp, weights_().n_heads, hc)
+        t1 = time.perf_counter()
+        report["heads"] = await _write(store, "upsert_neuron_to_head", to_head, "neuron→head edges", progress) \
+            + await _write(store, "upsert_head_to_neuron", to_neuron, "head→neuron edges", progress)
+        report["times"]["heads"] = (t1 - t0, time.perf_counter() - t1)
+        await mark("heads")
+
+    if "tokens" in kinds and "tokens" not in done:
+        t0 = time.perf_counter()
+        te = token_effects(weights_(), k_tokens, memory_mb=memory_mb, device=device, progress=progress)
+        rows, ids = token_rows(name, d_mlp, te)
+        text = _token_text(getattr(model, "tokenizer", None), ids)
+        t1 = time.perf_counter()
+        await _write(store, "upsert_tokens", [{"key": token_key(name, i), "model": name, "id": i, "text": text[i]}
+                                              for i in sorted(ids)], "tokens", progress)
+        report["tokens"] = await _write(store, "upsert_token_effects", rows, "token edges", progress)
+        report["times"]["tokens"] = (t1 - t0, time.perf_counter() - t1)
+        await mark("tokens")
+
+    if "correlation" in kinds and "correlation" not in done:
+        source = activations
+        if source is None and contexts is not None:
+            source = activation_batches(model, contexts, batch_size=batch_size,
+                                        ignore_ids=_ignore_ids(getattr(model, "tokenizer", None)))
+        if source is None:
+            log.info("no contexts or activations given: correlations skipped")
+        else:
+            t0 = time.perf_counter()
+            corr = correlate(source, info.n_layers * d_mlp, k, memory_mb=corr_memory_mb,
+                             device=device, progress=progress)
+            rows, props = correlation_rows(name, d_mlp, corr)
+            t1 = time.perf_counter()
+            report["correlation"] = await _write(store, "upsert_correlates", rows, "correlation edges", progress)
+            if summaries:
+                report["correlation_props"] = await _write(store, "set_neuron_props", props,
+                                                           "correlation summaries", progress)
+            report["times"]["correlation"] = (t1 - t0, time.perf_counter() - t1)
+            report["n_tokens"] = corr.n_tokens
+            await mark("correlation")
+    return report

@@ -1,0 +1,147 @@
+"""build_connectivity writes composition, head, token and correlation edges to a real FalkorDB."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from loaders.connectivity import build_connectivity
+from loaders.weights import ModelWeights
+from neurograph.domain import ModelInfo, head_key, neuron_key, token_key
+
+L, DM, D, H, V = 3, 16, 8, 4, 30
+N = L * D
+
+
+@dataclass
+class StandIn:
+    """What build_connectivity reads from a LoadedModel, for weights built by hand."""
+
+    name: str
+    info: ModelInfo
+    tokenizer: Any = None
+    bridge: Any = None
+
+
+def planted(seed: int = 2) -> tuple[ModelWeights, int, int]:
+    """Random weights where neuron A = 0/1 writes exactly along neuron B = 2/5's input."""
+    w = ModelWeights.random(n_layers=L, d_model=DM, d_mlp=D, n_heads=H, d_vocab=V, n_kv_heads=2, seed=seed)
+    u = torch.randn(DM, generator=torch.Generator().manual_seed(9))
+    u /= u.norm()
+    w.W_out[0, 1] = 3 * u
+    w.W_in[2, :, 5] = 3 * u / w.ln2[2]
+    return w, 0 * D + 1, 2 * D + 5
+
+
+def stand_in(name: str = "tiny") -> StandIn:
+    return StandIn(name, ModelInfo(name, L, D, d_model=DM, n_heads=H, d_vocab=V, act_fn="silu"))
+
+
+def planted_acts() -> torch.Tensor:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((800, N)).astype(np.float32)
+    x[:, 3] = x[:, 20] + 0.1 * rng.standard_normal(800)  # neuron 0/3 tracks neuron 2/4
+    return torch.from_numpy(x)
+
+
+async def test_build_writes_every_kind(store):
+    w, a, b = planted()
+    acts = planted_acts()
+    m = stand_in()
+    rep = await build_connectivity(store, m, weights=w, activations=lambda: [acts[:400], acts[400:]],
+                                   k=3, k_heads=2, k_tokens=4, progress=False)
+    assert rep["composition"] > 0 and rep["heads"] > 0 and rep["tokens"] > 0 and rep["correlation"] > 0
+
+    ka, kb = neuron_key("tiny", 0, 1), neuron_key("tiny", 2, 5)
+    # the planted writer is B's best input, by virtual weight and by cosine, and A's best output
+    inputs = await store.query("neuron_inputs", keys=[kb], kinds=["virtual"], min_weight=None, order="weight", cap=1)
+    assert inputs[0]["edges"][0]["node"]["key"] == ka
+    assert inputs[0]["edges"][0]["weight"] == pytest.approx(9.0, rel=1e-4)
+    for kind in ("in_out", "out_in"):
+        rows = await store.run("MATCH (a:Neuron)-[e:COMPOSES {kind: $kind}]->(b:Neuron {key: $b}) "
+                               "RETURN a.key AS a, e.weight AS w ORDER BY w DESC LIMIT 1", {"kind": kind, "b": kb})
+        assert rows == [{"a": ka, "w": pytest.approx(1.0, abs=1e-5)}], kind
+
+    # every written edge has a weight and rank; ranks lie in [0, k)
+    stats = await store.run("MATCH ()-[e:COMPOSES]->() RETURN e.kind AS kind, count(e) AS n, "
+                            "min(e.rank) AS lo, max(e.rank) AS hi ORDER BY kind")
+    assert {r["kind"] for r in stats} == {"in_in", "in_out", "out_in", "out_out", "virtual", "gate_virtual"}
+    assert all(r["lo"] == 0 and r["hi"] <= 2 for r in stats)
+    # virtual edges only point to later layers
+    bad = await store.run("MATCH (a:Neuron)-[e:COMPOSES]->(b:Neuron) WHERE e.kind IN ['virtual', 'gate_virtual'] "
+                          "AND a.layer >= b.layer RETURN count(e) AS n")
+    assert bad == [{"n": 0}]
+
+    # heads: K/Q/V out of earlier neurons, O into neurons of the same or later layer
+    heads = await store.run("MATCH (n:Neuron)-[e:HEAD_COMPOSES]->(h:Head) RETURN e.kind AS k, n.layer AS nl, "
+                            "h.layer AS hl")
+    assert heads and all(r["k"] in "KQV" and r["nl"] < r["hl"] for r in heads)
+    o = await store.run("MATCH (h:Head)-[e:HEAD_COMPOSES]->(n:Neuron) RETURN e.kind AS k, n.layer AS nl, h.layer AS hl")
+    assert o and all(r["k"] == "O" and r["hl"] <= r["nl"] for r in o)
+    assert (await store.run("MATCH (h:Head {key: $k}) RETURN h.head AS head", {"k": head_key("tiny", 1, 3)})) == [{"head": 3}]
+
+    # tokens: the strongest output token of A is W_out·diag(lnf)·W_U's argmax
+    logits = w.W_out[0, 1] @ (w.W_U * w.lnf[:, None])
+    best = int(torch.argmax(logits))
+    toks = await store.query("neuron_tokens", keys=[ka], kinds=["output"], min_weight=None, order="weight", cap=1)
+    assert toks[0]["edges"][0]["node"]["key"] == token_key("tiny", best)
+    assert toks[0]["edges"][0]["weight"] == pytest.approx(float(logits[best]), rel=1e-4)
+    neg = await store.run("MATCH (:Neuron {key: $a})-[e:TOKEN_EFFECT {kind: 'input'}]->() WHERE e.weight < 0 "
+                          "RETURN count(e) AS n", {"a": ka})
+    assert neg == [{"n": 4}]  # the bottom-4 input tokens
+
+    # correlation: the planted pair, both ways
+    corr = await store.query("neuron_correlated", keys=[neuron_key("tiny", 0, 3)], kinds=None, min_weight=None,
+                             order="weight", cap=1)
+    assert corr[0]["edges"][0]["node"]["key"] == neuron_key("tiny", 2, 4)
+    assert corr[0]["edges"][0]["weight"] > 0.9
+
+    # summaries on the neuron: how unusual an edge is
+    props = (await store.run("MATCH (n:Neuron {key: $b}) RETURN properties(n) AS p", {"b": kb}))[0]["p"]
+    assert len(props["comp_in_out_hist"]) == 100 and sum(props["comp_in_out_hist"]) == N
+    assert props["comp_in_out_range"] == [-1.0, 1.0]
+    assert props["comp_virtual_up_std"] > 0 and "comp_virtual_down_mean" not in props  # last layer: no later neuron
+    assert sum(props["corr_hist"]) == N - 1 and props["corr_n_tokens"] == 800
+    model = await store.run("MATCH (m:Model {key: 'tiny'}) RETURN m.connectivity AS c")
+    assert model == [{"c": ["composition", "correlation", "heads", "tokens"]}]
+
+
+async def test_rebuild_is_idempotent_and_resume_skips_done(store):
+    w, _, _ = planted()
+    m = stand_in()
+    await build_connectivity(store, m, weights=w, kinds=("composition", "tokens"), k=2, k_tokens=2, progress=False)
+    snap = lambda: store.run("MATCH (a)-[e]->(b) RETURN a.key AS a, type(e) AS t, e.kind AS k, e.weight AS w, "  # noqa: E731
+                             "e.rank AS r, b.key AS b ORDER BY a, t, k, b")
+    first = await snap()
+    again = await build_connectivity(store, m, weights=w, kinds=("composition", "tokens"), k=2, k_tokens=2,
+                                     progress=False)
+    assert await snap() == first and again["composition"] > 0
+    # resume: finished kinds are skipped (nothing computed, nothing written)
+    resumed = await build_connectivity(store, m, weights=w, kinds=("composition", "tokens", "heads"), k=2,
+                                       k_heads=1, resume=True, progress=False)
+    assert "composition" not in resumed and "tokens" not in resumed and resumed["heads"] > 0
+
+
+async def test_existing_nodes_keep_their_properties(store):
+    m = stand_in("kept")
+    await store.write("upsert_models", [ModelInfo("kept", L, D, dataset="kjv", n_tokens=123).row()])
+    await store.write("upsert_layers", [{"key": f"kept/L{l}", "model": "kept", "layer": l, "n_neurons": D}
+                                        for l in range(L)])
+    await store.write("upsert_neurons", [{"key": neuron_key("kept", 1, 2), "model": "kept", "layer": 1,
+                                          "index": 2, "layer_key": "kept/L1", "props": {"mean": 0.5}}])
+    w, _, _ = planted()
+    await build_connectivity(store, m, weights=w, kinds=("tokens",), k_tokens=1, progress=False)
+    rows = await store.run("MATCH (m:Model {key: 'kept'}) RETURN m.dataset AS d, m.n_tokens AS t")
+    assert rows == [{"d": "kjv", "t": 123}]
+    assert (await store.run("MATCH (n:Neuron {key: 'kept/1/2'}) RETURN n.mean AS m")) == [{"m": 0.5}]
+    assert (await store.run("MATCH (n:Neuron {model: 'kept'}) RETURN count(n) AS n")) == [{"n": N}]
+
+
+async def test_unknown_kind_is_refused_before_writing(store):
+    with pytest.raises(ValueError, match="unknown connectivity kinds"):
+        await build_connectivity(store, stand_in(), weights=planted()[0], kinds=("composition", "telepathy"))
+    assert (await store.run("MATCH (n) RETURN count(n) AS n")) == [{"n": 0}]
