@@ -19,6 +19,12 @@ Local layout (mirrors the DeepDecipher URL scheme; any part may be absent)::
                                             importance}]}, graphviz, similar[{layer, neuron, similarity}]}
       all/{layer}/{neuron}.json             /api/{model}/all/{l}/{n}: {service: {data} | {error}}
 
+Neuroscope's own static site is read too: ``PATH/{layer}/{neuron}.html`` (one model's
+folder as neuroscope.io serves it), one ``.html`` page, or its URL; pages are parsed the
+way DeepDecipher scrapes them (the ``<h4>Max Range/Min Range/Max Act/Min Act/Data Index/
+Max Activating Token Index</h4>`` lines and the full text's CircuitsVis ``ColoredTokens``
+JSON ``{tokens, values}``).
+
 PATH may also be one JSON file of any of these kinds (the kind is recognised from its
 fields; layer and neuron come from the page, from a ``.../{layer}/{neuron}.json`` path, or
 from the ``layer=``/``neuron=`` options), or an ``http(s)://`` URL of one DeepDecipher
@@ -57,7 +63,7 @@ from neurograph.errors import InputFileError
 from .importing import Checker, ImportModel, Plan, layer_neuron_files, parse_model_info, read_json, run_import
 
 SERVICES = ("neuroscope", "neuron_explainer", "neuron2graph")
-_PATH_LN = re.compile(r"(?:^|/)(\d+)/(\d+)(?:\.json)?$")
+_PATH_LN = re.compile(r"(?:^|/)(\d+)/(\d+)(?:\.json|\.html)?$")
 
 
 # --- page parsers: validate one document, add its rows to a plan ----------------------
@@ -212,6 +218,58 @@ def add_service(plan: Plan, c: Checker, service: str, page: Any, layer: int | No
         add_all_page(plan, c, page, layer, neuron, source)
 
 
+_FLOAT = r"(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
+_HTML_NEURON = re.compile(r"<h2>Neuron (\d+) in Layer (\d+)\s*</h2>")
+_HTML_FIELDS = {
+    "max_range": re.compile(r"<h4>Max Range: <b>" + _FLOAT + r"</b>"),
+    "min_range": re.compile(r"Min Range: <b>" + _FLOAT + r"</b></h4>"),
+    "max_activation": re.compile(r"<h4>Max Act: <b>" + _FLOAT + r"</b>"),
+    "min_activation": re.compile(r"Min Act: <b>" + _FLOAT + r"</b></h4>"),
+    "data_index": re.compile(r"<h4>Data Index: <b>(\d+)</b>"),
+    "max_activating_token_index": re.compile(r"<h4>Max Activating Token Index: <b>(\d+)</b></h4>"),
+}
+# The full text's render follows "Full Text #i"; its props object is one line of JSON.
+_HTML_TOKENS = re.compile(r"ColoredTokens,\s*(\{.*\})\s*\)\s*</script>")
+
+
+def parse_neuroscope_html(html: str, c: Checker) -> dict:
+    """A neuroscope.io neuron page as the JSON page DeepDecipher would make of it."""
+    m = _HTML_NEURON.search(html)
+    if not m:
+        raise c.fail("no '<h2>Neuron N in Layer L </h2>' header: not a Neuroscope page", "neuron_index")
+    texts = []
+    for section in html.split("<hr>")[1:]:
+        if "Max Range:" not in section:
+            continue  # the (optional) direct logit effect block
+        i = len(texts)
+        text: dict[str, Any] = {}
+        for name, rx in _HTML_FIELDS.items():
+            found = rx.findall(section)
+            if len(found) != 1:
+                raise c.fail(f"expected one value, found {len(found)}", f"texts[{i}].{name}")
+            text[name] = float(found[0]) if "range" in name or "activation" in name else int(found[0])
+        found = _HTML_TOKENS.findall(section.split("Full Text", 1)[-1])
+        if len(found) != 1:
+            raise c.fail("no full-text ColoredTokens block (truncated?)", f"texts[{i}].tokens")
+        doc = read_json(f"{c.path} [texts[{i}]]", found[0])
+        if not isinstance(doc, dict):
+            raise c.fail("expected {tokens, values}", f"texts[{i}].tokens")
+        text["tokens"], text["activations"] = doc.get("tokens"), doc.get("values")
+        texts.append(text)
+    return {"neuron_index": {"layer": int(m.group(2)), "neuron": int(m.group(1))}, "texts": texts}
+
+
+def read_page(path: Path) -> Any:
+    """A neuron file: JSON, or a Neuroscope .html page (returned as its JSON page)."""
+    if path.suffix == ".html":
+        try:
+            html = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputFileError(path, f"cannot read: {exc}") from exc
+        return parse_neuroscope_html(html, Checker(path))
+    return read_json(path)
+
+
 def detect_kind(doc: Any) -> str | None:
     if not isinstance(doc, dict):
         return None
@@ -252,6 +310,15 @@ def plan_units(path: Path, *, model: str | None, source: str, model_info: Any = 
     explicit = parse_model_info(model_info)
     if path.is_dir():
         root = _model_dir(path, model)
+        html = [] if root is not None else layer_neuron_files(path, ".html")
+        if html:
+            im = ImportModel(model or path.name, source)
+            im.update(explicit)
+
+            def html_units():
+                for l, n, f in html:
+                    yield str(f), _file_unit(im.name, "neuroscope", f, l, n, source)
+            return im, html_units
         if root is None:
             raise InputFileError(path, "not a DeepDecipher layout: expected metadata.json or folders "
                                  f"{', '.join(SERVICES)} (see loaders/neuroscope.py)", None)
@@ -276,7 +343,7 @@ def plan_units(path: Path, *, model: str | None, source: str, model_info: Any = 
     if not path.is_file():
         raise InputFileError(path, "no such file or folder")
     c = Checker(path)
-    doc, outer_meta = unwrap(read_json(path), c)
+    doc, outer_meta = unwrap(read_page(path), c)
     kind = detect_kind(doc)
     if kind is None:
         raise InputFileError(path, "not a Neuroscope/DeepDecipher document: expected texts, explanation, "
@@ -309,7 +376,7 @@ def _parse_doc(model: str, kind: str, c: Checker, doc: Any, layer, neuron, sourc
 def _file_unit(model: str, service: str, f: Path, layer: int, neuron: int, source: str):
     def parse() -> Plan:
         c = Checker(f)
-        doc, _ = unwrap(read_json(f), c)
+        doc, _ = unwrap(read_page(f), c)
         plan = Plan(model)
         add_service(plan, c, service, doc, layer, neuron, source)
         return plan
@@ -340,7 +407,7 @@ async def _fetch(url: str, *, model: str | None, neurons: Any = None, cache_dir:
 
     async with Fetcher(cache_dir) as fetcher:
         if neurons is None:
-            return await fetcher.get_file(url, suffix=".json")
+            return await fetcher.get_file(url, suffix=".html" if url.endswith(".html") else ".json")
         if not model:
             raise InputFileError(url, "fetching a list of neurons needs --model", "model")
         rel = [f"{model}/metadata"] + [f"{model}/{svc}/{l}/{n}" for l, n in neurons for svc in services]

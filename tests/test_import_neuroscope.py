@@ -211,3 +211,35 @@ async def test_fetch_from_url_matches_local_import(store, tmp_path):
     fetched = await snapshot(store)
     await import_source(store, "deepdecipher", TOY, progress=False)
     assert await snapshot(store) == fetched
+
+
+NS = Path(__file__).parent / "fixtures" / "neuroscope" / "toy-ns"
+
+
+async def test_neuroscope_html_site(store, tmp_path):
+    s = await import_source(store, "neuroscope", NS, progress=False)
+    assert (s["model"], s["units"]) == ("toy-ns", 3)
+    rows = await store.run("MATCH (n:Neuron)-[e:ACTIVATES_ON]->(x:Example) RETURN n.layer AS l, n.index AS i, "
+                           "e.rank AS rank, e.activations AS acts, e.pivot AS pivot, e.max_activation AS mx, "
+                           "x.tokens AS tokens, x.data_index AS di")
+    got = {(r["l"], r["i"], r["rank"]): (r["tokens"], r["acts"], r["pivot"], r["mx"], r["di"]) for r in rows}
+    want = {(l, n, i): (t["tokens"], t["activations"], t["max_activating_token_index"], t["max_activation"],
+                        t["data_index"])
+            for l, n in [(0, 0), (0, 1), (1, 2)] for i, t in enumerate(page(l, n)["texts"])}
+    assert got == want
+    model = (await store.run("MATCH (m:Model {key: 'toy-ns'}) RETURN m"))[0]["m"]
+    assert (model["source"], model["n_layers"], model["d_mlp"]) == ("neuroscope", 2, 3)  # inferred
+    before = await snapshot(store)
+    # one page by itself, and a page cut short: a clear error, nothing written
+    await import_source(store, "neuroscope", NS / "0" / "1.html", model="toy-ns", progress=False)
+    assert await snapshot(store) == before
+    site = tmp_path / "toy-ns"
+    shutil.copytree(NS, site)
+    html = (site / "1" / "2.html").read_text()
+    (site / "1" / "2.html").write_text(html[: html.rindex("Full Text #2") + 40])
+    with pytest.raises(InputFileError, match=r"1/2\.html, field 'texts\[2\]\.tokens': no full-text ColoredTokens"):
+        await import_source(store, "neuroscope", site, progress=False)
+    (site / "1" / "2.html").write_text(html.replace("<h4>Data Index: <b>77</b>", "<h4>Data Index: <b>x</b>"))
+    with pytest.raises(InputFileError, match=r"field 'texts\[1\]\.data_index': expected one value, found 0"):
+        await import_source(store, "neuroscope", site, progress=False)
+    assert await snapshot(store) == before

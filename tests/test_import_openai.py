@@ -184,3 +184,35 @@ async def test_bad_inputs_change_nothing(store, tmp_path):
     with pytest.raises(InputFileError, match="model-info.*unknown key"):
         await import_source(store, "openai", OAI, model="toy-oai", model_info="layers=3", progress=False)
     assert await snapshot(store) == before
+
+
+class _CrashAfter:
+    """The real store, cut off after n writes: an import interrupted half-way."""
+
+    def __init__(self, store, n: int) -> None:
+        self.store, self.left = store, n
+
+    async def write(self, name: str, rows, **kw):
+        if self.left == 0:
+            raise ConnectionError("simulated crash")
+        self.left -= 1
+        return await self.store.write(name, rows, **kw)
+
+
+async def test_interrupted_import_completes_on_rerun(store, settings):
+    from neurograph.store import open_store
+
+    with pytest.raises(ConnectionError):
+        await import_source(_CrashAfter(store, 5), "openai", OAI, model="toy-oai", progress=False)
+    partial = await snapshot(store)
+    await import_source(store, "openai", OAI, model="toy-oai", progress=False)
+    resumed = await snapshot(store)
+    clean_store = await open_store(settings.with_(graph=settings.graph + "_clean"))
+    try:
+        await import_source(clean_store, "openai", OAI, model="toy-oai", progress=False)
+        clean = await snapshot(clean_store)
+    finally:
+        await clean_store.clear()
+        await clean_store.close()
+    assert partial != clean and len(partial[0]) > 0
+    assert resumed == clean
