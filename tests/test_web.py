@@ -1,0 +1,295 @@
+"""Browser tests of the web UI: Debian's chromium driven by Playwright against a real server
+(uvicorn + the GraphQL app + a synthetic graph in the session's FalkorDB).
+
+They click through model -> neuron -> neighbour -> search -> compare, assert on what is shown
+against what the store holds, and leave a screenshot of every page in artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from loaders.synthetic import write_synthetic_graph
+from neurograph.api.app import create_app
+from web_server import serve
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+MODEL = "synth"
+N_LAYERS, D_MLP = 4, 16
+
+
+@pytest.fixture(scope="module")
+async def browser() -> Browser:
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        await b.close()
+
+
+@pytest.fixture
+async def site(store, settings):
+    """Base URL of a live server over a freshly written synthetic graph."""
+    await write_synthetic_graph(store, MODEL, n_layers=N_LAYERS, d_mlp=D_MLP, n_heads=2, d_vocab=60, k=4)
+    async with serve(create_app(settings=settings, store=store)) as url:
+        yield url
+
+
+@pytest.fixture
+async def page(browser: Browser):
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    p = await ctx.new_page()
+    errors: list[str] = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    p.js_errors = errors  # type: ignore[attr-defined]
+    yield p
+    await ctx.close()
+
+
+async def ready(page: Page) -> None:
+    """Wait until the routed page has finished loading its data."""
+    await page.wait_for_function("document.body.dataset.ready === '1'")
+
+
+async def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def gql(url: str, query: str, **variables) -> dict:
+    async with httpx.AsyncClient() as c:
+        r = await c.post(f"{url}/graphql", json={"query": query, "variables": variables})
+    body = r.json()
+    assert not body.get("errors"), body
+    return body["data"]
+
+
+async def test_click_through_model_neuron_neighbour_search(site: str, page: Page, store) -> None:
+    # Models index: one row per model in the graph.
+    await page.goto(f"{site}/")
+    await ready(page)
+    await expect(page.locator("table.models tbody tr")).to_have_count(1)
+    await expect(page.locator("table.models")).to_contain_text(MODEL)
+    await shot(page, "01-models")
+
+    # Model page: its layers as stored, and a ranked table of neurons.
+    await page.click(f"table.models a:text('{MODEL}')")
+    await ready(page)
+    assert re.search(rf"#/model/{MODEL}$", page.url)
+    layers = await store.run("MATCH (:Model {key: $m})-[:HAS_LAYER]->(l:Layer) RETURN count(l) AS n", {"m": MODEL})
+    await expect(page.locator(".layers a[data-layer]")).to_have_count(layers[0]["n"])
+    rows = page.locator("table.neurons tbody tr")
+    await expect(rows.first).to_be_visible()
+    assert await rows.count() == min(50, N_LAYERS * D_MLP)
+    # The default ranking is by interest, highest first, as the store has it.
+    top = await store.run("MATCH (n:Neuron {model: $m}) RETURN n.key AS key ORDER BY n.interest DESC LIMIT 1",
+                          {"m": MODEL})
+    assert await rows.first.get_attribute("data-key") == top[0]["key"]
+    await shot(page, "02-model")
+
+    # Sort by kurtosis, ascending after a second click.
+    await page.click("th[data-stat=kurt]")
+    await ready(page)
+    await expect(page.locator("th.sorted")).to_have_attribute("data-stat", "kurt")
+    await page.click("th[data-stat=kurt]")
+    await ready(page)
+    low = await store.run("MATCH (n:Neuron {model: $m}) RETURN n.key AS key ORDER BY n.kurt ASC LIMIT 1", {"m": MODEL})
+    assert await page.locator("table.neurons tbody tr").first.get_attribute("data-key") == low[0]["key"]
+
+    # A layer's neurons only.
+    await page.click(".layers a[data-layer='2']")
+    await ready(page)
+    keys = await page.locator("table.neurons tbody tr").evaluate_all("rs => rs.map(r => r.dataset.key)")
+    assert keys and all(k.split("/")[1] == "2" for k in keys)
+
+    # Neuron page: pick a neuron with an N2G pattern (even indices have one).
+    key = f"{MODEL}/1/4"
+    await page.goto(f"{site}/#/neuron/{MODEL}/1/4")
+    await ready(page)
+    await expect(page.locator("h1")).to_contain_text("L1 · N4")
+    props = (await store.run("MATCH (n:Neuron {key: $k}) RETURN n", {"k": key}))[0]["n"]
+    shown = float(await page.locator(".stats [data-stat=kurt] dd").inner_text())
+    assert shown == pytest.approx(props["kurt"], rel=1e-3)
+    # Histogram: one bar per non-empty bin.
+    bars = await page.locator("svg.histogram rect.bar").count()
+    assert bars == sum(1 for c in props["hist_counts"] if c)
+    # Examples: as many as stored, tokens coloured, the pivot marked.
+    n_max = (await store.run("MATCH (:Neuron {key: $k})-[a:ACTIVATES_ON {kind: 'max'}]->() RETURN count(a) AS n",
+                             {"k": key}))[0]["n"]
+    await expect(page.locator(".examples[data-kind=max] .example")).to_have_count(n_max)
+    first_ex = page.locator(".examples[data-kind=max] .example").first
+    pivot = first_ex.locator(".ctx.short .tok.pivot")
+    await expect(pivot).to_have_count(1)
+    bg = await pivot.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert bg.startswith("rgba(220, 38, 38") or bg == "rgb(220, 38, 38)", bg  # the max token is red
+    await pivot.hover()
+    await expect(page.locator(".tooltip")).to_be_visible()
+    await expect(page.locator(".tooltip")).to_contain_text(await pivot.inner_text())
+    # Explanations with their scores, top tokens, the pattern graph drawn.
+    expl = await store.run("MATCH (:Neuron {key: $k})-[:EXPLAINED_BY]->(x) RETURN x.text AS t", {"k": key})
+    await expect(page.locator(".explanations")).to_contain_text(expl[0]["t"])
+    await expect(page.locator(".tok-group[data-kind=output] .tok-chip")).to_have_count(4)
+    n_pattern = (await store.run("MATCH (:Neuron {key: $k})-[:HAS_PATTERN]->(p) RETURN count(p) AS n",
+                                 {"k": key}))[0]["n"]
+    await page.wait_for_function("window.cyPattern && window.cyPattern.nodes().length > 0")
+    assert await page.evaluate("window.cyPattern.nodes().length") == n_pattern
+    # Connectivity: the outputs tab lists the COMPOSES edges out of this neuron, grouped by kind.
+    n_out = (await store.run("MATCH (:Neuron {key: $k})-[e:COMPOSES]->() RETURN count(e) AS n", {"k": key}))[0]["n"]
+    await page.click(".tabs button[data-tab=outputs]")
+    await expect(page.locator(".conn-pane[data-tab=outputs] li")).to_have_count(n_out)
+    await expect(page.locator(".conn-pane .kind-group[data-kind=virtual]")).to_be_visible()
+    await page.click(".tabs button[data-tab=heads]")
+    await expect(page.locator(".conn-pane[data-tab=heads] li").first).to_contain_text("head")
+    await shot(page, "03-neuron")
+
+    # Expand a truncated context to the full text (synthetic contexts are short: check the view).
+    full = first_ex.locator(".ctx.full")
+    assert await full.locator(".tok").count() == len((await store.run(
+        "MATCH (:Neuron {key: $k})-[a:ACTIVATES_ON {kind: 'max', rank: 0}]->(x) RETURN x.tokens AS t",
+        {"k": key}))[0]["t"])
+
+    # Neighbourhood: drawn with cytoscape, the same nodes the API returns.
+    await page.click("a:text('Neighbourhood graph')")
+    await ready(page)
+    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy && window.cy.nodes().length > 1")
+    api = await gql(site, "query($id: ID!) { neighborhood(id: $id, depth: 1, perNode: 10) { nodes { key } edges { kind } } }",
+                    id=key)
+    assert await page.evaluate("window.cy.nodes().length") == len(api["neighborhood"]["nodes"])
+    assert await page.evaluate("window.cy.edges().length") == len(api["neighborhood"]["edges"])
+    assert await page.evaluate(f"window.cy.getElementById('{key}').data('center')") is True
+    # Edge colours by kind: every kind in the legend.
+    for kind in {e["kind"] for e in api["neighborhood"]["edges"]}:
+        await expect(page.locator(f".legend [data-kind='{kind}']")).to_have_count(1)
+    await shot(page, "04-neighborhood")
+
+    # Depth 2 and a minimum weight: more nodes, then only strong edges.
+    await page.select_option("select[name=depth]", "2")
+    await ready(page)
+    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy && window.cy.nodes().length > 1")
+    api2 = await gql(site, "query($id: ID!) { neighborhood(id: $id, depth: 2, perNode: 10) { nodes { key } } }", id=key)
+    assert await page.evaluate("window.cy.nodes().length") == len(api2["neighborhood"]["nodes"])
+    await page.fill("input[name=min]", "0.5")
+    await page.dispatch_event("input[name=min]", "change")
+    await ready(page)
+    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
+    weights = await page.evaluate("window.cy.edges().map(e => Math.abs(e.data('weight')))")
+    assert weights and min(weights) >= 0.5
+    assert "min=0.5" in page.url and "depth=2" in page.url
+
+    # Click a neighbouring neuron: its page opens.
+    other = await page.evaluate(
+        f"window.cy.nodes().filter(n => n.data('type') === 'neuron' && n.id() !== '{key}')[0].id()")
+    await page.evaluate(f"window.cy.getElementById('{other}').emit('tap')")
+    await ready(page)
+    m, layer, index = other.split("/")
+    assert page.url.endswith(f"#/neuron/{m}/{layer}/{index}")
+    await expect(page.locator("h1")).to_contain_text(f"L{layer} · N{index}")
+
+    # Search: a token of this neuron's N2G pattern finds it.
+    tok = (await store.run("MATCH (:Neuron {key: $k})-[:HAS_PATTERN]->(p {role: 'activating'}) RETURN p.token AS t",
+                           {"k": key}))[0]["t"]
+    await page.click("nav a:text('Search')")
+    await ready(page)
+    await page.select_option(".search-form select[name=mode]", "activating")
+    await page.fill(".search-form input[name=q]", tok.strip())
+    await page.click(".search-form button[type=submit]")
+    await ready(page)
+    hits = await store.run(
+        "MATCH (n:Neuron {model: $m})-[:HAS_PATTERN]->(p:PatternNode {role: 'activating'}) "
+        "WHERE toLower(trim(p.token)) = toLower(trim($t)) RETURN count(DISTINCT n) AS n", {"m": MODEL, "t": tok})
+    await expect(page.locator("table.results-table tbody tr")).to_have_count(hits[0]["n"])
+    await expect(page.locator(f"table.results-table a[href='#/neuron/{MODEL}/1/4']")).to_have_count(1)
+    await shot(page, "05-search-tokens")
+
+    # Explanation search: a word from this neuron's explanation.
+    await page.select_option(".search-form select[name=mode]", "explanation")
+    word = expl[0]["t"].split()[2]
+    await page.fill(".search-form input[name=q]", word)
+    await page.click(".search-form button[type=submit]")
+    await ready(page)
+    await expect(page.locator("table.results-table tbody tr").first).to_be_visible()
+    await expect(page.locator("table.results-table")).to_contain_text(word)
+    await shot(page, "06-search-explanations")
+    assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
+
+
+async def test_compare_two_neurons(site: str, page: Page, store) -> None:
+    await page.goto(f"{site}/#/compare")
+    await ready(page)
+    await page.fill(".compare-form input[name=a]", f"{MODEL}/0/2")
+    await page.fill(".compare-form input[name=b]", f"{MODEL}/1/4")
+    await page.click(".compare-form button[type=submit]")
+    await ready(page)
+    assert page.url.endswith(f"#/compare/{MODEL}/0/2/{MODEL}/1/4")
+    await expect(page.locator(".compare-col")).to_have_count(2)
+    rows = await store.run("MATCH (n:Neuron) WHERE n.key IN $ks RETURN n.key AS key, n.kurt AS kurt",
+                           {"ks": [f"{MODEL}/0/2", f"{MODEL}/1/4"]})
+    kurt = {r["key"]: r["kurt"] for r in rows}
+    cells = page.locator(".compare-stats tr[data-stat=kurt] td.num")
+    a, b = float(await cells.nth(0).inner_text()), float(await cells.nth(1).inner_text())
+    assert a == pytest.approx(kurt[f"{MODEL}/0/2"], rel=0.01) and b == pytest.approx(kurt[f"{MODEL}/1/4"], rel=0.01)
+    # Both neurons' examples are shown, side by side.
+    for side in ("a", "b"):
+        await expect(page.locator(f".compare-col[data-side={side}] .examples[data-kind=max] .example").first).to_be_visible()
+    await shot(page, "07-compare")
+    # A bad key is refused in the form, plainly.
+    await page.fill(".compare-form input[name=b]", "not a key")
+    await page.click(".compare-form button[type=submit]")
+    await expect(page.locator(".form-msg")).to_contain_text("model/layer/index")
+
+
+async def test_errors_and_empty_states(site: str, page: Page) -> None:
+    # Unknown neuron and model: the API's message, shown plainly.
+    await page.goto(f"{site}/#/neuron/{MODEL}/1/999")
+    await ready(page)
+    await expect(page.locator(".state.error")).to_contain_text("no neuron")
+    await shot(page, "08-error-neuron")
+    await page.goto(f"{site}/#/model/nosuchmodel")
+    await ready(page)
+    await expect(page.locator(".state.error")).to_contain_text("unknown model")
+    await page.goto(f"{site}/#/nowhere")
+    await ready(page)
+    await expect(page.locator(".state.error")).to_contain_text("no page")
+    # A search with no hits: an empty state, not an error.
+    await page.goto(f"{site}/#/search?model={MODEL}&mode=any&q=zzzz-not-a-token")
+    await ready(page)
+    await expect(page.locator(".results .state.empty")).to_contain_text("zzzz-not-a-token")
+    # Neighbourhood with a minimum weight nothing passes.
+    await page.goto(f"{site}/#/neighborhood/{MODEL}/1/4?min=1000")
+    await ready(page)
+    await expect(page.locator(".state.empty").first).to_contain_text("No edges")
+
+
+async def test_empty_graph_and_narrow_window(browser: Browser, store, settings) -> None:
+    # An empty graph says so rather than showing an empty table.
+    async with serve(create_app(settings=settings, store=store)) as url:
+        ctx = await browser.new_context(viewport={"width": 1280, "height": 800})
+        p = await ctx.new_page()
+        await p.goto(f"{url}/")
+        await ready(p)
+        await expect(p.locator(".state.empty")).to_contain_text("No models")
+        await ctx.close()
+    # At 900px the pages still fit: no horizontal scrolling.
+    await write_synthetic_graph(store, MODEL, n_layers=N_LAYERS, d_mlp=D_MLP, n_heads=2, d_vocab=60, k=4)
+    async with serve(create_app(settings=settings, store=store)) as url:
+        ctx = await browser.new_context(viewport={"width": 900, "height": 800})
+        p = await ctx.new_page()
+        for name, route in [("model", f"#/model/{MODEL}"), ("neuron", f"#/neuron/{MODEL}/1/4"),
+                            ("neighborhood", f"#/neighborhood/{MODEL}/1/4"), ("search", "#/search")]:
+            await p.goto(f"{url}/{route}")
+            await ready(p)
+            width = await p.evaluate("document.documentElement.scrollWidth")
+            assert width <= 900, (name, width)
+            await shot(p, f"09-narrow-{name}")
+        await ctx.close()

@@ -1,0 +1,63 @@
+// Activation histogram drawn as SVG bars, with the zero line and axis labels.
+//   histogramSvg({counts: [3, 10, 2], edges: [-1, 0, 1, 2]}, {log: true})
+
+import { fmt } from "./dom.js";
+
+const NS = "http://www.w3.org/2000/svg";
+
+function s(tag, attrs = {}, text) {
+  const el = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+/**
+ * counts: bin counts; edges: counts.length + 1 bin edges (or give lo/hi for equal bins).
+ * log: log-scaled counts, the useful view for sparse activations (most mass near 0).
+ */
+export function histogramSvg({ counts, edges, lo, hi }, { width = 560, height = 180, log = true } = {}) {
+  const n = counts.length;
+  if (!edges) {
+    edges = Array.from({ length: n + 1 }, (_, i) => lo + ((hi - lo) * i) / n);
+  }
+  const pad = { l: 44, r: 10, t: 10, b: 26 };
+  const w = width - pad.l - pad.r;
+  const hgt = height - pad.t - pad.b;
+  const x0 = edges[0];
+  const x1 = edges[edges.length - 1];
+  const sx = (x) => pad.l + ((x - x0) / (x1 - x0 || 1)) * w;
+  const tr = (c) => (log ? Math.log10(1 + c) : c);
+  const top = Math.max(1e-9, ...counts.map(tr));
+  const sy = (c) => pad.t + hgt - (tr(c) / top) * hgt;
+  const svg = s("svg", {
+    class: "histogram", viewBox: `0 0 ${width} ${height}`, width: "100%",
+    role: "img", "aria-label": `Activation histogram, ${n} bins`,
+  });
+  svg.append(s("rect", { x: pad.l, y: pad.t, width: w, height: hgt, class: "plot-bg" }));
+  for (let i = 0; i < n; i++) {
+    if (!counts[i]) continue;
+    const xa = sx(edges[i]);
+    const xb = sx(edges[i + 1]);
+    const y = sy(counts[i]);
+    const mid = (edges[i] + edges[i + 1]) / 2;
+    const bar = s("rect", {
+      x: xa, y, width: Math.max(1, xb - xa - 0.5), height: pad.t + hgt - y,
+      class: "bar " + (mid < 0 ? "neg" : "pos"),
+    });
+    bar.append(s("title", {}, `[${fmt(edges[i])}, ${fmt(edges[i + 1])}): ${counts[i].toLocaleString("en-US")}`));
+    svg.append(bar);
+  }
+  if (x0 < 0 && x1 > 0) svg.append(s("line", { x1: sx(0), x2: sx(0), y1: pad.t, y2: pad.t + hgt, class: "zero" }));
+  // x ticks: ends, zero and midpoints
+  const ticks = new Set([x0, x1, (x0 + x1) / 2]);
+  if (x0 < 0 && x1 > 0) ticks.add(0);
+  for (const t of ticks) {
+    svg.append(s("text", { x: sx(t), y: height - 8, class: "tick", "text-anchor": "middle" }, fmt(t, 2)));
+  }
+  const maxC = Math.max(...counts);
+  svg.append(s("text", { x: pad.l - 4, y: pad.t + 10, class: "tick", "text-anchor": "end" }, maxC.toLocaleString("en-US")));
+  svg.append(s("text", { x: pad.l - 4, y: pad.t + hgt, class: "tick", "text-anchor": "end" }, "0"));
+  svg.append(s("text", { x: 10, y: pad.t + hgt / 2, class: "axis", transform: `rotate(-90 10 ${pad.t + hgt / 2})`, "text-anchor": "middle" }, log ? "count (log)" : "count"));
+  return svg;
+}

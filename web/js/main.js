@@ -1,0 +1,56 @@
+// Entry point: route the hash to a page, each page renders into #app.
+import { parseHash } from "./router.js";
+import { h, clear, errorBox } from "./dom.js";
+import { installTokenTooltip } from "./tokens.js";
+import { modelsPage, modelPage } from "./pages/model.js";
+import { neuronPage } from "./pages/neuron.js";
+import { neighborhoodPage } from "./pages/neighborhood.js";
+import { searchPage } from "./pages/search.js";
+import { comparePage } from "./pages/compare.js";
+
+const PAGES = {
+  models: modelsPage,
+  model: modelPage,
+  neuron: neuronPage,
+  neighborhood: neighborhoodPage,
+  search: searchPage,
+  compare: comparePage,
+  notfound: (app, route) => app.append(errorBox(`no page at "#${route.path}"`), h("p", {}, h("a", { href: "#/" }, "Back to the models"))),
+};
+
+const app = document.getElementById("app");
+let renderId = 0;
+
+async function render() {
+  const route = parseHash(location.hash);
+  const id = ++renderId;
+  // Pages that own a cytoscape instance clean it up; drop stale references for tests.
+  if (window.cy) { window.cy.destroy(); window.cy = undefined; }
+  if (window.cyPattern) { window.cyPattern.destroy(); window.cyPattern = undefined; }
+  clear(app);
+  document.body.dataset.page = route.name;
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    a.classList.toggle("active", a.dataset.nav === route.name || (a.dataset.nav === "models" && ["model", "models"].includes(route.name)));
+  }
+  const page = h("div", { class: `page page-${route.name}` });
+  app.append(page);
+  try {
+    await PAGES[route.name](page, route, () => id === renderId);
+  } catch (err) {
+    console.error(err);
+    if (id === renderId) page.append(errorBox(err));
+  }
+  if (id === renderId) document.body.dataset.ready = "1";
+}
+
+document.getElementById("jump").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const v = e.target.key.value.trim();
+  const m = v.match(/^([A-Za-z0-9_.\-]+)\/(\d+)\/(\d+)$/);
+  if (m) location.hash = `#/neuron/${m[1]}/${m[2]}/${m[3]}`;
+  else location.hash = `#/search?q=${encodeURIComponent(v)}`;
+});
+
+installTokenTooltip();
+window.addEventListener("hashchange", () => { document.body.dataset.ready = ""; render(); });
+render();

@@ -1,0 +1,102 @@
+// Models index (#/) and a model's page (#/model/{m}, #/model/{m}/layer/{l}): layers, the
+// interesting neurons of a layer sortable by the stats the API offers, and a search box.
+
+import { h, fill, fmt, section, empty, neuronHref, clear, loading, errorBox } from "../dom.js";
+import { go } from "../router.js";
+import * as q from "../queries.js";
+
+export async function modelsPage(page) {
+  page.append(h("div", { class: "page-head" },
+    h("div", {}, h("h1", {}, "Models"), h("div", { class: "sub" }, "Every model in the graph. Pick one to browse its layers and neurons."))));
+  const slot = h("div", { class: "card" });
+  page.append(slot);
+  await fill(slot, q.models, (models) => {
+    if (!models.length) return empty("No models in the graph yet. Load one with `neurograph build` or `neurograph import`.");
+    return h("table", { class: "data models" },
+      h("thead", {}, h("tr", {},
+        h("th", {}, "Model"), h("th", { class: "num" }, "Layers"), h("th", { class: "num" }, "Neurons / layer"),
+        h("th", { class: "num" }, "Neurons stored"), h("th", {}, "Activation"), h("th", {}, "Source"), h("th", {}, "Dataset"))),
+      h("tbody", {}, models.map((m) => h("tr", { dataset: { model: m.name } },
+        h("td", {}, h("a", { href: `#/model/${encodeURIComponent(m.name)}` }, m.name)),
+        h("td", { class: "num" }, fmt(m.nLayers)), h("td", { class: "num" }, fmt(m.dMlp)),
+        h("td", { class: "num" }, fmt(m.nNeurons)),
+        h("td", {}, m.actFn || "—"), h("td", {}, m.source || "—"), h("td", {}, m.dataset || "—")))));
+  }, "Loading models…");
+}
+
+export async function modelPage(page, route, alive) {
+  const { model } = route.params;
+  const layer = route.params.layer;
+  page.append(h("div", { class: "crumbs" }, h("a", { href: "#/" }, "Models"), " / ", model));
+  const head = h("div", { class: "page-head" }, h("div", {}, h("h1", {}, model), h("div", { class: "sub" }, "Loading…")));
+  page.append(head);
+  const body = h("div", {}, loading("Loading model…"));
+  page.append(body);
+  let info;
+  try {
+    info = await q.model(model);
+  } catch (err) {
+    clear(body).append(errorBox(err));
+    return;
+  }
+  if (!alive()) return;
+  clear(body);
+  if (!info) {
+    body.append(errorBox(`unknown model "${model}"`));
+    return;
+  }
+  head.querySelector(".sub").textContent =
+    [`${info.nLayers} layers`, info.dMlp ? `${info.dMlp} neurons per layer` : null, info.actFn, info.dataset ? `data: ${info.dataset}` : null]
+      .filter(Boolean).join(" · ");
+
+  // Search box: goes to the search page with this model selected.
+  const searchForm = h("form", {
+    class: "form-row", onsubmit: (e) => {
+      e.preventDefault();
+      go("/search", { model, q: e.target.q.value.trim(), mode: e.target.mode.value });
+    },
+  },
+  h("input", { type: "search", name: "q", placeholder: "Search tokens or explanations…", style: { flex: "1", minWidth: "220px" } }),
+  h("select", { name: "mode" },
+    h("option", { value: "any" }, "tokens (any)"), h("option", { value: "activating" }, "tokens (activating)"),
+    h("option", { value: "important" }, "tokens (important)"), h("option", { value: "explanation" }, "explanations")),
+  h("button", { class: "btn primary", type: "submit" }, "Search"));
+  body.append(section("Search this model", searchForm));
+
+  const layers = info.layers || [];
+  const layerLinks = h("div", { class: "layers" },
+    h("a", { href: `#/model/${encodeURIComponent(model)}`, class: layer === undefined ? "on" : "" }, "All"),
+    layers.map((l) => h("a", {
+      href: `#/model/${encodeURIComponent(model)}/layer/${l.layer}`, class: l.layer === layer ? "on" : "",
+      title: `${fmt(l.nNeurons)} neurons`, dataset: { layer: String(l.layer) },
+    }, `L${l.layer}`)));
+  body.append(section(`Layers (${layers.length})`, layers.length ? layerLinks : empty("No layers stored.")));
+
+  const stats = info.stats && info.stats.length ? info.stats : [];
+  const sort = route.query.sort || info.defaultStat || stats[0] || null;
+  const desc = route.query.order !== "asc";
+  const tableSlot = h("div", {});
+  const title = layer === undefined ? "Interesting neurons (all layers)" : `Interesting neurons in layer ${layer}`;
+  body.append(section(title, tableSlot));
+  if (!sort) {
+    tableSlot.append(empty("The API reports no sortable statistics for this model."));
+    return;
+  }
+  await fill(tableSlot, () => q.interestingNeurons(model, layer ?? null, sort, desc, 50), (neurons) => {
+    if (!neurons.length) return empty(`No neurons with the statistic "${sort}".`);
+    const cols = [...new Set([sort, ...stats.filter((s) => neurons.some((n) => n.stats[s] !== undefined && n.stats[s] !== null))])].slice(0, 8);
+    const base = layer === undefined ? `/model/${model}` : `/model/${model}/layer/${layer}`;
+    const th = (s) => h("th", {
+      class: "num sortable" + (s === sort ? " sorted" : ""), dataset: { stat: s },
+      title: `Sort by ${s}`,
+      onclick: () => go(base, { sort: s, order: s === sort && desc ? "asc" : "desc" }),
+    }, s, s === sort ? (desc ? " ▼" : " ▲") : "");
+    return h("div", { class: "scroll" }, h("table", { class: "data neurons" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Neuron"), h("th", {}, "Explanation"), cols.map(th))),
+      h("tbody", {}, neurons.map((n) => h("tr", { dataset: { key: n.key } },
+        h("td", {}, h("a", { href: neuronHref(n.model, n.layer, n.index) }, `L${n.layer}/N${n.index}`)),
+        h("td", { class: "sub" }, n.explanation || ""),
+        cols.map((s) => h("td", { class: "num" }, fmt(n.stats[s]))))))));
+  }, "Loading neurons…");
+}
+

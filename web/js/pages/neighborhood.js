@@ -1,0 +1,129 @@
+// Neighbourhood view (#/neighborhood/{m}/{l}/{i}?depth=&min=&types=&layout=&click=): the weighted
+// neighbourhood of a neuron drawn with cytoscape.js; edge kind = colour, |weight| = width.
+
+import { h, fmt, section, empty, neuronHref, clear, loading, errorBox } from "../dom.js";
+import { drawNeighborhood, KIND_COLORS } from "../graph.js";
+import { go } from "../router.js";
+import * as q from "../queries.js";
+
+export const EDGE_TYPES = [
+  ["COMPOSES", "weight composition"],
+  ["CORRELATES", "activation correlation"],
+  ["HEAD_COMPOSES", "heads (Q/K/V/O)"],
+  ["SIMILAR", "similar (N2G)"],
+];
+
+export async function neighborhoodPage(page, route, alive) {
+  const { model, layer, index } = route.params;
+  const qy = route.query;
+  const depth = Math.min(3, Math.max(1, Number(qy.depth) || 1));
+  const minWeight = qy.min !== undefined && qy.min !== "" ? Number(qy.min) : 0;
+  const types = qy.types ? qy.types.split(",").filter(Boolean) : EDGE_TYPES.map(([t]) => t);
+  const layout = qy.layout === "force" ? "force" : "layers";
+  const click = qy.click === "recentre" ? "recentre" : "open";
+  const perNode = Math.min(50, Math.max(1, Number(qy.per) || 10));
+  const m = encodeURIComponent(model);
+  const path = `/neighborhood/${model}/${layer}/${index}`;
+  const state = { depth, min: minWeight, types: types.join(","), layout, click, per: perNode };
+  const update = (patch) => go(path, { ...state, ...patch });
+
+  page.append(
+    h("div", { class: "crumbs" }, h("a", { href: "#/" }, "Models"), " / ", h("a", { href: `#/model/${m}` }, model), " / ",
+      h("a", { href: neuronHref(model, layer, index) }, `L${layer}/N${index}`), " / neighbourhood"),
+    h("div", { class: "page-head" },
+      h("div", {}, h("h1", {}, `Neighbourhood of ${model} · L${layer} · N${index}`),
+        h("div", { class: "sub" }, "Edge colour is its kind, width its |weight|; dashed edges are negative. Click a node to navigate.")),
+      h("div", { class: "actions" }, h("a", { class: "btn", href: neuronHref(model, layer, index) }, "Neuron page"))));
+
+  const controls = h("form", { class: "form-row controls", onsubmit: (e) => e.preventDefault() },
+    h("label", {}, "Depth",
+      h("select", { name: "depth", onchange: (e) => update({ depth: e.target.value }) },
+        [1, 2, 3].map((d) => h("option", { value: d, selected: d === depth }, String(d))))),
+    h("label", {}, "Min |weight|",
+      h("input", { type: "number", name: "min", step: "0.05", min: "0", value: String(minWeight), style: { width: "80px" },
+        onchange: (e) => update({ min: e.target.value }) })),
+    h("label", {}, "Per node",
+      h("input", { type: "number", name: "per", step: "1", min: "1", max: "50", value: String(perNode), style: { width: "64px" },
+        onchange: (e) => update({ per: e.target.value }) })),
+    EDGE_TYPES.map(([t, label]) => h("label", { title: t },
+      h("input", {
+        type: "checkbox", name: "type", value: t, checked: types.includes(t),
+        onchange: () => {
+          const on = [...controls.querySelectorAll("input[name=type]:checked")].map((x) => x.value);
+          update({ types: on.join(",") });
+        },
+      }), label)),
+    h("label", {}, "Layout",
+      h("select", { name: "layout", onchange: (e) => update({ layout: e.target.value }) },
+        h("option", { value: "layers", selected: layout === "layers" }, "by layer"),
+        h("option", { value: "force", selected: layout === "force" }, "force"))),
+    h("label", {}, "Click",
+      h("select", { name: "click", onchange: (e) => update({ click: e.target.value }) },
+        h("option", { value: "open", selected: click === "open" }, "opens neuron page"),
+        h("option", { value: "recentre", selected: click === "recentre" }, "re-centres graph"))));
+  page.append(section(null, controls));
+
+  const graphCard = h("section", { class: "card" });
+  const info = h("div", { class: "sub small graph-info" });
+  const cyEl = h("div", { class: "cy", id: "neighborhood-graph" });
+  page.append(graphCard);
+  if (!types.length) {
+    graphCard.append(empty("Pick at least one edge type."));
+    return;
+  }
+  graphCard.append(loading("Walking the graph…"));
+  let g;
+  try {
+    g = await q.neighborhood(model, layer, index, { depth, minWeight, types, perNode });
+  } catch (err) {
+    clear(graphCard).append(errorBox(err));
+    return;
+  }
+  if (!alive()) return;
+  clear(graphCard);
+  if (!g) {
+    graphCard.append(errorBox(`no neuron ${model}/${layer}/${index} in the graph`));
+    return;
+  }
+  const kinds = [...new Set(g.edges.map((e) => e.kind))];
+  info.textContent = `${g.nodes.length} nodes · ${g.edges.length} edges · depth ${depth} · min |weight| ${fmt(minWeight)}`;
+  graphCard.append(info, cyEl, h("div", { class: "legend" },
+    kinds.map((k) => h("span", { dataset: { kind: k } }, h("span", { class: "sw", style: { background: KIND_COLORS[k] || "#555" } }), k)),
+    h("span", {}, h("span", { class: "node-sw", style: { background: "#dc2626" } }), "centre"),
+    h("span", {}, h("span", { class: "node-sw", style: { background: "#475569" } }), "neuron"),
+    h("span", {}, h("span", { class: "node-sw", style: { background: "#a16207", borderRadius: "0", transform: "rotate(45deg)" } }), "head")));
+  if (g.edges.length === 0) graphCard.append(empty("No edges pass these filters: lower the minimum weight or add edge types."));
+
+  const sel = h("div", { class: "selected sub" }, "Hover or tap an edge to see its weight.");
+  graphCard.append(sel);
+  requestAnimationFrame(() => {
+    const cy = drawNeighborhood(cyEl, g, {
+      layout,
+      onNavigate: (node) => {
+        if (node.type !== "neuron") { sel.textContent = `${node.label}: attention head (no page)`; return; }
+        if (click === "recentre") go(`/neighborhood/${node.model}/${node.layer}/${node.index}`, state);
+        else location.hash = neuronHref(node.model, node.layer, node.index);
+      },
+    });
+    cy.on("mouseover tap", "edge", (evt) => {
+      const d = evt.target.data();
+      sel.textContent = `${cy.getElementById(d.source).data("label")} → ${cy.getElementById(d.target).data("label")}: ${d.kind} ${fmt(d.weight, 4)}`;
+    });
+    document.body.dataset.graph = "ready";
+  });
+  // Edges as a table too: readable, copyable, and what a screen reader gets.
+  const rows = [...g.edges].sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight));
+  const label = (id) => (g.nodes.find((n) => n.id === id) || { label: id }).label;
+  page.append(section(`Edges (${rows.length})`, rows.length ? h("div", { class: "scroll" }, h("table", { class: "data edges" },
+    h("thead", {}, h("tr", {}, h("th", {}, "From"), h("th", {}, "To"), h("th", {}, "Kind"), h("th", { class: "num" }, "Weight"))),
+    h("tbody", {}, rows.map((e) => h("tr", {},
+      h("td", {}, nodeLink(g, e.source, label)), h("td", {}, nodeLink(g, e.target, label)),
+      h("td", {}, h("span", { class: "pill kind", style: { background: KIND_COLORS[e.kind] || "#555" } }, e.kind)),
+      h("td", { class: "num" }, fmt(e.weight, 4))))))) : empty("No edges.")));
+}
+
+function nodeLink(g, id, label) {
+  const n = g.nodes.find((x) => x.id === id);
+  if (n && n.type === "neuron") return h("a", { href: neuronHref(n.model, n.layer, n.index) }, n.label);
+  return label(id);
+}

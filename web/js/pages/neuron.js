@@ -1,0 +1,172 @@
+// Neuron page (#/neuron/{m}/{l}/{i}) in the Neuroscope tradition: stats and histogram,
+// explanations, top tokens, the N2G pattern graph, connectivity by kind, and max/min examples.
+
+import { h, fill, fmt, section, empty, neuronHref, clear, loading, errorBox, showToken } from "../dom.js";
+import { exampleView } from "../tokens.js";
+import { histogramSvg } from "../histogram.js";
+import { drawPattern, kindColor } from "../graph.js";
+import * as q from "../queries.js";
+
+export async function neuronPage(page, route, alive) {
+  const { model, layer, index } = route.params;
+  page.append(header(model, layer, index));
+  const body = h("div", {}, loading("Loading neuron…"));
+  page.append(body);
+  let n;
+  try {
+    n = await q.neuron(model, layer, index);
+  } catch (err) {
+    clear(body).append(errorBox(err));
+    return;
+  }
+  if (!alive()) return;
+  clear(body);
+  if (!n) {
+    body.append(errorBox(`no neuron ${model}/${layer}/${index} in the graph`));
+    return;
+  }
+  renderNeuron(body, n, { compact: false });
+}
+
+export function header(model, layer, index) {
+  const m = encodeURIComponent(model);
+  return h("div", {},
+    h("div", { class: "crumbs" },
+      h("a", { href: "#/" }, "Models"), " / ", h("a", { href: `#/model/${m}` }, model), " / ",
+      h("a", { href: `#/model/${m}/layer/${layer}` }, `layer ${layer}`), " / ", `neuron ${index}`),
+    h("div", { class: "page-head" },
+      h("div", {}, h("h1", {}, `${model} · L${layer} · N${index}`),
+        h("div", { class: "sub mono" }, `${model}/${layer}/${index}`)),
+      h("div", { class: "actions" },
+        index > 0 ? h("a", { class: "btn", href: neuronHref(model, layer, index - 1) }, "← Prev") : null,
+        h("a", { class: "btn", href: neuronHref(model, layer, index + 1) }, "Next →"),
+        h("a", { class: "btn primary", href: `#/neighborhood/${m}/${layer}/${index}` }, "Neighbourhood graph"),
+        h("a", { class: "btn", href: `#/compare?a=${m}/${layer}/${index}` }, "Compare…"))));
+}
+
+/** The whole neuron view; `compact` is the narrower variant used side by side on Compare. */
+export function renderNeuron(body, n, { compact = false } = {}) {
+  const statsCard = section("Statistics", statsView(n));
+  const histCard = section("Activation histogram", n.histogram && n.histogram.counts && n.histogram.counts.length
+    ? histogramSvg(n.histogram) : empty("No histogram stored for this neuron."));
+  const explCard = section("Explanations", explanationsView(n.explanations));
+  const tokCard = section("Top tokens", tokensView(n.tokens));
+  if (compact) {
+    body.append(statsCard, histCard, explCard, tokCard);
+  } else {
+    body.append(h("div", { class: "grid two" }, h("div", {}, statsCard, histCard), h("div", {}, explCard, tokCard)));
+  }
+  const patternEl = h("div", { class: "cy pattern", id: compact ? null : "pattern-graph" });
+  const patternCard = section("N2G pattern graph",
+    n.pattern && n.pattern.nodes.length
+      ? [patternEl, h("div", { class: "legend" },
+        h("span", {}, h("span", { class: "node-sw", style: { background: "#f87171" } }), "activating token"),
+        h("span", {}, h("span", { class: "node-sw", style: { background: "#dbeafe", border: "1px solid #2563eb" } }), "important context"),
+        h("span", {}, h("span", { class: "node-sw", style: { background: "#f1f5f9", border: "1px dashed #94a3b8" } }), "any token"),
+        h("span", { class: "sub" }, "Read right to left: the activating token is on the right, context before it to the left."))]
+      : empty("No N2G pattern graph for this neuron."));
+  body.append(patternCard);
+  body.append(section("Connectivity", connectivityView(n)));
+  const maxR = rangeOf(n);
+  body.append(h("div", { class: compact ? "" : "grid two" },
+    section(`Max-activating examples (${n.maxExamples.length})`, examplesView(n.maxExamples, maxR, "max")),
+    section(`Min-activating examples (${n.minExamples.length})`, examplesView(n.minExamples, maxR, "min"))));
+  // Draw after insertion so cytoscape measures a laid-out container.
+  if (n.pattern && n.pattern.nodes.length) requestAnimationFrame(() => drawPattern(patternEl, n.pattern));
+}
+
+// Neuroscope colours every example on one scale: ± the largest |activation| over the shown texts.
+function rangeOf(n) {
+  let m = 0;
+  for (const ex of [...n.maxExamples, ...n.minExamples]) {
+    for (const v of ex.activations || []) if (Number.isFinite(v)) m = Math.max(m, Math.abs(v));
+  }
+  return { max: m || 1, min: -(m || 1) };
+}
+
+function statsView(n) {
+  const entries = Object.entries(n.stats || {}).filter(([, v]) => v !== null && v !== undefined);
+  if (!entries.length) return empty("No statistics stored for this neuron.");
+  return h("dl", { class: "kv stats" }, entries.map(([k, v]) => h("div", { dataset: { stat: k } }, h("dt", {}, k), h("dd", {}, fmt(v, 4)))));
+}
+
+function explanationsView(list) {
+  if (!list || !list.length) return empty("No explanations for this neuron.");
+  return h("div", { class: "explanations" }, list.map((e) => h("div", { class: "expl" },
+    h("span", { class: "pill" }, e.source || "?"),
+    h("span", { class: "text" }, e.text),
+    h("span", { class: "score", title: e.scoreDetail || "score" }, e.score === null || e.score === undefined ? "—" : fmt(e.score, 3)))));
+}
+
+function tokensView(tokens) {
+  const kinds = [["output", "Output (logit effect)"], ["input", "Input (embedding weight)"], ["activation", "Mean activation on token"]];
+  const present = kinds.filter(([k]) => tokens && tokens[k] && tokens[k].length);
+  if (!present.length) return empty("No token effects stored for this neuron.");
+  return h("div", {}, present.map(([k, label]) => h("div", { class: "tok-group", dataset: { kind: k } },
+    h("h3", {}, label),
+    h("div", { class: "tok-list" }, tokens[k].map((t) => h("span", {
+      class: "tok-chip", title: `${JSON.stringify(t.text)} weight ${fmt(t.weight, 4)}${t.count ? `, ${t.count} occurrences` : ""}`,
+    }, showToken(t.text), h("small", {}, fmt(t.weight, 2))))))));
+}
+
+function weightBar(w, maxW) {
+  const width = Math.round(50 * Math.min(1, Math.abs(w) / (maxW || 1)));
+  return h("span", { class: "wbar" + (w < 0 ? " neg" : ""), style: { width: `${width}px` } });
+}
+
+function connList(items, { showKind = true } = {}) {
+  if (!items.length) return empty("None.");
+  const maxW = Math.max(...items.map((e) => Math.abs(e.weight ?? 0)));
+  return h("ul", { class: "conn-list" }, items.map((e) => h("li", { dataset: { kind: e.kind || "" } },
+    showKind && e.kind ? h("span", { class: "pill kind", style: { background: kindColor(e.kind) } }, e.kind) : null,
+    e.href ? h("a", { href: e.href }, e.label) : h("span", {}, e.label),
+    e.note ? h("span", { class: "sub small" }, e.note) : null,
+    h("span", { class: "w" }, weightBar(e.weight ?? 0, maxW), " ", fmt(e.weight, 3)))));
+}
+
+function groupByKind(items) {
+  const g = new Map();
+  for (const e of items) {
+    const k = e.kind || "—";
+    if (!g.has(k)) g.set(k, []);
+    g.get(k).push(e);
+  }
+  return g;
+}
+
+function kindGroups(items) {
+  if (!items.length) return empty("None.");
+  return h("div", {}, [...groupByKind(items)].map(([k, list]) => h("div", { class: "kind-group", dataset: { kind: k } },
+    h("h3", {}, h("span", { class: "pill kind", style: { background: kindColor(k) } }, k), " ", h("span", { class: "sub small" }, `${list.length}`)),
+    connList(list, { showKind: false }))));
+}
+
+function connectivityView(n) {
+  const c = n.connectivity;
+  const tabs = [
+    ["inputs", "Inputs", () => kindGroups(c.inputs)],
+    ["outputs", "Outputs", () => kindGroups(c.outputs)],
+    ["correlated", "Correlated", () => connList(c.correlated, { showKind: false })],
+    ["heads", "Heads", () => kindGroups(c.heads)],
+    ["similar", "Similar (N2G)", () => connList(c.similar, { showKind: false })],
+  ];
+  const pane = h("div", { class: "conn-pane" });
+  const bar = h("div", { class: "tabs", role: "tablist" });
+  const show = (key) => {
+    for (const b of bar.children) b.classList.toggle("on", b.dataset.tab === key);
+    clear(pane).append(tabs.find((t) => t[0] === key)[2]());
+    pane.dataset.tab = key;
+  };
+  for (const [key, label] of tabs) {
+    bar.append(h("button", { type: "button", role: "tab", dataset: { tab: key }, onclick: () => show(key) }, `${label} (${c[key].length})`));
+  }
+  const first = tabs.find(([k]) => c[k].length) || tabs[0];
+  show(first[0]);
+  return h("div", { class: "connectivity" }, bar, pane);
+}
+
+function examplesView(list, range, kind) {
+  if (!list.length) return empty(`No ${kind}-activating examples stored.`);
+  return h("div", { class: "examples", dataset: { kind } },
+    list.map((ex, i) => exampleView(ex, { ...range, kind, title: `#${i + 1}` })));
+}

@@ -1,0 +1,107 @@
+// Search page (#/search?model=&mode=&q=): N2G token search (activating / important / any; several
+// comma-separated tokens are ANDed, as DeepDecipher's neuron2graph-search) and explanation search.
+
+import { h, fill, fmt, section, empty, neuronHref, showToken } from "../dom.js";
+import { go } from "../router.js";
+import * as q from "../queries.js";
+
+const MODES = [
+  ["any", "Tokens: activating or important"],
+  ["activating", "Tokens: activating"],
+  ["important", "Tokens: important (context)"],
+  ["explanation", "Explanations (text)"],
+];
+
+export async function searchPage(page, route, alive) {
+  const qy = route.query;
+  const mode = MODES.some(([m]) => m === qy.mode) ? qy.mode : "any";
+  const text = qy.q || "";
+  page.append(h("div", { class: "page-head" }, h("div", {},
+    h("h1", {}, "Search"),
+    h("div", { class: "sub" }, "Find neurons by the tokens their N2G pattern graphs match, or by the words of their explanations. Separate several tokens with commas to require all of them."))));
+
+  const modelSel = h("select", { name: "model" }, h("option", { value: "" }, "Loading models…"));
+  const form = h("form", {
+    class: "form-row search-form",
+    onsubmit: (e) => {
+      e.preventDefault();
+      go("/search", { model: modelSel.value, mode: form.mode.value, q: form.q.value.trim() });
+    },
+  },
+  h("label", {}, "Model", modelSel),
+  h("select", { name: "mode" }, MODES.map(([m, label]) => h("option", { value: m, selected: m === mode }, label))),
+  h("input", { type: "search", name: "q", value: text, placeholder: "e.g.  the, cat   or   an explanation word", style: { flex: "1", minWidth: "240px" } }),
+  h("button", { class: "btn primary", type: "submit" }, "Search"));
+  page.append(section(null, form));
+  const results = h("section", { class: "card results" });
+  page.append(results);
+
+  let models = [];
+  try {
+    models = await q.models();
+  } catch (err) {
+    models = [];
+  }
+  if (!alive()) return;
+  modelSel.textContent = "";
+  for (const m of models) modelSel.append(h("option", { value: m.name, selected: m.name === qy.model }, m.name));
+  const model = qy.model || (models[0] && models[0].name);
+  if (!models.length) {
+    results.append(empty("No models in the graph to search."));
+    return;
+  }
+  if (!text) {
+    results.append(empty("Type one or more tokens (comma-separated) or words from an explanation, then Search."));
+    return;
+  }
+  if (mode === "explanation") {
+    await fill(results, () => q.searchExplanations(model, text), (rows) => {
+      if (!rows.length) return empty(`No explanation of a ${model} neuron matches "${text}".`);
+      return h("div", {}, h("h2", {}, `${rows.length} explanation${rows.length === 1 ? "" : "s"} matching "${text}"`),
+        h("table", { class: "data results-table" },
+          h("thead", {}, h("tr", {}, h("th", {}, "Neuron"), h("th", {}, "Source"), h("th", {}, "Explanation"), h("th", { class: "num" }, "Score"))),
+          h("tbody", {}, rows.map((r) => h("tr", {},
+            h("td", {}, h("a", { href: neuronHref(r.model, r.layer, r.index) }, `L${r.layer}/N${r.index}`)),
+            h("td", {}, h("span", { class: "pill" }, r.source || "?")),
+            h("td", {}, r.text), h("td", { class: "num" }, fmt(r.score, 3)))))));
+    }, "Searching explanations…");
+    return;
+  }
+  const roles = parseRoles(text, mode);
+  const what = describe(roles);
+  await fill(results, () => q.searchTokens(model, roles), (rows) => {
+    if (!rows.length) return empty(`No ${model} neuron's pattern graph has ${what}.`);
+    return h("div", {}, h("h2", {}, `${rows.length} neuron${rows.length === 1 ? "" : "s"} with ${what}`),
+      h("table", { class: "data results-table" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Neuron"), h("th", {}, "Matched tokens"), h("th", {}, "Explanation"), h("th", {}, ""))),
+        h("tbody", {}, rows.map((r) => h("tr", {},
+          h("td", {}, h("a", { href: neuronHref(r.model, r.layer, r.index) }, `L${r.layer}/N${r.index}`)),
+          h("td", {}, h("span", { class: "tok-list" }, (r.matches || []).map((m) => h("span", { class: "tok-chip", title: m.role }, showToken(m.text), h("small", {}, m.role))))),
+          h("td", { class: "sub" }, r.explanation || ""),
+          h("td", {}, h("a", { class: "small", href: `#/compare?a=${encodeURIComponent(r.model)}/${r.layer}/${r.index}` }, "compare")))))));
+  }, "Searching tokens…");
+}
+
+/**
+ * "the, cat" in mode "any" -> {any: ["the", "cat"], activating: [], important: []}. A term may
+ * name its own role as DeepDecipher's query string does: "activating:paris, important:capital".
+ */
+export function parseRoles(text, mode) {
+  const roles = { activating: [], important: [], any: [] };
+  for (const term of text.split(",")) {
+    const t = term.trim();
+    if (!t) continue;
+    const m = t.match(/^(activating|important|any):(.+)$/i);
+    if (m) roles[m[1].toLowerCase()].push(m[2].trim());
+    else roles[mode].push(t);
+  }
+  return roles;
+}
+
+function describe(roles) {
+  const parts = [];
+  for (const [role, toks] of Object.entries(roles)) {
+    for (const t of toks) parts.push(`${role === "any" ? "" : role + " "}token ${JSON.stringify(t)}`);
+  }
+  return parts.join(" AND ");
+}

@@ -1,0 +1,203 @@
+// Every GraphQL operation the UI sends, and the mapping of answers to the plain objects the
+// pages render. The operations follow graphql/schema.graphql (the API contract).
+//   const n = await neuron("synth", 1, 3);   // {key, stats, histogram, maxExamples, ...}
+
+import { gql } from "./api.js";
+
+const NEURON_FIELDS = `
+  key model layer index interest role community
+  stats { mean var skew kurt fracActive max min quantiles quantileLevels }
+  topology { degree strength betweenness }
+  histogram { edges counts }
+  maxExamples: examples(kind: MAX, first: $first) {
+    totalCount edges { node { key rank tokens activations maxActivation minActivation pivot dataIndex } } }
+  minExamples: examples(kind: MIN, first: $first) {
+    totalCount edges { node { key rank tokens activations maxActivation minActivation pivot dataIndex } } }
+  explanations { source text score scores }
+  pattern { scores nodes { key token depth role activation isEnd } edges { source target } }
+  inputs(first: $conn, orderBy: ABS_WEIGHT) { totalCount edges { kind weight node { key model layer index } } }
+  outputs(first: $conn, orderBy: ABS_WEIGHT) { totalCount edges { kind weight node { key model layer index } } }
+  correlated(first: $conn, orderBy: ABS_WEIGHT) { totalCount edges { kind weight node { key model layer index } } }
+  similar(first: $conn) { totalCount edges { kind weight node { key model layer index } } }
+  heads(first: $conn, orderBy: ABS_WEIGHT) { totalCount edges { kind weight outgoing node { key model layer head } } }
+  inputTokens: tokens(kinds: ["input"], first: $tok) { edges { weight node { tokenId text } } }
+  outputTokens: tokens(kinds: ["output"], first: $tok) { edges { weight node { tokenId text } } }
+  activationTokens: tokens(kinds: ["activation"], first: $tok) { edges { weight count node { tokenId text } } }
+`;
+
+const NEURON_QUERY = `query NeuronPage($model: String!, $layer: Int!, $index: Int!, $first: Int = 20, $conn: Int = 20, $tok: Int = 10) {
+  neuron(model: $model, layer: $layer, index: $index) { ${NEURON_FIELDS} }
+}`;
+
+export async function models() {
+  const d = await gql(`query Models { models { name nLayers dMlp nHeads dVocab actFn source dataset nTokens neuronCount } }`);
+  return d.models.map((m) => ({ ...m, nNeurons: m.neuronCount }));
+}
+
+let statNames = null;
+/** The statistics the API can sort neurons by: the NeuronStat enum, read by introspection. */
+export async function sortableStats() {
+  if (!statNames) {
+    const d = await gql(`query Stats { __type(name: "NeuronStat") { enumValues { name } } }`);
+    statNames = d.__type ? d.__type.enumValues.map((v) => v.name) : [];
+  }
+  return statNames;
+}
+
+// NeuronStat values are the neuron property names, upper-cased ("FRAC_ACTIVE" -> frac_active).
+export const statProp = (name) => name.toLowerCase();
+
+export async function model(name) {
+  const [d, stats] = await Promise.all([
+    gql(`query Model($name: String!) { model(name: $name) {
+      name nLayers dMlp dModel nHeads dVocab actFn source dataset nTokens neuronCount
+      layers { layer nNeurons } } }`, { name }),
+    sortableStats(),
+  ]);
+  if (!d.model) return null;
+  return { ...d.model, stats: stats.map(statProp), defaultStat: "interest" };
+}
+
+/** The neurons of a model (or one layer) ranked by a stat; `stat` is a property name. */
+export async function interestingNeurons(modelName, layer, stat, descending, first = 50) {
+  const d = await gql(`query Interesting($name: String!, $layer: Int, $by: NeuronStat!, $dir: SortDirection!, $first: Int!) {
+    model(name: $name) { interesting(by: $by, direction: $dir, first: $first, layer: $layer) {
+      key model layer index props explanations { text } } } }`,
+  { name: modelName, layer, by: stat.toUpperCase(), dir: descending ? "DESC" : "ASC", first });
+  return d.model.interesting.map((n) => ({
+    key: n.key, model: n.model, layer: n.layer, index: n.index,
+    stats: scalarProps(n.props),
+    explanation: n.explanations && n.explanations[0] ? n.explanations[0].text : "",
+  }));
+}
+
+function scalarProps(props) {
+  const out = {};
+  for (const [k, v] of Object.entries(props || {})) {
+    if (typeof v === "number" && !["layer", "index"].includes(k)) out[k] = v;
+  }
+  return out;
+}
+
+const neuronLink = (n) => ({
+  key: n.key, model: n.model, layer: n.layer, index: n.index,
+  label: `L${n.layer}/N${n.index}`, href: `#/neuron/${encodeURIComponent(n.model)}/${n.layer}/${n.index}`,
+});
+
+/** A neuron's whole page. */
+export async function neuron(modelName, layer, index) {
+  // An unknown model or neuron is an API error with a clear message: let the page show it.
+  const d = await gql(NEURON_QUERY, { model: modelName, layer, index });
+  const n = d.neuron;
+  const stats = {
+    interest: n.interest, mean: n.stats.mean, var: n.stats.var, skew: n.stats.skew, kurt: n.stats.kurt,
+    max: n.stats.max, min: n.stats.min, frac_active: n.stats.fracActive,
+  };
+  (n.stats.quantiles || []).forEach((q, i) => {
+    const lvl = n.stats.quantileLevels && n.stats.quantileLevels[i];
+    stats[`q${lvl !== undefined ? +(lvl * 100).toFixed(2) : i}`] = q;
+  });
+  for (const [k, v] of Object.entries(n.pattern && n.pattern.scores ? n.pattern.scores : {})) {
+    if (typeof v === "number") stats[k] = v;
+  }
+  Object.assign(stats, { degree: n.topology.degree, strength: n.topology.strength, betweenness: n.topology.betweenness });
+  const ex = (conn) => conn.edges.map((e) => e.node);
+  const nEdges = (conn) => conn.edges.map((e) => ({ kind: e.kind, weight: e.weight, ...neuronLink(e.node) }));
+  return {
+    key: n.key, model: n.model, layer: n.layer, index: n.index, role: n.role, community: n.community,
+    stats,
+    histogram: n.histogram,
+    maxExamples: ex(n.maxExamples), minExamples: ex(n.minExamples),
+    maxTotal: n.maxExamples.totalCount, minTotal: n.minExamples.totalCount,
+    explanations: n.explanations.map((e) => ({
+      ...e, scoreDetail: Object.entries(e.scores || {}).filter(([, v]) => typeof v === "number").map(([k, v]) => `${k}: ${v}`).join(", "),
+    })),
+    pattern: n.pattern && n.pattern.nodes.length ? {
+      nodes: n.pattern.nodes.map((p) => ({ id: p.key, token: p.token, depth: p.depth, role: p.role, activation: p.activation, isEnd: p.isEnd })),
+      edges: n.pattern.edges.map((e) => ({ source: e.source, target: e.target })),
+    } : null,
+    tokens: {
+      input: n.inputTokens.edges.map((e) => ({ text: e.node.text, weight: e.weight })),
+      output: n.outputTokens.edges.map((e) => ({ text: e.node.text, weight: e.weight })),
+      activation: n.activationTokens.edges.map((e) => ({ text: e.node.text, weight: e.weight, count: e.count })),
+    },
+    connectivity: {
+      inputs: nEdges(n.inputs),
+      outputs: nEdges(n.outputs),
+      correlated: nEdges(n.correlated),
+      similar: nEdges(n.similar),
+      heads: n.heads.edges.map((e) => ({
+        kind: e.kind, weight: e.weight, key: e.node.key, label: `L${e.node.layer}H${e.node.head}`,
+        note: e.outgoing ? "neuron → head" : "head → neuron",
+      })),
+    },
+    totals: {
+      inputs: n.inputs.totalCount, outputs: n.outputs.totalCount, correlated: n.correlated.totalCount,
+      similar: n.similar.totalCount, heads: n.heads.totalCount,
+    },
+  };
+}
+
+// Relationship types the neighbourhood can follow, and the edge kinds each carries (the API
+// filters by kind).
+export const TYPE_KINDS = {
+  COMPOSES: ["in_in", "in_out", "out_in", "out_out", "virtual", "gate_virtual"],
+  CORRELATES: ["pearson"],
+  HEAD_COMPOSES: ["K", "Q", "V", "O"],
+  SIMILAR: ["n2g"],
+};
+const UNDIRECTED = new Set(["CORRELATES", "SIMILAR"]);
+
+/** The drawable neighbourhood of a neuron: {nodes, edges, truncated}. */
+export async function neighborhood(modelName, layer, index, { depth = 1, minWeight = 0, types, perNode = 10 } = {}) {
+  const all = Object.keys(TYPE_KINDS);
+  const kinds = !types || all.every((t) => types.includes(t)) ? null : types.flatMap((t) => TYPE_KINDS[t] || []);
+  const d = await gql(`query Neighborhood($id: ID!, $depth: Int!, $kinds: [String!], $minWeight: Float, $perNode: Int!) {
+      neighborhood(id: $id, depth: $depth, kinds: $kinds, minWeight: $minWeight, perNode: $perNode) {
+        truncated nodes { key label model layer index title } edges { source target type kind weight } } }`,
+  { id: `${modelName}/${layer}/${index}`, depth, kinds, minWeight: minWeight || null, perNode });
+  const center = `${modelName}/${layer}/${index}`;
+  const g = d.neighborhood;
+  return {
+    truncated: g.truncated,
+    nodes: g.nodes.map((n) => ({
+      id: n.key, label: n.title, type: n.label === "Head" ? "head" : "neuron",
+      model: n.model, layer: n.layer, index: n.index, center: n.key === center,
+    })),
+    edges: g.edges.map((e) => ({
+      source: e.source, target: e.target, type: e.type, kind: e.kind || e.type, weight: e.weight,
+      undirected: UNDIRECTED.has(e.type),
+    })),
+  };
+}
+
+/** N2G token search; `roles` maps activating / important / any to token lists (ANDed). */
+export async function searchTokens(modelName, roles, first = 100) {
+  const d = await gql(`query SearchTokens($model: String!, $activating: [String!], $important: [String!], $any: [String!], $first: Int!) {
+    searchTokens(model: $model, activating: $activating, important: $important, any: $any, first: $first) {
+      score details neuron { key model layer index explanations { text }
+        pattern { nodes { token role } } } } }`,
+  {
+    model: modelName, first,
+    activating: roles.activating.length ? roles.activating : null,
+    important: roles.important.length ? roles.important : null,
+    any: roles.any.length ? roles.any : null,
+  });
+  return d.searchTokens.map((hit) => ({
+    ...neuronLink(hit.neuron), score: hit.score,
+    explanation: hit.neuron.explanations[0] ? hit.neuron.explanations[0].text : "",
+    matches: (hit.neuron.pattern ? hit.neuron.pattern.nodes : [])
+      .filter((p) => p.role !== "ignore" && p.token !== null).map((p) => ({ text: p.token, role: p.role })),
+  }));
+}
+
+export async function searchExplanations(modelName, query, first = 50) {
+  const d = await gql(`query SearchExplanations($query: String!, $model: String, $first: Int!) {
+    searchExplanations(query: $query, model: $model, first: $first) {
+      score explanation { text source score } neuron { key model layer index } } }`,
+  { query, model: modelName || null, first });
+  return d.searchExplanations.map((hit) => ({
+    ...neuronLink(hit.neuron), text: hit.explanation.text, source: hit.explanation.source,
+    score: hit.explanation.score, match: hit.score,
+  }));
+}
