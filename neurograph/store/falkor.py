@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis.asyncio as redis
 import redis.exceptions as rex
 from falkordb.asyncio import FalkorDB
 from falkordb.edge import Edge
@@ -35,6 +36,22 @@ def plain(value: Any) -> Any:
     return value
 
 
+MAX_CONNECTIONS = 32
+
+
+def connection_pool(url: str) -> redis.BlockingConnectionPool:
+    """A pool where a burst of concurrent queries waits for a free connection instead of
+    failing with "Too many connections" (FalkorDB runs a few query threads anyway)."""
+    if url.startswith("falkor://"):
+        url = "redis://" + url[len("falkor://"):]
+    elif url.startswith("falkors://"):
+        url = "rediss://" + url[len("falkors://"):]
+    # redis-py would cut any reply after 5 s; long loads and exports are legitimate here.
+    return redis.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=60, socket_timeout=3600, socket_connect_timeout=5,
+        decode_responses=True)
+
+
 class FalkorStore(Store):
     engine = "falkordb"
 
@@ -58,8 +75,7 @@ class FalkorStore(Store):
                     f"no FalkorDB running for {server.data_dir}: start it with `neurograph db start`")
             url = server.url
         try:
-            # redis-py would cut any reply after 5 s; long loads and exports are legitimate here.
-            db = FalkorDB.from_url(url, socket_timeout=3600, socket_connect_timeout=5)
+            db = FalkorDB(connection_pool=connection_pool(url))
             await db.connection.ping()
             store = cls(db, settings.graph, server)
             # A write creates the graph key, so read-only queries on a new graph see an empty
