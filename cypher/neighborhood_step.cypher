@@ -9,7 +9,7 @@ WHERE (m:Neuron OR m:Head) AND type(e) IN $types
   AND ($min_weight IS NULL OR abs(e.weight) >= $min_weight)
 WITH k, e, m ORDER BY abs(e.weight) DESC
 WITH k, collect({source: startNode(e).key, target: endNode(e).key, type: type(e), kind: e.kind,
-                 weight: e.weight, label: labels(m)[0], node: m})[..$per_node] AS edges
+                 weight: e.weight, label: labels(m)[0], node: m {.key, .model, .layer, .index, .head, .interest, .role, .community}})[..$per_node] AS edges
 RETURN k AS key, edges
 UNION ALL
 UNWIND $keys AS k
@@ -19,5 +19,5 @@ WHERE 'HEAD_COMPOSES' IN $types
   AND ($min_weight IS NULL OR abs(e.weight) >= $min_weight)
 WITH k, e, m ORDER BY abs(e.weight) DESC
 WITH k, collect({source: startNode(e).key, target: endNode(e).key, type: type(e), kind: e.kind,
-                 weight: e.weight, label: labels(m)[0], node: m})[..$per_node] AS edges
+                 weight: e.weight, label: labels(m)[0], node: m {.key, .model, .layer, .index, .head, .interest, .role, .community}})[..$per_node] AS edges
 RETURN k AS key, edges

@@ -1,11 +1,13 @@
 // Neurons with similar N2G token sets (SIMILAR, stored once per pair, read both ways).
 // Batched over a page of neurons; each neuron's edges sorted (weight desc, asc or |weight| desc),
 // filtered by kind and minimum |weight|, at most $cap per neuron.
+// Neighbours come as a summary projection (key, position, interest, role);
+// the API loads a neighbour's full properties only when a query asks for them.
 // params: $keys [string], $kinds [string] or null, $min_weight (float or null), $order ('weight' | 'asc' | 'abs'), $cap
 UNWIND $keys AS k
 MATCH (:Neuron {key: k})-[e:SIMILAR]-(m:Neuron)
 WHERE ($kinds IS NULL OR e.kind IN $kinds) AND ($min_weight IS NULL OR abs(e.weight) >= $min_weight)
 WITH k, e, m, CASE $order WHEN 'abs' THEN -abs(e.weight) WHEN 'asc' THEN e.weight ELSE -e.weight END AS s
 ORDER BY s
-WITH k, collect({kind: e.kind, weight: e.weight, rank: e.rank, node: m})[..$cap] AS edges
+WITH k, collect({kind: e.kind, weight: e.weight, rank: e.rank, node: m {.key, .model, .layer, .index, .interest, .role, .community}})[..$cap] AS edges
 RETURN k AS key, edges

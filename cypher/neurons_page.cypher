@@ -1,5 +1,6 @@
 // One page of a model's neurons in (layer, index) order, resumed after a keyset cursor
 // (never OFFSET: a deep page costs what the first page costs). Optional filters.
+// Neurons come as a summary projection (key, position, interest, role); the API loads the rest on demand.
 // params: $model, $layer_min, $layer_max, $after_layer, $after_index, $role, $community, $stat, $min, $max, $limit
 MATCH (n:Neuron)
 WHERE n.model = $model
@@ -9,6 +10,6 @@ WHERE n.model = $model
   AND ($community IS NULL OR n.community = $community)
   AND ($min IS NULL OR n[$stat] >= $min)
   AND ($max IS NULL OR n[$stat] <= $max)
-RETURN n
+RETURN n {.key, .model, .layer, .index, .interest, .role, .community} AS n
 ORDER BY n.layer, n.index
 LIMIT $limit

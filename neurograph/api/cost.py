@@ -109,7 +109,7 @@ class CostLimiter(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         ctx = self.execution_context
         doc = ctx.graphql_document
-        if doc is not None and ctx.pre_execution_errors is None:
+        if doc is not None and not ctx.pre_execution_errors:  # None or [] (a validation cache hit)
             try:
                 cost = estimate_cost(ctx.schema._schema, doc, ctx.variables, ctx.operation_name)
             except Exception:  # a malformed document: leave it to the validator's clearer error

@@ -12,7 +12,10 @@ from typing import Annotated, Any, Optional
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules, MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.scalars import JSON
 
 from ..domain import check_model_name, explanation_key, head_key, neuron_key, parse_neuron_key
@@ -71,7 +74,7 @@ async def load_neuron(info: Info, key: str) -> Neuron:
         if await info.context.loaders.model.load(model) is None:
             raise NotFound(f"unknown model {model!r}: see `models` for the models in this graph")
         raise NotFound(f"no neuron {key!r}: model {model!r} has no neuron {index} in layer {layer}")
-    return Neuron(row)
+    return Neuron(row, full=True)
 
 
 async def resolve_unit(info: Info, ref: str) -> tuple[str, dict]:
@@ -242,7 +245,7 @@ class Query:
                                    limit=first, offset=offset)
         keys = [h.get("key") or neuron_key(model, h["layer"], h["index"]) for h in hits]
         rows = await info.context.loaders.neuron.load_many(keys)
-        return [TokenSearchHit(neuron=Neuron(r), score=h.get("score"), details=h)
+        return [TokenSearchHit(neuron=Neuron(r, full=True), score=h.get("score"), details=h)
                 for h, r in zip(hits, rows) if r is not None]
 
     @strawberry.field(description="Full-text search over explanations (engine full-text index).")
@@ -255,7 +258,7 @@ class Query:
             raise InvalidKey("query must not be empty")
         store = info.context.store
         rows = await store.query(f"search_explanations.{store.engine}", q=query, model=model, limit=first)
-        return [ExplanationHit(explanation=Explanation.of(r["explanation"]), neuron=Neuron(r["neuron"]),
+        return [ExplanationHit(explanation=Explanation.of(r["explanation"]), neuron=Neuron(r["neuron"], full=True),
                                score=float(r["score"])) for r in rows]
 
     @strawberry.field(description="Read-only Cypher for power users: time- and row-limited; writes are refused.")
@@ -311,15 +314,21 @@ class NeuroGraphSchema(strawberry.Schema):
 
 def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 2000,
                  max_cost: float = 20_000) -> strawberry.Schema:
-    """The schema with its limits; every argument is a per-request bound. Extensions are
-    given as factories, so each request gets its own instances (they hold request state)."""
+    """The schema with its limits; every argument is a per-request bound.
+
+    Extensions are factories, so each request gets its own instances (they hold request
+    state). The depth and alias rules are built once, so the validation cache, which is keyed
+    by the rule classes, hits for every repeated document; parsing is cached the same way."""
+    rules = [*QueryDepthLimiter(max_depth=max_depth).validation_rules,
+             *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules]
     return NeuroGraphSchema(
         query=Query, mutation=Mutation, types=[Neuron, Model, Head, Token, Explanation],
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
-            lambda: CostLimiter(max_cost=max_cost),
+            lambda: ParserCache(maxsize=256),
+            lambda: AddValidationRules(rules),
+            lambda: ValidationCache(maxsize=256),
+            lambda: CostLimiter(max_cost=max_cost),  # after ValidationCache: it must not overwrite our error
             lambda: MaskErrors(should_mask_error=_mask, error_message="internal error: the server log has details"),
         ],
     )

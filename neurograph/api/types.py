@@ -371,10 +371,21 @@ class Head(Node):
 @strawberry.type(description="An MLP neuron with its statistics, examples, explanations and edges.")
 class Neuron(Node):
     _p: strawberry.Private[dict]
+    _full: strawberry.Private[bool]
 
-    def __init__(self, props: dict) -> None:
+    def __init__(self, props: dict, full: bool = False) -> None:
+        """``props``: every property (``full``) or the summary projection edge queries return."""
         self._p = props
+        self._full = full
         self.id = strawberry.ID(to_global_id("Neuron", props["key"]))
+
+    async def all_props(self, info: Info) -> dict:
+        """Every property, loaded (batched with the page's other neurons) when only a summary is here."""
+        if not self._full:
+            row = await info.context.loaders.neuron.load(self._p["key"])
+            self._p = {**self._p, **(row or {})}
+            self._full = True
+        return self._p
 
     @strawberry.field
     def key(self) -> str:
@@ -397,19 +408,20 @@ class Neuron(Node):
         return _num(self._p.get("interest"))
 
     @strawberry.field
-    def stats(self) -> NeuronStats:
-        return NeuronStats.of(self._p)
+    async def stats(self, info: Info) -> NeuronStats:
+        return NeuronStats.of(await self.all_props(info))
 
     @strawberry.field
-    def histogram(self) -> Optional[Histogram]:
-        edges, counts = self._p.get("hist_edges"), self._p.get("hist_counts")
+    async def histogram(self, info: Info) -> Optional[Histogram]:
+        p = await self.all_props(info)
+        edges, counts = p.get("hist_edges"), p.get("hist_counts")
         if not isinstance(edges, list) or not isinstance(counts, list):
             return None
         return Histogram(edges=[float(x) for x in edges], counts=[float(x) for x in counts])
 
     @strawberry.field(description="Role and community from graph analytics, with degree and centrality.")
-    def topology(self) -> Topology:
-        p = self._p
+    async def topology(self, info: Info) -> Topology:
+        p = await self.all_props(info)
         community = p.get("community")
         return Topology(role=p.get("role"), community=int(community) if community is not None else None,
                         degree=_num(p.get("degree")), strength=_num(p.get("strength")),
@@ -425,8 +437,8 @@ class Neuron(Node):
         return int(c) if c is not None else None
 
     @strawberry.field(description="Every stored property of the neuron, as JSON.")
-    def props(self) -> JSON:
-        return dict(self._p)
+    async def props(self, info: Info) -> JSON:
+        return dict(await self.all_props(info))
 
     @strawberry.field(description="Dataset contexts it activates on, in rank order.")
     async def examples(self, info: Info, kind: ExampleKind = ExampleKind.MAX, first: int = 5,
@@ -457,7 +469,8 @@ class Neuron(Node):
     @strawberry.field(description="The N2G pattern graph, or null when none was fitted.")
     async def pattern(self, info: Info) -> Optional[Pattern]:
         rows = await info.context.loaders.pattern.load(self._p["key"])
-        scores = {k: v for k, v in self._p.items() if k.startswith("n2g_")}
+        props = await self.all_props(info)
+        scores = {k: v for k, v in props.items() if k.startswith("n2g_") and k not in ("n2g_graph", "n2g_dot")}
         if not rows and not scores:
             return None
         nodes, edges = [], []

@@ -1,0 +1,167 @@
+"""API benchmark: the neuron-page GraphQL query vs the same response as a static JSON file,
+served by the same uvicorn process on 127.0.0.1, under the same concurrent load.
+
+The static file is the ceiling (HTTP + JSON bytes, no database); the ratio shows what
+resolving the page (DataLoaders, FalkorDB round trips, Strawberry) costs on top.
+
+    python bench/bench_api.py                               # 12 x 512 synthetic model
+    python bench/bench_api.py --layers 12 --d-mlp 3072      # GPT-2-small shape
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from neurograph.config import Settings  # noqa: E402
+
+QUERY = (ROOT / "graphql" / "neuron.graphql").read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(args: argparse.Namespace) -> None:
+    """The server process: the real app plus one static route with the recorded response."""
+    import uvicorn
+    from starlette.responses import FileResponse
+    from starlette.routing import Route
+
+    from neurograph.api import create_app
+
+    settings = Settings(data_dir=Path(args.data_dir), graph=args.graph)
+    app = create_app(settings, web_dir=None)
+    static = Path(args.static)
+    app.router.routes.insert(0, Route("/bench/static.json", lambda request: FileResponse(static)))
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+async def build(settings: Settings, args: argparse.Namespace) -> None:
+    from loaders.synthetic import write_synthetic_graph
+    from neurograph.store import open_store
+
+    store = await open_store(settings)
+    t = time.perf_counter()
+    info = await write_synthetic_graph(store, "bench", n_layers=args.layers, d_mlp=args.d_mlp, n_heads=8,
+                                       d_vocab=2000, k=args.k, n_examples=5, progress=True)
+    print(f"graph: {info.n_layers} x {info.d_mlp} neurons built in {time.perf_counter() - t:.1f} s")
+    await store.close()
+
+
+async def load(client: httpx.AsyncClient, request, *, concurrency: int, count: int,
+               seconds: float) -> tuple[list[float], float]:
+    """``count`` requests (or until ``seconds`` pass) from ``concurrency`` workers."""
+    latencies: list[float] = []
+    issued = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal issued
+        while issued < count and time.perf_counter() < deadline:
+            issued += 1
+            t = time.perf_counter()
+            r = await request(client, issued)
+            r.raise_for_status()
+            latencies.append(time.perf_counter() - t)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, time.perf_counter() - start
+
+
+def summary(name: str, lat: list[float], wall: float) -> float:
+    q = statistics.quantiles(lat, n=100)
+    rps = len(lat) / wall
+    print(f"{name:<22} n={len(lat):>5}  p50={q[49] * 1000:7.2f} ms  p99={q[98] * 1000:7.2f} ms  {rps:8.1f} req/s")
+    return rps
+
+
+async def main(args: argparse.Namespace) -> None:
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="ng-bench-"))
+    settings = Settings(data_dir=data_dir, graph="bench_api")
+    await build(settings, args)
+    port = free_port()
+    static = data_dir / "neuron_page.json"
+    url = f"http://127.0.0.1:{port}"
+    static.write_text("{}")
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", "--port", str(port), "--data-dir", str(data_dir),
+                             "--graph", settings.graph, "--static", str(static)], env={**os.environ})
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=args.concurrency)) as c:
+            for _ in range(200):
+                try:
+                    if (await c.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+            else:
+                raise SystemExit("server did not start")
+            n_neurons = args.layers * args.d_mlp
+
+            def variables(i: int) -> dict:
+                j = (i * 7919) % n_neurons  # different neurons: no help from any cache
+                return {"model": "bench", "layer": j // args.d_mlp, "index": j % args.d_mlp, "first": 5}
+
+            page = await c.post("/graphql", json={"query": QUERY, "variables": variables(0)})
+            body = page.json()
+            assert not body.get("errors"), body["errors"]
+            static.write_bytes(page.content)  # the very same bytes, served statically
+            print(f"neuron page: {len(page.content)} bytes; {args.concurrency} concurrent clients, "
+                  f"at most {args.count} requests or {args.seconds} s each side")
+
+            async def gql(client: httpx.AsyncClient, i: int) -> httpx.Response:
+                return await client.post("/graphql", json={"query": QUERY, "variables": variables(i)})
+
+            async def flat(client: httpx.AsyncClient, i: int) -> httpx.Response:
+                return await client.get("/bench/static.json")
+
+            await load(c, gql, concurrency=args.concurrency, count=50, seconds=5)  # warm up
+            await load(c, flat, concurrency=args.concurrency, count=50, seconds=5)
+            lat_s, wall_s = await load(c, flat, concurrency=args.concurrency, count=args.count, seconds=args.seconds)
+            lat_g, wall_g = await load(c, gql, concurrency=args.concurrency, count=args.count, seconds=args.seconds)
+            rps_s = summary("static JSON file", lat_s, wall_s)
+            rps_g = summary("GraphQL neuron page", lat_g, wall_g)
+            print(f"ratio GraphQL / static throughput: {rps_g / rps_s:.2f}  (goal >= 0.5)")
+            print(json.dumps({"static_rps": round(rps_s, 1), "graphql_rps": round(rps_g, 1),
+                              "ratio": round(rps_g / rps_s, 3)}))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--layers", type=int, default=12)
+    p.add_argument("--d-mlp", type=int, default=512)
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--count", type=int, default=2000)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--data-dir")
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--graph", help=argparse.SUPPRESS)
+    p.add_argument("--static", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.serve:
+        serve(a)
+    else:
+        asyncio.run(main(a))
