@@ -27,6 +27,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run", "--disable-quic"]
 MODEL = "synth"
 N_LAYERS, D_MLP = 4, 16
+CTX = 80  # tokens per context: longer than the truncated view (50 before + pivot + 10 after)
+GRAPH = dict(n_layers=N_LAYERS, d_mlp=D_MLP, n_heads=2, d_vocab=60, k=4, ctx_len=CTX)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ async def browser() -> Browser:
 @pytest.fixture
 async def site(store, settings):
     """Base URL of a live server over a freshly written synthetic graph."""
-    await write_synthetic_graph(store, MODEL, n_layers=N_LAYERS, d_mlp=D_MLP, n_heads=2, d_vocab=60, k=4)
+    await write_synthetic_graph(store, MODEL, **GRAPH)
     async with serve(create_app(settings=settings, store=store)) as url:
         yield url
 
@@ -89,6 +91,8 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     assert re.search(rf"#/model/{MODEL}$", page.url)
     layers = await store.run("MATCH (:Model {key: $m})-[:HAS_LAYER]->(l:Layer) RETURN count(l) AS n", {"m": MODEL})
     await expect(page.locator(".layers a[data-layer]")).to_have_count(layers[0]["n"])
+    await expect(page.locator("table.layers-table tbody tr")).to_have_count(layers[0]["n"])
+    await expect(page.locator("table.layers-table tbody tr").first.locator(".top3 a")).to_have_count(3)
     rows = page.locator("table.neurons tbody tr")
     await expect(rows.first).to_be_visible()
     assert await rows.count() == min(50, N_LAYERS * D_MLP)
@@ -153,11 +157,23 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await expect(page.locator(".conn-pane[data-tab=heads] li").first).to_contain_text("head")
     await shot(page, "03-neuron")
 
-    # Expand a truncated context to the full text (synthetic contexts are short: check the view).
-    full = first_ex.locator(".ctx.full")
-    assert await full.locator(".tok").count() == len((await store.run(
-        "MATCH (:Neuron {key: $k})-[a:ACTIVATES_ON {kind: 'max', rank: 0}]->(x) RETURN x.tokens AS t",
-        {"k": key}))[0]["t"])
+    # Truncated views: at most 50 tokens before the pivot and 10 after; expand to the full context.
+    stored = await store.run(
+        "MATCH (:Neuron {key: $k})-[a:ACTIVATES_ON {kind: 'max'}]->(x) RETURN a.rank AS rank, a.pivot AS pivot "
+        "ORDER BY a.rank", {"k": key})
+    for ex, row in zip(await page.locator(".examples[data-kind=max] .example").all(), stored):
+        short = await ex.locator(".ctx.short .tok").evaluate_all("ts => ts.map(t => +t.dataset.pos)")
+        p = row["pivot"]
+        assert short == list(range(max(0, p - 50), min(CTX, p + 11))), (p, short[:3], short[-3:])
+        assert await ex.locator(".ctx.short .tok.pivot").get_attribute("data-pos") == str(p)
+    toggle = page.locator(".examples[data-kind=max] .example button").first
+    example = page.locator(".examples[data-kind=max] .example").filter(has=page.locator("button")).first
+    await toggle.click()
+    await expect(example.locator(".ctx.full")).to_be_visible()
+    await expect(example.locator(".ctx.full .tok")).to_have_count(CTX)
+    await expect(example.locator(".ctx.short")).to_be_hidden()
+    await toggle.click()
+    await expect(example.locator(".ctx.full")).to_be_hidden()
 
     # Neighbourhood: drawn with cytoscape, the same nodes the API returns.
     await page.click("a:text('Neighbourhood graph')")
@@ -190,7 +206,8 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     # Click a neighbouring neuron: its page opens.
     other = await page.evaluate(
         f"window.cy.nodes().filter(n => n.data('type') === 'neuron' && n.id() !== '{key}')[0].id()")
-    await page.evaluate(f"window.cy.getElementById('{other}').emit('tap')")
+    # (return nothing: a cytoscape collection is costly for Playwright to serialise)
+    await page.evaluate("id => { window.cy.getElementById(id).emit('tap'); }", other)
     await ready(page)
     m, layer, index = other.split("/")
     assert page.url.endswith(f"#/neuron/{m}/{layer}/{index}")
@@ -281,7 +298,7 @@ async def test_empty_graph_and_narrow_window(browser: Browser, store, settings) 
         await expect(p.locator(".state.empty")).to_contain_text("No models")
         await ctx.close()
     # At 900px the pages still fit: no horizontal scrolling.
-    await write_synthetic_graph(store, MODEL, n_layers=N_LAYERS, d_mlp=D_MLP, n_heads=2, d_vocab=60, k=4)
+    await write_synthetic_graph(store, MODEL, **GRAPH)
     async with serve(create_app(settings=settings, store=store)) as url:
         ctx = await browser.new_context(viewport={"width": 900, "height": 800})
         p = await ctx.new_page()

@@ -58,6 +58,18 @@ export async function model(name) {
   return { ...d.model, stats: stats.map(statProp), defaultStat: "interest" };
 }
 
+/** Each layer of a model with its top `first` neurons by a stat (property name). */
+export async function layerTops(modelName, stat, descending, first = 3) {
+  const d = await gql(`query LayerTops($name: String!, $by: NeuronStat!, $dir: SortDirection!, $first: Int!) {
+    model(name: $name) { layers { layer nNeurons interesting(by: $by, direction: $dir, first: $first) {
+      key model layer index props } } } }`,
+  { name: modelName, by: stat.toUpperCase(), dir: descending ? "DESC" : "ASC", first });
+  return d.model.layers.map((l) => ({
+    layer: l.layer, nNeurons: l.nNeurons,
+    top: l.interesting.map((n) => ({ ...neuronLink(n), value: n.props[stat] })),
+  }));
+}
+
 /** The neurons of a model (or one layer) ranked by a stat; `stat` is a property name. */
 export async function interestingNeurons(modelName, layer, stat, descending, first = 50) {
   const d = await gql(`query Interesting($name: String!, $layer: Int, $by: NeuronStat!, $dir: SortDirection!, $first: Int!) {

@@ -2,7 +2,7 @@
 // interesting neurons of a layer sortable by the stats the API offers, and a search box.
 
 import { h, fill, fmt, section, empty, neuronHref, clear, loading, errorBox } from "../dom.js";
-import { go } from "../router.js";
+import { go, hashFor } from "../router.js";
 import * as q from "../queries.js";
 
 export async function modelsPage(page) {
@@ -64,28 +64,44 @@ export async function modelPage(page, route, alive) {
   body.append(section("Search this model", searchForm));
 
   const layers = info.layers || [];
-  const layerLinks = h("div", { class: "layers" },
-    h("a", { href: `#/model/${encodeURIComponent(model)}`, class: layer === undefined ? "on" : "" }, "All"),
-    layers.map((l) => h("a", {
-      href: `#/model/${encodeURIComponent(model)}/layer/${l.layer}`, class: l.layer === layer ? "on" : "",
-      title: `${fmt(l.nNeurons)} neurons`, dataset: { layer: String(l.layer) },
-    }, `L${l.layer}`)));
-  body.append(section(`Layers (${layers.length})`, layers.length ? layerLinks : empty("No layers stored.")));
-
   const stats = info.stats && info.stats.length ? info.stats : [];
   const sort = route.query.sort || info.defaultStat || stats[0] || null;
   const desc = route.query.order !== "asc";
+  const base = layer === undefined ? `/model/${model}` : `/model/${model}/layer/${layer}`;
+  const sortQuery = route.query.sort ? { sort, order: route.query.order } : {};
+
+  // Interesting neurons: the whole model or one layer, ranked by the chosen stat.
+  const layerFilter = h("div", { class: "layer-filter" }, h("span", { class: "label" }, "Layer"),
+    h("div", { class: "layers" },
+      h("a", { href: hashFor(`/model/${model}`, sortQuery), class: layer === undefined ? "on" : "" }, "All"),
+      layers.map((l) => h("a", {
+        href: hashFor(`/model/${model}/layer/${l.layer}`, sortQuery), class: l.layer === layer ? "on" : "",
+        title: `${fmt(l.nNeurons)} neurons`, dataset: { layer: String(l.layer) },
+      }, String(l.layer)))));
   const tableSlot = h("div", {});
   const title = layer === undefined ? "Interesting neurons (all layers)" : `Interesting neurons in layer ${layer}`;
-  body.append(section(title, tableSlot));
+  body.append(section(title, layerFilter, tableSlot));
+
+  // Layers overview: size and the top neurons of each by the same stat.
+  const layersSlot = h("div", {});
+  body.append(section(`Layers (${layers.length})`, layersSlot));
   if (!sort) {
     tableSlot.append(empty("The API reports no sortable statistics for this model."));
     return;
   }
+  const layersDone = fill(layersSlot, () => q.layerTops(model, sort, desc, 3), (rows) => {
+    if (!rows.length) return empty("No layers stored.");
+    return h("table", { class: "data layers-table" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Layer"), h("th", { class: "num" }, "Neurons"), h("th", {}, `Top neurons by ${sort}${desc ? "" : " (lowest)"}`))),
+      h("tbody", {}, rows.map((l) => h("tr", { dataset: { layer: String(l.layer) } },
+        h("td", {}, h("a", { href: hashFor(`/model/${model}/layer/${l.layer}`, sortQuery) }, `Layer ${l.layer}`)),
+        h("td", { class: "num" }, fmt(l.nNeurons)),
+        h("td", {}, l.top.length ? h("span", { class: "top3" }, l.top.map((n) => h("span", {},
+          h("a", { href: n.href }, n.label), h("small", {}, fmt(n.value))))) : h("span", { class: "sub" }, `no neuron has ${sort}`))))));
+  }, "Loading layers…");
   await fill(tableSlot, () => q.interestingNeurons(model, layer ?? null, sort, desc, 50), (neurons) => {
     if (!neurons.length) return empty(`No neurons with the statistic "${sort}".`);
-    const cols = [...new Set([sort, ...stats.filter((s) => neurons.some((n) => n.stats[s] !== undefined && n.stats[s] !== null))])].slice(0, 8);
-    const base = layer === undefined ? `/model/${model}` : `/model/${model}/layer/${layer}`;
+    const cols = [...new Set([sort, ...stats.filter((s) => neurons.some((n) => n.stats[s] !== undefined && n.stats[s] !== null))])].slice(0, 12);
     const th = (s) => h("th", {
       class: "num sortable" + (s === sort ? " sorted" : ""), dataset: { stat: s },
       title: `Sort by ${s}`,
@@ -98,5 +114,6 @@ export async function modelPage(page, route, alive) {
         h("td", { class: "sub" }, n.explanation || ""),
         cols.map((s) => h("td", { class: "num" }, fmt(n.stats[s]))))))));
   }, "Loading neurons…");
+  await layersDone;
 }
 

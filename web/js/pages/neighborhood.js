@@ -92,6 +92,7 @@ export async function neighborhoodPage(page, route, alive) {
     h("span", {}, h("span", { class: "node-sw", style: { background: "#dc2626" } }), "centre"),
     h("span", {}, h("span", { class: "node-sw", style: { background: "#475569" } }), "neuron"),
     h("span", {}, h("span", { class: "node-sw", style: { background: "#a16207", borderRadius: "0", transform: "rotate(45deg)" } }), "head")));
+  if (g.truncated) graphCard.append(h("div", { class: "notice" }, "The API cut this neighbourhood short at its node budget: lower the depth or nodes per node, or raise the minimum weight."));
   if (g.edges.length === 0) graphCard.append(empty("No edges pass these filters: lower the minimum weight or add edge types."));
 
   const sel = h("div", { class: "selected sub" }, "Hover or tap an edge to see its weight.");

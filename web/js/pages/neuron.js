@@ -63,7 +63,7 @@ export function renderNeuron(body, n, { compact = false } = {}) {
         h("span", {}, h("span", { class: "node-sw", style: { background: "#f87171" } }), "activating token"),
         h("span", {}, h("span", { class: "node-sw", style: { background: "#dbeafe", border: "1px solid #2563eb" } }), "important context"),
         h("span", {}, h("span", { class: "node-sw", style: { background: "#f1f5f9", border: "1px dashed #94a3b8" } }), "any token"),
-        h("span", { class: "sub" }, "Read right to left: the activating token is on the right, context before it to the left."))]
+        h("span", { class: "sub" }, "Read left to right as text: context tokens lead to the activating token (red) on the right."))]
       : empty("No N2G pattern graph for this neuron."));
   body.append(patternCard);
   body.append(section("Connectivity", connectivityView(n)));

@@ -69,6 +69,7 @@ export async function searchPage(page, route, alive) {
   }
   const roles = parseRoles(text, mode);
   const what = describe(roles);
+  const wanted = new Set(Object.values(roles).flat().map(norm));
   await fill(results, () => q.searchTokens(model, roles), (rows) => {
     if (!rows.length) return empty(`No ${model} neuron's pattern graph has ${what}.`);
     return h("div", {}, h("h2", {}, `${rows.length} neuron${rows.length === 1 ? "" : "s"} with ${what}`),
@@ -76,7 +77,7 @@ export async function searchPage(page, route, alive) {
         h("thead", {}, h("tr", {}, h("th", {}, "Neuron"), h("th", {}, "Matched tokens"), h("th", {}, "Explanation"), h("th", {}, ""))),
         h("tbody", {}, rows.map((r) => h("tr", {},
           h("td", {}, h("a", { href: neuronHref(r.model, r.layer, r.index) }, `L${r.layer}/N${r.index}`)),
-          h("td", {}, h("span", { class: "tok-list" }, (r.matches || []).map((m) => h("span", { class: "tok-chip", title: m.role }, showToken(m.text), h("small", {}, m.role))))),
+          h("td", {}, h("span", { class: "tok-list" }, (r.matches || []).map((m) => h("span", { class: "tok-chip" + (wanted.has(norm(m.text)) ? " hit" : ""), title: m.role }, showToken(m.text), h("small", {}, m.role))))),
           h("td", { class: "sub" }, r.explanation || ""),
           h("td", {}, h("a", { class: "small", href: `#/compare?a=${encodeURIComponent(r.model)}/${r.layer}/${r.index}` }, "compare")))))));
   }, "Searching tokens…");
@@ -97,6 +98,9 @@ export function parseRoles(text, mode) {
   }
   return roles;
 }
+
+// The API compares tokens lower-cased with surrounding whitespace stripped: highlight the same way.
+const norm = (t) => String(t ?? "").trim().toLowerCase();
 
 function describe(roles) {
   const parts = [];
