@@ -94,6 +94,8 @@ class N2GConfig:
     importance_threshold: float = 0.75
     fire_threshold: float = FIRE_THRESHOLD
     max_context: int = 30              # longest prior context tried when pruning (paper: 30)
+    prune_step: int = 1                # context lengths tried: 1 and every prune_step-th
+    prune_chunk: int = 8               # contexts per activation call while pruning
     n_substitutes: int = 5             # substitutes tried per important token
     max_augment_positions: int = 6     # important positions substituted per example
     reimportance_augmented: bool = True  # recompute masking importance on each kept variant
@@ -269,36 +271,67 @@ def split_examples(examples: Sequence[Example], fraction: float = 0.5, seed: int
     return sorted(idx[:n_train]), sorted(idx[n_train:])
 
 
-def prune(acts: _Acts, ex: Example, cfg: N2GConfig) -> tuple[list[int], float, float]:
-    """The shortest prior context ending at the pivot that keeps >= prune_threshold of the
-    pivot activation. Returns (tokens, full-context pivot activation, pruned activation)."""
-    p = int(ex.pivot)
-    prior = ex.tokens[: p + 1]
-    starts = list(range(p, max(-1, p - cfg.max_context), -1))  # 1 token, 2 tokens, ...
-    cands = [prior[s:] for s in starts]
-    res = acts(cands + [prior])
-    full = float(res[-1][-1])
-    for cand, a in zip(cands, res):
-        if full > 0 and a[-1] >= cfg.prune_threshold * full:
-            return cand, full, float(a[-1])
+def prune_many(acts: _Acts, examples: Sequence[Example], cfg: N2GConfig) -> list[tuple[list[int], float, float]]:
+    """Prune several examples at once (one activation call per round): for each, the shortest
+    prior context ending at the pivot that keeps >= prune_threshold of the pivot activation.
+    Returns (tokens, full-context pivot activation, pruned activation) per example.
+
+    Contexts are tried shortest first, ``prune_chunk`` per round, lengths in steps of
+    ``prune_step`` (the reference code tries every 5th length), up to ``max_context``."""
+    priors = [ex.tokens[: int(ex.pivot) + 1] for ex in examples]
+    plans = []
+    for prior in priors:
+        lengths = list(range(1, min(len(prior), cfg.max_context) + 1))
+        plans.append([n for n in lengths if n % cfg.prune_step == 0 or n == 1 or n == lengths[-1]])
+    full = [float(a[-1]) for a in acts(priors)]
+    result: list[tuple[list[int], float, float] | None] = [None] * len(examples)
+    last: list[tuple[list[int], float]] = [(p, 0.0) for p in priors]
+    for s in range(0, max((len(p) for p in plans), default=0), cfg.prune_chunk):
+        todo = [(e, n) for e in range(len(examples)) if result[e] is None for n in plans[e][s:s + cfg.prune_chunk]]
+        if not todo:
+            break
+        res = acts([priors[e][-n:] for e, n in todo])
+        for (e, n), a in zip(todo, res):
+            if result[e] is not None:
+                continue
+            last[e] = (priors[e][-n:], float(a[-1]))
+            if full[e] > 0 and a[-1] >= cfg.prune_threshold * full[e]:
+                result[e] = (priors[e][-n:], full[e], float(a[-1]))
     # Nothing short enough: the longest context tried, as the reference code does.
-    return cands[-1], full, float(res[len(cands) - 1][-1])
+    return [r if r is not None else (last[e][0], full[e], last[e][1]) for e, r in enumerate(result)]
+
+
+def prune(acts: _Acts, ex: Example, cfg: N2GConfig) -> tuple[list[int], float, float]:
+    """:func:`prune_many` for one example."""
+    return prune_many(acts, [ex], cfg)[0]
+
+
+def importance_many(acts: _Acts, seqs: Sequence[list[int]], pad_token: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(activations [T], importance [T, T]) per sequence, where importance[k, j] =
+    1 - a_masked_k[j] / a[j] with token k replaced by ``pad_token``; one batched call."""
+    batch: list[list[int]] = []
+    for tokens in seqs:
+        batch.append(list(tokens))
+        for k in range(len(tokens)):
+            m = list(tokens)
+            m[k] = pad_token
+            batch.append(m)
+    res = acts(batch)
+    out, at = [], 0
+    for tokens in seqs:
+        base = res[at]
+        masked = np.stack(res[at + 1: at + 1 + len(tokens)]) if len(tokens) else np.zeros((0, 0))
+        at += 1 + len(tokens)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            imp = 1.0 - masked / base[None, :]
+        imp[:, base <= 0] = 0.0
+        out.append((base, np.nan_to_num(imp)))
+    return out
 
 
 def importance_matrix(acts: _Acts, tokens: list[int], pad_token: int) -> tuple[np.ndarray, np.ndarray]:
-    """(activations [T], importance [T, T]) where importance[k, j] = 1 - a_masked_k[j] / a[j]."""
-    seqs = [list(tokens)]
-    for k in range(len(tokens)):
-        m = list(tokens)
-        m[k] = pad_token
-        seqs.append(m)
-    res = acts(seqs)
-    base = res[0]
-    masked = np.stack(res[1:]) if len(tokens) else np.zeros((0, 0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        imp = 1.0 - masked / base[None, :]
-    imp[:, base <= 0] = 0.0
-    return base, np.nan_to_num(imp)
+    """:func:`importance_many` for one sequence."""
+    return importance_many(acts, [tokens], pad_token)[0]
 
 
 def _lines(tokens: list[int], norm_acts: np.ndarray, imp: np.ndarray, cfg: N2GConfig,
@@ -354,49 +387,54 @@ def fit_n2g(fn: ActivationFn, train: Sequence[Example], *, pad_token: int,
             model.add_line(keys, raw, a)
             trace.lines += 1
 
-    for ex in train:
-        if ex.pivot is None or ex.activations[ex.pivot] <= 0:
-            continue
-        pruned, full, pruned_act = prune(acts, ex, cfg)
-        trace.pruned_lengths.append(len(pruned))
+    train = [ex for ex in train if ex.pivot is not None and ex.activations[ex.pivot] > 0]
+    # Each stage runs for all examples at once: few, large activation calls.
+    pruned = prune_many(acts, train, cfg)
+    imps = importance_many(acts, [p for p, _, _ in pruned], pad_token)
+    jobs = []  # (tokens, scale, base activations, importance, important sets) per example
+    for (tokens, full, pruned_act), (base, imp) in zip(pruned, imps):
+        trace.pruned_lengths.append(len(tokens))
         # Rescale the pruned context to the full context's pivot activation (reference code's
-        # scale_factor), then normalise by the neuron's max.
-        scale = (full / pruned_act if pruned_act > 0 else 1.0) / base_max
-        base, imp = importance_matrix(acts, pruned, pad_token)
-        lines = _lines(pruned, base * scale, imp, cfg)
-        insert(lines)
-        important_sets: dict[int, set[int]] = defaultdict(set)
-        piv = len(pruned) - 1
-        for i in range(len(pruned)):
-            for j in range(i + 1):
-                if imp[j, i] > cfg.importance_threshold:
-                    important_sets[i].add(j)
-        if substitutes is None or cfg.n_substitutes <= 0 or base[piv] <= 0:
+        # scale_factor), then normalise by the neuron's max. A failed prune (only when the
+        # pivot lies beyond max_context) must not blow it up.
+        ratio = min(full / pruned_act, 1.0 / cfg.prune_threshold) if pruned_act > 0 else 1.0
+        scale = ratio / base_max
+        insert(_lines(tokens, base * scale, imp, cfg))
+        important_sets = {i: {j for j in range(i + 1) if imp[j, i] > cfg.importance_threshold}
+                          for i in range(len(tokens))}
+        jobs.append((tokens, scale, base, imp, important_sets))
+    if substitutes is None or cfg.n_substitutes <= 0:
+        return model
+    # Augment: substitute the tokens important for the pivot (most important first).
+    variants: list[tuple[int, list[int]]] = []
+    for e, (tokens, _scale, base, imp, _sets) in enumerate(jobs):
+        piv = len(tokens) - 1
+        if base[piv] <= 0:
             continue
-        # Augment: substitute the tokens important for the pivot, nearest first.
-        positions = sorted((j for j in range(len(pruned)) if imp[j, piv] > cfg.importance_threshold),
+        positions = sorted((j for j in range(len(tokens)) if imp[j, piv] > cfg.importance_threshold),
                            key=lambda j: -imp[j, piv])[: cfg.max_augment_positions]
-        variants: list[list[int]] = []
-        seen = {tuple(pruned)}
+        seen = {tuple(tokens)}
         for j in positions:
-            for sub in substitutes(pruned[j])[: cfg.n_substitutes]:
-                v = list(pruned)
+            for sub in substitutes(tokens[j])[: cfg.n_substitutes]:
+                v = list(tokens)
                 v[j] = int(sub)
-                if tuple(v) not in seen and norm(int(sub)) != norm(pruned[j]):
+                if tuple(v) not in seen and norm(int(sub)) != norm(tokens[j]):
                     seen.add(tuple(v))
-                    variants.append(v)
-        if not variants:
-            continue
-        trace.variants_tried += len(variants)
-        kept = [v for v, a in zip(variants, acts(variants)) if a[piv] >= cfg.augment_threshold * base[piv]]
-        trace.variants_kept += len(kept)
-        for v in kept:
-            if cfg.reimportance_augmented:
-                vbase, vimp = importance_matrix(acts, v, pad_token)
-            else:
-                # Cheaper: one forward pass; reuse the original's importance (same positions).
-                vbase, vimp = acts([v])[0], imp
-            insert(_lines(v, vbase * scale, vimp, cfg, forced=important_sets))
+                    variants.append((e, v))
+    if not variants:
+        return model
+    trace.variants_tried += len(variants)
+    res = acts([v for _, v in variants])
+    kept = [(e, v, a) for (e, v), a in zip(variants, res)
+            if a[-1] >= cfg.augment_threshold * jobs[e][2][len(v) - 1]]
+    trace.variants_kept += len(kept)
+    if cfg.reimportance_augmented:
+        vimps = importance_many(acts, [v for _, v, _ in kept], pad_token)
+    else:
+        # Cheaper: reuse the original's importance (same positions, one token changed).
+        vimps = [(a, jobs[e][3]) for e, _, a in kept]
+    for (e, v, _), (vbase, vimp) in zip(kept, vimps):
+        insert(_lines(v, vbase * jobs[e][1], vimp, cfg, forced=jobs[e][4]))
     return model
 
 
