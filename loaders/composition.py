@@ -79,14 +79,17 @@ def _select(values: Tensor, indices: Tensor, k: int, largest: bool) -> tuple[Ten
     return v, torch.gather(indices, 1, j)
 
 
-def _merge(top: TopK, owners: Tensor, values: Tensor, indices: Tensor, largest: bool) -> None:
-    """Merge candidate (values, indices) [len(owners), c] into the running lists of owners."""
+def _merge(top: TopK, owners: slice, values: Tensor, indices: Tensor, largest: bool, fresh: bool = False) -> None:
+    """Merge candidates (values, indices) [owners, c] into the running lists of a contiguous
+    range of owners; ``fresh`` owners have no candidates yet (one block holds all partners)."""
+    values, indices = values.to(top.values.device), indices.to(top.indices.device)
     k = top.values.shape[1]
-    owners = owners.cpu()
-    v = torch.cat([top.values[owners], values.to(top.values.device)], dim=1)
-    i = torch.cat([top.indices[owners], indices.to(top.indices.device)], dim=1)
-    v, i = _select(v, i, k, largest)
-    top.values[owners], top.indices[owners] = v, i
+    if fresh:
+        top.values[owners, : values.shape[1]], top.indices[owners, : values.shape[1]] = values, indices
+        return
+    v = torch.cat([top.values[owners], values], dim=1)
+    i = torch.cat([top.indices[owners], indices], dim=1)
+    top.values[owners], top.indices[owners] = _select(v, i, k, largest)
 
 
 def _drop_self(values: Tensor, indices: Tensor, owners: Tensor, k: int, largest: bool) -> tuple[Tensor, Tensor]:
@@ -116,12 +119,12 @@ class Summary:
         return cls(lo, hi, bins, torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64),
                    torch.zeros(n, dtype=torch.float64), torch.zeros(n, bins, dtype=torch.long))
 
-    def add(self, owners: Tensor, block: Tensor) -> None:
-        """Add a block of scores [len(owners), c] (owners along rows)."""
-        owners = owners.cpu()
-        self.n[owners] += block.shape[1]
-        self.s1[owners] += block.sum(dim=1, dtype=torch.float64).cpu()
-        self.s2[owners] += torch.linalg.vector_norm(block, dim=1, dtype=torch.float64).square().cpu()
+    def add(self, owners: slice, block: Tensor, moments: bool = True) -> None:
+        """Add a block of scores [owners, c] (a contiguous range of owners along the rows)."""
+        if moments:
+            self.n[owners] += block.shape[1]
+            self.s1[owners] += block.sum(dim=1, dtype=torch.float64).cpu()
+            self.s2[owners] += torch.linalg.vector_norm(block, dim=1, dtype=torch.float64).square().cpu()
         if self.bins:
             self.hist[owners] += histogram_rows(block, self.lo, self.hi, self.bins).cpu()
 
@@ -138,8 +141,13 @@ def histogram_rows(x: Tensor, lo: float, hi: float, bins: int) -> Tensor:
     """Histogram of each row of x [R, C] on ``bins`` equal bins of [lo, hi] -> [R, bins];
     values outside the range count in the end bins."""
     R = x.shape[0]
-    t = (x - lo).mul_(bins / (hi - lo)).clamp_(0, bins - 1).to(torch.int64)
-    t += torch.arange(R, device=x.device)[:, None] * bins
+    scale = bins / (hi - lo)
+    # int32 bins + int32 row offsets halve the traffic of an int64 index tensor
+    # (x - lo) * scale in one pass; truncation floors the non-negative part, the clamp on
+    # integers puts everything below lo / above hi into the end bins
+    t = torch.addcmul(torch.tensor(-lo * scale, device=x.device), x,
+                      torch.tensor(scale, device=x.device)).clamp_(-1, bins).to(torch.int32)
+    t.clamp_(0, bins - 1).add_((torch.arange(R, device=x.device, dtype=torch.int32) * bins)[:, None])
     return torch.bincount(t.view(-1), minlength=R * bins).view(R, bins)
 
 
@@ -165,15 +173,16 @@ class _ListState:
         self.bottom = TopK.empty(n, k + 1, largest=False)
         self.summary = Summary.empty(n, lo, hi, bins)
 
-    def rows(self, owners: Tensor, block: Tensor, col_ids: Tensor) -> None:
-        """Owners along the rows of block [len(owners), len(col_ids)]."""
+    def rows(self, owners: slice, block: Tensor, first_partner: int, fresh: bool) -> None:
+        """Owners along the rows of block; its columns are partners first_partner, +1, ...
+        Moments are not summed here: :func:`_moments` has them exactly from Gram matrices."""
         if block.shape[1] == 0:
             return
         kk = min(self.k + 1, block.shape[1])
         for top, largest in ((self.top, True), (self.bottom, False)):
             v, j = torch.topk(block, kk, dim=1, largest=largest)
-            _merge(top, owners, v.cpu(), col_ids[j].cpu(), largest)
-        self.summary.add(owners, block)
+            _merge(top, owners, v.cpu(), j.cpu() + first_partner, largest, fresh)
+        self.summary.add(owners, block, moments=False)
 
     def result(self) -> CompositionList:
         n = self.top.values.shape[0]
@@ -208,6 +217,62 @@ def virtual_range(out: Tensor, ins: Tensor, d_mlp: int, sample: int = 256, seed:
     return 1.25 * m if m > 0 else 1.0
 
 
+def _moments(summary: Summary, owner: Tensor, partner_sum: Tensor, partner_gram: Tensor,
+             count: Tensor, self_score: Tensor | None = None) -> None:
+    """Exact Σ and Σ² of each owner's scores ``owner · partner`` without touching the
+    [N, N] scores: Σ_j a·b_j = a·(Σ_j b_j) and Σ_j (a·b_j)² = aᵀ(Σ_j b_j b_jᵀ)a. The
+    partner set depends only on the owner's layer: sums [L, d] and Grams [L, d, d].
+    ``self_score``: the owner's score with itself, counted as zero (zeroed diagonal)."""
+    L = partner_sum.shape[0]
+    a = owner.double().reshape(L, -1, owner.shape[-1])
+    s1 = torch.einsum("lnd,ld->ln", a, partner_sum).reshape(-1)
+    s2 = torch.einsum("lnd,lnd->ln", torch.einsum("lnd,lde->lne", a, partner_gram), a).reshape(-1)
+    if self_score is not None:
+        s1, s2 = s1 - self_score, s2 - self_score.square()
+    summary.n[:], summary.s1[:], summary.s2[:] = count.double().cpu(), s1.cpu(), s2.cpu()
+
+
+def _layer_sums(x: Tensor, L: int) -> tuple[Tensor, Tensor]:
+    """Per-layer Σx [L, d] and Σxxᵀ [L, d, d] in float64."""
+    xl = x.double().reshape(L, -1, x.shape[-1])
+    return xl.sum(1), torch.einsum("lnd,lne->lde", xl, xl)
+
+
+def _all_moments(st: dict[str, "_ListState"], L: int, D: int, ins: Tensor, out: Tensor,
+                 gate: Tensor | None, in_hat: Tensor, out_hat: Tensor) -> None:
+    N = L * D
+    dev = ins.device
+    layer = torch.arange(N, device=dev) // D
+    full = torch.full((N,), N, device=dev)
+    later_n, earlier_n = (L - 1 - layer) * D, layer * D
+    hats = {"in": in_hat, "out": out_hat}
+    for name in COSINE_LISTS:
+        if name not in st:
+            continue
+        a, b = (hats[p] for p in name.split("_"))
+        bsum, bgram = (t.sum(0, keepdim=True).expand(L, *t.shape[1:]) for t in _layer_sums(b, L))
+        _moments(st[name].summary, a, bsum, bgram, full, (a.double() * b.double()).sum(-1))
+
+    def directed(down: str, up: str, reader: Tensor | None) -> None:
+        if reader is None or not (down in st or up in st):
+            return
+        r_sum, r_gram = _layer_sums(reader, L)
+        w_sum, w_gram = _layer_sums(out, L)
+        zero_s, zero_g = r_sum[:1] * 0, r_gram[:1] * 0
+        # readers of later layers (suffix sums) and writers of earlier layers (prefix sums)
+        suf_s = torch.cat([r_sum.flip(0).cumsum(0).flip(0)[1:], zero_s])
+        suf_g = torch.cat([r_gram.flip(0).cumsum(0).flip(0)[1:], zero_g])
+        pre_s = torch.cat([zero_s, w_sum.cumsum(0)[:-1]])
+        pre_g = torch.cat([zero_g, w_gram.cumsum(0)[:-1]])
+        if down in st:
+            _moments(st[down].summary, out, suf_s, suf_g, later_n)
+        if up in st:
+            _moments(st[up].summary, reader, pre_s, pre_g, earlier_n)
+
+    directed("virtual_down", "virtual_up", ins)
+    directed("gate_virtual_down", "gate_virtual_up", gate)
+
+
 def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = ALL_LISTS,
                        bins: int = 100, memory_mb: float = 512, device: str | torch.device = "cpu",
                        progress: bool = True) -> dict[str, CompositionList]:
@@ -215,12 +280,13 @@ def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = A
 
     Returns {list name: CompositionList}; neuron ids are global (layer * d_mlp + index).
     Gate lists are skipped for non-gated models. Memory: about ``memory_mb`` for the blocks
-    plus O(n_neurons × (k + bins)) for the results.
+    plus O(n_neurons × (k + bins) + n_layers × d_model²) for the results and moments.
     """
-    wanted = [n for n in lists if n in ALL_LISTS and (w.gated or n not in GATE_LISTS)]
+    lists = list(lists)
     unknown = set(lists) - set(ALL_LISTS)
     if unknown:
         raise ValueError(f"unknown composition lists {sorted(unknown)}; choose from {ALL_LISTS}")
+    wanted = [n for n in lists if w.gated or n not in GATE_LISTS]
     w = w.to(device)
     L, D = w.n_layers, w.d_mlp
     N = L * D
@@ -229,60 +295,51 @@ def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = A
     gate = w.gate_eff().reshape(N, -1) if w.gated else None
     in_hat, out_hat = _unit(ins), _unit(out)
     in_norm, out_norm = ins.norm(dim=-1), out.norm(dim=-1)
-    ids = torch.arange(N, device=device)
 
-    r_v = virtual_range(out, ins, D) if {"virtual_down", "virtual_up"} & set(wanted) else 1.0
+    r_v = virtual_range(out, ins, D) if set(VIRTUAL_LISTS) & set(wanted) else 1.0
     r_g = virtual_range(out, gate, D) if gate is not None and set(GATE_LISTS) & set(wanted) else 1.0
     ranges = {n: (-1.0, 1.0) for n in COSINE_LISTS} | {n: (-r_v, r_v) for n in VIRTUAL_LISTS} \
         | {n: (-r_g, r_g) for n in GATE_LISTS}
     st = {n: _ListState(n, N, k, *ranges[n], bins) for n in wanted}
+    _all_moments(st, L, D, ins, out, gate, in_hat, out_hat)
 
     B = min(D, block_rows_for(N, memory_mb))
     blocks = [(l, s, min(s + B, D)) for l in range(L) for s in range(0, D, B)]
     for l, s, e in tqdm(blocks, desc="neuron composition", disable=not progress, unit="block"):
-        rows = ids[l * D + s: l * D + e]
-        diag = (torch.arange(len(rows), device=device), rows)
-        later = ids[(l + 1) * D:]  # partners of later layers: a suffix, since ids follow layers
+        rows = slice(l * D + s, l * D + e)
+        diag = (torch.arange(e - s, device=device), torch.arange(rows.start, rows.stop, device=device))
+        nxt = (l + 1) * D  # partners of later layers are a suffix, since ids follow layers
+        later = slice(nxt, N)
         if "in_in" in st:
             c = in_hat[rows] @ in_hat.T
             c[diag] = 0
-            st["in_in"].rows(rows, c, ids)
+            st["in_in"].rows(rows, c, 0, fresh=True)
         if "out_out" in st:
             c = out_hat[rows] @ out_hat.T
             c[diag] = 0
-            st["out_out"].rows(rows, c, ids)
+            st["out_out"].rows(rows, c, 0, fresh=True)
         if st.keys() & {"out_in", "in_out", "virtual_down", "virtual_up"}:
             c = out_hat[rows] @ in_hat.T  # [owner writes, partner reads]
             c[diag] = 0
             if "out_in" in st:
-                st["out_in"].rows(rows, c, ids)
+                st["out_in"].rows(rows, c, 0, fresh=True)
             if "in_out" in st:  # in_out[m, n] = cos(in_m, out_n) = c[n, m]: the columns
-                ct = c.T.contiguous()
-                _col_rows(st["in_out"], ct, rows)
-                del ct
-            if later.numel() and st.keys() & {"virtual_down", "virtual_up"}:
-                v = c[:, (l + 1) * D:].mul_(out_norm[rows, None]).mul_(in_norm[None, later])
+                st["in_out"].rows(slice(0, N), c.T.contiguous(), rows.start, fresh=False)
+            if nxt < N and st.keys() & {"virtual_down", "virtual_up"}:
+                v = c[:, nxt:].mul_(out_norm[rows, None]).mul_(in_norm[None, later])
                 if "virtual_down" in st:
-                    st["virtual_down"].rows(rows, v, later)
+                    st["virtual_down"].rows(rows, v, nxt, fresh=True)
                 if "virtual_up" in st:
-                    _col_rows(st["virtual_up"], v.T.contiguous(), rows, later)
+                    st["virtual_up"].rows(later, v.T.contiguous(), rows.start, fresh=False)
             del c
-        if gate is not None and later.numel() and st.keys() & set(GATE_LISTS):
+        if gate is not None and nxt < N and st.keys() & set(GATE_LISTS):
             g = out[rows] @ gate[later].T
             if "gate_virtual_down" in st:
-                st["gate_virtual_down"].rows(rows, g, later)
+                st["gate_virtual_down"].rows(rows, g, nxt, fresh=True)
             if "gate_virtual_up" in st:
-                _col_rows(st["gate_virtual_up"], g.T.contiguous(), rows, later)
+                st["gate_virtual_up"].rows(later, g.T.contiguous(), rows.start, fresh=False)
             del g
-    # the self entry of cosine lists is counted as a zero (Universal Neurons zeroes it); the
-    # column-owner lists never saw their own diagonal block row twice, so nothing to fix
     return {n: s.result() for n, s in st.items()}
-
-
-def _col_rows(state: _ListState, ct: Tensor, row_ids: Tensor, col_ids: Tensor | None = None) -> None:
-    """Column owners: ct [n_cols, n_rows] is the transposed block; merge into their lists."""
-    owners = col_ids if col_ids is not None else torch.arange(ct.shape[0], device=ct.device)
-    state.rows(owners, ct, row_ids)
 
 
 # --- neuron ↔ attention head ---------------------------------------------------------------

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from tqdm.auto import tqdm
@@ -107,7 +107,7 @@ class StreamingCorrelation:
         local = torch.arange(R, device=corr.device)
         summary = Summary.empty(R, -1.0, 1.0, bins)
         if self.n > 1:  # the summary covers the other neurons only
-            summary.add(local, _without_diagonal(corr, owners))
+            summary.add(slice(0, R), _without_diagonal(corr, owners))
         kk = min(k + 1, self.n)
         out = []
         for largest in (True, False):
@@ -175,15 +175,37 @@ def flatten_activations(tokens: Tensor, acts: Tensor, ignore_ids: Iterable[int] 
     return x
 
 
-def activation_batches(model: object, contexts: Tensor, *, batch_size: int = 8,
-                       ignore_ids: Iterable[int] = ()) -> Callable[[], Iterator[Tensor]]:
-    """A replayable source of flattened activations from ``loaders.activations``."""
-    from .activations import iter_mlp_activations  # the model helper's module, loaded lazily
+def bridge_mlp_activations(model: Any, contexts: Tensor, batch_size: int = 8,
+                           start: int = 0) -> Iterator[tuple[int, Tensor, Tensor]]:
+    """(first index, tokens [B, T], MLP activations [n_layers, B, T, d_mlp]) per batch, read
+    from ``blocks.{l}.mlp.hook_post`` of ``model.bridge`` (fallback when
+    ``loaders.activations`` is not installed)."""
+    bridge = model.bridge
+    names = [f"blocks.{l}.mlp.hook_post" for l in range(model.info.n_layers)]
+    wanted = set(names)
+    with torch.no_grad():
+        for i in range(start, len(contexts), batch_size):
+            toks = torch.as_tensor(contexts[i:i + batch_size])
+            _, cache = bridge.run_with_cache(toks, names_filter=lambda n: n in wanted)
+            yield i, toks, torch.stack([cache[n].float().cpu() for n in names])
 
+
+def _mlp_activation_source() -> Callable[..., Iterator[tuple[int, Tensor, Tensor]]]:
+    try:  # the shared harvest iterator, when present
+        from .activations import iter_mlp_activations
+        return iter_mlp_activations
+    except ImportError:
+        return bridge_mlp_activations
+
+
+def activation_batches(model: Any, contexts: Tensor, *, batch_size: int = 8,
+                       ignore_ids: Iterable[int] = ()) -> Callable[[], Iterator[Tensor]]:
+    """A replayable source of flattened activations ([valid tokens, n_neurons] per batch)."""
+    source = _mlp_activation_source()
     ids = tuple(ignore_ids)
 
     def replay() -> Iterator[Tensor]:
-        for _first, toks, acts in iter_mlp_activations(model, contexts, batch_size, 0):
+        for _first, toks, acts in source(model, contexts, batch_size, 0):
             yield flatten_activations(toks, acts, ids)
 
     return replay

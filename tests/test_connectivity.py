@@ -145,3 +145,79 @@ async def test_unknown_kind_is_refused_before_writing(store):
     with pytest.raises(ValueError, match="unknown connectivity kinds"):
         await build_connectivity(store, stand_in(), weights=planted()[0], kinds=("composition", "telepathy"))
     assert (await store.run("MATCH (n) RETURN count(n) AS n")) == [{"n": 0}]
+
+
+# --- through a real TransformerBridge (loaders.model.tiny_model) ---------------------------
+@pytest.fixture(scope="module")
+def tiny():
+    from loaders.model import tiny_model
+    m = tiny_model(seed=4, n_layers=2, d_model=32, d_mlp=16, n_heads=4)
+    with torch.no_grad():  # norm scales away from 1, so folding them in is tested
+        g = torch.Generator().manual_seed(0)
+        for blk in m.bridge.blocks:
+            for ln in (blk.ln1, blk.ln2):
+                ln.weight.copy_(0.5 + torch.rand(ln.weight.shape, generator=g))
+        m.bridge.ln_final.weight.copy_(0.5 + torch.rand(m.bridge.ln_final.weight.shape, generator=g))
+    return m
+
+
+def test_weights_from_bridge_are_the_models_parameters(tiny):
+    from loaders.weights import model_weights
+    w = model_weights(tiny)
+    hf = tiny.bridge.original_model
+    layer = hf.model.layers[1]
+    assert torch.equal(w.W_in[1], layer.mlp.up_proj.weight.T)
+    assert torch.equal(w.W_gate[1], layer.mlp.gate_proj.weight.T)
+    assert torch.equal(w.W_out[1], layer.mlp.down_proj.weight.T)
+    assert torch.equal(w.ln2[1], layer.post_attention_layernorm.weight)
+    assert torch.equal(w.ln1[1], layer.input_layernorm.weight)
+    assert torch.equal(w.lnf, hf.model.norm.weight)
+    assert torch.equal(w.W_E, hf.model.embed_tokens.weight)
+    dh = w.d_head
+    assert torch.equal(w.W_Q[1, 2], layer.self_attn.q_proj.weight.T[:, 2 * dh:3 * dh])
+    assert torch.equal(w.W_O[1, 2], layer.self_attn.o_proj.weight.T[2 * dh:3 * dh])
+    # the virtual weight is what A's output adds to B's up-projection through ln2's scale
+    a_out = w.W_out[0, 3]
+    expect = ((a_out * layer.post_attention_layernorm.weight) @ layer.mlp.up_proj.weight.T[:, 5]).detach()
+    from loaders.composition import neuron_composition
+    lists = neuron_composition(w, k=w.d_mlp, lists=["virtual_down"], progress=False)
+    got = dict(lists["virtual_down"].top.rows(3))[1 * w.d_mlp + 5]
+    assert got == pytest.approx(float(expect), rel=1e-4)
+
+
+def test_gqa_bridge_repeats_key_value_heads():
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformer_lens.model_bridge import TransformerBridge
+    from loaders.model import smollm2_tokenizer
+    from loaders.weights import from_bridge
+    import tempfile
+    tok = smollm2_tokenizer()
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=24, intermediate_size=16, num_hidden_layers=2,
+                      num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=32)
+    torch.manual_seed(0)
+    hf = LlamaForCausalLM(cfg).eval()
+    with tempfile.TemporaryDirectory() as d:
+        cfg.save_pretrained(d)
+        bridge = TransformerBridge.boot_transformers(d, hf_model=hf, tokenizer=tok)
+    w = from_bridge(bridge)
+    k_proj = hf.model.layers[0].self_attn.k_proj.weight.T  # [d_model, 2 * d_head]
+    assert w.W_K.shape == (2, 6, 24, 4)
+    for h in range(6):  # query heads 0-2 share kv head 0, 3-5 kv head 1 (Llama repeat_kv)
+        assert torch.equal(w.W_K[0, h], k_proj[:, (h // 3) * 4:(h // 3 + 1) * 4])
+
+
+async def test_build_from_a_bridge_with_contexts(store, tiny):
+    contexts = torch.randint(3, 2000, (6, 12), generator=torch.Generator().manual_seed(1))
+    contexts[:, 0] = tiny.bos_token_id
+    rep = await build_connectivity(store, tiny, contexts, k=3, k_heads=2, k_tokens=3, batch_size=3,
+                                   progress=False)
+    assert rep["n_tokens"] == 6 * 11  # BOS positions ignored
+    n = tiny.info.n_layers * tiny.info.d_mlp
+    counts = await store.run("MATCH (:Neuron {model: $m})-[e]->() RETURN type(e) AS t, count(e) AS n ORDER BY t",
+                             {"m": tiny.name})
+    assert {r["t"] for r in counts} == {"COMPOSES", "CORRELATES", "HEAD_COMPOSES", "TOKEN_EFFECT"}
+    tokens = await store.run("MATCH (n:Neuron {model: $m})-[e:TOKEN_EFFECT]->(t:Token) "
+                             "RETURN t.id AS id, t.text AS text LIMIT 5", {"m": tiny.name})
+    assert all(r["text"] == tiny.tokenizer.decode([r["id"]]) for r in tokens)
+    corr = await store.run("MATCH (a:Neuron {model: $m})-[e:CORRELATES]->(b) RETURN count(e) AS n", {"m": tiny.name})
+    assert 0 < corr[0]["n"] <= n * 6

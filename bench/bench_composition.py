@@ -1,0 +1,118 @@
+"""Neuron↔neuron weight composition (all pairs, all eight lists, top-k + summaries) vs the
+bare matrix products it needs, in the same run and the same row blocks.
+
+The baseline computes the four products that carry every score once — in·inᵀ, out·outᵀ,
+out·inᵀ (whose rows are out_in and columns in_out; its later-layer part scaled by the norms
+is the virtual weight) and out·gateᵀ (later layers only) — and throws them away. The ratio
+is what top-k, bottom-k, histograms and moments cost on top. Each side runs in a fresh
+process so its peak memory (max RSS) is its own.
+
+    python bench/bench_composition.py                    # 4 x 1024 neurons, d_model 256
+    python bench/bench_composition.py --preset smollm2   # 30 x 1536, d_model 576 (minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PRESETS = {
+    "small": dict(layers=4, d_model=256, d_mlp=1024, heads=4, kv_heads=4),
+    "smollm2": dict(layers=30, d_model=576, d_mlp=1536, heads=9, kv_heads=3),
+}
+
+
+def _weights(a: argparse.Namespace):
+    from loaders.weights import ModelWeights
+    return ModelWeights.random(n_layers=a.layers, d_model=a.d_model, d_mlp=a.d_mlp, n_heads=a.heads,
+                               n_kv_heads=a.kv_heads, d_vocab=64, gated=not a.no_gate, seed=0)
+
+
+def run_composition(a: argparse.Namespace, q: mp.Queue) -> None:
+    import torch
+    torch.set_num_threads(a.threads)
+    from loaders.composition import neuron_composition
+    w = _weights(a)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    neuron_composition(w, a.k, memory_mb=a.memory_mb, progress=False)
+    q.put((time.perf_counter() - t, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def run_bare(a: argparse.Namespace, q: mp.Queue) -> None:
+    import torch
+    torch.set_num_threads(a.threads)
+    from loaders.composition import block_rows_for
+    w = _weights(a)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    L, D = w.n_layers, w.d_mlp
+    N = L * D
+    ins, out = w.in_eff().reshape(N, -1), w.out_rows().reshape(N, -1)
+    gate = w.gate_eff().reshape(N, -1) if w.gated else None
+    unit = lambda x: x / x.norm(dim=-1, keepdim=True)  # noqa: E731
+    in_hat, out_hat = unit(ins), unit(out)
+    B = min(D, block_rows_for(N, a.memory_mb))
+    for l in range(L):
+        for s in range(0, D, B):
+            rows = slice(l * D + s, l * D + min(s + B, D))
+            c = in_hat[rows] @ in_hat.T
+            c = out_hat[rows] @ out_hat.T
+            c = out_hat[rows] @ in_hat.T
+            if gate is not None and l + 1 < L:
+                c = out[rows] @ gate[(l + 1) * D:].T
+            del c
+    q.put((time.perf_counter() - t, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def measure(fn, a: argparse.Namespace) -> tuple[float, float]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=fn, args=(a, q))
+    p.start()
+    seconds, base_kb, peak_kb = q.get()
+    p.join()
+    return seconds, (peak_kb - base_kb) / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    ap.add_argument("--layers", type=int)
+    ap.add_argument("--d-model", type=int)
+    ap.add_argument("--d-mlp", type=int)
+    ap.add_argument("--heads", type=int)
+    ap.add_argument("--kv-heads", type=int)
+    ap.add_argument("--no-gate", action="store_true", help="a plain (non-gated) MLP")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--memory-mb", type=float, default=512)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    a = ap.parse_args()
+    for key, v in PRESETS[a.preset].items():
+        if getattr(a, key) is None:
+            setattr(a, key, v)
+    if a.threads == 0:
+        import torch
+        a.threads = torch.get_num_threads()
+    N = a.layers * a.d_mlp
+    print(f"{a.layers} layers x {a.d_mlp} neurons = {N} neurons, d_model {a.d_model}, "
+          f"{'gated' if not a.no_gate else 'plain'} MLP, k={a.k}, block budget {a.memory_mb:g} MB, "
+          f"{a.threads} threads")
+    print(f"a dense float32 [N, N] matrix would take {N * N * 4 / 2**20:,.0f} MB")
+    bare_s, bare_mb = measure(run_bare, a)
+    comp_s, comp_mb = measure(run_composition, a)
+    print(f"bare matmuls      {bare_s:8.2f} s   peak +{bare_mb:8.0f} MB")
+    print(f"composition       {comp_s:8.2f} s   peak +{comp_mb:8.0f} MB   (8 lists, top/bottom-{a.k}, "
+          f"mean/std/100-bin histograms)")
+    print(f"ratio composition / bare matmuls = {comp_s / bare_s:.2f}  (goal <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()
