@@ -93,6 +93,13 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await expect(page.locator(".layers a[data-layer]")).to_have_count(layers[0]["n"])
     await expect(page.locator("table.layers-table tbody tr")).to_have_count(layers[0]["n"])
     await expect(page.locator("table.layers-table tbody tr").first.locator(".top3 a")).to_have_count(3)
+    # Random neuron: lands on some neuron page of this model.
+    await page.click("button:text('Random neuron')")
+    await ready(page)
+    assert re.search(rf"#/neuron/{MODEL}/\d+/\d+$", page.url)
+    await expect(page.locator(".stats")).to_be_visible()
+    await page.go_back()
+    await ready(page)
     rows = page.locator("table.neurons tbody tr")
     await expect(rows.first).to_be_visible()
     assert await rows.count() == min(50, N_LAYERS * D_MLP)
@@ -237,6 +244,7 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await ready(page)
     await expect(page.locator("table.results-table tbody tr").first).to_be_visible()
     await expect(page.locator("table.results-table")).to_contain_text(word)
+    await expect(page.locator("table.results-table mark").first).to_have_text(re.compile(word, re.I))
     await shot(page, "06-search-explanations")
     assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
 

@@ -3,7 +3,7 @@
 //   const cy = drawNeighborhood(el, {nodes, edges, center}, {onNavigate: (node) => …});
 //   window.cy.nodes().length   // tests read the live instance
 
-import cytoscape from "../vendor/cytoscape.esm.min.mjs";
+import cytoscape from "../vendor/cytoscape.esm.min.js";
 
 // One colour per edge kind, shared by the neighbourhood drawing, its legend and the lists.
 export const KIND_COLORS = {

@@ -82,7 +82,7 @@ export function exampleView(ex, { min, max, kind = "max", title = "" } = {}) {
     h("span", {}, "max ", h("b", {}, fmt(ex.maxActivation ?? Math.max(...acts), 4))),
     h("span", {}, "min ", h("b", {}, fmt(ex.minActivation ?? Math.min(...acts), 4))),
     ex.dataIndex !== undefined && ex.dataIndex !== null ? h("span", {}, "data index ", h("b", {}, ex.dataIndex)) : null,
-    h("span", {}, "token ", h("b", {}, pivot)),
+    h("span", {}, "at token ", h("b", {}, pivot)),
     toggle);
   return h("div", { class: "example", dataset: { kind } }, meta, short, full);
 }

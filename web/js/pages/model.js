@@ -45,6 +45,16 @@ export async function modelPage(page, route, alive) {
     body.append(errorBox(`unknown model "${model}"`));
     return;
   }
+  const withNeurons = (info.layers || []).filter((l) => l.nNeurons > 0);
+  if (withNeurons.length) {
+    // Neuroscope's "random neuron": a uniformly random layer, then index.
+    head.append(h("div", { class: "actions" }, h("button", {
+      class: "btn", type: "button", onclick: () => {
+        const l = withNeurons[Math.floor(Math.random() * withNeurons.length)];
+        location.hash = neuronHref(model, l.layer, Math.floor(Math.random() * l.nNeurons));
+      },
+    }, "Random neuron")));
+  }
   head.querySelector(".sub").textContent =
     [`${info.nLayers} layers`, info.dMlp ? `${info.dMlp} neurons per layer` : null, info.actFn, info.dataset ? `data: ${info.dataset}` : null]
       .filter(Boolean).join(" · ");

@@ -158,7 +158,10 @@ function connectivityView(n) {
     pane.dataset.tab = key;
   };
   for (const [key, label] of tabs) {
-    bar.append(h("button", { type: "button", role: "tab", dataset: { tab: key }, onclick: () => show(key) }, `${label} (${c[key].length})`));
+    // The API pages edges: say when there are more than the page shows.
+    const total = n.totals && n.totals[key] !== undefined ? n.totals[key] : c[key].length;
+    const count = total > c[key].length ? `${c[key].length} of ${total}` : `${c[key].length}`;
+    bar.append(h("button", { type: "button", role: "tab", dataset: { tab: key }, onclick: () => show(key) }, `${label} (${count})`));
   }
   const first = tabs.find(([k]) => c[k].length) || tabs[0];
   show(first[0]);

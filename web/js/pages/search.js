@@ -63,7 +63,7 @@ export async function searchPage(page, route, alive) {
           h("tbody", {}, rows.map((r) => h("tr", {},
             h("td", {}, h("a", { href: neuronHref(r.model, r.layer, r.index) }, `L${r.layer}/N${r.index}`)),
             h("td", {}, h("span", { class: "pill" }, r.source || "?")),
-            h("td", {}, r.text), h("td", { class: "num" }, fmt(r.score, 3)))))));
+            h("td", {}, highlight(r.text, text)), h("td", { class: "num" }, fmt(r.score, 3)))))));
     }, "Searching explanations…");
     return;
   }
@@ -108,4 +108,13 @@ function describe(roles) {
     for (const t of toks) parts.push(`${role === "any" ? "" : role + " "}token ${JSON.stringify(t)}`);
   }
   return parts.join(" AND ");
+}
+
+/** The explanation text with the query's words marked. */
+function highlight(textValue, query) {
+  const words = query.split(/\s+/).map((w) => w.replace(/[^\p{L}\p{N}_-]/gu, "")).filter((w) => w.length > 1);
+  if (!words.length) return textValue;
+  // Words hold only letters, digits, "_" and "-": nothing to escape in a pattern.
+  const re = new RegExp(`(${words.join("|")})`, "giu");
+  return textValue.split(re).map((part, i) => (i % 2 ? h("mark", {}, part) : part));
 }
