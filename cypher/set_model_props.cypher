@@ -1,5 +1,5 @@
-// Add or overwrite properties of existing models (e.g. the connectivity kinds finished).
-// params: $rows [{key, props: {…}}]
-UNWIND $rows AS r
-MATCH (m:Model {key: r.key})
-SET m += r.props
+// Add or overwrite properties of a model (build provenance: build_complete, build_args, timings).
+// params: $key, $props
+MATCH (m:Model {key: $key})
+SET m += $props
+RETURN m.key AS key
