@@ -50,7 +50,7 @@ EXAMPLES: dict[str, Callable[[World], Any]] = {
     "q": lambda w: "fires", "query": lambda w: "fires",
     "token": lambda w: w["pattern_token"], "roles": lambda w: ["activating", "important"],
     "activating": lambda w: [w["pattern_token"]], "important": lambda w: [], "any": lambda w: [],
-    "order": lambda w: "layer",
+    "order": lambda w: "layer", "props": lambda w: {"note": "from the library test"},
 }
 
 # Row fields of write queries that are not node keys.
@@ -67,7 +67,7 @@ FIELDS: dict[str, Callable[[World, int], Any]] = {
     "data_index": lambda w, i: 100 + i, "n_neurons": lambda w, i: 4, "n_layers": lambda w, i: 3,
     "d_mlp": lambda w, i: 4, "d_model": lambda w, i: 8, "n_heads": lambda w, i: 2, "d_vocab": lambda w, i: 30,
     "act_fn": lambda w, i: "gelu", "dataset": lambda w, i: "test", "n_tokens": lambda w, i: 100,
-    "explicit_n_layers": lambda w, i: False, "explicit_d_mlp": lambda w, i: False,
+    "ident": lambda w, i: [], "explicit_n_layers": lambda w, i: False, "explicit_d_mlp": lambda w, i: False,
 }
 
 
