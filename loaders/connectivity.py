@@ -223,8 +223,7 @@ async def build_connectivity(
 
     async def mark(kind: str) -> None:
         done.add(kind)
-        await store.write("set_model_props", [{"key": model_key(name),
-                                               "props": {"connectivity": sorted(done)}}])
+        await store.query("set_model_connectivity", key=model_key(name), kinds=sorted(done))
 
     if "composition" in kinds and "composition" not in done:
         t0 = time.perf_counter()

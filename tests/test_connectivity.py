@@ -58,9 +58,9 @@ async def test_build_writes_every_kind(store):
 
     ka, kb = neuron_key("tiny", 0, 1), neuron_key("tiny", 2, 5)
     # the planted writer is B's best input, by virtual weight and by cosine, and A's best output
-    inputs = await store.query("neuron_inputs", keys=[kb], kinds=["virtual"], min_weight=None, order="weight", cap=1)
-    assert inputs[0]["edges"][0]["node"]["key"] == ka
-    assert inputs[0]["edges"][0]["weight"] == pytest.approx(9.0, rel=1e-4)
+    inputs = await store.run("MATCH (a:Neuron)-[e:COMPOSES {kind: 'virtual'}]->(:Neuron {key: $b}) "
+                             "RETURN a.key AS a, e.weight AS w, e.rank AS r ORDER BY w DESC LIMIT 1", {"b": kb})
+    assert inputs == [{"a": ka, "w": pytest.approx(9.0, rel=1e-4), "r": 0}]
     for kind in ("in_out", "out_in"):
         rows = await store.run("MATCH (a:Neuron)-[e:COMPOSES {kind: $kind}]->(b:Neuron {key: $b}) "
                                "RETURN a.key AS a, e.weight AS w ORDER BY w DESC LIMIT 1", {"kind": kind, "b": kb})
@@ -87,18 +87,18 @@ async def test_build_writes_every_kind(store):
     # tokens: the strongest output token of A is W_out·diag(lnf)·W_U's argmax
     logits = w.W_out[0, 1] @ (w.W_U * w.lnf[:, None])
     best = int(torch.argmax(logits))
-    toks = await store.query("neuron_tokens", keys=[ka], kinds=["output"], min_weight=None, order="weight", cap=1)
-    assert toks[0]["edges"][0]["node"]["key"] == token_key("tiny", best)
-    assert toks[0]["edges"][0]["weight"] == pytest.approx(float(logits[best]), rel=1e-4)
+    toks = await store.run("MATCH (:Neuron {key: $a})-[e:TOKEN_EFFECT {kind: 'output'}]->(t:Token) "
+                           "RETURN t.key AS t, e.weight AS w ORDER BY w DESC LIMIT 1", {"a": ka})
+    assert toks == [{"t": token_key("tiny", best), "w": pytest.approx(float(logits[best]), rel=1e-4)}]
     neg = await store.run("MATCH (:Neuron {key: $a})-[e:TOKEN_EFFECT {kind: 'input'}]->() WHERE e.weight < 0 "
                           "RETURN count(e) AS n", {"a": ka})
     assert neg == [{"n": 4}]  # the bottom-4 input tokens
 
     # correlation: the planted pair, both ways
-    corr = await store.query("neuron_correlated", keys=[neuron_key("tiny", 0, 3)], kinds=None, min_weight=None,
-                             order="weight", cap=1)
-    assert corr[0]["edges"][0]["node"]["key"] == neuron_key("tiny", 2, 4)
-    assert corr[0]["edges"][0]["weight"] > 0.9
+    for x, y in ((neuron_key("tiny", 0, 3), neuron_key("tiny", 2, 4)), (neuron_key("tiny", 2, 4), neuron_key("tiny", 0, 3))):
+        corr = await store.run("MATCH (:Neuron {key: $x})-[e:CORRELATES]->(b:Neuron) "
+                               "RETURN b.key AS b, e.weight AS w ORDER BY w DESC LIMIT 1", {"x": x})
+        assert corr[0]["b"] == y and corr[0]["w"] > 0.9
 
     # summaries on the neuron: how unusual an edge is
     props = (await store.run("MATCH (n:Neuron {key: $b}) RETURN properties(n) AS p", {"b": kb}))[0]["p"]
