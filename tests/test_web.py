@@ -318,3 +318,34 @@ async def test_empty_graph_and_narrow_window(browser: Browser, store, settings) 
             assert width <= 900, (name, width)
             await shot(p, f"09-narrow-{name}")
         await ctx.close()
+
+
+async def test_bare_neuron_shows_empty_states(browser: Browser, store, settings) -> None:
+    # An imported model may have a neuron with nothing but its position: every section says so.
+    from neurograph.domain import ModelInfo, layer_key, neuron_key
+
+    await store.write("upsert_models", [ModelInfo("bare", n_layers=1, d_mlp=2).row()])
+    await store.write("upsert_layers", [{"key": layer_key("bare", 0), "model": "bare", "layer": 0, "n_neurons": 2}])
+    await store.write("upsert_neurons", [{"key": neuron_key("bare", 0, i), "model": "bare", "layer": 0, "index": i,
+                                          "layer_key": layer_key("bare", 0), "props": {}} for i in range(2)])
+    async with serve(create_app(settings=settings, store=store)) as url:
+        ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+        p = await ctx.new_page()
+        await p.goto(f"{url}/#/neuron/bare/0/1")
+        await ready(p)
+        for text in ("No statistics stored", "No histogram stored", "No explanations", "No token effects",
+                     "No N2G pattern graph", "No max-activating examples", "No min-activating examples"):
+            await expect(p.locator(".state.empty", has_text=text)).to_have_count(1)
+        assert await p.locator(".state.error").count() == 0
+        await shot(p, "10-bare-neuron")
+        # Its neighbourhood is the neuron alone.
+        await p.goto(f"{url}/#/neighborhood/bare/0/1")
+        await ready(p)
+        await p.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
+        assert await p.evaluate("window.cy.nodes().length") == 1
+        await expect(p.locator(".state.empty").first).to_contain_text("No edges")
+        # The model page: no neuron has a stat yet.
+        await p.goto(f"{url}/#/model/bare")
+        await ready(p)
+        await expect(p.locator(".state.empty").first).to_contain_text("interest")
+        await ctx.close()

@@ -29,6 +29,7 @@ async function render() {
   if (window.cyPattern) { window.cyPattern.destroy(); window.cyPattern = undefined; }
   clear(app);
   document.body.dataset.page = route.name;
+  delete document.body.dataset.graph;
   for (const a of document.querySelectorAll("[data-nav]")) {
     a.classList.toggle("active", a.dataset.nav === route.name || (a.dataset.nav === "models" && ["model", "models"].includes(route.name)));
   }

@@ -69,11 +69,13 @@ export function renderNeuron(body, n, { compact = false } = {}) {
   body.append(section("Connectivity", connectivityView(n)));
   const maxR = rangeOf(n);
   body.append(h("div", { class: compact ? "" : "grid two" },
-    section(`Max-activating examples (${n.maxExamples.length})`, examplesView(n.maxExamples, maxR, "max")),
-    section(`Min-activating examples (${n.minExamples.length})`, examplesView(n.minExamples, maxR, "min"))));
+    section(`Max-activating examples (${ofTotal(n.maxExamples.length, n.maxTotal)})`, examplesView(n.maxExamples, maxR, "max")),
+    section(`Min-activating examples (${ofTotal(n.minExamples.length, n.minTotal)})`, examplesView(n.minExamples, maxR, "min"))));
   // Draw after insertion so cytoscape measures a laid-out container.
   if (n.pattern && n.pattern.nodes.length) requestAnimationFrame(() => drawPattern(patternEl, n.pattern));
 }
+
+const ofTotal = (shown, total) => (total > shown ? `${shown} of ${total}` : `${shown}`);
 
 // Neuroscope colours every example on one scale: ± the largest |activation| over the shown texts.
 function rangeOf(n) {
@@ -115,7 +117,7 @@ function weightBar(w, maxW) {
 }
 
 function connList(items, { showKind = true } = {}) {
-  if (!items.length) return empty("None.");
+  if (!items.length) return empty("No connections of this kind stored.");
   const maxW = Math.max(...items.map((e) => Math.abs(e.weight ?? 0)));
   return h("ul", { class: "conn-list" }, items.map((e) => h("li", { dataset: { kind: e.kind || "" } },
     showKind && e.kind ? h("span", { class: "pill kind", style: { background: kindColor(e.kind) } }, e.kind) : null,
@@ -135,7 +137,7 @@ function groupByKind(items) {
 }
 
 function kindGroups(items) {
-  if (!items.length) return empty("None.");
+  if (!items.length) return empty("No connections of this kind stored.");
   return h("div", {}, [...groupByKind(items)].map(([k, list]) => h("div", { class: "kind-group", dataset: { kind: k } },
     h("h3", {}, h("span", { class: "pill kind", style: { background: kindColor(k) } }, k), " ", h("span", { class: "sub small" }, `${list.length}`)),
     connList(list, { showKind: false }))));
