@@ -33,7 +33,7 @@ class Query:
 def parse_file(path: Path) -> Query:
     raw = path.read_text()
     m = _PARAMS.search(raw)
-    params = tuple(p.strip().lstrip("$").split(" ")[0].split(":")[0] for p in m.group(1).split(",") if p.strip()) if m else ()
+    params = tuple(dict.fromkeys(re.findall(r"\$(\w+)", m.group(1)))) if m else ()
     body = "\n".join(line for line in raw.splitlines() if not line.lstrip().startswith("//")).strip()
     return Query(path.stem, body, params, bool(_WRITES.search(body)), path)
 

@@ -1,0 +1,130 @@
+"""``neurograph build``: every analysis of a model, in order, into one graph.
+
+    summary = await build(Settings.from_env(), model="smollm2-135m", n_tokens=65536)
+
+1. activations  — one streaming pass: stats, histograms, max/min examples, token activations
+2. composition, heads, tokens — weight-based edges (no data needed)
+3. correlation  — streaming Pearson over the same contexts
+4. n2g          — Neuron2Graph patterns for the most interesting neurons of each layer
+5. topology     — roles and communities over the stored weight/correlation graph
+
+Each step is idempotent and resumable (the harvest checkpoints; N2G skips finished neurons),
+so an interrupted build is finished by running the same command again. The Model node
+records the build's arguments and ``build_complete`` at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from neurograph.config import Settings
+from neurograph.domain import model_key
+from neurograph.store import Store, open_store
+
+ANALYSES = ("activations", "composition", "heads", "tokens", "correlation", "n2g", "topology")
+CONNECTIVITY = ("composition", "heads", "tokens", "correlation")
+
+
+def _check(analyses: Iterable[str]) -> list[str]:
+    chosen = list(dict.fromkeys(analyses))
+    unknown = [a for a in chosen if a not in ANALYSES]
+    if unknown:
+        raise ValueError(f"unknown analyses {unknown}: choose from {', '.join(ANALYSES)}")
+    return chosen
+
+
+async def interesting_neurons(store: Store, model: str, n_layers: int, per_layer: int,
+                              layers: Sequence[int] | None = None) -> list[tuple[int, int]]:
+    """The ``per_layer`` most interesting neurons (harvest's ``interest`` score) of each layer."""
+    chosen: list[tuple[int, int]] = []
+    for layer in (layers if layers is not None else range(n_layers)):
+        rows = await store.query("interesting_neurons", model=model, layer=layer, stat="interest",
+                                 descending=True, limit=per_layer)
+        chosen += [(r["n"]["layer"], r["n"]["index"]) for r in rows]
+    return chosen
+
+
+def neuron_fns(loaded: Any) -> Callable[[int, int], Callable[[list[list[int]]], Any]]:
+    """(layer, index) -> that neuron's activation function, sharing one forward per layer."""
+    from loaders.activations import neuron_activation_fn
+
+    per_layer: dict[int, Callable] = {}
+
+    def for_neuron(layer: int, index: int) -> Callable[[list[list[int]]], Any]:
+        if layer not in per_layer:
+            per_layer[layer] = neuron_activation_fn(loaded, layer)
+        fn = per_layer[layer]
+        return lambda seqs: fn(seqs)[..., index]
+
+    return for_neuron
+
+
+async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str = "default",
+                n_tokens: int = 65536, ctx_len: int = 64, top_k: int = 20, edge_k: int = 10,
+                analyses: Iterable[str] = ANALYSES, layers: Sequence[int] | None = None,
+                n2g_neurons: int = 8, batch_size: int = 8, store: Store | None = None,
+                loaded: Any = None, progress: bool = True) -> dict[str, Any]:
+    """Run the chosen analyses of ``model`` over ``n_tokens`` of ``dataset`` into the graph.
+
+    ``loaded`` (a LoadedModel) and ``store`` may be passed in (tests, notebooks); otherwise the
+    model is loaded by name and the store opened from ``settings``.
+    """
+    from loaders.build import build_from_model
+    from loaders.corpus import corpus_contexts
+    from loaders.model import load_model
+
+    chosen = _check(analyses)
+    own_store = store is None
+    store = store or await open_store(settings)
+    summary: dict[str, Any] = {"model": model, "analyses": chosen, "seconds": {}}
+    try:
+        t = time.perf_counter()
+        loaded = loaded or load_model(model)
+        name = loaded.name
+        summary["seconds"]["load"] = round(time.perf_counter() - t, 2)
+        ctx = None
+        if "activations" in chosen or "correlation" in chosen:
+            ctx = corpus_contexts(loaded, dataset, n_tokens, ctx_len)
+        if "activations" in chosen:
+            t = time.perf_counter()
+            checkpoints = Path(settings.data_dir) / "checkpoints"
+            summary["activations"] = await build_from_model(store, loaded, ctx, top_k=top_k, batch_size=batch_size,
+                                                            checkpoint_dir=checkpoints, progress=progress)
+            summary["seconds"]["activations"] = round(time.perf_counter() - t, 2)
+        kinds = [k for k in CONNECTIVITY if k in chosen]
+        if kinds:
+            from loaders.connectivity import build_connectivity
+
+            t = time.perf_counter()
+            summary["connectivity"] = await build_connectivity(
+                store, loaded, ctx.tokens if ctx is not None else None, kinds=kinds, k=edge_k, k_heads=edge_k,
+                k_tokens=max(edge_k, 20), batch_size=batch_size, progress=progress)
+            summary["seconds"]["connectivity"] = round(time.perf_counter() - t, 2)
+        if "n2g" in chosen and n2g_neurons > 0:
+            from loaders.n2g import build_n2g, embedding_neighbours
+            from loaders.weights import model_weights
+
+            t = time.perf_counter()
+            neurons = await interesting_neurons(store, name, loaded.info.n_layers, n2g_neurons, layers)
+            specials = {i for i in (loaded.bos_token_id, loaded.pad_token_id) if i is not None}
+            subs = embedding_neighbours(model_weights(loaded).W_E, k=5, exclude=specials)
+            summary["n2g"] = await build_n2g(
+                store, name, neuron_fns(loaded), pad_token=loaded.pad_token_id, neurons=neurons,
+                substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], top_k=top_k, progress=progress)
+            summary["seconds"]["n2g"] = round(time.perf_counter() - t, 2)
+        if "topology" in chosen:
+            from neurograph.topology import compute_topology
+
+            t = time.perf_counter()
+            summary["topology"] = await compute_topology(store, name, progress=progress)
+            summary["seconds"]["topology"] = round(time.perf_counter() - t, 2)
+        args = {"dataset": str(dataset), "n_tokens": n_tokens, "ctx_len": ctx_len, "top_k": top_k,
+                "edge_k": edge_k, "analyses": chosen, "n2g_neurons": n2g_neurons}
+        await store.query("set_model_props", key=model_key(name), props={
+            "build_complete": True, "build_args": repr(args), "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        return summary
+    finally:
+        if own_store:
+            await store.close()
