@@ -314,13 +314,18 @@ class Plan:
     examples: dict[str, dict] = field(default_factory=dict)
     rows: dict[str, list[dict]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.model:
+            check_model_name(self.model)  # once here: the hot paths below format keys directly
+
     def neuron(self, layer: int, index: int, **props: Any) -> str:
-        key = neuron_key(self.model, layer, index)
+        key = f"{self.model}/{layer}/{index}"  # == domain.neuron_key (tested)
         row = self.neurons.get(key)
         if row is None:
             row = self.neurons[key] = {"key": key, "model": self.model, "layer": layer, "index": index,
-                                       "layer_key": layer_key(self.model, layer), "props": {}}
-        row["props"].update({k: v for k, v in props.items() if v is not None})
+                                       "layer_key": f"{self.model}/L{layer}", "props": {}}
+        if props:
+            row["props"].update({k: v for k, v in props.items() if v is not None})
         return key
 
     def head(self, layer: int, head: int) -> str:
@@ -385,8 +390,10 @@ class Plan:
 
 # --- running --------------------------------------------------------------------------
 
-UnitSource = Callable[[], Iterable[tuple[str, Callable[[], Plan]]]]
-"""A callable that lists the units: (label, parse) pairs; parse() validates and returns a Plan."""
+UnitSource = Callable[[], Iterable[tuple]]
+"""A callable that lists the units: (label, parse) pairs; parse() validates and returns a Plan.
+A unit may add a third item, True, when its input was validated as a whole up front (a
+tensor file checked on load): the validation pass then skips it."""
 
 
 def _progress(enabled: bool):
@@ -397,7 +404,7 @@ def _progress(enabled: bool):
 
 
 async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progress: bool = True,
-                     batch_units: int = 200) -> dict[str, Any]:
+                     batch_units: int = 200, batch_rows: int = 50_000) -> dict[str, Any]:
     """Validate every unit, then write the model, its layers and every unit's rows.
 
     Returns summary counts: ``{"model", "source", "units", "rows": {query: n}, "neurons", ...}``.
@@ -406,9 +413,9 @@ async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progr
     # Pass 1: validate everything; nothing is written if any unit is bad.
     with _progress(progress) as bar:
         task = bar.add_task(f"validate {model.source}", total=len(listed))
-        for _label, parse in listed:
-            plan = parse()
-            plan.see(model)
+        for _label, parse, *checked in listed:
+            if not (checked and checked[0]):
+                parse().see(model)
             bar.advance(task)
     if model.n_layers is not None and model.seen_layers > model.n_layers:
         raise InputFileError("--model-info", f"data has layer {model.seen_layers - 1} but n_layers is "
@@ -427,19 +434,30 @@ async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progr
     counts["upsert_layers"] = n_layers
 
     # Pass 2: parse again (bounded memory for large trees) and write in batches.
+    bare_written: set[str] = set()  # neurons already written that an edge merely names again
+
     async def flush(plan: Plan) -> None:
         for q, rows in plan.batches():
+            if q == "upsert_neurons":
+                rows = [r for r in rows if r["props"] or r["key"] not in bare_written]
+                bare_written.update(r["key"] for r in rows)
+                if not rows:
+                    continue
             counts[q] += await store.write(q, rows)
 
     with _progress(progress) as bar:
         task = bar.add_task(f"write {model.source}", total=len(listed))
         pending = Plan(model.name)
         n = 0
-        for _label, parse in listed:
-            pending.merge(parse())
+        for _label, parse, *_checked in listed:
+            plan = parse()
+            if pending.size() == 0:
+                pending = plan  # adopt rather than copy: units are often big enough alone
+            else:
+                pending.merge(plan)
             n += 1
             bar.advance(task)
-            if n % batch_units == 0:
+            if n % batch_units == 0 or pending.size() >= batch_rows:
                 await flush(pending)
                 pending = Plan(model.name)
         await flush(pending)

@@ -56,6 +56,7 @@ NEURON_COMPS = ("in_in", "in_out", "out_in", "out_out")
 VOCAB_EDGES = {"E_in": "input", "U_out": "output"}
 VOCAB_COMPS = ("E_in", "U_in", "E_out", "U_out")
 HEAD_FILES = {"k": "K", "q": "Q", "v": "V", "o": "O"}
+NEURON_BLOCK = 256
 _PROP = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -230,7 +231,7 @@ def _csv_unit(model: str, path: Path) -> Callable[[], Plan]:
     return parse
 
 
-def _neuron_comps_unit(model: str, path: Path, layer: int, k: int | None) -> Callable[[], Plan]:
+def _neuron_comps_unit(model: str, path: Path, layer: int, lo: int, hi: int, k: int | None) -> Callable[[], Plan]:
     def parse() -> Plan:
         comps = load_neuron_comps(path)
         n_layers, d_mlp = comps["_shape"]
@@ -239,13 +240,13 @@ def _neuron_comps_unit(model: str, path: Path, layer: int, k: int | None) -> Cal
             if kind not in comps:
                 continue
             entry = comps[kind]
-            moments = {m: v[layer].tolist() for m, v in entry["moments"].items()}
-            sides = {side: (entry[side][0][layer].tolist(), entry[side][1][layer].tolist())
+            moments = {m: v[layer, lo:hi].tolist() for m, v in entry["moments"].items()}
+            sides = {side: (entry[side][0][layer, lo:hi].tolist(), entry[side][1][layer, lo:hi].tolist())
                      for side in ("top", "bottom")}
-            for n in range(d_mlp):
-                src = plan.neuron(layer, n, **{f"{kind}_comp_{m}": finite(v[n]) for m, v in moments.items()})
+            for j, n in enumerate(range(lo, hi)):
+                src = plan.neuron(layer, n, **{f"{kind}_comp_{m}": finite(v[j]) for m, v in moments.items()})
                 for side in ("top", "bottom"):
-                    vals, ix = sides[side][0][n], sides[side][1][n]
+                    vals, ix = sides[side][0][j], sides[side][1][j]
                     for i in range(len(vals) if k is None else min(k, len(vals))):
                         dl, dn = divmod(ix[i], d_mlp)
                         plan.add("upsert_composes", {"src": src, "dst": plan.neuron(dl, dn), "kind": kind,
@@ -254,25 +255,24 @@ def _neuron_comps_unit(model: str, path: Path, layer: int, k: int | None) -> Cal
     return parse
 
 
-def _vocab_comps_unit(model: str, path: Path, layer: int, k: int | None,
+def _vocab_comps_unit(model: str, path: Path, layer: int, lo: int, hi: int, k: int | None,
                       texts: dict[int, str] | None) -> Callable[[], Plan]:
     def parse() -> Plan:
         comps = load_vocab_comps(path)
-        _, d_mlp = comps["_shape"]
         plan = Plan(model)
         for kind in VOCAB_COMPS:
             if kind not in comps:
                 continue
             entry = comps[kind]
-            moments = {m: v[layer].tolist() for m, v in entry["moments"].items()}
-            sides = {side: (entry[side][0][layer].tolist(), entry[side][1][layer].tolist())
+            moments = {m: v[layer, lo:hi].tolist() for m, v in entry["moments"].items()}
+            sides = {side: (entry[side][0][layer, lo:hi].tolist(), entry[side][1][layer, lo:hi].tolist())
                      for side in ("top", "bottom") if side in entry}
-            for n in range(d_mlp):
-                nk = plan.neuron(layer, n, **{f"{kind.lower()}_comp_{m}": finite(v[n]) for m, v in moments.items()})
+            for j, n in enumerate(range(lo, hi)):
+                nk = plan.neuron(layer, n, **{f"{kind.lower()}_comp_{m}": finite(v[j]) for m, v in moments.items()})
                 if kind not in VOCAB_EDGES:
                     continue
                 for side in ("top", "bottom"):
-                    vals, ix = sides[side][0][n], sides[side][1][n]
+                    vals, ix = sides[side][0][j], sides[side][1][j]
                     for i in range(len(vals) if k is None else min(k, len(vals))):
                         tk = plan.token(ix[i], (texts or {}).get(ix[i]))
                         plan.add("upsert_token_effects", {
@@ -282,25 +282,26 @@ def _vocab_comps_unit(model: str, path: Path, layer: int, k: int | None,
     return parse
 
 
-def _head_unit(model: str, path: Path, kind: str, layer: int, head_k: int | None) -> Callable[[], Plan]:
+def _head_unit(model: str, path: Path, kind: str, layer: int, lo: int, hi: int,
+               head_k: int | None) -> Callable[[], Plan]:
     def parse() -> Plan:
         t = load_head_comps(path)
-        n_layers, d_mlp, _, n_heads = t.shape
+        n_layers, _, _, n_heads = t.shape
         plan = Plan(model)
         # K/Q/V: a later head reads the neuron's output; O: the neuron reads an earlier head's output.
         heads = [(al, h) for al in range(n_layers) for h in range(n_heads)
                  if (al > layer if kind != "O" else al <= layer)]
         if not heads:
-            for n in range(d_mlp):
+            for n in range(lo, hi):
                 plan.neuron(layer, n)
             return plan
-        rows = t[layer].reshape(d_mlp, n_layers * n_heads)[:, [al * n_heads + h for al, h in heads]]
+        rows = t[layer, lo:hi].reshape(hi - lo, n_layers * n_heads)[:, [al * n_heads + h for al, h in heads]]
         kk = len(heads) if head_k is None else min(head_k, len(heads))
         vals, idx = rows.topk(kk, dim=1)
         vals, idx = vals.tolist(), idx.tolist()
-        for n in range(d_mlp):
+        for row, n in enumerate(range(lo, hi)):
             nk = plan.neuron(layer, n)
-            for rank, (v, j) in enumerate(zip(vals[n], idx[n])):
+            for rank, (v, j) in enumerate(zip(vals[row], idx[row])):
                 hk = plan.head(*heads[j])
                 plan.add("upsert_neuron_to_head" if kind != "O" else "upsert_head_to_neuron",
                          {"neuron": nk, "head": hk, "kind": kind, "weight": finite(v), "rank": rank})
@@ -362,32 +363,43 @@ def plan_units(path: Path, *, model: str | None = None, model_info: Any = None, 
     im = ImportModel(name, "universal-neurons")
 
     # Shapes of the tensors give exact sizes; they are read (and validated) once here.
-    n_layers = None
+    shapes: dict[Path, tuple[int, int]] = {}
     if "neuron_comps.pt" in pts:
-        n_layers, d_mlp = load_neuron_comps(pts["neuron_comps.pt"])["_shape"]
-        im.update({"n_layers": n_layers, "d_mlp": d_mlp})
+        shapes[pts["neuron_comps.pt"]] = load_neuron_comps(pts["neuron_comps.pt"])["_shape"]
     if "vocab_comps.pt" in pts:
-        n_layers, d_mlp = load_vocab_comps(pts["vocab_comps.pt"])["_shape"]
-        im.update({"n_layers": n_layers, "d_mlp": d_mlp})
+        shapes[pts["vocab_comps.pt"]] = load_vocab_comps(pts["vocab_comps.pt"])["_shape"]
     heads = {x: pts[f"{x}_comps.pt"] for x in HEAD_FILES if f"{x}_comps.pt" in pts}
     for f in heads.values():
         t = load_head_comps(f)
-        n_layers = t.shape[0]
-        im.update({"n_layers": t.shape[0], "d_mlp": t.shape[1], "n_heads": t.shape[3]})
+        shapes[f] = (t.shape[0], t.shape[1])
+        im.update({"n_heads": t.shape[3]})
+    n_layers = d_mlp = None
+    for f, shape in shapes.items():
+        if n_layers is not None and shape != (n_layers, d_mlp):
+            raise InputFileError(f, f"shape {list(shape)} (n_layers, d_mlp) differs from the other files' "
+                                 f"{[n_layers, d_mlp]}", f.name)
+        n_layers, d_mlp = shape
+    if n_layers is not None:
+        im.update({"n_layers": n_layers, "d_mlp": d_mlp})
     im.update(explicit)
     texts = _texts(vocab)
 
     def units():
         for f in csvs:
             yield str(f), _csv_unit(im.name, f)
+        # One unit per (layer, block of neurons): bounded memory and a progress bar that moves.
         for layer in range(n_layers or 0):
-            if "neuron_comps.pt" in pts:
-                yield f"{pts['neuron_comps.pt']}:{layer}", _neuron_comps_unit(im.name, pts["neuron_comps.pt"], layer, k)
-            if "vocab_comps.pt" in pts:
-                yield f"{pts['vocab_comps.pt']}:{layer}", _vocab_comps_unit(
-                    im.name, pts["vocab_comps.pt"], layer, k, texts)
-            for x, f in heads.items():
-                yield f"{f}:{layer}", _head_unit(im.name, f, HEAD_FILES[x], layer, head_k)
+            for lo in range(0, d_mlp or 0, NEURON_BLOCK):
+                hi = min(lo + NEURON_BLOCK, d_mlp)
+                # True: the tensors were validated whole on load, so pass 1 need not parse these.
+                if "neuron_comps.pt" in pts:
+                    yield f"{pts['neuron_comps.pt']}:{layer}:{lo}", _neuron_comps_unit(
+                        im.name, pts["neuron_comps.pt"], layer, lo, hi, k), True
+                if "vocab_comps.pt" in pts:
+                    yield f"{pts['vocab_comps.pt']}:{layer}:{lo}", _vocab_comps_unit(
+                        im.name, pts["vocab_comps.pt"], layer, lo, hi, k, texts), True
+                for x, f in heads.items():
+                    yield f"{f}:{layer}:{lo}", _head_unit(im.name, f, HEAD_FILES[x], layer, lo, hi, head_k), True
     return im, units
 
 
