@@ -269,3 +269,27 @@ def test_parse_query():
         "activating": ["Paris"], "important": ["capital"], "any_": ["of"]}
     with pytest.raises(QueryError):
         parse_query("nonsense")
+
+
+def test_text_normaliser_and_embedding_neighbours():
+    from loaders.n2g import embedding_neighbours, text_normaliser
+
+    texts = {0: " The", 1: "the", 2: "THE", 3: " ,", 4: " cat"}
+    norm = text_normaliser(texts.__getitem__)
+    assert [norm(i) for i in range(5)] == ["the", "the", "THE", " ,", "cat"]
+    W = np.array([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.0], [0.8, 0.0, 0.2], [0.0, 0.0, 1.0]])
+    subs = embedding_neighbours(W, k=2, exclude={1})
+    assert subs(0) == [3, 2] or subs(0) == [3, 4]
+    assert 1 not in subs(0) and 0 not in subs(0)
+
+
+def test_graph_serialisations():
+    fn = context_neuron(B, {A})
+    m = fit_n2g(fn, top_examples(fn, B, A, n=3), pad_token=PAD)
+    d = m.to_dict(decode)["graph"]
+    assert [(n["token"], n["role"], n["is_end"]) for n in d["nodes"]] == [
+        (" B", "activating", False), (None, "ignore", False), ("A", "important", True)]
+    assert d["edges"] == [[0, 1], [1, 2]]
+    dot = m.to_dot(decode)
+    # wildcards are dropped from the drawing: A links to B with a dashed edge
+    assert "n1 -> n0 [style=dashed];" in dot and dot.count("label=") == 2

