@@ -235,6 +235,14 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await expect(page.locator("table.results-table tbody tr")).to_have_count(hits[0]["n"])
     await expect(page.locator(f"table.results-table a[href='#/neuron/{MODEL}/1/4']")).to_have_count(1)
     await shot(page, "05-search-tokens")
+    # The same search ordered by N2G score: best first.
+    await page.select_option(".search-form select[name=mode]", "any")
+    await page.select_option(".search-form select[name=order]", "score")
+    await page.click(".search-form button[type=submit]")
+    await ready(page)
+    assert "order=score" in page.url
+    scores = [float(t) for t in await page.locator("table.results-table tbody td.num").all_inner_texts()]
+    assert scores and scores == sorted(scores, reverse=True)
 
     # Explanation search: a word from this neuron's explanation.
     await page.select_option(".search-form select[name=mode]", "explanation")
@@ -267,6 +275,12 @@ async def test_compare_two_neurons(site: str, page: Page, store) -> None:
     # Both neurons' examples are shown, side by side.
     for side in ("a", "b"):
         await expect(page.locator(f".compare-col[data-side={side}] .examples[data-kind=max] .example").first).to_be_visible()
+    # Strongest paths between them, as the API finds them.
+    api = await gql(site, "query($a: ID!, $b: ID!) { paths(from: $a, to: $b, maxHops: 3, first: 3) { hops } }",
+                    a=f"{MODEL}/0/2", b=f"{MODEL}/1/4")
+    await expect(page.locator(".paths .path")).to_have_count(len(api["paths"]))
+    assert api["paths"], "the synthetic graph is dense enough for a path of 3 hops"
+    await expect(page.locator(".paths .path").first.locator(".path-edge")).to_have_count(api["paths"][0]["hops"])
     await shot(page, "07-compare")
     # A bad key is refused in the form, plainly.
     await page.fill(".compare-form input[name=b]", "not a key")

@@ -184,13 +184,13 @@ export async function neighborhood(modelName, layer, index, { depth = 1, minWeig
 }
 
 /** N2G token search; `roles` maps activating / important / any to token lists (ANDed). */
-export async function searchTokens(modelName, roles, first = 100) {
-  const d = await gql(`query SearchTokens($model: String!, $activating: [String!], $important: [String!], $any: [String!], $first: Int!) {
-    searchTokens(model: $model, activating: $activating, important: $important, any: $any, first: $first) {
+export async function searchTokens(modelName, roles, { first = 100, order = "LAYER" } = {}) {
+  const d = await gql(`query SearchTokens($model: String!, $activating: [String!], $important: [String!], $any: [String!], $first: Int!, $order: SearchOrder!) {
+    searchTokens(model: $model, activating: $activating, important: $important, any: $any, first: $first, orderBy: $order) {
       score details neuron { key model layer index explanations { text }
         pattern { nodes { token role } } } } }`,
   {
-    model: modelName, first,
+    model: modelName, first, order,
     activating: roles.activating.length ? roles.activating : null,
     important: roles.important.length ? roles.important : null,
     any: roles.any.length ? roles.any : null,
@@ -211,5 +211,21 @@ export async function searchExplanations(modelName, query, first = 50) {
   return d.searchExplanations.map((hit) => ({
     ...neuronLink(hit.neuron), text: hit.explanation.text, source: hit.explanation.source,
     score: hit.explanation.score, match: hit.score,
+  }));
+}
+
+/** The strongest weighted paths between two neurons (either direction), strongest first. */
+export async function paths(fromKey, toKey, { maxHops = 3, first = 3 } = {}) {
+  const d = await gql(`query Paths($from: ID!, $to: ID!, $maxHops: Int!, $first: Int!) {
+    paths(from: $from, to: $to, maxHops: $maxHops, first: $first) {
+      hops strength nodes { key label model layer index title } edges { source target type kind weight } } }`,
+  { from: fromKey, to: toKey, maxHops, first });
+  return d.paths.map((p) => ({
+    hops: p.hops, strength: p.strength,
+    nodes: p.nodes.map((n) => ({
+      key: n.key, label: n.title, type: n.label === "Head" ? "head" : "neuron",
+      href: n.label === "Head" ? null : `#/neuron/${encodeURIComponent(n.model)}/${n.layer}/${n.index}`,
+    })),
+    edges: p.edges.map((e) => ({ ...e, kind: e.kind || e.type })),
   }));
 }

@@ -1,8 +1,9 @@
 // Side-by-side comparison (#/compare/{m}/{l}/{i}/{m2}/{l2}/{i2}, or #/compare?a=m/l/i&b=m/l/i
 // to fill the form): both neurons' stats in one table, shared neighbours, and both pages.
 
-import { h, fmt, section, empty, neuronHref, clear, loading, errorBox } from "../dom.js";
+import { h, fmt, fill, section, empty, neuronHref, clear, loading, errorBox } from "../dom.js";
 import { renderNeuron } from "./neuron.js";
+import { kindColor } from "../graph.js";
 import * as q from "../queries.js";
 
 const KEY = /^([A-Za-z0-9_.\-]+)\/(\d+)\/(\d+)$/;
@@ -47,17 +48,39 @@ export async function comparePage(page, route, alive) {
   }
   if (!alive()) return;
   clear(body);
+  const pathsSlot = h("div", { class: "paths" });
   const missing = [[na, a], [nb, b]].filter(([n]) => !n).map(([, k]) => k);
   if (missing.length) {
     body.append(errorBox(`no neuron ${missing.join(" or ")} in the graph`));
     return;
   }
-  body.append(h("div", { class: "grid two" }, section("Statistics", statsTable(na, nb)), section("Shared neighbours", sharedView(na, nb))));
+  body.append(h("div", { class: "grid two" }, section("Statistics", statsTable(na, nb)),
+    h("div", {}, section("Shared neighbours", sharedView(na, nb)), section("Strongest paths from A to B", pathsSlot))));
+  const pathsDone = fill(pathsSlot, () => q.paths(na.key, nb.key, { maxHops: 3, first: 3 }), pathsView, "Finding paths…");
   const colA = h("div", { class: "compare-col", dataset: { side: "a" } }, h("h2", {}, h("a", { href: neuronHref(na.model, na.layer, na.index) }, `A · ${a}`)));
   const colB = h("div", { class: "compare-col", dataset: { side: "b" } }, h("h2", {}, h("a", { href: neuronHref(nb.model, nb.layer, nb.index) }, `B · ${b}`)));
   body.append(h("div", { class: "grid two" }, colA, colB));
   renderNeuron(colA, na, { compact: true });
   renderNeuron(colB, nb, { compact: true });
+  await pathsDone;
+}
+
+function pathsView(list) {
+  if (!list.length) return empty("No path of at most 3 edges joins A and B (along each unit's strongest edges).");
+  return h("ol", { class: "path-list" }, list.map((p) => h("li", { class: "path" },
+    h("div", { class: "path-chain" }, p.nodes.map((n, i) => [
+      i > 0 ? edgeChip(p.edges[i - 1], p.nodes[i - 1].key) : null,
+      n.href ? h("a", { class: "path-node", href: n.href }, n.label) : h("span", { class: "path-node head" }, n.label),
+    ])),
+    h("div", { class: "sub small" }, `${p.hops} hop${p.hops === 1 ? "" : "s"} · strength ${fmt(p.strength, 3)}`))));
+}
+
+// Paths may walk an edge against its direction: the arrow shows the stored direction.
+function edgeChip(e, fromKey) {
+  const undirected = e.type === "CORRELATES" || e.type === "SIMILAR";
+  const [pre, post] = undirected ? ["—", "—"] : e.source === fromKey ? ["—", "→"] : ["←", "—"];
+  return h("span", { class: "path-edge", title: `${e.type} ${e.kind} ${fmt(e.weight, 4)} (${e.source} → ${e.target})` },
+    `${pre} `, h("span", { class: "pill kind", style: { background: kindColor(e.kind) } }, e.kind), ` ${fmt(e.weight, 2)} ${post}`);
 }
 
 function statsTable(na, nb) {

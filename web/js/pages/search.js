@@ -25,11 +25,14 @@ export async function searchPage(page, route, alive) {
     class: "form-row search-form",
     onsubmit: (e) => {
       e.preventDefault();
-      go("/search", { model: modelSel.value, mode: form.mode.value, q: form.q.value.trim() });
+      go("/search", { model: modelSel.value, mode: form.mode.value, q: form.q.value.trim(), order: form.order.value });
     },
   },
   h("label", {}, "Model", modelSel),
   h("select", { name: "mode" }, MODES.map(([m, label]) => h("option", { value: m, selected: m === mode }, label))),
+  h("select", { name: "order", title: "Order of token-search hits" },
+    h("option", { value: "layer", selected: qy.order !== "score" }, "by layer"),
+    h("option", { value: "score", selected: qy.order === "score" }, "by N2G score")),
   h("input", { type: "search", name: "q", value: text, placeholder: "e.g.  the, cat   or   an explanation word", style: { flex: "1", minWidth: "240px" } }),
   h("button", { class: "btn primary", type: "submit" }, "Search"));
   page.append(section(null, form));
@@ -70,15 +73,18 @@ export async function searchPage(page, route, alive) {
   const roles = parseRoles(text, mode);
   const what = describe(roles);
   const wanted = new Set(Object.values(roles).flat().map(norm));
-  await fill(results, () => q.searchTokens(model, roles), (rows) => {
+  const order = qy.order === "score" ? "SCORE" : "LAYER";
+  await fill(results, () => q.searchTokens(model, roles, { order }), (rows) => {
     if (!rows.length) return empty(`No ${model} neuron's pattern graph has ${what}.`);
     return h("div", {}, h("h2", {}, `${rows.length} neuron${rows.length === 1 ? "" : "s"} with ${what}`),
       h("table", { class: "data results-table" },
-        h("thead", {}, h("tr", {}, h("th", {}, "Neuron"), h("th", {}, "Matched tokens"), h("th", {}, "Explanation"), h("th", {}, ""))),
+        h("thead", {}, h("tr", {}, h("th", {}, "Neuron"), h("th", {}, "Matched tokens"), h("th", {}, "Explanation"),
+          h("th", { class: "num", title: "N2G firing F1 of the neuron's pattern graph" }, "N2G F1"), h("th", {}, ""))),
         h("tbody", {}, rows.map((r) => h("tr", {},
           h("td", {}, h("a", { href: neuronHref(r.model, r.layer, r.index) }, `L${r.layer}/N${r.index}`)),
           h("td", {}, h("span", { class: "tok-list" }, (r.matches || []).map((m) => h("span", { class: "tok-chip" + (wanted.has(norm(m.text)) ? " hit" : ""), title: m.role }, showToken(m.text), h("small", {}, m.role))))),
           h("td", { class: "sub" }, r.explanation || ""),
+          h("td", { class: "num" }, fmt(r.score, 3)),
           h("td", {}, h("a", { class: "small", href: `#/compare?a=${encodeURIComponent(r.model)}/${r.layer}/${r.index}` }, "compare")))))));
   }, "Searching tokens…");
 }
