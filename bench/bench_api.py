@@ -58,6 +58,10 @@ async def build(settings: Settings, args: argparse.Namespace) -> None:
     from neurograph.store import open_store
 
     store = await open_store(settings)
+    if args.reuse and await store.run("MATCH (m:Model {key: 'bench'}) RETURN m.key AS k"):
+        print("graph: reusing the graph already in", settings.data_dir)
+        await store.close()
+        return
     t = time.perf_counter()
     info = await write_synthetic_graph(store, "bench", n_layers=args.layers, d_mlp=args.d_mlp, n_heads=8,
                                        d_vocab=2000, k=args.k, n_examples=5, progress=True)
@@ -87,6 +91,7 @@ async def load(client: httpx.AsyncClient, request, *, concurrency: int, count: i
 
 
 def summary(name: str, lat: list[float], wall: float) -> float:
+    """Print p50 / p99 latency and throughput; returns requests per second."""
     q = statistics.quantiles(lat, n=100)
     rps = len(lat) / wall
     print(f"{name:<22} n={len(lat):>5}  p50={q[49] * 1000:7.2f} ms  p99={q[98] * 1000:7.2f} ms  {rps:8.1f} req/s")
@@ -133,18 +138,28 @@ async def main(args: argparse.Namespace) -> None:
             async def flat(client: httpx.AsyncClient, i: int) -> httpx.Response:
                 return await client.get("/bench/static.json")
 
-            await load(c, gql, concurrency=args.concurrency, count=50, seconds=5)  # warm up
-            await load(c, flat, concurrency=args.concurrency, count=50, seconds=5)
-            lat_s, wall_s = await load(c, flat, concurrency=args.concurrency, count=args.count, seconds=args.seconds)
-            lat_g, wall_g = await load(c, gql, concurrency=args.concurrency, count=args.count, seconds=args.seconds)
-            rps_s = summary("static JSON file", lat_s, wall_s)
-            rps_g = summary("GraphQL neuron page", lat_g, wall_g)
-            print(f"ratio GraphQL / static throughput: {rps_g / rps_s:.2f}  (goal >= 0.5)")
-            print(json.dumps({"static_rps": round(rps_s, 1), "graphql_rps": round(rps_g, 1),
-                              "ratio": round(rps_g / rps_s, 3)}))
+            async def hot(client: httpx.AsyncClient, i: int) -> httpx.Response:
+                return await client.post("/graphql", json={"query": QUERY, "variables": variables(0)})
+
+            await load(c, flat, concurrency=args.concurrency, count=50, seconds=5)  # warm up
+            await load(c, hot, concurrency=args.concurrency, count=50, seconds=5)
+            kw = dict(concurrency=args.concurrency, count=args.count, seconds=args.seconds)
+            rps_s = summary("static JSON file", *await load(c, flat, **kw))
+            rps_h = summary("GraphQL, same neuron", *await load(c, hot, **kw))
+            # Distinct neurons in turn (7919 is prime to the neuron count): every page is resolved.
+            rps_c = summary("GraphQL, distinct", *await load(c, gql, **kw))
+            print(f"ratio GraphQL / static throughput: same neuron (response cache) {rps_h / rps_s:.2f}, "
+                  f"distinct neurons (resolved from the graph) {rps_c / rps_s:.2f}  (goal >= 0.5)")
+            print(json.dumps({"static_rps": round(rps_s, 1), "graphql_same_rps": round(rps_h, 1),
+                              "graphql_distinct_rps": round(rps_c, 1), "ratio_same": round(rps_h / rps_s, 3),
+                              "ratio_distinct": round(rps_c / rps_s, 3)}))
     finally:
         proc.terminate()
         proc.wait(10)
+        if not args.data_dir:  # ours: stop the embedded FalkorDB we started
+            from neurograph.store import EmbeddedFalkorDB
+
+            EmbeddedFalkorDB(data_dir).stop()
 
 
 if __name__ == "__main__":
@@ -155,7 +170,8 @@ if __name__ == "__main__":
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--count", type=int, default=2000)
     p.add_argument("--seconds", type=float, default=20.0)
-    p.add_argument("--data-dir")
+    p.add_argument("--data-dir", help="keep the database here (default: a fresh temporary folder)")
+    p.add_argument("--reuse", action="store_true", help="skip the build when --data-dir already has the graph")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--graph", help=argparse.SUPPRESS)

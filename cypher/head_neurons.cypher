@@ -1,13 +1,12 @@
-// Neurons an attention head composes with (HEAD_COMPOSES, both directions).
-// Batched over a page of neurons; each neuron's edges sorted (weight desc, asc or |weight| desc),
-// filtered by kind and minimum |weight|, at most $cap per neuron.
-// Neighbours come as a summary projection (key, position, interest, role);
-// the API loads a neighbour's full properties only when a query asks for them.
-// params: $keys [string], $kinds [string] or null, $min_weight (float or null), $order ('weight' | 'asc' | 'abs'), $cap
+// Neurons a page of attention heads compose with (HEAD_COMPOSES, both directions), grouped per
+// (head, kind, direction), strongest |weight| first, at most $cap per group; the API filters and
+// orders per field. Neurons come as a summary projection.
+// params: $keys [string], $cap
 UNWIND $keys AS k
 MATCH (n:Head {key: k})-[e:HEAD_COMPOSES]-(m:Neuron)
-WHERE ($kinds IS NULL OR e.kind IN $kinds) AND ($min_weight IS NULL OR abs(e.weight) >= $min_weight)
-WITH k, e, m, startNode(e) = n AS outgoing, CASE $order WHEN 'abs' THEN -abs(e.weight) WHEN 'asc' THEN e.weight ELSE -e.weight END AS s
-ORDER BY s
-WITH k, collect({kind: e.kind, weight: e.weight, rank: e.rank, outgoing: outgoing, node: m {.key, .model, .layer, .index, .interest, .role, .community}})[..$cap] AS edges
-RETURN k AS key, edges
+WITH k, e, m, startNode(e) = n AS outgoing
+ORDER BY abs(e.weight) DESC
+WITH k, type(e) AS type, e.kind AS kind, outgoing,
+     collect({weight: e.weight, rank: e.rank, count: e.count,
+              node: m {.key, .model, .layer, .index, .interest, .role, .community}})[..$cap] AS edges
+RETURN k AS key, type, kind, outgoing, edges

@@ -101,24 +101,25 @@ async def write_synthetic_graph(
         mn = -np.abs(rng.normal(0.2, 0.1, n))
         frac = rng.uniform(0.001, 0.5, n)
         interest = kurt * (1 - frac)
-        counts = rng.integers(0, 1000, (n, n_bins))
-        community = rng.integers(0, max(2, n_layers), n)
-        role = rng.integers(0, len(ROLES), n)
+        counts = rng.integers(0, 1000, (n, n_bins)).tolist()
+        community = rng.integers(0, max(2, n_layers), n).tolist()
+        role = rng.integers(0, len(ROLES), n).tolist()
         levels = [0.5, 0.9, 0.99, 0.999]
+        edges = np.round(mn[:, None] + (mx - mn)[:, None] * np.linspace(0, 1, n_bins + 1), 6).tolist()
+        quant = np.round(mn[:, None] + (mx - mn)[:, None] * np.sort(rng.uniform(0, 1, (n, len(levels))), axis=1),
+                         6).tolist()
+        f1 = np.round(rng.uniform(0.3, 1.0, n), 6).tolist()
+        cols = {name: np.round(v, 6).tolist() for name, v in (
+            ("mean", mean), ("var", var), ("skew", skew), ("kurt", kurt), ("max", mx), ("min", mn),
+            ("frac_active", frac), ("interest", interest), ("strength", kurt / 10), ("betweenness", frac / 10))}
         neurons = []
         for j in range(n):
-            edges = np.linspace(mn[j], mx[j], n_bins + 1)
-            quant = np.sort(rng.uniform(mn[j], mx[j], len(levels)))
-            props = {
-                "mean": _f(mean[j]), "var": _f(var[j]), "skew": _f(skew[j]), "kurt": _f(kurt[j]),
-                "max": _f(mx[j]), "min": _f(mn[j]), "frac_active": _f(frac[j]), "interest": _f(interest[j]),
-                "quantiles": [_f(q) for q in quant], "quantile_levels": levels,
-                "hist_edges": [_f(e) for e in edges], "hist_counts": [int(c) for c in counts[j]],
-                "role": ROLES[role[j]], "community": int(community[j]),
-                "degree": int(4 * k), "strength": _f(kurt[j] / 10), "betweenness": _f(frac[j] / 10),
-            }
+            props = {name: v[j] for name, v in cols.items()}
+            props.update({"quantiles": quant[j], "quantile_levels": levels, "hist_edges": edges[j],
+                          "hist_counts": counts[j], "role": ROLES[role[j]], "community": community[j],
+                          "degree": 4 * k})
             if j % pattern_every == 0:
-                props["n2g_firing_f1"] = _f(rng.uniform(0.3, 1.0))
+                props["n2g_firing_f1"] = f1[j]
             neurons.append({"key": keys[j], "model": model, "layer": int(layers[j]), "index": int(idx[j]),
                             "layer_key": layer_key(model, int(layers[j])), "props": props})
         await w("upsert_neurons", neurons)
@@ -129,23 +130,29 @@ async def write_synthetic_graph(
         await w("upsert_tokens", [{"key": token_key(model, t), "model": model, "id": t, "text": token_text(t)}
                                   for t in range(d_vocab)])
 
-        # Contexts shared by neurons; per-neuron activations over each.
+        # Contexts shared by neurons; per-neuron activations over each, generated in one go.
         ctx_tokens = rng.integers(0, d_vocab, (n_contexts, ctx_len))
         await w("upsert_examples", [{"key": example_key(model, c), "model": model,
                                      "tokens": [token_text(int(t)) for t in ctx_tokens[c]],
                                      "data_index": c, "source": "synthetic"} for c in range(n_contexts)])
-        acts = []
-        for j in range(n):
-            for kind in ("max", "min", "random"):
-                chosen = rng.choice(n_contexts, size=min(n_examples, n_contexts), replace=False)
-                for rank, c in enumerate(chosen):
-                    a = rng.normal(0, 0.3, ctx_len)
-                    pivot = int(rng.integers(0, ctx_len))
-                    a[pivot] = mx[j] * (1 - 0.1 * rank) if kind == "max" else (mn[j] if kind == "min" else a[pivot])
-                    acts.append({"neuron": keys[j], "example": example_key(model, int(c)), "kind": kind,
-                                 "rank": rank, "activations": [_f(x) for x in a], "max_activation": _f(a.max()),
-                                 "min_activation": _f(a.min()), "pivot": pivot if kind != "random" else int(a.argmax())})
-        await w("upsert_activations", acts)
+        e = min(n_examples, n_contexts)
+        kinds = ("max", "min", "random")
+        chosen = np.argsort(rng.random((n, 3, n_contexts)), axis=2)[:, :, :e]  # distinct contexts per kind
+        acts = rng.normal(0, 0.3, (n, 3, e, ctx_len))
+        pivots = rng.integers(0, ctx_len, (n, 3, e))
+        ranks = np.arange(e)
+        ni, ei = np.arange(n)[:, None], ranks[None, :]
+        acts[ni, 0, ei, pivots[:, 0]] = mx[:, None] * (1 - 0.1 * ranks)[None, :] + 1.0  # above the noise
+        acts[ni, 1, ei, pivots[:, 1]] = mn[:, None] - 1.0 - 0.1 * ranks[None, :]
+        pivots[:, 0], pivots[:, 1], pivots[:, 2] = acts[:, 0].argmax(2), acts[:, 1].argmin(2), acts[:, 2].argmax(2)
+        amax, amin = np.round(acts.max(axis=3), 6).tolist(), np.round(acts.min(axis=3), 6).tolist()
+        acts_l, piv_l, ch_l = np.round(acts, 6).tolist(), pivots.tolist(), chosen.tolist()
+        ex_keys = [example_key(model, c) for c in range(n_contexts)]
+        rows = [{"neuron": keys[j], "example": ex_keys[ch_l[j][q][r]], "kind": kinds[q], "rank": r,
+                 "activations": acts_l[j][q][r], "max_activation": amax[j][q][r], "min_activation": amin[j][q][r],
+                 "pivot": piv_l[j][q][r]}
+                for j in range(n) for q in range(3) for r in range(e)]
+        await w("upsert_activations", rows)
 
         expl = []
         for j in range(n):
@@ -179,13 +186,14 @@ async def write_synthetic_graph(
         await w("upsert_pattern_nodes", pnodes)
         await w("upsert_pattern_edges", pedges)
         await w("upsert_pattern_matches", pmatch)
-        sim = []
+        sim: dict[tuple[str, str], dict] = {}  # one edge per unordered pair (MERGE in one batch would duplicate)
         for a in patterned:
             for b in rng.choice(patterned, size=min(2, len(patterned)), replace=False):
                 if a != b:
                     s, d = sorted((keys[a], keys[int(b)]))
-                    sim.append({"src": s, "dst": d, "weight": _f(rng.uniform(0.1, 1))})
-        await w("upsert_similar", sim)
+                    wt = _f(rng.uniform(0.1, 1))
+                    sim.setdefault((s, d), {"src": s, "dst": d, "weight": wt})
+        await w("upsert_similar", list(sim.values()))
     finally:
         if w.bar is not None:
             w.bar.stop()

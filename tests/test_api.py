@@ -373,3 +373,22 @@ async def test_unexpected_errors_are_masked_not_leaked(client, store):
     body = await gql(client, "{ neuron(model: \"synth\", layer: 0, index: 500) { key layer } }", ok=False)
     assert body["errors"][0]["message"] == "internal error: the server log has details"
     assert "Traceback" not in str(body) and "zero" not in str(body)
+
+
+async def test_response_cache_serves_repeats_and_forgets_on_writes(store, settings, graph):
+    app = create_app(settings, store)
+    cache = app.state.response_cache
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5555))
+    q = "query($k: String!) { cypher(query: \"MATCH (n:Neuron {key: $k})-[:EXPLAINED_BY]->(x) RETURN count(x) AS c\", params: {k: $k}) { rows } }"
+    k = neuron_key(MODEL, 3, 1)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        first = (await gql(c, q, {"k": k}))["data"]
+        trips = store.round_trips
+        assert (await gql(c, q, {"k": k}))["data"] == first and store.round_trips == trips and cache.hits == 1
+        await gql(c, op("add_explanation"), VARIABLES["add_explanation"])  # a write clears the cache
+        again = (await gql(c, q, {"k": k}))["data"]
+        assert again["cypher"]["rows"][0][0] == first["cypher"]["rows"][0][0] + 1
+        await error_of(c, op("neuron"), {"model": "nope", "layer": 0, "index": 0})
+        hits = cache.hits
+        await error_of(c, op("neuron"), {"model": "nope", "layer": 0, "index": 0})
+        assert cache.hits == hits  # errors are never cached

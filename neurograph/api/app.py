@@ -8,6 +8,9 @@ Security: writes (the ``addExplanation`` mutation) need the ``x-api-key`` header
 ``settings.api_key``; with no key configured, only loopback clients may write. Serving beyond
 loopback therefore leaves writing disabled unless NEUROGRAPH_API_KEY is set. Reads,
 including read-only Cypher, are open.
+
+GraphQL reads are answered from a short-lived response cache (see cache.py): a mutation
+through the app clears it; loads by another process show within ``cache_ttl`` seconds.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from strawberry.asgi import GraphQL
 from ..config import Settings
 from ..errors import NeuroGraphError
 from ..store import Store, open_store
+from .cache import ResponseCache
 from .context import Context
 from .schema import schema as default_schema
 
@@ -121,11 +125,13 @@ async def healthz(request: Request) -> Response:
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None, *,
-               web_dir: Path | None = WEB_DIR, max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
+               web_dir: Path | None = WEB_DIR, max_body_bytes: int = MAX_BODY_BYTES,
+               cache_entries: int = 1024, cache_ttl: float = 10.0) -> Starlette:
     """The whole NeuroGraph HTTP application.
 
     ``store`` given: used as is and left open (tests). Otherwise opened from ``settings`` on
-    startup and closed on shutdown.
+    startup and closed on shutdown. GraphQL reads are cached for ``cache_ttl`` seconds
+    (``cache_entries=0`` turns the cache off); ``app.state.response_cache.clear()`` empties it.
     """
     settings = settings or Settings.from_env()
 
@@ -145,9 +151,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
         rest_routes = []
 
     graphql_app = NeuroGraphQL(default_schema, graphql_ide="graphiql", allow_queries_via_get=True)
+    cache = ResponseCache(graphql_app, max_entries=cache_entries, ttl=cache_ttl)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
-        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        Route("/graphql", cache, methods=["GET", "POST"]),
         *rest_routes,
     ]
     if web_dir is not None and Path(web_dir).is_dir():
@@ -159,6 +166,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
                                      allow_headers=["content-type", "x-api-key"]))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
+    app.state.response_cache = cache
     if store is not None:  # usable before (or without) the lifespan, e.g. by ASGITransport
         app.state.store = store
     return app

@@ -1,10 +1,10 @@
-"""Per-request DataLoaders: every field of a page of nodes is fetched in one ``UNWIND $keys``
-round trip per distinct argument set, so a page of 50 neurons with their edges costs the
-same number of database round trips as a page of 10.
+"""Per-request DataLoaders: each field of a page of nodes is fetched in one ``UNWIND $keys``
+round trip (all weighted-edge fields of the page together in one), so a page of 50 neurons
+with their edges costs the same number of database round trips as a page of 10.
 
     loaders = Loaders(store)
     neuron = await loaders.neuron.load("gpt2/3/17")            # dict of properties or None
-    edges = await loaders.edges.load(EdgeKey("neuron_outputs", "gpt2/3/17"))
+    edges = await loaders.edges.load(EdgeKey("outputs", "gpt2/3/17", kinds=("virtual",)))
 """
 
 from __future__ import annotations
@@ -17,21 +17,61 @@ from strawberry.dataloader import DataLoader
 
 from ..store import Store
 
-# The most edges one neuron returns for one field: edges are stored top-k per unit, so this
-# only bounds a pathological graph.
+# The most edges fetched per unit and (relationship, kind, direction): edges are stored top-k
+# per unit, so this only bounds a pathological graph.
 EDGE_CAP = 200
 
 
 @dataclass(frozen=True)
 class EdgeKey:
-    """One neuron's edges from one named query, with the filters that change the rows."""
+    """One unit's edges for one field (inputs, outputs, correlated, similar, heads, tokens,
+    head_neurons) with the filters and order the field asks for."""
 
-    query: str
+    field: str
     key: str
     kinds: tuple[str, ...] | None = None
     min_weight: float | None = None
-    order: str = "weight"  # weight | asc | abs
-    cap: int = EDGE_CAP
+    order: str = "abs"  # weight | asc | abs
+
+
+# field -> (relationship type, direction from the unit: True out, False in, None either)
+EDGE_FIELDS: dict[str, tuple[str, bool | None]] = {
+    "inputs": ("COMPOSES", False),
+    "outputs": ("COMPOSES", True),
+    "correlated": ("CORRELATES", None),
+    "similar": ("SIMILAR", None),
+    "heads": ("HEAD_COMPOSES", None),
+    "tokens": ("TOKEN_EFFECT", True),
+    "head_neurons": ("HEAD_COMPOSES", None),
+}
+
+_SORT = {
+    "abs": lambda e: -abs(e["weight"]),
+    "weight": lambda e: -e["weight"],
+    "asc": lambda e: e["weight"],
+}
+
+
+def select_edges(groups: list[dict], key: EdgeKey) -> list[dict]:
+    """One field's edges out of a unit's fetched groups: direction, kinds, min |weight|, order.
+    Symmetric relations stored both ways (A->B and B->A) appear once, the stronger one."""
+    rel, direction = EDGE_FIELDS[key.field]
+    best: dict[tuple[str, str | None], dict] = {}
+    for g in groups:
+        if g["type"] != rel or (direction is not None and g["outgoing"] != direction):
+            continue
+        if key.kinds is not None and g["kind"] not in key.kinds:
+            continue
+        for e in g["edges"]:
+            if e.get("weight") is None or (key.min_weight is not None and abs(e["weight"]) < key.min_weight):
+                continue
+            node = {k: v for k, v in e["node"].items() if v is not None}
+            item = {**e, "node": node, "kind": g["kind"], "outgoing": g["outgoing"]}
+            ident = (node.get("key"), g["kind"]) if direction is None and rel != "HEAD_COMPOSES" else \
+                (node.get("key"), f"{g['kind']}/{g['outgoing']}")
+            if ident not in best or abs(best[ident]["weight"]) < abs(e["weight"]):
+                best[ident] = item
+    return sorted(best.values(), key=lambda e: (_SORT[key.order](e), e["node"].get("key", "")))
 
 
 @dataclass(frozen=True)
@@ -60,7 +100,6 @@ class Loaders:
         self.model = DataLoader(self._models)
         self.edges = DataLoader(self._edges)
         self.examples = DataLoader(self._examples)
-        self.example_counts = DataLoader(self._per_key("neuron_example_counts", None))
         self.explanations = DataLoader(self._per_key("neuron_explanations", "explanations"))
         self.pattern = DataLoader(self._per_key("neuron_pattern", "nodes"))
 
@@ -72,14 +111,9 @@ class Loaders:
 
         return load
 
-    def _per_key(self, query: str, column: str | None):
+    def _per_key(self, query: str, column: str):
         async def load(keys: list[str]) -> list[Any]:
             rows = await self.store.query(query, keys=list(dict.fromkeys(keys)))
-            if column is None:  # several rows per key: a {kind: n} map
-                out: dict[str, dict] = defaultdict(dict)
-                for r in rows:
-                    out[r["key"]][r["kind"]] = r["n"]
-                return [out.get(k, {}) for k in keys]
             found = {r["key"]: r[column] for r in rows}
             return [found.get(k, []) for k in keys]
 
@@ -91,24 +125,26 @@ class Loaders:
         return [found.get(n) for n in names]
 
     async def _edges(self, keys: list[EdgeKey]) -> list[list[dict]]:
-        result: dict[EdgeKey, list[dict]] = {}
-        groups = _grouped(keys, lambda k: (k.query, k.kinds, k.min_weight, k.order, k.cap))
-        for (query, kinds, min_weight, order, cap), members in groups.items():
-            rows = await self.store.query(
-                query, keys=list(dict.fromkeys(m.key for m in members)),
-                kinds=list(kinds) if kinds is not None else None,
-                min_weight=min_weight, order=order, cap=cap)
-            found = {r["key"]: r["edges"] for r in rows}
-            for m in members:
-                result[m] = found.get(m.key, [])
-        return [result[k] for k in keys]
+        """All edge fields of all units in view: one round trip for neurons, one for heads."""
+        neurons = list(dict.fromkeys(k.key for k in keys if k.field != "head_neurons"))
+        heads = list(dict.fromkeys(k.key for k in keys if k.field == "head_neurons"))
+        groups: dict[tuple[bool, str], list[dict]] = defaultdict(list)
+        if neurons:
+            types = sorted({EDGE_FIELDS[k.field][0] for k in keys if k.field != "head_neurons"})
+            for r in await self.store.query("neuron_edges", keys=neurons, types=types, cap=EDGE_CAP):
+                groups[(False, r["key"])].append(r)
+        if heads:
+            for r in await self.store.query("head_neurons", keys=heads, cap=EDGE_CAP):
+                groups[(True, r["key"])].append(r)
+        return [select_edges(groups.get((k.field == "head_neurons", k.key), []), k) for k in keys]
 
-    async def _examples(self, keys: list[ExamplesKey]) -> list[list[dict]]:
-        result: dict[ExamplesKey, list[dict]] = {}
+    async def _examples(self, keys: list[ExamplesKey]) -> list[tuple[int, list[dict]]]:
+        """(how many of that kind, the page) per key; one round trip per (kind, cursor, size)."""
+        result: dict[ExamplesKey, tuple[int, list[dict]]] = {}
         for (kind, after, limit), members in _grouped(keys, lambda k: (k.kind, k.after_rank, k.limit)).items():
             rows = await self.store.query("neuron_examples", keys=list(dict.fromkeys(m.key for m in members)),
                                           kind=kind, after_rank=after, limit=limit)
-            found = {r["key"]: r["examples"] for r in rows}
+            found = {r["key"]: (int(r["total"]), r["examples"]) for r in rows}
             for m in members:
-                result[m] = found.get(m.key, [])
+                result[m] = found.get(m.key, (0, []))
         return [result[k] for k in keys]

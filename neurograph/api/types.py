@@ -275,7 +275,7 @@ class NeuronEdge:
 class NeuronEdgeConnection:
     edges: list[NeuronEdge]
     page_info: PageInfo
-    total_count: int = strawberry.field(description="Edges matching the filters (capped at 200 per neuron).")
+    total_count: int = strawberry.field(description="Edges matching the filters (at most 200 per kind).")
 
 
 @strawberry.type
@@ -322,15 +322,15 @@ def _page(rows: list[dict], first: int, after: str | None) -> tuple[list[tuple[s
     return list(zip(cursors, chosen)), info
 
 
-def _edge_key(query: str, key: str, kinds: list[str] | None, min_weight: float | None, order: EdgeOrder) -> EdgeKey:
-    return EdgeKey(query, key, tuple(sorted(kinds)) if kinds else None,
+def _edge_key(field: str, key: str, kinds: list[str] | None, min_weight: float | None, order: EdgeOrder) -> EdgeKey:
+    return EdgeKey(field, key, tuple(sorted(kinds)) if kinds else None,
                    float(min_weight) if min_weight is not None else None, order.value)
 
 
-async def _neuron_edges(info: Info, query: str, key: str, kinds: list[str] | None, min_weight: float | None,
+async def _neuron_edges(info: Info, field: str, key: str, kinds: list[str] | None, min_weight: float | None,
                         order: EdgeOrder, first: int, after: str | None) -> NeuronEdgeConnection:
     check_first(first)
-    rows = await info.context.loaders.edges.load(_edge_key(query, key, kinds, min_weight, order))
+    rows = await info.context.loaders.edges.load(_edge_key(field, key, kinds, min_weight, order))
     page, pinfo = _page(rows, first, after)
     return NeuronEdgeConnection(
         edges=[NeuronEdge(cursor=c, node=Neuron(r["node"]), kind=r.get("kind"), weight=float(r["weight"]),
@@ -446,8 +446,7 @@ class Neuron(Node):
         check_first(first)
         after_rank = int(decode_cursor(after, 1)[0]) if after else -1  # type: ignore[arg-type]
         loaders = info.context.loaders
-        rows = await loaders.examples.load(ExamplesKey(self._p["key"], kind.value, after_rank, first + 1))
-        counts = await loaders.example_counts.load(self._p["key"])
+        total, rows = await loaders.examples.load(ExamplesKey(self._p["key"], kind.value, after_rank, first + 1))
         edges = []
         for r in rows[:first]:
             x = r["example"]
@@ -459,7 +458,7 @@ class Neuron(Node):
         info_ = PageInfo(has_next_page=len(rows) > first, has_previous_page=after is not None,
                          start_cursor=edges[0].cursor if edges else None,
                          end_cursor=edges[-1].cursor if edges else None)
-        return ExampleConnection(edges=edges, page_info=info_, total_count=int(counts.get(kind.value, 0)))
+        return ExampleConnection(edges=edges, page_info=info_, total_count=total)
 
     @strawberry.field
     async def explanations(self, info: Info) -> list[Explanation]:
@@ -489,25 +488,25 @@ class Neuron(Node):
     async def inputs(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
                      order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
                      after: Optional[str] = None) -> NeuronEdgeConnection:
-        return await _neuron_edges(info, "neuron_inputs", self._p["key"], kinds, min_weight, order_by, first, after)
+        return await _neuron_edges(info, "inputs", self._p["key"], kinds, min_weight, order_by, first, after)
 
     @strawberry.field(description="Downstream neurons this one writes into (weight-based COMPOSES).")
     async def outputs(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
                       order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
                       after: Optional[str] = None) -> NeuronEdgeConnection:
-        return await _neuron_edges(info, "neuron_outputs", self._p["key"], kinds, min_weight, order_by, first, after)
+        return await _neuron_edges(info, "outputs", self._p["key"], kinds, min_weight, order_by, first, after)
 
     @strawberry.field(description="Neurons with correlated activations (CORRELATES, Pearson).")
     async def correlated(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
                          order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
                          after: Optional[str] = None) -> NeuronEdgeConnection:
-        return await _neuron_edges(info, "neuron_correlated", self._p["key"], kinds, min_weight, order_by, first, after)
+        return await _neuron_edges(info, "correlated", self._p["key"], kinds, min_weight, order_by, first, after)
 
     @strawberry.field(description="Neurons with overlapping N2G token sets (SIMILAR).")
     async def similar(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
                       order_by: EdgeOrder = EdgeOrder.WEIGHT, first: int = 10,
                       after: Optional[str] = None) -> NeuronEdgeConnection:
-        return await _neuron_edges(info, "neuron_similar", self._p["key"], kinds, min_weight, order_by, first, after)
+        return await _neuron_edges(info, "similar", self._p["key"], kinds, min_weight, order_by, first, after)
 
     @strawberry.field(description="Attention heads it composes with (HEAD_COMPOSES: Q, K, V out; O in).")
     async def heads(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
@@ -515,7 +514,7 @@ class Neuron(Node):
                     after: Optional[str] = None) -> HeadEdgeConnection:
         check_first(first)
         rows = await info.context.loaders.edges.load(
-            _edge_key("neuron_heads", self._p["key"], kinds, min_weight, order_by))
+            _edge_key("heads", self._p["key"], kinds, min_weight, order_by))
         page, pinfo = _page(rows, first, after)
         return HeadEdgeConnection(
             edges=[HeadEdge(cursor=c, node=Head.of(r["node"]), kind=r.get("kind"), weight=float(r["weight"]),
@@ -528,7 +527,7 @@ class Neuron(Node):
                      after: Optional[str] = None) -> TokenConnection:
         check_first(first)
         rows = await info.context.loaders.edges.load(
-            _edge_key("neuron_tokens", self._p["key"], kinds, min_weight, order_by))
+            _edge_key("tokens", self._p["key"], kinds, min_weight, order_by))
         page, pinfo = _page(rows, first, after)
         return TokenConnection(
             edges=[TokenEdge(cursor=c, node=Token.of(r["node"]), kind=r.get("kind"), weight=float(r["weight"]),
