@@ -1,7 +1,5 @@
 // Does any neuron of the model have an explanation? (neuron_explainer service available)
-// Explanation keys start with the neuron key, so the model's prefix finds them without a traversal.
-// params: $prefix (the model name + '/')
-MATCH (x:Explanation)
-WHERE x.key STARTS WITH $prefix
-RETURN x.key AS key
+// params: $model
+MATCH (n:Neuron {model: $model})-[:EXPLAINED_BY]->(:Explanation)
+RETURN n.key AS key
 LIMIT 1
