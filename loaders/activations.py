@@ -1,0 +1,555 @@
+"""MLP neuron activations: a streaming pass over contexts and per-neuron statistics.
+
+    >>> model = load_model("smollm2-135m")
+    >>> ctx = corpus_contexts(model, "default", n_tokens=65536)
+    >>> result = harvest(model, ctx.tokens, top_k=20, checkpoint_dir=Path("ckpt"))
+    >>> result.kurt[3, 17], result.top_max_ctx[3, 17, :5]
+
+``iter_mlp_activations`` yields ``blocks.{l}.mlp.hook_post`` for every layer, one batch at a
+time; :class:`Harvest` folds batches into per-neuron statistics (moments, fraction active,
+extremes, a fixed-range histogram, top-k max/min contexts with their per-token activations,
+per-token means) whose state can be saved and restored, so an interrupted pass resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from .model import LoadedModel
+
+QUANTILE_LEVELS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999)
+HIST_BINS = 256
+HIST_LIMIT = 50.0   # |activation| beyond this is counted in the end bins (max/min stay exact)
+HIST_SCALE = 0.01   # bins are ~linear below this and ~logarithmic (about 7 % wide) above
+_COL_CHUNK = 8192   # neurons per chunk for the float64 work: bounded temporaries, warm caches
+FORMAT_VERSION = 1
+
+
+def histogram_edges(bins: int = HIST_BINS, limit: float = HIST_LIMIT, scale: float = HIST_SCALE) -> np.ndarray:
+    """Fixed, symmetric asinh-spaced bin edges on [-limit, limit] (float32, 0 is an edge).
+
+    One set of edges serves every neuron of every model, from a random tiny model's ±0.01 to
+    a trained model's outliers in the tens, with a relative resolution of a few percent."""
+    u = np.linspace(-math.asinh(limit / scale), math.asinh(limit / scale), bins + 1)
+    edges = scale * np.sinh(u)
+    if bins % 2 == 0:
+        edges[bins // 2] = 0.0
+    return edges.astype(np.float32)
+
+
+# --- forward passes ----------------------------------------------------------------------
+class _Stop(Exception):
+    """Raised from the last hook we need: the rest of the forward pass is skipped."""
+
+
+def _capture(model: "LoadedModel", tokens: torch.Tensor, layers: list[int]) -> torch.Tensor:
+    """Run ``tokens`` [B, T] and return ``hook_post`` of ``layers`` as [B, T, len(layers), d_mlp]
+    float32 (a fresh tensor). Stops the forward pass after the last requested layer's MLP."""
+    B, T = tokens.shape
+    out = torch.empty((B, T, len(layers), model.info.d_mlp), dtype=torch.float32)
+    last = max(layers)
+
+    def make(slot: int, layer: int) -> Callable[..., Any]:
+        def hook(t: torch.Tensor, hook: Any = None) -> None:
+            out[:, :, slot, :].copy_(t)
+            if layer == last:
+                raise _Stop
+
+        return hook
+
+    hooks = [(f"blocks.{l}.mlp.hook_post", make(i, l)) for i, l in enumerate(layers)]
+    with torch.inference_mode():
+        try:
+            model.bridge.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
+        except _Stop:
+            pass
+    return out
+
+
+def _batches(model: "LoadedModel", contexts: torch.Tensor, batch_size: int, start: int
+             ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    layers = list(range(model.info.n_layers))
+    contexts = torch.as_tensor(contexts, dtype=torch.long)
+    for first in range(start, int(contexts.shape[0]), batch_size):
+        toks = contexts[first:first + batch_size]
+        yield first, toks, _capture(model, toks, layers)
+
+
+def iter_mlp_activations(model: "LoadedModel", contexts: torch.Tensor, batch_size: int = 8, start: int = 0
+                         ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Yield ``(first context index, tokens [B, T], acts [n_layers, B, T, d_mlp] float32)`` from
+    ``blocks.{l}.mlp.hook_post``, batch by batch from context ``start``; no gradients, one batch
+    in memory at a time. ``acts`` is a view of a fresh [B, T, L, D] buffer (not contiguous)."""
+    for first, toks, buf in _batches(model, contexts, batch_size, start):
+        yield first, toks, buf.permute(2, 0, 1, 3)
+
+
+def neuron_activation_fn(model: "LoadedModel", layer: int) -> Callable[[list[list[int]]], np.ndarray]:
+    """A function from token sequences to ``layer``'s MLP activations [B, T_max, d_mlp] (numpy).
+
+    Sequences are right-padded (a causal model's earlier positions never see the padding);
+    positions past a sequence's end are 0. The forward pass stops after ``layer``'s MLP."""
+    if not 0 <= layer < model.info.n_layers:
+        raise ValueError(f"{model.name} has layers 0..{model.info.n_layers - 1}, not {layer}")
+    pad = model.pad_token_id
+
+    def fn(seqs: list[list[int]]) -> np.ndarray:
+        if not seqs:
+            return np.zeros((0, 0, model.info.d_mlp), dtype=np.float32)
+        T = max(len(s) for s in seqs)
+        toks = torch.full((len(seqs), T), pad, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            toks[i, :len(s)] = torch.as_tensor(list(s), dtype=torch.long)
+        acts = _capture(model, toks, [layer])[:, :, 0, :].numpy()
+        for i, s in enumerate(seqs):
+            acts[i, len(s):] = 0.0
+        return acts
+
+    return fn
+
+
+# --- the accumulator ---------------------------------------------------------------------
+class _TopK:
+    """Per neuron, the K contexts with the largest ``value`` (one entry per context), with the
+    pivot position and the neuron's activations over the whole context. Slots are unordered
+    while streaming (a new entry replaces the current minimum) so stored per-token activations
+    never move; :meth:`sorted` orders them at the end."""
+
+    def __init__(self, k: int, n: int, ctx_len: int) -> None:
+        self.vals = torch.full((k, n), -math.inf, dtype=torch.float32)
+        self.ctx = torch.full((k, n), -1, dtype=torch.long)
+        self.pivot = torch.zeros((k, n), dtype=torch.long)
+        self.acts = torch.zeros((k, n, ctx_len), dtype=torch.float32)
+
+    def update(self, first: int, values: torch.Tensor, pivots: torch.Tensor, per_token: torch.Tensor) -> None:
+        """values/pivots [B, n]; per_token [B, T, n] (the neuron's activation at every position)."""
+        K, B = self.vals.shape[0], values.shape[0]
+        cand = values > self.vals.min(dim=0).values  # strictly: on ties the earlier context stays
+        cols = cand.any(dim=0).nonzero().squeeze(1)
+        if cols.numel() == 0:
+            return
+        new = values[:, cols]
+        comb = torch.cat([self.vals[:, cols], torch.where(cand[:, cols], new, -math.inf)])
+        ids = torch.cat([self.ctx[:, cols], (first + torch.arange(B))[:, None].expand(B, cols.numel())])
+        # best K by value, ties to the earlier context (two stable sorts), so results never
+        # depend on the batch size or on torch.topk's tie order
+        by_ctx = torch.argsort(ids, dim=0, stable=True)
+        by_val = torch.argsort(torch.gather(comb, 0, by_ctx), dim=0, descending=True, stable=True)
+        sel = torch.gather(by_ctx, 0, by_val)[:K]
+        chosen = torch.zeros_like(comb, dtype=torch.bool).scatter_(0, sel, True)
+        freed = ~chosen[:K]              # old slots that lost their place
+        taken = chosen[K:] & cand[:, cols]  # batch entries that won one
+        freed_order = torch.argsort((~freed).to(torch.int8), dim=0, stable=True)
+        taken_order = torch.argsort((~taken).to(torch.int8), dim=0, stable=True)
+        n_new = taken.sum(dim=0)
+        for i in range(min(K, B)):
+            m = n_new > i
+            if not bool(m.any()):
+                break
+            c = cols[m]
+            slot = freed_order[i, m]
+            b = taken_order[i, m]
+            self.vals[slot, c] = values[b, c]
+            self.ctx[slot, c] = first + b
+            self.pivot[slot, c] = pivots[b, c]
+            self.acts[slot, c, :] = per_token[b, :, c]
+
+    def sorted(self) -> tuple[np.ndarray, ...]:
+        """(values, ctx, pivot, acts) as [n, K(, T)] numpy, best first (ties: lower context first)."""
+        vals, ctx = self.vals.numpy(), self.ctx.numpy()
+        order = np.lexsort((np.where(ctx < 0, np.iinfo(np.int64).max, ctx), -vals.astype(np.float64)), axis=0)
+        take = lambda a: np.take_along_axis(a, order, axis=0).T  # noqa: E731
+        acts = np.take_along_axis(self.acts.numpy(), order[:, :, None], axis=0).transpose(1, 0, 2)
+        return take(vals), take(ctx), take(self.pivot.numpy()), acts
+
+    def state(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {f"{prefix}.vals": self.vals, f"{prefix}.ctx": self.ctx, f"{prefix}.pivot": self.pivot,
+                f"{prefix}.acts": self.acts}
+
+    def load(self, prefix: str, state: dict[str, torch.Tensor]) -> None:
+        self.vals, self.ctx = state[f"{prefix}.vals"], state[f"{prefix}.ctx"]
+        self.pivot, self.acts = state[f"{prefix}.pivot"], state[f"{prefix}.acts"]
+
+
+class Harvest:
+    """Streaming per-neuron statistics over all layers (neurons flattened to ``layer*d_mlp+i``).
+
+        >>> h = Harvest(n_layers=2, d_mlp=128, ctx_len=64, top_k=20, token_ids=[5, 9, 11])
+        >>> for first, toks, acts in iter_mlp_activations(model, contexts):
+        ...     h.update(first, toks, acts.permute(1, 2, 0, 3))   # acts as [B, T, L, D]
+        >>> result = h.result()
+        >>> h.save("ckpt.pt"); h2 = Harvest.load("ckpt.pt")       # resumable
+
+    ``skip`` leading positions of each context (the BOS) are left out of every statistic and
+    of the pivot choice, but kept in the stored per-token activations. Moments are float64 sums
+    of ``x - shift`` (shift = the first batch's mean, for numerical stability); per-token sums
+    are float32 scatter-adds into [tracked tokens, neurons].
+    """
+
+    def __init__(self, n_layers: int, d_mlp: int, ctx_len: int, *, top_k: int = 20,
+                 token_ids: Any = (), token_top_k: int | None = None, skip: int = 0,
+                 edges: np.ndarray | None = None) -> None:
+        self.n_layers, self.d_mlp, self.ctx_len = int(n_layers), int(d_mlp), int(ctx_len)
+        self.top_k, self.skip = int(top_k), int(skip)
+        self.token_top_k = int(token_top_k if token_top_k is not None else top_k)
+        n = self.n_layers * self.d_mlp
+        self.edges = torch.as_tensor(histogram_edges() if edges is None else edges, dtype=torch.float32)
+        nb = self.edges.numel() - 1
+        self.n_tokens = 0        # token positions counted
+        self.next_index = 0      # contexts consumed
+        self.shift = torch.zeros(n, dtype=torch.float64)
+        self.sums = torch.zeros((4, n), dtype=torch.float64)
+        self.n_active = torch.zeros(n, dtype=torch.long)
+        self.vmax = torch.full((n,), -math.inf, dtype=torch.float32)
+        self.vmin = torch.full((n,), math.inf, dtype=torch.float32)
+        self.hist = torch.zeros((nb, n), dtype=torch.long)
+        self.top_max = _TopK(self.top_k, n, self.ctx_len)
+        self.top_min = _TopK(self.top_k, n, self.ctx_len)  # on negated values
+        self.token_ids = torch.as_tensor(list(token_ids), dtype=torch.long)
+        n_tok = self.token_ids.numel()
+        self.tok_sum = torch.zeros((n_tok + 1, n), dtype=torch.float32)  # last row: untracked tokens
+        self.tok_max = torch.full((n_tok + 1, n), -math.inf, dtype=torch.float32)
+        self.tok_count = torch.zeros(n_tok + 1, dtype=torch.long)
+        self._tok_row: torch.Tensor | None = None
+
+    # --- accumulation ---------------------------------------------------------------------
+    def _rows(self, ids: torch.Tensor) -> torch.Tensor:
+        n_tok = self.token_ids.numel()
+        hi = int(max(int(ids.max()) if ids.numel() else 0, int(self.token_ids.max()) if n_tok else 0)) + 1
+        if self._tok_row is None or self._tok_row.numel() < hi:
+            row = torch.full((max(hi, 1),), n_tok, dtype=torch.long)
+            row[self.token_ids] = torch.arange(n_tok)
+            self._tok_row = row
+        return self._tok_row[ids]
+
+    def update(self, first: int, tokens: torch.Tensor, acts: torch.Tensor) -> None:
+        """Fold one batch: tokens [B, T] and acts [B, T, L, D] (float32) for contexts from ``first``."""
+        if first != self.next_index:
+            raise ValueError(f"batches must come in order: expected context {self.next_index}, got {first}")
+        B, T = tokens.shape
+        n = self.n_layers * self.d_mlp
+        full = acts.reshape(B, T, n)
+        body = full[:, self.skip:]
+        x = body.reshape(-1, n)  # copies only when skip > 0
+        if self.n_tokens == 0:
+            self.shift = x.double().mean(dim=0)
+        nb = self.edges.numel() - 1
+        for lo in range(0, n, _COL_CHUNK):
+            hi = min(n, lo + _COL_CHUNK)
+            xc = x[:, lo:hi]
+            y = xc.double() - self.shift[lo:hi]
+            y2 = y * y
+            self.sums[0, lo:hi] += y.sum(dim=0)
+            self.sums[1, lo:hi] += y2.sum(dim=0)
+            self.sums[2, lo:hi] += (y2 * y).sum(dim=0)
+            self.sums[3, lo:hi] += (y2 * y2).sum(dim=0)
+            bins = (torch.bucketize(xc, self.edges, right=True) - 1).clamp_(0, nb - 1)
+            flat = bins * (hi - lo) + torch.arange(hi - lo)
+            self.hist[:, lo:hi] += torch.bincount(flat.reshape(-1), minlength=nb * (hi - lo)).view(nb, hi - lo)
+        self.n_active += (x > 0).sum(dim=0)
+        self.vmax = torch.maximum(self.vmax, x.amax(dim=0))
+        self.vmin = torch.minimum(self.vmin, x.amin(dim=0))
+        self.n_tokens += x.shape[0]
+        # top-k contexts: one entry per context, its max (min) over the counted positions
+        mx, pmx = body.max(dim=1)
+        mn, pmn = body.min(dim=1)
+        self.top_max.update(first, mx, pmx + self.skip, full)
+        self.top_min.update(first, -mn, pmn + self.skip, full)
+        # per-token sums and maxima
+        rows = self._rows(tokens[:, self.skip:].reshape(-1))
+        self.tok_sum.index_add_(0, rows, x)
+        with warnings.catch_warnings():  # index_reduce_ is "beta" but stable since torch 1.13
+            warnings.simplefilter("ignore", UserWarning)
+            self.tok_max.index_reduce_(0, rows, x, "amax", include_self=True)
+        self.tok_count.index_add_(0, rows, torch.ones_like(rows))
+        self.next_index = first + B
+
+    # --- persistence ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        st: dict[str, Any] = {
+            "version": FORMAT_VERSION, "n_layers": self.n_layers, "d_mlp": self.d_mlp, "ctx_len": self.ctx_len,
+            "top_k": self.top_k, "token_top_k": self.token_top_k, "skip": self.skip,
+            "n_tokens": self.n_tokens, "next_index": self.next_index, "edges": self.edges,
+            "shift": self.shift, "sums": self.sums, "n_active": self.n_active, "vmax": self.vmax,
+            "vmin": self.vmin, "hist": self.hist, "token_ids": self.token_ids, "tok_sum": self.tok_sum,
+            "tok_max": self.tok_max, "tok_count": self.tok_count,
+        }
+        st.update(self.top_max.state("top_max"))
+        st.update(self.top_min.state("top_min"))
+        return st
+
+    @classmethod
+    def from_state(cls, st: dict[str, Any]) -> "Harvest":
+        if st.get("version") != FORMAT_VERSION:
+            raise ValueError(f"checkpoint format {st.get('version')} is not {FORMAT_VERSION}")
+        h = cls.__new__(cls)
+        for k in ("n_layers", "d_mlp", "ctx_len", "top_k", "token_top_k", "skip", "n_tokens", "next_index",
+                  "edges", "shift", "sums", "n_active", "vmax", "vmin", "hist", "token_ids", "tok_sum",
+                  "tok_max", "tok_count"):
+            setattr(h, k, st[k])
+        n = h.n_layers * h.d_mlp
+        h.top_max, h.top_min = _TopK(0, n, h.ctx_len), _TopK(0, n, h.ctx_len)
+        h.top_max.load("top_max", st)
+        h.top_min.load("top_min", st)
+        h._tok_row = None
+        return h
+
+    def save(self, path: Path | str, **meta: Any) -> None:
+        """Write the state atomically (temp file + rename): a crash never leaves a torn file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save({**self.state_dict(), "meta": meta}, tmp)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path | str) -> tuple["Harvest", dict[str, Any]]:
+        st = torch.load(Path(path), weights_only=True)
+        return cls.from_state(st), st.get("meta", {})
+
+    # --- results --------------------------------------------------------------------------
+    def result(self) -> "HarvestResult":
+        L, D = self.n_layers, self.d_mlp
+        shape = (L, D)
+        n = max(self.n_tokens, 1)
+        s1, s2, s3, s4 = (self.sums[i] / n for i in range(4))
+        c2 = (s2 - s1 ** 2).clamp_min(0)
+        c3 = s3 - 3 * s1 * s2 + 2 * s1 ** 3
+        c4 = s4 - 4 * s1 * s3 + 6 * s1 ** 2 * s2 - 3 * s1 ** 4
+        live = c2 > 0
+        safe = torch.where(live, c2, torch.ones_like(c2))
+        skew = torch.where(live, c3 / safe ** 1.5, torch.zeros_like(c2))
+        kurt = torch.where(live, c4 / safe ** 2, torch.zeros_like(c2))
+        mean = self.shift + s1
+        hist = self.hist.T.numpy().reshape(L, D, -1)
+        vmax, vmin = self.vmax.numpy().reshape(shape), self.vmin.numpy().reshape(shape)
+        quant = histogram_quantiles(hist, self.edges.numpy(), QUANTILE_LEVELS, vmin, vmax)
+        mx = self.top_max.sorted()
+        mn = self.top_min.sorted()
+        # per-token statistics: tracked tokens only, top ``token_top_k`` per neuron by mean
+        n_tok = self.token_ids.numel()
+        kt = min(self.token_top_k, n_tok)
+        if kt:
+            cnt = self.tok_count[:n_tok].clamp_min(1).to(torch.float32)
+            means = self.tok_sum[:n_tok] / cnt[:, None]
+            tv, ti = torch.topk(means, kt, dim=0)
+            tok_ids = self.token_ids[ti].T.numpy().reshape(L, D, kt)
+            tok_mean = tv.T.numpy().reshape(L, D, kt)
+            tok_max = torch.gather(self.tok_max[:n_tok], 0, ti).T.numpy().reshape(L, D, kt)
+            tok_cnt = self.tok_count[:n_tok][ti].T.numpy().reshape(L, D, kt)
+        else:
+            tok_ids = np.zeros((L, D, 0), np.int64)
+            tok_mean = tok_max = np.zeros((L, D, 0), np.float32)
+            tok_cnt = np.zeros((L, D, 0), np.int64)
+        k = self.top_k
+        res = HarvestResult(
+            n_layers=L, d_mlp=D, n_tokens=self.n_tokens, n_contexts=self.next_index,
+            mean=mean.numpy().reshape(shape), var=c2.numpy().reshape(shape), skew=skew.numpy().reshape(shape),
+            kurt=kurt.numpy().reshape(shape),
+            frac_active=(self.n_active.double() / n).numpy().reshape(shape), max=vmax, min=vmin,
+            hist_edges=self.edges.numpy(), hist_counts=hist, quantile_levels=np.array(QUANTILE_LEVELS),
+            quantiles=quant,
+            top_max_val=mx[0].reshape(L, D, k), top_max_ctx=mx[1].reshape(L, D, k),
+            top_max_pivot=mx[2].reshape(L, D, k), top_max_acts=mx[3].reshape(L, D, k, -1),
+            top_min_val=-mn[0].reshape(L, D, k), top_min_ctx=mn[1].reshape(L, D, k),
+            top_min_pivot=mn[2].reshape(L, D, k), top_min_acts=mn[3].reshape(L, D, k, -1),
+            token_ids=tok_ids, token_mean=tok_mean, token_max=tok_max, token_count=tok_cnt,
+        )
+        res.compute_interest()
+        return res
+
+
+def histogram_quantiles(hist: np.ndarray, edges: np.ndarray, levels: tuple[float, ...] | np.ndarray,
+                        vmin: np.ndarray, vmax: np.ndarray) -> np.ndarray:
+    """Approximate quantiles [..., len(levels)] by linear interpolation inside histogram bins;
+    the outer edges are widened to the exact min/max, and results clipped to [min, max]."""
+    counts = hist.astype(np.float64)
+    total = counts.sum(axis=-1, keepdims=True)
+    cdf = np.cumsum(counts, axis=-1)
+    out = np.zeros(hist.shape[:-1] + (len(levels),), dtype=np.float64)
+    lo_edges = np.broadcast_to(edges[:-1].astype(np.float64), hist.shape).copy()
+    hi_edges = np.broadcast_to(edges[1:].astype(np.float64), hist.shape).copy()
+    lo_edges[..., 0] = np.minimum(lo_edges[..., 0], vmin)
+    hi_edges[..., -1] = np.maximum(hi_edges[..., -1], vmax)
+    for j, q in enumerate(levels):
+        target = q * total
+        idx = np.argmax(cdf >= target, axis=-1)[..., None]
+        c_hi = np.take_along_axis(cdf, idx, axis=-1)
+        c_bin = np.take_along_axis(counts, idx, axis=-1)
+        frac = np.where(c_bin > 0, (target - (c_hi - c_bin)) / np.maximum(c_bin, 1), 0.0)
+        lo = np.take_along_axis(lo_edges, idx, axis=-1)
+        hi = np.take_along_axis(hi_edges, idx, axis=-1)
+        out[..., j] = (lo + frac * (hi - lo))[..., 0]
+    return np.clip(out, vmin[..., None], vmax[..., None]).astype(np.float32)
+
+
+@dataclass
+class HarvestResult:
+    """Per-neuron results as numpy arrays indexed [layer, neuron, ...].
+
+        >>> r = harvest(model, contexts)
+        >>> r.mean[3, 17], r.top_max_ctx[3, 17, 0], r.token_ids[3, 17, :5]
+        >>> r.interest_rank[3, 17]        # 0 = the model's most interesting neuron
+    """
+
+    n_layers: int
+    d_mlp: int
+    n_tokens: int
+    n_contexts: int
+    mean: np.ndarray
+    var: np.ndarray
+    skew: np.ndarray
+    kurt: np.ndarray
+    frac_active: np.ndarray
+    max: np.ndarray
+    min: np.ndarray
+    hist_edges: np.ndarray
+    hist_counts: np.ndarray
+    quantile_levels: np.ndarray
+    quantiles: np.ndarray
+    top_max_val: np.ndarray
+    top_max_ctx: np.ndarray
+    top_max_pivot: np.ndarray
+    top_max_acts: np.ndarray
+    top_min_val: np.ndarray
+    top_min_ctx: np.ndarray
+    top_min_pivot: np.ndarray
+    top_min_acts: np.ndarray
+    token_ids: np.ndarray
+    token_mean: np.ndarray
+    token_max: np.ndarray
+    token_count: np.ndarray
+    interest: np.ndarray | None = None
+    interest_rank: np.ndarray | None = None
+    interest_layer_rank: np.ndarray | None = None
+    checkpoint: str | None = None  # the state file this came from, when checkpointed
+
+    def compute_interest(self) -> None:
+        """Interest = the mean percentile (within the model) of kurtosis, max activation and
+        sparsity (1 - fraction active); ranks 0 = most interesting, per model and per layer."""
+        def pct(a: np.ndarray) -> np.ndarray:
+            flat = a.reshape(-1).astype(np.float64)
+            order = np.argsort(flat, kind="stable")
+            r = np.empty_like(flat)
+            r[order] = np.arange(flat.size) / max(flat.size - 1, 1)
+            return r.reshape(a.shape)
+
+        self.interest = ((pct(self.kurt) + pct(self.max) + pct(1.0 - self.frac_active)) / 3).astype(np.float32)
+        flat = self.interest.reshape(-1)
+        order = np.argsort(-flat, kind="stable")
+        rank = np.empty(flat.size, dtype=np.int64)
+        rank[order] = np.arange(flat.size)
+        self.interest_rank = rank.reshape(self.interest.shape)
+        lr = np.empty(self.interest.shape, dtype=np.int64)
+        for layer in range(self.n_layers):
+            o = np.argsort(-self.interest[layer], kind="stable")
+            lr[layer, o] = np.arange(self.d_mlp)
+        self.interest_layer_rank = lr
+
+
+# --- the pass ----------------------------------------------------------------------------
+def tracked_tokens(contexts: torch.Tensor, min_count: int, skip: int = 0, max_tokens: int = 4096) -> np.ndarray:
+    """Token ids seen at least ``min_count`` times (outside the skipped positions), the
+    ``max_tokens`` most frequent, in id order: the rows of the per-token accumulators."""
+    ids = torch.as_tensor(contexts)[:, skip:].reshape(-1)
+    counts = torch.bincount(ids)
+    keep = (counts >= max(min_count, 1)).nonzero().squeeze(1)
+    if keep.numel() > max_tokens:
+        # most frequent first; ties by id, so the choice is deterministic
+        order = np.lexsort((keep.numpy(), -counts[keep].numpy()))[:max_tokens]
+        keep = torch.as_tensor(np.sort(keep.numpy()[order]))
+    return keep.numpy()
+
+
+def _skip_for(model: "LoadedModel", contexts: torch.Tensor) -> int:
+    bos = model.bos_token_id
+    return int(bos is not None and contexts.shape[1] > 1 and bool((contexts[:, 0] == bos).all()))
+
+
+def harvest_fingerprint(model: "LoadedModel", contexts: torch.Tensor, **knobs: Any) -> str:
+    h = hashlib.sha1()
+    h.update(model.name.encode())
+    h.update(repr(sorted(knobs.items())).encode())
+    h.update(np.ascontiguousarray(torch.as_tensor(contexts).numpy()).tobytes())
+    # the weights too, cheaply: a model booted from different weights is a different input
+    h.update(model.bridge.W_in[0].detach().to(torch.float32).numpy().tobytes()[:4096])
+    return h.hexdigest()[:16]
+
+
+def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, batch_size: int = 8,
+            min_token_count: int = 5, token_top_k: int | None = None, max_tracked_tokens: int = 4096,
+            checkpoint_dir: Path | None = None,
+            checkpoint_every: int | None = None, checkpoint_seconds: float = 120.0,
+            progress: bool = True, max_batches: int | None = None) -> HarvestResult | None:
+    """Run the pass over ``contexts`` [N, T] and return the :class:`HarvestResult`.
+
+    With ``checkpoint_dir`` the state is saved every ``checkpoint_every`` batches (or every
+    ``checkpoint_seconds``) and at the end; a re-run with the same inputs resumes from it (a
+    finished one returns at once). ``max_batches`` stops early (returns None), leaving a
+    checkpoint: a deliberate interruption.
+    """
+    contexts = torch.as_tensor(contexts, dtype=torch.long)
+    N, T = contexts.shape
+    skip = _skip_for(model, contexts)
+    token_ids = tracked_tokens(contexts, min_token_count, skip, max_tracked_tokens)
+    knobs = dict(top_k=top_k, batch_size=batch_size, min_token_count=min_token_count, token_top_k=token_top_k,
+                 max_tracked_tokens=max_tracked_tokens, skip=skip, version=FORMAT_VERSION)
+    path = None
+    h: Harvest | None = None
+    if checkpoint_dir is not None:
+        path = Path(checkpoint_dir) / f"harvest-{model.name}-{harvest_fingerprint(model, contexts, **knobs)}.pt"
+        if path.is_file():
+            try:
+                h, _meta = Harvest.load(path)
+            except Exception:  # a torn or foreign file: start over rather than fail
+                h = None
+    if h is None:
+        h = Harvest(model.info.n_layers, model.info.d_mlp, T, top_k=top_k, token_ids=token_ids,
+                    token_top_k=token_top_k, skip=skip)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=N, initial=h.next_index, unit="ctx", desc=f"activations {model.name}", smoothing=0.1)
+    last_save, done_batches = time.monotonic(), 0
+    t0, tokens0 = time.monotonic(), 0
+    try:
+        for first, toks, buf in _batches(model, contexts, batch_size, h.next_index):
+            h.update(first, toks, buf)
+            done_batches += 1
+            tokens0 += toks.numel()
+            if bar is not None:
+                bar.update(toks.shape[0])
+                bar.set_postfix(tok_s=f"{tokens0 / max(time.monotonic() - t0, 1e-9):.0f}")
+            stop = max_batches is not None and done_batches >= max_batches and h.next_index < N
+            if path is not None and (stop or (checkpoint_every and done_batches % checkpoint_every == 0)
+                                     or time.monotonic() - last_save >= checkpoint_seconds):
+                h.save(path)
+                last_save = time.monotonic()
+            if stop:
+                return None
+    finally:
+        if bar is not None:
+            bar.close()
+    if path is not None:
+        h.save(path)
+    res = h.result()
+    res.checkpoint = str(path) if path is not None else None
+    return res
+
+
+def clear_checkpoint(result: HarvestResult) -> None:
+    """Remove the state file a finished harvest left (once its results are safely written)."""
+    if result.checkpoint:
+        Path(result.checkpoint).unlink(missing_ok=True)
