@@ -68,6 +68,8 @@ class NeuronStat(enum.Enum):
     DEGREE = "degree"
     STRENGTH = "strength"
     BETWEENNESS = "betweenness"
+    PARTICIPATION = "participation"
+    WITHIN_Z = "within_z"
 
 
 @strawberry.enum
@@ -225,6 +227,8 @@ class Topology:
     degree: Optional[float]
     strength: Optional[float]
     betweenness: Optional[float]
+    participation: Optional[float] = strawberry.field(description="Spread of its strength over communities.")
+    within_z: Optional[float] = strawberry.field(description="Within-community strength z-score.")
 
 
 # --- units ---------------------------------------------------------------------------------
@@ -425,7 +429,8 @@ class Neuron(Node):
         community = p.get("community")
         return Topology(role=p.get("role"), community=int(community) if community is not None else None,
                         degree=_num(p.get("degree")), strength=_num(p.get("strength")),
-                        betweenness=_num(p.get("betweenness")))
+                        betweenness=_num(p.get("betweenness")), participation=_num(p.get("participation")),
+                        within_z=_num(p.get("within_z")))
 
     @strawberry.field
     def role(self) -> Optional[str]:
