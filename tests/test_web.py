@@ -182,6 +182,18 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await toggle.click()
     await expect(example.locator(".ctx.full")).to_be_hidden()
 
+    # Pages of examples: two per page, then "Load more" fetches the rest.
+    await page.goto(f"{site}/#/neuron/{MODEL}/1/4?examples=2")
+    await ready(page)
+    card = page.locator(".card", has=page.locator(".examples[data-kind=max]"))
+    await expect(card.locator(".example")).to_have_count(2)
+    await expect(card.locator("h2")).to_contain_text(f"2 of {n_max}")
+    await card.locator("button.more").click()
+    await expect(card.locator(".example")).to_have_count(n_max)
+    await expect(card.locator("button.more")).to_have_count(0)
+    ranks = await card.locator(".ex-title").all_inner_texts()
+    assert ranks == [f"#{i + 1}" for i in range(n_max)]
+
     # Neighbourhood: drawn with cytoscape, the same nodes the API returns.
     await page.click("a:text('Neighbourhood graph')")
     await ready(page)

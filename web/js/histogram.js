@@ -1,5 +1,5 @@
 // Activation histogram drawn as SVG bars, with the zero line and axis labels.
-//   histogramSvg({counts: [3, 10, 2], edges: [-1, 0, 1, 2]}, {log: true})
+//   histogramSvg({counts: [3, 10, 2], edges: [-1, 0, 1, 2]}, {log: true, markers: [{x: 1.5, label: "q99"}]})
 
 import { fmt } from "./dom.js";
 
@@ -16,12 +16,14 @@ function s(tag, attrs = {}, text) {
  * counts: bin counts; edges: counts.length + 1 bin edges (or give lo/hi for equal bins).
  * log: log-scaled counts, the useful view for sparse activations (most mass near 0).
  */
-export function histogramSvg({ counts, edges, lo, hi }, { width = 560, height = 180, log = true } = {}) {
+export function histogramSvg({ counts, edges, lo, hi }, { width = 560, height = 180, log = true, markers = [] } = {}) {
   const n = counts.length;
   if (!edges) {
     edges = Array.from({ length: n + 1 }, (_, i) => lo + ((hi - lo) * i) / n);
   }
-  const pad = { l: 44, r: 10, t: 10, b: 26 };
+  const shown = markers.filter((m) => Number.isFinite(m.x));
+  // Marker labels sit above the plot, on two alternating rows so close quantiles stay legible.
+  const pad = { l: 44, r: 10, t: shown.length ? 28 : 10, b: 26 };
   const w = width - pad.l - pad.r;
   const hgt = height - pad.t - pad.b;
   const x0 = edges[0];
@@ -49,6 +51,14 @@ export function histogramSvg({ counts, edges, lo, hi }, { width = 560, height = 
     svg.append(bar);
   }
   if (x0 < 0 && x1 > 0) svg.append(s("line", { x1: sx(0), x2: sx(0), y1: pad.t, y2: pad.t + hgt, class: "zero" }));
+  // Markers (e.g. quantiles): dashed lines labelled at the top, inside the plotted range only.
+  shown.filter((m) => m.x >= x0 && m.x <= x1).forEach((m, i) => {
+    const x = sx(m.x);
+    const ty = 10 + 11 * (i % 2);
+    const line = s("line", { x1: x, x2: x, y1: ty + 2, y2: pad.t + hgt, class: "marker" });
+    line.append(s("title", {}, `${m.label}: ${fmt(m.x, 4)}`));
+    svg.append(line, s("text", { x, y: ty, class: "marker-label", "text-anchor": "middle" }, m.label));
+  });
   // x ticks: ends, zero and midpoints
   const ticks = new Set([x0, x1, (x0 + x1) / 2]);
   if (x0 < 0 && x1 > 0) ticks.add(0);

@@ -9,10 +9,8 @@ const NEURON_FIELDS = `
   stats { mean var skew kurt fracActive max min quantiles quantileLevels }
   topology { degree strength betweenness }
   histogram { edges counts }
-  maxExamples: examples(kind: MAX, first: $first) {
-    totalCount edges { node { key rank tokens activations maxActivation minActivation pivot dataIndex } } }
-  minExamples: examples(kind: MIN, first: $first) {
-    totalCount edges { node { key rank tokens activations maxActivation minActivation pivot dataIndex } } }
+  maxExamples: examples(kind: MAX, first: $first) { ...ExamplePage }
+  minExamples: examples(kind: MIN, first: $first) { ...ExamplePage }
   explanations { source text score scores }
   pattern { scores nodes { key token depth role activation isEnd } edges { source target } }
   inputs(first: $conn, orderBy: ABS_WEIGHT) { totalCount edges { kind weight node { key model layer index } } }
@@ -25,9 +23,30 @@ const NEURON_FIELDS = `
   activationTokens: tokens(kinds: ["activation"], first: $tok) { edges { weight count node { tokenId text } } }
 `;
 
+const EXAMPLE_PAGE = `fragment ExamplePage on ExampleConnection {
+  totalCount pageInfo { hasNextPage endCursor }
+  edges { node { key rank tokens activations maxActivation minActivation pivot dataIndex } }
+}`;
+
 const NEURON_QUERY = `query NeuronPage($model: String!, $layer: Int!, $index: Int!, $first: Int = 20, $conn: Int = 20, $tok: Int = 10) {
   neuron(model: $model, layer: $layer, index: $index) { ${NEURON_FIELDS} }
-}`;
+}
+${EXAMPLE_PAGE}`;
+
+/** The next page of a neuron's examples of one kind ("MAX" | "MIN") after a cursor. */
+export async function moreExamples(modelName, layer, index, kind, after, first = 20) {
+  const d = await gql(`query MoreExamples($model: String!, $layer: Int!, $index: Int!, $kind: ExampleKind!, $after: String, $first: Int!) {
+    neuron(model: $model, layer: $layer, index: $index) { examples(kind: $kind, first: $first, after: $after) { ...ExamplePage } } }
+  ${EXAMPLE_PAGE}`, { model: modelName, layer, index, kind, after, first });
+  return examplePage(d.neuron.examples);
+}
+
+function examplePage(conn) {
+  return {
+    items: conn.edges.map((e) => e.node), total: conn.totalCount,
+    next: conn.pageInfo.hasNextPage ? conn.pageInfo.endCursor : null,
+  };
+}
 
 export async function models() {
   const d = await gql(`query Models { models { name nLayers dMlp nHeads dVocab actFn source dataset nTokens neuronCount } }`);
@@ -97,30 +116,32 @@ const neuronLink = (n) => ({
 });
 
 /** A neuron's whole page. */
-export async function neuron(modelName, layer, index) {
+export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
   // An unknown model or neuron is an API error with a clear message: let the page show it.
-  const d = await gql(NEURON_QUERY, { model: modelName, layer, index });
+  const d = await gql(NEURON_QUERY, { model: modelName, layer, index, first: examples });
   const n = d.neuron;
   const stats = {
     interest: n.interest, mean: n.stats.mean, var: n.stats.var, skew: n.stats.skew, kurt: n.stats.kurt,
     max: n.stats.max, min: n.stats.min, frac_active: n.stats.fracActive,
   };
-  (n.stats.quantiles || []).forEach((q, i) => {
+  const quantiles = (n.stats.quantiles || []).map((q, i) => {
     const lvl = n.stats.quantileLevels && n.stats.quantileLevels[i];
-    stats[`q${lvl !== undefined ? +(lvl * 100).toFixed(2) : i}`] = q;
+    const label = `q${lvl !== undefined && lvl !== null ? +(lvl * 100).toFixed(2) : i}`;
+    stats[label] = q;
+    return { x: q, label };
   });
   for (const [k, v] of Object.entries(n.pattern && n.pattern.scores ? n.pattern.scores : {})) {
     if (typeof v === "number") stats[k] = v;
   }
   Object.assign(stats, { degree: n.topology.degree, strength: n.topology.strength, betweenness: n.topology.betweenness });
-  const ex = (conn) => conn.edges.map((e) => e.node);
   const nEdges = (conn) => conn.edges.map((e) => ({ kind: e.kind, weight: e.weight, ...neuronLink(e.node) }));
   return {
     key: n.key, model: n.model, layer: n.layer, index: n.index, role: n.role, community: n.community,
+    pageSize: examples,
     stats,
     histogram: n.histogram,
-    maxExamples: ex(n.maxExamples), minExamples: ex(n.minExamples),
-    maxTotal: n.maxExamples.totalCount, minTotal: n.minExamples.totalCount,
+    quantiles,
+    examples: { max: examplePage(n.maxExamples), min: examplePage(n.minExamples) },
     explanations: n.explanations.map((e) => ({
       ...e, scoreDetail: Object.entries(e.scores || {}).filter(([, v]) => typeof v === "number").map(([k, v]) => `${k}: ${v}`).join(", "),
     })),

@@ -14,7 +14,9 @@ export async function neuronPage(page, route, alive) {
   page.append(body);
   let n;
   try {
-    n = await q.neuron(model, layer, index);
+    // ?examples=N: how many examples of each kind per page (Neuroscope shows 20).
+    const per = Math.min(100, Math.max(1, Number(route.query.examples) || 20));
+    n = await q.neuron(model, layer, index, { examples: per });
   } catch (err) {
     clear(body).append(errorBox(err));
     return;
@@ -48,7 +50,7 @@ export function header(model, layer, index) {
 export function renderNeuron(body, n, { compact = false } = {}) {
   const statsCard = section("Statistics", statsView(n));
   const histCard = section("Activation histogram", n.histogram && n.histogram.counts && n.histogram.counts.length
-    ? histogramSvg(n.histogram) : empty("No histogram stored for this neuron."));
+    ? histogramSvg(n.histogram, { markers: n.quantiles || [] }) : empty("No histogram stored for this neuron."));
   const explCard = section("Explanations", explanationsView(n.explanations));
   const tokCard = section("Top tokens", tokensView(n.tokens));
   if (compact) {
@@ -67,20 +69,20 @@ export function renderNeuron(body, n, { compact = false } = {}) {
       : empty("No N2G pattern graph for this neuron."));
   body.append(patternCard);
   body.append(section("Connectivity", connectivityView(n)));
-  const maxR = rangeOf(n);
+  const range = rangeOf(n);
   body.append(h("div", { class: compact ? "" : "grid two" },
-    section(`Max-activating examples (${ofTotal(n.maxExamples.length, n.maxTotal)})`, examplesView(n.maxExamples, maxR, "max")),
-    section(`Min-activating examples (${ofTotal(n.minExamples.length, n.minTotal)})`, examplesView(n.minExamples, maxR, "min"))));
+    examplesCard(n, "max", "Max-activating examples", range), examplesCard(n, "min", "Min-activating examples", range)));
   // Draw after insertion so cytoscape measures a laid-out container.
   if (n.pattern && n.pattern.nodes.length) requestAnimationFrame(() => drawPattern(patternEl, n.pattern));
 }
 
 const ofTotal = (shown, total) => (total > shown ? `${shown} of ${total}` : `${shown}`);
 
-// Neuroscope colours every example on one scale: ± the largest |activation| over the shown texts.
+// Neuroscope colours every example on one scale: ± the largest |activation| over the first page
+// of texts (kept when more are loaded, so colours stay comparable).
 function rangeOf(n) {
   let m = 0;
-  for (const ex of [...n.maxExamples, ...n.minExamples]) {
+  for (const ex of [...n.examples.max.items, ...n.examples.min.items]) {
     for (const v of ex.activations || []) if (Number.isFinite(v)) m = Math.max(m, Math.abs(v));
   }
   return { max: m || 1, min: -(m || 1) };
@@ -170,8 +172,45 @@ function connectivityView(n) {
   return h("div", { class: "connectivity" }, bar, pane);
 }
 
-function examplesView(list, range, kind) {
-  if (!list.length) return empty(`No ${kind}-activating examples stored.`);
-  return h("div", { class: "examples", dataset: { kind } },
-    list.map((ex, i) => exampleView(ex, { ...range, kind, title: `#${i + 1}` })));
+/** A card of examples of one kind, with "Load more" while the API has further pages. */
+function examplesCard(n, kind, title, range) {
+  const page = n.examples[kind];
+  const heading = h("h2", {}, `${title} (${ofTotal(page.items.length, page.total)})`);
+  const card = h("section", { class: "card" }, heading);
+  if (!page.items.length) {
+    card.append(empty(`No ${kind}-activating examples stored.`));
+    return card;
+  }
+  const list = h("div", { class: "examples", dataset: { kind } });
+  let shown = 0;
+  const add = (items) => {
+    for (const ex of items) list.append(exampleView(ex, { ...range, kind, title: `#${++shown}` }));
+    heading.textContent = `${title} (${ofTotal(shown, page.total)})`;
+  };
+  add(page.items);
+  card.append(list);
+  let next = page.next;
+  if (next) {
+    const status = h("span", { class: "sub small" });
+    const more = h("button", {
+      class: "btn more", type: "button",
+      onclick: async () => {
+        more.disabled = true;
+        status.textContent = " Loading…";
+        try {
+          const p = await q.moreExamples(n.model, n.layer, n.index, kind.toUpperCase(), next, n.pageSize);
+          add(p.items);
+          next = p.next;
+          status.textContent = "";
+          if (!next) more.remove();
+        } catch (err) {
+          status.textContent = ` ${err.message}`;
+          status.classList.add("err");
+        }
+        more.disabled = false;
+      },
+    }, "Load more");
+    card.append(h("div", { class: "load-more" }, more, status));
+  }
+  return card;
 }
