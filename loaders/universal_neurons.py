@@ -320,7 +320,7 @@ def _find(path: Path) -> tuple[list[Path], dict[str, Path]]:
 
 
 def _model_name(path: Path) -> str:
-    if path.is_file():
+    if path.is_file() or path.suffix in (".csv", ".pt"):  # a URL's path is no local file
         if path.suffix == ".csv" and "." in path.stem:
             return path.stem.split(".")[0]
         if path.suffix == ".csv" and path.stem not in ("universal", "neuron_stats", "prediction", "suppression"):
@@ -413,8 +413,10 @@ async def import_universal_neurons(store: Any, path: str | Path, *, model: str |
     if text.startswith(("http://", "https://")):
         from .fetch import Fetcher
 
+        # Mirrored under its own file name: the name says what a .pt file holds.
+        base, name = text.split("?")[0].rsplit("/", 1)
         async with Fetcher(options.pop("cache_dir", None)) as fetcher:
-            path = await fetcher.get_file(text, suffix=Path(text.split("?")[0]).suffix)
+            path = await fetcher.mirror(base, [name], missing_ok=False) / name
         model = model or _model_name(Path(text.split("?")[0]))
     try:
         im, units = plan_units(Path(path), model=model, model_info=model_info, **options)

@@ -99,3 +99,72 @@ async def test_rate_limit_spaces_requests(server, tmp_path):
         elapsed = time.monotonic() - start
     assert elapsed >= 4 / 20 * 0.9
     assert sum(server.hits.values()) == 5
+
+
+class _Files:
+    """A folder served as static files on 127.0.0.1."""
+
+    def __init__(self, root) -> None:
+        from functools import partial
+        from http.server import SimpleHTTPRequestHandler
+
+        class Quiet(SimpleHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> "_Files":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+async def _snapshot(store) -> tuple:
+    nodes = await store.run("MATCH (n) RETURN n.key AS key, properties(n) AS p ORDER BY key")
+    edges = await store.run("MATCH (a)-[e]->(b) RETURN a.key AS a, type(e) AS t, properties(e) AS p, b.key AS b")
+    return [repr(sorted(r.items())) for r in nodes], sorted(repr(sorted(r.items())) for r in edges)
+
+
+async def test_openai_and_universal_neurons_by_url(store, shared_data, tmp_path):
+    from pathlib import Path
+
+    from loaders.importing import import_source
+
+    oai = Path(__file__).parent / "fixtures" / "openai"
+    with _Files(oai) as files:
+        s = await import_source(store, "openai", files.url, model="toy-oai", neurons=[(0, 1), (1, 3)],
+                                cache_dir=tmp_path / "c", progress=False)
+        assert s["units"] == 8  # every file of both neurons, .jsonl explanations included
+    with _Files(shared_data / "universal-neurons") as files:
+        s = await import_source(store, "universal-neurons",
+                                f"{files.url}/stanford-gpt2-small-a.universal.csv", cache_dir=tmp_path / "c",
+                                progress=False)
+        assert (s["model"], s["neurons"]) == ("stanford-gpt2-small-a", 1533)
+    fetched = await _snapshot(store)
+    await import_source(store, "openai", oai, model="toy-oai", progress=False)
+    await import_source(store, "universal-neurons", shared_data / "universal-neurons" /
+                        "stanford-gpt2-small-a.universal.csv", progress=False)
+    assert await _snapshot(store) == fetched
+
+
+async def test_torch_summary_by_url(store, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from loaders.importing import import_source
+
+    spec = importlib.util.spec_from_file_location("make_fixtures", Path(__file__).parent / "fixtures" / "make_fixtures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.write_pt_fixtures(tmp_path / "site" / "toy-url" / "weights")
+    with _Files(tmp_path / "site") as files:
+        s = await import_source(store, "universal-neurons", f"{files.url}/toy-url/weights/neuron_comps.pt",
+                                cache_dir=tmp_path / "c", progress=False)
+    assert (s["model"], s["n_layers"], s["d_mlp"]) == ("toy-url", mod.N_LAYERS, mod.D_MLP)
+    n = await store.run("MATCH (:Neuron)-[e:COMPOSES]->(:Neuron) RETURN count(e) AS n")
+    assert n[0]["n"] == s["rows"]["upsert_composes"] == 4 * mod.N_LAYERS * mod.D_MLP * 2 * 3
