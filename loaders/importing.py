@@ -417,12 +417,13 @@ async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progr
             if not (checked and checked[0]):
                 parse().see(model)
             bar.advance(task)
+    # Sizes given by a metadata file or --model-info must hold every unit seen.
     if model.n_layers is not None and model.seen_layers > model.n_layers:
-        raise InputFileError("--model-info", f"data has layer {model.seen_layers - 1} but n_layers is "
-                             f"{model.n_layers}", "n_layers")
+        raise InputFileError(f"model {model.name}", f"data has layer {model.seen_layers - 1} but n_layers is "
+                             f"{model.n_layers} (metadata or --model-info)", "n_layers")
     if model.d_mlp is not None and model.seen_mlp > model.d_mlp:
-        raise InputFileError("--model-info", f"data has neuron {model.seen_mlp - 1} but d_mlp is "
-                             f"{model.d_mlp}", "d_mlp")
+        raise InputFileError(f"model {model.name}", f"data has neuron {model.seen_mlp - 1} but d_mlp is "
+                             f"{model.d_mlp} (metadata or --model-info)", "d_mlp")
 
     counts: Counter[str] = Counter()
     mrow = model.row()

@@ -79,7 +79,7 @@ async def test_model_info_sets_true_sizes(store, shared_data):
     m = (await store.run("MATCH (m:Model {key: 'gpt2-a'})-[:HAS_LAYER]->(l:Layer) "
                          "RETURN m.d_mlp AS d, collect(DISTINCT l.n_neurons) AS n"))[0]
     assert m == {"d": 3072, "n": [3072]}
-    with pytest.raises(InputFileError, match="d_mlp"):
+    with pytest.raises(InputFileError, match=r"model gpt2-b, field .d_mlp.: data has neuron \d+ but d_mlp is 100"):
         await import_source(store, "universal-neurons", shared_data / REAL, model="gpt2-b",
                             model_info={"n_layers": 12, "d_mlp": 100}, progress=False)
     assert await store.run("MATCH (m:Model {key: 'gpt2-b'}) RETURN m") == []
