@@ -353,7 +353,8 @@ async def test_bare_neuron_shows_empty_states(browser: Browser, store, settings)
     await store.write("upsert_models", [ModelInfo("bare", n_layers=1, d_mlp=2).row()])
     await store.write("upsert_layers", [{"key": layer_key("bare", 0), "model": "bare", "layer": 0, "n_neurons": 2}])
     await store.write("upsert_neurons", [{"key": neuron_key("bare", 0, i), "model": "bare", "layer": 0, "index": i,
-                                          "layer_key": layer_key("bare", 0), "props": {}} for i in range(2)])
+                                          "layer_key": layer_key("bare", 0),
+                                          "props": {"max_corr": 0.91} if i == 0 else {}} for i in range(2)])
     async with serve(create_app(settings=settings, store=store)) as url:
         ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
         p = await ctx.new_page()
@@ -364,14 +365,21 @@ async def test_bare_neuron_shows_empty_states(browser: Browser, store, settings)
             await expect(p.locator(".state.empty", has_text=text)).to_have_count(1)
         assert await p.locator(".state.error").count() == 0
         await shot(p, "10-bare-neuron")
+        # An importer's own columns are shown as further properties.
+        await p.goto(f"{url}/#/neuron/bare/0/0")
+        await ready(p)
+        await expect(p.locator(".more-props [data-stat=max_corr] dd")).to_have_text("0.9100")
         # Its neighbourhood is the neuron alone.
         await p.goto(f"{url}/#/neighborhood/bare/0/1")
         await ready(p)
         await p.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
         assert await p.evaluate("window.cy.nodes().length") == 1
         await expect(p.locator(".state.empty").first).to_contain_text("No edges")
-        # The model page: no neuron has a stat yet.
+        # The model page: no neuron has a statistic to rank by, so they are listed by position.
         await p.goto(f"{url}/#/model/bare")
         await ready(p)
-        await expect(p.locator(".state.empty").first).to_contain_text("interest")
+        keys = await p.locator("table.neurons tbody tr").evaluate_all("rs => rs.map(r => r.dataset.key)")
+        assert keys == [neuron_key("bare", 0, 0), neuron_key("bare", 0, 1)]
+        assert await p.locator("select[name=sort]").input_value() == ""
+        await expect(p.locator("table.layers-table tbody tr")).to_have_count(1)
         await ctx.close()

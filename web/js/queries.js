@@ -5,7 +5,7 @@
 import { gql } from "./api.js";
 
 const NEURON_FIELDS = `
-  key model layer index interest role community
+  key model layer index interest role community props
   stats { mean var skew kurt fracActive max min quantiles quantileLevels }
   topology { degree strength betweenness }
   histogram { edges counts }
@@ -102,6 +102,17 @@ export async function interestingNeurons(modelName, layer, stat, descending, fir
   }));
 }
 
+/** A model's (or layer's) neurons in (layer, index) order: for models with no statistics yet. */
+export async function neuronsInOrder(modelName, layer, first = 50) {
+  const d = await gql(`query NeuronsInOrder($model: String!, $layer: Int, $first: Int!) {
+    neurons(model: $model, layer: $layer, first: $first) { edges { node {
+      key model layer index props explanations { text } } } } }`, { model: modelName, layer, first });
+  return d.neurons.edges.map(({ node: n }) => ({
+    key: n.key, model: n.model, layer: n.layer, index: n.index, stats: scalarProps(n.props),
+    explanation: n.explanations && n.explanations[0] ? n.explanations[0].text : "",
+  }));
+}
+
 function scalarProps(props) {
   const out = {};
   for (const [k, v] of Object.entries(props || {})) {
@@ -134,11 +145,20 @@ export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
     if (typeof v === "number") stats[k] = v;
   }
   Object.assign(stats, { degree: n.topology.degree, strength: n.topology.strength, betweenness: n.topology.betweenness });
+  // Every other number stored on the neuron (importers keep their sources' columns, e.g.
+  // Universal Neurons' max_corr or vocab_kurt): shown apart from the core statistics.
+  const shownProps = new Set(["layer", "index", "community", "interest", "mean", "var", "variance", "skew", "skewness",
+    "kurt", "kurtosis", "max", "max_activation", "min", "min_activation", "frac_active", "sparsity",
+    "degree", "strength", "betweenness", ...Object.keys(stats)]);
+  const moreProps = {};
+  for (const [k, v] of Object.entries(n.props || {})) {
+    if (typeof v === "number" && !shownProps.has(k)) moreProps[k] = v;
+  }
   const nEdges = (conn) => conn.edges.map((e) => ({ kind: e.kind, weight: e.weight, ...neuronLink(e.node) }));
   return {
     key: n.key, model: n.model, layer: n.layer, index: n.index, role: n.role, community: n.community,
     pageSize: examples,
-    stats,
+    stats, moreProps,
     histogram: n.histogram,
     quantiles,
     examples: { max: examplePage(n.maxExamples), min: examplePage(n.minExamples) },

@@ -75,31 +75,91 @@ export async function modelPage(page, route, alive) {
 
   const layers = info.layers || [];
   const stats = info.stats && info.stats.length ? info.stats : [];
-  const sort = route.query.sort || info.defaultStat || stats[0] || null;
   const desc = route.query.order !== "asc";
   const base = layer === undefined ? `/model/${model}` : `/model/${model}/layer/${layer}`;
-  const sortQuery = route.query.sort ? { sort, order: route.query.order } : {};
 
   // Interesting neurons: the whole model or one layer, ranked by the chosen stat.
-  const layerFilter = h("div", { class: "layer-filter" }, h("span", { class: "label" }, "Layer"),
+  const tableSlot = h("div", {}, loading("Loading neurons…"));
+  const controls = h("div", { class: "layer-filter" });
+  const title = layer === undefined ? "Interesting neurons (all layers)" : `Interesting neurons in layer ${layer}`;
+  body.append(section(title, controls, tableSlot));
+  // Layers overview: size and the top neurons of each by the same stat.
+  const layersSlot = h("div", {}, loading("Loading layers…"));
+  body.append(section(`Layers (${layers.length})`, layersSlot));
+  if (!stats.length) {
+    clear(tableSlot).append(empty("The API reports no sortable statistics."));
+    clear(layersSlot);
+    return;
+  }
+
+  // Without an explicit ?sort, rank by the first statistic this model's neurons have
+  // (imported models may lack "interest" but have kurtosis, say).
+  let sort = route.query.sort;
+  let neurons = null;
+  try {
+    const order = sort ? [sort] : [info.defaultStat, ...stats.filter((s) => s !== info.defaultStat)];
+    for (const s of order) {
+      neurons = await q.interestingNeurons(model, layer ?? null, s, desc, 50);
+      sort = s;
+      if (neurons.length) break;
+    }
+    // No statistic at all (e.g. a model with only imported examples): list neurons in order.
+    if (!neurons.length && !route.query.sort) {
+      neurons = await q.neuronsInOrder(model, layer ?? null, 50);
+      sort = null;
+    }
+  } catch (err) {
+    clear(tableSlot).append(errorBox(err));
+    clear(layersSlot);
+    return;
+  }
+  if (!alive()) return;
+  const sortQuery = sort && (route.query.sort || sort !== info.defaultStat) ? { sort, order: route.query.order } : {};
+
+  controls.append(h("span", { class: "label" }, "Layer"),
     h("div", { class: "layers" },
       h("a", { href: hashFor(`/model/${model}`, sortQuery), class: layer === undefined ? "on" : "" }, "All"),
       layers.map((l) => h("a", {
         href: hashFor(`/model/${model}/layer/${l.layer}`, sortQuery), class: l.layer === layer ? "on" : "",
         title: `${fmt(l.nNeurons)} neurons`, dataset: { layer: String(l.layer) },
-      }, String(l.layer)))));
-  const tableSlot = h("div", {});
-  const title = layer === undefined ? "Interesting neurons (all layers)" : `Interesting neurons in layer ${layer}`;
-  body.append(section(title, layerFilter, tableSlot));
+      }, String(l.layer)))),
+    h("label", { class: "rank-by" }, "Rank by",
+      h("select", { name: "sort", onchange: (e) => go(base, { sort: e.target.value, order: desc ? "desc" : "asc" }) },
+        sort ? null : h("option", { value: "", selected: true }, "position"),
+        stats.map((s) => h("option", { value: s, selected: s === sort }, s))),
+      h("select", { name: "order", onchange: (e) => go(base, { sort, order: e.target.value }) },
+        h("option", { value: "desc", selected: desc }, "highest first"),
+        h("option", { value: "asc", selected: !desc }, "lowest first"))));
 
-  // Layers overview: size and the top neurons of each by the same stat.
-  const layersSlot = h("div", {});
-  body.append(section(`Layers (${layers.length})`, layersSlot));
+  clear(tableSlot);
+  if (!neurons.length) {
+    tableSlot.append(empty(route.query.sort ? `No neurons with the statistic "${sort}".` : "No neurons stored."));
+  } else {
+    const cols = [...new Set([...(sort ? [sort] : []), ...stats.filter((s) => neurons.some((n) => n.stats[s] !== undefined && n.stats[s] !== null))])].slice(0, 12);
+    const th = (s) => h("th", {
+      class: "num sortable" + (s === sort ? " sorted" : ""), dataset: { stat: s },
+      title: `Sort by ${s}`,
+      onclick: () => go(base, { sort: s, order: s === sort && desc ? "asc" : "desc" }),
+    }, s, s === sort ? (desc ? " ▼" : " ▲") : "");
+    const explained = neurons.some((n) => n.explanation);
+    tableSlot.append(h("div", { class: "scroll" }, h("table", { class: "data neurons" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Neuron"), explained ? h("th", {}, "Explanation") : null, cols.map(th))),
+      h("tbody", {}, neurons.map((n) => h("tr", { dataset: { key: n.key } },
+        h("td", {}, h("a", { href: neuronHref(n.model, n.layer, n.index) }, `L${n.layer}/N${n.index}`)),
+        explained ? h("td", { class: "sub" }, n.explanation || "") : null,
+        cols.map((s) => h("td", { class: "num" }, fmt(n.stats[s])))))))));
+  }
+
   if (!sort) {
-    tableSlot.append(empty("The API reports no sortable statistics for this model."));
+    // Nothing to rank by: the layers with their sizes.
+    clear(layersSlot).append(h("table", { class: "data layers-table" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Layer"), h("th", { class: "num" }, "Neurons"))),
+      h("tbody", {}, layers.map((l) => h("tr", { dataset: { layer: String(l.layer) } },
+        h("td", {}, h("a", { href: `#/model/${encodeURIComponent(model)}/layer/${l.layer}` }, `Layer ${l.layer}`)),
+        h("td", { class: "num" }, fmt(l.nNeurons)))))));
     return;
   }
-  const layersDone = fill(layersSlot, () => q.layerTops(model, sort, desc, 3), (rows) => {
+  await fill(layersSlot, () => q.layerTops(model, sort, desc, 3), (rows) => {
     if (!rows.length) return empty("No layers stored.");
     return h("table", { class: "data layers-table" },
       h("thead", {}, h("tr", {}, h("th", {}, "Layer"), h("th", { class: "num" }, "Neurons"), h("th", {}, `Top neurons by ${sort}${desc ? "" : " (lowest)"}`))),
@@ -109,21 +169,4 @@ export async function modelPage(page, route, alive) {
         h("td", {}, l.top.length ? h("span", { class: "top3" }, l.top.map((n) => h("span", {},
           h("a", { href: n.href }, n.label), h("small", {}, fmt(n.value))))) : h("span", { class: "sub" }, `no neuron has ${sort}`))))));
   }, "Loading layers…");
-  await fill(tableSlot, () => q.interestingNeurons(model, layer ?? null, sort, desc, 50), (neurons) => {
-    if (!neurons.length) return empty(`No neurons with the statistic "${sort}".`);
-    const cols = [...new Set([sort, ...stats.filter((s) => neurons.some((n) => n.stats[s] !== undefined && n.stats[s] !== null))])].slice(0, 12);
-    const th = (s) => h("th", {
-      class: "num sortable" + (s === sort ? " sorted" : ""), dataset: { stat: s },
-      title: `Sort by ${s}`,
-      onclick: () => go(base, { sort: s, order: s === sort && desc ? "asc" : "desc" }),
-    }, s, s === sort ? (desc ? " ▼" : " ▲") : "");
-    return h("div", { class: "scroll" }, h("table", { class: "data neurons" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Neuron"), h("th", {}, "Explanation"), cols.map(th))),
-      h("tbody", {}, neurons.map((n) => h("tr", { dataset: { key: n.key } },
-        h("td", {}, h("a", { href: neuronHref(n.model, n.layer, n.index) }, `L${n.layer}/N${n.index}`)),
-        h("td", { class: "sub" }, n.explanation || ""),
-        cols.map((s) => h("td", { class: "num" }, fmt(n.stats[s]))))))));
-  }, "Loading neurons…");
-  await layersDone;
 }
-

@@ -90,8 +90,13 @@ function rangeOf(n) {
 
 function statsView(n) {
   const entries = Object.entries(n.stats || {}).filter(([, v]) => v !== null && v !== undefined);
-  if (!entries.length) return empty("No statistics stored for this neuron.");
-  return h("dl", { class: "kv stats" }, entries.map(([k, v]) => h("div", { dataset: { stat: k } }, h("dt", {}, k), h("dd", {}, fmt(v, 4)))));
+  const more = Object.entries(n.moreProps || {}).sort(([a], [b]) => a.localeCompare(b));
+  if (!entries.length && !more.length) return empty("No statistics stored for this neuron.");
+  const kv = (list, cls) => h("dl", { class: `kv ${cls}` }, list.map(([k, v]) => h("div", { dataset: { stat: k } }, h("dt", {}, k), h("dd", {}, fmt(v, 4)))));
+  return h("div", {},
+    entries.length ? kv(entries, "stats") : empty("No activation statistics stored for this neuron."),
+    more.length ? h("details", { class: "more-props", open: !entries.length },
+      h("summary", {}, `Other stored properties (${more.length})`), kv(more, "props")) : null);
 }
 
 function explanationsView(list) {
