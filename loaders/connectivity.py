@@ -25,7 +25,9 @@ Model (``connectivity``), and ``resume=True`` skips those on a re-run.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
@@ -184,10 +186,11 @@ def _ignore_ids(tokenizer: Any) -> set[int]:
 
 async def build_connectivity(
     store: Any, model: Any, contexts: torch.Tensor | None = None, *,
-    kinds: Iterable[str] = KINDS, k: int = 10, k_heads: int = 10, k_tokens: int = 20,
+    kinds: Iterable[str] = KINDS, k: int = 10, k_heads: int = 10, k_tokens: int = 10,
     weights: ModelWeights | None = None,
     activations: Callable[[], Iterable[torch.Tensor]] | None = None,
     batch_size: int = 8, memory_mb: float = 1024, corr_memory_mb: float = 2048,
+    corr_cache_dir: str | Path | None = None,
     summaries: bool = True, resume: bool = False, device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -201,6 +204,9 @@ async def build_connectivity(
       Without either, correlations are skipped.
     - ``k``: neuron↔neuron top-k and bottom-k per list (Universal Neurons keeps 20, the
       OpenAI viewer shows 10); ``k_heads`` per neuron and per head; ``k_tokens`` per neuron.
+    - ``corr_memory_mb``: the correlation accumulator budget; beyond it the corpus is read in
+      several passes, replayed from activations stored in ``corr_cache_dir`` (a temporary
+      folder by default).
     - ``summaries``: also write the per-neuron distribution properties.
     Returns rows written per kind and seconds spent computing and writing.
     """
@@ -271,8 +277,11 @@ async def build_connectivity(
             log.info("no contexts or activations given: correlations skipped")
         else:
             t0 = time.perf_counter()
-            corr = correlate(source, info.n_layers * d_mlp, k, memory_mb=corr_memory_mb,
-                             device=device, progress=progress)
+            # when the budget needs several passes, the first one stores the activations on
+            # disk (float32, n_neurons * 4 bytes per token) and the others read them back
+            with tempfile.TemporaryDirectory(prefix="neurograph-acts-") as tmp:
+                corr = correlate(source, info.n_layers * d_mlp, k, memory_mb=corr_memory_mb,
+                                 device=device, progress=progress, cache_dir=corr_cache_dir or tmp)
             rows, props = correlation_rows(name, d_mlp, corr)
             t1 = time.perf_counter()
             report["correlation"] = await _write(store, "upsert_correlates", rows, "correlation edges", progress)

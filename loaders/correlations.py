@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
@@ -61,6 +62,8 @@ class StreamingCorrelation:
         top, bottom, summary = sc.finish(k=10)
     """
 
+    FLUSH = 16384  # tokens summed in float32 before joining the float64 accumulator
+
     def __init__(self, n: int, rows: range | None = None, *, device: str | torch.device = "cpu") -> None:
         self.n = n
         self.rows = rows if rows is not None else range(n)
@@ -71,6 +74,8 @@ class StreamingCorrelation:
         self.sum = torch.zeros(n, dtype=torch.float64, device=self.device)
         self.sumsq = torch.zeros(n, dtype=torch.float64, device=self.device)
         self.cross = torch.zeros(R, n, dtype=torch.float64, device=self.device)
+        self._buf = torch.zeros(R, n, dtype=torch.float32, device=self.device)
+        self._buf_tokens = 0
 
     def add(self, x: Tensor) -> None:
         """x: [tokens, n] activations (padding/BOS already removed)."""
@@ -83,13 +88,25 @@ class StreamingCorrelation:
             self.shift = x.mean(dim=0)
         x = x - self.shift
         r = x[:, self.rows.start:self.rows.stop]
-        self.cross += (r.T @ x).double()
-        self.sum += x.sum(dim=0, dtype=torch.float64)
-        self.sumsq += x.double().square().sum(dim=0)
+        # batch products add up in a float32 buffer that is flushed into the float64 sums
+        # every FLUSH tokens: a float64 add per batch would cost as much as the product
+        torch.addmm(self._buf, r.T, x, out=self._buf)
+        self._buf_tokens += x.shape[0]
+        self.sum += x.sum(dim=0).double()
+        self.sumsq += x.square().sum(dim=0).double()
         self.count += x.shape[0]
+        if self._buf_tokens >= self.FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf_tokens:
+            self.cross += self._buf
+            self._buf.zero_()
+            self._buf_tokens = 0
 
     def correlations(self) -> Tensor:
         """The [R, n] Pearson block (0 where a neuron is constant)."""
+        self._flush()
         n = max(self.count, 1)
         mean = self.sum / n
         std = (self.sumsq / n - mean.square()).clamp(min=0).sqrt()
@@ -128,18 +145,24 @@ def _without_diagonal(corr: Tensor, owners: Tensor) -> Tensor:
 
 def correlate(batches: Batches, n_neurons: int, k: int = 10, *, memory_mb: float = 2048,
               bins: int = 100, device: str | torch.device = "cpu", progress: bool = True,
-              total: int | None = None) -> CorrelationResult:
+              total: int | None = None, cache_dir: str | Path | None = None,
+              cache_dtype: torch.dtype = torch.float32) -> CorrelationResult:
     """Pearson correlation of every neuron with every other over the batches.
 
-    ``batches`` yields [tokens, n_neurons] activations; a callable returning a fresh
-    iterable is needed when the budget asks for more than one pass.
+    ``batches`` yields [tokens, n_neurons] activations. When the budget asks for more than
+    one pass, either ``batches`` is a callable returning a fresh iterable (each pass re-runs
+    it: the forward pass repeats), or ``cache_dir`` is given: the first pass stores every
+    batch there (``cache_dtype``; float16 halves the disk for ~1e-3 error in r) and the
+    other passes read it back instead of recomputing.
     """
     N = n_neurons
     R = rows_for_budget(N, memory_mb)
     passes = math.ceil(N / R)
-    if passes > 1 and not callable(batches):
+    if passes > 1 and cache_dir is not None:
+        batches = _DiskReplay(batches, Path(cache_dir), cache_dtype)
+    elif passes > 1 and not callable(batches):
         raise ValueError(f"{N} neurons in {memory_mb} MB need {passes} passes over the corpus: "
-                         "pass a callable that replays the batches, or raise memory_mb")
+                         "pass a callable that replays the batches, a cache_dir, or raise memory_mb")
     top, bottom = TopK.empty(N, k, True), TopK.empty(N, k, False)
     summary = Summary.empty(N, -1.0, 1.0, bins)
     n_tokens = 0
@@ -161,6 +184,29 @@ def correlate(batches: Batches, n_neurons: int, k: int = 10, *, memory_mb: float
     for t in (top, bottom):
         t.indices[~torch.isfinite(t.values)] = -1
     return CorrelationResult(top, bottom, summary, n_tokens)
+
+
+class _DiskReplay:
+    """Callable replay of a batch source: the first call streams it and stores each batch
+    under ``folder``; later calls read the stored batches."""
+
+    def __init__(self, source: Batches, folder: Path, dtype: torch.dtype) -> None:
+        self.source, self.folder, self.dtype, self.n = source, folder, dtype, None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self) -> Iterator[Tensor]:
+        if self.n is None:
+            return self._record()
+        return (torch.load(self.folder / f"batch{i:06d}.pt").float() for i in range(self.n))
+
+    def _record(self) -> Iterator[Tensor]:
+        n = 0
+        for x in (self.source() if callable(self.source) else self.source):
+            x = x.to("cpu", self.dtype)
+            torch.save(x.clone(), self.folder / f"batch{n:06d}.pt")
+            n += 1
+            yield x.float()
+        self.n = n
 
 
 def flatten_activations(tokens: Tensor, acts: Tensor, ignore_ids: Iterable[int] = ()) -> Tensor:

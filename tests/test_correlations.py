@@ -77,3 +77,18 @@ def test_flatten_drops_bos_and_padding():
     # row of (batch 0, position 1): layer 0 then layer 1 values
     assert x[0].tolist() == acts[0, 0, 1].tolist() + acts[1, 0, 1].tolist()
     assert x[2].tolist() == acts[0, 1, 1].tolist() + acts[1, 1, 1].tolist()
+
+
+def test_disk_cache_replays_a_one_shot_source(acts, tmp_path):
+    calls = []
+
+    def one_shot():
+        calls.append(1)
+        return (torch.from_numpy(acts[i:i + 700]) for i in range(0, T, 700))
+
+    cached = correlate(one_shot, N, 3, memory_mb=0.01, cache_dir=tmp_path, progress=False)
+    direct = correlate(batches(acts), N, 3, memory_mb=0.01, progress=False)
+    assert len(calls) == 1  # 20 passes, one run of the source
+    assert torch.equal(cached.top.indices, direct.top.indices)
+    torch.testing.assert_close(cached.top.values, direct.top.values)
+    assert len(list(tmp_path.glob("batch*.pt"))) == -(-T // 700)
