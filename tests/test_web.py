@@ -139,6 +139,9 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     n_max = (await store.run("MATCH (:Neuron {key: $k})-[a:ACTIVATES_ON {kind: 'max'}]->() RETURN count(a) AS n",
                              {"k": key}))[0]["n"]
     await expect(page.locator(".examples[data-kind=max] .example")).to_have_count(n_max)
+    n_random = (await store.run("MATCH (:Neuron {key: $k})-[a:ACTIVATES_ON {kind: 'random'}]->() RETURN count(a) AS n",
+                                {"k": key}))[0]["n"]
+    await expect(page.locator(".examples[data-kind=random] .example")).to_have_count(n_random)
     first_ex = page.locator(".examples[data-kind=max] .example").first
     pivot = first_ex.locator(".ctx.short .tok.pivot")
     await expect(pivot).to_have_count(1)

@@ -11,6 +11,7 @@ const NEURON_FIELDS = `
   histogram { edges counts }
   maxExamples: examples(kind: MAX, first: $first) { ...ExamplePage }
   minExamples: examples(kind: MIN, first: $first) { ...ExamplePage }
+  randomExamples: examples(kind: RANDOM, first: $first) { ...ExamplePage }
   explanations { source text score scores }
   pattern { scores nodes { key token depth role activation isEnd } edges { source target } }
   inputs(first: $conn, orderBy: ABS_WEIGHT) { totalCount edges { kind weight node { key model layer index } } }
@@ -33,7 +34,7 @@ const NEURON_QUERY = `query NeuronPage($model: String!, $layer: Int!, $index: In
 }
 ${EXAMPLE_PAGE}`;
 
-/** The next page of a neuron's examples of one kind ("MAX" | "MIN") after a cursor. */
+/** The next page of a neuron's examples of one kind ("MAX" | "MIN" | "RANDOM") after a cursor. */
 export async function moreExamples(modelName, layer, index, kind, after, first = 20) {
   const d = await gql(`query MoreExamples($model: String!, $layer: Int!, $index: Int!, $kind: ExampleKind!, $after: String, $first: Int!) {
     neuron(model: $model, layer: $layer, index: $index) { examples(kind: $kind, first: $first, after: $after) { ...ExamplePage } } }
@@ -161,7 +162,7 @@ export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
     stats, moreProps,
     histogram: n.histogram,
     quantiles,
-    examples: { max: examplePage(n.maxExamples), min: examplePage(n.minExamples) },
+    examples: { max: examplePage(n.maxExamples), min: examplePage(n.minExamples), random: examplePage(n.randomExamples) },
     explanations: n.explanations.map((e) => ({
       ...e, scoreDetail: Object.entries(e.scores || {}).filter(([, v]) => typeof v === "number").map(([k, v]) => `${k}: ${v}`).join(", "),
     })),

@@ -72,6 +72,8 @@ export function renderNeuron(body, n, { compact = false } = {}) {
   const range = rangeOf(n);
   body.append(h("div", { class: compact ? "" : "grid two" },
     examplesCard(n, "max", "Max-activating examples", range), examplesCard(n, "min", "Min-activating examples", range)));
+  // Random samples (as OpenAI's neuron records keep): only where the source has them.
+  if (n.examples.random.items.length) body.append(examplesCard(n, "random", "Random samples", range));
   // Draw after insertion so cytoscape measures a laid-out container.
   if (n.pattern && n.pattern.nodes.length) requestAnimationFrame(() => drawPattern(patternEl, n.pattern));
 }
@@ -183,7 +185,7 @@ function examplesCard(n, kind, title, range) {
   const heading = h("h2", {}, `${title} (${ofTotal(page.items.length, page.total)})`);
   const card = h("section", { class: "card" }, heading);
   if (!page.items.length) {
-    card.append(empty(`No ${kind}-activating examples stored.`));
+    card.append(empty(kind === "random" ? "No random samples stored." : `No ${kind}-activating examples stored.`));
     return card;
   }
   const list = h("div", { class: "examples", dataset: { kind } });
