@@ -122,7 +122,16 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
     store = await open_store(settings)
     try:
         extra = _parse_params(args.option)
-        summary = await import_source(store, args.source, Path(args.path), model=args.model, **extra)
+        if args.model_info:
+            extra["model_info"] = args.model_info
+        if args.vocab:
+            extra["vocab"] = Path(args.vocab)
+        if args.k is not None:
+            extra["k"] = args.k
+        if args.neurons:
+            extra["neurons"] = [tuple(int(x) for x in ln.split("/")) for ln in args.neurons.split(",") if ln]
+        path = args.path if args.path.startswith(("http://", "https://")) else Path(args.path)
+        summary = await import_source(store, args.source, path, model=args.model, **extra)
     finally:
         await store.close()
     _console().print_json(json.dumps(summary, default=str))
@@ -231,7 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("source", choices=["neuroscope", "deepdecipher", "openai", "universal-neurons"])
     im.add_argument("path", help="a file, a directory tree, or a URL when the network allows")
     im.add_argument("--model", help="model name in the graph (default: from the data)")
-    im.add_argument("--option", "-o", action="append", default=[], help="NAME=VALUE passed to the importer")
+    im.add_argument("--model-info", help="sizes when the data lacks them: 'n_layers=12,d_mlp=3072' or a JSON file")
+    im.add_argument("--vocab", help="token texts: a JSON list (id -> text) or object (text -> id)")
+    im.add_argument("--k", type=int, help="Universal Neurons tensors: top entries to import per list (default 10)")
+    im.add_argument("--neurons", help="with a base URL: the neurons to fetch, 'L/N,L/N,...'")
+    im.add_argument("--option", "-o", action="append", default=[], help="NAME=VALUE (JSON) passed to the importer")
 
     ex = sub.add_parser("export", help="export the graph (neo4j-admin CSV, GraphML, JSON Lines)")
     ex.add_argument("dir")
