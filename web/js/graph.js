@@ -23,6 +23,16 @@ export const KIND_COLORS = {
   O: "#d62728",
 };
 
+// Every live drawing, so a page change can free them all (compare draws two pattern graphs).
+const live = new Set();
+
+export function destroyAll() {
+  for (const cy of live) cy.destroy();
+  live.clear();
+  window.cy = undefined;
+  window.cyPattern = undefined;
+}
+
 export function kindColor(kind) {
   return KIND_COLORS[kind] || "#555";
 }
@@ -83,6 +93,7 @@ export function drawNeighborhood(container, { nodes, edges }, { onNavigate, layo
   cy.on("tap", "node", (evt) => onNavigate && onNavigate(evt.target.data()));
   cy.on("mouseover", "node", () => { container.style.cursor = "pointer"; });
   cy.on("mouseout", "node", () => { container.style.cursor = ""; });
+  live.add(cy);
   window.cy = cy;
   return cy;
 }
@@ -180,6 +191,7 @@ export function drawPattern(container, { nodes, edges }) {
     layout: { name: "preset", positions: (node) => pos[node.id()], fit: true, padding: 20 },
     maxZoom: 1.6,
   });
+  live.add(cy);
   window.cyPattern = cy;
   return cy;
 }

@@ -2,6 +2,7 @@
 import { parseHash } from "./router.js";
 import { h, clear, errorBox } from "./dom.js";
 import { installTokenTooltip } from "./tokens.js";
+import { destroyAll } from "./graph.js";
 import { modelsPage, modelPage } from "./pages/model.js";
 import { neuronPage } from "./pages/neuron.js";
 import { neighborhoodPage } from "./pages/neighborhood.js";
@@ -24,9 +25,8 @@ let renderId = 0;
 async function render() {
   const route = parseHash(location.hash);
   const id = ++renderId;
-  // Pages that own a cytoscape instance clean it up; drop stale references for tests.
-  if (window.cy) { window.cy.destroy(); window.cy = undefined; }
-  if (window.cyPattern) { window.cyPattern.destroy(); window.cyPattern = undefined; }
+  // Free the previous page's drawings (and the window.cy / window.cyPattern handles tests read).
+  destroyAll();
   clear(app);
   document.body.dataset.page = route.name;
   delete document.body.dataset.graph;

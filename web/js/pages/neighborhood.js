@@ -98,6 +98,7 @@ export async function neighborhoodPage(page, route, alive) {
   const sel = h("div", { class: "selected sub" }, "Hover or tap an edge to see its weight.");
   graphCard.append(sel);
   requestAnimationFrame(() => {
+    if (!alive() || !cyEl.isConnected) return; // the user has moved on: draw nothing
     const cy = drawNeighborhood(cyEl, g, {
       layout,
       onNavigate: (node) => {

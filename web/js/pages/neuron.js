@@ -75,7 +75,9 @@ export function renderNeuron(body, n, { compact = false } = {}) {
   // Random samples (as OpenAI's neuron records keep): only where the source has them.
   if (n.examples.random.items.length) body.append(examplesCard(n, "random", "Random samples", range));
   // Draw after insertion so cytoscape measures a laid-out container.
-  if (n.pattern && n.pattern.nodes.length) requestAnimationFrame(() => drawPattern(patternEl, n.pattern));
+  if (n.pattern && n.pattern.nodes.length) {
+    requestAnimationFrame(() => { if (patternEl.isConnected) drawPattern(patternEl, n.pattern); });
+  }
 }
 
 const ofTotal = (shown, total) => (total > shown ? `${shown} of ${total}` : `${shown}`);
