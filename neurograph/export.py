@@ -67,21 +67,6 @@ def _text(query: str, **labels: str) -> str:
 
 
 # --- property types ---------------------------------------------------------------------------
-def _kind(value: Any) -> str | None:
-    """'long', 'double', 'boolean', 'string' or their '[]' arrays; None for null / empty list."""
-    if value is None:
-        return None
-    if isinstance(value, list):
-        inner = {_kind(v) for v in value} - {None}
-        if not inner:
-            return None  # an empty list fits any array type
-        return _widen(inner) + "[]"
-    for t, name in _SCALAR.items():
-        if type(value) is t:
-            return name
-    return "string"
-
-
 def _widen(kinds: set[str]) -> str:
     if len(kinds) == 1:
         return next(iter(kinds))
@@ -102,16 +87,26 @@ class _Schema:
         self.newline = False    # a string holds a line break: neo4j-admin needs --multiline-fields
 
     def see(self, group: str, props: dict[str, Any]) -> None:
+        kinds = self.kinds[group]
         for name, value in props.items():
-            k = _kind(value)
-            if k is not None:
-                self.kinds[group][name].add(k)
-            elif isinstance(value, list):
-                self.empty_lists[group].add(name)
-            for s in (value if isinstance(value, list) else [value]):
-                if isinstance(s, str):
-                    self.newline |= "\n" in s or "\r" in s
-                    self.semicolon |= isinstance(value, list) and ";" in s
+            t = type(value)
+            if t is list:
+                if not value:
+                    self.empty_lists[group].add(name)  # an empty list fits any array type
+                    continue
+                types = {type(v) for v in value}
+                inner = {_SCALAR.get(x, "string") for x in types if x is not type(None)}
+                if inner:
+                    kinds[name].add(_widen(inner) + "[]")
+                if str in types:
+                    for v in value:
+                        if type(v) is str:
+                            self.newline |= "\n" in v or "\r" in v
+                            self.semicolon |= ";" in v
+            elif value is not None:
+                kinds[name].add(_SCALAR.get(t, "string"))
+                if t is str:
+                    self.newline |= "\n" in value or "\r" in value
 
     def columns(self, group: str, skip: tuple[str, ...] = ()) -> list[tuple[str, str]]:
         names = set(self.kinds[group]) | self.empty_lists[group]
@@ -124,17 +119,24 @@ class _Schema:
 
 # --- reading the store --------------------------------------------------------------------------
 async def _pages(store: Store, query: str, label: str, model: str | None, page_size: int,
-                 cursor: str) -> AsyncIterator[list[dict]]:
+                 cursor: str, weigh: Callable[[dict], int] | None = None) -> AsyncIterator[list[dict]]:
+    """Keyset pages of a label's nodes. With ``weigh`` (rows per node, e.g. its edge count) the
+    number of nodes per page adapts so a page holds about ``page_size`` rows: memory stays
+    bounded whether a node has two edges or two thousand."""
     text = _text(query, **{"(n:Neuron" if query == "export_nodes" else "(a:Neuron": label})
     after = ""
+    limit = page_size if weigh is None else max(1, page_size // 50)
     while True:
-        rows = await store.run(text, {"after": after, "model": model, "limit": page_size})
+        rows = await store.run(text, {"after": after, "model": model, "limit": limit})
         if not rows:
             return
         yield rows
         after = rows[-1][cursor]
-        if len(rows) < page_size:
+        if len(rows) < limit:
             return
+        if weigh is not None:
+            per_node = max(1.0, sum(weigh(r) for r in rows) / len(rows))
+            limit = max(1, min(page_size, int(page_size / per_node)))
 
 
 def _in_model(key: str, model: str | None) -> bool:
@@ -155,7 +157,8 @@ async def _dump_jsonl(store: Store, path: Path, model: str | None, page_size: in
                 nodes[label] += len(page)
                 advance(len(page))
         for label in NODE_LABELS:
-            async for page in _pages(store, "export_edges", label, model, page_size, "src"):
+            async for page in _pages(store, "export_edges", label, model, page_size, "src",
+                                     weigh=lambda r: len(r["edges"])):
                 for r in page:
                     for e in r["edges"]:
                         if not _in_model(e["dst"], model):
