@@ -225,6 +225,20 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     assert weights and min(weights) >= 0.5
     assert "min=0.5" in page.url and "depth=2" in page.url
 
+    # Click a head: heads have no page, the graph re-centres on it.
+    head = await page.evaluate("window.cy.nodes().filter(n => n.data('type') === 'head').map(n => n.id())")
+    assert head, "the synthetic graph links every neuron to heads"
+    await page.evaluate("id => { window.cy.getElementById(id).emit('tap'); }", head[0])
+    await ready(page)
+    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
+    assert await page.evaluate(f"window.cy.getElementById('{head[0]}').data('center')") is True
+    hm, hl, hh = re.match(r"(.+)/L(\d+)H(\d+)$", head[0]).groups()
+    assert f"#/neighborhood/{hm}/head/{hl}/{hh}?" in page.url
+    await expect(page.locator("h1")).to_contain_text(f"L{hl} · head {hh}")
+    await page.go_back()
+    await ready(page)
+    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
+
     # Click a neighbouring neuron: its page opens.
     other = await page.evaluate(
         f"window.cy.nodes().filter(n => n.data('type') === 'neuron' && n.id() !== '{key}')[0].id()")

@@ -182,6 +182,7 @@ export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
       similar: nEdges(n.similar),
       heads: n.heads.edges.map((e) => ({
         kind: e.kind, weight: e.weight, key: e.node.key, label: `L${e.node.layer}H${e.node.head}`,
+        href: `#/neighborhood/${encodeURIComponent(e.node.model)}/head/${e.node.layer}/${e.node.head}`,
         note: e.outgoing ? "neuron → head" : "head → neuron",
       })),
     },
@@ -202,15 +203,21 @@ export const TYPE_KINDS = {
 };
 const UNDIRECTED = new Set(["CORRELATES", "SIMILAR"]);
 
-/** The drawable neighbourhood of a neuron: {nodes, edges, truncated}. */
-export async function neighborhood(modelName, layer, index, { depth = 1, minWeight = 0, types, perNode = 10 } = {}) {
+/** A head's key, as the graph stores it ("gpt2/L3H5"). */
+export const headKey = (modelName, layer, head) => `${modelName}/L${layer}H${head}`;
+
+/**
+ * The drawable neighbourhood of a neuron (index given) or an attention head (`head` given):
+ * {nodes, edges, truncated}.
+ */
+export async function neighborhood(modelName, layer, index, { depth = 1, minWeight = 0, types, perNode = 10, head = null } = {}) {
   const all = Object.keys(TYPE_KINDS);
   const kinds = !types || all.every((t) => types.includes(t)) ? null : types.flatMap((t) => TYPE_KINDS[t] || []);
+  const center = head !== null ? headKey(modelName, layer, head) : `${modelName}/${layer}/${index}`;
   const d = await gql(`query Neighborhood($id: ID!, $depth: Int!, $kinds: [String!], $minWeight: Float, $perNode: Int!) {
       neighborhood(id: $id, depth: $depth, kinds: $kinds, minWeight: $minWeight, perNode: $perNode) {
         truncated nodes { key label model layer index title } edges { source target type kind weight } } }`,
-  { id: `${modelName}/${layer}/${index}`, depth, kinds, minWeight: minWeight || null, perNode });
-  const center = `${modelName}/${layer}/${index}`;
+  { id: center, depth, kinds, minWeight: minWeight || null, perNode });
   const g = d.neighborhood;
   return {
     truncated: g.truncated,

@@ -8,6 +8,7 @@ const ROUTES = [
   ["model", /^\/model\/([^/]+)\/layer\/(\d+)\/?$/, ["model", "layer"]],
   ["neuron", /^\/neuron\/([^/]+)\/(\d+)\/(\d+)\/?$/, ["model", "layer", "index"]],
   ["neighborhood", /^\/neighborhood\/([^/]+)\/(\d+)\/(\d+)\/?$/, ["model", "layer", "index"]],
+  ["neighborhood", /^\/neighborhood\/([^/]+)\/head\/(\d+)\/(\d+)\/?$/, ["model", "layer", "head"]],
   ["search", /^\/search\/?$/, []],
   ["compare", /^\/compare\/?$/, []],
   ["compare", /^\/compare\/([^/]+)\/(\d+)\/(\d+)\/([^/]+)\/(\d+)\/(\d+)\/?$/, ["model", "layer", "index", "model2", "layer2", "index2"]],
@@ -23,7 +24,7 @@ export function parseHash(hash) {
     const params = {};
     keys.forEach((k, i) => {
       const v = decodeURIComponent(m[i + 1]);
-      params[k] = /layer|index/.test(k) ? Number(v) : v;
+      params[k] = /layer|index|head/.test(k) ? Number(v) : v;
     });
     return { name, params, query, path };
   }

@@ -15,6 +15,9 @@ export const EDGE_TYPES = [
 
 export async function neighborhoodPage(page, route, alive) {
   const { model, layer, index } = route.params;
+  const head = route.params.head ?? null; // a head's neighbourhood: heads have no page of their own
+  const unit = head !== null ? `L${layer}H${head}` : `L${layer}/N${index}`;
+  const unitTitle = head !== null ? `L${layer} · head ${head}` : `L${layer} · N${index}`;
   const qy = route.query;
   const depth = Math.min(3, Math.max(1, Number(qy.depth) || 1));
   const minWeight = qy.min !== undefined && qy.min !== "" ? Number(qy.min) : 0;
@@ -23,17 +26,17 @@ export async function neighborhoodPage(page, route, alive) {
   const click = qy.click === "recentre" ? "recentre" : "open";
   const perNode = Math.min(50, Math.max(1, Number(qy.per) || 10));
   const m = encodeURIComponent(model);
-  const path = `/neighborhood/${model}/${layer}/${index}`;
+  const path = head !== null ? `/neighborhood/${model}/head/${layer}/${head}` : `/neighborhood/${model}/${layer}/${index}`;
   const state = { depth, min: minWeight, types: types.join(","), layout, click, per: perNode };
   const update = (patch) => go(path, { ...state, ...patch });
 
   page.append(
     h("div", { class: "crumbs" }, h("a", { href: "#/" }, "Models"), " / ", h("a", { href: `#/model/${m}` }, model), " / ",
-      h("a", { href: neuronHref(model, layer, index) }, `L${layer}/N${index}`), " / neighbourhood"),
+      head !== null ? unit : h("a", { href: neuronHref(model, layer, index) }, unit), " / neighbourhood"),
     h("div", { class: "page-head" },
-      h("div", {}, h("h1", {}, `Neighbourhood of ${model} · L${layer} · N${index}`),
-        h("div", { class: "sub" }, "Edge colour is its kind, width its |weight|; dashed edges are negative. Click a node to navigate.")),
-      h("div", { class: "actions" }, h("a", { class: "btn", href: neuronHref(model, layer, index) }, "Neuron page"))));
+      h("div", {}, h("h1", {}, `Neighbourhood of ${model} · ${unitTitle}`),
+        h("div", { class: "sub" }, "Edge colour is its kind, width its |weight|; dashed edges are negative. Click a neuron to open it, a head to centre on it.")),
+      head !== null ? null : h("div", { class: "actions" }, h("a", { class: "btn", href: neuronHref(model, layer, index) }, "Neuron page"))));
 
   const controls = h("form", { class: "form-row controls", onsubmit: (e) => e.preventDefault() },
     h("label", {}, "Depth",
@@ -74,7 +77,7 @@ export async function neighborhoodPage(page, route, alive) {
   graphCard.append(loading("Walking the graph…"));
   let g;
   try {
-    g = await q.neighborhood(model, layer, index, { depth, minWeight, types, perNode });
+    g = await q.neighborhood(model, layer, index, { depth, minWeight, types, perNode, head });
   } catch (err) {
     clear(graphCard).append(errorBox(err));
     return;
@@ -102,8 +105,9 @@ export async function neighborhoodPage(page, route, alive) {
     const cy = drawNeighborhood(cyEl, g, {
       layout,
       onNavigate: (node) => {
-        if (node.type !== "neuron") { sel.textContent = `${node.label}: attention head (no page)`; return; }
-        if (click === "recentre") go(`/neighborhood/${node.model}/${node.layer}/${node.index}`, state);
+        // Heads have no page: clicking one always re-centres the graph on it.
+        if (node.type !== "neuron") go(`/neighborhood/${node.model}/head/${node.layer}/${node.index}`, state);
+        else if (click === "recentre") go(`/neighborhood/${node.model}/${node.layer}/${node.index}`, state);
         else location.hash = neuronHref(node.model, node.layer, node.index);
       },
     });
@@ -127,5 +131,6 @@ export async function neighborhoodPage(page, route, alive) {
 function nodeLink(g, id, label) {
   const n = g.nodes.find((x) => x.id === id);
   if (n && n.type === "neuron") return h("a", { href: neuronHref(n.model, n.layer, n.index) }, n.label);
+  if (n && n.type === "head") return h("a", { href: `#/neighborhood/${encodeURIComponent(n.model)}/head/${n.layer}/${n.index}` }, n.label);
   return label(id);
 }
