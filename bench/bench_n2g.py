@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--top", type=int, default=20, help="top examples per neuron (split in half)")
     ap.add_argument("--substitutes", type=int, default=5, help="embedding neighbours tried per important token")
     ap.add_argument("--prune-step", type=int, default=1)
+    ap.add_argument("--pivot-threshold", type=float, default=0.5,
+                    help="fit every token at >= this x its example's max as a pivot (reference code: 1.0)")
     ap.add_argument("--reimportance", action="store_true",
                     help="recompute masking importance on every kept substitution (reference code; slower)")
     ap.add_argument("--batch", type=int, default=64)
@@ -223,13 +225,22 @@ def main(argv: list[str] | None = None) -> dict:
     special = set(tok.all_special_ids) | {eot}
     subs = embedding_neighbours(model.model.embed_tokens.weight, k=a.substitutes, exclude=special)
     norm = text_normaliser(decode)
-    cfg = N2GConfig(n_substitutes=a.substitutes, prune_step=a.prune_step, reimportance_augmented=a.reimportance,
+    cfg = N2GConfig(n_substitutes=a.substitutes, prune_step=a.prune_step, pivot_threshold=a.pivot_threshold, reimportance_augmented=a.reimportance,
                     batch_size=a.batch, seed=a.seed)
     load_s = time.perf_counter() - t0
 
     windows = corpus_windows(tok, a.contexts, a.length, a.seed)
     t1 = time.perf_counter()
-    tops = harvest(acts, windows, neurons, a.top, a.batch)
+    key = f"{a.layers}-{a.neurons_per_layer}-{a.contexts}-{a.length}-{a.top}-{a.seed}".replace(",", "_")
+    cached = CACHE / f"harvest-{key}.json"
+    if cached.is_file():  # the same sample harvested before: compare fit settings quickly
+        tops = {tuple(map(int, k.split("/"))): [tuple(x) for x in v] for k, v in json.loads(cached.read_text()).items()}
+    else:
+        tops = harvest(acts, windows, neurons, a.top, a.batch)
+        try:
+            cached.write_text(json.dumps({f"{l}/{i}": v for (l, i), v in tops.items()}))
+        except OSError:
+            pass
     harvest_s = time.perf_counter() - t1
     print(f"model {n_layers}x{d_mlp} loaded in {load_s:.1f}s ({a.threads} threads); harvested {len(windows)} windows x {a.length} tokens "
           f"for {sum(map(len, neurons.values()))} neurons in {harvest_s:.1f}s")

@@ -89,6 +89,8 @@ class N2GConfig:
     """
 
     prune_threshold: float = 0.5       # pruned context keeps >= this x pivot activation
+    pivot_threshold: float = 1.0       # also fit tokens at >= this x the example's max (1: max only)
+    max_pivots: int = 4                # pivots per example at most
     augment_threshold: float = 0.5     # a substitution is kept if it keeps >= this x
     activation_threshold: float = 0.5  # normalised activation that starts a trie line
     importance_threshold: float = 0.75
@@ -271,6 +273,19 @@ def split_examples(examples: Sequence[Example], fraction: float = 0.5, seed: int
     return sorted(idx[:n_train]), sorted(idx[n_train:])
 
 
+def pivots(ex: Example, cfg: N2GConfig) -> list[int]:
+    """The positions of an example fitted as pivots: its max, plus (with pivot_threshold < 1)
+    the other tokens at >= pivot_threshold x the max, strongest first, at most max_pivots.
+
+        >>> pivots(Example([1, 2, 3], [0.2, 1.0, 0.6]), N2GConfig(pivot_threshold=0.5))
+        [1, 2]
+    """
+    mx = ex.activations[int(ex.pivot)]
+    others = sorted((p for p, a in enumerate(ex.activations) if p != ex.pivot and a > 0 and a >= cfg.pivot_threshold * mx),
+                    key=lambda p: -ex.activations[p])
+    return [int(ex.pivot)] + others[: max(cfg.max_pivots - 1, 0)]
+
+
 def prune_many(acts: _Acts, examples: Sequence[Example], cfg: N2GConfig) -> list[tuple[list[int], float, float]]:
     """Prune several examples at once (one activation call per round): for each, the shortest
     prior context ending at the pivot that keeps >= prune_threshold of the pivot activation.
@@ -388,6 +403,9 @@ def fit_n2g(fn: ActivationFn, train: Sequence[Example], *, pad_token: int,
             trace.lines += 1
 
     train = [ex for ex in train if ex.pivot is not None and ex.activations[ex.pivot] > 0]
+    # Every token of an example at >= pivot_threshold x its max is pruned and fitted as its
+    # own pivot (the reference code's token_activation_threshold; 1.0: only the max).
+    train = [Example(ex.tokens, ex.activations, p) for ex in train for p in pivots(ex, cfg)]
     # Each stage runs for all examples at once: few, large activation calls.
     pruned = prune_many(acts, train, cfg)
     imps = importance_many(acts, [p for p, _, _ in pruned], pad_token)
