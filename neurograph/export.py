@@ -274,9 +274,11 @@ def _import_script(files: list[Path], delim: str, multiline: bool, database: str
     lines = " \\\n  ".join(a if "$DIR" in a else shlex.quote(a) for a in args)
     return ("#!/bin/sh\n"
             "# Bulk-load this export into an empty, stopped Neo4j 5 database (see docs/neo4j.md).\n"
-            "# Run where neo4j-admin is; DIR defaults to this script's folder, e.g. /import in the\n"
-            "# docker-compose container:  docker compose run --rm neo4j sh /import/import.sh\n"
-            "# Afterwards start Neo4j and run `neurograph db schema` (constraints and indexes).\n"
+            "# Run where neo4j-admin is, with Neo4j stopped; DIR defaults to this script's folder.\n"
+            "# With docker-compose.yml (export into ./data/neo4j-import, mounted at /import):\n"
+            "#   docker compose stop neo4j\n"
+            "#   docker compose run --rm --no-deps neo4j sh /import/neo4j-csv/import.sh\n"
+            "#   docker compose up -d   # the API creates constraints and indexes when it connects\n"
             "set -eu\n"
             'DIR="${DIR:-$(cd "$(dirname "$0")" && pwd)}"\n'
             f"{lines}\n")
