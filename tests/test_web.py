@@ -283,6 +283,13 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await expect(page.locator("table.results-table")).to_contain_text(word)
     await expect(page.locator("table.results-table mark").first).to_have_text(re.compile(word, re.I))
     await shot(page, "06-search-explanations")
+    # Across every model: the same hits, each named with its model.
+    n_hits = await page.locator("table.results-table tbody tr").count()
+    await page.select_option(".search-form select[name=model]", "*")
+    await page.click(".search-form button[type=submit]")
+    await ready(page)
+    await expect(page.locator("table.results-table tbody tr")).to_have_count(n_hits)
+    await expect(page.locator("table.results-table tbody tr").first).to_contain_text(MODEL)
     assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
 
 
@@ -354,7 +361,8 @@ async def test_empty_graph_and_narrow_window(browser: Browser, store, settings) 
         ctx = await browser.new_context(viewport={"width": 900, "height": 800})
         p = await ctx.new_page()
         for name, route in [("model", f"#/model/{MODEL}"), ("neuron", f"#/neuron/{MODEL}/1/4"),
-                            ("neighborhood", f"#/neighborhood/{MODEL}/1/4"), ("search", "#/search")]:
+                            ("neighborhood", f"#/neighborhood/{MODEL}/1/4"), ("search", "#/search"),
+                            ("compare", f"#/compare/{MODEL}/0/2/{MODEL}/1/4")]:
             await p.goto(f"{url}/{route}")
             await ready(p)
             width = await p.evaluate("document.documentElement.scrollWidth")

@@ -1,7 +1,7 @@
 // Neuron page (#/neuron/{m}/{l}/{i}) in the Neuroscope tradition: stats and histogram,
 // explanations, top tokens, the N2G pattern graph, connectivity by kind, and max/min examples.
 
-import { h, fill, fmt, section, empty, neuronHref, clear, loading, errorBox, showToken } from "../dom.js";
+import { h, fmt, section, empty, neuronHref, clear, loading, errorBox, showToken } from "../dom.js";
 import { exampleView } from "../tokens.js";
 import { histogramSvg } from "../histogram.js";
 import { drawPattern, kindColor } from "../graph.js";

@@ -48,7 +48,9 @@ export async function searchPage(page, route, alive) {
   if (!alive()) return;
   modelSel.textContent = "";
   for (const m of models) modelSel.append(h("option", { value: m.name, selected: m.name === qy.model }, m.name));
-  const model = qy.model || (models[0] && models[0].name);
+  // Explanation search may span every model; token search needs one (tokens are per vocabulary).
+  modelSel.append(h("option", { value: "*", selected: qy.model === "*" }, "all models (explanations)"));
+  const model = qy.model === "*" ? null : qy.model || (models[0] && models[0].name);
   if (!models.length) {
     results.append(empty("No models in the graph to search."));
     return;
@@ -59,15 +61,19 @@ export async function searchPage(page, route, alive) {
   }
   if (mode === "explanation") {
     await fill(results, () => q.searchExplanations(model, text), (rows) => {
-      if (!rows.length) return empty(`No explanation of a ${model} neuron matches "${text}".`);
+      if (!rows.length) return empty(`No explanation of a ${model || "any"} neuron matches "${text}".`);
       return h("div", {}, h("h2", {}, `${rows.length} explanation${rows.length === 1 ? "" : "s"} matching "${text}"`),
         h("table", { class: "data results-table" },
           h("thead", {}, h("tr", {}, h("th", {}, "Neuron"), h("th", {}, "Source"), h("th", {}, "Explanation"), h("th", { class: "num" }, "Score"))),
           h("tbody", {}, rows.map((r) => h("tr", {},
-            h("td", {}, h("a", { href: neuronHref(r.model, r.layer, r.index) }, `L${r.layer}/N${r.index}`)),
+            h("td", {}, h("a", { href: neuronHref(r.model, r.layer, r.index) }, model ? `L${r.layer}/N${r.index}` : `${r.model} L${r.layer}/N${r.index}`)),
             h("td", {}, h("span", { class: "pill" }, r.source || "?")),
             h("td", {}, highlight(r.text, text)), h("td", { class: "num" }, fmt(r.score, 3)))))));
     }, "Searching explanations…");
+    return;
+  }
+  if (!model) {
+    results.append(empty("Token search looks in one model's vocabulary: pick a model."));
     return;
   }
   const roles = parseRoles(text, mode);
