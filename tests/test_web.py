@@ -124,10 +124,13 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     keys = await page.locator("table.neurons tbody tr").evaluate_all("rs => rs.map(r => r.dataset.key)")
     assert keys and all(k.split("/")[1] == "2" for k in keys)
 
-    # Neuron page: pick a neuron with an N2G pattern (even indices have one).
+    # Neuron page: click through to a neuron with an N2G pattern (even indices have one).
     key = f"{MODEL}/1/4"
-    await page.goto(f"{site}/#/neuron/{MODEL}/1/4")
+    await page.click(".layers a[data-layer='1']")
     await ready(page)
+    await page.click(f"table.neurons tr[data-key='{key}'] a")
+    await ready(page)
+    assert page.url.endswith(f"#/neuron/{MODEL}/1/4")
     await expect(page.locator("h1")).to_contain_text("L1 · N4")
     props = (await store.run("MATCH (n:Neuron {key: $k}) RETURN n", {"k": key}))[0]["n"]
     shown = float(await page.locator(".stats [data-stat=kurt] dd").inner_text())
