@@ -30,6 +30,10 @@ CASES: dict[str, str] = {
                     "UNWIND $keys AS k MATCH (n:Neuron {key: k})-[e:COMPOSES]->(m:Neuron)\n"
                     "WHERE ($kinds IS NULL OR e.kind IN $kinds) AND abs(e.weight) >= coalesce($min_weight, 0)\n"
                     "RETURN k, collect(m.key)[..$limit] AS out\n"),
+    # a schema file is checked statement by statement: the broken second one is located
+    "multi.cypher": ("CREATE CONSTRAINT a IF NOT EXISTS FOR (n:Model) REQUIRE n.key IS UNIQUE;\n"
+                     "CREATE INDEX b IF NOT EXISTS FOR (n:Neuron) ON (n.model, n.layer;\n"
+                     "CREATE INDEX c IF NOT EXISTS FOR (n:Token) ON (n.text);\n"),
     "search.falkordb.cypher": "CALL db.idx.fulltext.queryNodes('Explanation', 'x') YIELD node RETURN node\n",
 }
 
@@ -96,6 +100,10 @@ def test_header_parameters_and_clean_query_pass(cases):
 def test_deprecation_is_a_warning_only(cases):
     found = cases["deprecated.cypher"]
     assert found and _errors(found) == []
+
+
+def test_statements_are_checked_one_by_one(cases):
+    assert [e.line for e in _errors(cases["multi.cypher"])] == [2]
 
 
 def test_falkordb_dialect_is_skipped(cases):
