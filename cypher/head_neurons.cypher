@@ -1,12 +1,12 @@
-// Neurons a page of attention heads compose with (HEAD_COMPOSES, both directions), grouped per
-// (head, kind, direction), strongest |weight| first, at most $cap per group; the API filters and
-// orders per field. Neurons come as a summary projection.
-// params: $keys [string], $cap
+// Neurons a page of attention heads compose with (HEAD_COMPOSES both ways), as flat rows with
+// the neuron's key; the API filters, orders and pages per field.
+// params: $keys [string]
 UNWIND $keys AS k
-MATCH (n:Head {key: k})-[e:HEAD_COMPOSES]-(m:Neuron)
-WITH k, e, m, startNode(e) = n AS outgoing
-ORDER BY abs(e.weight) DESC
-WITH k, type(e) AS type, e.kind AS kind, outgoing,
-     collect({weight: e.weight, rank: e.rank, count: e.count,
-              node: m {.key, .model, .layer, .index, .interest, .role, .community}})[..$cap] AS edges
-RETURN k AS key, type, kind, outgoing, edges
+MATCH (:Head {key: k})-[e:HEAD_COMPOSES]->(m:Neuron)
+RETURN k AS key, type(e) AS type, e.kind AS kind, true AS outgoing, e.weight AS weight, e.rank AS rank,
+       e.count AS count, m.key AS other
+UNION ALL
+UNWIND $keys AS k
+MATCH (:Head {key: k})<-[e:HEAD_COMPOSES]-(m:Neuron)
+RETURN k AS key, type(e) AS type, e.kind AS kind, false AS outgoing, e.weight AS weight, e.rank AS rank,
+       e.count AS count, m.key AS other

@@ -56,7 +56,7 @@ async def one(store, text: str, **params) -> list[dict]:
 
 def test_exported_sdl_matches_the_code():
     exported = (ROOT / "graphql" / "schema.graphql").read_text().strip()
-    assert exported == schema.as_str().strip(), "graphql/schema.graphql is stale: re-export it (see README)"
+    assert exported == schema.as_str().strip(), "graphql/schema.graphql is stale: python -m neurograph.api.schema > graphql/schema.graphql"
 
 
 def test_every_example_operation_is_covered_below():

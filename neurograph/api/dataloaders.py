@@ -9,6 +9,7 @@ with their edges costs the same number of database round trips as a page of 10.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Hashable, Sequence
@@ -16,11 +17,6 @@ from typing import Any, Hashable, Sequence
 from strawberry.dataloader import DataLoader
 
 from ..store import Store
-
-# The most edges fetched per unit and (relationship, kind, direction): edges are stored top-k
-# per unit, so this only bounds a pathological graph.
-EDGE_CAP = 200
-
 
 @dataclass(frozen=True)
 class EdgeKey:
@@ -52,26 +48,41 @@ _SORT = {
 }
 
 
-def select_edges(groups: list[dict], key: EdgeKey) -> list[dict]:
-    """One field's edges out of a unit's fetched groups: direction, kinds, min |weight|, order.
+_HEAD_KEY = re.compile(r"^(.+)/L(\d+)H(\d+)$")
+_TOKEN_KEY = re.compile(r"^(.+)/t(\d+)$")
+_NEURON_KEY = re.compile(r"^(.+)/(\d+)/(\d+)$")
+
+
+def summary_from_key(key: str) -> dict[str, Any]:
+    """What a unit's key alone says about it: model and position (neuron, head) or token id."""
+    if m := _NEURON_KEY.match(key):
+        return {"key": key, "model": m.group(1), "layer": int(m.group(2)), "index": int(m.group(3))}
+    if m := _HEAD_KEY.match(key):
+        return {"key": key, "model": m.group(1), "layer": int(m.group(2)), "head": int(m.group(3))}
+    if m := _TOKEN_KEY.match(key):
+        return {"key": key, "model": m.group(1), "id": int(m.group(2))}
+    return {"key": key}
+
+
+def select_edges(rows: list[dict], key: EdgeKey) -> list[dict]:
+    """One field's edges out of a unit's fetched rows: direction, kinds, min |weight|, order.
     Symmetric relations stored both ways (A->B and B->A) appear once, the stronger one."""
     rel, direction = EDGE_FIELDS[key.field]
-    best: dict[tuple[str, str | None], dict] = {}
-    for g in groups:
-        if g["type"] != rel or (direction is not None and g["outgoing"] != direction):
+    best: dict[tuple, dict] = {}
+    for r in rows:
+        if r["type"] != rel or (direction is not None and r["outgoing"] != direction):
             continue
-        if key.kinds is not None and g["kind"] not in key.kinds:
+        if key.kinds is not None and r["kind"] not in key.kinds:
             continue
-        for e in g["edges"]:
-            if e.get("weight") is None or (key.min_weight is not None and abs(e["weight"]) < key.min_weight):
-                continue
-            node = {k: v for k, v in e["node"].items() if v is not None}
-            item = {**e, "node": node, "kind": g["kind"], "outgoing": g["outgoing"]}
-            ident = (node.get("key"), g["kind"]) if direction is None and rel != "HEAD_COMPOSES" else \
-                (node.get("key"), f"{g['kind']}/{g['outgoing']}")
-            if ident not in best or abs(best[ident]["weight"]) < abs(e["weight"]):
-                best[ident] = item
-    return sorted(best.values(), key=lambda e: (_SORT[key.order](e), e["node"].get("key", "")))
+        w = r.get("weight")
+        if w is None or (key.min_weight is not None and abs(w) < key.min_weight):
+            continue
+        # Heads keep both directions apart (Q/K/V out, O in); symmetric relations merge them.
+        ident = (r["other"], r["kind"], r["outgoing"] if rel == "HEAD_COMPOSES" else None)
+        if ident not in best or abs(best[ident]["weight"]) < abs(w):
+            best[ident] = {"kind": r["kind"], "weight": w, "rank": r.get("rank"), "count": r.get("count"),
+                           "outgoing": r["outgoing"], "node": summary_from_key(r["other"])}
+    return sorted(best.values(), key=lambda e: (_SORT[key.order](e), e["node"]["key"]))
 
 
 @dataclass(frozen=True)
@@ -128,15 +139,17 @@ class Loaders:
         """All edge fields of all units in view: one round trip for neurons, one for heads."""
         neurons = list(dict.fromkeys(k.key for k in keys if k.field != "head_neurons"))
         heads = list(dict.fromkeys(k.key for k in keys if k.field == "head_neurons"))
-        groups: dict[tuple[bool, str], list[dict]] = defaultdict(list)
+        rows: dict[tuple[bool, str], list[dict]] = defaultdict(list)
         if neurons:
-            types = sorted({EDGE_FIELDS[k.field][0] for k in keys if k.field != "head_neurons"})
-            for r in await self.store.query("neuron_edges", keys=neurons, types=types, cap=EDGE_CAP):
-                groups[(False, r["key"])].append(r)
+            dirs = [EDGE_FIELDS[k.field] for k in keys if k.field != "head_neurons"]
+            out_types = sorted({t for t, d in dirs if d is not False})
+            in_types = sorted({t for t, d in dirs if d is not True})
+            for r in await self.store.query("neuron_edges", keys=neurons, out_types=out_types, in_types=in_types):
+                rows[(False, r["key"])].append(r)
         if heads:
-            for r in await self.store.query("head_neurons", keys=heads, cap=EDGE_CAP):
-                groups[(True, r["key"])].append(r)
-        return [select_edges(groups.get((k.field == "head_neurons", k.key), []), k) for k in keys]
+            for r in await self.store.query("head_neurons", keys=heads):
+                rows[(True, r["key"])].append(r)
+        return [select_edges(rows.get((k.field == "head_neurons", k.key), []), k) for k in keys]
 
     async def _examples(self, keys: list[ExamplesKey]) -> list[tuple[int, list[dict]]]:
         """(how many of that kind, the page) per key; one round trip per (kind, cursor, size)."""

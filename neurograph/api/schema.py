@@ -335,3 +335,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
 
 
 schema = build_schema()
+
+
+if __name__ == "__main__":  # python -m neurograph.api.schema > graphql/schema.graphql
+    print(schema.as_str())

@@ -236,15 +236,35 @@ class Topology:
 
 @strawberry.type(description="A vocabulary token of a model.")
 class Token(Node):
-    key: str
-    model: str
-    token_id: int
-    text: str
+    _p: strawberry.Private[dict]
+
+    def __init__(self, props: dict) -> None:
+        """``props``: the token's properties, or just what its key says (text then loads on demand)."""
+        self._p = props
+        self.id = strawberry.ID(to_global_id("Token", props["key"]))
 
     @classmethod
     def of(cls, p: dict) -> "Token":
-        return cls(id=strawberry.ID(to_global_id("Token", p["key"])), key=p["key"], model=p.get("model", ""),
-                   token_id=int(p.get("id", -1)), text=str(p.get("text", "")))
+        return cls(p)
+
+    @strawberry.field
+    def key(self) -> str:
+        return self._p["key"]
+
+    @strawberry.field
+    def model(self) -> str:
+        return self._p.get("model", "")
+
+    @strawberry.field
+    def token_id(self) -> int:
+        return int(self._p.get("id", -1))
+
+    @strawberry.field
+    async def text(self, info: Info) -> str:
+        if "text" not in self._p:
+            row = await info.context.loaders.token.load(self._p["key"])
+            self._p = {**self._p, **(row or {})}
+        return str(self._p.get("text", ""))
 
 
 @strawberry.type
@@ -279,7 +299,7 @@ class NeuronEdge:
 class NeuronEdgeConnection:
     edges: list[NeuronEdge]
     page_info: PageInfo
-    total_count: int = strawberry.field(description="Edges matching the filters (at most 200 per kind).")
+    total_count: int = strawberry.field(description="Edges matching the filters.")
 
 
 @strawberry.type
@@ -407,9 +427,15 @@ class Neuron(Node):
     def index(self) -> int:
         return int(self._p.get("index", -1))
 
+    async def _get(self, info: Info, name: str) -> Any:
+        """One property: from what is here, else from the full properties (loaded once, batched)."""
+        if name in self._p or self._full:
+            return self._p.get(name)
+        return (await self.all_props(info)).get(name)
+
     @strawberry.field(description="How interesting the harvest found this neuron (higher: more).")
-    def interest(self) -> Optional[float]:
-        return _num(self._p.get("interest"))
+    async def interest(self, info: Info) -> Optional[float]:
+        return _num(await self._get(info, "interest"))
 
     @strawberry.field
     async def stats(self, info: Info) -> NeuronStats:
@@ -433,12 +459,12 @@ class Neuron(Node):
                         within_z=_num(p.get("within_z")))
 
     @strawberry.field
-    def role(self) -> Optional[str]:
-        return self._p.get("role")
+    async def role(self, info: Info) -> Optional[str]:
+        return await self._get(info, "role")
 
     @strawberry.field
-    def community(self) -> Optional[int]:
-        c = self._p.get("community")
+    async def community(self, info: Info) -> Optional[int]:
+        c = await self._get(info, "community")
         return int(c) if c is not None else None
 
     @strawberry.field(description="Every stored property of the neuron, as JSON.")
