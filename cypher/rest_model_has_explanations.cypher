@@ -1,5 +1,7 @@
 // Does any neuron of the model have an explanation? (neuron_explainer service available)
-// params: $model
-MATCH (n:Neuron {model: $model})-[:EXPLAINED_BY]->(:Explanation)
-RETURN n.key AS key
+// Explanation keys start with the neuron key, so the model's prefix finds them without a traversal.
+// params: $prefix (the model name + '/')
+MATCH (x:Explanation)
+WHERE x.key STARTS WITH $prefix
+RETURN x.key AS key
 LIMIT 1

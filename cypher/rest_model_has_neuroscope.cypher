@@ -1,5 +1,8 @@
 // Does any neuron of the model have max-activating examples? (neuroscope service available)
-// params: $model
-MATCH (n:Neuron {model: $model})-[:ACTIVATES_ON {kind: 'max'}]->(:Example)
-RETURN n.key AS key
+// Starts from the model's examples (key prefix 'model/'), not from its tens of thousands of neurons.
+// params: $prefix (the model name + '/')
+MATCH (x:Example)
+WHERE x.key STARTS WITH $prefix
+MATCH (x)<-[:ACTIVATES_ON {kind: 'max'}]-(:Neuron)
+RETURN x.key AS key
 LIMIT 1

@@ -1,6 +1,7 @@
 // Neuroscope layer page: the layer's neurons with the largest activation range, largest first.
-// params: $model, $layer, $limit
-MATCH (n:Neuron {model: $model, layer: $layer})
+// Walks from the layer node (one layer's neurons) instead of filtering all the model's neurons.
+// params: $key (layer key 'model/L{layer}'), $limit
+MATCH (:Layer {key: $key})-[:HAS_NEURON]->(n:Neuron)
 WITH n, coalesce(n.max, n.max_activation) AS mx, coalesce(n.min, n.min_activation) AS mn
 WHERE mx IS NOT NULL OR mn IS NOT NULL
 WITH n, abs(coalesce(mx, 0.0)) AS a, abs(coalesce(mn, 0.0)) AS b

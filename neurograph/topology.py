@@ -32,7 +32,7 @@ from typing import Any, Iterable, Sequence
 
 import networkx as nx
 
-from .domain import EDGE_KINDS, check_model_name
+from .domain import EDGE_KINDS, check_model_name, neuron_key
 from .errors import NeuroGraphError, NotFound
 from .store.base import Store
 
@@ -102,8 +102,9 @@ async def fetch_graph(store: Store, model: str, *, kinds: Sequence[str] = ("COMP
     with _progress(progress) as bar:
         task = bar.add_task(f"read {model} edges", total=len(batches))
         for layer, lo, hi in batches:
-            rows = await store.query("topology_edges", model=model, layer=layer, lo=lo, hi=hi, types=types,
-                                     kinds=pairs, min_weight=float(min_weight), limit=max_edges - seen + 1)
+            keys = [neuron_key(model, layer, i) for i in range(lo, hi)]
+            rows = await store.query("topology_edges", keys=keys, types=types, kinds=pairs,
+                                     min_weight=float(min_weight), limit=max_edges - seen + 1)
             seen += len(rows)
             if seen > max_edges:
                 raise NeuroGraphError(f"model {model!r} has more than {max_edges} selected edges; "

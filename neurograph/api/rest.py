@@ -47,7 +47,6 @@ DEFAULT_LAYER_IMPORTANT = 10_000  # layer page: DeepDecipher lists every neuron 
 DEFAULT_TEXTS = 20               # Neuroscope shows 20 texts per neuron
 DEFAULT_SIMILAR = 50
 MAX_QUERY_TERMS = 16
-CORS = {"Access-Control-Allow-Origin": "*"}  # DeepDecipher serves CORS '*'; this is read-only data
 
 
 class Problem(Exception):
@@ -70,7 +69,8 @@ class Missing(Problem):
 
 
 def _json(body: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=CORS)
+    # CORS is the app's policy (NEUROGRAPH_CORS_ORIGINS, '*' for DeepDecipher's behaviour), not ours
+    return JSONResponse(body, status_code=status)
 
 
 def _index(raw: str | None, what: str) -> int | None:
@@ -94,12 +94,12 @@ def _limit(request: Request, default: int) -> int:
 
 async def available_services(store: Store, model: str) -> list[str]:
     """The services whose data is loaded for a model (metadata always is)."""
-    out = ["metadata"]
-    if await store.query("rest_model_has_neuroscope", model=model):
+    out, prefix = ["metadata"], f"{model}/"
+    if await store.query("rest_model_has_neuroscope", prefix=prefix):
         out.append("neuroscope")
-    if await store.query("rest_model_has_explanations", model=model):
+    if await store.query("rest_model_has_explanations", prefix=prefix):
         out.append("neuron_explainer")
-    if await store.query("rest_model_has_n2g", model=model):
+    if await store.query("rest_model_has_n2g", prefix=prefix):
         out += ["neuron2graph", "neuron2graph-search"]
     return out
 
@@ -171,7 +171,7 @@ async def _neuroscope_page(store: Store, meta: dict[str, Any], layer: int | None
                                  limit=_limit(request, DEFAULT_MODEL_IMPORTANT))
         return {"important_neurons": _important(rows)}
     if neuron is None:
-        rows = await store.query("rest_neuroscope_layer", model=model, layer=layer,
+        rows = await store.query("rest_neuroscope_layer", key=layer_key(model, layer),
                                  limit=_limit(request, DEFAULT_LAYER_IMPORTANT))
         info = await store.query("rest_layer", key=layer_key(model, layer))
         n = (info[0].get("n_neurons") if info else None) or meta["layer_size"]
