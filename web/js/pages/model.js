@@ -15,7 +15,7 @@ export async function modelsPage(page) {
     return h("table", { class: "data models" },
       h("thead", {}, h("tr", {},
         h("th", {}, "Model"), h("th", { class: "num" }, "Layers"), h("th", { class: "num" }, "Neurons / layer"),
-        h("th", { class: "num" }, "Neurons stored"), h("th", {}, "Activation"), h("th", {}, "Source"), h("th", {}, "Dataset"))),
+        h("th", { class: "num", title: "Sum of the layers' sizes" }, "Neurons"), h("th", {}, "Activation"), h("th", {}, "Source"), h("th", {}, "Dataset"))),
       h("tbody", {}, models.map((m) => h("tr", { dataset: { model: m.name } },
         h("td", {}, h("a", { href: `#/model/${encodeURIComponent(m.name)}` }, m.name)),
         h("td", { class: "num" }, fmt(m.nLayers)), h("td", { class: "num" }, fmt(m.dMlp)),
