@@ -26,6 +26,7 @@ import json
 import math
 import re
 import shlex
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -265,13 +266,14 @@ def _write_neo4j_csv(jsonl: Path, folder: Path, schema: _Schema, pairs: set, dat
 
 
 def _import_script(files: list[Path], delim: str, multiline: bool, database: str) -> str:
-    args = ["neo4j-admin", "database", "import", "full", database, "--overwrite-destination=true",
+    command = f"neo4j-admin database import full {shlex.quote(database)}"
+    args = ["--overwrite-destination=true",
             f"--array-delimiter={'U+001F' if delim != ';' else ';'}", "--id-type=string",
             f"--multiline-fields={'true' if multiline else 'false'}"]
     # Labels and types come from the files' :LABEL and :TYPE columns.
     args += [f'--nodes="$DIR/{f.name}"' for f in files if f.name.startswith("nodes_")]
     args += [f'--relationships="$DIR/{f.name}"' for f in files if f.name.startswith("rels_")]
-    lines = " \\\n  ".join(a if "$DIR" in a else shlex.quote(a) for a in args)
+    lines = " \\\n  ".join([command, *(a if "$DIR" in a else shlex.quote(a) for a in args)])
     return ("#!/bin/sh\n"
             "# Bulk-load this export into an empty, stopped Neo4j 5 database (see docs/neo4j.md).\n"
             "# Run where neo4j-admin is, with Neo4j stopped; DIR defaults to this script's folder.\n"
@@ -440,12 +442,13 @@ def _xml_text(s: str) -> str:
 
 # --- public API ---------------------------------------------------------------------------------
 async def export_graph(store: Store, out_dir: str | Path, formats: tuple[str, ...] | list[str] = FORMATS,
-                       model: str | None = None, *, page_size: int = PAGE_SIZE, progress: bool = False,
+                       model: str | None = None, *, page_size: int = PAGE_SIZE, progress: bool | None = None,
                        database: str = "neo4j") -> dict:
     """Write the graph (or one model's part) under ``out_dir`` in the given formats.
 
     Returns a summary: {"out_dir", "formats", "nodes": {label: n}, "edges": {type: n},
-    "files": [...], "seconds"}. Memory stays bounded by ``page_size`` rows."""
+    "files": [...], "seconds"}. Memory stays bounded by ``page_size`` rows. A progress bar is
+    shown on a terminal (``progress=None``), always (True) or never (False)."""
     unknown = set(formats) - set(FORMATS)
     if unknown or not formats:
         raise ExportError(f"unknown export format(s) {sorted(unknown) or formats}: choose from {', '.join(FORMATS)}")
@@ -457,6 +460,8 @@ async def export_graph(store: Store, out_dir: str | Path, formats: tuple[str, ..
 
     bar = None
     advance: Callable[[int], None] = lambda n: None  # noqa: E731
+    if progress is None:
+        progress = sys.stderr.isatty()
     if progress:
         from rich.progress import Progress
 
