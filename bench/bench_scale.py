@@ -46,7 +46,6 @@ async def measure(data: Path, name: str, n_layers: int, d_mlp: int, n_heads: int
     settings = Settings(data_dir=data, graph=name)
     store = await open_store(settings)
     await store.clear()
-    await store.ensure_schema()
     t0 = time.perf_counter()
     await write_synthetic_graph(store, "synth", n_layers=n_layers, d_mlp=d_mlp, n_heads=n_heads,
                                 d_vocab=d_vocab, k=k, n_examples=2, progress=True)

@@ -32,7 +32,7 @@ def settings(falkordb_dir: Path) -> Settings:
 async def store(settings: Settings):
     s = await open_store(settings)
     yield s
-    await s.clear()
+    await s.clear(schema=False)
     await s.close()
 
 

@@ -65,7 +65,6 @@ async def test_random_bytes_and_truncations_change_nothing(store, tmp_path, sour
                 await import_source(store, source, root, progress=False, **options)
                 assert await snapshot(store) == clean_store_state, (f, label)
                 await store.clear()
-                await store.ensure_schema()
                 await import_source(store, "deepdecipher", FIX / "deepdecipher" / "toy-dd", progress=False)
                 before = await snapshot(store)
             fuzzed += 1

@@ -84,8 +84,14 @@ class Store(ABC):
     async def close(self) -> None: ...
 
     @abstractmethod
-    async def clear(self) -> None:
-        """Delete the whole graph (tests, `import --replace`)."""
+    async def _drop(self) -> None: ...
+
+    async def clear(self, *, schema: bool = True) -> None:
+        """Delete the whole graph; the schema (indexes, constraints) is made again unless
+        ``schema=False``, so the store stays usable, full-text search included."""
+        await self._drop()
+        if schema:
+            await self.ensure_schema()
 
     # --- shared behaviour --------------------------------------------------------------
     async def run(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,

@@ -134,7 +134,7 @@ class FalkorStore(Store):
                 if "already exists" not in str(e).lower():
                     raise QueryError(f"falkordb constraint on {label}.key: {e}") from e
 
-    async def clear(self) -> None:
+    async def _drop(self) -> None:
         try:
             await self.graph.delete()
         except rex.ResponseError:

@@ -92,7 +92,7 @@ class Neo4jStore(Store):
         for stmt in self.queries.schema("neo4j"):
             await self.run(stmt, write=True)
 
-    async def clear(self) -> None:
+    async def _drop(self) -> None:
         await self.run("MATCH (n) CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS", write=True)
 
     async def close(self) -> None:
