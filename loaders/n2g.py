@@ -618,7 +618,9 @@ def similar_pairs(token_sets: Mapping[str, Mapping[str, set]], threshold: float 
     """Symmetric similarity of neurons' N2G token sets: Jaccard of the role-tagged sets
     {("activating", t)} | {("important", t)}. Candidate pairs come from an inverted index
     token -> neurons, so only pairs that share a token are compared (no all-pairs loop).
-    Returns upsert_similar rows {src, dst, weight} with src < dst.
+    DeepDecipher divides the overlap by a length that is not the pair's own, so its scores
+    are asymmetric; here sim(a, b) == sim(b, a), stored once with src < dst.
+    Returns upsert_similar rows {src, dst, weight}.
 
         >>> similar_pairs({"m/0/1": {"activating": {1}, "important": {2}},
         ...                "m/0/2": {"activating": {1}, "important": {2, 3}}}, 0.5)
@@ -681,13 +683,18 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
     ``activation_fn(layer, index)`` returns the neuron's :data:`ActivationFn`. ``examples``
     maps (layer, index) to top examples; without it the neuron's stored ``ACTIVATES_ON
     {kind:'max'}`` examples are read (``top_k`` of them). Neurons that already have N2G
-    results are skipped unless ``force``. Returns a summary {done, skipped, failed, similar}.
+    results are skipped unless ``force``. With ``decode`` and no ``normalise``, tokens match
+    as :func:`text_normaliser` puts them (" The" and "the" are one trie node). Returns a
+    summary {done, skipped, failed, similar}.
 
         summary = await build_n2g(store, "smollm2-135m", lambda l, i: neuron_fn(layer_fns[l], i),
                                   pad_token=0, layers=[0, 1], substitutes=subs, decode=decode)
     """
     from tqdm.auto import tqdm
 
+    # Tokens compare as the reference code normalises them (case of title words, spaces).
+    if normalise is None and decode is not None:
+        normalise = text_normaliser(decode)
     if examples is None:
         rows = await store.query("n2g_top_examples", model=model_name, top_k=top_k)
         examples = examples_from_rows(rows)
