@@ -129,6 +129,9 @@ async def main(args: argparse.Namespace) -> None:
             body = page.json()
             assert not body.get("errors"), body["errors"]
             static.write_bytes(page.content)  # the very same bytes, served statically
+            import redis.utils
+
+            print(f"redis parser: {'hiredis (C)' if redis.utils.HIREDIS_AVAILABLE else 'pure Python (pip install hiredis)'}")
             print(f"neuron page: {len(page.content)} bytes; {args.concurrency} concurrent clients, "
                   f"at most {args.count} requests or {args.seconds} s each side")
 

@@ -392,3 +392,12 @@ async def test_response_cache_serves_repeats_and_forgets_on_writes(store, settin
         hits = cache.hits
         await error_of(c, op("neuron"), {"model": "nope", "layer": 0, "index": 0})
         assert cache.hits == hits  # errors are never cached
+
+
+async def test_cypher_is_time_limited(store, settings, graph):
+    app = create_app(settings.with_(cypher_timeout_ms=50), store)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5555))
+    slow = "UNWIND range(1, 50000000) AS x WITH x WHERE x % 7 = 3 RETURN count(x) AS c"
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        msg = await error_of(c, op("cypher"), {"query": slow})
+    assert "time" in msg.lower(), msg
