@@ -42,7 +42,7 @@ def run_composition(a: argparse.Namespace, q: mp.Queue) -> None:
     w = _weights(a)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
-    neuron_composition(w, a.k, memory_mb=a.memory_mb, progress=False)
+    neuron_composition(w, a.k, memory_mb=a.memory_mb, bins=a.bins, progress=False)
     q.put((time.perf_counter() - t, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 
 
@@ -93,6 +93,7 @@ def main() -> None:
     ap.add_argument("--no-gate", action="store_true", help="a plain (non-gated) MLP")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--memory-mb", type=float, default=512)
+    ap.add_argument("--bins", type=int, default=100, help="histogram bins (0: no histograms)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     a = ap.parse_args()
     for key, v in PRESETS[a.preset].items():
@@ -110,7 +111,7 @@ def main() -> None:
     comp_s, comp_mb = measure(run_composition, a)
     print(f"bare matmuls      {bare_s:8.2f} s   peak +{bare_mb:8.0f} MB")
     print(f"composition       {comp_s:8.2f} s   peak +{comp_mb:8.0f} MB   (8 lists, top/bottom-{a.k}, "
-          f"mean/std/100-bin histograms)")
+          f"mean/std{f'/{a.bins}-bin histograms' if a.bins else ', no histograms'})")
     print(f"ratio composition / bare matmuls = {comp_s / bare_s:.2f}  (goal <= 1.5)")
 
 

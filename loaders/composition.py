@@ -58,7 +58,10 @@ def edge_kind(list_name: str) -> str:
 # --- top-k with running merge ---------------------------------------------------------
 @dataclass
 class TopK:
-    """Best ``k`` partners per owner: values [N, k] and global indices [N, k] (-1 = none)."""
+    """Best ``k`` partners per owner: values [N, k] and global indices [N, k] (-1 = none).
+
+        lists["virtual_down"].top.rows(5)     # [(partner id, weight), ...], best first
+    """
 
     values: Tensor
     indices: Tensor
@@ -104,7 +107,12 @@ def _drop_self(values: Tensor, indices: Tensor, owners: Tensor, k: int, largest:
 # --- distribution summaries -------------------------------------------------------------
 @dataclass
 class Summary:
-    """Per-owner distribution of a score: mean, std and a histogram on [lo, hi]."""
+    """Per-owner distribution of a score: mean, std and a histogram on [lo, hi].
+
+        s = lists["in_out"].summary
+        z = (weight - s.mean[5]) / s.std[5]    # how unusual an edge of neuron 5 is
+        s.hist[5]                              # counts in s.bins equal bins of [s.lo, s.hi]
+    """
 
     lo: float
     hi: float
@@ -153,7 +161,11 @@ def histogram_rows(x: Tensor, lo: float, hi: float, bins: int) -> Tensor:
 
 @dataclass
 class CompositionList:
-    """One neuron↔neuron list: top-k, bottom-k and the distribution of each owner."""
+    """One neuron↔neuron list: top-k, bottom-k and the distribution of each owner.
+
+        lst = neuron_composition(w, k=5)["out_in"]
+        lst.kind, lst.top.rows(0), lst.bottom.rows(0), lst.summary.mean[0]
+    """
 
     name: str
     top: TopK
@@ -224,9 +236,11 @@ def _moments(summary: Summary, owner: Tensor, partner_sum: Tensor, partner_gram:
     partner set depends only on the owner's layer: sums [L, d] and Grams [L, d, d].
     ``self_score``: the owner's score with itself, counted as zero (zeroed diagonal)."""
     L = partner_sum.shape[0]
-    a = owner.double().reshape(L, -1, owner.shape[-1])
-    s1 = torch.einsum("lnd,ld->ln", a, partner_sum).reshape(-1)
-    s2 = torch.einsum("lnd,lnd->ln", torch.einsum("lnd,lde->lne", a, partner_gram), a).reshape(-1)
+    # sums and Grams are accumulated in float64; the quadratic forms run in float32 (the
+    # summed terms are all non-negative, so there is no cancellation to fear)
+    a = owner.float().reshape(L, -1, owner.shape[-1])
+    s1 = torch.einsum("lnd,ld->ln", a.double(), partner_sum).reshape(-1)
+    s2 = torch.einsum("lnd,lnd->ln", torch.bmm(a, partner_gram.float()), a).reshape(-1).double()
     if self_score is not None:
         s1, s2 = s1 - self_score, s2 - self_score.square()
     summary.n[:], summary.s1[:], summary.s2[:] = count.double().cpu(), s1.cpu(), s2.cpu()

@@ -82,7 +82,8 @@ def composition_props(model: str, d_mlp: int, lists: dict[str, CompositionList])
                 continue
             p = props[g]
             p[f"comp_{name}_mean"], p[f"comp_{name}_std"] = mean[g], std[g]
-            p[f"comp_{name}_hist"], p[f"comp_{name}_range"] = hist[g], [s.lo, s.hi]
+            if s.bins:
+                p[f"comp_{name}_hist"], p[f"comp_{name}_range"] = hist[g], [s.lo, s.hi]
     return [{"key": neuron_key(model, g // d_mlp, g % d_mlp), "props": p} for g, p in enumerate(props) if p]
 
 
@@ -186,7 +187,7 @@ def _ignore_ids(tokenizer: Any) -> set[int]:
 
 async def build_connectivity(
     store: Any, model: Any, contexts: torch.Tensor | None = None, *,
-    kinds: Iterable[str] = KINDS, k: int = 10, k_heads: int = 10, k_tokens: int = 10,
+    kinds: Iterable[str] = KINDS, k: int = 10, k_heads: int = 5, k_tokens: int = 10,
     weights: ModelWeights | None = None,
     activations: Callable[[], Iterable[torch.Tensor]] | None = None,
     batch_size: int = 8, memory_mb: float = 1024, corr_memory_mb: float = 2048,

@@ -40,7 +40,11 @@ Batches = Callable[[], Iterable[Tensor]] | Iterable[Tensor]
 @dataclass
 class CorrelationResult:
     """Top-k / bottom-k correlated neurons per neuron (self excluded), their summary
-    (mean, std, 100-bin histogram on [-1, 1] over all other neurons) and the token count."""
+    (mean, std, 100-bin histogram on [-1, 1] over all other neurons) and the token count.
+
+        res = correlate(batches, n_neurons=72, k=5)
+        res.top.rows(3), res.bottom.rows(3), res.summary.mean[3], res.n_tokens
+    """
 
     top: TopK
     bottom: TopK
