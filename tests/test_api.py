@@ -198,6 +198,13 @@ async def test_node_by_global_id_round_trips(client):
     m = (await gql(client, op("model"), {"name": MODEL}))["data"]["model"]
     again = (await gql(client, op("node"), {"id": m["id"]}))["data"]["node"]
     assert again == {"__typename": "Model", "id": m["id"], "name": MODEL}
+    n = (await gql(client, "{ neuron(model: \"synth\", layer: 1, index: 2) { explanations { id text } "
+                           "heads(first: 1) { edges { node { id key } } } tokens(first: 1) { edges { node { id text } } } } }"))
+    n = n["data"]["neuron"]
+    x, h, t = n["explanations"][0], n["heads"]["edges"][0]["node"], n["tokens"]["edges"][0]["node"]
+    for ref, want in ((x["id"], {"text": x["text"]}), (h["id"], {"key": h["key"]}), (t["id"], {"text": t["text"]})):
+        got = (await gql(client, op("node"), {"id": ref}))["data"]["node"]
+        assert got["id"] == ref and want.items() <= got.items()
 
 
 async def test_neighborhood_two_hops_is_a_drawable_subgraph(client, store):

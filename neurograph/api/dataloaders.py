@@ -108,6 +108,7 @@ class Loaders:
         self.neuron = DataLoader(self._by_key("neurons_by_key", "n"))
         self.head = DataLoader(self._by_key("heads_by_key", "h"))
         self.token = DataLoader(self._by_key("tokens_by_key", "t"))
+        self.explanation = DataLoader(self._by_key("explanations_by_key", "x"))
         self.model = DataLoader(self._models)
         self.edges = DataLoader(self._edges)
         self.examples = DataLoader(self._examples)

@@ -155,8 +155,7 @@ class Query:
         elif label == "Token":
             row = await loaders.token.load(key)
         else:
-            rows = await info.context.store.run("MATCH (x:Explanation {key: $key}) RETURN x", {"key": key})
-            row = rows[0]["x"] if rows else None
+            row = await loaders.explanation.load(key)
         if row is None:
             raise NotFound(f"no {label} {key!r}")
         return {"Head": Head.of, "Token": Token.of, "Explanation": Explanation.of}[label](row)
