@@ -13,10 +13,17 @@ per-neuron props back to the store with ``set_neuron_props``:
 ``within_z``      z-score of the strength inside its own community among that community's members
 ``role``          Guimerà–Amaral (Nature 2005) role from (within_z, participation), see ``role_of``
 
+Roles (thresholds of Guimerà & Amaral, with strength in place of degree, which is the same on
+an unweighted graph): a hub has within_z >= 2.5. Non-hubs by P: <= 0.05 ultra_peripheral,
+<= 0.62 peripheral, <= 0.80 connector, above kinless. Hubs by P: <= 0.30 provincial_hub,
+<= 0.75 connector_hub, above kinless_hub. With only two communities P can reach 0.5 at most,
+so a neuron bridging two modules is "peripheral"; connectors spread links over 3+ modules.
+
 Several edges between the same two neurons (several kinds, or both directions of a
 correlation) become one undirected edge whose weight is the largest |weight| among them, so
 that a symmetric pair is not counted twice. Neurons without any selected edge are left out
-(their props are cleared).
+(their props are cleared). The same seed gives the same result, so an interrupted run is
+resumed by running it again; writes are idempotent.
 
     from neurograph.topology import compute_topology
     summary = await compute_topology(store, "smollm2-135m", kinds=("COMPOSES:virtual",), min_weight=0.05)
@@ -25,10 +32,11 @@ that a symmetric pair is not counted twice. Neurons without any selected edge ar
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import Counter, defaultdict
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import networkx as nx
 
@@ -50,6 +58,7 @@ HUB_P = ((0.30, "provincial_hub"),        # R5
          (math.inf, "kinless_hub"))       # R7
 ROLES = tuple(r for _, r in NON_HUB_P + HUB_P)
 
+ANALYSIS_STEPS = ("betweenness", "communities", "roles")
 PROPS = ("degree", "strength", "betweenness", "community", "participation", "within_z", "role")
 
 
@@ -122,10 +131,13 @@ async def fetch_graph(store: Store, model: str, *, kinds: Sequence[str] = ("COMP
     return g
 
 
-def analyse(g: nx.Graph, *, seed: int = 0, resolution: float = 1.0,
-            betweenness_k: int | None = 256) -> dict[str, dict[str, Any]]:
+def analyse(g: nx.Graph, *, seed: int = 0, resolution: float = 1.0, betweenness_k: int | None = 64,
+            step: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
     """Per-node topology props of a graph with non-negative ``weight`` on its edges.
-    ``betweenness_k``: sample this many sources when the graph has more nodes (None: exact)."""
+    ``betweenness_k``: sample this many sources when the graph has more nodes (None: exact);
+    each source costs one Dijkstra over the whole graph (~1 s at 46k nodes / 220k edges).
+    ``step(name)`` is called as each of the ANALYSIS_STEPS finishes."""
+    step = step or (lambda name: None)
     if g.number_of_nodes() == 0:
         return {}
     # Zero-weight edges would be infinitely long paths; give them a large finite length instead.
@@ -133,6 +145,7 @@ def analyse(g: nx.Graph, *, seed: int = 0, resolution: float = 1.0,
         d["distance"] = 1.0 / d["weight"] if d["weight"] > 0 else 1e12
     k = betweenness_k if betweenness_k is not None and betweenness_k < g.number_of_nodes() else None
     betweenness = nx.betweenness_centrality(g, k=k, weight="distance", normalized=True, seed=seed)
+    step("betweenness")
 
     # Louvain on |weight|; a graph with no positive weight gets one community per component.
     if g.size(weight="weight") > 0:
@@ -142,6 +155,7 @@ def analyse(g: nx.Graph, *, seed: int = 0, resolution: float = 1.0,
     # Number communities by size (largest first), ties by smallest member, so ids are stable.
     parts = sorted((sorted(p) for p in parts), key=lambda p: (-len(p), p[0]))
     community = {n: c for c, members in enumerate(parts) for n in members}
+    step("communities")
 
     strength = dict(g.degree(weight="weight"))
     into: dict[str, Counter] = {n: Counter() for n in g}
@@ -167,12 +181,13 @@ def analyse(g: nx.Graph, *, seed: int = 0, resolution: float = 1.0,
         p, z = max(0.0, p), float(z)  # rounding can leave P at -1e-16
         out[n] = {"degree": g.degree(n), "strength": float(s), "betweenness": float(betweenness[n]),
                   "community": community[n], "participation": p, "within_z": z, "role": role_of(z, p)}
+    step("roles")
     return out
 
 
 async def compute_topology(store: Store, model: str, *, kinds: Sequence[str] = ("COMPOSES", "CORRELATES"),
                            min_weight: float = 0.0, seed: int = 0, resolution: float = 1.0,
-                           betweenness_k: int | None = 256, batch_neurons: int = 512,
+                           betweenness_k: int | None = 64, batch_neurons: int = 512,
                            max_edges: int = 5_000_000, write: bool = True,
                            progress: bool = False) -> dict[str, Any]:
     """Compute the topology of ``model``'s neuron graph and store it as neuron props.
@@ -189,7 +204,12 @@ async def compute_topology(store: Store, model: str, *, kinds: Sequence[str] = (
     g = await fetch_graph(store, model, kinds=kinds, min_weight=min_weight, batch_neurons=batch_neurons,
                           max_edges=max_edges, progress=progress)
     t1 = time.perf_counter()
-    props = analyse(g, seed=seed, resolution=resolution, betweenness_k=betweenness_k)
+    with _progress(progress) as bar:
+        task = bar.add_task(f"analyse {model} ({g.number_of_nodes()} neurons, {g.number_of_edges()} edges)",
+                            total=len(ANALYSIS_STEPS))
+        # networkx is CPU-bound for minutes on a full model: keep the event loop (an API server) free
+        props = await asyncio.to_thread(analyse, g, seed=seed, resolution=resolution,
+                                        betweenness_k=betweenness_k, step=lambda name: bar.advance(task))
     communities: dict[int, set[str]] = defaultdict(set)
     for n, p in props.items():
         communities[p["community"]].add(n)

@@ -185,7 +185,9 @@ async def test_all_route_gathers_every_service(client):
     (f"/api/{M}/neuroscope/x/0", 400, "layer index"),
     (f"/api/{M}/neuroscope/0/-1", 400, "neuron index"),
     (f"/api/{M}/neuroscope/0/99999999999999999999", 400, "neuron index"),
+    (f"/api/{M}/neuroscope/\u00b2/0", 400, "layer index"),
     (f"/api/{M}/neuroscope?limit=0", 400, "limit"),
+    (f"/api/{M}/neuroscope?limit=\u00b3", 400, "limit"),
     (f"/api/{M}/neuron_explainer", 404, "no model page"),
     ("/api/bare/neuroscope/0/0", 404, "neuroscope"),
 ])

@@ -78,7 +78,7 @@ async def test_bridge_between_three_cliques_is_a_connector(store):
     bridge = 15
     edges = [e for c in cliques for e in clique(c)] + [(bridge, c[i], 1.0) for c in cliques for i in (0, 1)]
     await write_graph(store, "three", 16, edges)
-    summary = await compute_topology(store, "three")
+    summary = await compute_topology(store, "three", progress=True)
     assert summary["communities"] == 3
     p = await props(store, "three")
     assert p[bridge]["participation"] == pytest.approx(1 - 3 * (1 / 3) ** 2)

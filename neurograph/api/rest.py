@@ -76,7 +76,7 @@ def _json(body: Any, status: int = 200) -> JSONResponse:
 def _index(raw: str | None, what: str) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise Problem(400, error=f"{what} index must be a non-negative integer, got {raw!r}")
     return int(raw)
 
@@ -85,7 +85,7 @@ def _limit(request: Request, default: int) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise Problem(400, error=f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
     return int(raw)
 
@@ -107,7 +107,7 @@ async def available_services(store: Store, model: str) -> list[str]:
 def _metadata(row: dict[str, Any], services: list[str]) -> dict[str, Any]:
     n_layers, d_mlp = row.get("n_layers"), row.get("d_mlp")
     return {
-        "name": row["name"] or row["key"],
+        "name": row["key"],  # the model's key is its name, the one in every URL
         "num_layers": n_layers,
         "layer_size": d_mlp,
         "activation_function": row.get("act_fn"),
