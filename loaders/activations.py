@@ -29,23 +29,42 @@ if TYPE_CHECKING:
     from .model import LoadedModel
 
 QUANTILE_LEVELS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999)
-HIST_BINS = 256
-HIST_LIMIT = 50.0   # |activation| beyond this is counted in the end bins (max/min stay exact)
-HIST_SCALE = 0.01   # bins are ~linear below this and ~logarithmic (about 7 % wide) above
-_COL_CHUNK = 8192   # neurons per chunk for the float64 work: bounded temporaries, warm caches
-FORMAT_VERSION = 1
+# Histogram bins follow the float32 bit pattern: 8 bins per octave (the top 3 mantissa bits,
+# 6-12 % wide) for 2**-10 <= |x| < 2**6, one bin each side of 0 below that; |x| >= 64 is counted
+# in the end bins (max/min stay exact). A 4096-entry table maps (sign, exponent, 3 mantissa
+# bits) to a bin, so binning is a shift and a gather instead of a search.
+HIST_MIN_EXP = -10
+HIST_MAX_EXP = 6
+HIST_PER_OCTAVE = 8
+_COL_CHUNK = 1024   # neurons per chunk: every temporary of a batch stays in cache
+FORMAT_VERSION = 2
 
 
-def histogram_edges(bins: int = HIST_BINS, limit: float = HIST_LIMIT, scale: float = HIST_SCALE) -> np.ndarray:
-    """Fixed, symmetric asinh-spaced bin edges on [-limit, limit] (float32, 0 is an edge).
+def histogram_edges() -> np.ndarray:
+    """The fixed, symmetric bin edges (float32, 259 edges, 0 among them) shared by every neuron
+    of every model. Bins are [e_i, e_i+1) for x >= 0 and (e_i, e_i+1] for x < 0 (by magnitude)."""
+    pos = [2.0 ** e * (1 + k / HIST_PER_OCTAVE) for e in range(HIST_MIN_EXP, HIST_MAX_EXP)
+           for k in range(HIST_PER_OCTAVE)] + [2.0 ** HIST_MAX_EXP]
+    return np.array([-p for p in reversed(pos)] + [0.0] + pos, dtype=np.float32)
 
-    One set of edges serves every neuron of every model, from a random tiny model's ±0.01 to
-    a trained model's outliers in the tens, with a relative resolution of a few percent."""
-    u = np.linspace(-math.asinh(limit / scale), math.asinh(limit / scale), bins + 1)
-    edges = scale * np.sinh(u)
-    if bins % 2 == 0:
-        edges[bins // 2] = 0.0
-    return edges.astype(np.float32)
+
+def histogram_bins(x: np.ndarray, edges: np.ndarray | None = None) -> np.ndarray:
+    """Reference binning (numpy searchsorted) with the convention of :func:`histogram_edges`."""
+    edges = histogram_edges() if edges is None else edges
+    x = np.asarray(x, dtype=np.float32)
+    b = np.where(np.signbit(x), np.searchsorted(edges, x, side="left") - 1,
+                 np.searchsorted(edges, x, side="right") - 1)
+    return np.clip(b, 0, edges.size - 2)
+
+
+def _bin_table(edges: np.ndarray) -> torch.Tensor:
+    """Bin of every float32 whose top 12 bits (sign, exponent, 3 mantissa bits) are ``code``."""
+    codes = np.arange(4096, dtype=np.int64)
+    mags = ((codes & 0x7FF) << 20).astype(np.uint32).view(np.float32)  # magnitude lower bound
+    neg = (codes >> 11).astype(bool)
+    b = np.where(neg, np.searchsorted(edges, -mags, side="left") - 1,
+                 np.searchsorted(edges, mags, side="right") - 1)
+    return torch.as_tensor(np.clip(b, 0, edges.size - 2), dtype=torch.long)
 
 
 # --- forward passes ----------------------------------------------------------------------
@@ -120,6 +139,14 @@ def neuron_activation_fn(model: "LoadedModel", layer: int) -> Callable[[list[lis
 
 
 # --- the accumulator ---------------------------------------------------------------------
+def _order_key(vals: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+    """An int64 that sorts like (value, then the earlier context): float32 bits made monotone in
+    the high half, the inverted context index in the low half. Unique per context."""
+    bits = vals.contiguous().view(torch.int32)
+    ordered = torch.where(bits >= 0, bits, bits ^ 0x7FFFFFFF).to(torch.int64)
+    return (ordered << 32) | (0x7FFFFFFF - ctx)
+
+
 class _TopK:
     """Per neuron, the K contexts with the largest ``value`` (one entry per context), with the
     pivot position and the neuron's activations over the whole context. Slots are unordered
@@ -139,31 +166,23 @@ class _TopK:
         cols = cand.any(dim=0).nonzero().squeeze(1)
         if cols.numel() == 0:
             return
-        new = values[:, cols]
-        comb = torch.cat([self.vals[:, cols], torch.where(cand[:, cols], new, -math.inf)])
-        ids = torch.cat([self.ctx[:, cols], (first + torch.arange(B))[:, None].expand(B, cols.numel())])
-        # best K by value, ties to the earlier context (two stable sorts), so results never
-        # depend on the batch size or on torch.topk's tie order
-        by_ctx = torch.argsort(ids, dim=0, stable=True)
-        by_val = torch.argsort(torch.gather(comb, 0, by_ctx), dim=0, descending=True, stable=True)
-        sel = torch.gather(by_ctx, 0, by_val)[:K]
-        chosen = torch.zeros_like(comb, dtype=torch.bool).scatter_(0, sel, True)
-        freed = ~chosen[:K]              # old slots that lost their place
-        taken = chosen[K:] & cand[:, cols]  # batch entries that won one
-        freed_order = torch.argsort((~freed).to(torch.int8), dim=0, stable=True)
-        taken_order = torch.argsort((~taken).to(torch.int8), dim=0, stable=True)
-        n_new = taken.sum(dim=0)
-        for i in range(min(K, B)):
-            m = n_new > i
-            if not bool(m.any()):
-                break
-            c = cols[m]
-            slot = freed_order[i, m]
-            b = taken_order[i, m]
-            self.vals[slot, c] = values[b, c]
-            self.ctx[slot, c] = first + b
-            self.pivot[slot, c] = pivots[b, c]
-            self.acts[slot, c, :] = per_token[b, :, c]
+        C = cols.numel()
+        new = torch.where(cand[:, cols], values[:, cols], -math.inf)
+        ctx = torch.cat([self.ctx[:, cols], (first + torch.arange(B))[:, None].expand(B, C)])
+        key = _order_key(torch.cat([self.vals[:, cols], new]), ctx)
+        chosen = torch.zeros(key.shape, dtype=torch.bool).scatter_(0, torch.topk(key, K, dim=0).indices, True)
+        # Keys are unique, so the K best are well defined. Each column frees as many old slots
+        # as it takes batch entries; pair them in order (nonzero walks column by column).
+        freed = (~chosen[:K]).T.nonzero()
+        taken = chosen[K:].T.nonzero()
+        if freed.shape[0] == 0:
+            return
+        c = cols[freed[:, 0]]
+        slot, b = freed[:, 1], taken[:, 1]
+        self.vals[slot, c] = values[b, c]
+        self.ctx[slot, c] = first + b
+        self.pivot[slot, c] = pivots[b, c]
+        self.acts[slot, c, :] = per_token[b, :, c]
 
     def sorted(self) -> tuple[np.ndarray, ...]:
         """(values, ctx, pivot, acts) as [n, K(, T)] numpy, best first (ties: lower context first)."""
@@ -198,13 +217,12 @@ class Harvest:
     """
 
     def __init__(self, n_layers: int, d_mlp: int, ctx_len: int, *, top_k: int = 20,
-                 token_ids: Any = (), token_top_k: int | None = None, skip: int = 0,
-                 edges: np.ndarray | None = None) -> None:
+                 token_ids: Any = (), token_top_k: int | None = None, skip: int = 0) -> None:
         self.n_layers, self.d_mlp, self.ctx_len = int(n_layers), int(d_mlp), int(ctx_len)
         self.top_k, self.skip = int(top_k), int(skip)
         self.token_top_k = int(token_top_k if token_top_k is not None else top_k)
         n = self.n_layers * self.d_mlp
-        self.edges = torch.as_tensor(histogram_edges() if edges is None else edges, dtype=torch.float32)
+        self.edges = torch.as_tensor(histogram_edges())
         nb = self.edges.numel() - 1
         self.n_tokens = 0        # token positions counted
         self.next_index = 0      # contexts consumed
@@ -213,7 +231,8 @@ class Harvest:
         self.n_active = torch.zeros(n, dtype=torch.long)
         self.vmax = torch.full((n,), -math.inf, dtype=torch.float32)
         self.vmin = torch.full((n,), math.inf, dtype=torch.float32)
-        self.hist = torch.zeros((nb, n), dtype=torch.long)
+        self.hist = torch.zeros((n, nb), dtype=torch.long)
+        self._table: torch.Tensor | None = None
         self.top_max = _TopK(self.top_k, n, self.ctx_len)
         self.top_min = _TopK(self.top_k, n, self.ctx_len)  # on negated values
         self.token_ids = torch.as_tensor(list(token_ids), dtype=torch.long)
@@ -238,40 +257,47 @@ class Harvest:
         if first != self.next_index:
             raise ValueError(f"batches must come in order: expected context {self.next_index}, got {first}")
         B, T = tokens.shape
-        n = self.n_layers * self.d_mlp
+        n, sk = self.n_layers * self.d_mlp, self.skip
+        R = B * (T - sk)
         full = acts.reshape(B, T, n)
-        body = full[:, self.skip:]
-        x = body.reshape(-1, n)  # copies only when skip > 0
-        if self.n_tokens == 0:
-            self.shift = x.double().mean(dim=0)
+        if self._table is None:
+            self._table = _bin_table(self.edges.numpy())
         nb = self.edges.numel() - 1
+        init = self.n_tokens == 0
+        rows = self._rows(tokens[:, sk:].reshape(-1))
+        mx, mn = torch.empty((B, n)), torch.empty((B, n))
+        pmx, pmn = torch.empty((B, n), dtype=torch.long), torch.empty((B, n), dtype=torch.long)
+        # Work in column chunks: each chunk's float64 and integer temporaries stay in cache.
         for lo in range(0, n, _COL_CHUNK):
             hi = min(n, lo + _COL_CHUNK)
-            xc = x[:, lo:hi]
-            y = xc.double() - self.shift[lo:hi]
+            w = hi - lo
+            xc = full[:, sk:, lo:hi].reshape(R, w)  # a contiguous copy of this chunk
+            xd = xc.double()
+            if init:
+                self.shift[lo:hi] = xd.mean(dim=0)
+            y = xd.sub_(self.shift[lo:hi])
             y2 = y * y
             self.sums[0, lo:hi] += y.sum(dim=0)
             self.sums[1, lo:hi] += y2.sum(dim=0)
-            self.sums[2, lo:hi] += (y2 * y).sum(dim=0)
             self.sums[3, lo:hi] += (y2 * y2).sum(dim=0)
-            bins = (torch.bucketize(xc, self.edges, right=True) - 1).clamp_(0, nb - 1)
-            flat = bins * (hi - lo) + torch.arange(hi - lo)
-            self.hist[:, lo:hi] += torch.bincount(flat.reshape(-1), minlength=nb * (hi - lo)).view(nb, hi - lo)
-        self.n_active += (x > 0).sum(dim=0)
-        self.vmax = torch.maximum(self.vmax, x.amax(dim=0))
-        self.vmin = torch.minimum(self.vmin, x.amin(dim=0))
-        self.n_tokens += x.shape[0]
+            self.sums[2, lo:hi] += y2.mul_(y).sum(dim=0)
+            code = (xc.view(torch.int32) >> 20) & 0xFFF
+            flat = self._table[code].add_(torch.arange(w) * nb)
+            self.hist[lo:hi].view(-1).add_(torch.bincount(flat.view(-1), minlength=w * nb))
+            self.n_active[lo:hi] += (xc > 0).sum(dim=0)
+            v = xc.view(B, T - sk, w)
+            mx[:, lo:hi], pmx[:, lo:hi] = v.max(dim=1)
+            mn[:, lo:hi], pmn[:, lo:hi] = v.min(dim=1)
+            self.tok_sum[:, lo:hi].index_add_(0, rows, xc)
+            with warnings.catch_warnings():  # index_reduce_ is "beta" but stable since torch 1.13
+                warnings.simplefilter("ignore", UserWarning)
+                self.tok_max[:, lo:hi].index_reduce_(0, rows, xc, "amax", include_self=True)
+        self.vmax = torch.maximum(self.vmax, mx.amax(dim=0))
+        self.vmin = torch.minimum(self.vmin, mn.amin(dim=0))
+        self.n_tokens += R
         # top-k contexts: one entry per context, its max (min) over the counted positions
-        mx, pmx = body.max(dim=1)
-        mn, pmn = body.min(dim=1)
-        self.top_max.update(first, mx, pmx + self.skip, full)
-        self.top_min.update(first, -mn, pmn + self.skip, full)
-        # per-token sums and maxima
-        rows = self._rows(tokens[:, self.skip:].reshape(-1))
-        self.tok_sum.index_add_(0, rows, x)
-        with warnings.catch_warnings():  # index_reduce_ is "beta" but stable since torch 1.13
-            warnings.simplefilter("ignore", UserWarning)
-            self.tok_max.index_reduce_(0, rows, x, "amax", include_self=True)
+        self.top_max.update(first, mx, pmx + sk, full)
+        self.top_min.update(first, mn.neg_(), pmn + sk, full)
         self.tok_count.index_add_(0, rows, torch.ones_like(rows))
         self.next_index = first + B
 
@@ -303,6 +329,7 @@ class Harvest:
         h.top_max.load("top_max", st)
         h.top_min.load("top_min", st)
         h._tok_row = None
+        h._table = None
         return h
 
     def save(self, path: Path | str, **meta: Any) -> None:
@@ -332,7 +359,7 @@ class Harvest:
         skew = torch.where(live, c3 / safe ** 1.5, torch.zeros_like(c2))
         kurt = torch.where(live, c4 / safe ** 2, torch.zeros_like(c2))
         mean = self.shift + s1
-        hist = self.hist.T.numpy().reshape(L, D, -1)
+        hist = self.hist.numpy().reshape(L, D, -1)
         vmax, vmin = self.vmax.numpy().reshape(shape), self.vmin.numpy().reshape(shape)
         quant = histogram_quantiles(hist, self.edges.numpy(), QUANTILE_LEVELS, vmin, vmax)
         mx = self.top_max.sorted()
