@@ -230,3 +230,15 @@ async def test_store_failure_is_a_json_503_not_a_traceback(store):
 
 def test_parse_search_keeps_token_spaces():
     assert parse_search("activating: the,any:cat") == [("activating", " the"), ("any", "cat")]
+
+
+async def test_mounted_in_the_whole_app(store, settings):
+    """The app the GraphQL module builds serves these routes beside /graphql."""
+    from neurograph.api.app import create_app
+
+    await _graph(store)
+    app = create_app(settings, store=store, web_dir=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as c:
+        r = await c.get(f"/api/{M}/neuron_explainer/0/1")
+        assert r.status_code == 200 and r.json()["data"]["score"] == 0.7
+        assert (await c.get("/api/openapi.json")).json()["paths"]
