@@ -124,6 +124,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
                 "edge_k": edge_k, "analyses": chosen, "n2g_neurons": n2g_neurons}
         await store.query("set_model_props", key=model_key(name), props={
             "build_complete": True, "build_args": repr(args), "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        await store.compact()
         return summary
     finally:
         if own_store:

@@ -132,6 +132,7 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
             extra["neurons"] = [tuple(int(x) for x in ln.split("/")) for ln in args.neurons.split(",") if ln]
         path = args.path if args.path.startswith(("http://", "https://")) else Path(args.path)
         summary = await import_source(store, args.source, path, model=args.model, **extra)
+        await store.compact()
     finally:
         await store.close()
     _console().print_json(json.dumps(summary, default=str))

@@ -151,6 +151,9 @@ class Store(ABC):
             raise QueryError(f"the query exceeded its time limit of {timeout_ms} ms") from e
         return rows[:max_rows], len(rows) > max_rows
 
+    async def compact(self) -> None:
+        """After a bulk load: let the engine compact its write log (no-op where it has none)."""
+
     async def ping(self) -> bool:
         rows = await self.query("ping")
         return rows == [{"one": 1}]

@@ -134,6 +134,15 @@ class FalkorStore(Store):
                 if "already exists" not in str(e).lower():
                     raise QueryError(f"falkordb constraint on {label}.key: {e}") from e
 
+    async def compact(self) -> None:
+        """Rewrite the AOF in the background: a restart then loads a snapshot instead of
+        replaying every batch of the load."""
+        try:
+            await self.db.connection.execute_command("BGREWRITEAOF")
+        except rex.ResponseError as e:  # one already running is fine
+            if "already in progress" not in str(e):
+                raise QueryError(f"falkordb: {e}") from e
+
     async def _drop(self) -> None:
         try:
             await self.graph.delete()
