@@ -8,7 +8,8 @@ fixed seed, fit N2G on the train half (prune, masking importance, substitution w
 model's own embedding neighbours, trie) and score both predictors on the held-out half.
 Averages are over neurons with at least one firing held-out token, as the papers do.
 
-    python bench/bench_n2g.py                          # 6 layers x 2 neurons, a few minutes
+    python bench/bench_n2g.py                          # 4 layers x 2 neurons, a few minutes
+    python bench/bench_n2g.py --layers 0,5,10,15,20,25,29 --neurons-per-layer 4 --contexts 512
     python bench/bench_n2g.py --layers all --neurons-per-layer 10 --contexts 2000
     python bench/bench_n2g.py --json out.json          # also write per-neuron results
 
@@ -179,15 +180,15 @@ def fmt(v) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--layers", default="0,6,12,18,24,29", help="comma list or 'all'")
+    ap.add_argument("--layers", default="0,10,20,29", help="comma list or 'all'")
     ap.add_argument("--neurons-per-layer", type=int, default=2)
     ap.add_argument("--contexts", type=int, default=256, help="corpus windows harvested")
     ap.add_argument("--length", type=int, default=32, help="tokens per window")
     ap.add_argument("--top", type=int, default=20, help="top examples per neuron (split in half)")
     ap.add_argument("--substitutes", type=int, default=5, help="embedding neighbours tried per important token")
     ap.add_argument("--prune-step", type=int, default=1)
-    ap.add_argument("--pivot-threshold", type=float, default=0.5,
-                    help="fit every token at >= this x its example's max as a pivot (reference code: 1.0)")
+    ap.add_argument("--pivot-threshold", type=float, default=1.0,
+                    help="also fit tokens at >= this x their example's max as pivots (1.0: the max only, as the reference code)")
     ap.add_argument("--reimportance", action="store_true",
                     help="recompute masking importance on every kept substitution (reference code; slower)")
     ap.add_argument("--batch", type=int, default=64)

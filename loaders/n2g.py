@@ -249,7 +249,6 @@ class _Acts:
         self.fn, self.batch_size, self.calls, self.tokens = fn, batch_size, 0, 0
 
     def __call__(self, seqs: list[list[int]]) -> list[np.ndarray]:
-        out: list[np.ndarray] = []
         # Similar lengths together keep padding small.
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         res: dict[int, np.ndarray] = {}
@@ -261,8 +260,7 @@ class _Acts:
             self.tokens += sum(len(b) for b in batch)
             for j, i in enumerate(idx):
                 res[i] = np.asarray(acts[j], dtype=float)[: len(seqs[i])]
-        out = [res[i] for i in range(len(seqs))]
-        return out
+        return [res[i] for i in range(len(seqs))]
 
 
 def split_examples(examples: Sequence[Example], fraction: float = 0.5, seed: int = 0) -> tuple[list[int], list[int]]:
