@@ -95,6 +95,29 @@ def _merge(top: TopK, owners: slice, values: Tensor, indices: Tensor, largest: b
     top.values[owners], top.indices[owners] = _select(v, i, k, largest)
 
 
+def _merge_sparse(top: TopK, owners: slice, col: Tensor, values: Tensor, partners: Tensor,
+                  largest: bool) -> None:
+    """Merge ragged candidates (owner offset ``col``, value, partner id) into the lists of
+    the owners they touch: one sort by value, one stable sort by owner, keep k per owner."""
+    k = top.values.shape[1]
+    touched, inv = torch.unique(col, return_inverse=True)
+    rows = touched + owners.start
+    T = len(touched)
+    v = torch.cat([top.values[rows].reshape(-1), values])
+    i = torch.cat([top.indices[rows].reshape(-1), partners])
+    g = torch.cat([torch.arange(T).repeat_interleave(k), inv])
+    o = torch.argsort(v, descending=largest, stable=True)
+    v, i, g = v[o], i[o], g[o]
+    o = torch.argsort(g, stable=True)
+    v, i, g = v[o], i[o], g[o]
+    counts = torch.bincount(g, minlength=T)
+    pos = torch.arange(len(g)) - (counts.cumsum(0) - counts)[g]
+    keep = pos < k
+    nv, ni = top.values[rows].clone(), top.indices[rows].clone()
+    nv[g[keep], pos[keep]], ni[g[keep], pos[keep]] = v[keep], i[keep]
+    top.values[rows], top.indices[rows] = nv, ni
+
+
 def _drop_self(values: Tensor, indices: Tensor, owners: Tensor, k: int, largest: bool) -> tuple[Tensor, Tensor]:
     """From k+1 candidates, push the owner itself (if present) to the end and keep k."""
     is_self = indices == owners[:, None]
@@ -156,7 +179,7 @@ def histogram_rows(x: Tensor, lo: float, hi: float, bins: int) -> Tensor:
     t = torch.addcmul(torch.tensor(-lo * scale, device=x.device), x,
                       torch.tensor(scale, device=x.device)).clamp_(-1, bins).to(torch.int32)
     t.clamp_(0, bins - 1).add_((torch.arange(R, device=x.device, dtype=torch.int32) * bins)[:, None])
-    return torch.bincount(t.view(-1), minlength=R * bins).view(R, bins)
+    return torch.bincount(t.reshape(-1), minlength=R * bins).view(R, bins)
 
 
 @dataclass
@@ -195,6 +218,28 @@ class _ListState:
             v, j = torch.topk(block, kk, dim=1, largest=largest)
             _merge(top, owners, v.cpu(), j.cpu() + first_partner, largest, fresh)
         self.summary.add(owners, block, moments=False)
+
+    def cols(self, owners: slice, block: Tensor, first_partner: int) -> None:
+        """Owners along the columns of block [partners, owners]; partners are first_partner,
+        +1, ... Once an owner's list is full, only values beating its current k-th best are
+        candidates: a compare and a scan of the block instead of a top-k over short rows."""
+        if block.shape[0] == 0:
+            return
+        for top, largest in ((self.top, True), (self.bottom, False)):
+            theta = top.values[owners, -1].to(block.device)
+            mask = block > theta[None, :] if largest else block < theta[None, :]
+            r, c = mask.nonzero(as_tuple=True)
+            if len(r) == 0:
+                continue
+            if len(r) > 4 * block.shape[1]:  # lists still filling up: plain top-k
+                kk = min(self.k + 1, block.shape[0])
+                v, j = torch.topk(block.T, kk, dim=1, largest=largest)
+                _merge(top, owners, v.cpu(), j.cpu() + first_partner, largest)
+                continue
+            _merge_sparse(top, owners, c.cpu(), block[r, c].cpu(), r.cpu() + first_partner, largest)
+        if self.summary.bins:
+            self.summary.hist[owners] += histogram_rows(block.T, self.summary.lo, self.summary.hi,
+                                                        self.summary.bins).cpu()
 
     def result(self) -> CompositionList:
         n = self.top.values.shape[0]
@@ -248,8 +293,9 @@ def _moments(summary: Summary, owner: Tensor, partner_sum: Tensor, partner_gram:
 
 def _layer_sums(x: Tensor, L: int) -> tuple[Tensor, Tensor]:
     """Per-layer Σx [L, d] and Σxxᵀ [L, d, d] in float64."""
-    xl = x.double().reshape(L, -1, x.shape[-1])
-    return xl.sum(1), torch.einsum("lnd,lne->lde", xl, xl)
+    xl = x.float().reshape(L, -1, x.shape[-1])
+    # float32 products of one layer, summed across layers in float64
+    return xl.double().sum(1), torch.bmm(xl.transpose(1, 2), xl).double()
 
 
 def _all_moments(st: dict[str, "_ListState"], L: int, D: int, ins: Tensor, out: Tensor,
@@ -338,20 +384,20 @@ def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = A
             if "out_in" in st:
                 st["out_in"].rows(rows, c, 0, fresh=True)
             if "in_out" in st:  # in_out[m, n] = cos(in_m, out_n) = c[n, m]: the columns
-                st["in_out"].rows(slice(0, N), c.T.contiguous(), rows.start, fresh=False)
+                st["in_out"].cols(slice(0, N), c, rows.start)
             if nxt < N and st.keys() & {"virtual_down", "virtual_up"}:
                 v = c[:, nxt:].mul_(out_norm[rows, None]).mul_(in_norm[None, later])
                 if "virtual_down" in st:
                     st["virtual_down"].rows(rows, v, nxt, fresh=True)
                 if "virtual_up" in st:
-                    st["virtual_up"].rows(later, v.T.contiguous(), rows.start, fresh=False)
+                    st["virtual_up"].cols(later, v, rows.start)
             del c
         if gate is not None and nxt < N and st.keys() & set(GATE_LISTS):
             g = out[rows] @ gate[later].T
             if "gate_virtual_down" in st:
                 st["gate_virtual_down"].rows(rows, g, nxt, fresh=True)
             if "gate_virtual_up" in st:
-                st["gate_virtual_up"].rows(later, g.T.contiguous(), rows.start, fresh=False)
+                st["gate_virtual_up"].cols(later, g, rows.start)
             del g
     return {n: s.result() for n, s in st.items()}
 
