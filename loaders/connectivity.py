@@ -200,7 +200,8 @@ async def build_connectivity(
 
     - ``weights``: use these instead of reading ``model.bridge``.
     - ``contexts`` [N, T] token ids feed the correlation pass through
-      ``loaders.activations.iter_mlp_activations`` (BOS and padding ignored); or give
+      ``loaders.activations.iter_mlp_activations`` (the bridge's ``mlp.hook_post`` while
+      that module is absent; BOS and padding positions ignored); or give
       ``activations``, a callable returning an iterable of [tokens, n_neurons] batches.
       Without either, correlations are skipped.
     - ``k``: neuron↔neuron top-k and bottom-k per list (Universal Neurons keeps 20, the
