@@ -569,7 +569,7 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
     finally:
         if bar is not None:
             bar.close()
-    if path is not None:
+    if path is not None and done_batches:
         h.save(path)
     res = h.result()
     res.checkpoint = str(path) if path is not None else None
