@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="also fit tokens at >= this x their example's max as pivots (1.0: the max only, as the reference code)")
     ap.add_argument("--reimportance", action="store_true",
                     help="recompute masking importance on every kept substitution (reference code; slower)")
+    ap.add_argument("--mask", default="<|endoftext|>",
+                    help="token that masks a token when measuring importance (a string the tokenizer maps to one id)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores, 1 if the box is busy)")
     ap.add_argument("--seed", type=int, default=0)
@@ -223,6 +225,10 @@ def main(argv: list[str] | None = None) -> dict:
             decode_cache[t] = tok.decode([t])
         return decode_cache[t]
 
+    mask_ids = tok.encode(a.mask, add_special_tokens=False)
+    if len(mask_ids) != 1:
+        raise SystemExit(f"--mask {a.mask!r} is {len(mask_ids)} tokens, not one")
+    mask_id = mask_ids[0]
     special = set(tok.all_special_ids) | {eot}
     subs = embedding_neighbours(model.model.embed_tokens.weight, k=a.substitutes, exclude=special)
     norm = text_normaliser(decode)
@@ -258,7 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
                 continue
             tok_before, ts = acts.tokens, time.perf_counter()
             fn = (lambda l_, i_: (lambda seqs: acts(seqs, l_)[:, :, i_]))(l, i)
-            r = run_neuron(fn, exs, pad_token=eot if prefix else 0, substitutes=subs, normalise=norm, config=cfg)
+            r = run_neuron(fn, exs, pad_token=mask_id, substitutes=subs, normalise=norm, config=cfg)
             sets = r.model.token_sets()
             per_neuron.append({
                 "layer": l, "index": i, "n2g": r.scores, "baseline": r.baseline, "nodes": len(r.model.nodes),
