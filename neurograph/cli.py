@@ -194,7 +194,11 @@ async def _demo_needs_build(settings: Settings) -> bool:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if args.rebuild or asyncio.run(_demo_needs_build(settings)):
         _console().print(f"[bold]Building the demo graph from {DEMO_MODEL} (offline)…[/]")
-        build_args = build_parser().parse_args(["build", "--model", DEMO_MODEL, "--tokens", str(args.tokens)])
+        # Lighter than `build`'s defaults so a 2-core laptop has a graph to browse in minutes;
+        # `neurograph build` with its defaults gives the full one.
+        build_args = build_parser().parse_args([
+            "build", "--model", DEMO_MODEL, "--tokens", str(args.tokens), "--top-k", "10", "--edge-k", "5",
+            "--n2g-neurons", "2"])
         asyncio.run(_build(build_args, settings))
     else:
         _console().print("demo graph already built (use --rebuild to build again)")
@@ -226,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default=DEMO_MODEL, help=f"model name (default {DEMO_MODEL}, offline)")
     b.add_argument("--dataset", default="default",
                    help="'default' (KJV + Python stdlib, offline), a .txt/.jsonl path, or a HF dataset name")
-    b.add_argument("--tokens", type=int, default=65536, help="corpus tokens to scan")
+    b.add_argument("--tokens", type=int, default=32768, help="corpus tokens to scan")
     b.add_argument("--ctx-len", type=int, default=64, help="tokens per context")
     b.add_argument("--top-k", type=int, default=20, help="max / min examples kept per neuron")
     b.add_argument("--edge-k", type=int, default=10, help="edges kept per neuron and kind")
@@ -262,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--port", type=int, default=8000)
         s.add_argument("--log-level", default="info")
         if name == "demo":
-            s.add_argument("--tokens", type=int, default=65536)
+            s.add_argument("--tokens", type=int, default=16384)
             s.add_argument("--rebuild", action="store_true")
             s.add_argument("--no-serve", action="store_true", help="build only")
     return p
