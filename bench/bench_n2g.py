@@ -191,8 +191,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="also fit tokens at >= this x their example's max as pivots (1.0: the max only, as the reference code)")
     ap.add_argument("--reimportance", action="store_true",
                     help="recompute masking importance on every kept substitution (reference code; slower)")
-    ap.add_argument("--mask", default="<|endoftext|>",
-                    help="token that masks a token when measuring importance (a string the tokenizer maps to one id)")
+    ap.add_argument("--mask", default=" ",
+                    help="token that masks a token when measuring importance (one token). A space: masking with "
+                         "<|endoftext|> starts a new document and marks too much as important")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores, 1 if the box is busy)")
     ap.add_argument("--seed", type=int, default=0)
