@@ -384,7 +384,9 @@ def fit_n2g(fn: ActivationFn, train: Sequence[Example], *, pad_token: int,
     """Fit the N2G trie of one neuron from its training examples.
 
     ``base_max`` normalises activations (default: the largest pivot activation of ``train``);
-    ``pad_token`` is the neutral token used for masking."""
+    ``pad_token`` is the neutral token used for masking. Pick one that does not end the
+    document (e.g. a space): on SmolLM2, masking with ``<|endoftext|>`` cut the context, marked
+    too many tokens important and lowered held-out F1 (0.27 vs 0.32 with " ", 52 neurons)."""
     cfg = config
     acts = _Acts(fn, cfg.batch_size)
     norm = normalise or (lambda t: t)
