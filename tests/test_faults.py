@@ -91,3 +91,38 @@ async def test_store_reconnects_after_a_database_restart(tmp_path):
     assert await store.run("MATCH (m:Model) RETURN m.key AS k") == [{"k": "r"}]
     await store.close()
     server.stop()
+
+
+async def test_running_server_survives_a_database_restart(tmp_path):
+    """The API keeps serving across a FalkorDB restart: requests during the outage fail with a
+    clear error (no 500 traceback), later ones succeed on the same app and store."""
+    import httpx
+
+    from loaders.synthetic import write_synthetic_graph
+    from neurograph.api.app import create_app
+
+    data = tmp_path / "db"
+    server = EmbeddedFalkorDB(data)
+    settings = Settings(data_dir=data, graph="served")
+    store = await open_store(settings)
+    await write_synthetic_graph(store, "synth", n_layers=2, d_mlp=4, n_heads=2, d_vocab=20, k=2)
+    app = create_app(settings, store=store, web_dir=None)
+    def query(index: int) -> dict:
+        return {"query": f"{{ neuron(model: \"synth\", layer: 1, index: {index}) {{ key stats {{ mean }} }} }}"}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        ok = (await client.post("/graphql", json=query(2))).json()
+        assert ok["data"]["neuron"]["key"] == "synth/1/2"
+        server.kill()
+        down = await client.post("/graphql", json=query(3))  # not in the response cache
+        assert down.status_code == 200
+        [err] = down.json()["errors"]
+        assert "FalkorDB" in err["message"] and "internal error" not in err["message"]
+        health = await client.get("/healthz")
+        assert health.status_code == 503 and health.json()["ok"] is False
+        server.start()
+        again = (await client.post("/graphql", json=query(3))).json()
+        assert again["data"]["neuron"]["key"] == "synth/1/3"
+        assert (await client.get("/healthz")).status_code == 200
+    await store.close()
+    server.stop()
