@@ -110,8 +110,12 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             neurons = await interesting_neurons(store, name, loaded.info.n_layers, n2g_neurons, layers)
             specials = {i for i in (loaded.bos_token_id, loaded.pad_token_id) if i is not None}
             subs = embedding_neighbours(model_weights(loaded).W_E, k=5, exclude=specials)
+            # Mask with a plain space: a special token (end of text) reads as a document break and
+            # marks too many tokens important (measured: held-out F1 .27 vs .32 with the space).
+            space = loaded.to_tokens(" ")
+            mask = space[0] if len(space) == 1 else loaded.pad_token_id
             summary["n2g"] = await build_n2g(
-                store, name, neuron_fns(loaded), pad_token=loaded.pad_token_id, neurons=neurons,
+                store, name, neuron_fns(loaded), pad_token=mask, neurons=neurons,
                 substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], top_k=top_k, progress=progress)
             summary["seconds"]["n2g"] = round(time.perf_counter() - t, 2)
         if "topology" in chosen:
