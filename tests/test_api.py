@@ -3,6 +3,8 @@ traversals, paths, pagination, bounded round trips, limits and clear errors."""
 
 from __future__ import annotations
 
+import asyncio
+
 from pathlib import Path
 
 import httpx
@@ -331,6 +333,9 @@ async def test_depth_cost_and_alias_bombs_are_refused(client):
     via_vars = ("query($f: Int!) { neurons(model: \"synth\", first: $f) { edges { node { outputs(first: $f) { "
                 "edges { node { correlated(first: $f) { edges { node { key } } } } } } } } } }")
     assert "query cost" in await error_of(client, via_vars, {"f": 100})
+    # huge perNode ** depth must be refused at once, not computed as an enormous integer
+    huge = "{ neighborhood(id: \"x\", depth: 2147483647, perNode: 2147483647) { truncated } }"
+    assert "query cost" in await asyncio.wait_for(error_of(client, huge), timeout=30)
     aliases = "{ " + " ".join(f"a{i}: models {{ name }}" for i in range(40)) + " }"
     assert "aliases" in await error_of(client, aliases)
 

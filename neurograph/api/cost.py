@@ -12,6 +12,7 @@ times ``perNode ** depth`` for neighbourhoods. Variables are resolved, fragments
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator
 
 from graphql import (
@@ -73,7 +74,12 @@ class _Estimator:
                 fanout *= max(float(v), 1.0)
         per_node, depth = self.arg(node, field_def, "perNode"), self.arg(node, field_def, "depth")
         if isinstance(per_node, int) and isinstance(depth, int):
-            fanout *= max(per_node, 1) ** max(depth, 0)
+            # In floats: perNode ** depth with huge integers would build an enormous Python int
+            # and hang the server before any limit applies (found by the fuzz test).
+            try:
+                fanout *= float(max(per_node, 1)) ** min(max(depth, 0), 1024)
+            except OverflowError:
+                fanout = math.inf
         max_hops = self.arg(node, field_def, "maxHops")
         if isinstance(max_hops, int):
             fanout *= max_hops
