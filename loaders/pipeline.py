@@ -64,7 +64,8 @@ def neuron_fns(loaded: Any) -> Callable[[int, int], Callable[[list[list[int]]], 
 async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str = "default",
                 n_tokens: int = 65536, ctx_len: int = 64, top_k: int = 20, edge_k: int = 10,
                 analyses: Iterable[str] = ANALYSES, layers: Sequence[int] | None = None,
-                n2g_neurons: int = 8, batch_size: int = 8, store: Store | None = None,
+                n2g_neurons: int = 8, batch_size: int = 8, corr_tokens: int | None = None,
+                store: Store | None = None,
                 loaded: Any = None, progress: bool = True) -> dict[str, Any]:
     """Run the chosen analyses of ``model`` over ``n_tokens`` of ``dataset`` into the graph.
 
@@ -98,8 +99,14 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             from loaders.connectivity import build_connectivity
 
             t = time.perf_counter()
+            corr_ctx = None
+            if ctx is not None:
+                # All-pairs correlation costs N^2 per token, far more than the forward pass:
+                # corr_tokens lets it read only the first part of the corpus.
+                n_ctx = len(ctx) if corr_tokens is None else max(1, corr_tokens // ctx_len)
+                corr_ctx = ctx.tokens[:n_ctx]
             summary["connectivity"] = await build_connectivity(
-                store, loaded, ctx.tokens if ctx is not None else None, kinds=kinds, k=edge_k, k_heads=edge_k,
+                store, loaded, corr_ctx, kinds=kinds, k=edge_k, k_heads=edge_k,
                 k_tokens=max(edge_k, 20), batch_size=batch_size, progress=progress)
             summary["seconds"]["connectivity"] = round(time.perf_counter() - t, 2)
         if "n2g" in chosen and n2g_neurons > 0:
@@ -125,7 +132,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             summary["topology"] = await compute_topology(store, name, progress=progress)
             summary["seconds"]["topology"] = round(time.perf_counter() - t, 2)
         args = {"dataset": str(dataset), "n_tokens": n_tokens, "ctx_len": ctx_len, "top_k": top_k,
-                "edge_k": edge_k, "analyses": chosen, "n2g_neurons": n2g_neurons}
+                "edge_k": edge_k, "analyses": chosen, "n2g_neurons": n2g_neurons, "corr_tokens": corr_tokens}
         await store.query("set_model_props", key=model_key(name), props={
             "build_complete": True, "build_args": repr(args), "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         await store.compact()

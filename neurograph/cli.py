@@ -108,7 +108,7 @@ async def _build(args: argparse.Namespace, settings: Settings) -> int:
     summary = await build(
         settings, model=args.model, dataset=args.dataset, n_tokens=args.tokens, ctx_len=args.ctx_len,
         top_k=args.top_k, edge_k=args.edge_k, analyses=args.analyses, layers=args.layers,
-        n2g_neurons=args.n2g_neurons, batch_size=args.batch_size)
+        n2g_neurons=args.n2g_neurons, batch_size=args.batch_size, corr_tokens=args.corr_tokens)
     _console().print_json(json.dumps(summary, default=str))
     return 0
 
@@ -198,7 +198,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         # `neurograph build` with its defaults gives the full one.
         build_args = build_parser().parse_args([
             "build", "--model", DEMO_MODEL, "--tokens", str(args.tokens), "--top-k", "10", "--edge-k", "5",
-            "--n2g-neurons", "2"])
+            "--n2g-neurons", "2", "--corr-tokens", "4096"])
         asyncio.run(_build(build_args, settings))
     else:
         _console().print("demo graph already built (use --rebuild to build again)")
@@ -240,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--layers", type=int, nargs="*", default=None, help="restrict N2G to these layers")
     b.add_argument("--n2g-neurons", type=int, default=8, help="N2G graphs per layer (most interesting first)")
     b.add_argument("--batch-size", type=int, default=8)
+    b.add_argument("--corr-tokens", type=int, default=None,
+                   help="correlate over only this many corpus tokens (all-pairs Pearson is N^2 per token)")
 
     im = sub.add_parser("import", help="import public neuron data (neuroscope, deepdecipher, openai, universal-neurons)")
     im.add_argument("source", choices=["neuroscope", "deepdecipher", "openai", "universal-neurons"])
