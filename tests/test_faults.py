@@ -20,7 +20,7 @@ def _rows() -> list[dict]:
             for l in range(N_LAYERS - 1) for i in range(D_MLP) for j in range(20)]
 
 
-async def _import(store) -> None:
+async def _import(store, progress=None) -> None:
     await store.write("upsert_models", [ModelInfo("f", N_LAYERS, D_MLP).row()])
     await store.write("upsert_layers", [{"key": layer_key("f", l), "model": "f", "layer": l,
                                          "n_neurons": D_MLP} for l in range(N_LAYERS)])
@@ -28,7 +28,7 @@ async def _import(store) -> None:
         {"key": neuron_key("f", l, i), "model": "f", "layer": l, "index": i,
          "layer_key": layer_key("f", l), "props": {"mean": i / 3}}
         for l in range(N_LAYERS) for i in range(D_MLP)])
-    await store.write("upsert_composes", _rows(), batch_size=100)
+    await store.write("upsert_composes", _rows(), batch_size=100, progress=progress)
 
 
 async def _state(store) -> tuple:
@@ -57,14 +57,7 @@ async def test_kill_during_import_then_rerun_gives_the_same_graph(tmp_path):
             server.kill()  # SIGKILL in the middle of the edge load
 
     with pytest.raises(StoreUnavailable):
-        await store.write("upsert_models", [ModelInfo("f", N_LAYERS, D_MLP).row()])
-        await store.write("upsert_layers", [{"key": layer_key("f", l), "model": "f", "layer": l,
-                                             "n_neurons": D_MLP} for l in range(N_LAYERS)])
-        await store.write("upsert_neurons", [
-            {"key": neuron_key("f", l, i), "model": "f", "layer": l, "index": i,
-             "layer_key": layer_key("f", l), "props": {"mean": i / 3}}
-            for l in range(N_LAYERS) for i in range(D_MLP)])
-        await store.write("upsert_composes", _rows(), batch_size=100, progress=progress)
+        await _import(store, progress)
     assert 1000 <= written < len(_rows())
     await store.close()
 
