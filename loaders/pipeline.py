@@ -107,7 +107,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
                 corr_ctx = ctx.tokens[:n_ctx]
             summary["connectivity"] = await build_connectivity(
                 store, loaded, corr_ctx, kinds=kinds, k=edge_k, k_heads=edge_k,
-                k_tokens=max(edge_k, 20), batch_size=batch_size, progress=progress)
+                k_tokens=2 * edge_k, batch_size=batch_size, progress=progress)
             summary["seconds"]["connectivity"] = round(time.perf_counter() - t, 2)
         if "n2g" in chosen and n2g_neurons > 0:
             from loaders.n2g import build_n2g, embedding_neighbours
