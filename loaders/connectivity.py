@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from neurograph.domain import ModelInfo, head_key, layer_key, model_key, neuron_key, token_key
 
+from .memory import release_memory
 from .composition import (ALL_LISTS, CompositionList, HeadComposition, TokenEffects, TopK,
                           head_composition, neuron_composition, token_effects)
 from .correlations import CorrelationResult, activation_batches, correlate
@@ -246,6 +247,7 @@ async def build_connectivity(
                                                        "composition summaries", progress)
         report["times"]["composition"] = (t1 - t0, time.perf_counter() - t1)
         del lists, rows
+        release_memory()
         await mark("composition")
 
     if "heads" in kinds and "heads" not in done:
@@ -256,6 +258,8 @@ async def build_connectivity(
         report["heads"] = await _write(store, "upsert_neuron_to_head", to_head, "neuron→head edges", progress) \
             + await _write(store, "upsert_head_to_neuron", to_neuron, "head→neuron edges", progress)
         report["times"]["heads"] = (t1 - t0, time.perf_counter() - t1)
+        del hc, to_head, to_neuron
+        release_memory()
         await mark("heads")
 
     if "tokens" in kinds and "tokens" not in done:
@@ -268,6 +272,8 @@ async def build_connectivity(
                                               for i in sorted(ids)], "tokens", progress)
         report["tokens"] = await _write(store, "upsert_token_effects", rows, "token edges", progress)
         report["times"]["tokens"] = (t1 - t0, time.perf_counter() - t1)
+        del te, rows
+        release_memory()
         await mark("tokens")
 
     if "correlation" in kinds and "correlation" not in done:

@@ -23,6 +23,8 @@ from neurograph.config import Settings
 from neurograph.domain import model_key
 from neurograph.store import Store, open_store
 
+from .memory import release_memory
+
 ANALYSES = ("activations", "composition", "heads", "tokens", "correlation", "n2g", "topology")
 CONNECTIVITY = ("composition", "heads", "tokens", "correlation")
 
@@ -94,6 +96,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             summary["activations"] = await build_from_model(store, loaded, ctx, top_k=top_k, batch_size=batch_size,
                                                             checkpoint_dir=checkpoints, progress=progress)
             summary["seconds"]["activations"] = round(time.perf_counter() - t, 2)
+            release_memory()
         kinds = [k for k in CONNECTIVITY if k in chosen]
         if kinds:
             from loaders.connectivity import build_connectivity
@@ -109,6 +112,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
                 store, loaded, corr_ctx, kinds=kinds, k=edge_k, k_heads=edge_k,
                 k_tokens=2 * edge_k, batch_size=batch_size, progress=progress)
             summary["seconds"]["connectivity"] = round(time.perf_counter() - t, 2)
+            release_memory()
         if "n2g" in chosen and n2g_neurons > 0:
             from loaders.n2g import build_n2g, embedding_neighbours
             from loaders.weights import model_weights
@@ -125,6 +129,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
                 store, name, neuron_fns(loaded), pad_token=mask, neurons=neurons,
                 substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], top_k=top_k, progress=progress)
             summary["seconds"]["n2g"] = round(time.perf_counter() - t, 2)
+            release_memory()
         if "topology" in chosen:
             from neurograph.topology import compute_topology
 
