@@ -122,3 +122,10 @@ async def test_compacted_log_survives_sigkill(tmp_path):
     finally:
         await store.close()
         server.stop()
+
+
+async def test_nul_characters_in_strings_are_stored_as_a_visible_standin(store):
+    """Byte-level vocabularies have a NUL token; FalkorDB cannot take it in a parameter."""
+    await store.write("upsert_tokens", [{"key": "m/t0", "model": "m", "id": 0, "text": "a\x00b"}])
+    rows = await store.run("MATCH (t:Token {key: 'm/t0'}) RETURN t.text AS text")
+    assert rows == [{"text": "a\u2400b"}]

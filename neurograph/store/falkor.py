@@ -37,6 +37,22 @@ def plain(value: Any) -> Any:
 
 
 MAX_CONNECTIONS = 32
+NUL_STANDIN = "\u2400"  # SYMBOL FOR NULL
+
+
+def without_nul(value: Any) -> Any:
+    """FalkorDB reads parameters as C strings: a NUL character cuts the query text and fails
+    it. Token texts can contain one (byte-level vocabularies), so it is stored as U+2400."""
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_STANDIN) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {k: without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        # numeric lists (activations) are the bulk of large writes: skip them quickly
+        if value and not isinstance(value[0], (str, dict, list)) and not any(isinstance(v, str) for v in value):
+            return value
+        return [without_nul(v) for v in value]
+    return value
 
 
 def connection_pool(url: str) -> redis.BlockingConnectionPool:
@@ -86,6 +102,7 @@ class FalkorStore(Store):
         return store
 
     async def _run(self, text: str, params: dict[str, Any], *, write: bool, timeout_ms: int | None) -> list[dict]:
+        params = without_nul(params)
         try:
             if write:
                 res = await self.graph.query(text, params or None, timeout=timeout_ms)
