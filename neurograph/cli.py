@@ -61,6 +61,19 @@ def _parse_params(pairs: Sequence[str]) -> dict[str, Any]:
     return params
 
 
+async def _summarise(settings: Settings, work, *, schema: bool = True) -> int:
+    """Open the store, run ``work(store)``, close it, print the summary it returns as JSON."""
+    from .store import open_store
+
+    store = await open_store(settings, schema=schema)
+    try:
+        summary = await work(store)
+    finally:
+        await store.close()
+    _console().print_json(json.dumps(summary, default=str))
+    return 0
+
+
 # --- db -----------------------------------------------------------------------------------
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     if settings.engine != "falkordb" or settings.falkordb_url:
@@ -117,53 +130,37 @@ async def _build(args: argparse.Namespace, settings: Settings) -> int:
 async def _import(args: argparse.Namespace, settings: Settings) -> int:
     from loaders.importing import import_source
 
-    from .store import open_store
+    extra = _parse_params(args.option)
+    if args.model_info:
+        extra["model_info"] = args.model_info
+    if args.vocab:
+        extra["vocab"] = Path(args.vocab)
+    if args.k is not None:
+        extra["k"] = args.k
+    if args.neurons:
+        extra["neurons"] = [tuple(int(x) for x in ln.split("/")) for ln in args.neurons.split(",") if ln]
+    path = args.path if args.path.startswith(("http://", "https://")) else Path(args.path)
 
-    store = await open_store(settings)
-    try:
-        extra = _parse_params(args.option)
-        if args.model_info:
-            extra["model_info"] = args.model_info
-        if args.vocab:
-            extra["vocab"] = Path(args.vocab)
-        if args.k is not None:
-            extra["k"] = args.k
-        if args.neurons:
-            extra["neurons"] = [tuple(int(x) for x in ln.split("/")) for ln in args.neurons.split(",") if ln]
-        path = args.path if args.path.startswith(("http://", "https://")) else Path(args.path)
+    async def work(store):
         summary = await import_source(store, args.source, path, model=args.model, **extra)
         await store.compact()
-    finally:
-        await store.close()
-    _console().print_json(json.dumps(summary, default=str))
-    return 0
+        return summary
+
+    return await _summarise(settings, work)
 
 
 async def _export(args: argparse.Namespace, settings: Settings) -> int:
     from .export import export_graph
-    from .store import open_store
 
-    store = await open_store(settings, schema=False)
-    try:
-        formats = tuple(args.format) if args.format else ("neo4j-csv", "graphml", "jsonl")
-        summary = await export_graph(store, Path(args.dir), formats=formats, model=args.model)
-    finally:
-        await store.close()
-    _console().print_json(json.dumps(summary, default=str))
-    return 0
+    formats = tuple(args.format) if args.format else ("neo4j-csv", "graphml", "jsonl")
+    return await _summarise(settings, lambda store: export_graph(store, Path(args.dir), formats=formats,
+                                                                 model=args.model), schema=False)
 
 
 async def _topology(args: argparse.Namespace, settings: Settings) -> int:
-    from .store import open_store
     from .topology import compute_topology
 
-    store = await open_store(settings, schema=False)
-    try:
-        summary = await compute_topology(store, args.model)
-    finally:
-        await store.close()
-    _console().print_json(json.dumps(summary, default=str))
-    return 0
+    return await _summarise(settings, lambda store: compute_topology(store, args.model), schema=False)
 
 
 # --- serve / demo -------------------------------------------------------------------------
