@@ -61,7 +61,8 @@ async def page(browser: Browser):
 
 async def ready(page: Page) -> None:
     """Wait until the routed page has finished loading its data."""
-    await page.wait_for_function("document.body.dataset.ready === '1'")
+    await page.wait_for_function(
+        "document.body.dataset.ready === '1' && document.body.dataset.hash === location.hash")
 
 
 async def shot(page: Page, name: str) -> None:

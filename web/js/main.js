@@ -23,7 +23,8 @@ const app = document.getElementById("app");
 let renderId = 0;
 
 async function render() {
-  const route = parseHash(location.hash);
+  const hash = location.hash;
+  const route = parseHash(hash);
   const id = ++renderId;
   // Free the previous page's drawings (and the window.cy / window.cyPattern handles tests read).
   destroyAll();
@@ -41,7 +42,9 @@ async function render() {
     console.error(err);
     if (id === renderId) page.append(errorBox(err));
   }
-  if (id === renderId) document.body.dataset.ready = "1";
+  // Tests wait for ready === "1" on the hash they navigated to: the click that changes the hash
+  // returns before "hashchange" fires, so "ready" alone could still describe the previous page.
+  if (id === renderId) Object.assign(document.body.dataset, { ready: "1", hash });
 }
 
 document.getElementById("jump").addEventListener("submit", (e) => {
