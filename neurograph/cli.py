@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import Settings
+from .domain import TOPOLOGY_KINDS
 from .errors import NeuroGraphError
 
 DEMO_MODEL = "smollm2-135m"
@@ -160,7 +161,9 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
 async def _topology(args: argparse.Namespace, settings: Settings) -> int:
     from .topology import compute_topology
 
-    return await _summarise(settings, lambda store: compute_topology(store, args.model), schema=False)
+    return await _summarise(settings, lambda store: compute_topology(
+        store, args.model, kinds=args.kinds, min_weight=args.min_weight, betweenness_k=args.betweenness_k or None,
+        seed=args.seed, progress=True), schema=False)
 
 
 # --- serve / demo -------------------------------------------------------------------------
@@ -257,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     tp = sub.add_parser("topology", help="compute neuron roles and communities (networkx) and store them")
     tp.add_argument("model")
+    tp.add_argument("--kinds", nargs="+", default=list(TOPOLOGY_KINDS),
+                    help="edge types or TYPE:kind to analyse (default: %(default)s)")
+    tp.add_argument("--min-weight", type=float, default=0.0, help="ignore edges with a smaller |weight|")
+    tp.add_argument("--betweenness-k", type=int, default=32,
+                    help="betweenness from this many sampled sources (0: exact, slow on a whole model)")
+    tp.add_argument("--seed", type=int, default=0)
 
     for name, help_ in (("serve", "serve GraphQL, REST and the web UI"),
                         ("demo", "build the offline demo graph (once) and serve it")):

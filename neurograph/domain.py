@@ -52,6 +52,11 @@ EDGE_KINDS: dict[str, tuple[str, ...] | None] = {
     "ACTIVATES_ON": ("max", "min", "random"),
     "SIMILAR": ("n2g",),
 }
+# The edges topology analyses by default: what flows between neurons, the residual-path
+# virtual weights (plain and gated) and the activation correlations. The cosine kinds (in_in,
+# out_out, ...) say two neurons read or write alike, which is similarity rather than connection,
+# and would quadruple the graph.
+TOPOLOGY_KINDS = ("COMPOSES:virtual", "COMPOSES:gate_virtual", "CORRELATES")
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import networkx as nx
 
-from .domain import EDGE_KINDS, check_model_name, neuron_key
+from .domain import EDGE_KINDS, TOPOLOGY_KINDS, check_model_name, neuron_key
 from .errors import NeuroGraphError, NotFound
 from .store.base import Store
 
@@ -93,7 +93,7 @@ def _selection(kinds: Iterable[str]) -> tuple[list[str], list[str]]:
     return types, pairs
 
 
-async def fetch_graph(store: Store, model: str, *, kinds: Sequence[str] = ("COMPOSES", "CORRELATES"),
+async def fetch_graph(store: Store, model: str, *, kinds: Sequence[str] = TOPOLOGY_KINDS,
                       min_weight: float = 0.0, batch_neurons: int = 512, max_edges: int = 5_000_000,
                       progress: bool = False) -> nx.Graph:
     """The model's selected edges as an undirected graph weighted by |weight| (max over parallel
@@ -131,11 +131,11 @@ async def fetch_graph(store: Store, model: str, *, kinds: Sequence[str] = ("COMP
     return g
 
 
-def analyse(g: nx.Graph, *, seed: int = 0, resolution: float = 1.0, betweenness_k: int | None = 64,
+def analyse(g: nx.Graph, *, seed: int = 0, resolution: float = 1.0, betweenness_k: int | None = 32,
             step: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
     """Per-node topology props of a graph with non-negative ``weight`` on its edges.
     ``betweenness_k``: sample this many sources when the graph has more nodes (None: exact);
-    each source costs one Dijkstra over the whole graph (~1 s at 46k nodes / 220k edges).
+    each source costs one Dijkstra over the whole graph (~1.5 s at 46k nodes / 300k edges).
     ``step(name)`` is called as each of the ANALYSIS_STEPS finishes."""
     step = step or (lambda name: None)
     if g.number_of_nodes() == 0:
@@ -185,9 +185,9 @@ def analyse(g: nx.Graph, *, seed: int = 0, resolution: float = 1.0, betweenness_
     return out
 
 
-async def compute_topology(store: Store, model: str, *, kinds: Sequence[str] = ("COMPOSES", "CORRELATES"),
+async def compute_topology(store: Store, model: str, *, kinds: Sequence[str] = TOPOLOGY_KINDS,
                            min_weight: float = 0.0, seed: int = 0, resolution: float = 1.0,
-                           betweenness_k: int | None = 64, batch_neurons: int = 512,
+                           betweenness_k: int | None = 32, batch_neurons: int = 512,
                            max_edges: int = 5_000_000, write: bool = True,
                            progress: bool = False) -> dict[str, Any]:
     """Compute the topology of ``model``'s neuron graph and store it as neuron props.

@@ -114,11 +114,11 @@ async def test_weight_sign_kinds_and_min_weight(store):
     edges = clique([0, 1, 2], -0.9) + clique([3, 4, 5], -0.9)
     await write_graph(store, "sel", 6, edges)
     await add_edges(store, "sel", [(0, 3, 0.05), (1, 4, 0.05)], kind="in_out")
-    everything = await compute_topology(store, "sel")
+    everything = await compute_topology(store, "sel", kinds=("COMPOSES",))
     assert everything["edges"] == 8 and everything["communities"] == 2
     p = await props(store, "sel")
     assert p[0]["strength"] == pytest.approx(1.85)  # |weight| is what counts
-    assert await compute_topology(store, "sel", min_weight=0.1) | {"seconds": None} == \
+    assert await compute_topology(store, "sel", kinds=("COMPOSES",), min_weight=0.1) | {"seconds": None} == \
         await compute_topology(store, "sel", kinds=("COMPOSES:virtual",)) | {"seconds": None}
     only_weak = await compute_topology(store, "sel", kinds=("COMPOSES:in_out",))
     assert (only_weak["nodes"], only_weak["edges"]) == (4, 2)
@@ -131,11 +131,14 @@ async def test_weight_sign_kinds_and_min_weight(store):
 async def test_parallel_and_reverse_edges_count_once(store):
     await write_graph(store, "par", 3, [(0, 1, 0.5), (1, 0, 0.7), (1, 2, 0.2)], rel="correlates")
     await add_edges(store, "par", [(0, 1, -0.9)], kind="out_in")
-    summary = await compute_topology(store, "par")
+    summary = await compute_topology(store, "par", kinds=("COMPOSES", "CORRELATES"))
     assert summary["edges"] == 2
     p = await props(store, "par")
     assert p[0]["degree"] == 1 and p[0]["strength"] == pytest.approx(0.9)  # max |weight| of the pair
     assert p[1]["strength"] == pytest.approx(1.1)
+    # By default only what flows counts: virtual weights and correlations, not the cosine kinds.
+    await compute_topology(store, "par")
+    assert (await props(store, "par"))[0]["strength"] == pytest.approx(0.7)
 
 
 async def test_write_false_only_reports(store):
