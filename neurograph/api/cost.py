@@ -13,16 +13,18 @@ times ``perNode ** depth`` for neighbourhoods. Variables are resolved, fragments
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Any, Iterator
 
 from graphql import (
-    FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, GraphQLInterfaceType,
+    ArgumentNode, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, GraphQLInterfaceType,
     GraphQLObjectType, GraphQLSchema, InlineFragmentNode, OperationDefinitionNode, SelectionSetNode,
-    get_named_type, value_from_ast,
+    VariableNode, Visitor, get_named_type, value_from_ast, visit,
 )
 from strawberry.extensions import SchemaExtension
 
 FANOUT_ARGS = ("first",)
+COST_ARGS = (*FANOUT_ARGS, "perNode", "depth", "maxHops")  # every argument the estimate reads
 
 
 class _Estimator:
@@ -103,21 +105,112 @@ def estimate_cost(schema: GraphQLSchema, document: Any, variables: dict[str, Any
     return cost
 
 
+class _CostVariables(Visitor):
+    """Collects the variables used inside the arguments the estimate reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
+        if node.name.value in COST_ARGS:
+            visit(node.value, _VariableNames(self.names))
+
+
+class _VariableNames(Visitor):
+    def __init__(self, names: set[str]) -> None:
+        super().__init__()
+        self.names = names
+
+    def enter_variable(self, node: VariableNode, *_: Any) -> None:
+        self.names.add(node.name.value)
+
+
+def cost_variables(document: Any) -> tuple[str, ...]:
+    """The variables the estimate of ``document`` depends on (e.g. ``$first``), sorted."""
+    v = _CostVariables()
+    visit(document, v)
+    return tuple(sorted(v.names))
+
+
+class CostCache:
+    """Estimates by (query text, operation, the values of the variables the estimate reads).
+
+    The estimate walks the whole document (~1 ms for the neuron page); a client sends the same
+    query again and again with other ids, and ids never enter the estimate, so it is done once."""
+
+    def __init__(self, maxsize: int = 256) -> None:
+        self.maxsize = maxsize
+        self._names: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._costs: OrderedDict[tuple, float] = OrderedDict()
+
+    def cost(self, schema: GraphQLSchema, query: str, document: Any, variables: dict[str, Any] | None,
+             operation_name: str | None) -> float:
+        names = self._get(self._names, query)
+        if names is None:
+            names = self._put(self._names, query, cost_variables(document))
+        variables = variables or {}
+        try:
+            key = (id(schema), query, operation_name, tuple((n, _frozen(variables.get(n, _ABSENT))) for n in names))
+            hash(key)
+        except TypeError:  # a value that cannot be a key: estimate without the cache
+            return estimate_cost(schema, document, variables, operation_name)
+        cost = self._get(self._costs, key)
+        if cost is None:
+            cost = self._put(self._costs, key, estimate_cost(schema, document, variables, operation_name))
+        return cost
+
+    @staticmethod
+    def _get(entries: OrderedDict, key: Any) -> Any:
+        value = entries.get(key)
+        if value is not None:
+            entries.move_to_end(key)
+        return value
+
+    def _put(self, entries: OrderedDict, key: Any, value: Any) -> Any:
+        entries[key] = value
+        while len(entries) > self.maxsize:
+            entries.popitem(last=False)
+        return value
+
+
+_ABSENT = object()  # a variable not given at all (its default applies), apart from an explicit null
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a variable value (lists and objects included), typed so that
+    1, 1.0 and True stay apart."""
+    if isinstance(value, dict):
+        return ("{}", tuple(sorted((k, _frozen(v)) for k, v in value.items())))
+    if isinstance(value, (list, tuple)):
+        return ("[]", tuple(_frozen(v) for v in value))
+    if value is _ABSENT:
+        return ("absent",)
+    return (type(value).__name__, value)
+
+
+_CACHE = CostCache()
+
+
 class CostLimiter(SchemaExtension):
     """Refuse operations whose estimated cost exceeds ``max_cost`` with a clear GraphQL error.
 
         schema = strawberry.Schema(Query, extensions=[CostLimiter(max_cost=20_000)])
     """
 
-    def __init__(self, max_cost: float = 20_000) -> None:
+    def __init__(self, max_cost: float = 20_000, cache: CostCache | None = _CACHE) -> None:
         self.max_cost = max_cost
+        self.cache = cache
 
     def on_validate(self) -> Iterator[None]:
         ctx = self.execution_context
         doc = ctx.graphql_document
         if doc is not None and not ctx.pre_execution_errors:  # None or [] (a validation cache hit)
             try:
-                cost = estimate_cost(ctx.schema._schema, doc, ctx.variables, ctx.operation_name)
+                if self.cache is not None and ctx.query is not None:
+                    cost = self.cache.cost(ctx.schema._schema, ctx.query, doc, ctx.variables, ctx.operation_name)
+                else:
+                    cost = estimate_cost(ctx.schema._schema, doc, ctx.variables, ctx.operation_name)
             except Exception:  # a malformed document: leave it to the validator's clearer error
                 cost = 0.0
             if cost > self.max_cost:

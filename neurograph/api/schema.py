@@ -14,13 +14,13 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules, MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter,
-    ValidationCache,
 )
 from strawberry.scalars import JSON
 
 from ..domain import check_model_name, explanation_key, head_key, neuron_key, parse_neuron_key
 from ..errors import InvalidKey, NeuroGraphError, NotFound, QueryError
 from .cost import CostLimiter
+from .execution import ValidationCache, fast_execution_context
 from .graph import neighborhood as fetch_neighborhood, path_strength, strongest_paths
 from .ids import decode_cursor, encode_cursor, from_global_id, to_global_id
 from .types import (
@@ -320,7 +320,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
     by the rule classes, hits for every repeated document; parsing is cached the same way."""
     rules = [*QueryDepthLimiter(max_depth=max_depth).validation_rules,
              *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules]
-    return NeuroGraphSchema(
+    built = NeuroGraphSchema(
         query=Query, mutation=Mutation, types=[Neuron, Model, Head, Token, Explanation],
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
@@ -331,6 +331,8 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
             lambda: MaskErrors(should_mask_error=_mask, error_message="internal error: the server log has details"),
         ],
     )
+    built.execution_context_class = fast_execution_context(built)
+    return built
 
 
 schema = build_schema()

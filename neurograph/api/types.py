@@ -3,19 +3,21 @@ N2G patterns, weighted edge connections and drawable subgraphs.
 
 Every type wraps the plain property dict the store returns (``Neuron(props)``); fields that
 reach further into the graph go through the request's DataLoaders, so a page of N neurons
-costs one round trip per field, not N.
+costs one round trip per field, not N. A field whose data is already here returns it as a
+plain value, not a coroutine, so graphql-core completes it without scheduling anything.
 
-    neuron = Neuron({"key": "gpt2/3/17", "model": "gpt2", "layer": 3, "index": 17, "kurt": 9.1})
-    neuron.stats().kurt   # 9.1
+    neuron = Neuron({"key": "gpt2/3/17", "model": "gpt2", "layer": 3, "index": 17, "kurt": 9.1}, full=True)
+    neuron.layer, neuron.stats(info).kurt   # 3, 9.1
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional, TypeVar
 
 import strawberry
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode
 from strawberry.scalars import JSON
 
 from ..errors import InvalidKey
@@ -26,6 +28,7 @@ from .ids import decode_cursor, encode_cursor, to_global_id
 Info = strawberry.Info[Context, None]
 
 MAX_FIRST = 100  # the most items any one list or connection returns
+T = TypeVar("T")
 
 
 def check_first(first: int, name: str = "first", cap: int = MAX_FIRST) -> int:
@@ -42,6 +45,10 @@ def _num(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(f) else f
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value is not None else None
 
 
 def _first_of(props: dict, *names: str) -> Any:
@@ -146,6 +153,13 @@ class Histogram:
     edges: list[float]
     counts: list[float]
 
+    @classmethod
+    def of(cls, p: dict) -> Optional["Histogram"]:
+        edges, counts = p.get("hist_edges"), p.get("hist_counts")
+        if not isinstance(edges, list) or not isinstance(counts, list):
+            return None
+        return cls(edges=[float(x) for x in edges], counts=[float(x) for x in counts])
+
 
 @strawberry.type
 class Example:
@@ -230,40 +244,48 @@ class Topology:
     participation: Optional[float] = strawberry.field(description="Spread of its strength over communities.")
     within_z: Optional[float] = strawberry.field(description="Within-community strength z-score.")
 
+    @classmethod
+    def of(cls, p: dict) -> "Topology":
+        return cls(role=p.get("role"), community=_int(p.get("community")), degree=_num(p.get("degree")),
+                   strength=_num(p.get("strength")), betweenness=_num(p.get("betweenness")),
+                   participation=_num(p.get("participation")), within_z=_num(p.get("within_z")))
+
 
 # --- units ---------------------------------------------------------------------------------
 
 
 @strawberry.type(description="A vocabulary token of a model.")
 class Token(Node):
+    # Plain attributes, not resolvers: graphql-core completes them without a resolver call
+    # (see execution.py), and a page lists dozens of tokens.
+    key: str
+    model: str
+    token_id: int
     _p: strawberry.Private[dict]
 
     def __init__(self, props: dict) -> None:
         """``props``: the token's properties, or just what its key says (text then loads on demand)."""
         self._p = props
         self.id = strawberry.ID(to_global_id("Token", props["key"]))
+        self.key = props["key"]
+        self.model = props.get("model", "")
+        self.token_id = int(props.get("id", -1))
 
     @classmethod
     def of(cls, p: dict) -> "Token":
         return cls(p)
 
     @strawberry.field
-    def key(self) -> str:
-        return self._p["key"]
+    def text(self, info: Info) -> str:
+        # A plain value when the text is here (the `tokens` field fetches a page's texts in one
+        # batch); an awaitable only when it must be loaded, so the common case spawns no task.
+        if "text" in self._p:
+            return str(self._p["text"])
+        return self._load_text(info)  # type: ignore[return-value]
 
-    @strawberry.field
-    def model(self) -> str:
-        return self._p.get("model", "")
-
-    @strawberry.field
-    def token_id(self) -> int:
-        return int(self._p.get("id", -1))
-
-    @strawberry.field
-    async def text(self, info: Info) -> str:
-        if "text" not in self._p:
-            row = await info.context.loaders.token.load(self._p["key"])
-            self._p = {**self._p, **(row or {})}
+    async def _load_text(self, info: Info) -> str:
+        row = await info.context.loaders.token.load(self._p["key"])
+        self._p = {**self._p, **(row or {})}
         return str(self._p.get("text", ""))
 
 
@@ -336,6 +358,30 @@ class HeadNeuronEdgeConnection:
     total_count: int
 
 
+def _selects(info: Info, name: str) -> bool:
+    """Whether a field called ``name`` is selected anywhere below this field (fragments
+    included). Walks graphql-core's AST: ``info.selected_fields`` converts every argument too."""
+    raw = info._raw_info
+    seen: set[str] = set()
+
+    def walk(selection_set: SelectionSetNode | None) -> bool:
+        for s in selection_set.selections if selection_set is not None else ():
+            if isinstance(s, FieldNode):
+                if s.name.value == name or walk(s.selection_set):
+                    return True
+            elif isinstance(s, InlineFragmentNode):
+                if walk(s.selection_set):
+                    return True
+            elif isinstance(s, FragmentSpreadNode) and s.name.value not in seen:
+                seen.add(s.name.value)
+                fragment = raw.fragments.get(s.name.value)
+                if fragment is not None and walk(fragment.selection_set):
+                    return True
+        return False
+
+    return any(walk(node.selection_set) for node in raw.field_nodes)
+
+
 def _page(rows: list[dict], first: int, after: str | None) -> tuple[list[tuple[str, dict]], PageInfo]:
     """Slice an already sorted, capped edge list (top-k per unit, so offsets are cheap here)."""
     start = _offset_after(after)
@@ -394,6 +440,12 @@ class Head(Node):
 
 @strawberry.type(description="An MLP neuron with its statistics, examples, explanations and edges.")
 class Neuron(Node):
+    # Plain attributes, not resolvers: graphql-core completes them without a resolver call
+    # (see execution.py), and a page lists dozens of neighbouring neurons.
+    key: str
+    model: str
+    layer: int
+    index: int
     _p: strawberry.Private[dict]
     _full: strawberry.Private[bool]
 
@@ -402,6 +454,10 @@ class Neuron(Node):
         self._p = props
         self._full = full
         self.id = strawberry.ID(to_global_id("Neuron", props["key"]))
+        self.key = props["key"]
+        self.model = props.get("model", "")
+        self.layer = int(props.get("layer", -1))
+        self.index = int(props.get("index", -1))
 
     async def all_props(self, info: Info) -> dict:
         """Every property, loaded (batched with the page's other neurons) when only a summary is here."""
@@ -411,61 +467,41 @@ class Neuron(Node):
             self._full = True
         return self._p
 
-    @strawberry.field
-    def key(self) -> str:
-        return self._p["key"]
+    def _from_props(self, info: Info, make: Callable[[dict], T], name: str | None = None) -> T:
+        """``make(props)`` now when the properties are here (``name`` among them, or all of
+        them), else an awaitable of it that loads them first, batched with the page's others.
+        Resolvers return the plain value in the common case, so graphql-core spawns no task."""
+        if self._full or (name is not None and name in self._p):
+            return make(self._p)
 
-    @strawberry.field
-    def model(self) -> str:
-        return self._p.get("model", "")
+        async def later() -> T:
+            return make(await self.all_props(info))
 
-    @strawberry.field
-    def layer(self) -> int:
-        return int(self._p.get("layer", -1))
-
-    @strawberry.field
-    def index(self) -> int:
-        return int(self._p.get("index", -1))
-
-    async def _get(self, info: Info, name: str) -> Any:
-        """One property: from what is here, else from the full properties (loaded once, batched)."""
-        if name in self._p or self._full:
-            return self._p.get(name)
-        return (await self.all_props(info)).get(name)
+        return later()  # type: ignore[return-value]
 
     @strawberry.field(description="How interesting the harvest found this neuron (higher: more).")
-    async def interest(self, info: Info) -> Optional[float]:
-        return _num(await self._get(info, "interest"))
+    def interest(self, info: Info) -> Optional[float]:
+        return self._from_props(info, lambda p: _num(p.get("interest")), "interest")
 
     @strawberry.field
-    async def stats(self, info: Info) -> NeuronStats:
-        return NeuronStats.of(await self.all_props(info))
+    def stats(self, info: Info) -> NeuronStats:
+        return self._from_props(info, NeuronStats.of)
 
     @strawberry.field
-    async def histogram(self, info: Info) -> Optional[Histogram]:
-        p = await self.all_props(info)
-        edges, counts = p.get("hist_edges"), p.get("hist_counts")
-        if not isinstance(edges, list) or not isinstance(counts, list):
-            return None
-        return Histogram(edges=[float(x) for x in edges], counts=[float(x) for x in counts])
+    def histogram(self, info: Info) -> Optional[Histogram]:
+        return self._from_props(info, Histogram.of)
 
     @strawberry.field(description="Role and community from graph analytics, with degree and centrality.")
-    async def topology(self, info: Info) -> Topology:
-        p = await self.all_props(info)
-        community = p.get("community")
-        return Topology(role=p.get("role"), community=int(community) if community is not None else None,
-                        degree=_num(p.get("degree")), strength=_num(p.get("strength")),
-                        betweenness=_num(p.get("betweenness")), participation=_num(p.get("participation")),
-                        within_z=_num(p.get("within_z")))
+    def topology(self, info: Info) -> Topology:
+        return self._from_props(info, Topology.of)
 
     @strawberry.field
-    async def role(self, info: Info) -> Optional[str]:
-        return await self._get(info, "role")
+    def role(self, info: Info) -> Optional[str]:
+        return self._from_props(info, lambda p: p.get("role"), "role")
 
     @strawberry.field
-    async def community(self, info: Info) -> Optional[int]:
-        c = await self._get(info, "community")
-        return int(c) if c is not None else None
+    def community(self, info: Info) -> Optional[int]:
+        return self._from_props(info, lambda p: _int(p.get("community")), "community")
 
     @strawberry.field(description="Every stored property of the neuron, as JSON.")
     async def props(self, info: Info) -> JSON:
@@ -560,6 +596,11 @@ class Neuron(Node):
         rows = await info.context.loaders.edges.load(
             _edge_key("tokens", self._p["key"], kinds, min_weight, order_by))
         page, pinfo = _page(rows, first, after)
+        if page and _selects(info, "text"):
+            # The texts of every token on the page in one batch (shared with the other token
+            # fields of this request), instead of one awaited load per token.
+            found = await info.context.loaders.token.load_many([r["node"]["key"] for _, r in page])
+            page = [(c, {**r, "node": {**r["node"], **(t or {"text": ""})}}) for (c, r), t in zip(page, found)]
         return TokenConnection(
             edges=[TokenEdge(cursor=c, node=Token.of(r["node"]), kind=r.get("kind"), weight=float(r["weight"]),
                              rank=r.get("rank"), count=_num(r.get("count"))) for c, r in page],

@@ -1,0 +1,154 @@
+"""A faster field path for graphql-core: plain attributes of leaf type are completed directly.
+
+graphql-core runs every field through the same machinery: a resolve-info tuple, Strawberry's
+resolver wrapper, then complete_value recursing through NonNull / List / leaf for the value and
+again for every list item. A neuron page has ~330 fields, most of them plain attributes
+(``weight``, ``kind``, ``key``, a list of activations), and that machinery was most of the
+server's time per request.
+
+``FastExecutionContext`` short-cuts one case only: a Strawberry *basic* field (no resolver, no
+arguments, no field extensions: Strawberry itself resolves it with ``getattr``) whose type is a
+built-in scalar or an enum, or a list of them. Its value is read and coerced with the type's own
+``coerce_output_value``, exactly what the stock path computes. Anything unusual (a null where
+the type forbids one, a value the scalar refuses, middleware installed) goes the stock way, so
+results and error messages are the stock ones; tests/test_api_execution.py compares both.
+
+    schema = strawberry.Schema(Query)
+    schema.execution_context_class = fast_execution_context(schema)   # once, after building it
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Iterator, NamedTuple
+
+from graphql import (
+    GraphQLEnumType, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLScalarType, specified_scalar_types,
+)
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, validate_document
+from strawberry.types.base import StrawberryObjectDefinition
+
+
+class _Plan(NamedTuple):
+    attr: str  # the Python attribute Strawberry's default resolver reads
+    coerce: Any  # the leaf type's coerce_output_value
+    non_null: bool  # the field's own type is NonNull
+    is_list: bool
+    items_non_null: bool  # list items are NonNull
+
+
+def _plan(attr: str, gql_type: Any) -> _Plan | None:
+    non_null = isinstance(gql_type, GraphQLNonNull)
+    t = gql_type.of_type if non_null else gql_type
+    is_list = isinstance(t, GraphQLList)
+    items_non_null = False
+    if is_list:
+        t = t.of_type
+        items_non_null = isinstance(t, GraphQLNonNull)
+        t = t.of_type if items_non_null else t
+    # Built-in scalars and enums refuse values they cannot represent (a coroutine, an object);
+    # a custom scalar (JSON) may pass anything through, so it keeps the stock path.
+    builtin = isinstance(t, GraphQLScalarType) and specified_scalar_types.get(t.name) is t
+    if not (builtin or isinstance(t, GraphQLEnumType)):
+        return None
+    return _Plan(attr, t.coerce_output_value, non_null, is_list, items_non_null)
+
+
+def plans_for(schema: Any) -> dict[tuple[str, str], _Plan]:
+    """(GraphQL type name, field name) -> plan, for every basic leaf field of a Strawberry schema."""
+    if schema.config.default_resolver is not getattr:
+        return {}  # another default resolver may do anything: keep the stock path everywhere
+    plans: dict[tuple[str, str], _Plan] = {}
+    for concrete in schema.schema_converter.type_map.values():
+        definition, impl = concrete.definition, concrete.implementation
+        if not isinstance(definition, StrawberryObjectDefinition) or not isinstance(impl, GraphQLObjectType):
+            continue
+        for field in definition.fields:
+            if not field.is_basic_field or field.arguments:
+                continue
+            name = schema.config.name_converter.get_graphql_name(field)
+            gql_field = impl.fields.get(name)
+            if gql_field is None or gql_field.args:
+                continue
+            plan = _plan(field.python_name, gql_field.type)
+            if plan is not None:
+                plans[(impl.name, name)] = plan
+    return plans
+
+
+_MISSING = object()
+
+
+class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context with the leaf-attribute short cut (see the module doc)."""
+
+    plans: dict[tuple[str, str], _Plan] = {}  # set per schema by fast_execution_context
+
+    def execute_field(self, parent_type: GraphQLObjectType, source: Any, field_details_list: Any, path: Any,
+                      position_context: Any) -> Any:
+        plan = self.plans.get((parent_type.name, field_details_list[0].node.name.value))
+        if plan is not None and (self.middleware_manager is None or not self.middleware_manager.middlewares):
+            value = _complete(plan, source)
+            if value is not _MISSING:
+                return value
+        return super().execute_field(parent_type, source, field_details_list, path, position_context)
+
+
+def fast_execution_context(schema: Any) -> type[FastExecutionContext]:
+    """The execution context class for this Strawberry schema (its plans are the schema's own)."""
+    return type("FastExecutionContext", (FastExecutionContext,), {"plans": plans_for(schema)})
+
+
+def _complete(plan: _Plan, source: Any) -> Any:
+    """The completed value, or _MISSING when the stock path must decide (and word the error)."""
+    try:
+        value = getattr(source, plan.attr)
+        if value is None:
+            return _MISSING if plan.non_null else None
+        coerce = plan.coerce
+        if not plan.is_list:
+            out = coerce(value)
+            return _MISSING if out is None else out
+        if not isinstance(value, (list, tuple)):
+            return _MISSING
+        out = [None if v is None else coerce(v) for v in value]
+        if plan.items_non_null and None in out:
+            return _MISSING
+        return out
+    except Exception:  # noqa: BLE001 - the stock path raises the located, worded error
+        return _MISSING
+
+
+class ValidationCache(SchemaExtension):
+    """Strawberry's ValidationCache, keyed by the query text instead of the parsed document.
+
+    Strawberry's LRU hashes the document, and graphql-core hashes an AST by walking all of it,
+    on every request. The parser cache (ParserCache, before this extension) maps one text to
+    one document, so the text names the same validation result; errors are cached the same way.
+
+        schema = strawberry.Schema(Query, extensions=[lambda: ParserCache(), lambda: ValidationCache()])
+    """
+
+    _entries: OrderedDict[tuple, list] = OrderedDict()  # shared by every request
+
+    def __init__(self, maxsize: int = 256) -> None:
+        self.maxsize = maxsize
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.query is None or ctx.graphql_document is None:  # a document given directly: no text to key on
+            yield
+            return
+        key = (id(ctx.schema._schema), ctx.query, ctx.validation_rules)
+        entries = self._entries
+        errors = entries.get(key)
+        if errors is None:
+            errors = validate_document(ctx.schema._schema, ctx.graphql_document, ctx.validation_rules)
+            entries[key] = errors
+            while len(entries) > self.maxsize:
+                entries.popitem(last=False)
+        else:
+            entries.move_to_end(key)
+        ctx.pre_execution_errors = errors
+        yield

@@ -1,0 +1,187 @@
+"""The request's hot path (neurograph/api/execution.py, the cost cache): the same answers and
+the same errors as Strawberry's stock execution, and caches that never mix two questions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import pytest
+import strawberry
+from graphql import parse
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from loaders.synthetic import write_synthetic_graph
+from neurograph.api import execution
+from neurograph.api.context import Context
+from neurograph.api.cost import CostCache, cost_variables, estimate_cost
+from neurograph.api.execution import FastExecutionContext, fast_execution_context, plans_for
+from neurograph.api.schema import build_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "synth"
+
+
+@pytest.fixture
+async def graph(store):
+    return await write_synthetic_graph(store, MODEL, n_layers=3, d_mlp=16, n_heads=2, d_vocab=80, k=4, seed=3)
+
+
+def _stock(schema: strawberry.Schema) -> strawberry.Schema:
+    """The same schema and limits, run by Strawberry's own execution context."""
+    schema.execution_context_class = StrawberryGraphQLCoreExecutionContext
+    return schema
+
+
+async def _answer(schema, store, settings, query: str, variables: dict | None = None) -> str:
+    r = await schema.execute(query, variable_values=variables, context_value=Context(store=store, settings=settings))
+    return json.dumps({"data": r.data, "errors": [e.formatted for e in r.errors or []]}, sort_keys=True)
+
+
+QUERIES = [
+    ((ROOT / "graphql" / "neuron.graphql").read_text(), {"model": MODEL, "layer": 1, "index": 2, "first": 5}),
+    ((ROOT / "graphql" / "neuron.graphql").read_text(), {"model": MODEL, "layer": 2, "index": 7, "first": 3}),
+    ((ROOT / "graphql" / "neurons_page.graphql").read_text(), {"model": MODEL, "first": 4}),
+    ((ROOT / "graphql" / "neighborhood.graphql").read_text(), {"id": f"{MODEL}/1/4", "depth": 2, "perNode": 3}),
+    # summary neurons (edges) asked for properties they do not carry: loaded, batched
+    ("query($k: String!) { neuron(model: $k, layer: 1, index: 3) { inputs(first: 3) { edges { node { "
+     "key layer index interest role community stats { mean quantiles } histogram { counts } topology { degree } "
+     "} } } } }", {"k": MODEL}),
+    # token texts through a fragment, and without texts at all
+    ("{ neuron(model: \"synth\", layer: 0, index: 1) { tokens(first: 4) { edges { node { ...T } } } } } "
+     "fragment T on Token { key tokenId text }", None),
+    ("{ neuron(model: \"synth\", layer: 0, index: 1) { tokens(first: 4) { edges { weight node { key tokenId } } } } }",
+     None),
+    # errors: unknown neuron, a bad argument
+    ("{ neuron(model: \"synth\", layer: 9, index: 1) { key } }", None),
+    ("{ neuron(model: \"synth\", layer: 0, index: 1) { inputs(first: 1000) { totalCount } } }", None),
+]
+
+
+async def test_fast_execution_answers_like_stock_strawberry(store, settings, graph):
+    fast, stock = build_schema(), _stock(build_schema())
+    assert issubclass(fast.execution_context_class, FastExecutionContext)
+    for query, variables in QUERIES:
+        assert await _answer(fast, store, settings, query, variables) == \
+            await _answer(stock, store, settings, query, variables), query
+
+
+async def test_token_texts_are_one_batch_and_only_when_asked_for(store, settings, graph):
+    schema = build_schema()
+    page = "{ neuron(model: \"synth\", layer: 0, index: 1) { a: tokens(kinds: [\"input\"], first: 5) { edges " \
+           "{ node { %s } } } b: tokens(kinds: [\"output\"], first: 5) { edges { node { %s } } } } }"
+    trips = store.round_trips
+    with_text = json.loads(await _answer(schema, store, settings, page % ("text", "text")))
+    assert not with_text["errors"] and all(e["node"]["text"] for e in with_text["data"]["neuron"]["a"]["edges"])
+    with_text_trips, trips = store.round_trips - trips, store.round_trips
+    await _answer(schema, store, settings, page % ("tokenId", "tokenId"))
+    # neuron, edges, then one batch of token texts for both fields; none without texts
+    assert with_text_trips == 3 and store.round_trips - trips == 2
+
+
+# --- the short cut on a small schema, with values the stock path refuses ----------------------
+
+
+@strawberry.type
+class Thing:
+    name: str
+    score: float
+    values: list[float]
+    maybe: list[Optional[int]]
+    label: Optional[str] = None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def things(self, bad: int = 0) -> list[Thing]:
+        good = Thing(name="a", score=1.5, values=[1.0, 2], maybe=[1, None], label="x")
+        wrong = [
+            None,
+            Thing(name=None, score=1.0, values=[], maybe=[]),  # type: ignore[arg-type] - null for String!
+            Thing(name="c", score="high", values=[1.0], maybe=[]),  # type: ignore[arg-type] - not a float
+            Thing(name="d", score=1.0, values=[1.0, None], maybe=[]),  # type: ignore[list-item] - null item
+            Thing(name="e", score=1.0, values=7, maybe=[]),  # type: ignore[arg-type] - not a list
+        ]
+        return [good, wrong[bad]] if bad else [good]  # type: ignore[list-item]
+
+
+def test_plans_cover_plain_leaf_attributes_only():
+    small = strawberry.Schema(Query)
+    plans = plans_for(small)
+    assert set(plans) == {("Thing", n) for n in ("name", "score", "values", "maybe", "label")}
+    assert plans[("Thing", "values")].is_list and plans[("Thing", "values")].items_non_null
+    assert not plans[("Thing", "maybe")].items_non_null and not plans[("Thing", "label")].non_null
+    full = plans_for(build_schema())
+    assert ("NeuronEdge", "weight") in full and ("Example", "activations") in full
+    assert ("Explanation", "scores") not in full  # JSON: a custom scalar keeps the stock path
+    assert ("Neuron", "interest") not in full  # a resolver
+
+
+@pytest.mark.parametrize("bad", range(5))
+async def test_short_cut_errors_read_like_stock_errors(bad, monkeypatch):
+    complete, MISSING = execution._complete, execution._MISSING
+    fast, stock = strawberry.Schema(Query), strawberry.Schema(Query)
+    fast.execution_context_class = fast_execution_context(fast)
+    q = "query($bad: Int!) { things(bad: $bad) { name score values maybe label } }"
+    used = []
+
+    def counting(plan, source):
+        out = complete(plan, source)
+        used.append(out is not MISSING)
+        return out
+
+    monkeypatch.setattr(execution, "_complete", counting)
+    a = await fast.execute(q, variable_values={"bad": bad})
+    b = await stock.execute(q, variable_values={"bad": bad})
+    assert sum(used) >= 5  # the good item went the short way
+    assert a.data == b.data
+    assert [e.formatted for e in a.errors or []] == [e.formatted for e in b.errors or []]
+    assert bool(a.errors) == (bad > 0)
+
+
+# --- cost and validation caches --------------------------------------------------------------
+
+
+def test_cost_cache_keys_on_the_variables_the_estimate_reads():
+    schema = build_schema()
+    gql = schema._schema
+    text = (ROOT / "graphql" / "neuron.graphql").read_text()
+    doc = parse(text)
+    assert cost_variables(doc) == ("first",)
+    cache = CostCache(maxsize=4)
+    v1 = {"model": MODEL, "layer": 1, "index": 2, "first": 5}
+    base = cache.cost(gql, text, doc, v1, None)
+    assert base == estimate_cost(gql, doc, v1)
+    # another neuron: the same estimate, from the cache; another page size: estimated again
+    assert cache.cost(gql, text, doc, {**v1, "layer": 2}, None) == base
+    assert len(cache._costs) == 1
+    bigger = cache.cost(gql, text, doc, {**v1, "first": 50}, None)
+    assert bigger == estimate_cost(gql, doc, {**v1, "first": 50}) > base
+    # absent (the default applies) and an explicit null are different keys
+    cache.cost(gql, text, doc, {"model": MODEL, "layer": 1, "index": 2}, None)
+    cache.cost(gql, text, doc, {**v1, "first": None}, None)
+    assert len(cache._costs) == 4
+    cache.cost(gql, text, doc, {**v1, "first": 7}, None)
+    assert len(cache._costs) == 4  # bounded
+
+
+async def test_cost_limit_still_refuses_via_variables_after_a_cheap_hit(store, settings, graph):
+    schema = build_schema(max_cost=600)
+    q = "query($f: Int!) { neurons(model: \"synth\", first: $f) { edges { node { outputs(first: $f) { totalCount } } } } }"
+    cheap = json.loads(await _answer(schema, store, settings, q, {"f": 2}))
+    assert not cheap["errors"]
+    costly = json.loads(await _answer(schema, store, settings, q, {"f": 60}))
+    assert "query cost" in costly["errors"][0]["message"]
+
+
+async def test_validation_cache_returns_the_same_errors_every_time(store, settings, graph):
+    schema = build_schema()
+    bad = "{ neuron(model: \"synth\", layer: 0, index: 1) { nosuchfield } }"
+    first = await _answer(schema, store, settings, bad)
+    assert "nosuchfield" in first
+    assert await _answer(schema, store, settings, bad) == first
+    deep = "{ neuron(model: \"synth\", layer: 0, index: 1) { " + "inputs { edges { node { " * 6 + "key" + " } } }" * 6 + " } }"
+    assert "exceeds maximum operation depth" in await _answer(schema, store, settings, deep)
+    assert "exceeds maximum operation depth" in await _answer(schema, store, settings, deep)
