@@ -3,6 +3,7 @@ the same errors as Strawberry's stock execution, and caches that never mix two q
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Optional
@@ -185,3 +186,25 @@ async def test_validation_cache_returns_the_same_errors_every_time(store, settin
     deep = "{ neuron(model: \"synth\", layer: 0, index: 1) { " + "inputs { edges { node { " * 6 + "key" + " } } }" * 6 + " } }"
     assert "exceeds maximum operation depth" in await _answer(schema, store, settings, deep)
     assert "exceeds maximum operation depth" in await _answer(schema, store, settings, deep)
+
+
+# --- a finished request is freed by reference counting -------------------------------------
+
+
+async def test_a_finished_request_leaves_no_cyclic_garbage(store, settings, graph):
+    """Cycles (graphql-core's executor, a DataLoader pointing back at its owner, a closure
+    calling itself) would keep each request's context and rows alive until the cyclic GC ran."""
+    schema = build_schema()
+    query, variables = QUERIES[0]
+    await _answer(schema, store, settings, query, variables)  # warm: caches, connections
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for query, variables in QUERIES[:7]:
+            await _answer(schema, store, settings, query, variables)
+        gc.collect()
+        left = {type(o).__name__ for o in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert not left & {"Context", "Loaders", "DataLoader", "FastExecutionContext", "Neuron", "Token"}, left

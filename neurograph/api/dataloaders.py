@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Hashable, Sequence
 
 from strawberry.dataloader import DataLoader
@@ -101,64 +102,68 @@ def _grouped(keys: Sequence[Any], group: Any) -> dict[Hashable, list[Any]]:
 
 
 class Loaders:
-    """The DataLoaders of one GraphQL request (DataLoaders cache per request, never across)."""
+    """The DataLoaders of one GraphQL request (DataLoaders cache per request, never across).
+
+    The batch functions see the store, never this object: a DataLoader whose function points
+    back here would make each request's loaders, and every row they cached, a reference cycle
+    that only the garbage collector frees, and under load its full collections cost more than
+    the rest of the request."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.neuron = DataLoader(self._by_key("neurons_by_key", "n"))
-        self.head = DataLoader(self._by_key("heads_by_key", "h"))
-        self.token = DataLoader(self._by_key("tokens_by_key", "t"))
-        self.explanation = DataLoader(self._by_key("explanations_by_key", "x"))
-        self.model = DataLoader(self._models)
-        self.edges = DataLoader(self._edges)
-        self.examples = DataLoader(self._examples)
-        self.explanations = DataLoader(self._per_key("neuron_explanations", "explanations"))
-        self.pattern = DataLoader(self._per_key("neuron_pattern", "nodes"))
+        self.neuron = DataLoader(partial(_by_key, store, "neurons_by_key", "n"))
+        self.head = DataLoader(partial(_by_key, store, "heads_by_key", "h"))
+        self.token = DataLoader(partial(_by_key, store, "tokens_by_key", "t"))
+        self.explanation = DataLoader(partial(_by_key, store, "explanations_by_key", "x"))
+        self.model = DataLoader(partial(_models, store))
+        self.edges = DataLoader(partial(_edges, store))
+        self.examples = DataLoader(partial(_examples, store))
+        self.explanations = DataLoader(partial(_per_key, store, "neuron_explanations", "explanations"))
+        self.pattern = DataLoader(partial(_per_key, store, "neuron_pattern", "nodes"))
 
-    def _by_key(self, query: str, column: str):
-        async def load(keys: list[str]) -> list[dict | None]:
-            rows = await self.store.query(query, keys=list(dict.fromkeys(keys)))
-            found = {r["key"]: r[column] for r in rows}
-            return [found.get(k) for k in keys]
 
-        return load
+async def _by_key(store: Store, query: str, column: str, keys: list[str]) -> list[dict | None]:
+    rows = await store.query(query, keys=list(dict.fromkeys(keys)))
+    found = {r["key"]: r[column] for r in rows}
+    return [found.get(k) for k in keys]
 
-    def _per_key(self, query: str, column: str):
-        async def load(keys: list[str]) -> list[Any]:
-            rows = await self.store.query(query, keys=list(dict.fromkeys(keys)))
-            found = {r["key"]: r[column] for r in rows}
-            return [found.get(k, []) for k in keys]
 
-        return load
+async def _per_key(store: Store, query: str, column: str, keys: list[str]) -> list[Any]:
+    rows = await store.query(query, keys=list(dict.fromkeys(keys)))
+    found = {r["key"]: r[column] for r in rows}
+    return [found.get(k, []) for k in keys]
 
-    async def _models(self, names: list[str]) -> list[dict | None]:
-        rows = await self.store.query("models_by_name", names=list(dict.fromkeys(names)))
-        found = {r["name"]: {**r["m"], "n_neurons": r["n_neurons"]} for r in rows}
-        return [found.get(n) for n in names]
 
-    async def _edges(self, keys: list[EdgeKey]) -> list[list[dict]]:
-        """All edge fields of all units in view: one round trip for neurons, one for heads."""
-        neurons = list(dict.fromkeys(k.key for k in keys if k.field != "head_neurons"))
-        heads = list(dict.fromkeys(k.key for k in keys if k.field == "head_neurons"))
-        rows: dict[tuple[bool, str], list[dict]] = defaultdict(list)
-        if neurons:
-            dirs = [EDGE_FIELDS[k.field] for k in keys if k.field != "head_neurons"]
-            out_types = sorted({t for t, d in dirs if d is not False})
-            in_types = sorted({t for t, d in dirs if d is not True})
-            for r in await self.store.query("neuron_edges", keys=neurons, out_types=out_types, in_types=in_types):
-                rows[(False, r["key"])].append(r)
-        if heads:
-            for r in await self.store.query("head_neurons", keys=heads):
-                rows[(True, r["key"])].append(r)
-        return [select_edges(rows.get((k.field == "head_neurons", k.key), []), k) for k in keys]
+async def _models(store: Store, names: list[str]) -> list[dict | None]:
+    rows = await store.query("models_by_name", names=list(dict.fromkeys(names)))
+    found = {r["name"]: {**r["m"], "n_neurons": r["n_neurons"]} for r in rows}
+    return [found.get(n) for n in names]
 
-    async def _examples(self, keys: list[ExamplesKey]) -> list[tuple[int, list[dict]]]:
-        """(how many of that kind, the page) per key; one round trip per (kind, cursor, size)."""
-        result: dict[ExamplesKey, tuple[int, list[dict]]] = {}
-        for (kind, after, limit), members in _grouped(keys, lambda k: (k.kind, k.after_rank, k.limit)).items():
-            rows = await self.store.query("neuron_examples", keys=list(dict.fromkeys(m.key for m in members)),
-                                          kind=kind, after_rank=after, limit=limit)
-            found = {r["key"]: (int(r["total"]), r["examples"]) for r in rows}
-            for m in members:
-                result[m] = found.get(m.key, (0, []))
-        return [result[k] for k in keys]
+
+async def _edges(store: Store, keys: list[EdgeKey]) -> list[list[dict]]:
+    """All edge fields of all units in view: one round trip for neurons, one for heads."""
+    neurons = list(dict.fromkeys(k.key for k in keys if k.field != "head_neurons"))
+    heads = list(dict.fromkeys(k.key for k in keys if k.field == "head_neurons"))
+    rows: dict[tuple[bool, str], list[dict]] = defaultdict(list)
+    if neurons:
+        dirs = [EDGE_FIELDS[k.field] for k in keys if k.field != "head_neurons"]
+        out_types = sorted({t for t, d in dirs if d is not False})
+        in_types = sorted({t for t, d in dirs if d is not True})
+        for r in await store.query("neuron_edges", keys=neurons, out_types=out_types, in_types=in_types):
+            rows[(False, r["key"])].append(r)
+    if heads:
+        for r in await store.query("head_neurons", keys=heads):
+            rows[(True, r["key"])].append(r)
+    return [select_edges(rows.get((k.field == "head_neurons", k.key), []), k) for k in keys]
+
+
+async def _examples(store: Store, keys: list[ExamplesKey]) -> list[tuple[int, list[dict]]]:
+    """(how many of that kind, the page) per key; one round trip per (kind, cursor, size)."""
+    result: dict[ExamplesKey, tuple[int, list[dict]]] = {}
+    for (kind, after, limit), members in _grouped(keys, lambda k: (k.kind, k.after_rank, k.limit)).items():
+        rows = await store.query("neuron_examples", keys=list(dict.fromkeys(m.key for m in members)),
+                                 kind=kind, after_rank=after, limit=limit)
+        found = {r["key"]: (int(r["total"]), r["examples"]) for r in rows}
+        for m in members:
+            result[m] = found.get(m.key, (0, []))
+    return [result[k] for k in keys]

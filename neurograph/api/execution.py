@@ -19,12 +19,16 @@ results and error messages are the stock ones; tests/test_api_execution.py compa
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
-from typing import Any, Iterator, NamedTuple
+from functools import partial
+from typing import Any, Iterator, NamedTuple, Sequence
 
 from graphql import (
-    GraphQLEnumType, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLScalarType, specified_scalar_types,
+    GraphQLEnumType, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLResolveInfoHelpers, GraphQLScalarType,
+    specified_scalar_types,
 )
+from graphql.pyutils import gather_with_cancel
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, validate_document
 from strawberry.types.base import StrawberryObjectDefinition
@@ -85,6 +89,15 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     plans: dict[tuple[str, str], _Plan] = {}  # set per schema by fast_execution_context
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # graphql-core keeps helpers on the executor that are its own bound methods: a cycle
+        # that holds the whole request (context, loaders, every row fetched) until the cyclic
+        # garbage collector runs, and under load its full collections cost milliseconds per
+        # request. The same helpers through a weak reference let reference counting free a
+        # finished request at once.
+        self.async_helpers = GraphQLResolveInfoHelpers(gather=_gather, track=partial(_track, weakref.ref(self)))
+
     def execute_field(self, parent_type: GraphQLObjectType, source: Any, field_details_list: Any, path: Any,
                       position_context: Any) -> Any:
         plan = self.plans.get((parent_type.name, field_details_list[0].node.name.value))
@@ -93,6 +106,16 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if value is not _MISSING:
                 return value
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
+
+
+def _gather(values: Sequence[Any]) -> Any:
+    return gather_with_cancel(*values)  # what graphql-core's gather_async_work does
+
+
+def _track(executor: weakref.ref, values: Sequence[Any]) -> None:
+    ex = executor()
+    if ex is not None:
+        ex.track_async_work(values)
 
 
 def fast_execution_context(schema: Any) -> type[FastExecutionContext]:

@@ -363,23 +363,25 @@ def _selects(info: Info, name: str) -> bool:
     included). Walks graphql-core's AST: ``info.selected_fields`` converts every argument too."""
     raw = info._raw_info
     seen: set[str] = set()
+    return any(_selects_in(node.selection_set, name, raw.fragments, seen) for node in raw.field_nodes)
 
-    def walk(selection_set: SelectionSetNode | None) -> bool:
-        for s in selection_set.selections if selection_set is not None else ():
-            if isinstance(s, FieldNode):
-                if s.name.value == name or walk(s.selection_set):
-                    return True
-            elif isinstance(s, InlineFragmentNode):
-                if walk(s.selection_set):
-                    return True
-            elif isinstance(s, FragmentSpreadNode) and s.name.value not in seen:
-                seen.add(s.name.value)
-                fragment = raw.fragments.get(s.name.value)
-                if fragment is not None and walk(fragment.selection_set):
-                    return True
-        return False
 
-    return any(walk(node.selection_set) for node in raw.field_nodes)
+def _selects_in(selection_set: SelectionSetNode | None, name: str, fragments: dict, seen: set[str]) -> bool:
+    # A plain function, not a closure calling itself: that would be a reference cycle holding
+    # the request's resolve info (and with it the whole request) until the cyclic GC runs.
+    for s in selection_set.selections if selection_set is not None else ():
+        if isinstance(s, FieldNode):
+            if s.name.value == name or _selects_in(s.selection_set, name, fragments, seen):
+                return True
+        elif isinstance(s, InlineFragmentNode):
+            if _selects_in(s.selection_set, name, fragments, seen):
+                return True
+        elif isinstance(s, FragmentSpreadNode) and s.name.value not in seen:
+            seen.add(s.name.value)
+            fragment = fragments.get(s.name.value)
+            if fragment is not None and _selects_in(fragment.selection_set, name, fragments, seen):
+                return True
+    return False
 
 
 def _page(rows: list[dict], first: int, after: str | None) -> tuple[list[tuple[str, dict]], PageInfo]:
