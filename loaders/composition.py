@@ -1,7 +1,12 @@
 """Weight-based connectivity: neuron↔neuron, neuron↔head and neuron↔token scores, top-k.
 
-Everything is computed in row blocks, so memory is bounded by ``block_rows × n_neurons``
-floats, never ``n_neurons²`` (SmolLM2-135M has 46,080 neurons: a dense matrix would be 8 GB).
+Everything is computed in tiles (rows of one layer × a piece of the partners), so memory is
+bounded by a few tiles, never ``n_neurons²`` floats (SmolLM2-135M has 46,080 neurons: a dense
+matrix would be 8 GB). Each tile is read by a handful of vectorised passes: its histogram
+(one bincount for all owners), moments, and the maxima and minima of small groups of
+entries. Only the groups that can still hold one of an owner's best k are opened: nothing
+below the histogram bin of the k-th largest value seen so far can make the list, so the
+few entries above it wait in a pool until one sort merges them into the lists.
 
 Neuron↔neuron lists (owner = the neuron whose list it is, partner = any other neuron of any
 layer; ``in`` = the ln2-folded input direction, ``out`` = the row of W_out):
@@ -18,7 +23,8 @@ gate_virtual_down/up   the same through the gate (W_gate) of a SwiGLU    later /
 =====================  ================================================  ====================
 
 ``out_in`` and ``in_out`` are the rows and columns of one product, and so are the ``virtual``
-pair, so four matmuls serve all eight lists. Each list keeps top-k and bottom-k per owner and
+pair, so four matmuls serve all eight lists; ``in_in`` and ``out_out`` are symmetric, so only
+their tiles on and above the diagonal are computed. Each list keeps top-k and bottom-k per owner and
 the owner's distribution summary (mean, std, histogram: 100 bins on [-1, 1] for cosines, on
 a symmetric range measured from a sample for virtual weights; values outside fall into the
 end bins). Mean and std include the zeroed self entry, as Universal Neurons does.
@@ -55,7 +61,7 @@ def edge_kind(list_name: str) -> str:
     return list_name.removesuffix("_down").removesuffix("_up")
 
 
-# --- top-k with running merge ---------------------------------------------------------
+# --- top-k ---------------------------------------------------------------------------------
 @dataclass
 class TopK:
     """Best ``k`` partners per owner: values [N, k] and global indices [N, k] (-1 = none).
@@ -82,42 +88,6 @@ def _select(values: Tensor, indices: Tensor, k: int, largest: bool) -> tuple[Ten
     return v, torch.gather(indices, 1, j)
 
 
-def _merge(top: TopK, owners: slice, values: Tensor, indices: Tensor, largest: bool, fresh: bool = False) -> None:
-    """Merge candidates (values, indices) [owners, c] into the running lists of a contiguous
-    range of owners; ``fresh`` owners have no candidates yet (one block holds all partners)."""
-    values, indices = values.to(top.values.device), indices.to(top.indices.device)
-    k = top.values.shape[1]
-    if fresh:
-        top.values[owners, : values.shape[1]], top.indices[owners, : values.shape[1]] = values, indices
-        return
-    v = torch.cat([top.values[owners], values], dim=1)
-    i = torch.cat([top.indices[owners], indices], dim=1)
-    top.values[owners], top.indices[owners] = _select(v, i, k, largest)
-
-
-def _merge_sparse(top: TopK, owners: slice, col: Tensor, values: Tensor, partners: Tensor,
-                  largest: bool) -> None:
-    """Merge ragged candidates (owner offset ``col``, value, partner id) into the lists of
-    the owners they touch: one sort by value, one stable sort by owner, keep k per owner."""
-    k = top.values.shape[1]
-    touched, inv = torch.unique(col, return_inverse=True)
-    rows = touched + owners.start
-    T = len(touched)
-    v = torch.cat([top.values[rows].reshape(-1), values])
-    i = torch.cat([top.indices[rows].reshape(-1), partners])
-    g = torch.cat([torch.arange(T).repeat_interleave(k), inv])
-    o = torch.argsort(v, descending=largest, stable=True)
-    v, i, g = v[o], i[o], g[o]
-    o = torch.argsort(g, stable=True)
-    v, i, g = v[o], i[o], g[o]
-    counts = torch.bincount(g, minlength=T)
-    pos = torch.arange(len(g)) - (counts.cumsum(0) - counts)[g]
-    keep = pos < k
-    nv, ni = top.values[rows].clone(), top.indices[rows].clone()
-    nv[g[keep], pos[keep]], ni[g[keep], pos[keep]] = v[keep], i[keep]
-    top.values[rows], top.indices[rows] = nv, ni
-
-
 def _drop_self(values: Tensor, indices: Tensor, owners: Tensor, k: int, largest: bool) -> tuple[Tensor, Tensor]:
     """From k+1 candidates, push the owner itself (if present) to the end and keep k."""
     is_self = indices == owners[:, None]
@@ -125,6 +95,61 @@ def _drop_self(values: Tensor, indices: Tensor, owners: Tensor, k: int, largest:
     values = values.masked_fill(is_self, bad)
     indices = indices.masked_fill(is_self, -1)
     return _select(values, indices, k, largest)
+
+
+def _rank_keys(values: Tensor, largest: bool) -> Tensor:
+    """int64 keys in [0, 2³²) whose ascending order is best-first order of float32 values:
+    the IEEE bits read as an integer, with the magnitude bits of negatives flipped."""
+    b = values.contiguous().view(torch.int32).long()
+    mono = torch.where(b < 0, b ^ 0x7FFFFFFF, b)  # increases with the value
+    return (2**31 - 1 - mono) if largest else (mono + 2**31)
+
+
+class _Best:
+    """Best ``kk`` partners per owner, from candidates that arrive in any order.
+
+    Candidates wait in a pool; a merge (one sort of owner-major integer keys) folds them
+    into the dense lists when the pools of all lists outgrow POOL (see ``_keep_pools_small``),
+    and at the end.
+    """
+
+    def __init__(self, n: int, kk: int, largest: bool, device: torch.device) -> None:
+        self.n, self.kk, self.largest = n, kk, largest
+        self.fill = -math.inf if largest else math.inf
+        self.values = torch.full((n, kk), self.fill, device=device)
+        self.indices = torch.full((n, kk), -1, dtype=torch.long, device=device)
+        self.pool: list[tuple[Tensor, Tensor, Tensor]] = []
+        self.pooled = 0
+
+    def add(self, owners: Tensor, values: Tensor, partners: Tensor) -> None:
+        if len(owners):
+            self.pool.append((owners, values, partners))
+            self.pooled += len(owners)
+
+    def merge(self) -> None:
+        if not self.pool:
+            return
+        o = torch.cat([p[0] for p in self.pool])
+        v = torch.cat([p[1] for p in self.pool])
+        i = torch.cat([p[2] for p in self.pool])
+        self.pool, self.pooled = [], 0
+        # only the owners the pool touches: often one block of rows
+        lo, hi = int(o.min()), int(o.max()) + 1
+        held_v, held_i = self.values[lo:hi], self.indices[lo:hi]
+        held = torch.isfinite(held_v).view(-1).nonzero().squeeze(1)
+        o = torch.cat([held // self.kk + lo, o])
+        v = torch.cat([held_v.reshape(-1).index_select(0, held), v])
+        i = torch.cat([held_i.reshape(-1).index_select(0, held), i])
+        order = torch.sort(((o - lo) << 32) | _rank_keys(v, self.largest)).indices
+        o, v, i = (t.index_select(0, order) for t in (o, v, i))
+        counts = torch.bincount(o - lo, minlength=hi - lo)
+        rank = torch.arange(len(o), device=o.device) - (counts.cumsum(0) - counts).index_select(0, o - lo)
+        keep = (rank < self.kk).nonzero().squeeze(1)
+        slot = (o - lo).index_select(0, keep) * self.kk + rank.index_select(0, keep)
+        held_v.fill_(self.fill)
+        held_i.fill_(-1)
+        held_v.view(-1).index_copy_(0, slot, v.index_select(0, keep))
+        held_i.view(-1).index_copy_(0, slot, i.index_select(0, keep))
 
 
 # --- distribution summaries -------------------------------------------------------------
@@ -168,18 +193,89 @@ class Summary:
         return (self.s2 / self.n.clamp(min=1) - self.mean.square()).clamp(min=0).sqrt()
 
 
+class _Bins:
+    """Bin index (int32) on ``bins`` equal bins of [lo, hi]; values outside fall into the
+    end bins. The bin never decreases as the value grows: the candidate filters rely on
+    that, through ``floor`` and ``ceil``."""
+
+    def __init__(self, lo: float, hi: float, bins: int, device: torch.device | None = None) -> None:
+        self.bins, self.scale = bins, bins / (hi - lo)
+        self.shift = -lo * self.scale
+        edge = (torch.arange(bins + 1, dtype=torch.float64) - self.shift) / self.scale
+        slack = (edge.abs() + 1 / self.scale) * 1e-5  # a few rounding errors of the bin arithmetic
+        inf = torch.full((2,), math.inf, dtype=torch.float64)
+        # floor[b + 1] (b = -1 .. bins-1): no value below it gets a bin >= b
+        self.floor = torch.cat([-inf, (edge - slack)[1:bins]]).float().to(device)
+        # ceil[b] (b = 0 .. bins): no value above it gets a bin <= b
+        self.ceil = torch.cat([(edge + slack)[1:bins], inf]).float().to(device)
+
+    def __call__(self, x: Tensor, scratch: Tensor | None = None, out: Tensor | None = None) -> Tensor:
+        f = torch.mul(x, self.scale, out=scratch).add_(self.shift).clamp_(0, self.bins - 1)
+        # truncation floors the non-negative values
+        return f.to(torch.int32) if out is None else out.copy_(f)
+
+    def thresholds(self, hist: Tensor, kk: int) -> tuple[Tensor, Tensor]:
+        """Per owner (a row of ``hist``), values below / above which nothing can be among
+        the kk largest / smallest values counted so far: the edges of the bins that the kk-th
+        largest and smallest fall in (±inf while fewer than kk were counted)."""
+        c = hist.cumsum(1)
+        rest = c[:, -1] - kk
+        top = (c <= rest[:, None]).sum(1) - (rest < 0).long()  # -1 .. bins-1
+        bottom = (c < kk).sum(1)  # 0 .. bins
+        return self.floor.index_select(0, top + 1), self.ceil.index_select(0, bottom)
+
+
 def histogram_rows(x: Tensor, lo: float, hi: float, bins: int) -> Tensor:
     """Histogram of each row of x [R, C] on ``bins`` equal bins of [lo, hi] -> [R, bins];
     values outside the range count in the end bins."""
     R = x.shape[0]
-    scale = bins / (hi - lo)
-    # int32 bins + int32 row offsets halve the traffic of an int64 index tensor
-    # (x - lo) * scale in one pass; truncation floors the non-negative part, the clamp on
-    # integers puts everything below lo / above hi into the end bins
-    t = torch.addcmul(torch.tensor(-lo * scale, device=x.device), x,
-                      torch.tensor(scale, device=x.device)).clamp_(-1, bins).to(torch.int32)
-    t.clamp_(0, bins - 1).add_((torch.arange(R, device=x.device, dtype=torch.int32) * bins)[:, None])
+    t = _Bins(lo, hi, bins)(x)
+    # one bincount for all rows: row r counts in bins r·bins ... r·bins + bins - 1
+    t.add_((torch.arange(R, device=x.device, dtype=torch.int32) * bins)[:, None])
     return torch.bincount(t.reshape(-1), minlength=R * bins).view(R, bins)
+
+
+def _group(n: int, most: int) -> int:
+    """The largest divisor of n that is at most ``most``."""
+    return next(g for g in range(max(1, min(most, n)), 0, -1) if n % g == 0)
+
+
+def _candidates(x: Tensor, high: Tensor, low: Tensor, rows_own: bool,
+                passing: float) -> tuple[tuple[Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]:
+    """(owner, partner, value) of the entries of tile x that reach their owner's ``high``
+    threshold (>=), and of those that reach its ``low`` one (<=). Owners are the rows
+    (``rows_own``) or the columns. The full tile is read by two vectorised reductions
+    (maximum and minimum of groups of entries); only the entries of the groups that pass
+    are looked at one by one. ``passing``: the expected share of entries that pass, which
+    sets the group size (small groups for many passes, big ones for few)."""
+    R, C = x.shape
+    # per entry, testing the groups costs 1/g and opening them ~5 g·passing (an opened
+    # entry costs ~5x a tested group): g ~ sqrt(0.2 / passing)
+    most = int(min(64, max(2, round((0.2 / max(passing, 1e-9)) ** 0.5))))
+    if rows_own:
+        g = _group(C, most)
+        m = C // g  # group j of row r: columns j, j + m, ..., j + (g - 1) m
+        v = x.view(R, g, m)
+        hi, lo = high[:, None], low[:, None]
+        q = ((v.amax(1) >= hi) | (v.amin(1) <= lo)).view(-1).nonzero().squeeze(1)
+        owner, j = q // m, q % m
+        partner = j[:, None] + m * torch.arange(g, device=x.device)
+        pos = owner[:, None] * C + partner
+    else:
+        g = _group(R, most)
+        m = R // g
+        v = x.view(g, m, C)
+        hi, lo = high[None, :], low[None, :]
+        q = ((v.amax(0) >= hi) | (v.amin(0) <= lo)).view(-1).nonzero().squeeze(1)
+        j, owner = q // C, q % C
+        partner = j[:, None] + m * torch.arange(g, device=x.device)
+        pos = partner * C + owner[:, None]
+    v = x.view(-1).index_select(0, pos.view(-1)).view(pos.shape)
+    out = []
+    for keep in (v >= high.index_select(0, owner)[:, None], v <= low.index_select(0, owner)[:, None]):
+        k = keep.view(-1).nonzero().squeeze(1)
+        out.append((owner.index_select(0, k // g), partner.view(-1).index_select(0, k), v.view(-1).index_select(0, k)))
+    return out[0], out[1]
 
 
 @dataclass
@@ -200,56 +296,106 @@ class CompositionList:
         return edge_kind(self.name)
 
 
+_SELECT_BINS = 64  # bins that steer the candidate filters when no histogram is asked for
+
+
 class _ListState:
-    def __init__(self, name: str, n: int, k: int, lo: float, hi: float, bins: int) -> None:
-        self.name, self.k = name, k
+    """Running top/bottom lists, moments and histogram of one list, fed tile by tile."""
+
+    def __init__(self, name: str, n: int, k: int, lo: float, hi: float, bins: int,
+                 device: torch.device) -> None:
+        self.name, self.k, self.n_owners = name, k, n
+        self.lo, self.hi, self.bins = lo, hi, bins
         # k+1 candidates so the owner itself can be dropped at the end
-        self.top = TopK.empty(n, k + 1, largest=True)
-        self.bottom = TopK.empty(n, k + 1, largest=False)
-        self.summary = Summary.empty(n, lo, hi, bins)
+        self.top = _Best(n, k + 1, True, device)
+        self.bottom = _Best(n, k + 1, False, device)
+        self.nb = bins or _SELECT_BINS
+        self.bin_of = _Bins(lo, hi, self.nb, device)
+        self.hist = torch.zeros(n, self.nb, dtype=torch.long, device=device)
+        self.n = torch.zeros(n, dtype=torch.float64, device=device)
+        self.s1 = torch.zeros(n, dtype=torch.float64, device=device)
+        self.s2 = torch.zeros(n, dtype=torch.float64, device=device)
 
-    def rows(self, owners: slice, block: Tensor, first_partner: int, fresh: bool) -> None:
-        """Owners along the rows of block; its columns are partners first_partner, +1, ...
-        Moments are not summed here: :func:`_moments` has them exactly from Gram matrices."""
-        if block.shape[1] == 0:
-            return
-        kk = min(self.k + 1, block.shape[1])
-        for top, largest in ((self.top, True), (self.bottom, False)):
-            v, j = torch.topk(block, kk, dim=1, largest=largest)
-            _merge(top, owners, v.cpu(), j.cpu() + first_partner, largest, fresh)
-        self.summary.add(owners, block, moments=False)
+    def count(self, t: Tensor, first: int, rows_own: bool, offsets: Tensor) -> None:
+        """Histogram update from the tile's bin indices t, shifted in place so that owner i
+        counts in bins i·nb ...: ``offsets`` [R, 1] or [1, C] (int32)."""
+        n = t.shape[0] if rows_own else t.shape[1]
+        idx = t.add_(offsets)
+        self.hist[first:first + n] += torch.bincount(idx.view(-1), minlength=n * self.nb).view(n, self.nb)
 
-    def cols(self, owners: slice, block: Tensor, first_partner: int) -> None:
-        """Owners along the columns of block [partners, owners]; partners are first_partner,
-        +1, ... Once an owner's list is full, only values beating its current k-th best are
-        candidates: a compare and a scan of the block instead of a top-k over short rows."""
-        if block.shape[0] == 0:
-            return
-        for top, largest in ((self.top, True), (self.bottom, False)):
-            theta = top.values[owners, -1].to(block.device)
-            mask = block > theta[None, :] if largest else block < theta[None, :]
-            r, c = mask.nonzero(as_tuple=True)
-            if len(r) == 0:
-                continue
-            if len(r) > 4 * block.shape[1]:  # lists still filling up: plain top-k
-                kk = min(self.k + 1, block.shape[0])
-                v, j = torch.topk(block.T, kk, dim=1, largest=largest)
-                _merge(top, owners, v.cpu(), j.cpu() + first_partner, largest)
-                continue
-            _merge_sparse(top, owners, c.cpu(), block[r, c].cpu(), r.cpu() + first_partner, largest)
-        if self.summary.bins:
-            self.summary.hist[owners] += histogram_rows(block.T, self.summary.lo, self.summary.hi,
-                                                        self.summary.bins).cpu()
+    def moments(self, x: Tensor, first: int, rows_own: bool, scratch: Tensor) -> None:
+        R, C = x.shape
+        if rows_own:
+            own = slice(first, first + R)
+            self.n[own] += C
+            self.s1[own] += x.sum(1)
+            self.s2[own] += torch.linalg.vector_norm(x, dim=1).double().square()
+        else:
+            own = slice(first, first + C)
+            self.n[own] += R
+            self.s1[own] += x.sum(0)
+            self.s2[own] += torch.mul(x, x, out=scratch).sum(0)
+
+    def select(self, x: Tensor, first: int, partner0: int, rows_own: bool) -> None:
+        n = x.shape[0] if rows_own else x.shape[1]
+        high, low = self.bin_of.thresholds(self.hist[first:first + n], self.top.kk)
+        # a new tile passes about (kk + the threshold bins' share) per side of what was seen
+        passing = min(1.0, 3 * self.top.kk / max(1.0, float(self.n[first])))
+        found = _candidates(x, high, low, rows_own, passing)
+        for best, (o, p, v) in zip((self.top, self.bottom), found):
+            best.add(o + first, v, p + partner0)
 
     def result(self) -> CompositionList:
-        n = self.top.values.shape[0]
-        owners = torch.arange(n)
+        owners = torch.arange(self.n_owners, device=self.n.device)
         out = []
-        for top, largest in ((self.top, True), (self.bottom, False)):
-            v, i = _drop_self(top.values, top.indices, owners, self.k, largest)
+        for best in (self.top, self.bottom):
+            best.merge()
+            v, i = _drop_self(best.values, best.indices, owners, self.k, best.largest)
             i = i.masked_fill(~torch.isfinite(v), -1)
-            out.append(TopK(v, i))
-        return CompositionList(self.name, out[0], out[1], self.summary)
+            out.append(TopK(v.cpu(), i.cpu()))
+        hist = self.hist if self.bins else self.hist[:, :0]
+        summary = Summary(self.lo, self.hi, self.bins, self.n.cpu(), self.s1.cpu(), self.s2.cpu(), hist.cpu())
+        return CompositionList(self.name, out[0], out[1], summary)
+
+
+class _Tiles:
+    """Scratch space for one tile of each kind, reused across tiles (``out=`` buffers)."""
+
+    def __init__(self, R: int, W: int, device: torch.device) -> None:
+        self.x = torch.empty(R * W, device=device)
+        self.f = torch.empty(R * W, device=device)
+        self.t = torch.empty(R * W, dtype=torch.int32, device=device)
+        self.ar = torch.arange(max(R, W), dtype=torch.int32, device=device)
+
+    def product(self, a: Tensor, b: Tensor) -> Tensor:
+        """a @ bᵀ into the tile buffer."""
+        return torch.mm(a, b.T, out=self.x[: a.shape[0] * b.shape[0]].view(a.shape[0], b.shape[0]))
+
+    def feed(self, x: Tensor, r0: int, c0: int, by_row: "_ListState | None", by_col: "_ListState | None") -> None:
+        """Tile x = scores of rows r0.. against columns c0..: the rows own its entries in
+        ``by_row``, the columns in ``by_col`` (two lists with the same histogram range)."""
+        R, C = x.shape
+        scratch = self.f[: R * C].view(R, C)
+        t = (by_row or by_col).bin_of(x, scratch, self.t[: R * C].view(R, C))
+        nb = (by_row or by_col).nb
+        row_off, col_off = (self.ar[:R] * nb)[:, None], (self.ar[:C] * nb)[None, :]
+        if by_row is not None:
+            by_row.count(t, r0, True, row_off)
+        if by_col is not None:
+            by_col.count(t.sub_(row_off) if by_row is not None else t, c0, False, col_off)
+        for lst, rows_own, first, partner0 in ((by_row, True, r0, c0), (by_col, False, c0, r0)):
+            if lst is not None:
+                lst.moments(x, first, rows_own, scratch)
+                lst.select(x, first, partner0, rows_own)
+
+
+POOL = 1 << 20  # candidates waiting in all pools together before the biggest pool merges
+
+
+def _keep_pools_small(states: Iterable["_ListState"]) -> None:
+    bests = [b for s in states for b in (s.top, s.bottom)]
+    while sum(b.pooled for b in bests) > POOL:
+        max(bests, key=lambda b: b.pooled).merge()
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -274,63 +420,16 @@ def virtual_range(out: Tensor, ins: Tensor, d_mlp: int, sample: int = 256, seed:
     return 1.25 * m if m > 0 else 1.0
 
 
-def _moments(summary: Summary, owner: Tensor, partner_sum: Tensor, partner_gram: Tensor,
-             count: Tensor, self_score: Tensor | None = None) -> None:
-    """Exact Σ and Σ² of each owner's scores ``owner · partner`` without touching the
-    [N, N] scores: Σ_j a·b_j = a·(Σ_j b_j) and Σ_j (a·b_j)² = aᵀ(Σ_j b_j b_jᵀ)a. The
-    partner set depends only on the owner's layer: sums [L, d] and Grams [L, d, d].
-    ``self_score``: the owner's score with itself, counted as zero (zeroed diagonal)."""
-    L = partner_sum.shape[0]
-    # sums and Grams are accumulated in float64; the quadratic forms run in float32 (the
-    # summed terms are all non-negative, so there is no cancellation to fear)
-    a = owner.float().reshape(L, -1, owner.shape[-1])
-    s1 = torch.einsum("lnd,ld->ln", a.double(), partner_sum).reshape(-1)
-    s2 = torch.einsum("lnd,lnd->ln", torch.bmm(a, partner_gram.float()), a).reshape(-1).double()
-    if self_score is not None:
-        s1, s2 = s1 - self_score, s2 - self_score.square()
-    summary.n[:], summary.s1[:], summary.s2[:] = count.double().cpu(), s1.cpu(), s2.cpu()
+TILE_ROWS, TILE_COLS = 1024, 1536  # tile shape: efficient products, scratch that stays in cache
 
 
-def _layer_sums(x: Tensor, L: int) -> tuple[Tensor, Tensor]:
-    """Per-layer Σx [L, d] and Σxxᵀ [L, d, d] in float64."""
-    xl = x.float().reshape(L, -1, x.shape[-1])
-    # float32 products of one layer, summed across layers in float64
-    return xl.double().sum(1), torch.bmm(xl.transpose(1, 2), xl).double()
-
-
-def _all_moments(st: dict[str, "_ListState"], L: int, D: int, ins: Tensor, out: Tensor,
-                 gate: Tensor | None, in_hat: Tensor, out_hat: Tensor) -> None:
-    N = L * D
-    dev = ins.device
-    layer = torch.arange(N, device=dev) // D
-    full = torch.full((N,), N, device=dev)
-    later_n, earlier_n = (L - 1 - layer) * D, layer * D
-    hats = {"in": in_hat, "out": out_hat}
-    for name in COSINE_LISTS:
-        if name not in st:
-            continue
-        a, b = (hats[p] for p in name.split("_"))
-        bsum, bgram = (t.sum(0, keepdim=True).expand(L, *t.shape[1:]) for t in _layer_sums(b, L))
-        _moments(st[name].summary, a, bsum, bgram, full, (a.double() * b.double()).sum(-1))
-
-    def directed(down: str, up: str, reader: Tensor | None) -> None:
-        if reader is None or not (down in st or up in st):
-            return
-        r_sum, r_gram = _layer_sums(reader, L)
-        w_sum, w_gram = _layer_sums(out, L)
-        zero_s, zero_g = r_sum[:1] * 0, r_gram[:1] * 0
-        # readers of later layers (suffix sums) and writers of earlier layers (prefix sums)
-        suf_s = torch.cat([r_sum.flip(0).cumsum(0).flip(0)[1:], zero_s])
-        suf_g = torch.cat([r_gram.flip(0).cumsum(0).flip(0)[1:], zero_g])
-        pre_s = torch.cat([zero_s, w_sum.cumsum(0)[:-1]])
-        pre_g = torch.cat([zero_g, w_gram.cumsum(0)[:-1]])
-        if down in st:
-            _moments(st[down].summary, out, suf_s, suf_g, later_n)
-        if up in st:
-            _moments(st[up].summary, reader, pre_s, pre_g, earlier_n)
-
-    directed("virtual_down", "virtual_up", ins)
-    directed("gate_virtual_down", "gate_virtual_up", gate)
+def _pieces(a: int, b: int, width: int) -> list[tuple[int, int]]:
+    """[start, stop) of near-equal pieces of at most ``width`` covering a..b."""
+    if b <= a:
+        return []
+    n = -(-(b - a) // width)
+    size = -(-(b - a) // n)
+    return [(s, min(s + size, b)) for s in range(a, b, size)]
 
 
 def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = ALL_LISTS,
@@ -339,14 +438,17 @@ def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = A
     """Top-k / bottom-k partners and distribution summaries for every neuron and list.
 
     Returns {list name: CompositionList}; neuron ids are global (layer * d_mlp + index).
-    Gate lists are skipped for non-gated models. Memory: about ``memory_mb`` for the blocks
-    plus O(n_neurons × (k + bins) + n_layers × d_model²) for the results and moments.
+    Gate lists are skipped for non-gated models. Memory: three scratch tiles within
+    ``memory_mb`` (about 12 MB by default: tiles are sized for the cache, the budget only
+    caps them), candidate pools up to ``POOL`` entries, and O(n_neurons × (k + bins)) for
+    the results.
     """
     lists = list(lists)
     unknown = set(lists) - set(ALL_LISTS)
     if unknown:
         raise ValueError(f"unknown composition lists {sorted(unknown)}; choose from {ALL_LISTS}")
     wanted = [n for n in lists if w.gated or n not in GATE_LISTS]
+    device = torch.device(device)
     w = w.to(device)
     L, D = w.n_layers, w.d_mlp
     N = L * D
@@ -360,45 +462,46 @@ def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = A
     r_g = virtual_range(out, gate, D) if gate is not None and set(GATE_LISTS) & set(wanted) else 1.0
     ranges = {n: (-1.0, 1.0) for n in COSINE_LISTS} | {n: (-r_v, r_v) for n in VIRTUAL_LISTS} \
         | {n: (-r_g, r_g) for n in GATE_LISTS}
-    st = {n: _ListState(n, N, k, *ranges[n], bins) for n in wanted}
-    _all_moments(st, L, D, ins, out, gate, in_hat, out_hat)
+    st = {n: _ListState(n, N, k, *ranges[n], bins, device) for n in wanted}
+    get = st.get
 
-    B = min(D, block_rows_for(N, memory_mb))
-    blocks = [(l, s, min(s + B, D)) for l in range(L) for s in range(0, D, B)]
-    for l, s, e in tqdm(blocks, desc="neuron composition", disable=not progress, unit="block"):
-        rows = slice(l * D + s, l * D + e)
-        diag = (torch.arange(e - s, device=device), torch.arange(rows.start, rows.stop, device=device))
-        nxt = (l + 1) * D  # partners of later layers are a suffix, since ids follow layers
-        later = slice(nxt, N)
-        if "in_in" in st:
-            c = in_hat[rows] @ in_hat.T
-            c[diag] = 0
-            st["in_in"].rows(rows, c, 0, fresh=True)
-        if "out_out" in st:
-            c = out_hat[rows] @ out_hat.T
-            c[diag] = 0
-            st["out_out"].rows(rows, c, 0, fresh=True)
-        if st.keys() & {"out_in", "in_out", "virtual_down", "virtual_up"}:
-            c = out_hat[rows] @ in_hat.T  # [owner writes, partner reads]
-            c[diag] = 0
-            if "out_in" in st:
-                st["out_in"].rows(rows, c, 0, fresh=True)
-            if "in_out" in st:  # in_out[m, n] = cos(in_m, out_n) = c[n, m]: the columns
-                st["in_out"].cols(slice(0, N), c, rows.start)
-            if nxt < N and st.keys() & {"virtual_down", "virtual_up"}:
-                v = c[:, nxt:].mul_(out_norm[rows, None]).mul_(in_norm[None, later])
-                if "virtual_down" in st:
-                    st["virtual_down"].rows(rows, v, nxt, fresh=True)
-                if "virtual_up" in st:
-                    st["virtual_up"].cols(later, v, rows.start)
-            del c
-        if gate is not None and nxt < N and st.keys() & set(GATE_LISTS):
-            g = out[rows] @ gate[later].T
-            if "gate_virtual_down" in st:
-                st["gate_virtual_down"].rows(rows, g, nxt, fresh=True)
-            if "gate_virtual_up" in st:
-                st["gate_virtual_up"].cols(later, g, rows.start)
-            del g
+    # rows of one layer at a time, against pieces of the partners; 3 scratch tiles in the budget
+    E = int(memory_mb * 2**20 / 12)
+    R = max(1, min(D, TILE_ROWS, math.isqrt(E)))
+    W = max(R, min(TILE_COLS, E // R))
+    ws = _Tiles(R, W, device)
+    row_chunks = [(l, l * D + s, l * D + e) for l in range(L) for s, e in _pieces(0, D, R)]
+    for l, r0, r1 in tqdm(row_chunks, desc="neuron composition", disable=not progress, unit="block"):
+        rows, nxt = slice(r0, r1), (l + 1) * D  # partners of later layers: ids nxt..N-1
+        # in_in and out_out are symmetric: the rows' own square serves the rows' lists, the
+        # columns beyond it serve the rows' lists and the columns' lists
+        for name, hat in (("in_in", in_hat), ("out_out", out_hat)):
+            if name in st:
+                x = ws.product(hat[rows], hat[rows])
+                x.diagonal().zero_()
+                ws.feed(x, r0, r0, st[name], None)
+                for c0, c1 in _pieces(r1, N, W):
+                    ws.feed(ws.product(hat[rows], hat[c0:c1]), r0, c0, st[name], st[name])
+        cos_lists = (get("out_in"), get("in_out"))
+        virtual = (get("virtual_down"), get("virtual_up"))
+        for c0, c1 in _pieces(0, nxt, W) + _pieces(nxt, N, W) if any(cos_lists + virtual) else []:
+            later = c0 >= nxt
+            if not (any(cos_lists) or (later and any(virtual))):
+                continue
+            x = ws.product(out_hat[rows], in_hat[c0:c1])  # [owner writes, partner reads]
+            if c0 < r1 and r0 < c1:  # self is not an edge
+                own = torch.arange(max(r0, c0), min(r1, c1), device=device)
+                x[own - r0, own - c0] = 0
+            if any(cos_lists):  # in_out[m, n] = cos(in_m, out_n): the columns
+                ws.feed(x, r0, c0, *cos_lists)
+            if later and any(virtual):
+                x.mul_(out_norm[rows, None]).mul_(in_norm[None, c0:c1])
+                ws.feed(x, r0, c0, *virtual)
+        gated = (get("gate_virtual_down"), get("gate_virtual_up"))
+        if gate is not None and any(gated):
+            for c0, c1 in _pieces(nxt, N, W):
+                ws.feed(ws.product(out[rows], gate[c0:c1]), r0, c0, *gated)
+        _keep_pools_small(st.values())
     return {n: s.result() for n, s in st.items()}
 
 

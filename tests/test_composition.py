@@ -21,6 +21,8 @@ def w() -> ModelWeights:
 
 def dense_lists(w: ModelWeights) -> dict[str, np.ndarray]:
     """Every list as a dense [owner, partner] matrix, NaN where the partner is not allowed."""
+    L, D, DM = w.n_layers, w.d_mlp, w.d_model
+    N = L * D
     ins = (w.W_in.transpose(1, 2) * w.ln2[:, None, :]).reshape(N, DM).double().numpy()
     out = w.W_out.reshape(N, DM).double().numpy()
     gate = (w.W_gate.transpose(1, 2) * w.ln2[:, None, :]).reshape(N, DM).double().numpy()
@@ -38,39 +40,74 @@ def dense_lists(w: ModelWeights) -> dict[str, np.ndarray]:
     return m
 
 
-@pytest.mark.parametrize("memory_mb", [0.002, 64])  # one-row blocks and one block per layer
+def assert_lists_match_dense(w: ModelWeights, got: dict, k: int, bins: int = 100) -> None:
+    """Top/bottom partners in order, values, n/mean/std and histograms of every owner."""
+    for name, dense in dense_lists(w).items():
+        lst = got[name]
+        N = dense.shape[0]
+        allowed = ~np.isnan(dense)
+        if name in ("in_in", "in_out", "out_in", "out_out"):
+            np.fill_diagonal(allowed, False)  # self is not an edge
+        n_allowed = allowed.sum(1)
+        slots = np.arange(k)[None, :] < n_allowed[:, None]
+        for top, sign in ((lst.top, 1), (lst.bottom, -1)):
+            score = np.where(allowed, sign * dense, -np.inf)
+            order = np.argsort(-score, axis=1, kind="stable")[:, :k]
+            expect = np.where(slots, order, -1)
+            assert (top.indices.numpy() == expect).all(), (name, sign, np.argwhere(top.indices.numpy() != expect)[:3])
+            v = np.take_along_axis(dense, order, axis=1)
+            np.testing.assert_allclose(top.values.numpy()[slots], v[slots], rtol=1e-4, atol=1e-5)
+        # the summary covers every allowed partner (plus the zeroed self for cosines)
+        counted = ~np.isnan(dense)
+        n = counted.sum(1)
+        assert (lst.summary.n.numpy() == n).all(), name
+        vals = np.where(counted, dense, 0.0)
+        mean = vals.sum(1) / np.maximum(n, 1)
+        std = np.sqrt(np.maximum((vals ** 2).sum(1) / np.maximum(n, 1) - mean ** 2, 0))
+        np.testing.assert_allclose(lst.summary.mean.numpy(), mean, atol=1e-5)
+        np.testing.assert_allclose(lst.summary.std.numpy(), std, atol=1e-5)
+        if not bins:
+            assert lst.summary.hist.shape == (N, 0)
+            continue
+        lo, hi = lst.summary.lo, lst.summary.hi
+        b = np.clip(np.floor((dense - lo) * (bins / (hi - lo))), 0, bins - 1)
+        b = np.where(counted, b + (np.arange(N) * bins)[:, None], -1).astype(np.int64)
+        expect = np.bincount(b[b >= 0], minlength=N * bins).reshape(N, bins)
+        hist = lst.summary.hist.numpy()
+        assert (hist.sum(1) == n).all(), name
+        # float32 vs float64 can move a value sitting on a bin edge by one bin
+        assert np.abs(hist - expect).sum(1).max() <= 2, name
+
+
+# tiny tiles (2 rows x 4 columns, pieces that split layers and the diagonal), one tile per
+# layer, and the whole model in one tile
+@pytest.mark.parametrize("memory_mb", [0.0001, 0.002, 64])
 def test_neuron_lists_match_dense(w, memory_mb):
     k = 5
     got = neuron_composition(w, k, memory_mb=memory_mb, progress=False)
     assert set(got) == set(ALL_LISTS)
-    for name, dense in dense_lists(w).items():
-        lst = got[name]
-        for o in range(N):
-            row = dense[o].copy()
-            allowed = ~np.isnan(row)
-            if name in ("in_in", "in_out", "out_in", "out_out"):
-                allowed[o] = False  # self is not an edge
-            cand = np.where(allowed)[0]
-            order = cand[np.argsort(-row[cand])]
-            kk = min(k, len(cand))
-            top = lst.top.rows(o)
-            bottom = lst.bottom.rows(o)
-            assert [p for p, _ in top] == order[:kk].tolist(), (name, o)
-            np.testing.assert_allclose([v for _, v in top], row[order[:kk]], rtol=1e-4, atol=1e-5)
-            assert [p for p, _ in bottom] == order[::-1][:kk].tolist(), (name, o)
-            # the summary covers every allowed partner (plus the zeroed self for cosines)
-            vals = row[~np.isnan(row)]
-            if len(vals) == 0:
-                assert lst.summary.n[o] == 0
-                continue
-            assert lst.summary.n[o] == len(vals)
-            assert lst.summary.mean[o] == pytest.approx(vals.mean(), abs=1e-5)
-            assert lst.summary.std[o] == pytest.approx(vals.std(), abs=1e-5)
-            lo, hi = lst.summary.lo, lst.summary.hi
-            expect, _ = np.histogram(np.clip(vals, lo, hi), bins=100, range=(lo, hi))
-            # float32 vs float64 can move a value sitting on a bin edge by one bin
-            assert np.abs(lst.summary.hist[o].numpy() - expect).sum() <= 2, (name, o)
-            assert lst.summary.hist[o].sum() == len(vals)
+    assert_lists_match_dense(w, got, k)
+
+
+def test_neuron_lists_match_dense_when_many_partners_share_a_tile():
+    """Wide tiles and small k: the candidate filters look at groups of several entries."""
+    w = ModelWeights.random(n_layers=3, d_model=24, d_mlp=400, n_heads=4, d_vocab=V, seed=4)
+    got = neuron_composition(w, 2, progress=False)
+    assert_lists_match_dense(w, got, 2)
+
+
+def test_neuron_lists_without_histograms():
+    w = ModelWeights.random(n_layers=2, d_model=16, d_mlp=40, n_heads=4, d_vocab=V, seed=5)
+    got = neuron_composition(w, 3, bins=0, progress=False)
+    assert_lists_match_dense(w, got, 3, bins=0)
+
+
+def test_lists_longer_than_the_partners():
+    """k beyond the number of partners: every allowed partner, then -1 padding."""
+    w = ModelWeights.random(n_layers=2, d_model=16, d_mlp=6, n_heads=4, d_vocab=V, seed=6)
+    got = neuron_composition(w, 9, progress=False)
+    assert_lists_match_dense(w, got, 9)
+    assert got["virtual_down"].top.rows(0)[-1][0] >= 6 and len(got["virtual_down"].top.rows(0)) == 6
 
 
 def test_virtual_range_covers_the_weights(w):
