@@ -1,14 +1,17 @@
 """Neuron↔neuron weight composition (all pairs, all eight lists, top-k + summaries) vs the
-bare matrix products it needs, in the same run and the same row blocks.
+bare matrix products it needs, in the same run.
 
 The baseline computes the four products that carry every score once — in·inᵀ, out·outᵀ,
 out·inᵀ (whose rows are out_in and columns in_out; its later-layer part scaled by the norms
-is the virtual weight) and out·gateᵀ (later layers only) — and throws them away. The ratio
-is what top-k, bottom-k, histograms and moments cost on top. Each side runs in a fresh
-process so its peak memory (max RSS) is its own.
+is the virtual weight) and out·gateᵀ (later layers only) — in row blocks, and throws them
+away. The ratio is what top-k, bottom-k, histograms and moments cost on top, less what
+composition saves by computing only half of the two symmetric products (in·inᵀ, out·outᵀ).
+Each side runs in a fresh process so its peak memory (max RSS) is its own; wall and CPU
+seconds are both reported (CPU time is steadier when other jobs share the cores).
 
     python bench/bench_composition.py                    # 4 x 1024 neurons, d_model 256
     python bench/bench_composition.py --preset smollm2   # 30 x 1536, d_model 576 (minutes)
+    python bench/bench_composition.py --threads 1 --repeat 3   # steadier on a shared machine
 """
 
 from __future__ import annotations
@@ -35,15 +38,25 @@ def _weights(a: argparse.Namespace):
                                n_kv_heads=a.kv_heads, d_vocab=64, gated=not a.no_gate, seed=0)
 
 
+def _clock() -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of this process, peak RSS in KB so far)."""
+    return time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _since(start: tuple[float, float, int]) -> tuple[float, float, float]:
+    """Wall and CPU seconds since ``start``, and how far the peak RSS rose (MB)."""
+    wall, cpu, peak = _clock()
+    return wall - start[0], cpu - start[1], (peak - start[2]) / 1024
+
+
 def run_composition(a: argparse.Namespace, q: mp.Queue) -> None:
     import torch
     torch.set_num_threads(a.threads)
     from loaders.composition import neuron_composition
     w = _weights(a)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t = time.perf_counter()
+    start = _clock()
     neuron_composition(w, a.k, memory_mb=a.memory_mb, bins=a.bins, progress=False)
-    q.put((time.perf_counter() - t, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    q.put(_since(start))
 
 
 def run_bare(a: argparse.Namespace, q: mp.Queue) -> None:
@@ -51,8 +64,7 @@ def run_bare(a: argparse.Namespace, q: mp.Queue) -> None:
     torch.set_num_threads(a.threads)
     from loaders.composition import block_rows_for
     w = _weights(a)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t = time.perf_counter()
+    start = _clock()
     L, D = w.n_layers, w.d_mlp
     N = L * D
     ins, out = w.in_eff().reshape(N, -1), w.out_rows().reshape(N, -1)
@@ -69,17 +81,18 @@ def run_bare(a: argparse.Namespace, q: mp.Queue) -> None:
             if gate is not None and l + 1 < L:
                 c = out[rows] @ gate[(l + 1) * D:].T
             del c
-    q.put((time.perf_counter() - t, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    q.put(_since(start))
 
 
-def measure(fn, a: argparse.Namespace) -> tuple[float, float]:
+def measure(fn, a: argparse.Namespace) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak MB) of fn in a fresh process."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=fn, args=(a, q))
     p.start()
-    seconds, base_kb, peak_kb = q.get()
+    res = q.get()
     p.join()
-    return seconds, (peak_kb - base_kb) / 1024
+    return res
 
 
 def main() -> None:
@@ -95,6 +108,8 @@ def main() -> None:
     ap.add_argument("--memory-mb", type=float, default=512)
     ap.add_argument("--bins", type=int, default=100, help="histogram bins (0: no histograms)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of each side, alternating; the fastest counts (a busy machine only slows runs down)")
     a = ap.parse_args()
     for key, v in PRESETS[a.preset].items():
         if getattr(a, key) is None:
@@ -107,12 +122,15 @@ def main() -> None:
           f"{'gated' if not a.no_gate else 'plain'} MLP, k={a.k}, block budget {a.memory_mb:g} MB, "
           f"{a.threads} threads")
     print(f"a dense float32 [N, N] matrix would take {N * N * 4 / 2**20:,.0f} MB")
-    bare_s, bare_mb = measure(run_bare, a)
-    comp_s, comp_mb = measure(run_composition, a)
-    print(f"bare matmuls      {bare_s:8.2f} s   peak +{bare_mb:8.0f} MB")
-    print(f"composition       {comp_s:8.2f} s   peak +{comp_mb:8.0f} MB   (8 lists, top/bottom-{a.k}, "
-          f"mean/std{f'/{a.bins}-bin histograms' if a.bins else ', no histograms'})")
-    print(f"ratio composition / bare matmuls = {comp_s / bare_s:.2f}  (goal <= 1.5)")
+    runs = [(measure(run_bare, a), measure(run_composition, a)) for _ in range(max(1, a.repeat))]
+    bare_s, bare_cpu, bare_mb = (f(r[0][i] for r in runs) for i, f in enumerate((min, min, max)))
+    comp_s, comp_cpu, comp_mb = (f(r[1][i] for r in runs) for i, f in enumerate((min, min, max)))
+    print(f"bare matmuls      {bare_s:8.2f} s  ({bare_cpu:8.2f} s CPU)   peak +{bare_mb:8.0f} MB")
+    print(f"composition       {comp_s:8.2f} s  ({comp_cpu:8.2f} s CPU)   peak +{comp_mb:8.0f} MB   (8 lists, "
+          f"top/bottom-{a.k}, mean/std{f'/{a.bins}-bin histograms' if a.bins else ', no histograms'})")
+    # CPU time is the steadier figure when other jobs share the cores
+    print(f"ratio composition / bare matmuls = {comp_s / bare_s:.2f}  "
+          f"(goal <= 1.5; CPU time {comp_cpu / bare_cpu:.2f})")
 
 
 if __name__ == "__main__":
