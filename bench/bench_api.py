@@ -2,7 +2,9 @@
 served by the same uvicorn process on 127.0.0.1, under the same concurrent load.
 
 The static file is the ceiling (HTTP + JSON bytes, no database); the ratio shows what
-resolving the page (DataLoaders, FalkorDB round trips, Strawberry) costs on top.
+resolving the page (DataLoaders, FalkorDB round trips, Strawberry) costs on top. Each run also
+prints the CPU time per request of the API process, of FalkorDB and of this client (Linux):
+on a shared machine throughput follows whoever else is busy, CPU per request much less so.
 
     python bench/bench_api.py                               # 12 x 512 synthetic model
     python bench/bench_api.py --layers 12 --d-mlp 3072      # GPT-2-small shape
@@ -28,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from neurograph.config import Settings  # noqa: E402
+from neurograph.store import EmbeddedFalkorDB  # noqa: E402
 
 QUERY = (ROOT / "graphql" / "neuron.graphql").read_text()
 
@@ -90,11 +93,39 @@ async def load(client: httpx.AsyncClient, request, *, concurrency: int, count: i
     return latencies, time.perf_counter() - start
 
 
-def summary(name: str, lat: list[float], wall: float) -> float:
-    """Print p50 / p99 latency and throughput; returns requests per second."""
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (0 where /proc cannot tell)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return 0.0
+
+
+class CpuMeter:
+    """CPU seconds spent by named processes between two readings."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+        self.last = self.read()
+
+    def read(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def since(self) -> dict[str, float]:
+        now = self.read()
+        spent = {name: now[name] - self.last[name] for name in now}
+        self.last = now
+        return spent
+
+
+def summary(name: str, lat: list[float], wall: float, cpu: dict[str, float]) -> float:
+    """Print p50 / p99 latency, throughput and CPU ms per request; returns requests per second."""
     q = statistics.quantiles(lat, n=100)
     rps = len(lat) / wall
-    print(f"{name:<22} n={len(lat):>5}  p50={q[49] * 1000:7.2f} ms  p99={q[98] * 1000:7.2f} ms  {rps:8.1f} req/s")
+    per = "  ".join(f"{k} {v / len(lat) * 1000:5.2f}" for k, v in cpu.items())
+    print(f"{name:<22} n={len(lat):>5}  p50={q[49] * 1000:7.2f} ms  p99={q[98] * 1000:7.2f} ms  {rps:8.1f} req/s"
+          f"   CPU ms/request: {per}")
     return rps
 
 
@@ -147,21 +178,28 @@ async def main(args: argparse.Namespace) -> None:
             await load(c, flat, concurrency=args.concurrency, count=50, seconds=5)  # warm up
             await load(c, hot, concurrency=args.concurrency, count=50, seconds=5)
             kw = dict(concurrency=args.concurrency, count=args.count, seconds=args.seconds)
-            rps_s = summary("static JSON file", *await load(c, flat, **kw))
-            rps_h = summary("GraphQL, same neuron", *await load(c, hot, **kw))
+
+            meter = CpuMeter({"api": proc.pid, "falkordb": EmbeddedFalkorDB(data_dir).pid(), "client": os.getpid()})
+            static_run = await load(c, flat, **kw)
+            rps_s = summary("static JSON file", *static_run, cpu_s := meter.since())
+            rps_h = summary("GraphQL, same neuron", *await load(c, hot, **kw), meter.since())
             # Distinct neurons in turn (7919 is prime to the neuron count): every page is resolved.
-            rps_c = summary("GraphQL, distinct", *await load(c, gql, **kw))
+            distinct_run = await load(c, gql, **kw)
+            rps_c = summary("GraphQL, distinct", *distinct_run, cpu_c := meter.since())
             print(f"ratio GraphQL / static throughput: same neuron (response cache) {rps_h / rps_s:.2f}, "
                   f"distinct neurons (resolved from the graph) {rps_c / rps_s:.2f}  (goal >= 0.5)")
+            # What the throughput ratio tends to where the three processes only compete with each other.
+            cpu_ratio = (sum(cpu_s.values()) / len(static_run[0])) / max(sum(cpu_c.values()) / len(distinct_run[0]), 1e-9)
+            print(f"ratio of CPU time per request (api + falkordb + client), static / distinct: {cpu_ratio:.2f}")
             print(json.dumps({"static_rps": round(rps_s, 1), "graphql_same_rps": round(rps_h, 1),
                               "graphql_distinct_rps": round(rps_c, 1), "ratio_same": round(rps_h / rps_s, 3),
-                              "ratio_distinct": round(rps_c / rps_s, 3)}))
+                              "ratio_distinct": round(rps_c / rps_s, 3), "cpu_ratio_distinct": round(cpu_ratio, 3),
+                              "api_cpu_ms_static": round(cpu_s["api"] / len(static_run[0]) * 1000, 2),
+                              "api_cpu_ms_distinct": round(cpu_c["api"] / len(distinct_run[0]) * 1000, 2)}))
     finally:
         proc.terminate()
         proc.wait(10)
         if not args.data_dir:  # ours: stop the embedded FalkorDB we started
-            from neurograph.store import EmbeddedFalkorDB
-
             EmbeddedFalkorDB(data_dir).stop()
 
 
