@@ -4,8 +4,10 @@ the same errors as Strawberry's stock execution, and caches that never mix two q
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Optional
 
 import pytest
@@ -14,11 +16,12 @@ from graphql import parse
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from loaders.synthetic import write_synthetic_graph
-from neurograph.api import execution
+from neurograph.api import create_app, execution
 from neurograph.api.context import Context
 from neurograph.api.cost import CostCache, cost_variables, estimate_cost
 from neurograph.api.execution import FastExecutionContext, fast_execution_context, plans_for
 from neurograph.api.schema import build_schema
+from neurograph.api.types import Token
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "synth"
@@ -208,3 +211,25 @@ async def test_a_finished_request_leaves_no_cyclic_garbage(store, settings, grap
         gc.set_debug(0)
         gc.garbage.clear()
     assert not left & {"Context", "Loaders", "DataLoader", "FastExecutionContext", "Neuron", "Token"}, left
+
+
+async def test_only_a_serving_app_freezes_its_startup_objects(store, settings, graph):
+    gc.unfreeze()
+    try:
+        given = create_app(settings, store, web_dir=None)  # tests, embedding: the caller's process
+        async with given.router.lifespan_context(given):
+            assert gc.get_freeze_count() == 0
+        serving = create_app(settings, web_dir=None)  # opens (and closes) its own store
+        async with serving.router.lifespan_context(serving):
+            assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()  # back to normal collection for the rest of the session
+
+
+async def test_a_token_without_its_text_loads_it(store, settings, graph):
+    token = Token({"key": f"{MODEL}/t3", "model": MODEL, "id": 3})
+    info = SimpleNamespace(context=Context(store=store, settings=settings))
+    text = token.text(info)  # type: ignore[arg-type]
+    assert inspect.isawaitable(text)
+    stored = (await store.run("MATCH (t:Token {key: $k}) RETURN t.text AS text", {"k": f"{MODEL}/t3"}))[0]["text"]
+    assert await text == stored and token.text(info) == stored  # type: ignore[arg-type]
