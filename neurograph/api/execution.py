@@ -12,6 +12,11 @@ built-in scalar or an enum, or a list of them. Its value is read and coerced wit
 ``coerce_output_value``, exactly what the stock path computes. Anything unusual (a null where
 the type forbids one, a value the scalar refuses, middleware installed) goes the stock way, so
 results and error messages are the stock ones; tests/test_api_execution.py compares both.
+It also breaks graphql-core's executor reference cycle (see ``__init__``), and the module
+keeps Strawberry's validation cache from hashing the whole document on every request.
+
+Both overrides follow graphql-core 3.3's executor; with any other graphql-core the schema
+keeps Strawberry's own execution context (slower, same answers).
 
     schema = strawberry.Schema(Query)
     schema.execution_context_class = fast_execution_context(schema)   # once, after building it
@@ -19,19 +24,28 @@ results and error messages are the stock ones; tests/test_api_execution.py compa
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections import OrderedDict
 from functools import partial
 from typing import Any, Iterator, NamedTuple, Sequence
 
+import graphql
 from graphql import (
-    GraphQLEnumType, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLResolveInfoHelpers, GraphQLScalarType,
-    specified_scalar_types,
+    GraphQLEnumType, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLScalarType, specified_scalar_types,
 )
-from graphql.pyutils import gather_with_cancel
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, validate_document
 from strawberry.types.base import StrawberryObjectDefinition
+
+# The executor internals the overrides rely on: the 3.3 signature of execute_field and the
+# async helpers. Checked once; anything else means the stock execution context.
+SUPPORTED = graphql.version_info[:2] == (3, 3)
+if SUPPORTED:
+    from graphql import GraphQLResolveInfoHelpers
+    from graphql.pyutils import gather_with_cancel
+    SUPPORTED = list(inspect.signature(StrawberryGraphQLCoreExecutionContext.execute_field).parameters) == [
+        "self", "parent_type", "source", "field_details_list", "path", "position_context"]
 
 
 class _Plan(NamedTuple):
@@ -118,8 +132,11 @@ def _track(executor: weakref.ref, values: Sequence[Any]) -> None:
         ex.track_async_work(values)
 
 
-def fast_execution_context(schema: Any) -> type[FastExecutionContext]:
-    """The execution context class for this Strawberry schema (its plans are the schema's own)."""
+def fast_execution_context(schema: Any) -> type[StrawberryGraphQLCoreExecutionContext]:
+    """The execution context class for this Strawberry schema (its plans are the schema's own);
+    Strawberry's own where graphql-core is not the version the overrides follow."""
+    if not SUPPORTED:
+        return StrawberryGraphQLCoreExecutionContext
     return type("FastExecutionContext", (FastExecutionContext,), {"plans": plans_for(schema)})
 
 
