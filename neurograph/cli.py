@@ -162,7 +162,8 @@ async def _topology(args: argparse.Namespace, settings: Settings) -> int:
     from .topology import compute_topology
 
     return await _summarise(settings, lambda store: compute_topology(
-        store, args.model, kinds=args.kinds, min_weight=args.min_weight, betweenness_k=args.betweenness_k or None,
+        store, args.model, kinds=args.kinds, min_weight=args.min_weight, per_node=args.per_node or None,
+        betweenness_k=args.betweenness_k or None,
         seed=args.seed, progress=True), schema=False)
 
 
@@ -263,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--kinds", nargs="+", default=list(TOPOLOGY_KINDS),
                     help="edge types or TYPE:kind to analyse (default: %(default)s)")
     tp.add_argument("--min-weight", type=float, default=0.0, help="ignore edges with a smaller |weight|")
+    tp.add_argument("--per-node", type=int, default=8,
+                    help="keep the edges among each neuron's strongest N (0: all; slow on a whole model)")
     tp.add_argument("--betweenness-k", type=int, default=32,
                     help="betweenness from this many sampled sources (0: exact, slow on a whole model)")
     tp.add_argument("--seed", type=int, default=0)

@@ -141,6 +141,17 @@ async def test_parallel_and_reverse_edges_count_once(store):
     assert (await props(store, "par"))[0]["strength"] == pytest.approx(0.7)
 
 
+async def test_backbone_keeps_each_neurons_strongest_edges(store):
+    # two cliques of 10 (9 strong ties each) and one weak tie between them
+    edges = clique(list(range(10))) + clique(list(range(10, 20))) + [(0, 10, 0.01)]
+    await write_graph(store, "bb", 20, edges)
+    pruned = await compute_topology(store, "bb", per_node=9, write=False)
+    assert pruned["edges"] == 2 * 45 and pruned["per_node"] == 9  # the weak tie is no one's top 9
+    assert (await compute_topology(store, "bb", per_node=1, write=False))["nodes"] == 20  # none left out
+    assert (await compute_topology(store, "bb", per_node=10, write=False))["edges"] == 2 * 45 + 1
+    assert (await compute_topology(store, "bb", per_node=None, write=False))["edges"] == 2 * 45 + 1
+
+
 async def test_write_false_only_reports(store):
     await write_graph(store, "dry", 4, clique([0, 1, 2, 3]))
     summary = await compute_topology(store, "dry", write=False)
