@@ -23,7 +23,7 @@ from neurograph.config import Settings
 from neurograph.domain import model_key
 from neurograph.store import Store, open_store
 
-from .memory import release_memory
+from .memory import peak_rss_mb, release_memory, reset_peak
 
 ANALYSES = ("activations", "composition", "heads", "tokens", "correlation", "n2g", "topology")
 CONNECTIVITY = ("composition", "heads", "tokens", "correlation")
@@ -35,6 +35,14 @@ def _check(analyses: Iterable[str]) -> list[str]:
     if unknown:
         raise ValueError(f"unknown analyses {unknown}: choose from {', '.join(ANALYSES)}")
     return chosen
+
+
+def _step_done(summary: dict[str, Any], step: str, started: float) -> None:
+    """Record a step's time and peak memory, then free its temporaries before the next one."""
+    summary["seconds"][step] = round(time.perf_counter() - started, 2)
+    summary["peak_rss_mb"][step] = peak_rss_mb()
+    release_memory()
+    reset_peak()
 
 
 async def interesting_neurons(store: Store, model: str, n_layers: int, per_layer: int,
@@ -81,12 +89,13 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
     chosen = _check(analyses)
     own_store = store is None
     store = store or await open_store(settings)
-    summary: dict[str, Any] = {"model": model, "analyses": chosen, "seconds": {}}
+    summary: dict[str, Any] = {"model": model, "analyses": chosen, "seconds": {}, "peak_rss_mb": {}}
+    reset_peak()
     try:
         t = time.perf_counter()
         loaded = loaded or load_model(model)
         name = loaded.name
-        summary["seconds"]["load"] = round(time.perf_counter() - t, 2)
+        _step_done(summary, "load", t)
         ctx = None
         if "activations" in chosen or "correlation" in chosen:
             ctx = corpus_contexts(loaded, dataset, n_tokens, ctx_len)
@@ -95,8 +104,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             checkpoints = Path(settings.data_dir) / "checkpoints"
             summary["activations"] = await build_from_model(store, loaded, ctx, top_k=top_k, batch_size=batch_size,
                                                             checkpoint_dir=checkpoints, progress=progress)
-            summary["seconds"]["activations"] = round(time.perf_counter() - t, 2)
-            release_memory()
+            _step_done(summary, "activations", t)
         kinds = [k for k in CONNECTIVITY if k in chosen]
         if kinds:
             from loaders.connectivity import build_connectivity
@@ -111,8 +119,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             summary["connectivity"] = await build_connectivity(
                 store, loaded, corr_ctx, kinds=kinds, k=edge_k, k_heads=edge_k,
                 k_tokens=2 * edge_k, batch_size=batch_size, progress=progress)
-            summary["seconds"]["connectivity"] = round(time.perf_counter() - t, 2)
-            release_memory()
+            _step_done(summary, "connectivity", t)
         if "n2g" in chosen and n2g_neurons > 0:
             from loaders.n2g import build_n2g, embedding_neighbours
             from loaders.weights import model_weights
@@ -128,14 +135,13 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             summary["n2g"] = await build_n2g(
                 store, name, neuron_fns(loaded), pad_token=mask, neurons=neurons,
                 substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], top_k=top_k, progress=progress)
-            summary["seconds"]["n2g"] = round(time.perf_counter() - t, 2)
-            release_memory()
+            _step_done(summary, "n2g", t)
         if "topology" in chosen:
             from neurograph.topology import compute_topology
 
             t = time.perf_counter()
             summary["topology"] = await compute_topology(store, name, progress=progress)
-            summary["seconds"]["topology"] = round(time.perf_counter() - t, 2)
+            _step_done(summary, "topology", t)
         args = {"dataset": str(dataset), "n_tokens": n_tokens, "ctx_len": ctx_len, "top_k": top_k,
                 "edge_k": edge_k, "analyses": chosen, "n2g_neurons": n2g_neurons, "corr_tokens": corr_tokens}
         await store.query("set_model_props", key=model_key(name), props={

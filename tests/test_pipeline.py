@@ -22,6 +22,11 @@ async def test_build_runs_every_analysis_into_one_graph(store, settings, tiny):
     summary = await build(settings, store=store, loaded=tiny, n_tokens=2048, ctx_len=32, top_k=6, edge_k=4,
                           n2g_neurons=2, batch_size=8, progress=False)
     assert set(summary["analyses"]) == set(ANALYSES)
+    # each step reports its time and its own peak memory (reset between steps, so a small step
+    # does not inherit the harvest's peak)
+    steps = {"load", "activations", "connectivity", "n2g", "topology"}
+    assert set(summary["seconds"]) == set(summary["peak_rss_mb"]) == steps
+    assert all(mb > 50 for mb in summary["peak_rss_mb"].values())
     name = tiny.name
     [model] = await store.run("MATCH (m:Model {key: $m}) RETURN m", {"m": name})
     assert model["m"]["build_complete"] is True and model["m"]["n_layers"] == 2
