@@ -24,10 +24,11 @@ gate_virtual_down/up   the same through the gate (W_gate) of a SwiGLU    later /
 
 ``out_in`` and ``in_out`` are the rows and columns of one product, and so are the ``virtual``
 pair, so four matmuls serve all eight lists; ``in_in`` and ``out_out`` are symmetric, so only
-their tiles on and above the diagonal are computed. Each list keeps top-k and bottom-k per owner and
-the owner's distribution summary (mean, std, histogram: 100 bins on [-1, 1] for cosines, on
-a symmetric range measured from a sample for virtual weights; values outside fall into the
-end bins). Mean and std include the zeroed self entry, as Universal Neurons does.
+their tiles on and above the diagonal are computed. Each list keeps top-k and bottom-k per
+owner and the owner's distribution summary (mean, std, histogram: 100 bins on [-1, 1] for
+cosines, on a symmetric range measured from a sample for virtual weights; values outside
+fall into the end bins). Mean and std include the zeroed self entry, as Universal Neurons
+does.
 
     w = ModelWeights.random(n_layers=3, d_model=16, d_mlp=24, n_heads=4, d_vocab=50)
     lists = neuron_composition(w, k=5)
@@ -271,10 +272,10 @@ def _candidates(x: Tensor, high: Tensor, low: Tensor, rows_own: bool,
         partner = j[:, None] + m * torch.arange(g, device=x.device)
         pos = partner * C + owner[:, None]
     v = x.view(-1).index_select(0, pos.view(-1)).view(pos.shape)
-    out = []
+    partner, out = partner.view(-1), []
     for keep in (v >= high.index_select(0, owner)[:, None], v <= low.index_select(0, owner)[:, None]):
         k = keep.view(-1).nonzero().squeeze(1)
-        out.append((owner.index_select(0, k // g), partner.view(-1).index_select(0, k), v.view(-1).index_select(0, k)))
+        out.append((owner.index_select(0, k // g), partner.index_select(0, k), v.view(-1).index_select(0, k)))
     return out[0], out[1]
 
 
@@ -371,7 +372,7 @@ class _Tiles:
         """a @ bᵀ into the tile buffer."""
         return torch.mm(a, b.T, out=self.x[: a.shape[0] * b.shape[0]].view(a.shape[0], b.shape[0]))
 
-    def feed(self, x: Tensor, r0: int, c0: int, by_row: "_ListState | None", by_col: "_ListState | None") -> None:
+    def feed(self, x: Tensor, r0: int, c0: int, by_row: _ListState | None, by_col: _ListState | None) -> None:
         """Tile x = scores of rows r0.. against columns c0..: the rows own its entries in
         ``by_row``, the columns in ``by_col`` (two lists with the same histogram range)."""
         R, C = x.shape
