@@ -114,26 +114,36 @@ def iter_mlp_activations(model: "LoadedModel", contexts: torch.Tensor, batch_siz
         yield first, toks, buf.permute(2, 0, 1, 3)
 
 
-def neuron_activation_fn(model: "LoadedModel", layer: int) -> Callable[[list[list[int]]], np.ndarray]:
-    """A function from token sequences to ``layer``'s MLP activations [B, T_max, d_mlp] (numpy).
+def neuron_activation_fn(model: "LoadedModel", layer: int, index: int | None = None, *,
+                         max_batch: int = 64) -> Callable[[list[list[int]]], np.ndarray]:
+    """A function from token sequences to ``layer``'s MLP activations: [B, T_max, d_mlp] (numpy),
+    or [B, T_max] for neuron ``index`` alone.
 
     Sequences are right-padded (a causal model's earlier positions never see the padding);
-    positions past a sequence's end are 0. The forward pass stops after ``layer``'s MLP."""
+    positions past a sequence's end are 0. The forward pass stops after ``layer``'s MLP and runs
+    ``max_batch`` sequences at a time: N2G asks for thousands of variants at once, and one
+    forward over all of them peaked at 15 GB on SmolLM2."""
     if not 0 <= layer < model.info.n_layers:
         raise ValueError(f"{model.name} has layers 0..{model.info.n_layers - 1}, not {layer}")
+    if index is not None and not 0 <= index < model.info.d_mlp:
+        raise ValueError(f"{model.name} has neurons 0..{model.info.d_mlp - 1} per layer, not {index}")
     pad = model.pad_token_id
+    width = () if index is not None else (model.info.d_mlp,)
 
     def fn(seqs: list[list[int]]) -> np.ndarray:
-        if not seqs:
-            return np.zeros((0, 0, model.info.d_mlp), dtype=np.float32)
-        T = max(len(s) for s in seqs)
-        toks = torch.full((len(seqs), T), pad, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            toks[i, :len(s)] = torch.as_tensor(list(s), dtype=torch.long)
-        acts = _capture(model, toks, [layer])[:, :, 0, :].numpy()
-        for i, s in enumerate(seqs):
-            acts[i, len(s):] = 0.0
-        return acts
+        T = max((len(s) for s in seqs), default=0)
+        out = np.zeros((len(seqs), T, *width), dtype=np.float32)
+        for first in range(0, len(seqs), max_batch):
+            chunk = seqs[first:first + max_batch]
+            t = max(len(s) for s in chunk)
+            toks = torch.full((len(chunk), t), pad, dtype=torch.long)
+            for i, s in enumerate(chunk):
+                toks[i, :len(s)] = torch.as_tensor(list(s), dtype=torch.long)
+            acts = _capture(model, toks, [layer])[:, :, 0, :]
+            acts = (acts if index is None else acts[..., index]).numpy()
+            for i, s in enumerate(chunk):
+                out[first + i, :len(s)] = acts[i, :len(s)]
+        return out
 
     return fn
 

@@ -57,18 +57,10 @@ async def interesting_neurons(store: Store, model: str, n_layers: int, per_layer
 
 
 def neuron_fns(loaded: Any) -> Callable[[int, int], Callable[[list[list[int]]], Any]]:
-    """(layer, index) -> that neuron's activation function, sharing one forward per layer."""
+    """(layer, index) -> that neuron's activation function over token sequences."""
     from loaders.activations import neuron_activation_fn
 
-    per_layer: dict[int, Callable] = {}
-
-    def for_neuron(layer: int, index: int) -> Callable[[list[list[int]]], Any]:
-        if layer not in per_layer:
-            per_layer[layer] = neuron_activation_fn(loaded, layer)
-        fn = per_layer[layer]
-        return lambda seqs: fn(seqs)[..., index]
-
-    return for_neuron
+    return lambda layer, index: neuron_activation_fn(loaded, layer, index)
 
 
 async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str = "default",

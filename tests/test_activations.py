@@ -67,8 +67,18 @@ def test_iterator_shapes_and_layer_function(model, ctx, acts):
     np.testing.assert_allclose(out[0], acts[1, 0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out[1, :10], acts[1, 1, :10], rtol=1e-5, atol=1e-6)
     assert not out[1, 10:].any()
+    # one neuron, in chunks of 3 sequences of mixed lengths: the same numbers
+    seqs = [ctx.tokens[i, :8 + i].tolist() for i in range(7)]
+    one = neuron_activation_fn(model, 1, 5, max_batch=3)(seqs)
+    assert one.shape == (7, 14)
+    for i in range(7):
+        np.testing.assert_allclose(one[i, :8 + i], acts[1, i, :8 + i, 5], rtol=1e-5, atol=1e-6)
+        assert not one[i, 8 + i:].any()
+    assert neuron_activation_fn(model, 1, 5)([]).shape == (0, 0)
     with pytest.raises(ValueError, match="layers 0..1"):
         neuron_activation_fn(model, 2)
+    with pytest.raises(ValueError, match=f"neurons 0..{D - 1}"):
+        neuron_activation_fn(model, 0, D)
 
 
 def test_moments_extremes_and_fraction_active(result, acts):
