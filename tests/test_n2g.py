@@ -12,6 +12,7 @@ from loaders.n2g import (
     WILDCARD,
     Example,
     N2GConfig,
+    N2GModel,
     build_n2g,
     fit_n2g,
     importance_matrix,
@@ -60,8 +61,60 @@ def test_prune_keeps_the_shortest_context_that_still_fires():
     fn = context_neuron(B, {A})
     ex = Example([11, 12, 13, A, 14, B, 15], fn([[11, 12, 13, A, 14, B, 15]])[0])
     assert ex.pivot == 5
-    tokens, full, pruned = prune(_Acts(fn, 8), ex, N2GConfig())
+    tokens, full, pruned = prune(_Acts(fn, 8), ex, N2GConfig(prune_step=1))
     assert tokens == [A, 14, B] and full == pruned == 1.0
+    # by default every 5th length and the whole prior are tried, as the reference code does
+    assert prune(_Acts(fn, 8), ex, N2GConfig())[0] == [12, 13, A, 14, B]
+    assert prune(_Acts(fn, 8), Example([A, 14, B], [0, 0, 1.0]), N2GConfig())[0] == [A, 14, B]
+
+
+def test_prune_needs_the_pivot_to_stay_the_strongest_token():
+    # B: 1.0 with A two back, 0.6 right after C, else 0.3; C is always 0.9. The context
+    # [C, B] keeps 60% of B's activation, but C outshines B there: the reference code
+    # rejects it and goes on to [A, C, B].
+    def fn(seqs):
+        return [[(1.0 if i >= 2 and s[i - 2] == A else 0.6 if i >= 1 and s[i - 1] == C else 0.3) if t == B
+                 else 0.9 if t == C else 0.0 for i, t in enumerate(s)] for s in seqs]
+    ex = Example([11, A, C, B], fn([[11, A, C, B]])[0])
+    tokens, full, pruned = prune(_Acts(fn, 8), ex, N2GConfig(prune_step=1))
+    assert tokens == [A, C, B] and full == pruned == 1.0
+
+
+def test_post_context_gives_lines_to_tokens_after_the_pivot():
+    # B fires 1.0 after A; the token right after B fires 0.8 (weaker, so never the pivot).
+    # The reference keeps up to 5 tokens after the pivot, within its sentence.
+    def fn(seqs):
+        return [[(1.0 if i >= 1 and s[i - 1] == A else 0.0) if t == B
+                 else 0.8 if t == C and i >= 1 and s[i - 1] == B else 0.0 for i, t in enumerate(s)] for s in seqs]
+    train = [Example(t, fn([t])[0]) for t in ([11, A, B, C, 12], [13, 14, A, B, C])]
+    max_only = N2GConfig(pivot_threshold=1.0)
+    m = fit_n2g(fn, train, pad_token=PAD, config=max_only)
+    assert m.predict([15, A, B, C]).tolist() == [0, 0, 1.0, 0.8]
+    assert m.predict([15, 16, B, C]).tolist() == [0, 0, 0, 0.8]   # C's line needs B, not A
+    no_post = N2GConfig(pivot_threshold=1.0, post_context=0)
+    assert fit_n2g(fn, train, pad_token=PAD, config=no_post).predict([A, B, C]).tolist() == [0, 1.0, 0]
+    # a sentence end between the pivot and C stops the post-context before C
+    cut = [Example(t, fn([t])[0]) for t in ([11, A, B, E, C], [A, B, E, C])]
+    m = fit_n2g(fn, cut, pad_token=PAD, sentence_end=lambda t: t == E, config=max_only)
+    assert m.predict([A, B, C]).tolist() == [0, 1.0, 0]
+    # by default C (0.8 >= 0.5 x its example's max) is a pivot of its own: it gets its line
+    # without the post-context too
+    m = fit_n2g(fn, train, pad_token=PAD, config=N2GConfig(post_context=0))
+    assert m.predict([15, 16, B, C]).tolist() == [0, 0, 0, 0.8]
+
+
+def test_only_the_pivot_is_rescaled_to_its_full_context_activation():
+    # B fires 1.0 with A three back, 0.5 right after C, else 0.2; C fires 0.45. Pruning stops
+    # at [C, B] (0.5 >= 50% of 1.0) and B's line is scaled back up to 1.0. C keeps its own
+    # 0.45 (no line); the reference code scales it by B's ratio too, to a firing 0.9.
+    def fn(seqs):
+        return [[(1.0 if i >= 3 and s[i - 3] == A else 0.5 if i >= 1 and s[i - 1] == C else 0.2) if t == B
+                 else 0.45 if t == C else 0.0 for i, t in enumerate(s)] for s in seqs]
+    train = [Example([A, 11, C, B], fn([[A, 11, C, B]])[0])]
+    m = fit_n2g(fn, train, pad_token=PAD, config=N2GConfig(prune_step=1))
+    assert m.predict([12, 13, C, B]).tolist() == [0, 0, 0, 1.0]
+    ref = fit_n2g(fn, train, pad_token=PAD, config=N2GConfig(prune_step=1, scale_context=True))
+    assert ref.predict([12, 13, C, B]).tolist() == [0, 0, 0.9, 1.0]
 
 
 def test_importance_is_one_minus_masked_over_unmasked():
@@ -116,6 +169,30 @@ def test_prediction_is_the_max_over_matching_paths():
     assert m.predict([A, E, B]).tolist() == [0, 0, 1.0]   # both paths match: the max
     assert m.predict([12, E, B]).tolist() == [0, 0, 0.6]
     assert m.predict([12, 13, B]).tolist() == [0, 0, 0]
+
+
+def test_context_beside_a_wildcard_generalises_to_it():
+    # reference merge_ignores: "B <- 12 <- A" next to "B <- * <- C" becomes "B <- * <- {A, C}";
+    # "B <- 12" alone also ends a line, so it stays
+    m = N2GModel()
+    m.add_line([(B, True), (12, True), (A, True)], [B, 12, A], 0.9)
+    m.add_line([(B, True), (WILDCARD, False), (C, True)], [B, 11, C], 0.7)
+    m.add_line([(B, True), (13, True)], [B, 13], 0.6)
+    m.add_line([(B, True), (13, True), (D, True)], [B, 13, D], 0.8)
+    assert m.predict([A, 14, B]).tolist() == [0, 0, 0]
+    m.merge_ignores()
+    assert m.predict([A, 14, B]).tolist() == [0, 0, 0.9]
+    assert m.predict([D, 14, B]).tolist() == [0, 0, 0.8]
+    assert m.predict([14, 13, B]).tolist() == [0, 0, 0.6]
+    assert m.predict([14, 12, B]).tolist() == [0, 0, 0]   # "12" alone ended no line: dropped
+    # the node list is what is left, numbered parents first
+    reachable, stack = [], list(m.root.children.values())
+    while stack:
+        n = stack.pop()
+        reachable.append(n)
+        stack.extend(n.children.values())
+    assert sorted(n.id for n in m.nodes) == list(range(len(m.nodes))) == sorted(n.id for n in reachable)
+    assert all(a < b for a, b in m.edges())
 
 
 def test_normalise_merges_token_variants():
