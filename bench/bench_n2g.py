@@ -2,10 +2,15 @@
 N2G beside the token-lookup baseline, on the same held-out examples (the preprint's Table 1,
 arXiv 2305.19911, on SmolLM2-135M instead of SoLU-6L).
 
-For a sample of neurons per layer: harvest each neuron's top-20 contexts from a small corpus
-(KJV verses, cut into fixed-length token windows), split them 10 train / 10 held-out with a
-fixed seed, fit N2G on the train half (prune, masking importance, substitution with the
-model's own embedding neighbours, trie) and score both predictors on the held-out half.
+The sample: one pass over a small corpus (KJV verses, cut into fixed-length token windows)
+scores every neuron of the chosen layers with the harvest's interest score (mean percentile
+of kurtosis, max activation and sparsity, as the pipeline picks its N2G neurons); each layer
+takes its most interesting neurons whose top-20 windows all fire (window max >= 0.5x the
+neuron's max), so every held-out example has firing tokens, as the top-20 Neuroscope examples
+of the papers do. Deterministic: no random choice, and a larger --neurons-per-layer extends
+the list. Each neuron's top-20 windows are split 10 train / 10 held-out with a fixed seed; N2G
+is fitted on the train half (prune, masking importance, substitution with the model's own
+embedding neighbours, trie) and both predictors are scored on the same held-out tokens.
 Averages are over neurons with at least one firing held-out token, as the papers do.
 
     python bench/bench_n2g.py                          # 4 layers x 2 neurons, a few minutes
@@ -21,7 +26,6 @@ forward pass after the layer it needs, so early layers cost little.
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import os
 import sys
@@ -151,27 +155,91 @@ def corpus_windows(tok, n: int, length: int, seed: int) -> list[list[int]]:
     return out
 
 
-def harvest(acts: LayerActivations, windows: list[list[int]], neurons: dict[int, list[int]], top: int,
-            batch: int) -> dict[tuple[int, int], list[tuple[float, int, list[float]]]]:
-    """Top ``top`` windows per neuron by max activation: (max, window index, activations)."""
+def scan(acts: LayerActivations, windows: list[list[int]], layers: list[int], batch: int) -> dict[int, dict]:
+    """One pass over the corpus for every neuron of ``layers``: each window's max activation
+    [W, d_mlp] and the moments behind the harvest's interest score (kurtosis, max, fraction
+    active)."""
     from tqdm.auto import tqdm
 
-    heaps: dict[tuple[int, int], list] = {(l, i): [] for l, idx in neurons.items() for i in idx}
-    layers = sorted(neurons)
-    for s in tqdm(range(0, len(windows), batch), desc="harvest", unit="batch"):
-        chunk = windows[s:s + batch]
-        got = acts.many(chunk, layers)
+    stats: dict[int, dict] = {}
+    for s in tqdm(range(0, len(windows), batch), desc="scan", unit="batch"):
+        got = acts.many(windows[s:s + batch], layers)
         for l in layers:
-            for i in neurons[l]:
-                a = got[l][:, :, i]
-                for j in range(len(chunk)):
-                    item = (float(a[j].max()), s + j, a[j].tolist())
-                    h = heaps[(l, i)]
-                    if len(h) < top:
-                        heapq.heappush(h, item)
-                    elif item[0] > h[0][0]:
-                        heapq.heapreplace(h, item)
-    return {k: sorted(h, reverse=True) for k, h in heaps.items()}
+            accumulate(stats, l, got[l])
+    return finish(stats)
+
+
+def accumulate(stats: dict[int, dict], layer: int, acts: np.ndarray) -> None:
+    """Add one batch of a layer's activations [B, T, d] to the scan statistics."""
+    a = acts.astype(np.float64)
+    st = stats.setdefault(layer, {"wmax": [], "n": 0, "sums": np.zeros((4, a.shape[-1])), "active": np.zeros(a.shape[-1])})
+    st["wmax"].append(a.max(axis=1).astype(np.float32))
+    flat = a.reshape(-1, a.shape[-1])
+    st["n"] += flat.shape[0]
+    for k in range(4):
+        st["sums"][k] += (flat ** (k + 1)).sum(axis=0)
+    st["active"] += (flat > 0).sum(axis=0)
+
+
+def finish(stats: dict[int, dict]) -> dict[int, dict]:
+    for st in stats.values():
+        st["wmax"] = np.concatenate(st["wmax"])
+    return stats
+
+
+def interesting(stats: dict[int, dict], per_layer: int, top: int, fire: float = 0.5) -> dict[int, list[int]]:
+    """The ``per_layer`` most interesting neurons of each layer, by the harvest's interest score
+    (mean percentile of kurtosis, max activation and sparsity, as the pipeline picks N2G
+    neurons), among neurons whose ``top`` strongest windows all fire (window max >= ``fire`` x
+    the neuron's max): then every held-out example has a firing token to predict. Deterministic,
+    and a longer list starts with the shorter one."""
+    from types import SimpleNamespace
+
+    from loaders.activations import HarvestResult
+
+    layers = sorted(stats)
+    kurt, vmax, frac = [], [], []
+    for l in layers:
+        st = stats[l]
+        m1, m2, m3, m4 = (st["sums"][k] / st["n"] for k in range(4))
+        var = np.maximum(m2 - m1 ** 2, 0)
+        c4 = m4 - 4 * m1 * m3 + 6 * m1 ** 2 * m2 - 3 * m1 ** 4
+        kurt.append(np.where(var > 0, c4 / np.where(var > 0, var, 1) ** 2, 0))
+        vmax.append(st["wmax"].max(axis=0))
+        frac.append(st["active"] / st["n"])
+    ns = SimpleNamespace(kurt=np.array(kurt), max=np.array(vmax), frac_active=np.array(frac),
+                         n_layers=len(layers), d_mlp=len(vmax[0]))
+    HarvestResult.compute_interest(ns)
+    chosen: dict[int, list[int]] = {}
+    for j, l in enumerate(layers):
+        wmax = stats[l]["wmax"]
+        k = min(top, wmax.shape[0])
+        kth = -np.partition(-wmax, k - 1, axis=0)[k - 1]  # each neuron's top-th window max
+        ok = (vmax[j] > 0) & (kth >= fire * vmax[j])
+        order = np.argsort(-ns.interest[j], kind="stable")
+        chosen[l] = [int(i) for i in order if ok[i]][:per_layer]
+    return chosen
+
+
+def harvest(acts: LayerActivations, windows: list[list[int]], stats: dict[int, dict], neurons: dict[int, list[int]],
+            top: int, batch: int) -> dict[tuple[int, int], list[tuple[float, int, list[float]]]]:
+    """Top ``top`` windows per neuron by max activation: (max, window index, activations),
+    strongest first; only the windows some chosen neuron needs are run again."""
+    want = {(l, i): np.argsort(-stats[l]["wmax"][:, i], kind="stable")[:top].tolist()
+            for l, idx in neurons.items() for i in idx}
+    ws = sorted({w for v in want.values() for w in v})
+    at = {w: j for j, w in enumerate(ws)}
+    layers = sorted(l for l, idx in neurons.items() if idx)
+    got: dict[int, list[np.ndarray]] = {l: [] for l in layers}
+    for s in range(0, len(ws), batch):
+        res = acts.many([windows[w] for w in ws[s:s + batch]], layers)
+        for l in layers:
+            got[l].append(res[l][:, :, neurons[l]])
+    out = {}
+    for (l, i), wins in want.items():
+        a = np.concatenate(got[l])[:, :, neurons[l].index(i)]
+        out[(l, i)] = [(float(a[at[w]].max()), int(w), a[at[w]].tolist()) for w in wins]
+    return out
 
 
 def fmt(v) -> str:
@@ -186,9 +254,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--length", type=int, default=32, help="tokens per window")
     ap.add_argument("--top", type=int, default=20, help="top examples per neuron (split in half)")
     ap.add_argument("--substitutes", type=int, default=5, help="embedding neighbours tried per important token")
-    ap.add_argument("--prune-step", type=int, default=1)
-    ap.add_argument("--pivot-threshold", type=float, default=1.0,
-                    help="also fit tokens at >= this x their example's max as pivots (1.0: the max only, as the reference code)")
+    ap.add_argument("--prune-step", type=int, default=None, help="context lengths tried when pruning (default: the library's, 5)")
+    ap.add_argument("--pivot-threshold", type=float, default=None,
+                    help="also fit tokens at >= this x their example's max as pivots (default: the library's, 0.5; 1.0: the max only)")
     ap.add_argument("--reimportance", action="store_true",
                     help="recompute masking importance on every kept substitution (reference code; slower)")
     ap.add_argument("--mask", default=" ",
@@ -202,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from loaders.n2g import Example, N2GConfig, embedding_neighbours, run_neuron, text_normaliser
+    from loaders.n2g import Example, N2GConfig, embedding_neighbours, run_neuron, sentence_ends, text_normaliser
     from loaders.n2g_eval import mean_scores
 
     if not a.threads:
@@ -214,8 +282,6 @@ def main(argv: list[str] | None = None) -> dict:
     model, tok = load_smollm2()
     n_layers, d_mlp = model.config.num_hidden_layers, model.config.intermediate_size
     layers = list(range(n_layers)) if a.layers == "all" else [int(x) for x in a.layers.split(",")]
-    rng = np.random.default_rng(a.seed)
-    neurons = {l: sorted(rng.choice(d_mlp, size=a.neurons_per_layer, replace=False).tolist()) for l in layers}
     eot = tok.convert_tokens_to_ids("<|endoftext|>")
     prefix = [eot] if isinstance(eot, int) and eot >= 0 else []
     acts = LayerActivations(model, prefix, pad=eot if prefix else 0)
@@ -233,18 +299,23 @@ def main(argv: list[str] | None = None) -> dict:
     special = set(tok.all_special_ids) | {eot}
     subs = embedding_neighbours(model.model.embed_tokens.weight, k=a.substitutes, exclude=special)
     norm = text_normaliser(decode)
-    cfg = N2GConfig(n_substitutes=a.substitutes, prune_step=a.prune_step, pivot_threshold=a.pivot_threshold, reimportance_augmented=a.reimportance,
-                    batch_size=a.batch, seed=a.seed)
+    given = {k: v for k, v in (("prune_step", a.prune_step), ("pivot_threshold", a.pivot_threshold)) if v is not None}
+    cfg = N2GConfig(n_substitutes=a.substitutes, reimportance_augmented=a.reimportance, batch_size=a.batch, seed=a.seed,
+                    **given)
     load_s = time.perf_counter() - t0
 
     windows = corpus_windows(tok, a.contexts, a.length, a.seed)
     t1 = time.perf_counter()
-    key = f"{a.layers}-{a.neurons_per_layer}-{a.contexts}-{a.length}-{a.top}-{a.seed}".replace(",", "_")
+    key = f"interest-{a.layers}-{a.neurons_per_layer}-{a.contexts}-{a.length}-{a.top}-{a.seed}".replace(",", "_")
     cached = CACHE / f"harvest-{key}.json"
     if cached.is_file():  # the same sample harvested before: compare fit settings quickly
         tops = {tuple(map(int, k.split("/"))): [tuple(x) for x in v] for k, v in json.loads(cached.read_text()).items()}
+        neurons = {l: [i for l_, i in tops if l_ == l] for l in layers}  # most interesting first
     else:
-        tops = harvest(acts, windows, neurons, a.top, a.batch)
+        stats = scan(acts, windows, layers, a.batch)
+        neurons = interesting(stats, a.neurons_per_layer, a.top)
+        tops = harvest(acts, windows, stats, neurons, a.top, a.batch)
+        del stats
         try:
             cached.write_text(json.dumps({f"{l}/{i}": v for (l, i), v in tops.items()}))
         except OSError:
@@ -252,6 +323,7 @@ def main(argv: list[str] | None = None) -> dict:
     harvest_s = time.perf_counter() - t1
     print(f"model {n_layers}x{d_mlp} loaded in {load_s:.1f}s ({a.threads} threads); harvested {len(windows)} windows x {a.length} tokens "
           f"for {sum(map(len, neurons.values()))} neurons in {harvest_s:.1f}s")
+    print("neurons (most interesting first): " + "; ".join(f"L{l}: {', '.join(map(str, neurons[l]))}" for l in layers))
 
     from tqdm.auto import tqdm
 
@@ -265,7 +337,8 @@ def main(argv: list[str] | None = None) -> dict:
                 continue
             tok_before, ts = acts.tokens, time.perf_counter()
             fn = (lambda l_, i_: (lambda seqs: acts(seqs, l_)[:, :, i_]))(l, i)
-            r = run_neuron(fn, exs, pad_token=mask_id, substitutes=subs, normalise=norm, config=cfg)
+            r = run_neuron(fn, exs, pad_token=mask_id, substitutes=subs, normalise=norm,
+                           sentence_end=sentence_ends(decode), config=cfg)
             sets = r.model.token_sets()
             per_neuron.append({
                 "layer": l, "index": i, "n2g": r.scores, "baseline": r.baseline, "nodes": len(r.model.nodes),
@@ -279,8 +352,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     done = [r for r in per_neuron if "n2g" in r]
     print(f"\nN2G vs token lookup, held-out firing tokens (normalised activation >= 0.5); "
-          f"{len(done)} neurons fitted in {fit_s:.1f}s ({fit_s / max(len(done), 1):.1f}s per neuron)\n")
-    head = f"{'layer':>5} {'n':>3} | {'N2G P':>6} {'R':>5} {'F1':>5} | {'lookup P':>8} {'R':>5} {'F1':>5} | " \
+          f"{len(done)} neurons fitted in {fit_s:.1f}s ({fit_s / max(len(done), 1):.1f}s per neuron); "
+          f"n: neurons averaged, fire: firing held-out tokens in all\n")
+    head = f"{'layer':>5} {'n':>3} {'fire':>5} | {'N2G P':>6} {'R':>5} {'F1':>5} | {'lookup P':>8} {'R':>5} {'F1':>5} | " \
            f"{'N2G-lookup F1':>13} | {'non-firing F1 N2G/lookup':>24}"
     print(head)
     print("-" * len(head))
@@ -290,7 +364,8 @@ def main(argv: list[str] | None = None) -> dict:
         n2g, base = mean_scores([r["n2g"] for r in rows]), mean_scores([r["baseline"] for r in rows])
         nf, bf = n2g["firing"], base["firing"]
         diff = None if nf["f1"] is None or bf["f1"] is None else nf["f1"] - bf["f1"]
-        print(f"{l!s:>5} {nf['neurons']:>3} | {fmt(nf['precision']):>6} {fmt(nf['recall']):>5} {fmt(nf['f1']):>5} | "
+        fire = sum(r["n2g"]["firing"]["count"] for r in rows)
+        print(f"{l!s:>5} {nf['neurons']:>3} {fire:>5} | {fmt(nf['precision']):>6} {fmt(nf['recall']):>5} {fmt(nf['f1']):>5} | "
               f"{fmt(bf['precision']):>8} {fmt(bf['recall']):>5} {fmt(bf['f1']):>5} | "
               f"{('  -' if diff is None else f'{diff:+.2f}'):>13} | "
               f"{fmt(n2g['non_firing']['f1']) + ' / ' + fmt(base['non_firing']['f1']):>24}")
