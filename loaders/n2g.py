@@ -328,19 +328,17 @@ def split_examples(examples: Sequence[Example], fraction: float = 0.5, seed: int
     return sorted(idx[:n_train]), sorted(idx[n_train:])
 
 
-def pivots(ex: Example, cfg: N2GConfig, floor: float = 0.0) -> list[int]:
+def pivots(ex: Example, cfg: N2GConfig) -> list[int]:
     """The positions of an example fitted as pivots: its max, plus (with pivot_threshold < 1)
-    the other tokens at >= pivot_threshold x the max and above ``floor``, strongest first, at
-    most max_pivots.
+    the other tokens at >= pivot_threshold x the max, strongest first, at most max_pivots.
+    (A pivot that does not fire itself can still give lines, to its post-context tokens and
+    substitutions: skipping them lost held-out firing tokens.)
 
         >>> pivots(Example([1, 2, 3], [0.2, 1.0, 0.6]), N2GConfig(pivot_threshold=0.5))
         [1, 2]
-        >>> pivots(Example([1, 2, 3], [0.2, 1.0, 0.6]), N2GConfig(pivot_threshold=0.5), floor=0.7)
-        [1]
     """
     mx = ex.activations[int(ex.pivot)]
-    others = sorted((p for p, a in enumerate(ex.activations)
-                     if p != ex.pivot and a > max(floor, 0.0) and a >= cfg.pivot_threshold * mx),
+    others = sorted((p for p, a in enumerate(ex.activations) if p != ex.pivot and a > 0 and a >= cfg.pivot_threshold * mx),
                     key=lambda p: -ex.activations[p])
     return [int(ex.pivot)] + others[: max(cfg.max_pivots - 1, 0)]
 
@@ -504,10 +502,7 @@ def fit_n2g(fn: ActivationFn, train: Sequence[Example], *, pad_token: int,
     # own pivot (the reference code's token_activation_threshold; 1.0: only the max). With the
     # max only, firing tokens away from it got no line while the lookup baseline knows every
     # firing train token (held-out firing F1 .59 -> .61 with 0.5, SmolLM2, 28 neurons).
-    # A token that does not fire itself (normalised <= activation_threshold) would get no line:
-    # not worth its pruning and masking.
-    floor = cfg.activation_threshold * base_max
-    train = [Example(ex.tokens, ex.activations, p) for ex in train for p in pivots(ex, cfg, floor)]
+    train = [Example(ex.tokens, ex.activations, p) for ex in train for p in pivots(ex, cfg)]
     # Each stage runs for all examples at once: few, large activation calls.
     pruned = prune_many(acts, train, cfg)
     # The pruned prompt goes on past the pivot (reference: up to 5 tokens of its sentence), so
