@@ -190,9 +190,9 @@ def finish(stats: dict[int, dict]) -> dict[int, dict]:
 def interesting(stats: dict[int, dict], per_layer: int, top: int, fire: float = 0.5) -> dict[int, list[int]]:
     """The ``per_layer`` most interesting neurons of each layer, by the harvest's interest score
     (mean percentile of kurtosis, max activation and sparsity, as the pipeline picks N2G
-    neurons), among neurons whose ``top`` strongest windows all fire (window max >= ``fire`` x
-    the neuron's max): then every held-out example has a firing token to predict. Deterministic,
-    and a longer list starts with the shorter one."""
+    neurons; percentiles over the scanned layers), among neurons whose ``top`` strongest windows
+    all fire (window max >= ``fire`` x the neuron's max): then every held-out example has a
+    firing token to predict. Deterministic, and a longer list starts with the shorter one."""
     from types import SimpleNamespace
 
     from loaders.activations import HarvestResult

@@ -140,7 +140,10 @@ def test_context_neuron_is_recovered_exactly():
     assert r.model.token_sets() == {"activating": {B}, "important": {A}}
     assert r.scores["firing"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "count": 10}
     assert r.scores["non_firing"]["f1"] == 1.0
-    # token lookup fires on every B, also the stray ones: worse precision and F1
+    # token lookup fires on every B, also the stray ones: worse precision and F1; both are
+    # scored on the same held-out tokens
+    assert r.baseline["firing"]["count"] == r.scores["firing"]["count"]
+    assert r.baseline["non_firing"]["count"] == r.scores["non_firing"]["count"]
     assert r.baseline["firing"]["recall"] == 1.0
     assert r.baseline["firing"]["precision"] == pytest.approx(0.5)
     assert r.baseline["firing"]["f1"] < r.scores["firing"]["f1"]
