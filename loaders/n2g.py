@@ -828,20 +828,28 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
     if normalise is None and decode is not None:
         normalise = text_normaliser(decode)
     sentence_end = sentence_ends(decode) if decode is not None else None
-    if examples is None:
-        rows = await store.query("n2g_top_examples", model=model_name, top_k=top_k)
-        examples = examples_from_rows(rows)
-    wanted = set(examples)
+    stored = {(r["layer"], r["index"]): bool(r["done"]) for r in await store.query("n2g_neurons", model=model_name)}
+    # Without ``examples``, the candidates are the model's neurons and only the ones fitted
+    # get their examples read (a whole model's top examples run to gigabytes).
+    wanted = set(examples) if examples is not None else set(stored)
     if neurons is not None:
-        wanted &= {(int(l), int(i)) for l, i in neurons}
+        asked = {(int(l), int(i)) for l, i in neurons}
+        wanted = wanted & asked if examples is not None else asked
     if layers is not None:
         wanted = {k for k in wanted if k[0] in set(layers)}
-    stored = {(r["layer"], r["index"]): bool(r["done"]) for r in await store.query("n2g_neurons", model=model_name)}
     missing = sorted(k for k in wanted if k not in stored)
     if missing:
         raise NotFound(f"{len(missing)} neurons of {model_name!r} are not in the graph "
                        f"(first: {neuron_key(model_name, *missing[0])}); load the model's neurons first")
     todo = sorted(k for k in wanted if force or not stored[k])
+    if examples is None:
+        examples = {}
+        for s in range(0, len(todo), 256):  # a bounded read per query
+            keys = [neuron_key(model_name, l, i) for l, i in todo[s:s + 256]]
+            examples.update(examples_from_rows(await store.query("n2g_top_examples_of", keys=keys, top_k=top_k)))
+        # Neurons without stored examples have nothing to fit: they are not candidates.
+        wanted = {k for k in wanted if k in examples or (not force and stored[k])}
+        todo = [k for k in todo if k in examples]
     summary: dict[str, Any] = {"done": 0, "skipped": len(wanted) - len(todo), "failed": [], "similar": 0}
     for layer, index in tqdm(todo, desc=f"N2G {model_name}", disable=not progress, unit="neuron"):
         exs = [e for e in examples[(layer, index)] if e.tokens][:top_k]

@@ -300,19 +300,56 @@ async def test_build_refuses_unknown_neurons_and_writes_nothing(store):
     assert await store.run("MATCH (p:PatternNode) RETURN count(p) AS n") == [{"n": 0}]
 
 
+async def _store_examples(store, neuron: str, exs: list[Example]) -> None:
+    tag = neuron.replace("/", "_")
+    await store.write("upsert_examples", [{"key": f"{tag}/x{i}", "model": "toy", "tokens": e.tokens, "data_index": i,
+                                           "source": "test"} for i, e in enumerate(exs)])
+    await store.write("upsert_activations", [{
+        "neuron": neuron, "example": f"{tag}/x{i}", "kind": "max", "rank": i, "activations": e.activations,
+        "max_activation": max(e.activations), "min_activation": min(e.activations), "pivot": e.pivot}
+        for i, e in enumerate(exs)])
+
+
 async def test_build_reads_top_examples_from_the_store(store):
     await _model(store)
     fn = context_neuron(B, {A})
-    exs = top_examples(fn, B, A)
-    await store.write("upsert_examples", [{"key": f"toy/x{i}", "model": "toy", "tokens": e.tokens, "data_index": i,
-                                           "source": "test"} for i, e in enumerate(exs)])
-    await store.write("upsert_activations", [{
-        "neuron": "toy/0/0", "example": f"toy/x{i}", "kind": "max", "rank": i, "activations": e.activations,
-        "max_activation": max(e.activations), "min_activation": min(e.activations), "pivot": e.pivot}
-        for i, e in enumerate(exs)])
+    await _store_examples(store, "toy/0/0", top_examples(fn, B, A))
     summary = await build_n2g(store, "toy", lambda l, i: fn, pad_token=PAD, decode=decode, progress=False)
-    assert summary["done"] == 1
+    assert summary["done"] == 1  # the other neurons have no examples: nothing to fit
     assert (await store.run("MATCH (n:Neuron {key: 'toy/0/0'}) RETURN n.n2g_firing_f1 AS f1")) == [{"f1": 1.0}]
+
+
+class _Reads:
+    """The real store, noting which of its examples each query read."""
+
+    def __init__(self, store):
+        self.store, self.read = store, []
+
+    async def query(self, name, **params):
+        rows = await self.store.query(name, **params)
+        self.read += [(r["layer"], r["index"]) for r in rows if "example" in r]
+        return rows
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+async def test_build_reads_only_the_requested_neurons_examples(store):
+    await _model(store)
+    fns = _fns()
+    for k in NEURONS:
+        await _store_examples(store, neuron_key("toy", *k), top_examples(fns[k], *NEURONS[k]))
+    reads = _Reads(store)
+    summary = await build_n2g(reads, "toy", lambda l, i: fns[(l, i)], pad_token=PAD, decode=decode,
+                              neurons=[(1, 0)], similar_threshold=None, progress=False)
+    assert summary["done"] == 1 and set(reads.read) == {(1, 0)}
+    fitted = await store.run("MATCH (n:Neuron) WHERE n.n2g_firing_f1 IS NOT NULL RETURN n.key AS k")
+    assert fitted == [{"k": "toy/1/0"}]
+    # A finished neuron is skipped without reading its examples again.
+    reads.read = []
+    summary = await build_n2g(reads, "toy", lambda l, i: fns[(l, i)], pad_token=PAD, decode=decode,
+                              layers=[1], similar_threshold=None, progress=False)
+    assert (summary["done"], summary["skipped"]) == (1, 1) and set(reads.read) == {(1, 1)}
 
 
 async def test_search_tokens_roles_and_and_semantics(store):
