@@ -87,6 +87,8 @@ VARIABLES: dict[str, dict] = {
     "cypher": {"query": "MATCH (n:Neuron {model: $m}) RETURN n.key AS key, n.layer AS layer ORDER BY key LIMIT 5",
                "params": {"m": MODEL}},
     "add_explanation": {"model": MODEL, "layer": 3, "index": 1, "text": "a test explanation about rivers"},
+    "available_stats": {"name": MODEL, "prop": "un_sparsity", "first": 5},
+    "head": {"model": MODEL, "layer": 1, "head": 2, "first": 100},
 }
 
 
@@ -166,6 +168,76 @@ async def test_two_hops_out_follow_stored_edges(client, store):
             assert e2["node"]["layer"] > int(mid.split("/")[1])
             hop2 += 1
     assert hop2 > 0
+
+
+async def _import_a_column(store, graph) -> dict[str, float]:
+    """A numeric and a text column on layers 1-2, written the way importers write neuron columns."""
+    rng = __import__("random").Random(7)
+    values = {neuron_key(MODEL, l, i): round(rng.uniform(0, 1), 6) for l in (1, 2) for i in range(graph.d_mlp)}
+    await store.write("set_neuron_props", [{"key": k, "props": {"un_sparsity": v, "un_note": "text"}}
+                                            for k, v in values.items()])
+    return values
+
+
+async def test_available_stats_and_ranking_by_an_imported_column(client, store, graph):
+    values = await _import_a_column(store, graph)
+    v = VARIABLES["available_stats"]
+    data = (await gql(client, op("available_stats"), v))["data"]
+    stats = {s["name"]: s for s in data["model"]["availableStats"]}
+    col = stats["un_sparsity"]
+    assert col["stat"] is None and col["count"] == len(values)
+    assert (col["min"], col["max"]) == (min(values.values()), max(values.values()))
+    assert stats["kurt"]["stat"] == "KURT" and stats["kurt"]["count"] == graph.n_layers * graph.d_mlp
+    # identities, categories, lists and text are not statistics
+    assert not {"layer", "index", "community", "quantiles", "hist_counts", "un_note", "key"} & set(stats)
+    ranked = sorted(values, key=lambda k: (-values[k], k))
+    assert [n["key"] for n in data["model"]["interesting"]] == ranked[: v["first"]]
+    # ascending keyset pages by the imported column visit every neuron that has it, once
+    seen, after = [], None
+    while True:
+        conn = (await gql(client, op("available_stats"), {**v, "first": 7, "after": after}))["data"]["neurons"]
+        seen += [e["node"]["props"]["un_sparsity"] for e in conn["edges"]]
+        if not conn["pageInfo"]["hasNextPage"]:
+            break
+        after = conn["pageInfo"]["endCursor"]
+    assert seen == sorted(values.values())
+    q = ('{ neurons(model: "synth", where: {prop: "un_sparsity", min: 0.5}, orderBy: {prop: "un_sparsity"}, '
+         'first: 100) { edges { node { key } } } }')
+    got = [e["node"]["key"] for e in (await gql(client, q))["data"]["neurons"]["edges"]]
+    assert got == [k for k in ranked if values[k] >= 0.5]
+
+
+async def test_unknown_or_non_numeric_columns_are_clear_errors(client, store, graph):
+    await _import_a_column(store, graph)
+    v = VARIABLES["available_stats"]
+    assert "is a str, not a number" in await error_of(client, op("available_stats"), {**v, "prop": "un_note"})
+    assert "has the property 'nope'" in await error_of(client, op("available_stats"), {**v, "prop": "nope"})
+    for bad in ("layer", "community", "a b", "x) DELETE n //"):
+        assert "invalid neuron property" in await error_of(client, op("available_stats"), {**v, "prop": bad})
+    q = ('{ neurons(model: "synth", where: {prop: "un_sparsity", min: 0.5}, orderBy: {stat: KURT}) '
+         '{ edges { cursor } } }')
+    assert "must use the same property" in await error_of(client, q)
+
+
+async def test_head_page_reads_and_writes(client, store, graph):
+    v = VARIABLES["head"]
+    data = (await gql(client, op("head"), v))["data"]
+    head = data["head"]
+    assert (head["layer"], head["head"]) == (v["layer"], v["head"])
+    for field, kinds, outgoing in (("reads", {"Q", "K", "V"}, False), ("writes", {"O"}, True)):
+        edges = head[field]["edges"]
+        assert edges and {e["kind"] for e in edges} <= kinds and {e["outgoing"] for e in edges} == {outgoing}
+        weights = [abs(e["weight"]) for e in edges]
+        assert weights == sorted(weights, reverse=True)
+        pattern = "(h:Head {key: $h})-[e:HEAD_COMPOSES]->(:Neuron)" if outgoing else \
+            "(h:Head {key: $h})<-[e:HEAD_COMPOSES]-(:Neuron)"
+        n = await one(store, f"MATCH {pattern} WHERE e.kind IN $kinds RETURN count(e) AS c",
+                      h=head["key"], kinds=sorted(kinds))
+        assert head[field]["totalCount"] == len(edges) == n[0]["c"]
+    assert [(h["layer"], h["head"]) for h in data["model"]["heads"]] == [(v["layer"], i) for i in range(graph.n_heads)]
+    everything = (await gql(client, '{ model(name: "synth") { heads { layer head } } }'))["data"]["model"]["heads"]
+    assert len(everything) == graph.n_layers * graph.n_heads
+    assert everything == sorted(everything, key=lambda h: (h["layer"], h["head"]))
 
 
 async def test_neurons_keyset_pagination_visits_every_neuron_once(client, graph):

@@ -44,7 +44,7 @@ EXAMPLES: dict[str, Callable[[World], Any]] = {
     "community": lambda w: None, "role": lambda w: w["role"],
     "limit": lambda w: 10, "top_k": lambda w: 10, "cap": lambda w: 10, "per_node": lambda w: 10,
     "skip": lambda w: 0, "offset": lambda w: 0,
-    "stat": lambda w: "mean", "descending": lambda w: True,
+    "stat": lambda w: "mean", "prop": lambda w: "mean", "descending": lambda w: True,
     "kind": lambda w: "max", "min_weight": lambda w: 0.0,
     "types": lambda w: ["COMPOSES", "CORRELATES", "SIMILAR", "HEAD_COMPOSES", "TOKEN_EFFECT"],
     "q": lambda w: "fires", "query": lambda w: "fires",

@@ -24,9 +24,9 @@ from .execution import ValidationCache, fast_execution_context
 from .graph import neighborhood as fetch_neighborhood, path_strength, strongest_paths
 from .ids import decode_cursor, encode_cursor, from_global_id, to_global_id
 from .types import (
-    MAX_FIRST, CypherResult, Explanation, ExplanationHit, GraphEdge, GraphNode, Head, Info, Model, Neuron,
-    NeuronConnection, NeuronPageEdge, NeuronStat, Node, PageInfo, Path, SortDirection, Subgraph, Token,
-    TokenSearchHit, check_first,
+    MAX_FIRST, PROP_DESCRIPTION, CypherResult, Explanation, ExplanationHit, GraphEdge, GraphNode, Head, Info,
+    Model, Neuron, NeuronConnection, NeuronPageEdge, NeuronStat, Node, PageInfo, Path, SortDirection, Subgraph,
+    Token, TokenSearchHit, check_first, stat_name,
 )
 
 MAX_DEPTH = 3  # neighbourhood depth
@@ -46,13 +46,16 @@ class NeuronWhere:
     role: Optional[str] = None
     community: Optional[int] = None
     stat: NeuronStat = NeuronStat.INTEREST
+    prop: Optional[str] = strawberry.field(default=None, description=PROP_DESCRIPTION)
     min: Optional[float] = None
     max: Optional[float] = None
 
 
-@strawberry.input(description="Order for `neurons`: by (layer, index) when `stat` is null, else by the stat.")
+@strawberry.input(description="Order for `neurons`: by (layer, index) when neither `stat` nor `prop` is set, "
+                              "else by that property.")
 class NeuronOrder:
     stat: Optional[NeuronStat] = None
+    prop: Optional[str] = strawberry.field(default=None, description=PROP_DESCRIPTION)
     direction: SortDirection = SortDirection.DESC
 
 
@@ -172,16 +175,18 @@ class Query:
         common = dict(model=m.name, layer_min=lo, layer_max=hi, role=w.role, community=w.community,
                       min=w.min, max=w.max, limit=first + 1)
         store = info.context.store
-        if order_by is None or order_by.stat is None:
+        where_stat = await stat_name(info, m.name, w.stat, w.prop)
+        order_stat = await stat_name(info, m.name, order_by.stat, order_by.prop) if order_by else None
+        if order_stat is None:
             al, ai = decode_cursor(after, 2) if after else (-1, -1)
-            rows = await store.query("neurons_page", stat=w.stat.value, after_layer=al, after_index=ai, **common)
+            rows = await store.query("neurons_page", stat=where_stat, after_layer=al, after_index=ai, **common)
             items = [(encode_cursor(r["n"]["layer"], r["n"]["index"]), r["n"]) for r in rows]
         else:
             if w.min is not None or w.max is not None:
-                if w.stat is not order_by.stat:
-                    raise InvalidKey("with orderBy.stat, a where min/max must use the same stat")
+                if where_stat != order_stat:
+                    raise InvalidKey("with orderBy.stat or orderBy.prop, a where min/max must use the same property")
             av, al, ai = decode_cursor(after, 3) if after else (None, -1, -1)
-            rows = await store.query("neurons_page_by_stat", stat=order_by.stat.value,
+            rows = await store.query("neurons_page_by_stat", stat=order_stat,
                                      descending=order_by.direction is SortDirection.DESC,
                                      after_value=av, after_layer=al, after_index=ai, **common)
             items = [(encode_cursor(r["v"], r["n"]["layer"], r["n"]["index"]), r["n"]) for r in rows]

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from typing import Annotated, Any, Callable, Optional, TypeVar
 
 import strawberry
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode
 from strawberry.scalars import JSON
 
-from ..errors import InvalidKey
+from ..errors import InvalidKey, NotFound
 from .context import Context
 from .dataloaders import EdgeKey, ExamplesKey
 from .ids import decode_cursor, encode_cursor, to_global_id
@@ -621,12 +622,53 @@ class NeuronConnection:
     page_info: PageInfo
 
 
+# Integer properties that identify a neuron or a category, not a statistic to rank by.
+NOT_STATS = frozenset({"layer", "index", "community"})
+_PROP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+PROP_DESCRIPTION = ("Any numeric neuron property listed by `Model.availableStats` (e.g. an imported column); "
+                    "overrides the built-in stat.")
+
+
+async def check_prop(info: Info, model: str, prop: str) -> str:
+    """``prop`` if the model's neurons carry it as a number, else a clear error (before any sort)."""
+    if not _PROP_NAME.match(prop) or prop in NOT_STATS:
+        raise InvalidKey(f"invalid neuron property {prop!r}: see Model.availableStats for the sortable ones")
+    rows = await info.context.store.query("neuron_prop_sample", model=model, prop=prop)
+    if not rows:
+        raise NotFound(f"no neuron of model {model!r} has the property {prop!r}: see Model.availableStats")
+    v = rows[0]["v"]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InvalidKey(f"neuron property {prop!r} is a {type(v).__name__}, not a number: "
+                         "see Model.availableStats for the sortable ones")
+    return prop
+
+
+async def stat_name(info: Info, model: str, stat: Optional[NeuronStat], prop: Optional[str]) -> Optional[str]:
+    """The property to rank by: a checked ``prop`` when given, else the built-in stat's name."""
+    if prop is not None:
+        return await check_prop(info, model, prop)
+    return stat.value if stat is not None else None
+
+
 async def interesting(info: Info, model: str, layer: int | None, by: NeuronStat, direction: SortDirection,
-                      first: int) -> list[Neuron]:
+                      first: int, prop: Optional[str] = None) -> list[Neuron]:
     check_first(first)
-    rows = await info.context.store.query("interesting_neurons", model=model, layer=layer, stat=by.value,
+    stat = await stat_name(info, model, by, prop)
+    rows = await info.context.store.query("interesting_neurons", model=model, layer=layer, stat=stat,
                                           descending=direction is SortDirection.DESC, limit=first)
     return [Neuron(r["n"]) for r in rows]
+
+
+@strawberry.type(description="A numeric neuron property stored for a model: a built-in statistic or an "
+                             "imported column (Universal Neurons, Neuroscope...).")
+class StatInfo:
+    name: str = strawberry.field(description="The property name: pass it as `prop` to rank or filter neurons.")
+    stat: Optional[NeuronStat] = strawberry.field(
+        description="The built-in statistic of this name, or null for an imported column.")
+    count: int = strawberry.field(description="How many of the model's neurons have it.")
+    min: float
+    max: float
 
 
 @strawberry.type
@@ -637,8 +679,10 @@ class Layer:
 
     @strawberry.field(description="The layer's neurons with the highest (or lowest) value of a stat.")
     async def interesting(self, info: Info, by: NeuronStat = NeuronStat.INTEREST,
-                          direction: SortDirection = SortDirection.DESC, first: int = 10) -> list[Neuron]:
-        return await interesting(info, self.model, self.layer, by, direction, first)
+                          direction: SortDirection = SortDirection.DESC, first: int = 10,
+                          prop: Annotated[Optional[str], strawberry.argument(description=PROP_DESCRIPTION)] = None,
+                          ) -> list[Neuron]:
+        return await interesting(info, self.model, self.layer, by, direction, first, prop)
 
 
 @strawberry.type(description="A transformer model and what the graph records about it.")
@@ -673,8 +717,25 @@ class Model(Node):
     @strawberry.field(description="The model's neurons with the highest (or lowest) value of a stat.")
     async def interesting(self, info: Info, by: NeuronStat = NeuronStat.INTEREST,
                           direction: SortDirection = SortDirection.DESC, first: int = 10,
-                          layer: Optional[int] = None) -> list[Neuron]:
-        return await interesting(info, self.name, layer, by, direction, first)
+                          layer: Optional[int] = None,
+                          prop: Annotated[Optional[str], strawberry.argument(description=PROP_DESCRIPTION)] = None,
+                          ) -> list[Neuron]:
+        return await interesting(info, self.name, layer, by, direction, first, prop)
+
+    @strawberry.field(description="Its attention heads (of one layer when given), in (layer, head) order.")
+    async def heads(self, info: Info, layer: Optional[int] = None) -> list[Head]:
+        rows = await info.context.store.query("model_heads", model=self.name, layer=layer)
+        return [Head.of(r["h"]) for r in rows]
+
+    @strawberry.field(description="The numeric properties its neurons carry, built-in and imported, with how "
+                                  "many neurons have each and the range: what `prop` can rank or filter by.")
+    async def available_stats(self, info: Info) -> list[StatInfo]:
+        store = info.context.store
+        rows = await store.query(f"neuron_numeric_props.{store.engine}", model=self.name)
+        builtin = {s.value: s for s in NeuronStat}
+        return [StatInfo(name=r["name"], stat=builtin.get(r["name"]), count=int(r["count"]),
+                         min=float(r["min"]), max=float(r["max"]))
+                for r in rows if r["name"] not in NOT_STATS]
 
 
 # --- subgraphs -----------------------------------------------------------------------------
