@@ -109,34 +109,48 @@ class StreamingCorrelation:
             self._buf.zero_()
             self._buf_tokens = 0
 
-    def correlations(self) -> Tensor:
-        """The [R, n] Pearson block (0 where a neuron is constant)."""
+    FINISH_ENTRIES = 1 << 22  # entries per row chunk of finish(): its float64 temporaries stay ~100 MB
+
+    def correlations(self, a: int = 0, b: int | None = None) -> Tensor:
+        """The Pearson block of this block's rows a..b-1 (local indices; all by default)
+        against all n neurons, float32 (0 where a neuron is constant)."""
         self._flush()
+        b = len(self.rows) if b is None else b
         n = max(self.count, 1)
         mean = self.sum / n
         std = (self.sumsq / n - mean.square()).clamp(min=0).sqrt()
-        rs = slice(self.rows.start, self.rows.stop)
-        cov = self.cross / n - mean[rs, None] * mean[None, :]
+        rs = slice(self.rows.start + a, self.rows.start + b)
+        cov = self.cross[a:b] / n
+        cov -= mean[rs, None] * mean[None, :]
         denom = std[rs, None] * std[None, :]
-        corr = torch.where(denom > 0, cov / denom.clamp(min=1e-300), torch.zeros((), dtype=cov.dtype, device=cov.device))
-        return corr.clamp(-1, 1).float()
+        cov /= denom.clamp(min=1e-300)
+        return cov.masked_fill_(denom == 0, 0).clamp_(-1, 1).float()
 
     def finish(self, k: int, bins: int = 100) -> tuple[TopK, TopK, Summary]:
-        """Top-k, bottom-k (self excluded) and summary for this block's rows."""
-        corr = self.correlations()
-        R = corr.shape[0]
-        owners = torch.arange(self.rows.start, self.rows.stop, device=corr.device)
-        local = torch.arange(R, device=corr.device)
+        """Top-k, bottom-k (self excluded) and summary for this block's rows, computed a few
+        hundred rows at a time: the whole block's float64 temporaries would be several
+        times the accumulator (9 GB on SmolLM2 with a 2 GiB budget)."""
+        self._flush()
+        self._buf = torch.zeros(0, device=self.device)  # no more batches: free the float32 sums
+        R = len(self.rows)
         summary = Summary.empty(R, -1.0, 1.0, bins)
-        if self.n > 1:  # the summary covers the other neurons only
-            summary.add(slice(0, R), _without_diagonal(corr, owners))
         kk = min(k + 1, self.n)
-        out = []
-        for largest in (True, False):
-            v, i = torch.topk(corr, kk, dim=1, largest=largest)
-            v, i = _drop_self(v, i, owners, k, largest)
-            i = i.masked_fill(~torch.isfinite(v), -1)
-            out.append(TopK(v.cpu(), i.cpu()))
+        vals: list[list[Tensor]] = [[], []]
+        idxs: list[list[Tensor]] = [[], []]
+        step = max(1, self.FINISH_ENTRIES // max(1, self.n))
+        for a in range(0, R, step):
+            b = min(a + step, R)
+            corr = self.correlations(a, b)
+            owners = torch.arange(self.rows.start + a, self.rows.start + b, device=corr.device)
+            if self.n > 1:  # the summary covers the other neurons only
+                summary.add(slice(a, b), _without_diagonal(corr, owners))
+            for j, largest in enumerate((True, False)):
+                v, i = torch.topk(corr, kk, dim=1, largest=largest)
+                v, i = _drop_self(v, i, owners, k, largest)
+                vals[j].append(v)
+                idxs[j].append(i.masked_fill(~torch.isfinite(v), -1))
+            del corr
+        out = [TopK(torch.cat(vals[j]).cpu(), torch.cat(idxs[j]).cpu()) for j in range(2)]
         return out[0], out[1], summary
 
 

@@ -92,3 +92,20 @@ def test_disk_cache_replays_a_one_shot_source(acts, tmp_path):
     assert torch.equal(cached.top.indices, direct.top.indices)
     torch.testing.assert_close(cached.top.values, direct.top.values)
     assert len(list(tmp_path.glob("batch*.pt"))) == -(-T // 700)
+
+
+def test_finish_in_small_row_chunks_is_identical(acts, monkeypatch):
+    x = torch.from_numpy(acts)
+
+    def finished(entries: int):
+        monkeypatch.setattr(StreamingCorrelation, "FINISH_ENTRIES", entries)
+        sc = StreamingCorrelation(N, range(7, 50))
+        for i in range(0, T, 700):
+            sc.add(x[i:i + 700])
+        return sc.finish(k=4)
+
+    whole, chunked = finished(1 << 30), finished(2 * N)  # one chunk; chunks of 2 rows
+    for a, b in zip(whole[:2], chunked[:2]):
+        assert torch.equal(a.values, b.values) and torch.equal(a.indices, b.indices)
+    for f in ("n", "s1", "s2", "hist"):
+        assert torch.equal(getattr(whole[2], f), getattr(chunked[2], f)), f
