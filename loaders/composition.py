@@ -618,9 +618,11 @@ def token_effects(w: ModelWeights, k: int = 20, *, memory_mb: float = 512,
     starts = range(0, N, B)
     for s in tqdm(starts, desc="token effects", disable=not progress, unit="block"):
         rows = slice(s, min(s + B, N))
-        for kind, x in (("input", ins[rows] @ WE.T), ("output", out[rows] @ WU)):
+        for kind, a, b in (("input", ins, WE.T), ("output", out, WU)):
+            x = a[rows] @ b  # one [B, V] product at a time
             for largest, suffix in ((True, "top"), (False, "bottom")):
                 v, i = torch.topk(x, kk, dim=1, largest=largest)
                 res[f"{kind}_{suffix}"].values[rows] = v.cpu()
                 res[f"{kind}_{suffix}"].indices[rows] = i.cpu()
+            del x
     return TokenEffects(**res)

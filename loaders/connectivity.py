@@ -46,97 +46,170 @@ log = logging.getLogger(__name__)
 KINDS = ("composition", "heads", "tokens", "correlation")
 
 
-# --- rows ------------------------------------------------------------------------------
-def _best(rows: dict[tuple, dict], key: tuple, row: dict) -> None:
-    """Keep one row per edge; the better (smaller) rank wins."""
-    old = rows.get(key)
-    if old is None or row["rank"] < old["rank"]:
-        rows[key] = row
+# --- rows ---------------------------------------------------------------------------------
+# A big model's edges are millions of rows; as one list of dicts they take gigabytes (about
+# 500 bytes a row). They stay tensors until written, and become dicts a chunk at a time.
+ROW_CHUNK = 20000
 
 
-def composition_rows(model: str, d_mlp: int, lists: dict[str, CompositionList]) -> list[dict]:
+class LazyRows:
+    """Rows made a chunk at a time while they are written; ``len`` is known up front.
+
+        rows = composition_rows("m", 1536, lists)
+        len(rows), next(iter(rows))      # {"src": ..., "dst": ..., "kind": ..., ...}
+    """
+
+    def __init__(self, length: int, chunks: Callable[[], Iterable[list[dict]]]) -> None:
+        self.length, self.chunks = length, chunks
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        for chunk in self.chunks():
+            yield from chunk
+
+
+def _entries(top: TopK) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(owner, partner, value, rank) of every filled slot of a TopK."""
+    owners, ranks = torch.nonzero(top.indices >= 0, as_tuple=True)
+    return owners, top.indices[owners, ranks], top.values[owners, ranks], ranks
+
+
+def _best_edges(parts: Sequence[tuple[torch.Tensor, ...]]) -> list[torch.Tensor]:
+    """One edge per (a, b, kind) from parts of (a, b, kind, weight, rank) tensors: the
+    smallest rank, the first given on a tie. Sorted by a, b, kind."""
+    a, b, kind, weight, rank = (torch.cat([p[i] for p in parts]) for i in range(5))
+    if not len(a):
+        return [a, b, kind, weight, rank]
+    key = (a * (int(b.max()) + 1) + b) * (int(kind.max()) + 1) + kind
+    order = torch.argsort(rank, stable=True)
+    order = order.index_select(0, torch.argsort(key.index_select(0, order), stable=True))
+    key = key.index_select(0, order)
+    first = torch.ones(len(key), dtype=torch.bool)
+    first[1:] = key[1:] != key[:-1]
+    keep = order[first]
+    return [t.index_select(0, keep) for t in (a, b, kind, weight, rank)]
+
+
+def _edge_rows(edges: list[torch.Tensor], row: Callable[[int, int, int, float, int], dict]) -> LazyRows:
+    def chunks() -> Iterable[list[dict]]:
+        for s in range(0, len(edges[0]), ROW_CHUNK):
+            cols = [t[s:s + ROW_CHUNK].tolist() for t in edges]
+            yield [row(*r) for r in zip(*cols)]
+    return LazyRows(len(edges[0]), chunks)
+
+
+def _neuron_keys(model: str, n: int, d_mlp: int) -> list[str]:
+    return [neuron_key(model, g // d_mlp, g % d_mlp) for g in range(n)]
+
+
+def composition_rows(model: str, d_mlp: int, lists: dict[str, CompositionList]) -> LazyRows:
     """upsert_composes rows for every list, oriented writer → reader (see module doc)."""
-    nk = lambda g: neuron_key(model, g // d_mlp, g % d_mlp)  # noqa: E731
-    rows: dict[tuple, dict] = {}
+    kinds = sorted({lst.kind for lst in lists.values()})
+    parts = []
     for name, lst in lists.items():
         reader_owns = name == "in_out" or name.endswith("_up")
         for top in (lst.top, lst.bottom):
-            owners, ranks = torch.nonzero(top.indices >= 0, as_tuple=True)
-            for o, r in zip(owners.tolist(), ranks.tolist()):
-                p = int(top.indices[o, r])
-                src, dst = (p, o) if reader_owns else (o, p)
-                row = {"src": nk(src), "dst": nk(dst), "kind": lst.kind,
-                       "weight": float(top.values[o, r]), "rank": r}
-                _best(rows, (src, dst, lst.kind), row)
-    return list(rows.values())
+            o, p, v, r = _entries(top)
+            src, dst = (p, o) if reader_owns else (o, p)
+            parts.append((src, dst, torch.full_like(o, kinds.index(lst.kind)), v, r))
+    n = next(iter(lists.values())).top.indices.shape[0] if lists else 0
+    keys = _neuron_keys(model, n, d_mlp)
+    return _edge_rows(_best_edges(parts) if parts else [torch.zeros(0)] * 5,
+                      lambda a, b, k, w, r: {"src": keys[a], "dst": keys[b], "kind": kinds[k],
+                                             "weight": w, "rank": r})
 
 
-def composition_props(model: str, d_mlp: int, lists: dict[str, CompositionList]) -> list[dict]:
+def composition_props(model: str, d_mlp: int, lists: dict[str, CompositionList]) -> LazyRows:
     """set_neuron_props rows with each list's mean, std, histogram and histogram range."""
     n = next(iter(lists.values())).summary.n.shape[0] if lists else 0
-    props: list[dict] = [{} for _ in range(n)]
-    for name, lst in lists.items():
-        s = lst.summary
-        mean, std, hist = s.mean.tolist(), s.std.tolist(), s.hist.tolist()
-        for g in range(n):
-            if s.n[g] == 0:  # no partner of that kind (e.g. no later layer)
-                continue
-            p = props[g]
-            p[f"comp_{name}_mean"], p[f"comp_{name}_std"] = mean[g], std[g]
-            if s.bins:
-                p[f"comp_{name}_hist"], p[f"comp_{name}_range"] = hist[g], [s.lo, s.hi]
-    return [{"key": neuron_key(model, g // d_mlp, g % d_mlp), "props": p} for g, p in enumerate(props) if p]
+    has = torch.zeros(n, dtype=torch.bool)
+    for lst in lists.values():
+        has |= lst.summary.n > 0
+    step = max(1, ROW_CHUNK // 10)
+
+    def chunks() -> Iterable[list[dict]]:
+        for s in range(0, n, step):
+            e = min(s + step, n)
+            props: list[dict] = [{} for _ in range(e - s)]
+            for name, lst in lists.items():
+                sm = lst.summary
+                counted = (sm.n[s:e] > 0).tolist()
+                mean, std, hist = sm.mean[s:e].tolist(), sm.std[s:e].tolist(), sm.hist[s:e].tolist()
+                for i, p in enumerate(props):
+                    if not counted[i]:  # no partner of that kind (e.g. no later layer)
+                        continue
+                    p[f"comp_{name}_mean"], p[f"comp_{name}_std"] = mean[i], std[i]
+                    if sm.bins:
+                        p[f"comp_{name}_hist"], p[f"comp_{name}_range"] = hist[i], [sm.lo, sm.hi]
+            yield [{"key": neuron_key(model, g // d_mlp, g % d_mlp), "props": p}
+                   for g, p in zip(range(s, e), props) if p]
+    return LazyRows(int(has.sum()), chunks)
 
 
-def head_rows(model: str, d_mlp: int, n_heads: int, hc: HeadComposition) -> tuple[list[dict], list[dict]]:
+def head_rows(model: str, d_mlp: int, n_heads: int, hc: HeadComposition) -> tuple[LazyRows, LazyRows]:
     """(neuron→head rows for K/Q/V, head→neuron rows for O): union of both top-k lists."""
-    nk = lambda g: neuron_key(model, g // d_mlp, g % d_mlp)  # noqa: E731
     hk = lambda j: head_key(model, j // n_heads, j % n_heads)  # noqa: E731
-    rows: dict[tuple, dict] = {}
-    for kind in hc.scores:
-        for top, neuron_owns in ((hc.by_neuron[kind], True), (hc.by_head[kind], False)):
-            owners, ranks = torch.nonzero(top.indices >= 0, as_tuple=True)
-            for o, r in zip(owners.tolist(), ranks.tolist()):
-                p = int(top.indices[o, r])
+    out = []
+    for kinds in (("K", "Q", "V"), ("O",)):
+        parts = []
+        for kind in (k_ for k_ in kinds if k_ in hc.scores):
+            kid = HEAD_KIND_IDS.index(kind)
+            for top, neuron_owns in ((hc.by_neuron[kind], True), (hc.by_head[kind], False)):
+                o, p, v, r = _entries(top)
                 neuron, head = (o, p) if neuron_owns else (p, o)
-                _best(rows, (neuron, head, kind), {"neuron": nk(neuron), "head": hk(head), "kind": kind,
-                                                   "weight": float(top.values[o, r]), "rank": r})
-    to_head = [r for r in rows.values() if r["kind"] != "O"]
-    to_neuron = [r for r in rows.values() if r["kind"] == "O"]
-    return to_head, to_neuron
+                parts.append((neuron, head, torch.full_like(o, kid), v, r))
+        edges = _best_edges(parts) if parts else [torch.zeros(0, dtype=torch.long)] * 5
+        n = int(edges[0].max()) + 1 if len(edges[0]) else 0
+        keys = _neuron_keys(model, n, d_mlp)
+        out.append(_edge_rows(edges, lambda a, b, k, w, r: {"neuron": keys[a], "head": hk(b),
+                                                            "kind": HEAD_KIND_IDS[k], "weight": w, "rank": r}))
+    return out[0], out[1]
 
 
-def token_rows(model: str, d_mlp: int, te: TokenEffects) -> tuple[list[dict], set[int]]:
+HEAD_KIND_IDS = ("K", "Q", "V", "O")
+
+
+def token_rows(model: str, d_mlp: int, te: TokenEffects) -> tuple[LazyRows, set[int]]:
     """upsert_token_effects rows and the token ids they reference."""
-    rows: dict[tuple, dict] = {}
-    ids: set[int] = set()
-    for kind in ("input", "output"):
+    kinds = ("input", "output")
+    parts = []
+    for kid, kind in enumerate(kinds):
         for top in (getattr(te, f"{kind}_top"), getattr(te, f"{kind}_bottom")):
-            owners, ranks = torch.nonzero(top.indices >= 0, as_tuple=True)
-            for o, r in zip(owners.tolist(), ranks.tolist()):
-                t = int(top.indices[o, r])
-                ids.add(t)
-                _best(rows, (o, t, kind), {"neuron": neuron_key(model, o // d_mlp, o % d_mlp),
-                                           "token": token_key(model, t), "kind": kind,
-                                           "weight": float(top.values[o, r]), "rank": r, "count": None})
-    return list(rows.values()), ids
+            o, t, v, r = _entries(top)
+            parts.append((o, t, torch.full_like(o, kid), v, r))
+    edges = _best_edges(parts)
+    ids = set(torch.unique(edges[1]).tolist())
+    n = int(edges[0].max()) + 1 if len(edges[0]) else 0
+    keys = _neuron_keys(model, n, d_mlp)
+    tkeys = {i: token_key(model, i) for i in ids}
+    return _edge_rows(edges, lambda a, b, k, w, r: {"neuron": keys[a], "token": tkeys[b], "kind": kinds[k],
+                                                    "weight": w, "rank": r, "count": None}), ids
 
 
-def correlation_rows(model: str, d_mlp: int, corr: CorrelationResult) -> tuple[list[dict], list[dict]]:
+def correlation_rows(model: str, d_mlp: int, corr: CorrelationResult) -> tuple[LazyRows, LazyRows]:
     """(upsert_correlates rows owner→partner, set_neuron_props rows with corr_* summaries)."""
-    nk = lambda g: neuron_key(model, g // d_mlp, g % d_mlp)  # noqa: E731
-    rows: dict[tuple, dict] = {}
+    parts = []
     for top in (corr.top, corr.bottom):
-        owners, ranks = torch.nonzero(top.indices >= 0, as_tuple=True)
-        for o, r in zip(owners.tolist(), ranks.tolist()):
-            p = int(top.indices[o, r])
-            _best(rows, (o, p), {"src": nk(o), "dst": nk(p), "weight": float(top.values[o, r]), "rank": r})
+        o, p, v, r = _entries(top)
+        parts.append((o, p, torch.zeros_like(o), v, r))
+    n = corr.top.indices.shape[0]
+    keys = _neuron_keys(model, n, d_mlp)
+    rows = _edge_rows(_best_edges(parts), lambda a, b, k, w, r: {"src": keys[a], "dst": keys[b],
+                                                                 "weight": w, "rank": r})
     s = corr.summary
-    mean, std, hist = s.mean.tolist(), s.std.tolist(), s.hist.tolist()
-    props = [{"key": nk(g), "props": {"corr_mean": mean[g], "corr_std": std[g], "corr_hist": hist[g],
-                                      "corr_n_tokens": corr.n_tokens}}
-             for g in range(len(mean)) if s.n[g] > 0]
-    return list(rows.values()), props
+    counted = s.n > 0
+    step = max(1, ROW_CHUNK // 10)
+
+    def chunks() -> Iterable[list[dict]]:
+        for a in range(0, n, step):
+            e = min(a + step, n)
+            mean, std, hist = s.mean[a:e].tolist(), s.std[a:e].tolist(), s.hist[a:e].tolist()
+            yield [{"key": keys[g], "props": {"corr_mean": mean[g - a], "corr_std": std[g - a],
+                                              "corr_hist": hist[g - a], "corr_n_tokens": corr.n_tokens}}
+                   for g, c in zip(range(a, e), counted[a:e].tolist()) if c]
+    return rows, LazyRows(int(counted.sum()), chunks)
 
 
 # --- writing ---------------------------------------------------------------------------

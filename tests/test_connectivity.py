@@ -221,3 +221,71 @@ async def test_build_from_a_bridge_with_contexts(store, tiny):
     assert all(r["text"] == tiny.tokenizer.decode([r["id"]]) for r in tokens)
     corr = await store.run("MATCH (a:Neuron {model: $m})-[e:CORRELATES]->(b) RETURN count(e) AS n", {"m": tiny.name})
     assert 0 < corr[0]["n"] <= n * 6
+
+
+# --- rows: one per edge, the better rank, built lazily ------------------------------------
+def _reference_rows(entries) -> dict[tuple, dict]:
+    """The dict-per-row construction the lazy rows replace: (key, row) in the given order,
+    the smaller rank kept, the first on a tie."""
+    rows: dict[tuple, dict] = {}
+    for key, row in entries:
+        if key not in rows or row["rank"] < rows[key]["rank"]:
+            rows[key] = row
+    return rows
+
+
+def _slots(top):
+    for o in range(top.indices.shape[0]):
+        for r in range(top.indices.shape[1]):
+            if top.indices[o, r] >= 0:
+                yield o, int(top.indices[o, r]), float(top.values[o, r]), r
+
+
+def test_lazy_rows_keep_the_best_rank_of_each_edge(monkeypatch):
+    import loaders.connectivity as conn
+    from loaders.composition import head_composition, neuron_composition, token_effects
+    from loaders.connectivity import composition_props, composition_rows, head_rows, token_rows
+
+    monkeypatch.setattr(conn, "ROW_CHUNK", 7)  # many chunks (props: one neuron each)
+
+    w, _, _ = planted()
+    nk = lambda g: neuron_key("tiny", g // D, g % D)  # noqa: E731
+    lists = neuron_composition(w, k=D, progress=False)  # k near N: top and bottom lists overlap
+    ref = _reference_rows(
+        ((src, dst, lst.kind), {"src": nk(src), "dst": nk(dst), "kind": lst.kind, "weight": v, "rank": r})
+        for name, lst in lists.items() for top in (lst.top, lst.bottom)
+        for o, p, v, r in _slots(top)
+        for src, dst in [((p, o) if name == "in_out" or name.endswith("_up") else (o, p))])
+    got = composition_rows("tiny", D, lists)
+    assert len(got) == len(ref)
+    key = lambda r: (r["src"], r["dst"], r["kind"])  # noqa: E731
+    assert sorted(got, key=key) == sorted(ref.values(), key=key)
+    props = {r["key"]: r["props"] for r in composition_props("tiny", D, lists)}
+    for g in range(N):
+        for name, lst in lists.items():
+            s = lst.summary
+            p = props[nk(g)]
+            if s.n[g] == 0:
+                assert f"comp_{name}_mean" not in p
+            else:
+                assert p[f"comp_{name}_mean"] == float(s.mean[g]) and p[f"comp_{name}_hist"] == s.hist[g].tolist()
+
+    te = token_effects(w, k=V // 2 + 2, progress=False)  # top and bottom tokens overlap
+    ref = _reference_rows(((o, t, kind), {"neuron": nk(o), "token": token_key("tiny", t), "kind": kind,
+                                          "weight": v, "rank": r, "count": None})
+                          for kind in ("input", "output") for side in ("top", "bottom")
+                          for o, t, v, r in _slots(getattr(te, f"{kind}_{side}")))
+    rows, ids = token_rows("tiny", D, te)
+    key = lambda r: (r["neuron"], r["token"], r["kind"])  # noqa: E731
+    assert sorted(rows, key=key) == sorted(ref.values(), key=key) and len(rows) == len(ref)
+    assert ids == {t for _, t, _ in ref}
+
+    hc = head_composition(w, k=3, progress=False)
+    hk = lambda j: head_key("tiny", j // H, j % H)  # noqa: E731
+    ref = _reference_rows(((n, h, kind), {"neuron": nk(n), "head": hk(h), "kind": kind, "weight": v, "rank": r})
+                          for kind in hc.scores for top, owns in ((hc.by_neuron[kind], True), (hc.by_head[kind], False))
+                          for o, p, v, r in _slots(top) for n, h in [((o, p) if owns else (p, o))])
+    to_head, to_neuron = head_rows("tiny", D, H, hc)
+    key = lambda r: (r["neuron"], r["head"], r["kind"])  # noqa: E731
+    assert sorted(list(to_head) + list(to_neuron), key=key) == sorted(ref.values(), key=key)
+    assert {r["kind"] for r in to_neuron} == {"O"} and len(to_head) + len(to_neuron) == len(ref)
