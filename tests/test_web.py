@@ -229,17 +229,28 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     assert weights and min(weights) >= 0.5
     assert "min=0.5" in page.url and "depth=2" in page.url
 
-    # Click a head: heads have no page, the graph re-centres on it.
+    # Click a head: its page opens; with "re-centres", the graph centres on it instead.
     head = await page.evaluate("window.cy.nodes().filter(n => n.data('type') === 'head').map(n => n.id())")
     assert head, "the synthetic graph links every neuron to heads"
+    hm, hl, hh = re.match(r"(.+)/L(\d+)H(\d+)$", head[0]).groups()
+    await page.evaluate("id => { window.cy.getElementById(id).emit('tap'); }", head[0])
+    await ready(page)
+    assert page.url.endswith(f"#/head/{hm}/{hl}/{hh}")
+    await expect(page.locator("h1")).to_contain_text(f"L{hl} · H{hh}")
+    await page.go_back()
+    await ready(page)
+    await page.select_option("select[name=click]", "recentre")
+    await ready(page)
+    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
     await page.evaluate("id => { window.cy.getElementById(id).emit('tap'); }", head[0])
     await ready(page)
     await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
     assert await page.evaluate(f"window.cy.getElementById('{head[0]}').data('center')") is True
-    hm, hl, hh = re.match(r"(.+)/L(\d+)H(\d+)$", head[0]).groups()
     assert f"#/neighborhood/{hm}/head/{hl}/{hh}?" in page.url
     await expect(page.locator("h1")).to_contain_text(f"L{hl} · head {hh}")
     await page.go_back()
+    await ready(page)
+    await page.select_option("select[name=click]", "open")
     await ready(page)
     await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
 
@@ -294,6 +305,46 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await ready(page)
     await expect(page.locator("table.results-table tbody tr")).to_have_count(n_hits)
     await expect(page.locator("table.results-table tbody tr").first).to_contain_text(MODEL)
+    assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
+
+
+async def test_rank_by_an_imported_column_and_open_a_head(site: str, page: Page, store) -> None:
+    # An imported column on layer 1 only, written the way importers write neuron columns.
+    values = {f"{MODEL}/1/{i}": (i * 7 % D_MLP) / D_MLP for i in range(D_MLP)}
+    await store.write("set_neuron_props", [{"key": k, "props": {"un_sparsity": v}} for k, v in values.items()])
+    await page.goto(f"{site}/#/model/{MODEL}")
+    await ready(page)
+    option = page.locator("select[name=sort] optgroup[label='Imported columns'] option[value=un_sparsity]")
+    await expect(option).to_have_text(f"un_sparsity ({D_MLP} neurons)")
+    await expect(page.locator("select[name=sort] optgroup[label='Statistics'] option[value=kurt]")).to_have_count(1)
+    await page.select_option("select[name=sort]", "un_sparsity")
+    await ready(page)
+    await expect(page.locator("th.sorted")).to_have_attribute("data-stat", "un_sparsity")
+    keys = await page.locator("table.neurons tbody tr").evaluate_all("rs => rs.map(r => r.dataset.key)")
+    assert keys == sorted(values, key=lambda k: (-values[k], int(k.split("/")[2])))
+    await shot(page, "08-model-imported-column")
+
+    # Heads: a grid of every layer's heads; one opens its page.
+    n_heads = GRAPH["n_heads"]
+    await expect(page.locator("table.heads-grid a[data-head]")).to_have_count(N_LAYERS * n_heads)
+    await page.click("table.heads-grid tr[data-layer='1'] a[data-head='1']")
+    await ready(page)
+    assert page.url.endswith(f"#/head/{MODEL}/1/1")
+    await expect(page.locator("h1")).to_contain_text("L1 · H1")
+    await expect(page.locator(".layers a.on")).to_have_text("H1")
+    for cls, pattern, kinds in (("reads", "(:Head {key: $h})<-[e:HEAD_COMPOSES]-(n:Neuron)", ["Q", "K", "V"]),
+                                ("writes", "(:Head {key: $h})-[e:HEAD_COMPOSES]->(n:Neuron)", ["O"])):
+        want = await store.run(f"MATCH {pattern} WHERE e.kind IN $kinds RETURN n.key AS key, e.weight AS w "
+                               "ORDER BY abs(e.weight) DESC, n.key LIMIT 20", {"h": f"{MODEL}/L1H1", "kinds": kinds})
+        shown = await page.locator(f"table.head-edges.{cls} tbody tr").evaluate_all("rs => rs.map(r => r.dataset.key)")
+        assert want and len(shown) == len(want) and shown[0] == want[0]["key"]
+    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy && window.cy.nodes().length > 1")
+    assert await page.evaluate(f"window.cy.getElementById('{MODEL}/L1H1').data('center')") is True
+    await shot(page, "09-head")
+    first = await page.locator("table.head-edges.reads tbody tr").first.get_attribute("data-key")
+    await page.click("table.head-edges.reads tbody tr >> nth=0 >> a")
+    await ready(page)
+    assert page.url.endswith("#/neuron/" + first)
     assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
 
 

@@ -6,6 +6,7 @@ import { destroyAll } from "./graph.js";
 import { modelsPage, modelPage } from "./pages/model.js";
 import { neuronPage } from "./pages/neuron.js";
 import { neighborhoodPage } from "./pages/neighborhood.js";
+import { headPage } from "./pages/head.js";
 import { searchPage } from "./pages/search.js";
 import { comparePage } from "./pages/compare.js";
 
@@ -14,6 +15,7 @@ const PAGES = {
   model: modelPage,
   neuron: neuronPage,
   neighborhood: neighborhoodPage,
+  attention: headPage, // not "head": the page class would be .page-head
   search: searchPage,
   compare: comparePage,
   notfound: (app, route) => app.append(errorBox(`no page at "#${route.path}"`), h("p", {}, h("a", { href: "#/" }, "Back to the models"))),

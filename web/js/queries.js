@@ -54,48 +54,68 @@ export async function models() {
   return d.models.map((m) => ({ ...m, nNeurons: m.neuronCount }));
 }
 
-let statNames = null;
-/** The statistics the API can sort neurons by: the NeuronStat enum, read by introspection. */
-export async function sortableStats() {
-  if (!statNames) {
-    const d = await gql(`query Stats { __type(name: "NeuronStat") { enumValues { name } } }`);
-    statNames = d.__type ? d.__type.enumValues.map((v) => v.name) : [];
-  }
-  return statNames;
-}
-
-// NeuronStat values are the neuron property names, upper-cased ("FRAC_ACTIVE" -> frac_active).
-export const statProp = (name) => name.toLowerCase();
-
+/**
+ * A model with the numeric properties its neurons carry (`stats`: built-in statistics first, in
+ * the API's order, then imported columns), each with how many neurons have it and its range.
+ */
 export async function model(name) {
-  const [d, stats] = await Promise.all([
-    gql(`query Model($name: String!) { model(name: $name) {
-      name nLayers dMlp dModel nHeads dVocab actFn source dataset nTokens neuronCount
-      layers { layer nNeurons } } }`, { name }),
-    sortableStats(),
-  ]);
+  const d = await gql(`query Model($name: String!) { model(name: $name) {
+    name nLayers dMlp dModel nHeads dVocab actFn source dataset nTokens neuronCount
+    layers { layer nNeurons } availableStats { name stat count min max } } }`, { name });
   if (!d.model) return null;
-  return { ...d.model, stats: stats.map(statProp), defaultStat: "interest" };
+  const avail = d.model.availableStats;
+  const builtin = avail.filter((s) => s.stat);
+  const stats = [...builtin, ...avail.filter((s) => !s.stat)];
+  // The default ranking is a built-in statistic; imported columns are there to pick.
+  const defaultStat = (builtin.find((s) => s.name === "interest") || builtin[0] || {}).name || null;
+  return { ...d.model, stats: stats.map((s) => s.name), statInfo: Object.fromEntries(stats.map((s) => [s.name, s])), defaultStat };
 }
+
+/** A model's attention heads (of one layer when given): [{key, layer, head}]. */
+export async function heads(modelName, layer = null) {
+  const d = await gql(`query Heads($name: String!, $layer: Int) { model(name: $name) { heads(layer: $layer) { key layer head } } }`,
+    { name: modelName, layer });
+  return d.model.heads;
+}
+
+/** An attention head's page: the neurons it reads from (Q/K/V) and writes into (O), and its layer's heads. */
+export async function head(modelName, layer, headIndex, first = 20) {
+  const edges = `totalCount edges { kind weight outgoing node { key model layer index interest } }`;
+  const d = await gql(`query Head($model: String!, $layer: Int!, $head: Int!, $first: Int!) {
+    head(model: $model, layer: $layer, head: $head) { key layer head
+      reads: neurons(kinds: ["Q", "K", "V"], first: $first) { ${edges} }
+      writes: neurons(kinds: ["O"], first: $first) { ${edges} } }
+    model(name: $model) { nHeads heads(layer: $layer) { key layer head } } }`,
+  { model: modelName, layer, head: headIndex, first });
+  const rows = (c) => c.edges.map((e) => ({ ...neuronLink(e.node), kind: e.kind, weight: e.weight, interest: e.node.interest }));
+  return {
+    key: d.head.key, layer: d.head.layer, head: d.head.head, layerHeads: d.model.heads,
+    reads: rows(d.head.reads), writes: rows(d.head.writes),
+    totals: { reads: d.head.reads.totalCount, writes: d.head.writes.totalCount },
+  };
+}
+
+/** The hash of a head's page. */
+export const headHref = (modelName, layer, headIndex) => `#/head/${encodeURIComponent(modelName)}/${layer}/${headIndex}`;
 
 /** Each layer of a model with its top `first` neurons by a stat (property name). */
 export async function layerTops(modelName, stat, descending, first = 3) {
-  const d = await gql(`query LayerTops($name: String!, $by: NeuronStat!, $dir: SortDirection!, $first: Int!) {
-    model(name: $name) { layers { layer nNeurons interesting(by: $by, direction: $dir, first: $first) {
+  const d = await gql(`query LayerTops($name: String!, $prop: String!, $dir: SortDirection!, $first: Int!) {
+    model(name: $name) { layers { layer nNeurons interesting(prop: $prop, direction: $dir, first: $first) {
       key model layer index props } } } }`,
-  { name: modelName, by: stat.toUpperCase(), dir: descending ? "DESC" : "ASC", first });
+  { name: modelName, prop: stat, dir: descending ? "DESC" : "ASC", first });
   return d.model.layers.map((l) => ({
     layer: l.layer, nNeurons: l.nNeurons,
     top: l.interesting.map((n) => ({ ...neuronLink(n), value: n.props[stat] })),
   }));
 }
 
-/** The neurons of a model (or one layer) ranked by a stat; `stat` is a property name. */
+/** The neurons of a model (or one layer) ranked by a numeric property (a statistic or an imported column). */
 export async function interestingNeurons(modelName, layer, stat, descending, first = 50) {
-  const d = await gql(`query Interesting($name: String!, $layer: Int, $by: NeuronStat!, $dir: SortDirection!, $first: Int!) {
-    model(name: $name) { interesting(by: $by, direction: $dir, first: $first, layer: $layer) {
+  const d = await gql(`query Interesting($name: String!, $layer: Int, $prop: String!, $dir: SortDirection!, $first: Int!) {
+    model(name: $name) { interesting(prop: $prop, direction: $dir, first: $first, layer: $layer) {
       key model layer index props explanations { text } } } }`,
-  { name: modelName, layer, by: stat.toUpperCase(), dir: descending ? "DESC" : "ASC", first });
+  { name: modelName, layer, prop: stat, dir: descending ? "DESC" : "ASC", first });
   return d.model.interesting.map((n) => ({
     key: n.key, model: n.model, layer: n.layer, index: n.index,
     stats: scalarProps(n.props),
@@ -182,7 +202,7 @@ export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
       similar: nEdges(n.similar),
       heads: n.heads.edges.map((e) => ({
         kind: e.kind, weight: e.weight, key: e.node.key, label: `L${e.node.layer}H${e.node.head}`,
-        href: `#/neighborhood/${encodeURIComponent(e.node.model)}/head/${e.node.layer}/${e.node.head}`,
+        href: headHref(e.node.model, e.node.layer, e.node.head),
         note: e.outgoing ? "neuron → head" : "head → neuron",
       })),
     },

@@ -9,6 +9,7 @@ const ROUTES = [
   ["neuron", /^\/neuron\/([^/]+)\/(\d+)\/(\d+)\/?$/, ["model", "layer", "index"]],
   ["neighborhood", /^\/neighborhood\/([^/]+)\/(\d+)\/(\d+)\/?$/, ["model", "layer", "index"]],
   ["neighborhood", /^\/neighborhood\/([^/]+)\/head\/(\d+)\/(\d+)\/?$/, ["model", "layer", "head"]],
+  ["attention", /^\/head\/([^/]+)\/(\d+)\/(\d+)\/?$/, ["model", "layer", "head"]],
   ["search", /^\/search\/?$/, []],
   ["compare", /^\/compare\/?$/, []],
   ["compare", /^\/compare\/([^/]+)\/(\d+)\/(\d+)\/([^/]+)\/(\d+)\/(\d+)\/?$/, ["model", "layer", "index", "model2", "layer2", "index2"]],

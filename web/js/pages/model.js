@@ -86,24 +86,28 @@ export async function modelPage(page, route, alive) {
   // Layers overview: size and the top neurons of each by the same stat.
   const layersSlot = h("div", {}, loading("Loading layers…"));
   body.append(section(`Layers (${layers.length})`, layersSlot));
-  if (!stats.length) {
-    clear(tableSlot).append(empty("The API reports no sortable statistics."));
-    clear(layersSlot);
-    return;
-  }
+  // Attention heads: each links to its page (what it reads from and writes into).
+  const headsSlot = h("div", {}, loading("Loading heads…"));
+  const headsCard = section(layer === undefined ? "Attention heads" : `Attention heads in layer ${layer}`, headsSlot);
+  body.append(headsCard);
+  const headsDone = fill(headsSlot, () => q.heads(model, layer ?? null), (rows) => {
+    if (!rows.length) {
+      headsCard.remove();
+      return null;
+    }
+    const byLayer = new Map();
+    for (const hd of rows) byLayer.set(hd.layer, [...(byLayer.get(hd.layer) || []), hd]);
+    return h("table", { class: "data heads-grid" }, h("tbody", {}, [...byLayer].map(([l, hs]) => h("tr", { dataset: { layer: String(l) } },
+      h("th", {}, `Layer ${l}`),
+      h("td", {}, h("div", { class: "layers" }, hs.map((hd) => h("a", { href: q.headHref(model, hd.layer, hd.head), dataset: { head: String(hd.head) } }, `H${hd.head}`))))))));
+  }, "Loading heads…");
 
-  // Without an explicit ?sort, rank by the first statistic this model's neurons have
-  // (imported models may lack "interest" but have kurtosis, say).
-  let sort = route.query.sort;
+  // Without an explicit ?sort, rank by "interest", else the first built-in statistic the model's
+  // neurons have; with none (e.g. only imported columns), list neurons in order.
+  let sort = route.query.sort || info.defaultStat;
   let neurons = null;
   try {
-    const order = sort ? [sort] : [info.defaultStat, ...stats.filter((s) => s !== info.defaultStat)];
-    for (const s of order) {
-      neurons = await q.interestingNeurons(model, layer ?? null, s, desc, 50);
-      sort = s;
-      if (neurons.length) break;
-    }
-    // No statistic at all (e.g. a model with only imported examples): list neurons in order.
+    neurons = sort ? await q.interestingNeurons(model, layer ?? null, sort, desc, 50) : [];
     if (!neurons.length && !route.query.sort) {
       neurons = await q.neuronsInOrder(model, layer ?? null, 50);
       sort = null;
@@ -126,12 +130,13 @@ export async function modelPage(page, route, alive) {
     h("label", { class: "rank-by" }, "Rank by",
       h("select", { name: "sort", onchange: (e) => go(base, { sort: e.target.value, order: desc ? "desc" : "asc" }) },
         sort ? null : h("option", { value: "", selected: true }, "position"),
-        stats.map((s) => h("option", { value: s, selected: s === sort }, s))),
+        statOptions(info, stats, sort)),
       h("select", { name: "order", onchange: (e) => go(base, { sort, order: e.target.value }) },
         h("option", { value: "desc", selected: desc }, "highest first"),
         h("option", { value: "asc", selected: !desc }, "lowest first"))));
 
   clear(tableSlot);
+  if (!sort) tableSlot.append(h("div", { class: "sub" }, stats.length ? "Neurons in order: pick a column to rank by." : "No numeric neuron properties to rank by yet: neurons in order."));
   if (!neurons.length) {
     tableSlot.append(empty(route.query.sort ? `No neurons with the statistic "${sort}".` : "No neurons stored."));
   } else {
@@ -150,6 +155,8 @@ export async function modelPage(page, route, alive) {
         cols.map((s) => h("td", { class: "num" }, fmt(n.stats[s])))))))));
   }
 
+  await headsDone;
+  if (!alive()) return;
   if (!sort) {
     // Nothing to rank by: the layers with their sizes.
     clear(layersSlot).append(h("table", { class: "data layers-table" },
@@ -169,4 +176,19 @@ export async function modelPage(page, route, alive) {
         h("td", {}, l.top.length ? h("span", { class: "top3" }, l.top.map((n) => h("span", {},
           h("a", { href: n.href }, n.label), h("small", {}, fmt(n.value))))) : h("span", { class: "sub" }, `no neuron has ${sort}`))))));
   }, "Loading layers…");
+}
+
+/** The rank-by options: built-in statistics, then imported columns, each with how many neurons have it. */
+function statOptions(info, stats, sort) {
+  const opt = (s) => {
+    const si = info.statInfo[s];
+    const partial = si && si.count < info.neuronCount ? ` (${fmt(si.count)} neurons)` : "";
+    return h("option", { value: s, selected: s === sort, title: si ? `${fmt(si.min)} … ${fmt(si.max)}` : "" }, s + partial);
+  };
+  const builtin = stats.filter((s) => info.statInfo[s] && info.statInfo[s].stat);
+  const imported = stats.filter((s) => !builtin.includes(s));
+  return [
+    builtin.length ? h("optgroup", { label: "Statistics" }, builtin.map(opt)) : null,
+    imported.length ? h("optgroup", { label: "Imported columns" }, imported.map(opt)) : null,
+  ];
 }

@@ -15,7 +15,7 @@ export const EDGE_TYPES = [
 
 export async function neighborhoodPage(page, route, alive) {
   const { model, layer, index } = route.params;
-  const head = route.params.head ?? null; // a head's neighbourhood: heads have no page of their own
+  const head = route.params.head ?? null; // a head's neighbourhood (its page: #/head/…)
   const unit = head !== null ? `L${layer}H${head}` : `L${layer}/N${index}`;
   const unitTitle = head !== null ? `L${layer} · head ${head}` : `L${layer} · N${index}`;
   const qy = route.query;
@@ -32,11 +32,13 @@ export async function neighborhoodPage(page, route, alive) {
 
   page.append(
     h("div", { class: "crumbs" }, h("a", { href: "#/" }, "Models"), " / ", h("a", { href: `#/model/${m}` }, model), " / ",
-      head !== null ? unit : h("a", { href: neuronHref(model, layer, index) }, unit), " / neighbourhood"),
+      h("a", { href: head !== null ? q.headHref(model, layer, head) : neuronHref(model, layer, index) }, unit), " / neighbourhood"),
     h("div", { class: "page-head" },
       h("div", {}, h("h1", {}, `Neighbourhood of ${model} · ${unitTitle}`),
-        h("div", { class: "sub" }, "Edge colour is its kind, width its |weight|; dashed edges are negative. Click a neuron to open it, a head to centre on it.")),
-      head !== null ? null : h("div", { class: "actions" }, h("a", { class: "btn", href: neuronHref(model, layer, index) }, "Neuron page"))));
+        h("div", { class: "sub" }, "Edge colour is its kind, width its |weight|; dashed edges are negative. Click a unit to open its page (or re-centre, see Click).")),
+      h("div", { class: "actions" }, head !== null
+        ? h("a", { class: "btn", href: q.headHref(model, layer, head) }, "Head page")
+        : h("a", { class: "btn", href: neuronHref(model, layer, index) }, "Neuron page"))));
 
   const controls = h("form", { class: "form-row controls", onsubmit: (e) => e.preventDefault() },
     h("label", {}, "Depth",
@@ -62,7 +64,7 @@ export async function neighborhoodPage(page, route, alive) {
         h("option", { value: "force", selected: layout === "force" }, "force"))),
     h("label", {}, "Click",
       h("select", { name: "click", onchange: (e) => update({ click: e.target.value }) },
-        h("option", { value: "open", selected: click === "open" }, "opens neuron page"),
+        h("option", { value: "open", selected: click === "open" }, "opens its page"),
         h("option", { value: "recentre", selected: click === "recentre" }, "re-centres graph"))));
   page.append(section(null, controls));
 
@@ -105,10 +107,9 @@ export async function neighborhoodPage(page, route, alive) {
     const cy = drawNeighborhood(cyEl, g, {
       layout,
       onNavigate: (node) => {
-        // Heads have no page: clicking one always re-centres the graph on it.
-        if (node.type !== "neuron") go(`/neighborhood/${node.model}/head/${node.layer}/${node.index}`, state);
-        else if (click === "recentre") go(`/neighborhood/${node.model}/${node.layer}/${node.index}`, state);
-        else location.hash = neuronHref(node.model, node.layer, node.index);
+        const isHead = node.type !== "neuron";
+        if (click === "recentre") go(isHead ? `/neighborhood/${node.model}/head/${node.layer}/${node.index}` : `/neighborhood/${node.model}/${node.layer}/${node.index}`, state);
+        else location.hash = isHead ? q.headHref(node.model, node.layer, node.index) : neuronHref(node.model, node.layer, node.index);
       },
     });
     cy.on("mouseover tap", "edge", (evt) => {
@@ -131,6 +132,6 @@ export async function neighborhoodPage(page, route, alive) {
 function nodeLink(g, id, label) {
   const n = g.nodes.find((x) => x.id === id);
   if (n && n.type === "neuron") return h("a", { href: neuronHref(n.model, n.layer, n.index) }, n.label);
-  if (n && n.type === "head") return h("a", { href: `#/neighborhood/${encodeURIComponent(n.model)}/head/${n.layer}/${n.index}` }, n.label);
+  if (n && n.type === "head") return h("a", { href: q.headHref(n.model, n.layer, n.index) }, n.label);
   return label(id);
 }
