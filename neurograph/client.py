@@ -7,6 +7,8 @@
         print(ex.tokens[ex.pivot], ex.activations[ex.pivot])
     g = c.neighborhood_graph("gpt2/3/17", depth=2)   # networkx.DiGraph, weights on edges
     c.cypher("MATCH (n:Neuron) RETURN n.key AS key LIMIT 3").rows
+    c.available_stats("gpt2")                   # built-in and imported columns, with ranges
+    c.top_neurons("gpt2", "kurt", first=10)     # ranked by any of them
     c.query("{ models { name } }")               # any GraphQL, returns `data`
 
 ``AsyncClient`` has the same methods as coroutines (``await c.neuron(...)``).
@@ -128,6 +130,18 @@ class _Operations:
                                    d["neighborhood"]["truncated"]))
 
     @staticmethod
+    def _available_stats(model: str):
+        q = "query($m: String!) { model(name: $m) { availableStats { name stat count min max } } }"
+        return q, {"m": model}, lambda d: d["model"]["availableStats"]
+
+    @staticmethod
+    def _top_neurons(model: str, prop: str, first: int = 20, layer: int | None = None, ascending: bool = False):
+        q = ("query($m: String!, $p: String!, $f: Int!, $l: Int, $d: SortDirection!) { model(name: $m) { "
+             f"interesting(prop: $p, first: $f, layer: $l, direction: $d) {{ {NEURON_FIELDS} }} }} }}")
+        return (q, {"m": model, "p": prop, "f": first, "l": layer, "d": "ASC" if ascending else "DESC"},
+                lambda d: [Neuron.of(n) for n in d["model"]["interesting"]])
+
+    @staticmethod
     def _cypher(query: str, params: dict | None = None):
         q = "query($q: String!, $p: JSON) { cypher(query: $q, params: $p) { columns rows truncated } }"
         return q, {"q": query, "p": params}, lambda d: CypherResult(**d["cypher"])
@@ -181,6 +195,15 @@ class Client(_Operations):
                            min_weight: float | None = None, per_node: int = 10):  # -> networkx.DiGraph
         return self.neighborhood(id, depth, kinds, min_weight, per_node).to_networkx()
 
+    def available_stats(self, model: str) -> list[dict]:
+        """The numeric columns a model's neurons carry (built-in and imported): name, stat, count, min, max."""
+        return self._do(self._available_stats(model))
+
+    def top_neurons(self, model: str, prop: str, first: int = 20, layer: int | None = None,
+                    ascending: bool = False) -> list[Neuron]:
+        """The neurons with the highest (lowest) value of any column from ``available_stats``."""
+        return self._do(self._top_neurons(model, prop, first, layer, ascending))
+
     def cypher(self, query: str, params: dict | None = None) -> CypherResult:
         return self._do(self._cypher(query, params))
 
@@ -227,6 +250,15 @@ class AsyncClient(_Operations):
     async def neighborhood_graph(self, id: str, depth: int = 1, kinds: list[str] | None = None,
                                  min_weight: float | None = None, per_node: int = 10):
         return (await self.neighborhood(id, depth, kinds, min_weight, per_node)).to_networkx()
+
+    async def available_stats(self, model: str) -> list[dict]:
+        """The numeric columns a model's neurons carry (built-in and imported): name, stat, count, min, max."""
+        return await self._do(self._available_stats(model))
+
+    async def top_neurons(self, model: str, prop: str, first: int = 20, layer: int | None = None,
+                    ascending: bool = False) -> list[Neuron]:
+        """The neurons with the highest (lowest) value of any column from ``available_stats``."""
+        return await self._do(self._top_neurons(model, prop, first, layer, ascending))
 
     async def cypher(self, query: str, params: dict | None = None) -> CypherResult:
         return await self._do(self._cypher(query, params))

@@ -50,11 +50,14 @@ async def test_blocking_client_over_http(app, store):
                 g = c.neighborhood_graph(n.key, depth=2, per_node=3)
                 cy = c.cypher("MATCH (n:Neuron {layer: $l}) RETURN n.key AS key ORDER BY key", {"l": 2})
                 data = c.query("{ models { name neuronCount } }")
+                stats = {x["name"]: x for x in c.available_stats("synth")}
+                top = c.top_neurons("synth", "kurt", first=3, layer=2)
+                low = c.top_neurons("synth", "kurt", first=3, ascending=True)
                 with pytest.raises(GraphQLRequestError, match="unknown model"):
                     c.neuron("nope", 0, 0)
-                return n, ex, g, cy, data
+                return n, ex, g, cy, data, stats, top, low
 
-        n, ex, g, cy, data = await asyncio.to_thread(use)
+        n, ex, g, cy, data, stats, top, low = await asyncio.to_thread(use)
     stored = (await store.run("MATCH (n:Neuron {key: $k}) RETURN n", {"k": neuron_key("synth", 1, 3)}))[0]["n"]
     assert n.key == "synth/1/3" and n.stats["kurt"] == stored["kurt"] and n.props["role"] == stored["role"]
     assert len(ex) == 2 and ex[0].rank == 0 and ex[0].tokens[ex[0].pivot]
@@ -63,6 +66,11 @@ async def test_blocking_client_over_http(app, store):
     assert nx.is_weakly_connected(g)
     assert cy.records()[0] == {"key": "synth/2/0"} and len(cy.rows) == 16
     assert data == {"models": [{"name": "synth", "neuronCount": 48}]}
+    kurts = [r["k"] for r in await store.run("MATCH (n:Neuron {model: 'synth'}) RETURN n.kurt AS k ORDER BY k")]
+    assert stats["kurt"] == {"name": "kurt", "stat": "KURT", "count": 48, "min": kurts[0], "max": kurts[-1]}
+    assert [x.stats["kurt"] for x in low] == kurts[:3]
+    assert all(x.layer == 2 for x in top) and [x.stats["kurt"] for x in top] == sorted(
+        [x.stats["kurt"] for x in top], reverse=True)
 
 
 async def test_async_client_in_process(app):
