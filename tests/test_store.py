@@ -129,3 +129,63 @@ async def test_nul_characters_in_strings_are_stored_as_a_visible_standin(store):
     await store.write("upsert_tokens", [{"key": "m/t0", "model": "m", "id": 0, "text": "a\x00b"}])
     rows = await store.run("MATCH (t:Token {key: 'm/t0'}) RETURN t.text AS text")
     assert rows == [{"text": "a\u2400b"}]
+
+
+def _falkordb_py_plain(value):
+    """falkordb-py's own reading of a value, made plain the way the store reads it."""
+    from falkordb.edge import Edge
+    from falkordb.node import Node
+    from falkordb.path import Path as FPath
+
+    if isinstance(value, Node):
+        return dict(value.properties)
+    if isinstance(value, Edge):
+        return {**value.properties, "_type": value.relation}
+    if isinstance(value, FPath):
+        return {"nodes": [_falkordb_py_plain(n) for n in value.nodes()],
+                "edges": [_falkordb_py_plain(e) for e in value.edges()]}
+    if isinstance(value, list):
+        return [_falkordb_py_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _falkordb_py_plain(v) for k, v in value.items()}
+    return value
+
+
+async def test_reply_values_read_as_falkordb_py_reads_them(store):
+    """The store parses FalkorDB's replies itself (falkordb-py's parser awaits a coroutine per
+    value): every value type must come out as falkordb-py's reading of it."""
+    await store.run("CREATE (:T {s: 'a', i: -3, f: 1.5, b: true, l: [1, 'x', 2.5, false]})"
+                    "-[:R {w: 0.25, kind: 'k'}]->(:T {s: 'b', v: vecf32([1.0, 2.5])})", write=True)
+    query = ("MATCH p = (a:T)-[r:R]->(b:T) RETURN a, r, b, p, [a, r, 1, 2.5, null] AS l, "
+             "{k: [a.f, null, false], m: {x: 1, y: 'z'}, e: []} AS m, point({latitude: 1.5, longitude: 2.5}) AS pt, "
+             "b.v AS v, a.s AS s, a.i AS i, a.f AS f, a.b AS b2, null AS n, "
+             "date('2024-02-29') AS d, localdatetime('2024-02-29T10:11:12') AS dt, "
+             "localtime('10:11:12') AS t, duration('P1DT2H') AS du")
+    rows = await store.run(query)
+    res = await store.graph.ro_query(query)
+    names = [h[1] for h in res.header]
+    assert rows == [dict(zip(names, map(_falkordb_py_plain, row))) for row in res.result_set]
+    assert rows[0]["r"] == {"w": 0.25, "kind": "k", "_type": "R"} and rows[0]["l"][2:] == [1, 2.5, None]
+
+
+async def test_property_keys_new_since_the_last_read_are_named(store):
+    """Replies name property keys by index: one created after the store read the names (by
+    another client) is looked up, not dropped or misnamed."""
+    await store.run("CREATE (:T {a: 1})", write=True)
+    assert await store.run("MATCH (n:T) RETURN n") == [{"n": {"a": 1}}]
+    other = await open_store(Settings(data_dir=store.server.data_dir, graph=store.graph_name))
+    try:
+        await other.run("MATCH (n:T) SET n.brand_new = 'yes' CREATE (:U {b: 2})-[:NEW_REL {c: 3}]->(:U)", write=True)
+    finally:
+        await other.close()
+    assert await store.run("MATCH (n:T) RETURN n") == [{"n": {"a": 1, "brand_new": "yes"}}]
+    assert await store.run("MATCH (:U)-[r]->(:U) RETURN r") == [{"r": {"c": 3, "_type": "NEW_REL"}}]
+
+
+async def test_names_are_read_again_after_the_graph_is_cleared(store):
+    """A cleared graph numbers its property keys afresh: the old names must not be reused."""
+    await store.run("CREATE (:T {a: 1, b: 2})", write=True)
+    assert await store.run("MATCH (n:T) RETURN n") == [{"n": {"a": 1, "b": 2}}]
+    await store.clear(schema=False)
+    await store.run("CREATE (:T {b: 3})", write=True)
+    assert await store.run("MATCH (n:T) RETURN n") == [{"n": {"b": 3}}]

@@ -5,14 +5,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import redis.asyncio as redis
 import redis.exceptions as rex
+from dateutil.relativedelta import relativedelta
 from falkordb.asyncio import FalkorDB
-from falkordb.edge import Edge
-from falkordb.node import Node
-from falkordb.path import Path as FPath
 
 from ..config import Settings
 from ..domain import NODE_LABELS
@@ -21,19 +20,91 @@ from .base import Store
 from .embedded import EmbeddedFalkorDB
 
 
-def plain(value: Any) -> Any:
-    """FalkorDB result values as plain Python data."""
-    if isinstance(value, Node):
-        return dict(value.properties)
-    if isinstance(value, Edge):
-        return {**value.properties, "_type": value.relation}
-    if isinstance(value, FPath):
-        return {"nodes": [plain(n) for n in value.nodes()], "edges": [plain(e) for e in value.edges()]}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    return value
+class _StaleSchema(Exception):
+    """A reply names a label, relationship type or property key this client has not seen yet."""
+
+
+class _Schema:
+    """FalkorDB's compact replies name relationship types and property keys by index (labels
+    too, unused here: a node reads as its properties); these are the names, refreshed when a
+    reply uses an index beyond them."""
+
+    def __init__(self) -> None:
+        self.relations: list[str] = []
+        self.properties: list[str] = []
+
+    def name(self, names: list[str], i: int) -> str:
+        if i >= len(names):
+            raise _StaleSchema
+        return names[i]
+
+
+_UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+
+
+def _value(t: int, v: Any, schema: _Schema) -> Any:
+    """One value of a compact reply (type code ``t``, raw ``v``) as plain Python data: nodes
+    become dicts of their properties, relationships too (plus ``_type``), maps dicts.
+
+    A synchronous parser: falkordb-py's awaits a coroutine per value, and a neuron page's
+    replies hold thousands of values."""
+    if t == 2 or t == 3:  # string, integer (hiredis already made it an int)
+        return v
+    if t == 5:
+        return float(v)
+    if t == 6:
+        return [x if tx == 2 or tx == 3 else float(x) if tx == 5 else _value(tx, x, schema) for tx, x in v]
+    if t == 1:
+        return None
+    if t == 4:
+        return v == "true"
+    if t == 10:
+        return {v[i]: _value(v[i + 1][0], v[i + 1][1], schema) for i in range(0, len(v), 2)}
+    if t == 8:  # node: [id, [label ids], [[property id, type, value], ...]]
+        return _properties(v[2], schema)
+    if t == 7:  # edge: [id, type id, source id, destination id, properties]
+        props = _properties(v[4], schema)
+        props["_type"] = schema.name(schema.relations, v[1])
+        return props
+    if t == 9:  # path: [nodes array, edges array]
+        return {"nodes": _value(*v[0], schema), "edges": _value(*v[1], schema)}
+    if t == 11:
+        return {"latitude": float(v[0]), "longitude": float(v[1])}
+    if t == 12:
+        return [float(x) for x in v]
+    if t == 13:
+        return datetime.fromtimestamp(v, tz=_UTC)
+    if t == 14:
+        return datetime.fromtimestamp(v, tz=_UTC).date()
+    if t == 15:
+        return datetime.fromtimestamp(v, tz=_UTC).time()
+    if t == 16:
+        return relativedelta(datetime.fromtimestamp(v, tz=_UTC), _EPOCH)
+    raise QueryError(f"falkordb: a value of unknown type {t}")
+
+
+def _properties(props: list, schema: _Schema) -> dict:
+    names = schema.properties
+    out = {}
+    for i, t, v in props:
+        if i >= len(names):
+            raise _StaleSchema
+        out[names[i]] = v if t == 2 or t == 3 else float(v) if t == 5 else _value(t, v, schema)
+    return out
+
+
+def parse_reply(reply: list, schema: _Schema) -> list[dict]:
+    """A compact GRAPH.QUERY reply ([header, rows, statistics], or statistics alone) as rows of
+    plain data keyed by column name. Raises _StaleSchema when the names need a refresh."""
+    if len(reply) < 3:
+        return []
+    names = [h[1] for h in reply[0]]
+    rows = []
+    for row in reply[1]:
+        rows.append(dict(zip(names, [v if t == 2 or t == 3 else float(v) if t == 5 else _value(t, v, schema)
+                                     for t, v in row])))
+    return rows
 
 
 MAX_CONNECTIONS = 32
@@ -77,6 +148,7 @@ class FalkorStore(Store):
         self.graph_name = graph
         self.graph = db.select_graph(graph)
         self.server = server
+        self.schema = _Schema()
 
     @classmethod
     async def connect(cls, settings: Settings, *, start: bool = True) -> "FalkorStore":
@@ -103,20 +175,36 @@ class FalkorStore(Store):
 
     async def _run(self, text: str, params: dict[str, Any], *, write: bool, timeout_ms: int | None) -> list[dict]:
         params = without_nul(params)
+        # The command falkordb-py's Graph.query sends (its parameter header too), the reply
+        # parsed here (see _value).
+        command: list[Any] = ["GRAPH.QUERY" if write else "GRAPH.RO_QUERY", self.graph_name,
+                              self.graph._build_params_header(params) + text if params else text, "--compact"]
+        if timeout_ms is not None:
+            command += ["timeout", int(timeout_ms)]
         try:
-            if write:
-                res = await self.graph.query(text, params or None, timeout=timeout_ms)
-            else:
-                res = await self.graph.ro_query(text, params or None, timeout=timeout_ms)
+            reply = await self.db.connection.execute_command(*command)
+            for part in (reply[0], reply[-1]):  # an error in the query, or while running it
+                if isinstance(part, rex.ResponseError):
+                    raise part
         except rex.ResponseError as e:
             if "timed out" in str(e).lower():
                 raise QueryError(f"the query exceeded its time limit of {timeout_ms} ms") from e
             raise QueryError(f"falkordb: {e}") from e
-        if not res.header:
-            return []
-        names = [h[1] if isinstance(h, (list, tuple)) else h for h in res.header]
-        names = [n.decode() if isinstance(n, bytes) else n for n in names]
-        return [dict(zip(names, (plain(v) for v in row))) for row in res.result_set]
+        try:
+            return parse_reply(reply, self.schema)
+        except _StaleSchema:
+            await self._refresh_schema()
+            return parse_reply(reply, self.schema)
+
+    async def _refresh_schema(self) -> None:
+        """Names of every relationship type and property key, by index (a graph only appends
+        new ones, so an index seen before keeps its name until the graph is deleted)."""
+        names = []
+        for proc in ("db.relationshipTypes", "db.propertyKeys"):
+            reply = await self.db.connection.execute_command(
+                "GRAPH.RO_QUERY", self.graph_name, f"CALL {proc}()", "--compact")
+            names.append([row[0][1] for row in reply[1]])
+        self.schema.relations, self.schema.properties = names
 
     async def _transient(self, exc: BaseException) -> bool:
         # A read timeout is not transient: the query itself is slow, and a retry repeats the load.
@@ -161,6 +249,7 @@ class FalkorStore(Store):
                 raise QueryError(f"falkordb: {e}") from e
 
     async def _drop(self) -> None:
+        self.schema = _Schema()  # a new graph numbers its names afresh
         try:
             await self.graph.delete()
         except rex.ResponseError:
