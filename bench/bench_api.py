@@ -6,6 +6,11 @@ resolving the page (DataLoaders, FalkorDB round trips, Strawberry) costs on top.
 prints the CPU time per request of the API process, of FalkorDB and of this client (Linux):
 on a shared machine throughput follows whoever else is busy, CPU per request much less so.
 
+The load comes from a minimal keep-alive HTTP/1.1 client (one connection per concurrent
+client, the request bytes built beforehand), so the client costs a small fraction of what the
+server spends even on the static file: a heavier client (httpx costs ~1.5 ms per request)
+would cap the static side first and flatter the ratio.
+
     python bench/bench_api.py                               # 12 x 512 synthetic model
     python bench/bench_api.py --layers 12 --d-mlp 3072      # GPT-2-small shape
 """
@@ -42,7 +47,8 @@ def free_port() -> int:
 
 
 def serve(args: argparse.Namespace) -> None:
-    """The server process: the real app plus one static route with the recorded response."""
+    """The server process: the real app plus one static route with the recorded response, both
+    on the same uvicorn (its default loop and HTTP parser: uvloop and httptools when installed)."""
     import uvicorn
     from starlette.responses import FileResponse
     from starlette.routing import Route
@@ -53,7 +59,8 @@ def serve(args: argparse.Namespace) -> None:
     app = create_app(settings, web_dir=None)
     static = Path(args.static)
     app.router.routes.insert(0, Route("/bench/static.json", lambda request: FileResponse(static)))
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
+                loop=args.loop, http=args.http)
 
 
 async def build(settings: Settings, args: argparse.Namespace) -> None:
@@ -72,24 +79,62 @@ async def build(settings: Settings, args: argparse.Namespace) -> None:
     await store.close()
 
 
-async def load(client: httpx.AsyncClient, request, *, concurrency: int, count: int,
-               seconds: float) -> tuple[list[float], float]:
-    """``count`` requests (or until ``seconds`` pass) from ``concurrency`` workers."""
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends prepared requests and reads whole replies."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> "Connection":
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def request(self, raw: bytes) -> bytes:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = head[9:12]
+        length = None
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length is None:
+            raise RuntimeError(f"no content-length in the reply: {head!r}")
+        body = await self.reader.readexactly(length)
+        if status != b"200":
+            raise RuntimeError(f"HTTP {status.decode()}: {body[:300]!r}")
+        return body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".encode()
+
+
+def post_json(path: str, payload: dict) -> bytes:
+    body = json.dumps(payload).encode()
+    return (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def load(conns: list[Connection], requests: list[bytes], *, seconds: float) -> tuple[list[float], float]:
+    """Send ``requests`` (or until ``seconds`` pass) over the connections, one worker each."""
     latencies: list[float] = []
     issued = 0
     deadline = time.perf_counter() + seconds
 
-    async def worker() -> None:
+    async def worker(conn: Connection) -> None:
         nonlocal issued
-        while issued < count and time.perf_counter() < deadline:
+        while issued < len(requests) and time.perf_counter() < deadline:
+            raw = requests[issued]
             issued += 1
             t = time.perf_counter()
-            r = await request(client, issued)
-            r.raise_for_status()
+            await conn.request(raw)
             latencies.append(time.perf_counter() - t)
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(c) for c in conns))
     return latencies, time.perf_counter() - start
 
 
@@ -138,9 +183,10 @@ async def main(args: argparse.Namespace) -> None:
     url = f"http://127.0.0.1:{port}"
     static.write_text("{}")
     proc = subprocess.Popen([sys.executable, __file__, "--serve", "--port", str(port), "--data-dir", str(data_dir),
-                             "--graph", settings.graph, "--static", str(static)], env={**os.environ})
+                             "--graph", settings.graph, "--static", str(static), "--loop", args.loop, "--http", args.http], env={**os.environ})
+    conns: list[Connection] = []
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=args.concurrency)) as c:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as c:
             for _ in range(200):
                 try:
                     if (await c.get("/healthz")).status_code == 200:
@@ -160,43 +206,48 @@ async def main(args: argparse.Namespace) -> None:
             body = page.json()
             assert not body.get("errors"), body["errors"]
             static.write_bytes(page.content)  # the very same bytes, served statically
-            import redis.utils
+        import redis.utils
 
-            print(f"redis parser: {'hiredis (C)' if redis.utils.HIREDIS_AVAILABLE else 'pure Python (pip install hiredis)'}")
-            print(f"neuron page: {len(page.content)} bytes; {args.concurrency} concurrent clients, "
-                  f"at most {args.count} requests or {args.seconds} s each side")
+        conns = [await Connection.open(port) for _ in range(args.concurrency)]
+        # Both sides answer with the same bytes (the same neuron's page).
+        assert await conns[0].request(get("/bench/static.json")) == page.content
+        hot = post_json("/graphql", {"query": QUERY, "variables": variables(0)})
+        assert await conns[0].request(hot) == page.content
+        print(f"redis parser: {'hiredis (C)' if redis.utils.HIREDIS_AVAILABLE else 'pure Python (pip install hiredis)'}; "
+              f"server loop {args.loop}, http {args.http} (auto: uvloop and httptools when installed)")
+        print(f"neuron page: {len(page.content)} bytes; {args.concurrency} concurrent clients, "
+              f"at most {args.count} requests or {args.seconds} s each side")
 
-            async def gql(client: httpx.AsyncClient, i: int) -> httpx.Response:
-                return await client.post("/graphql", json={"query": QUERY, "variables": variables(i)})
+        flat = [get("/bench/static.json")] * args.count
+        same = [hot] * args.count
+        # Distinct neurons in turn (7919 is prime to the neuron count): every page is resolved.
+        distinct = [post_json("/graphql", {"query": QUERY, "variables": variables(i)})
+                    for i in range(1, args.count + 1)]
+        await load(conns, flat[:200], seconds=5)  # warm up
+        await load(conns, same[:200], seconds=5)
+        await load(conns, [post_json("/graphql", {"query": QUERY, "variables": variables(-i)})
+                           for i in range(1, 101)], seconds=5)
 
-            async def flat(client: httpx.AsyncClient, i: int) -> httpx.Response:
-                return await client.get("/bench/static.json")
-
-            async def hot(client: httpx.AsyncClient, i: int) -> httpx.Response:
-                return await client.post("/graphql", json={"query": QUERY, "variables": variables(0)})
-
-            await load(c, flat, concurrency=args.concurrency, count=50, seconds=5)  # warm up
-            await load(c, hot, concurrency=args.concurrency, count=50, seconds=5)
-            kw = dict(concurrency=args.concurrency, count=args.count, seconds=args.seconds)
-
-            meter = CpuMeter({"api": proc.pid, "falkordb": EmbeddedFalkorDB(data_dir).pid(), "client": os.getpid()})
-            static_run = await load(c, flat, **kw)
-            rps_s = summary("static JSON file", *static_run, cpu_s := meter.since())
-            rps_h = summary("GraphQL, same neuron", *await load(c, hot, **kw), meter.since())
-            # Distinct neurons in turn (7919 is prime to the neuron count): every page is resolved.
-            distinct_run = await load(c, gql, **kw)
-            rps_c = summary("GraphQL, distinct", *distinct_run, cpu_c := meter.since())
-            print(f"ratio GraphQL / static throughput: same neuron (response cache) {rps_h / rps_s:.2f}, "
-                  f"distinct neurons (resolved from the graph) {rps_c / rps_s:.2f}  (goal >= 0.5)")
-            # What the throughput ratio tends to where the three processes only compete with each other.
-            cpu_ratio = (sum(cpu_s.values()) / len(static_run[0])) / max(sum(cpu_c.values()) / len(distinct_run[0]), 1e-9)
-            print(f"ratio of CPU time per request (api + falkordb + client), static / distinct: {cpu_ratio:.2f}")
-            print(json.dumps({"static_rps": round(rps_s, 1), "graphql_same_rps": round(rps_h, 1),
-                              "graphql_distinct_rps": round(rps_c, 1), "ratio_same": round(rps_h / rps_s, 3),
-                              "ratio_distinct": round(rps_c / rps_s, 3), "cpu_ratio_distinct": round(cpu_ratio, 3),
-                              "api_cpu_ms_static": round(cpu_s["api"] / len(static_run[0]) * 1000, 2),
-                              "api_cpu_ms_distinct": round(cpu_c["api"] / len(distinct_run[0]) * 1000, 2)}))
+        meter = CpuMeter({"api": proc.pid, "falkordb": EmbeddedFalkorDB(data_dir).pid(), "client": os.getpid()})
+        static_run = await load(conns, flat, seconds=args.seconds)
+        rps_s = summary("static JSON file", *static_run, cpu_s := meter.since())
+        rps_h = summary("GraphQL, same neuron", *await load(conns, same, seconds=args.seconds), meter.since())
+        distinct_run = await load(conns, distinct, seconds=args.seconds)
+        rps_c = summary("GraphQL, distinct", *distinct_run, cpu_c := meter.since())
+        print(f"ratio GraphQL / static throughput: same neuron (response cache) {rps_h / rps_s:.2f}, "
+              f"distinct neurons (resolved from the graph) {rps_c / rps_s:.2f}  (goal >= 0.5)")
+        # What the throughput ratio tends to where the three processes only compete with each other.
+        cpu_ratio = (sum(cpu_s.values()) / len(static_run[0])) / max(sum(cpu_c.values()) / len(distinct_run[0]), 1e-9)
+        print(f"ratio of CPU time per request (api + falkordb + client), static / distinct: {cpu_ratio:.2f}")
+        print(json.dumps({"static_rps": round(rps_s, 1), "graphql_same_rps": round(rps_h, 1),
+                          "graphql_distinct_rps": round(rps_c, 1), "ratio_same": round(rps_h / rps_s, 3),
+                          "ratio_distinct": round(rps_c / rps_s, 3), "cpu_ratio_distinct": round(cpu_ratio, 3),
+                          "api_cpu_ms_static": round(cpu_s["api"] / len(static_run[0]) * 1000, 2),
+                          "api_cpu_ms_distinct": round(cpu_c["api"] / len(distinct_run[0]) * 1000, 2),
+                          "client_cpu_ms_static": round(cpu_s["client"] / len(static_run[0]) * 1000, 2)}))
     finally:
+        for conn in conns:
+            conn.close()
         proc.terminate()
         proc.wait(10)
         if not args.data_dir:  # ours: stop the embedded FalkorDB we started
@@ -211,6 +262,8 @@ if __name__ == "__main__":
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--count", type=int, default=2000)
     p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"], help="the server's event loop")
+    p.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"], help="the server's HTTP parser")
     p.add_argument("--data-dir", help="keep the database here (default: a fresh temporary folder)")
     p.add_argument("--reuse", action="store_true", help="skip the build when --data-dir already has the graph")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -221,4 +274,8 @@ if __name__ == "__main__":
     if a.serve:
         serve(a)
     else:
-        asyncio.run(main(a))
+        try:  # the client's own loop: uvloop keeps its CPU per request low
+            import uvloop
+            uvloop.run(main(a))
+        except ImportError:
+            asyncio.run(main(a))

@@ -20,6 +20,7 @@ from neurograph.api import create_app, execution
 from neurograph.api.context import Context
 from neurograph.api.cost import CostCache, cost_variables, estimate_cost
 from neurograph.api.execution import FastExecutionContext, fast_execution_context, plans_for
+from neurograph.api.ids import encode_cursor
 from neurograph.api.schema import build_schema
 from neurograph.api.types import Token
 
@@ -71,17 +72,38 @@ async def test_fast_execution_answers_like_stock_strawberry(store, settings, gra
             await _answer(stock, store, settings, query, variables), query
 
 
-async def test_token_texts_are_one_batch_and_only_when_asked_for(store, settings, graph):
+async def test_token_texts_come_with_the_edges(store, settings, graph):
     schema = build_schema()
     page = "{ neuron(model: \"synth\", layer: 0, index: 1) { a: tokens(kinds: [\"input\"], first: 5) { edges " \
-           "{ node { %s } } } b: tokens(kinds: [\"output\"], first: 5) { edges { node { %s } } } } }"
+           "{ node { key %s } } } b: tokens(kinds: [\"output\"], first: 5) { edges { node { key %s } } } } }"
     trips = store.round_trips
     with_text = json.loads(await _answer(schema, store, settings, page % ("text", "text")))
-    assert not with_text["errors"] and all(e["node"]["text"] for e in with_text["data"]["neuron"]["a"]["edges"])
+    assert not with_text["errors"]
     with_text_trips, trips = store.round_trips - trips, store.round_trips
     await _answer(schema, store, settings, page % ("tokenId", "tokenId"))
-    # neuron, edges, then one batch of token texts for both fields; none without texts
-    assert with_text_trips == 3 and store.round_trips - trips == 2
+    # neuron, then every edge with its tokens' properties: no round trip for the texts
+    assert with_text_trips == 2 and store.round_trips - trips == 2
+    edges = with_text["data"]["neuron"]["a"]["edges"] + with_text["data"]["neuron"]["b"]["edges"]
+    stored = {r["key"]: r["text"] for r in await store.run(
+        "UNWIND $keys AS k MATCH (t:Token {key: k}) RETURN k AS key, t.text AS text",
+        {"keys": [e["node"]["key"] for e in edges]})}
+    assert edges and [e["node"]["text"] for e in edges] == [stored[e["node"]["key"]] for e in edges]
+
+
+async def test_examples_of_every_kind_and_cursor_are_one_round_trip(store, settings, graph):
+    schema = build_schema()
+    page = "examples(kind: %s, first: %d%s) { totalCount edges { node { rank } } }"
+    query = "{ neuron(model: \"synth\", layer: 1, index: 2) { a: %s b: %s c: %s } }" % (
+        page % ("MAX", 2, ""), page % ("RANDOM", 1, ""), page % ("MAX", 2, ', after: "%s"' % encode_cursor(0)))
+    trips = store.round_trips
+    n = json.loads(await _answer(schema, store, settings, query))["data"]["neuron"]
+    assert store.round_trips - trips == 2  # the neuron, then all three pages
+    counts = {r["kind"]: r["c"] for r in await store.run(
+        "MATCH (:Neuron {key: 'synth/1/2'})-[a:ACTIVATES_ON]->() RETURN a.kind AS kind, count(a) AS c")}
+    ranks = {k: [e["node"]["rank"] for e in n[k]["edges"]] for k in "abc"}
+    assert ranks == {"a": [0, 1], "b": [0], "c": [1, 2]}
+    assert (n["a"]["totalCount"], n["b"]["totalCount"], n["c"]["totalCount"]) == (
+        counts["max"], counts["random"], counts["max"])
 
 
 # --- the short cut on a small schema, with values the stock path refuses ----------------------

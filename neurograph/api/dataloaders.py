@@ -116,7 +116,7 @@ class Loaders:
         self.token = DataLoader(partial(_by_key, store, "tokens_by_key", "t"))
         self.explanation = DataLoader(partial(_by_key, store, "explanations_by_key", "x"))
         self.model = DataLoader(partial(_models, store))
-        self.edges = DataLoader(partial(_edges, store))
+        self.edges = DataLoader(partial(_edges, store, self.token))
         self.examples = DataLoader(partial(_examples, store))
         self.explanations = DataLoader(partial(_per_key, store, "neuron_explanations", "explanations"))
         self.pattern = DataLoader(partial(_per_key, store, "neuron_pattern", "nodes"))
@@ -140,8 +140,9 @@ async def _models(store: Store, names: list[str]) -> list[dict | None]:
     return [found.get(n) for n in names]
 
 
-async def _edges(store: Store, keys: list[EdgeKey]) -> list[list[dict]]:
-    """All edge fields of all units in view: one round trip for neurons, one for heads."""
+async def _edges(store: Store, tokens: DataLoader, keys: list[EdgeKey]) -> list[list[dict]]:
+    """All edge fields of all units in view: one round trip for neurons, one for heads. Tokens
+    at the other end come whole: they fill the token loader, so their texts cost no round trip."""
     neurons = list(dict.fromkeys(k.key for k in keys if k.field != "head_neurons"))
     heads = list(dict.fromkeys(k.key for k in keys if k.field == "head_neurons"))
     rows: dict[tuple[bool, str], list[dict]] = defaultdict(list)
@@ -151,6 +152,8 @@ async def _edges(store: Store, keys: list[EdgeKey]) -> list[list[dict]]:
         in_types = sorted({t for t, d in dirs if d is not True})
         for r in await store.query("neuron_edges", keys=neurons, out_types=out_types, in_types=in_types):
             rows[(False, r["key"])].append(r)
+            if r["token"] is not None:
+                tokens.prime(r["other"], r["token"])
     if heads:
         for r in await store.query("head_neurons", keys=heads):
             rows[(True, r["key"])].append(r)
@@ -158,12 +161,10 @@ async def _edges(store: Store, keys: list[EdgeKey]) -> list[list[dict]]:
 
 
 async def _examples(store: Store, keys: list[ExamplesKey]) -> list[tuple[int, list[dict]]]:
-    """(how many of that kind, the page) per key; one round trip per (kind, cursor, size)."""
-    result: dict[ExamplesKey, tuple[int, list[dict]]] = {}
-    for (kind, after, limit), members in _grouped(keys, lambda k: (k.kind, k.after_rank, k.limit)).items():
-        rows = await store.query("neuron_examples", keys=list(dict.fromkeys(m.key for m in members)),
-                                 kind=kind, after_rank=after, limit=limit)
-        found = {r["key"]: (int(r["total"]), r["examples"]) for r in rows}
-        for m in members:
-            result[m] = found.get(m.key, (0, []))
-    return [result[k] for k in keys]
+    """(how many of that kind, the page) per key: every page asked for (kind, cursor, size) of
+    every neuron in one round trip (a neuron page's max and random examples together)."""
+    pages = list(dict.fromkeys((k.kind, k.after_rank, k.limit) for k in keys))
+    rows = await store.query("neuron_examples", keys=list(dict.fromkeys(k.key for k in keys)),
+                             pages=[{"kind": kind, "after_rank": after, "limit": limit} for kind, after, limit in pages])
+    found = {(r["key"], r["kind"], r["after_rank"], r["limit"]): (int(r["total"]), r["examples"]) for r in rows}
+    return [found.get((k.key, k.kind, k.after_rank, k.limit), (0, [])) for k in keys]
