@@ -106,6 +106,26 @@ async def test_examples_of_every_kind_and_cursor_are_one_round_trip(store, setti
         counts["max"], counts["random"], counts["max"])
 
 
+async def test_sub_selections_are_shared_across_requests_only_without_directives(store, settings, graph):
+    fast, stock = build_schema(), _stock(build_schema())
+    shared = fast.execution_context_class.shared
+    page = QUERIES[0][0]
+    for layer in (1, 2):  # the same document for another neuron: collected once, then reused
+        v = {"model": MODEL, "layer": layer, "index": 3, "first": 2}
+        assert await _answer(fast, store, settings, page, v) == await _answer(stock, store, settings, page, v)
+        n_shared = len(shared) if layer == 1 else n_shared
+    assert n_shared > 10 and len(shared) == n_shared
+    # with @include the variables decide which fields run: nothing is shared, each answer is right
+    q = ("query($t: Boolean!) { neuron(model: \"synth\", layer: 1, index: 3) { key "
+         "stats @include(if: $t) { mean } inputs(first: 2) { edges { node { key ...L } } } } } "
+         "fragment L on Neuron { layer @skip(if: $t) }")
+    for t in (True, False, True):
+        a = await _answer(fast, store, settings, q, {"t": t})
+        assert a == await _answer(stock, store, settings, q, {"t": t})
+        assert ('"stats"' in a) == t and ('"layer"' in a) == (not t)
+    assert len(shared) == n_shared
+
+
 # --- the short cut on a small schema, with values the stock path refuses ----------------------
 
 

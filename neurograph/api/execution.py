@@ -12,8 +12,10 @@ built-in scalar or an enum, or a list of them. Its value is read and coerced wit
 ``coerce_output_value``, exactly what the stock path computes. Anything unusual (a null where
 the type forbids one, a value the scalar refuses, middleware installed) goes the stock way, so
 results and error messages are the stock ones; tests/test_api_execution.py compares both.
-It also breaks graphql-core's executor reference cycle (see ``__init__``), and the module
-keeps Strawberry's validation cache from hashing the whole document on every request.
+It also breaks graphql-core's executor reference cycle (see ``__init__``), shares the
+collected sub-selections of a document without directives across requests (see
+``collect_subfields``), and the module keeps Strawberry's validation cache from hashing the
+whole document on every request.
 
 Both overrides follow graphql-core 3.3's executor; with any other graphql-core the schema
 keeps Strawberry's own execution context (slower, same answers).
@@ -42,7 +44,8 @@ from strawberry.types.base import StrawberryObjectDefinition
 # async helpers. Checked once; anything else means the stock execution context.
 SUPPORTED = graphql.version_info[:2] == (3, 3)
 if SUPPORTED:
-    from graphql import GraphQLResolveInfoHelpers
+    from graphql import FragmentSpreadNode, GraphQLResolveInfoHelpers
+    from graphql.execution.collect_fields import collect_subfields
     from graphql.pyutils import gather_with_cancel
     SUPPORTED = list(inspect.signature(StrawberryGraphQLCoreExecutionContext.execute_field).parameters) == [
         "self", "parent_type", "source", "field_details_list", "path", "position_context"]
@@ -98,10 +101,37 @@ def plans_for(schema: Any) -> dict[tuple[str, str], _Plan]:
 _MISSING = object()
 
 
+def _without_directives(operation: Any, fragments: dict[str, Any]) -> bool:
+    """No directive (@skip, @include, @defer, @stream...) and no fragment arguments anywhere in
+    the operation or its fragments: then which fields run depends on the document alone."""
+    if operation.directives:
+        return False
+    stack = [operation.selection_set]
+    for details in fragments.values():
+        if details.definition.directives or getattr(details.definition, "variable_definitions", None):
+            return False
+        stack.append(details.definition.selection_set)
+    while stack:
+        for sel in stack.pop().selections:
+            if sel.directives or (isinstance(sel, FragmentSpreadNode) and getattr(sel, "arguments", None)):
+                return False
+            if getattr(sel, "selection_set", None):
+                stack.append(sel.selection_set)
+    return True
+
+
+_SHARED_MAX = 4096  # collected sub-selections kept across requests (per schema)
+
+
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context with the leaf-attribute short cut (see the module doc)."""
 
     plans: dict[tuple[str, str], _Plan] = {}  # set per schema by fast_execution_context
+    # Per schema, set by fast_execution_context: (object type, field node ids) -> (the nodes,
+    # kept alive so their ids stay theirs; what collect_subfields made of them), and whether
+    # an operation is free of directives, by its id (the operation kept alive the same way).
+    shared: OrderedDict[tuple, tuple[tuple, Any]] = OrderedDict()
+    directive_free: OrderedDict[int, tuple[Any, bool]] = OrderedDict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -111,6 +141,37 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # request. The same helpers through a weak reference let reference counting free a
         # finished request at once.
         self.async_helpers = GraphQLResolveInfoHelpers(gather=_gather, track=partial(_track, weakref.ref(self)))
+        seen = self.directive_free.get(id(self.operation))
+        if seen is None or seen[0] is not self.operation:
+            seen = (self.operation, _without_directives(self.operation, self.fragments))
+            self.directive_free[id(self.operation)] = seen
+            while len(self.directive_free) > _SHARED_MAX:
+                self.directive_free.popitem(last=False)
+        self._share = seen[1]
+
+    def collect_subfields(self, return_type: GraphQLObjectType, field_details_list: Any) -> Any:
+        """graphql-core memoizes the sub-selections of a field per request, and a neuron page
+        collects ~36 of them anew each time. Without directives they depend only on the
+        document (the parser cache hands the same nodes to every request with the same text),
+        so they are shared across requests, keyed by the identity of those nodes."""
+        if not self._share:
+            return super().collect_subfields(return_type, field_details_list)
+        memo = self._relevant_sub_fields
+        key = (return_type, id(field_details_list))
+        hit = memo.get(key)
+        if hit is not None:
+            return hit[1]
+        nodes = tuple(d.node for d in field_details_list)
+        shared_key = (return_type, *map(id, nodes))
+        shared = self.shared.get(shared_key)
+        if shared is None:
+            shared = (nodes, collect_subfields(self.schema, self.fragments, self.variable_values, self.operation,
+                                               return_type, field_details_list, self.hide_suggestions))
+            self.shared[shared_key] = shared
+            while len(self.shared) > _SHARED_MAX:
+                self.shared.popitem(last=False)
+        memo[key] = (field_details_list, shared[1])
+        return shared[1]
 
     def execute_field(self, parent_type: GraphQLObjectType, source: Any, field_details_list: Any, path: Any,
                       position_context: Any) -> Any:
@@ -137,7 +198,8 @@ def fast_execution_context(schema: Any) -> type[StrawberryGraphQLCoreExecutionCo
     Strawberry's own where graphql-core is not the version the overrides follow."""
     if not SUPPORTED:
         return StrawberryGraphQLCoreExecutionContext
-    return type("FastExecutionContext", (FastExecutionContext,), {"plans": plans_for(schema)})
+    return type("FastExecutionContext", (FastExecutionContext,),
+                {"plans": plans_for(schema), "shared": OrderedDict(), "directive_free": OrderedDict()})
 
 
 def _complete(plan: _Plan, source: Any) -> Any:
