@@ -11,10 +11,13 @@ of the papers do. Deterministic: no random choice, and a larger --neurons-per-la
 the list. Each neuron's top-20 windows are split 10 train / 10 held-out with a fixed seed; N2G
 is fitted on the train half (prune, masking importance, substitution with the model's own
 embedding neighbours, trie) and both predictors are scored on the same held-out tokens.
-Averages are over neurons with at least one firing held-out token, as the papers do.
+Averages are over neurons with at least one firing held-out token, as the papers do. A
+layer's few dozen firing held-out tokens cannot tell a small gap from noise, so each row also
+counts the neurons where N2G is better / equal / worse and gives a paired bootstrap interval of
+the mean F1 difference.
 
-    python bench/bench_n2g.py                          # 4 layers x 2 neurons, a few minutes
-    python bench/bench_n2g.py --layers 0,5,10,15,20,25,29 --neurons-per-layer 4 --contexts 512
+    python bench/bench_n2g.py                          # 7 layers x 10 neurons, under 10 minutes
+    python bench/bench_n2g.py --layers 0,10,20,29 --neurons-per-layer 2 --contexts 256   # a quick look
     python bench/bench_n2g.py --layers all --neurons-per-layer 10 --contexts 2000
     python bench/bench_n2g.py --json out.json          # also write per-neuron results
 
@@ -242,15 +245,34 @@ def harvest(acts: LayerActivations, windows: list[list[int]], stats: dict[int, d
     return out
 
 
+def paired_f1(rows: list[dict], resamples: int = 10000, seed: int = 0) -> dict:
+    """Paired comparison of N2G and the lookup over neurons (firing F1 on the same held-out
+    tokens): sign counts (N2G higher / equal / lower) and a percentile bootstrap 95% interval
+    of the mean difference, resampling neurons (the unit the papers average over).
+
+        >>> r = [{"n2g": {"firing": {"f1": f}}, "baseline": {"firing": {"f1": b}}} for f, b in [(.9, .5), (.5, .5), (.7, .6)]]
+        >>> p = paired_f1(r)
+        >>> p["signs"], round(p["mean"], 3), p["ci"][0] >= 0
+        ((2, 1, 0), 0.167, True)
+    """
+    d = np.array([r["n2g"]["firing"]["f1"] - r["baseline"]["firing"]["f1"] for r in rows
+                  if r["n2g"]["firing"]["f1"] is not None and r["baseline"]["firing"]["f1"] is not None])
+    signs = (int((d > 1e-9).sum()), int((abs(d) <= 1e-9).sum()), int((d < -1e-9).sum()))
+    if not d.size:
+        return {"signs": signs, "mean": None, "ci": None}
+    means = d[np.random.default_rng(seed).integers(0, d.size, (resamples, d.size))].mean(axis=1)
+    return {"signs": signs, "mean": float(d.mean()), "ci": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]}
+
+
 def fmt(v) -> str:
     return "  -  " if v is None else f"{v:.2f}"
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--layers", default="0,10,20,29", help="comma list or 'all'")
-    ap.add_argument("--neurons-per-layer", type=int, default=2)
-    ap.add_argument("--contexts", type=int, default=256, help="corpus windows harvested")
+    ap.add_argument("--layers", default="0,5,10,15,20,25,29", help="comma list or 'all'")
+    ap.add_argument("--neurons-per-layer", type=int, default=10)
+    ap.add_argument("--contexts", type=int, default=1024, help="corpus windows harvested")
     ap.add_argument("--length", type=int, default=32, help="tokens per window")
     ap.add_argument("--top", type=int, default=20, help="top examples per neuron (split in half)")
     ap.add_argument("--substitutes", type=int, default=5, help="embedding neighbours tried per important token")
@@ -355,7 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{len(done)} neurons fitted in {fit_s:.1f}s ({fit_s / max(len(done), 1):.1f}s per neuron); "
           f"n: neurons averaged, fire: firing held-out tokens in all\n")
     head = f"{'layer':>5} {'n':>3} {'fire':>5} | {'N2G P':>6} {'R':>5} {'F1':>5} | {'lookup P':>8} {'R':>5} {'F1':>5} | " \
-           f"{'N2G-lookup F1':>13} | {'non-firing F1 N2G/lookup':>24}"
+           f"{'N2G-lookup F1 [95% CI]':>22} | {'>/=/<':>8} | {'non-firing F1 N2G/lookup':>24}"
     print(head)
     print("-" * len(head))
     summary = {}
@@ -364,12 +386,17 @@ def main(argv: list[str] | None = None) -> dict:
         n2g, base = mean_scores([r["n2g"] for r in rows]), mean_scores([r["baseline"] for r in rows])
         nf, bf = n2g["firing"], base["firing"]
         diff = None if nf["f1"] is None or bf["f1"] is None else nf["f1"] - bf["f1"]
+        paired = paired_f1(rows)
         fire = sum(r["n2g"]["firing"]["count"] for r in rows)
+        ci = "" if paired["ci"] is None else f" [{paired['ci'][0]:+.2f},{paired['ci'][1]:+.2f}]"
         print(f"{l!s:>5} {nf['neurons']:>3} {fire:>5} | {fmt(nf['precision']):>6} {fmt(nf['recall']):>5} {fmt(nf['f1']):>5} | "
               f"{fmt(bf['precision']):>8} {fmt(bf['recall']):>5} {fmt(bf['f1']):>5} | "
-              f"{('  -' if diff is None else f'{diff:+.2f}'):>13} | "
+              f"{('  -' if diff is None else f'{diff:+.2f}') + ci:>22} | "
+              f"{'/'.join(map(str, paired['signs'])):>8} | "
               f"{fmt(n2g['non_firing']['f1']) + ' / ' + fmt(base['non_firing']['f1']):>24}")
-        summary[str(l)] = {"n2g": n2g, "baseline": base}
+        summary[str(l)] = {"n2g": n2g, "baseline": base, "paired": paired}
+    print("\n>/=/<: neurons whose held-out firing F1 is higher / equal / lower with N2G than with the lookup; "
+          "95% CI: paired bootstrap over the layer's neurons of the mean F1 difference")
     out = {"args": {k: str(v) for k, v in vars(a).items()}, "load_s": load_s, "harvest_s": harvest_s,
            "fit_s": fit_s, "summary": summary, "neurons": per_neuron}
     if a.json:

@@ -36,3 +36,17 @@ def test_most_interesting_neurons_whose_top_windows_all_fire():
     assert bench.interesting(stats, 1, top=20) == {7: [0]}
     assert bench.interesting(stats, 3, top=3) == {7: [1, 0, 2]}
     assert bench.interesting(_stats(), 3, top=20) == bench.interesting(stats, 3, top=20)
+
+
+def _rows(pairs):
+    return [{"n2g": {"firing": {"f1": f}}, "baseline": {"firing": {"f1": b}}} for f, b in pairs]
+
+
+def test_paired_comparison_counts_signs_and_bootstraps_the_mean_difference():
+    p = bench.paired_f1(_rows([(0.9, 0.5), (0.5, 0.5), (0.7, 0.6), (None, 0.4)]))
+    assert p["signs"] == (2, 1, 0) and abs(p["mean"] - 0.5 / 3) < 1e-12
+    assert 0 <= p["ci"][0] <= p["mean"] <= p["ci"][1] <= 0.4 + 1e-9
+    # A gap that flips sign between neurons: the interval holds zero.
+    mixed = bench.paired_f1(_rows([(0.9, 0.5), (0.5, 0.9), (0.6, 0.5), (0.5, 0.6)]))
+    assert mixed["signs"] == (2, 0, 2) and mixed["ci"][0] < 0 < mixed["ci"][1]
+    assert bench.paired_f1([]) == {"signs": (0, 0, 0), "mean": None, "ci": None}
