@@ -3,10 +3,11 @@ forward passes over the same tokens, in the same run.
 
 The baseline runs the model over the contexts and reads the MLP activations
 (``blocks.{l}.mlp.hook_post``), then drops them. The correlation pass does the same and
-accumulates ``Σxy`` for every neuron pair in row blocks within ``--memory-mb``; when the
-budget holds fewer rows than neurons it replays the corpus once per block, so the ratio
-includes those extra forward passes. Per token the pairs cost N² multiply-adds against the
-forward's ~2 × parameters, so the ratio grows with N.
+accumulates ``Σxy`` for every neuron pair (the upper triangle) in row blocks within
+``--memory-mb``; when the budget holds fewer rows than neurons it replays the corpus once per
+block, so the ratio includes those extra passes. Per token the pairs cost N²/2 multiply-adds
+against the forward's ~2 × parameters, so the ratio grows with N. Peak memory: the process's
+peak RSS during the correlation pass (VmHWM), and what it adds to the RSS before it.
 
     python bench/bench_correlations.py                          # tiny random model (4 x 512)
     python bench/bench_correlations.py --memory-mb 8            # several passes, disk replay
@@ -43,8 +44,8 @@ def main() -> None:
 
     import torch
 
-    from loaders.correlations import (bridge_mlp_activations, correlate, flatten_activations,
-                                      rows_for_budget)
+    from loaders.correlations import bridge_mlp_activations, correlate, flatten_activations, row_blocks
+    from loaders.memory import peak_rss_mb, release_memory, reset_peak
     from loaders.model import load_model, tiny_model
 
     model = (tiny_model(seed=0, n_layers=a.layers, d_model=a.d_model, d_mlp=a.d_mlp, n_heads=4)
@@ -56,10 +57,10 @@ def main() -> None:
     if model.bos_token_id is not None:
         contexts[:, 0] = model.bos_token_id
     ignore = {model.bos_token_id} - {None}
-    R = rows_for_budget(N, a.memory_mb)
-    passes = -(-N // R)
+    blocks = row_blocks(N, a.memory_mb)
+    passes = len(blocks)
     print(f"{model.name}: {info.n_layers} x {info.d_mlp} = {N} neurons; {a.contexts} x {a.ctx} tokens; "
-          f"budget {a.memory_mb:g} MB -> {R} rows per block, {passes} pass(es); "
+          f"budget {a.memory_mb:g} MB -> {passes} pass(es), {len(blocks[0])} rows in the first block; "
           f"a full float64 Σxy would take {N * N * 8 / 2**20:,.0f} MB")
 
     def forward():
@@ -74,11 +75,15 @@ def main() -> None:
     timed_bare()  # warm-up: first calls allocate and fill caches
     bare, n_tok = timed_bare()
 
+    release_memory()
+    reset_peak()
+    before = peak_rss_mb()
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         res = correlate(forward, N, a.k, memory_mb=a.memory_mb, progress=False,
                         cache_dir=None if a.replay else tmp)
     corr = time.perf_counter() - t
+    peak = peak_rss_mb()
     assert res.n_tokens == n_tok
     bare = min(bare, timed_bare()[0])  # the better of a bare run before and one after
     print(f"bare forward        {bare:8.2f} s   ({n_tok} tokens kept, BOS dropped)")
@@ -86,6 +91,7 @@ def main() -> None:
     how = "" if passes == 1 else (f", {passes} forward passes inside" if a.replay
                                   else ", 1 forward pass + activations replayed from disk")
     print(f"ratio correlation / bare forward = {corr / bare:.2f}  ({passes} pass(es){how})")
+    print(f"peak RSS during the correlation pass {peak:,.0f} MiB (+{peak - before:,.0f} MiB over the {before:,.0f} before it)")
 
 
 if __name__ == "__main__":

@@ -2,17 +2,19 @@
 
 Universal Neurons keeps a float64 ``[L, D, L, D]`` cross-sum: 11 GB for GPT-2 small, 17 GB
 (+ a float32 batch product) for SmolLM2-135M's 46,080 neurons. We never hold it. The
-neurons are split into row blocks; a block of R rows accumulates ``Σ x_r x_c`` against all
-N columns (float32 per batch, summed into float64), plus ``Σx``/``Σx²``. When the block is
-done its correlations are turned into top-k, bottom-k and a summary, and the block freed.
+matrix is symmetric, so only its upper triangle is accumulated, in row blocks: the block of
+rows a..b-1 accumulates ``Σ x_r x_c`` against columns a..N-1 (float32 per batch, summed
+into float64), plus ``Σx``/``Σx²``. When the block is done its correlations feed the
+running top-k, bottom-k and summary of its rows and, transposed, of the later columns; then
+the block is freed. Each pair is multiplied once: ``T · N² / 2`` multiply-adds.
 
-Trade-off: memory ``12 · R · N`` bytes for ``ceil(N / R)`` passes over the corpus. With
-the whole matrix inside the budget (R = N) it is one pass and can run inside the harvest
-(feed ``StreamingCorrelation.add``); otherwise either pass a callable that replays the
-batches (each pass re-runs the forward pass) or a ``cache_dir``: the first pass stores the
-activations there (N × 4 bytes per token in float32, N × 2 in float16) and the other passes
-read them back. The multiply-adds are the same ``T · N²`` either way. SmolLM2-135M with the
-default 2 GiB budget: R = 3,883 rows, 12 passes; 10k tokens cache 1.8 GB in float32.
+Trade-off: memory ``12 · rows · columns`` bytes per block for one pass over the corpus per
+block. With the whole matrix inside the budget it is one pass and can run inside the
+harvest; otherwise either pass a callable that replays the batches (each pass re-runs the
+forward pass) or a ``cache_dir``: the first pass stores the activations there (N × 4 bytes
+per token in float32, N × 2 in float16) and the other passes read them back. SmolLM2-135M
+with the default 2 GiB budget: 7 passes (blocks of 3,883 rows and more as the columns
+shrink); 10k tokens cache 1.8 GB in float32.
 
 To limit cancellation, values are shifted by each neuron's mean over the first batch of a
 pass before summing (Pearson is shift-invariant).
@@ -54,12 +56,26 @@ class CorrelationResult:
 
 
 def rows_for_budget(n: int, memory_mb: float) -> int:
-    """Row-block size whose accumulators (float64 + float32 batch product) fit memory_mb."""
+    """Row-block size whose accumulators against n columns (float64 + float32 batch product)
+    fit memory_mb."""
     return max(1, min(n, int(memory_mb * 2**20 / (12 * n))))
 
 
+def row_blocks(n: int, memory_mb: float) -> list[range]:
+    """The passes of :func:`correlate`: row blocks of the upper triangle, block a..b-1
+    against columns a..n-1, each within memory_mb. Later blocks have fewer columns, so more
+    rows: about half the passes of full rows."""
+    blocks, a = [], 0
+    while a < n:
+        r = rows_for_budget(n - a, memory_mb)
+        blocks.append(range(a, min(a + r, n)))
+        a += r
+    return blocks
+
+
 class StreamingCorrelation:
-    """Accumulates correlations of neurons ``rows`` (a range of global ids) with all ``n``.
+    """Accumulates correlations of neurons ``rows`` (a range of global ids) with all ``n``,
+    or with only those from ``rows.start`` on (``upper``: the upper triangle's rows).
 
         sc = StreamingCorrelation(n=1000, rows=range(0, 1000))
         for x in batches:          # x: [tokens, n] activations of valid positions
@@ -68,18 +84,26 @@ class StreamingCorrelation:
     """
 
     FLUSH = 16384  # tokens summed in float32 before joining the float64 accumulator
+    SUB = 1024  # upper: rows per product; each takes the columns from its first row on
+    FINISH_ENTRIES = 1 << 22  # entries per row chunk of fold(): its float64 temporaries stay ~100 MB
 
-    def __init__(self, n: int, rows: range | None = None, *, device: str | torch.device = "cpu") -> None:
+    def __init__(self, n: int, rows: range | None = None, *, upper: bool = False,
+                 device: str | torch.device = "cpu") -> None:
         self.n = n
         self.rows = rows if rows is not None else range(n)
+        self.upper = upper
+        self.col0 = self.rows.start if upper else 0  # columns col0..n-1
         self.device = torch.device(device)
         R = len(self.rows)
         self.count = 0
         self.shift: Tensor | None = None
         self.sum = torch.zeros(n, dtype=torch.float64, device=self.device)
         self.sumsq = torch.zeros(n, dtype=torch.float64, device=self.device)
-        self.cross = torch.zeros(R, n, dtype=torch.float64, device=self.device)
-        self._buf = torch.zeros(R, n, dtype=torch.float32, device=self.device)
+        # upper: the block's own square is a triangle too, in sub-blocks of SUB rows (the
+        # accumulators keep their full shape; the entries left of a sub-block stay unused)
+        self.subs = [(s, min(s + self.SUB, R)) for s in range(0, R, self.SUB)] if upper else [(0, R)]
+        self.cross = torch.zeros(R, n - self.col0, dtype=torch.float64, device=self.device)
+        self._buf = torch.zeros(R, n - self.col0, dtype=torch.float32, device=self.device)
         self._buf_tokens = 0
 
     def add(self, x: Tensor) -> None:
@@ -92,10 +116,11 @@ class StreamingCorrelation:
         if self.shift is None:
             self.shift = x.mean(dim=0)
         x = x - self.shift
-        r = x[:, self.rows.start:self.rows.stop]
+        r, cols = x[:, self.rows.start:self.rows.stop], x[:, self.col0:]
         # batch products add up in a float32 buffer that is flushed into the float64 sums
         # every FLUSH tokens: a float64 add per batch would cost as much as the product
-        torch.addmm(self._buf, r.T, x, out=self._buf)
+        for a, b in self.subs:
+            self._buf[a:b, a:].addmm_(r[:, a:b].T, cols[:, a:])
         self._buf_tokens += x.shape[0]
         self.sum += x.sum(dim=0).double()
         self.sumsq += x.square().sum(dim=0).double()
@@ -109,53 +134,88 @@ class StreamingCorrelation:
             self._buf.zero_()
             self._buf_tokens = 0
 
-    FINISH_ENTRIES = 1 << 22  # entries per row chunk of finish(): its float64 temporaries stay ~100 MB
-
-    def correlations(self, a: int = 0, b: int | None = None) -> Tensor:
+    def correlations(self, a: int = 0, b: int | None = None, c: int = 0) -> Tensor:
         """The Pearson block of this block's rows a..b-1 (local indices; all by default)
-        against all n neurons, float32 (0 where a neuron is constant)."""
+        against columns col0+c..n-1, float32 (0 where a neuron is constant)."""
         self._flush()
         b = len(self.rows) if b is None else b
         n = max(self.count, 1)
         mean = self.sum / n
         std = (self.sumsq / n - mean.square()).clamp(min=0).sqrt()
-        rs = slice(self.rows.start + a, self.rows.start + b)
-        cov = self.cross[a:b] / n
-        cov -= mean[rs, None] * mean[None, :]
-        denom = std[rs, None] * std[None, :]
+        rs, cs = slice(self.rows.start + a, self.rows.start + b), slice(self.col0 + c, self.n)
+        cov = self.cross[a:b, c:] / n
+        cov -= mean[rs, None] * mean[None, cs]
+        denom = std[rs, None] * std[None, cs]
         cov /= denom.clamp(min=1e-300)
         return cov.masked_fill_(denom == 0, 0).clamp_(-1, 1).float()
 
-    def finish(self, k: int, bins: int = 100) -> tuple[TopK, TopK, Summary]:
-        """Top-k, bottom-k (self excluded) and summary for this block's rows, computed a few
-        hundred rows at a time: the whole block's float64 temporaries would be several
-        times the accumulator (9 GB on SmolLM2 with a 2 GiB budget)."""
+    def fold(self, lists: "_Lists") -> None:
+        """Feed the block's correlations to ``lists``, a few hundred rows at a time (the whole
+        block's float64 temporaries would be several times the accumulator): each row's
+        partners, and with ``upper``, each later column's partners among the rows."""
         self._flush()
         self._buf = torch.zeros(0, device=self.device)  # no more batches: free the float32 sums
-        R = len(self.rows)
-        summary = Summary.empty(R, -1.0, 1.0, bins)
-        kk = min(k + 1, self.n)
-        vals: list[list[Tensor]] = [[], []]
-        idxs: list[list[Tensor]] = [[], []]
-        step = max(1, self.FINISH_ENTRIES // max(1, self.n))
-        for a in range(0, R, step):
-            b = min(a + step, R)
-            corr = self.correlations(a, b)
-            owners = torch.arange(self.rows.start + a, self.rows.start + b, device=corr.device)
-            if self.n > 1:  # the summary covers the other neurons only
-                summary.add(slice(a, b), _without_diagonal(corr, owners))
-            for j, largest in enumerate((True, False)):
-                v, i = torch.topk(corr, kk, dim=1, largest=largest)
-                v, i = _drop_self(v, i, owners, k, largest)
-                vals[j].append(v)
-                idxs[j].append(i.masked_fill(~torch.isfinite(v), -1))
-            del corr
-        out = [TopK(torch.cat(vals[j]).cpu(), torch.cat(idxs[j]).cpu()) for j in range(2)]
-        return out[0], out[1], summary
+        step = max(1, self.FINISH_ENTRIES // max(1, self.n - self.col0))
+        first = self.rows.start
+        for s, e in self.subs:  # rows s..e-1 hold columns col0+s.. (upper: col0 = first)
+            for a in range(s, e, step):
+                b = min(a + step, e)
+                corr = self.correlations(a, b, s)
+                lists.add(first + a, corr, self.col0 + s, has_self=True)
+                if self.upper and first + e < self.n:  # columns first+e.. own these entries too
+                    lists.add(first + e, corr[:, e - s:].T.contiguous(), first + a)
+                del corr
+
+    def finish(self, k: int, bins: int = 100) -> tuple[TopK, TopK, Summary]:
+        """Top-k, bottom-k (self excluded) and summary for this block's rows (all columns)."""
+        if self.upper:
+            raise ValueError("an upper-triangle block lacks its rows' earlier partners: use correlate()")
+        lists = _Lists(self.rows.start, len(self.rows), k, bins, self.n, self.device)
+        self.fold(lists)
+        return lists.result()
+
+
+class _Lists:
+    """Running top-(k+1), bottom-(k+1) (the owner itself is dropped at the end) and summary
+    of the owners first..first+n-1, fed blocks of correlations in any order."""
+
+    def __init__(self, first: int, n: int, k: int, bins: int, n_partners: int, device: torch.device) -> None:
+        self.first, self.k = first, k
+        self.kk = min(k + 1, n_partners)
+        self.best = {largest: (torch.full((n, self.kk), -math.inf if largest else math.inf, device=device),
+                               torch.full((n, self.kk), -1, dtype=torch.long, device=device))
+                     for largest in (True, False)}
+        self.summary = Summary.empty(n, -1.0, 1.0, bins)
+
+    def add(self, owner0: int, corr: Tensor, partner0: int, has_self: bool = False) -> None:
+        """corr [owners, partners]: owners owner0.., partners partner0.. (global ids);
+        ``has_self``: the owners' own columns are among the partners (left out of the summary)."""
+        lo = owner0 - self.first
+        own = slice(lo, lo + corr.shape[0])
+        if has_self:
+            owners = torch.arange(owner0, owner0 + corr.shape[0], device=corr.device)
+            if corr.shape[1] > 1:
+                self.summary.add(own, _without_diagonal(corr, owners - partner0))
+        else:
+            self.summary.add(own, corr)
+        for largest, (held_v, held_i) in self.best.items():
+            v, i = torch.topk(corr, min(self.kk, corr.shape[1]), dim=1, largest=largest)
+            v = torch.cat([held_v[own], v], 1)
+            i = torch.cat([held_i[own], i + partner0], 1)
+            v, j = torch.topk(v, self.kk, dim=1, largest=largest)
+            held_v[own], held_i[own] = v, torch.gather(i, 1, j)
+
+    def result(self) -> tuple[TopK, TopK, Summary]:
+        owners = torch.arange(self.first, self.first + self.summary.n.shape[0])
+        out = []
+        for largest, (v, i) in self.best.items():
+            v, i = _drop_self(v.cpu(), i.cpu(), owners, self.k, largest)
+            out.append(TopK(v, i.masked_fill(~torch.isfinite(v), -1)))
+        return out[0], out[1], self.summary
 
 
 def _without_diagonal(corr: Tensor, owners: Tensor) -> Tensor:
-    """[R, n] -> [R, n-1]: each row without its owner's own column."""
+    """[R, n] -> [R, n-1]: each row without its owner's own column (``owners``: column index)."""
     R, n = corr.shape
     keep = torch.ones(R, n, dtype=torch.bool, device=corr.device)
     keep[torch.arange(R, device=corr.device), owners] = False
@@ -175,33 +235,29 @@ def correlate(batches: Batches, n_neurons: int, k: int = 10, *, memory_mb: float
     other passes read it back instead of recomputing.
     """
     N = n_neurons
-    R = rows_for_budget(N, memory_mb)
-    passes = math.ceil(N / R)
+    blocks = row_blocks(N, memory_mb)
+    passes = len(blocks)
     if passes > 1 and cache_dir is not None:
         batches = _DiskReplay(batches, Path(cache_dir), cache_dtype)
     elif passes > 1 and not callable(batches):
         raise ValueError(f"{N} neurons in {memory_mb} MB need {passes} passes over the corpus: "
                          "pass a callable that replays the batches, a cache_dir, or raise memory_mb")
-    top, bottom = TopK.empty(N, k, True), TopK.empty(N, k, False)
-    summary = Summary.empty(N, -1.0, 1.0, bins)
+    lists = _Lists(0, N, k, bins, N, torch.device(device))
     n_tokens = 0
-    for p in range(passes):
-        rows = range(p * R, min((p + 1) * R, N))
-        sc = StreamingCorrelation(N, rows, device=device)
+    for p, rows in enumerate(blocks):
+        sc = StreamingCorrelation(N, rows, upper=True, device=device)
         it = batches() if callable(batches) else batches
         desc = f"correlations pass {p + 1}/{passes}" if passes > 1 else "correlations"
         for x in tqdm(it, desc=desc, disable=not progress, total=total, unit="batch"):
             sc.add(x)
-        t, b, s = sc.finish(k, bins)
-        sl = slice(rows.start, rows.stop)
-        kk = t.values.shape[1]
-        top.values[sl, :kk], top.indices[sl, :kk] = t.values, t.indices
-        bottom.values[sl, :kk], bottom.indices[sl, :kk] = b.values, b.indices
-        summary.n[sl], summary.s1[sl], summary.s2[sl], summary.hist[sl] = s.n, s.s1, s.s2, s.hist
+        sc.fold(lists)
         n_tokens = sc.count
         del sc
-    for t in (top, bottom):
-        t.indices[~torch.isfinite(t.values)] = -1
+    *found, summary = lists.result()
+    top, bottom = TopK.empty(N, k, True), TopK.empty(N, k, False)
+    for t, f in zip((top, bottom), found):  # k columns even with fewer partners
+        kk = f.values.shape[1]
+        t.values[:, :kk], t.indices[:, :kk] = f.values, f.indices
     return CorrelationResult(top, bottom, summary, n_tokens)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from loaders.correlations import (StreamingCorrelation, correlate, flatten_activations,
+from loaders.correlations import (StreamingCorrelation, correlate, flatten_activations, row_blocks,
                                   rows_for_budget)
 
 N, T = 60, 3000
@@ -27,7 +27,7 @@ def batches(x: np.ndarray, size: int = 700):
     return lambda: (torch.from_numpy(x[i:i + size]) for i in range(0, len(x), size))
 
 
-@pytest.mark.parametrize("memory_mb", [1.0, 0.01])  # one pass; then 3-row blocks, 20 passes
+@pytest.mark.parametrize("memory_mb", [1.0, 0.002])  # one pass; then upper-triangle blocks, 13 passes
 def test_top_and_bottom_match_corrcoef(acts, memory_mb):
     k = 4
     res = correlate(batches(acts), N, k, memory_mb=memory_mb, progress=False)
@@ -88,7 +88,7 @@ def test_disk_cache_replays_a_one_shot_source(acts, tmp_path):
 
     cached = correlate(one_shot, N, 3, memory_mb=0.01, cache_dir=tmp_path, progress=False)
     direct = correlate(batches(acts), N, 3, memory_mb=0.01, progress=False)
-    assert len(calls) == 1  # 20 passes, one run of the source
+    assert len(calls) == 1  # 3 passes, one run of the source
     assert torch.equal(cached.top.indices, direct.top.indices)
     torch.testing.assert_close(cached.top.values, direct.top.values)
     assert len(list(tmp_path.glob("batch*.pt"))) == -(-T // 700)
@@ -109,3 +109,25 @@ def test_finish_in_small_row_chunks_is_identical(acts, monkeypatch):
         assert torch.equal(a.values, b.values) and torch.equal(a.indices, b.indices)
     for f in ("n", "s1", "s2", "hist"):
         assert torch.equal(getattr(whole[2], f), getattr(chunked[2], f)), f
+
+
+@pytest.mark.parametrize("memory_mb, sub", [(0.002, 1024), (1.0, 7), (0.01, 5)])
+def test_a_small_budget_gives_the_one_block_answer(acts, monkeypatch, memory_mb, sub):
+    assert len(row_blocks(N, 1.0)) == 1 and len(row_blocks(N, 0.002)) > 5
+    one = correlate(batches(acts), N, 4, memory_mb=1.0, progress=False)
+    monkeypatch.setattr(StreamingCorrelation, "SUB", sub)  # triangles within a block too
+    many = correlate(batches(acts), N, 4, memory_mb=memory_mb, progress=False)
+    for a, b in ((one.top, many.top), (one.bottom, many.bottom)):
+        assert torch.equal(a.indices, b.indices)
+        torch.testing.assert_close(a.values, b.values, rtol=0, atol=1e-5)  # float32 products, other shapes
+    assert torch.equal(one.summary.n, many.summary.n) and torch.equal(one.summary.hist, many.summary.hist)
+    torch.testing.assert_close(one.summary.mean, many.summary.mean, rtol=0, atol=1e-6)
+    torch.testing.assert_close(one.summary.std, many.summary.std, rtol=0, atol=1e-6)
+
+
+def test_upper_blocks_cover_every_pair_once():
+    blocks = row_blocks(1000, 5.0)
+    assert blocks[0].start == 0 and blocks[-1].stop == 1000
+    assert all(x.stop == y.start for x, y in zip(blocks, blocks[1:]))
+    assert all(len(b) * (1000 - b.start) * 12 <= 5.0 * 2**20 for b in blocks)
+    assert len(blocks) < -(-1000 // rows_for_budget(1000, 5.0))  # fewer passes than full rows
