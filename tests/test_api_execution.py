@@ -187,6 +187,70 @@ async def test_short_cut_errors_read_like_stock_errors(bad, monkeypatch):
     assert bool(a.errors) == (bad > 0)
 
 
+@strawberry.type
+class Part:
+    name: str
+
+    @strawberry.field
+    async def later(self) -> str:
+        if self.name == "boom":
+            raise ValueError("boom later")
+        return self.name.upper()
+
+
+@strawberry.type
+class Box:
+    one: Part
+    many: list[Part]
+    loose: list[Optional[Part]]
+    maybe: Optional[Part] = None
+
+
+def _box(**changes) -> Box:
+    fields = {"one": Part(name="a"), "many": [Part(name="b"), Part(name="c")], "loose": [Part(name="d")],
+              "maybe": Part(name="e")}
+    return Box(**{**fields, **changes})
+
+
+BAD_BOXES = [
+    {},
+    {"one": Part(name=None)},  # type: ignore[arg-type] - null for String!: the box goes null
+    {"maybe": Part(name=None)},  # type: ignore[arg-type] - only maybe goes null
+    {"many": [Part(name="b"), Part(name=None)]},  # type: ignore[arg-type] - many (non-null) fails the box
+    {"loose": [Part(name=None), Part(name="f")]},  # type: ignore[arg-type] - one loose item goes null
+    {"many": [Part(name="b"), None]},  # a null item in [Part!]!
+    {"many": 7},  # not a list
+    {"one": None},  # null for Part!
+    {"many": (Part(name="x"),)},  # a tuple is a list too
+    {"many": [Part(name="boom"), Part(name="b")]},  # an awaited error inside a list item
+    {"loose": [Part(name="boom"), Part(name="boom")]},
+    {"one": Part(name="boom")},
+    {"many": []},
+]
+
+
+@strawberry.type
+class BoxQuery:
+    @strawberry.field
+    def boxes(self, bad: int = 0) -> list[Optional[Box]]:
+        return [_box(), _box(**BAD_BOXES[bad]), _box()]
+
+
+@pytest.mark.parametrize("bad", range(len(BAD_BOXES)))
+async def test_object_short_cut_answers_and_errors_like_stock(bad):
+    fast, stock = strawberry.Schema(BoxQuery), strawberry.Schema(BoxQuery)
+    fast.execution_context_class = fast_execution_context(fast)
+    assert {("Box", "one"), ("Box", "many"), ("Box", "loose"), ("Box", "maybe")} <= {
+        k for k, plan in fast.execution_context_class.plans.items() if plan.object_type is not None}
+    q = ("query($bad: Int!) { boxes(bad: $bad) { one { name later } many { name later } "
+         "loose { name later } maybe { name } } }")
+    a = await fast.execute(q, variable_values={"bad": bad})
+    b = await stock.execute(q, variable_values={"bad": bad})
+    assert a.data == b.data
+    assert [e.formatted for e in a.errors or []] == [e.formatted for e in b.errors or []]
+    assert bool(a.errors) == (bad not in (0, 8, 12))
+
+
 # --- cost and validation caches --------------------------------------------------------------
 
 

@@ -9,9 +9,12 @@ server's time per request.
 ``FastExecutionContext`` short-cuts one case only: a Strawberry *basic* field (no resolver, no
 arguments, no field extensions: Strawberry itself resolves it with ``getattr``) whose type is a
 built-in scalar or an enum, or a list of them. Its value is read and coerced with the type's own
-``coerce_output_value``, exactly what the stock path computes. Anything unusual (a null where
-the type forbids one, a value the scalar refuses, middleware installed) goes the stock way, so
-results and error messages are the stock ones; tests/test_api_execution.py compares both.
+``coerce_output_value``, exactly what the stock path computes. A basic field of object type
+(an edge's ``node``, a connection's ``edges``) is read the same way and its sub-selection
+executed directly, with the stock error handling. Anything unusual (a null where the type
+forbids one, a value the scalar refuses, an object of another type, middleware installed) goes
+the stock way, so results and error messages are the stock ones; tests/test_api_execution.py
+compares both.
 It also breaks graphql-core's executor reference cycle (see ``__init__``), shares the
 collected sub-selections of a document without directives across requests (see
 ``collect_subfields``), and the module keeps Strawberry's validation cache from hashing the
@@ -57,6 +60,27 @@ class _Plan(NamedTuple):
     non_null: bool  # the field's own type is NonNull
     is_list: bool
     items_non_null: bool  # list items are NonNull
+    object_type: Any = None  # for a field of object type (or a list of them): that type
+    return_type: Any = None  # the field's whole type and its items' (object fields only)
+    item_type: Any = None
+
+
+def _object_plan(attr: str, gql_type: Any, type_map: dict) -> _Plan | None:
+    """A plan for a basic field whose type is an object type or a list of one, where that type
+    checks values (if at all) with Strawberry's own is_type_of, which ignores its info."""
+    non_null = isinstance(gql_type, GraphQLNonNull)
+    t = gql_type.of_type if non_null else gql_type
+    is_list = isinstance(t, GraphQLList)
+    item_type = t.of_type if is_list else None
+    items_non_null = isinstance(item_type, GraphQLNonNull)
+    if is_list:
+        t = item_type.of_type if items_non_null else item_type
+    concrete = type_map.get(getattr(t, "name", None))
+    if not isinstance(t, GraphQLObjectType) or concrete is None or concrete.implementation is not t:
+        return None
+    if getattr(concrete.definition, "is_type_of", None) is not None:  # the schema's own check: stock path
+        return None
+    return _Plan(attr, None, non_null, is_list, items_non_null, t, gql_type, item_type)
 
 
 def _plan(attr: str, gql_type: Any) -> _Plan | None:
@@ -77,7 +101,8 @@ def _plan(attr: str, gql_type: Any) -> _Plan | None:
 
 
 def plans_for(schema: Any) -> dict[tuple[str, str], _Plan]:
-    """(GraphQL type name, field name) -> plan, for every basic leaf field of a Strawberry schema."""
+    """(GraphQL type name, field name) -> plan, for every basic leaf or object field of a
+    Strawberry schema."""
     if schema.config.default_resolver is not getattr:
         return {}  # another default resolver may do anything: keep the stock path everywhere
     plans: dict[tuple[str, str], _Plan] = {}
@@ -92,7 +117,8 @@ def plans_for(schema: Any) -> dict[tuple[str, str], _Plan]:
             gql_field = impl.fields.get(name)
             if gql_field is None or gql_field.args:
                 continue
-            plan = _plan(field.python_name, gql_field.type)
+            plan = _plan(field.python_name, gql_field.type) or _object_plan(
+                field.python_name, gql_field.type, schema.schema_converter.type_map)
             if plan is not None:
                 plans[(impl.name, name)] = plan
     return plans
@@ -177,10 +203,91 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                       position_context: Any) -> Any:
         plan = self.plans.get((parent_type.name, field_details_list[0].node.name.value))
         if plan is not None and (self.middleware_manager is None or not self.middleware_manager.middlewares):
-            value = _complete(plan, source)
+            if plan.object_type is None:
+                value = _complete(plan, source)
+            else:
+                value = self._complete_objects(plan, source, field_details_list, path, position_context)
             if value is not _MISSING:
                 return value
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
+
+    def _complete_objects(self, plan: _Plan, source: Any, field_details_list: Any, path: Any,
+                          position_context: Any) -> Any:
+        """An object (or a list of objects) read from an attribute, its sub-selection executed
+        as graphql-core's execute_field / complete_value would, errors handled the same way.
+        _MISSING, before anything ran, when the stock path must decide."""
+        value = getattr(source, plan.attr, _MISSING)
+        if value is None:
+            return _MISSING if plan.non_null else None
+        object_type = plan.object_type
+        is_type_of = object_type.is_type_of  # Strawberry's own (see _object_plan): info unused
+        if not plan.is_list:
+            if value is _MISSING or (is_type_of is not None and not is_type_of(value, None)):
+                return _MISSING
+            items = None
+        else:
+            if not isinstance(value, (list, tuple)) or not self._share:  # no @stream when no directives
+                return _MISSING
+            if None in value or (is_type_of is not None and not all(is_type_of(v, None) for v in value)):
+                return _MISSING
+            items = value
+        execute = self.collect_and_execute_subfields
+        is_awaitable = self.is_awaitable
+        try:
+            if items is None:
+                completed = execute(object_type, field_details_list, path, value, position_context)
+            else:
+                completed, pending = [], []
+                item_type = plan.item_type
+                try:
+                    for index, item in enumerate(items):
+                        item_path = path.add_key(index, None)
+                        try:
+                            done = execute(object_type, field_details_list, item_path, item, position_context)
+                        except Exception as raw_error:  # noqa: BLE001 - graphql-core's complete_list_item_value
+                            self.handle_field_error(raw_error, item_type, field_details_list, item_path)
+                            done = None
+                        if is_awaitable(done):
+                            done = _await_item(self, done, item_type, field_details_list, item_path)
+                            pending.append(index)
+                        completed.append(done)
+                except Exception:
+                    if pending:  # let the started siblings settle, as graphql-core does
+                        self.settle_in_background([completed[i] for i in pending])
+                    raise
+                if pending:
+                    completed = _gather_items(completed, pending)
+            if is_awaitable(completed):
+                return _await_field(self, completed, plan.return_type, field_details_list, path)
+            return completed
+        except Exception as raw_error:  # noqa: BLE001 - graphql-core's execute_field
+            self.handle_field_error(raw_error, plan.return_type, field_details_list, path)
+            return None
+
+
+async def _await_item(executor: Any, completed: Any, item_type: Any, field_details_list: Any, path: Any) -> Any:
+    try:
+        return await completed
+    except Exception as raw_error:  # noqa: BLE001 - graphql-core's complete_list_item_value
+        executor.handle_field_error(raw_error, item_type, field_details_list, path)
+        return None
+
+
+async def _gather_items(completed: list, pending: list[int]) -> list:
+    if len(pending) == 1:
+        completed[pending[0]] = await completed[pending[0]]
+    else:
+        for index, value in zip(pending, await gather_with_cancel(*(completed[i] for i in pending)), strict=True):
+            completed[index] = value
+    return completed
+
+
+async def _await_field(executor: Any, completed: Any, return_type: Any, field_details_list: Any, path: Any) -> Any:
+    try:
+        return await completed
+    except Exception as raw_error:  # noqa: BLE001 - graphql-core's execute_field
+        executor.handle_field_error(raw_error, return_type, field_details_list, path)
+        return None
 
 
 def _gather(values: Sequence[Any]) -> Any:
