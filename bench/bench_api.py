@@ -217,6 +217,9 @@ async def main(args: argparse.Namespace) -> None:
               f"server loop {args.loop}, http {args.http} (auto: uvloop and httptools when installed)")
         print(f"neuron page: {len(page.content)} bytes; {args.concurrency} concurrent clients, "
               f"at most {args.count} requests or {args.seconds} s each side")
+        if args.count + 100 > n_neurons:
+            print(f"note: {n_neurons} neurons for {args.count} + 100 distinct requests: repeats come from the "
+                  "response cache (use a larger graph or fewer requests)")
 
         flat = [get("/bench/static.json")] * args.count
         same = [hot] * args.count

@@ -189,3 +189,49 @@ async def test_names_are_read_again_after_the_graph_is_cleared(store):
     await store.clear(schema=False)
     await store.run("CREATE (:T {b: 3})", write=True)
     assert await store.run("MATCH (n:T) RETURN n") == [{"n": {"b": 3}}]
+
+
+async def test_pipelined_connections_answer_each_caller_its_own_rows(store):
+    """Queries go over a few pipelined connections (not redis-py's pool): many at once, each
+    gets its own answer, through no more connections than the limit; redis-py's path agrees."""
+    assert store.pipelines is not None
+    await _small_graph(store)
+    keys = [neuron_key("m", l, i) for l in range(2) for i in range(3)] * 20
+    answers = await asyncio.gather(*(store.run("MATCH (n:Neuron {key: $k}) RETURN n.key AS key, n.mean AS mean",
+                                               {"k": k}) for k in keys))
+    assert [a[0]["key"] for a in answers] == keys
+    assert 1 <= len(store.pipelines.connections) <= store.pipelines.size
+    pipelines, store.pipelines = store.pipelines, None  # the same questions through redis-py
+    try:
+        assert [await store.run("MATCH (n:Neuron {key: $k}) RETURN n.key AS key, n.mean AS mean", {"k": k})
+                for k in keys[:6]] == answers[:6]
+    finally:
+        store.pipelines = pipelines
+
+
+async def test_a_cancelled_query_leaves_the_next_answer_in_place(store):
+    store.pipelines.close()
+    store.pipelines.size = 1  # one connection: the next query queues behind the cancelled one
+    slow = asyncio.ensure_future(store.run("UNWIND range(1, 3000000) AS x RETURN count(x) AS n"))
+    await asyncio.sleep(0.01)
+    slow.cancel()
+    assert await store.run("RETURN 7 AS seven") == [{"seven": 7}]
+    assert len(store.pipelines.connections) == 1
+
+
+async def test_a_dropped_connection_is_opened_again(store):
+    assert await store.run("RETURN 1 AS one") == [{"one": 1}]
+    before = list(store.pipelines.connections)
+    await store.db.connection.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    assert await store.run("RETURN 2 AS two") == [{"two": 2}]
+    assert not set(map(id, store.pipelines.connections)) & set(map(id, before))
+
+
+def test_pipelines_only_for_urls_without_password_or_tls():
+    from neurograph.store.falkor import _Pipelines
+
+    assert _Pipelines.for_url("unix:///tmp/x/falkordb.sock") is not None
+    assert _Pipelines.for_url("redis://127.0.0.1:6380") is not None
+    assert _Pipelines.for_url("falkor://db:6379/0") is not None
+    for url in ("redis://:secret@db:6379", "rediss://db:6379", "redis://db:6379/2", "unix:///s.sock?password=x"):
+        assert _Pipelines.for_url(url) is None, url  # these stay with redis-py
