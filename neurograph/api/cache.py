@@ -9,11 +9,11 @@ clears the cache at once; a load by another process (the CLI) shows after at mos
 
 from __future__ import annotations
 
-import json
 import time
 from collections import OrderedDict
 from functools import lru_cache
 
+import orjson
 from graphql import GraphQLError, OperationDefinitionNode, parse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -71,10 +71,10 @@ class ResponseCache:
             return await receive()
 
         try:
-            req = json.loads(body)
+            req = orjson.loads(body)
             query = req.get("query") if isinstance(req, dict) else None
             op_name = req.get("operationName") if isinstance(req, dict) else None
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:  # orjson's JSONDecodeError, invalid UTF-8 included
             query, op_name = None, None
         cacheable = isinstance(query, str) and _is_query(query, op_name if isinstance(op_name, str) else None)
         now = time.monotonic()
