@@ -337,6 +337,16 @@ class _ListState:
             self.s1[own] += x.sum(0)
             self.s2[own] += torch.mul(x, x, out=scratch).sum(0)
 
+    def uncount(self, owners: Tensor, values: Tensor) -> None:
+        """Take one fed entry per owner (distinct owners) back out of the moments and the
+        histogram: correlations feed each neuron's own entry with its tile, but their
+        summaries leave it out."""
+        v = values.double()
+        self.n[owners] -= 1
+        self.s1[owners] -= v
+        self.s2[owners] -= v.square()
+        self.hist[owners, self.bin_of(values).long()] -= 1
+
     def select(self, x: Tensor, first: int, partner0: int, rows_own: bool) -> None:
         n = x.shape[0] if rows_own else x.shape[1]
         high, low = self.bin_of.thresholds(self.hist[first:first + n], self.top.kk)

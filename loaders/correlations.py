@@ -26,7 +26,6 @@ pass before summing (Pearson is shift-invariant).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -34,7 +33,8 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from .composition import Summary, TopK, _drop_self
+from .composition import (TILE_COLS, TILE_ROWS, Summary, TopK, _keep_pools_small, _ListState, _pieces,
+                          _Tiles)
 
 Tensor = torch.Tensor
 Batches = Callable[[], Iterable[Tensor]] | Iterable[Tensor]
@@ -85,7 +85,6 @@ class StreamingCorrelation:
 
     FLUSH = 16384  # tokens summed in float32 before joining the float64 accumulator
     SUB = 1024  # upper: rows per product; each takes the columns from its first row on
-    FINISH_ENTRIES = 1 << 22  # entries per row chunk of fold(): its float64 temporaries stay ~100 MB
 
     def __init__(self, n: int, rows: range | None = None, *, upper: bool = False,
                  device: str | torch.device = "cpu") -> None:
@@ -134,92 +133,57 @@ class StreamingCorrelation:
             self._buf.zero_()
             self._buf_tokens = 0
 
-    def correlations(self, a: int = 0, b: int | None = None, c: int = 0) -> Tensor:
-        """The Pearson block of this block's rows a..b-1 (local indices; all by default)
-        against columns col0+c..n-1, float32 (0 where a neuron is constant)."""
+    def correlations(self, a: int = 0, b: int | None = None, c: int = 0, d: int | None = None) -> Tensor:
+        """The Pearson block of this block's rows a..b-1 against its columns c..d-1 (local
+        indices; all by default; column j is neuron col0 + j), float32, 0 where a neuron is
+        constant."""
         self._flush()
         b = len(self.rows) if b is None else b
+        d = self.n - self.col0 if d is None else d
         n = max(self.count, 1)
         mean = self.sum / n
         std = (self.sumsq / n - mean.square()).clamp(min=0).sqrt()
-        rs, cs = slice(self.rows.start + a, self.rows.start + b), slice(self.col0 + c, self.n)
-        cov = self.cross[a:b, c:] / n
-        cov -= mean[rs, None] * mean[None, cs]
-        denom = std[rs, None] * std[None, cs]
-        cov /= denom.clamp(min=1e-300)
-        return cov.masked_fill_(denom == 0, 0).clamp_(-1, 1).float()
+        inv = torch.where(std > 0, 1 / std, torch.zeros((), dtype=std.dtype, device=std.device))
+        rs, cs = slice(self.rows.start + a, self.rows.start + b), slice(self.col0 + c, self.col0 + d)
+        # E[xy] - E[x]E[y] in float64 (it cancels), the rest in float32
+        cov = torch.addr(self.cross[a:b, c:d], mean[rs], mean[cs], beta=1 / n, alpha=-1).float()
+        return cov.mul_(inv[rs, None].float()).mul_(inv[None, cs].float()).clamp_(-1, 1)
 
-    def fold(self, lists: "_Lists") -> None:
-        """Feed the block's correlations to ``lists``, a few hundred rows at a time (the whole
-        block's float64 temporaries would be several times the accumulator): each row's
-        partners, and with ``upper``, each later column's partners among the rows."""
+    def fold(self, lists: _ListState, tiles: _Tiles | None = None) -> None:
+        """Feed the block's correlations to ``lists`` (owners: all n neurons), one cache-sized
+        tile at a time: each row's partners and, with ``upper``, each later column's partners
+        among the rows. Each owner's own entry is taken back out of its summary."""
         self._flush()
         self._buf = torch.zeros(0, device=self.device)  # no more batches: free the float32 sums
-        step = max(1, self.FINISH_ENTRIES // max(1, self.n - self.col0))
-        first = self.rows.start
-        for s, e in self.subs:  # rows s..e-1 hold columns col0+s.. (upper: col0 = first)
-            for a in range(s, e, step):
-                b = min(a + step, e)
-                corr = self.correlations(a, b, s)
-                lists.add(first + a, corr, self.col0 + s, has_self=True)
-                if self.upper and first + e < self.n:  # columns first+e.. own these entries too
-                    lists.add(first + e, corr[:, e - s:].T.contiguous(), first + a)
-                del corr
+        ws = tiles or _Tiles(TILE_ROWS, TILE_COLS, self.device)
+        first, C = self.rows.start, self.n - self.col0
+        for s, e in self.subs:
+            # columns of the sub-block's own square (full: its rows own them all), then the
+            # later ones, owned by the rows and by the columns
+            own = _pieces(s, e, TILE_COLS) if self.upper else _pieces(0, C, TILE_COLS)
+            later = _pieces(e, C, TILE_COLS) if self.upper else []
+            for a in range(s, e, TILE_ROWS):
+                b = min(a + TILE_ROWS, e)
+                for (c, d), both in [(p, False) for p in own] + [(p, True) for p in later]:
+                    x = self.correlations(a, b, c, d)
+                    ws.feed(x, first + a, self.col0 + c, lists, lists if both else None)
+                    lo, hi = max(first + a, self.col0 + c), min(first + b, self.col0 + d)
+                    if lo < hi:  # the owners' own entries: counted, not an edge
+                        ids = torch.arange(lo, hi, device=x.device)
+                        lists.uncount(ids, x[ids - first - a, ids - self.col0 - c])
+                _keep_pools_small([lists])
 
     def finish(self, k: int, bins: int = 100) -> tuple[TopK, TopK, Summary]:
         """Top-k, bottom-k (self excluded) and summary for this block's rows (all columns)."""
         if self.upper:
             raise ValueError("an upper-triangle block lacks its rows' earlier partners: use correlate()")
-        lists = _Lists(self.rows.start, len(self.rows), k, bins, self.n, self.device)
+        lists = _ListState("pearson", self.n, k, -1.0, 1.0, bins, self.device)
         self.fold(lists)
-        return lists.result()
-
-
-class _Lists:
-    """Running top-(k+1), bottom-(k+1) (the owner itself is dropped at the end) and summary
-    of the owners first..first+n-1, fed blocks of correlations in any order."""
-
-    def __init__(self, first: int, n: int, k: int, bins: int, n_partners: int, device: torch.device) -> None:
-        self.first, self.k = first, k
-        self.kk = min(k + 1, n_partners)
-        self.best = {largest: (torch.full((n, self.kk), -math.inf if largest else math.inf, device=device),
-                               torch.full((n, self.kk), -1, dtype=torch.long, device=device))
-                     for largest in (True, False)}
-        self.summary = Summary.empty(n, -1.0, 1.0, bins)
-
-    def add(self, owner0: int, corr: Tensor, partner0: int, has_self: bool = False) -> None:
-        """corr [owners, partners]: owners owner0.., partners partner0.. (global ids);
-        ``has_self``: the owners' own columns are among the partners (left out of the summary)."""
-        lo = owner0 - self.first
-        own = slice(lo, lo + corr.shape[0])
-        if has_self:
-            owners = torch.arange(owner0, owner0 + corr.shape[0], device=corr.device)
-            if corr.shape[1] > 1:
-                self.summary.add(own, _without_diagonal(corr, owners - partner0))
-        else:
-            self.summary.add(own, corr)
-        for largest, (held_v, held_i) in self.best.items():
-            v, i = torch.topk(corr, min(self.kk, corr.shape[1]), dim=1, largest=largest)
-            v = torch.cat([held_v[own], v], 1)
-            i = torch.cat([held_i[own], i + partner0], 1)
-            v, j = torch.topk(v, self.kk, dim=1, largest=largest)
-            held_v[own], held_i[own] = v, torch.gather(i, 1, j)
-
-    def result(self) -> tuple[TopK, TopK, Summary]:
-        owners = torch.arange(self.first, self.first + self.summary.n.shape[0])
-        out = []
-        for largest, (v, i) in self.best.items():
-            v, i = _drop_self(v.cpu(), i.cpu(), owners, self.k, largest)
-            out.append(TopK(v, i.masked_fill(~torch.isfinite(v), -1)))
-        return out[0], out[1], self.summary
-
-
-def _without_diagonal(corr: Tensor, owners: Tensor) -> Tensor:
-    """[R, n] -> [R, n-1]: each row without its owner's own column (``owners``: column index)."""
-    R, n = corr.shape
-    keep = torch.ones(R, n, dtype=torch.bool, device=corr.device)
-    keep[torch.arange(R, device=corr.device), owners] = False
-    return corr[keep].view(R, n - 1)
+        res = lists.result()
+        rs = slice(self.rows.start, self.rows.stop)
+        s = res.summary
+        return (TopK(res.top.values[rs], res.top.indices[rs]), TopK(res.bottom.values[rs], res.bottom.indices[rs]),
+                Summary(s.lo, s.hi, s.bins, s.n[rs], s.s1[rs], s.s2[rs], s.hist[rs]))
 
 
 def correlate(batches: Batches, n_neurons: int, k: int = 10, *, memory_mb: float = 2048,
@@ -242,7 +206,8 @@ def correlate(batches: Batches, n_neurons: int, k: int = 10, *, memory_mb: float
     elif passes > 1 and not callable(batches):
         raise ValueError(f"{N} neurons in {memory_mb} MB need {passes} passes over the corpus: "
                          "pass a callable that replays the batches, a cache_dir, or raise memory_mb")
-    lists = _Lists(0, N, k, bins, N, torch.device(device))
+    lists = _ListState("pearson", N, k, -1.0, 1.0, bins, torch.device(device))
+    tiles = _Tiles(TILE_ROWS, TILE_COLS, torch.device(device))
     n_tokens = 0
     for p, rows in enumerate(blocks):
         sc = StreamingCorrelation(N, rows, upper=True, device=device)
@@ -250,15 +215,11 @@ def correlate(batches: Batches, n_neurons: int, k: int = 10, *, memory_mb: float
         desc = f"correlations pass {p + 1}/{passes}" if passes > 1 else "correlations"
         for x in tqdm(it, desc=desc, disable=not progress, total=total, unit="batch"):
             sc.add(x)
-        sc.fold(lists)
+        sc.fold(lists, tiles)
         n_tokens = sc.count
         del sc
-    *found, summary = lists.result()
-    top, bottom = TopK.empty(N, k, True), TopK.empty(N, k, False)
-    for t, f in zip((top, bottom), found):  # k columns even with fewer partners
-        kk = f.values.shape[1]
-        t.values[:, :kk], t.indices[:, :kk] = f.values, f.indices
-    return CorrelationResult(top, bottom, summary, n_tokens)
+    res = lists.result()
+    return CorrelationResult(res.top, res.bottom, res.summary, n_tokens)
 
 
 class _DiskReplay:
