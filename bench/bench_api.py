@@ -183,7 +183,8 @@ async def main(args: argparse.Namespace) -> None:
     url = f"http://127.0.0.1:{port}"
     static.write_text("{}")
     proc = subprocess.Popen([sys.executable, __file__, "--serve", "--port", str(port), "--data-dir", str(data_dir),
-                             "--graph", settings.graph, "--static", str(static), "--loop", args.loop, "--http", args.http], env={**os.environ})
+                             "--graph", settings.graph, "--static", str(static), "--loop", args.loop,
+                             "--http", args.http], env={**os.environ})
     conns: list[Connection] = []
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as c:
@@ -213,8 +214,9 @@ async def main(args: argparse.Namespace) -> None:
         assert await conns[0].request(get("/bench/static.json")) == page.content
         hot = post_json("/graphql", {"query": QUERY, "variables": variables(0)})
         assert await conns[0].request(hot) == page.content
-        print(f"redis parser: {'hiredis (C)' if redis.utils.HIREDIS_AVAILABLE else 'pure Python (pip install hiredis)'}; "
-              f"server loop {args.loop}, http {args.http} (auto: uvloop and httptools when installed)")
+        parser = "hiredis (C)" if redis.utils.HIREDIS_AVAILABLE else "pure Python (pip install hiredis)"
+        print(f"redis parser: {parser}; server loop {args.loop}, http {args.http} "
+              "(auto: uvloop and httptools when installed)")
         print(f"neuron page: {len(page.content)} bytes; {args.concurrency} concurrent clients, "
               f"at most {args.count} requests or {args.seconds} s each side")
         if args.count + 100 > n_neurons:

@@ -165,6 +165,7 @@ async def _examples(store: Store, keys: list[ExamplesKey]) -> list[tuple[int, li
     every neuron in one round trip (a neuron page's max and random examples together)."""
     pages = list(dict.fromkeys((k.kind, k.after_rank, k.limit) for k in keys))
     rows = await store.query("neuron_examples", keys=list(dict.fromkeys(k.key for k in keys)),
-                             pages=[{"kind": kind, "after_rank": after, "limit": limit} for kind, after, limit in pages])
+                             pages=[{"kind": kind, "after_rank": after, "limit": limit}
+                                    for kind, after, limit in pages])
     found = {(r["key"], r["kind"], r["after_rank"], r["limit"]): (int(r["total"]), r["examples"]) for r in rows}
     return [found.get((k.key, k.kind, k.after_rank, k.limit), (0, [])) for k in keys]

@@ -25,7 +25,7 @@ from .embedded import EmbeddedFalkorDB
 
 
 class _StaleSchema(Exception):
-    """A reply names a label, relationship type or property key this client has not seen yet."""
+    """A reply names a relationship type or property key this client has not seen yet."""
 
 
 class _Schema:
@@ -112,6 +112,7 @@ def parse_reply(reply: list, schema: _Schema) -> list[dict]:
 
 
 MAX_CONNECTIONS = 32
+CONNECT_TIMEOUT_S = 5
 NUL_STANDIN = "\u2400"  # SYMBOL FOR NULL
 
 
@@ -139,7 +140,7 @@ def connection_pool(url: str) -> redis.BlockingConnectionPool:
         url = "rediss://" + url[len("falkors://"):]
     # redis-py would cut any reply after 5 s; long loads and exports are legitimate here.
     return redis.BlockingConnectionPool.from_url(
-        url, max_connections=MAX_CONNECTIONS, timeout=60, socket_timeout=3600, socket_connect_timeout=5,
+        url, max_connections=MAX_CONNECTIONS, timeout=60, socket_timeout=3600, socket_connect_timeout=CONNECT_TIMEOUT_S,
         decode_responses=True)
 
 
@@ -179,6 +180,8 @@ class _Connection(asyncio.Protocol):
                 future.set_exception(rex.ConnectionError(f"connection to FalkorDB lost: {exc or 'closed'}"))
 
     def send(self, args: tuple) -> asyncio.Future:
+        if self.transport is None:
+            raise rex.ConnectionError("connection to FalkorDB lost")
         future = asyncio.get_running_loop().create_future()
         self.waiting.append(future)
         self.transport.write(_pack(args))  # type: ignore[union-attr]
@@ -218,9 +221,9 @@ class _Pipelines:
         if conn is None or (conn.waiting and len(live) + self.opening < self.size):
             self.opening += 1
             try:
-                _, conn = await self.open_connection()
-            except OSError as e:
-                raise rex.ConnectionError(f"cannot connect to FalkorDB: {e}") from e
+                _, conn = await asyncio.wait_for(self.open_connection(), CONNECT_TIMEOUT_S)
+            except (OSError, asyncio.TimeoutError) as e:
+                raise rex.ConnectionError(f"cannot connect to FalkorDB: {e or 'timed out'}") from e
             finally:
                 self.opening -= 1
             self.connections.append(conn)
