@@ -124,6 +124,18 @@ async def test_sub_selections_are_shared_across_requests_only_without_directives
         assert a == await _answer(stock, store, settings, q, {"t": t})
         assert ('"stats"' in a) == t and ('"layer"' in a) == (not t)
     assert len(shared) == n_shared
+    assert len(fast.execution_context_class.leaves) == n_shared  # one leaf list per shared collection
+
+
+async def test_shared_sub_selections_are_bounded(store, settings, graph, monkeypatch):
+    monkeypatch.setattr(execution, "_SHARED_MAX", 3)
+    fast, stock = build_schema(), _stock(build_schema())
+    cls = fast.execution_context_class
+    for first in range(1, 6):  # five documents, each with its own nodes
+        q = "{ neuron(model: \"synth\", layer: 1, index: 3) { key inputs(first: %d) { edges { weight " \
+            "node { key } } } } }" % first
+        assert await _answer(fast, store, settings, q) == await _answer(stock, store, settings, q)
+        assert len(cls.shared) <= 3 and set(cls.leaves) == {id(c.grouped_field_set) for _, c in cls.shared.values()}
 
 
 # --- the short cut on a small schema, with values the stock path refuses ----------------------
