@@ -5,13 +5,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-import hiredis
 import redis.asyncio as redis
 import redis.exceptions as rex
 from dateutil.relativedelta import relativedelta
@@ -25,7 +21,7 @@ from .embedded import EmbeddedFalkorDB
 
 
 class _StaleSchema(Exception):
-    """A reply names a relationship type or property key this client has not seen yet."""
+    """A reply names a label, relationship type or property key this client has not seen yet."""
 
 
 class _Schema:
@@ -112,7 +108,6 @@ def parse_reply(reply: list, schema: _Schema) -> list[dict]:
 
 
 MAX_CONNECTIONS = 32
-CONNECT_TIMEOUT_S = 5
 NUL_STANDIN = "\u2400"  # SYMBOL FOR NULL
 
 
@@ -140,120 +135,20 @@ def connection_pool(url: str) -> redis.BlockingConnectionPool:
         url = "rediss://" + url[len("falkors://"):]
     # redis-py would cut any reply after 5 s; long loads and exports are legitimate here.
     return redis.BlockingConnectionPool.from_url(
-        url, max_connections=MAX_CONNECTIONS, timeout=60, socket_timeout=3600, socket_connect_timeout=CONNECT_TIMEOUT_S,
+        url, max_connections=MAX_CONNECTIONS, timeout=60, socket_timeout=3600, socket_connect_timeout=5,
         decode_responses=True)
-
-
-def _pack(args: tuple) -> bytes:
-    """A command in RESP: an array of bulk strings."""
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        b = a.encode() if isinstance(a, str) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
-
-
-class _Connection(asyncio.Protocol):
-    """One connection to the server: commands are written as they come and replies, which
-    arrive in the same order, resolve their futures (parsed by hiredis as redis-py would)."""
-
-    def __init__(self) -> None:
-        self.reader = hiredis.Reader(replyError=rex.ResponseError, encoding="utf-8")
-        self.waiting: deque[asyncio.Future] = deque()
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.reader.feed(data)
-        while (reply := self.reader.gets()) is not False and self.waiting:
-            future = self.waiting.popleft()
-            if not future.done():  # a cancelled caller's reply is read and dropped
-                future.set_result(reply)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        while self.waiting:
-            future = self.waiting.popleft()
-            if not future.done():
-                future.set_exception(rex.ConnectionError(f"connection to FalkorDB lost: {exc or 'closed'}"))
-
-    def send(self, args: tuple) -> asyncio.Future:
-        if self.transport is None:
-            raise rex.ConnectionError("connection to FalkorDB lost")
-        future = asyncio.get_running_loop().create_future()
-        self.waiting.append(future)
-        self.transport.write(_pack(args))  # type: ignore[union-attr]
-        return future
-
-
-class _Pipelines:
-    """A few pipelined connections, for the queries: a command goes to the connection with the
-    fewest replies pending, opening another (up to ``size``) when all are busy. FalkorDB answers
-    one connection's queries in turn, so several connections let its threads work in parallel.
-
-    redis-py's pool costs ~0.12 ms of CPU per command more (pool locks, timeouts, its
-    connection classes): a neuron page sends five. Only for plain URLs (unix socket or TCP
-    without password or TLS); others use redis-py (``for_url`` returns None)."""
-
-    def __init__(self, open_connection: Any, size: int = 8) -> None:
-        self.open_connection = open_connection
-        self.size = size
-        self.connections: list[_Connection] = []
-        self.opening = 0  # connections being opened now
-
-    @classmethod
-    def for_url(cls, url: str) -> "_Pipelines | None":
-        parts = urlsplit(url)
-        if parts.scheme == "unix" and not parts.password and not parts.query:
-            path = unquote(parts.path)
-            return cls(lambda: asyncio.get_running_loop().create_unix_connection(_Connection, path))
-        if parts.scheme in ("redis", "falkor") and not parts.password and parts.path in ("", "/", "/0"):
-            host, port = parts.hostname or "localhost", parts.port or 6379
-            return cls(lambda: asyncio.get_running_loop().create_connection(_Connection, host, port))
-        return None
-
-    async def execute(self, *args: Any) -> Any:
-        live = [c for c in self.connections if c.transport is not None]
-        self.connections = live
-        conn = min(live, key=lambda c: len(c.waiting), default=None)
-        if conn is None or (conn.waiting and len(live) + self.opening < self.size):
-            self.opening += 1
-            try:
-                _, conn = await asyncio.wait_for(self.open_connection(), CONNECT_TIMEOUT_S)
-            except (OSError, asyncio.TimeoutError) as e:
-                raise rex.ConnectionError(f"cannot connect to FalkorDB: {e or 'timed out'}") from e
-            finally:
-                self.opening -= 1
-            self.connections.append(conn)
-        reply = await conn.send(args)
-        if isinstance(reply, rex.ResponseError):
-            if str(reply).startswith("LOADING"):
-                raise rex.BusyLoadingError(str(reply))
-            raise reply
-        return reply
-
-    def close(self) -> None:
-        for conn in self.connections:
-            if conn.transport is not None:
-                conn.transport.close()
-        self.connections = []
 
 
 class FalkorStore(Store):
     engine = "falkordb"
 
-    def __init__(self, db: FalkorDB, graph: str, server: EmbeddedFalkorDB | None = None,
-                 url: str | None = None) -> None:
+    def __init__(self, db: FalkorDB, graph: str, server: EmbeddedFalkorDB | None = None) -> None:
         super().__init__()
         self.db = db
         self.graph_name = graph
         self.graph = db.select_graph(graph)
         self.server = server
         self.schema = _Schema()
-        # Queries go through these where the URL allows, else through redis-py (self.db).
-        self.pipelines = _Pipelines.for_url(url) if url else None
 
     @classmethod
     async def connect(cls, settings: Settings, *, start: bool = True) -> "FalkorStore":
@@ -270,7 +165,7 @@ class FalkorStore(Store):
         try:
             db = FalkorDB(connection_pool=connection_pool(url))
             await db.connection.ping()
-            store = cls(db, settings.graph, server, url)
+            store = cls(db, settings.graph, server)
             # A write creates the graph key, so read-only queries on a new graph see an empty
             # graph instead of FalkorDB's "empty key" error.
             await store.graph.query("RETURN 1")
@@ -287,7 +182,7 @@ class FalkorStore(Store):
         if timeout_ms is not None:
             command += ["timeout", int(timeout_ms)]
         try:
-            reply = await self._execute(*command)
+            reply = await self.db.connection.execute_command(*command)
             for part in (reply[0], reply[-1]):  # an error in the query, or while running it
                 if isinstance(part, rex.ResponseError):
                     raise part
@@ -301,17 +196,13 @@ class FalkorStore(Store):
             await self._refresh_schema()
             return parse_reply(reply, self.schema)
 
-    async def _execute(self, *args: Any) -> Any:
-        if self.pipelines is not None:
-            return await self.pipelines.execute(*args)
-        return await self.db.connection.execute_command(*args)
-
     async def _refresh_schema(self) -> None:
         """Names of every relationship type and property key, by index (a graph only appends
         new ones, so an index seen before keeps its name until the graph is deleted)."""
         names = []
         for proc in ("db.relationshipTypes", "db.propertyKeys"):
-            reply = await self._execute("GRAPH.RO_QUERY", self.graph_name, f"CALL {proc}()", "--compact")
+            reply = await self.db.connection.execute_command(
+                "GRAPH.RO_QUERY", self.graph_name, f"CALL {proc}()", "--compact")
             names.append([row[0][1] for row in reply[1]])
         self.schema.relations, self.schema.properties = names
 
@@ -365,6 +256,4 @@ class FalkorStore(Store):
             pass  # no graph yet
 
     async def close(self) -> None:
-        if self.pipelines is not None:
-            self.pipelines.close()
         await self.db.connection.aclose()
