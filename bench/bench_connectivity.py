@@ -39,6 +39,7 @@ class Phases:
     def __init__(self) -> None:
         self.peak: dict[str, float] = defaultdict(float)
         self.seconds: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
         self.step = 0.0
 
     def _enter(self) -> None:
@@ -46,12 +47,13 @@ class Phases:
         self.step = max(self.step, peak_rss_mb() or 0)
         reset_peak()
 
-    def _leave(self, name: str, t: float) -> None:
+    def _leave(self, name: str, t: float, c: float) -> None:
         from loaders.memory import peak_rss_mb
         p = peak_rss_mb() or 0
         self.peak[name] = max(self.peak[name], p)
         self.step = max(self.step, p)
         self.seconds[name] += time.perf_counter() - t
+        self.cpu[name] += time.process_time() - c
 
     def install(self, module) -> None:
         import inspect
@@ -60,19 +62,19 @@ class Phases:
             if inspect.iscoroutinefunction(fn):
                 async def wrapped(*a, _fn=fn, _n=fn_name, **kw):
                     self._enter()
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
                     try:
                         return await _fn(*a, **kw)
                     finally:
-                        self._leave(f"write {a[1]}", t)
+                        self._leave(f"write {a[1]}", t, c)
             else:
                 def wrapped(*a, _fn=fn, _n=fn_name, **kw):
                     self._enter()
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
                     try:
                         return _fn(*a, **kw)
                     finally:
-                        self._leave(_n, t)
+                        self._leave(_n, t, c)
             setattr(module, fn_name, wrapped)
 
 
@@ -111,22 +113,22 @@ async def run(a: argparse.Namespace) -> None:
             store = await open_store(Settings(data_dir=Path(tmp), graph=f"b_{uuid.uuid4().hex[:8]}"))
             try:
                 reset_peak()
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 rep = await conn.build_connectivity(
                     store, model, contexts, kinds=a.kinds, k=a.k, k_heads=a.k, k_tokens=2 * a.k,
                     weights=w, batch_size=a.batch_size, corr_memory_mb=a.corr_memory_mb, progress=False)
-                total = time.perf_counter() - t
+                total, cpu = time.perf_counter() - t, time.process_time() - c
                 step = max(phases.step, peak_rss_mb() or 0)
             finally:
                 await store.close()
         finally:
             server.stop()
-    print(f"{'phase':34s} {'seconds':>8s} {'peak MiB':>9s}")
+    print(f"{'phase':34s} {'seconds':>8s} {'CPU s':>8s} {'peak MiB':>9s}")
     for name in phases.peak:
-        print(f"{name:34s} {phases.seconds[name]:8.1f} {phases.peak[name]:9.0f}")
+        print(f"{name:34s} {phases.seconds[name]:8.1f} {phases.cpu[name]:8.1f} {phases.peak[name]:9.0f}")
     for kind, (compute, write) in rep["times"].items():
         print(f"{kind:12s} compute+rows {compute:7.1f} s   write {write:7.1f} s")
-    print(f"step: {total:.1f} s, peak RSS {step:.0f} MiB (base {base:.0f} MiB)")
+    print(f"step: {total:.1f} s ({cpu:.1f} s CPU), peak RSS {step:.0f} MiB (base {base:.0f} MiB)")
 
 
 def main() -> None:

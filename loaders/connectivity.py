@@ -148,6 +148,9 @@ def composition_props(model: str, d_mlp: int, lists: dict[str, CompositionList])
     return LazyRows(int(has.sum()), chunks)
 
 
+HEAD_KIND_IDS = ("K", "Q", "V", "O")
+
+
 def head_rows(model: str, d_mlp: int, n_heads: int, hc: HeadComposition) -> tuple[LazyRows, LazyRows]:
     """(neuron→head rows for K/Q/V, head→neuron rows for O): union of both top-k lists."""
     hk = lambda j: head_key(model, j // n_heads, j % n_heads)  # noqa: E731
@@ -166,9 +169,6 @@ def head_rows(model: str, d_mlp: int, n_heads: int, hc: HeadComposition) -> tupl
         out.append(_edge_rows(edges, lambda a, b, k, w, r: {"neuron": keys[a], "head": hk(b),
                                                             "kind": HEAD_KIND_IDS[k], "weight": w, "rank": r}))
     return out[0], out[1]
-
-
-HEAD_KIND_IDS = ("K", "Q", "V", "O")
 
 
 def token_rows(model: str, d_mlp: int, te: TokenEffects) -> tuple[LazyRows, set[int]]:
