@@ -8,7 +8,8 @@ into float64), plus ``Σx``/``Σx²``. When the block is done its correlations f
 running top-k, bottom-k and summary of its rows and, transposed, of the later columns; then
 the block is freed. Each pair is multiplied once: ``T · N² / 2`` multiply-adds.
 
-Trade-off: memory ``12 · rows · columns`` bytes per block for one pass over the corpus per
+Trade-off: memory ``12 · rows · columns`` bytes per block (4 while the corpus is at most
+``StreamingCorrelation.FLUSH`` tokens: float32 sums only) for one pass over the corpus per
 block. With the whole matrix inside the budget it is one pass and can run inside the
 harvest; otherwise either pass a callable that replays the batches (each pass re-runs the
 forward pass) or a ``cache_dir``: the first pass stores the activations there (N × 4 bytes
@@ -101,7 +102,9 @@ class StreamingCorrelation:
         # upper: the block's own square is a triangle too, in sub-blocks of SUB rows (the
         # accumulators keep their full shape; the entries left of a sub-block stay unused)
         self.subs = [(s, min(s + self.SUB, R)) for s in range(0, R, self.SUB)] if upper else [(0, R)]
-        self.cross = torch.zeros(R, n - self.col0, dtype=torch.float64, device=self.device)
+        # the float64 sums are made at the first flush: up to FLUSH tokens (the demo build
+        # correlates 4,096) the block takes 4 bytes an entry, not 12
+        self.cross: Tensor | None = None
         self._buf = torch.zeros(R, n - self.col0, dtype=torch.float32, device=self.device)
         self._buf_tokens = 0
 
@@ -129,15 +132,25 @@ class StreamingCorrelation:
 
     def _flush(self) -> None:
         if self._buf_tokens:
-            self.cross += self._buf
+            if self.cross is None:
+                self.cross = self._buf.double()
+            else:
+                self.cross += self._buf
             self._buf.zero_()
             self._buf_tokens = 0
+
+    def _sums(self) -> Tensor:
+        """Σxy so far: the float64 sums, or the float32 ones while no flush was needed."""
+        if self.cross is None:
+            return self._buf
+        self._flush()
+        return self.cross
 
     def correlations(self, a: int = 0, b: int | None = None, c: int = 0, d: int | None = None) -> Tensor:
         """The Pearson block of this block's rows a..b-1 against its columns c..d-1 (local
         indices; all by default; column j is neuron col0 + j), float32, 0 where a neuron is
         constant."""
-        self._flush()
+        sums = self._sums()
         b = len(self.rows) if b is None else b
         d = self.n - self.col0 if d is None else d
         n = max(self.count, 1)
@@ -146,15 +159,16 @@ class StreamingCorrelation:
         inv = torch.where(std > 0, 1 / std, torch.zeros((), dtype=std.dtype, device=std.device))
         rs, cs = slice(self.rows.start + a, self.rows.start + b), slice(self.col0 + c, self.col0 + d)
         # E[xy] - E[x]E[y] in float64 (it cancels), the rest in float32
-        cov = torch.addr(self.cross[a:b, c:d], mean[rs], mean[cs], beta=1 / n, alpha=-1).float()
+        cov = torch.addr(sums[a:b, c:d].double(), mean[rs], mean[cs], beta=1 / n, alpha=-1).float()
         return cov.mul_(inv[rs, None].float()).mul_(inv[None, cs].float()).clamp_(-1, 1)
 
     def fold(self, lists: _ListState, tiles: _Tiles | None = None) -> None:
         """Feed the block's correlations to ``lists`` (owners: all n neurons), one cache-sized
         tile at a time: each row's partners and, with ``upper``, each later column's partners
         among the rows. Each owner's own entry is taken back out of its summary."""
-        self._flush()
-        self._buf = torch.zeros(0, device=self.device)  # no more batches: free the float32 sums
+        if self.cross is not None:  # no more batches: free the float32 sums
+            self._flush()
+            self._buf = torch.zeros(0, device=self.device)
         ws = tiles or _Tiles(TILE_ROWS, TILE_COLS, self.device)
         first, C = self.rows.start, self.n - self.col0
         for s, e in self.subs:
