@@ -284,6 +284,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--mask", default=" ",
                     help="token that masks a token when measuring importance (one token). A space: masking with "
                          "<|endoftext|> starts a new document and marks too much as important")
+    ap.add_argument("--keys", choices=["text", "exact"], default="exact",
+                    help="trie keys: exact token ids (the library's default), or token text as the reference code "
+                         "normalises it (case of title words, spaces)")
+    ap.add_argument("--distinct-substitutes", action="store_true",
+                    help="substitutes are the nearest different words (not case/space variants of the token)")
+    ap.add_argument("--variants", type=int, default=0,
+                    help="with --distinct-substitutes, also try this many case/space variants of the token's own word")
+    ap.add_argument("--config", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override an N2GConfig field (repeatable), e.g. --config observed_labels=0")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores, 1 if the box is busy)")
     ap.add_argument("--seed", type=int, default=0)
@@ -319,10 +328,16 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"--mask {a.mask!r} is {len(mask_ids)} tokens, not one")
     mask_id = mask_ids[0]
     special = set(tok.all_special_ids) | {eot}
-    subs = embedding_neighbours(model.model.embed_tokens.weight, k=a.substitutes, exclude=special)
-    norm = text_normaliser(decode)
+    text = text_normaliser(decode)
+    subs = embedding_neighbours(model.model.embed_tokens.weight, k=a.substitutes, exclude=special,
+                                distinct=text if a.distinct_substitutes else None, variants=a.variants)
+    norm = text if a.keys == "text" else None
     given = {k: v for k, v in (("prune_step", a.prune_step), ("pivot_threshold", a.pivot_threshold)) if v is not None}
-    cfg = N2GConfig(n_substitutes=a.substitutes, reimportance_augmented=a.reimportance, batch_size=a.batch, seed=a.seed,
+    for kv in a.config:
+        field_, value = kv.split("=", 1)
+        kind = type(getattr(N2GConfig(), field_))
+        given[field_] = bool(int(value)) if kind is bool else kind(value)
+    cfg = N2GConfig(n_substitutes=a.substitutes + a.variants, reimportance_augmented=a.reimportance, batch_size=a.batch, seed=a.seed,
                     **given)
     load_s = time.perf_counter() - t0
 

@@ -334,6 +334,28 @@ class _Reads:
         return getattr(self.store, name)
 
 
+async def test_build_matches_exact_tokens_unless_told_to_fold_case_and_spaces(store):
+    # The neuron fires on " w10" only; "w10" reads the same once folded as the reference code
+    # folds tokens, but the neuron ignores it.
+    from loaders.n2g import text_normaliser
+
+    await _model(store)
+    texts = {**TEXT, 40: "w10"}
+    fn = lambda seqs: [[float(t == 10) for t in s] for s in seqs]  # noqa: E731
+    rng = random.Random(1)
+    toks = [[rng.choice(FILLER[1:]) for _ in range(10)] + [10, 40] for _ in range(20)]
+    for t in toks:
+        rng.shuffle(t)
+    examples = {(0, 0): [Example(t, fn([t])[0]) for t in toks]}
+    kw = dict(pad_token=PAD, examples=examples, decode=texts.__getitem__, force=True, similar_threshold=None,
+              progress=False)
+    get = "MATCH (n:Neuron {key: 'toy/0/0'}) RETURN n.n2g_firing_precision AS p"
+    await build_n2g(store, "toy", lambda l, i: fn, **kw)
+    assert await store.run(get) == [{"p": 1.0}]
+    await build_n2g(store, "toy", lambda l, i: fn, normalise=text_normaliser(texts.__getitem__), **kw)
+    assert (await store.run(get))[0]["p"] == 0.5
+
+
 async def test_build_reads_only_the_requested_neurons_examples(store):
     await _model(store)
     fns = _fns()
@@ -398,6 +420,11 @@ def test_text_normaliser_and_embedding_neighbours():
     subs = embedding_neighbours(W, k=2, exclude={1})
     assert subs(0) == [3, 2] or subs(0) == [3, 4]
     assert 1 not in subs(0) and 0 not in subs(0)
+    # The nearest tokens of " The" are "the" (same word) then " ,": with distinct words, the
+    # variant is passed over for the next different words.
+    assert embedding_neighbours(W, k=2)(0) == [1, 3]
+    words = embedding_neighbours(W, k=2, distinct=norm)(0)
+    assert words[0] == 3 and words[1] in (2, 4) and len({norm(t) for t in words} | {norm(0)}) == 3
 
 
 def test_graph_serialisations():
