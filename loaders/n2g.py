@@ -14,13 +14,17 @@ written on token ids and a plain activation callable so it runs on any model:
 4. **Augment**: substitute each important token with ``substitutes(token)`` candidates and
    keep the variants whose pivot activation stays >= 0.5x. Offline there is no masked LM, so
    the default source is the model's own embedding neighbours (cosine on ``W_E``, see
-   :func:`embedding_neighbours`) instead of the papers' (Distil)BERT.
+   :func:`embedding_neighbours`) instead of the papers' (Distil)BERT. Those neighbours are
+   mostly the token's case and space variants, so the model itself tests whether " he" does
+   what " He" does.
 5. **Trie**: for every token with normalised activation > 0.5, walk backwards over its context;
    tokens with importance > 0.75 become nodes, the others wildcard ("ignore") nodes; the node
    where a line stops stores the normalised activation. Where a wildcard has siblings, their
    continuations are merged into it (the reference code's ``merge_ignores``).
 6. **Predict** a token by matching backwards through the trie (exact token or wildcard), the
-   max over every matching path's stored activation.
+   max over every matching path's stored activation. Tokens are keyed by id; the reference
+   code's case and space folding (:func:`text_normaliser`) is an option, as it joins tokens a
+   neuron tells apart.
 
     >>> fn = lambda seqs: [[float(t == 2 and i >= 2 and s[i - 2] == 1) for i, t in enumerate(s)]
     ...                    for s in seqs]
