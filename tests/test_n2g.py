@@ -425,6 +425,8 @@ def test_text_normaliser_and_embedding_neighbours():
     assert embedding_neighbours(W, k=2)(0) == [1, 3]
     words = embedding_neighbours(W, k=2, distinct=norm)(0)
     assert words[0] == 3 and words[1] in (2, 4) and len({norm(t) for t in words} | {norm(0)}) == 3
+    # variants: the nearest tokens of the same word first, then the different words
+    assert embedding_neighbours(W, k=1, distinct=norm, variants=2)(0) == [1, 3]
 
 
 def test_graph_serialisations():
