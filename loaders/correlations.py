@@ -133,9 +133,13 @@ class StreamingCorrelation:
     def _flush(self) -> None:
         if self._buf_tokens:
             if self.cross is None:
-                self.cross = self._buf.double()
+                self.cross = torch.empty(self._buf.shape, dtype=torch.float64, device=self.device)
+                self.cross.copy_(self._buf)
             else:
-                self.cross += self._buf
+                # a few rows at a time: a float64 += float32 makes a float64 copy of the addend
+                step = max(1, (1 << 22) // max(1, self._buf.shape[1]))
+                for a in range(0, self._buf.shape[0], step):
+                    self.cross[a:a + step] += self._buf[a:a + step]
             self._buf.zero_()
             self._buf_tokens = 0
 
