@@ -239,9 +239,7 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await expect(page.locator("h1")).to_contain_text(f"L{hl} · H{hh}")
     await page.go_back()
     await ready(page)
-    await page.select_option("select[name=click]", "recentre")
-    await ready(page)
-    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
+    await _choose_click(page, "recentre")
     await page.evaluate("id => { window.cy.getElementById(id).emit('tap'); }", head[0])
     await ready(page)
     await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
@@ -250,9 +248,7 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await expect(page.locator("h1")).to_contain_text(f"L{hl} · head {hh}")
     await page.go_back()
     await ready(page)
-    await page.select_option("select[name=click]", "open")
-    await ready(page)
-    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
+    await _choose_click(page, "open")
 
     # Click a neighbouring neuron: its page opens.
     other = await page.evaluate(
@@ -306,6 +302,13 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await expect(page.locator("table.results-table tbody tr")).to_have_count(n_hits)
     await expect(page.locator("table.results-table tbody tr").first).to_contain_text(MODEL)
     assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
+
+
+async def _choose_click(page: Page, mode: str) -> None:
+    """Pick what a click on a drawn node does; the neighbourhood re-renders with it."""
+    await page.select_option("select[name=click]", mode)
+    await ready(page)
+    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
 
 
 async def test_rank_by_an_imported_column_and_open_a_head(site: str, page: Page, store) -> None:

@@ -290,7 +290,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                             self.handle_field_error(raw_error, item_type, field_details_list, item_path)
                             done = None
                         if is_awaitable(done):
-                            done = _await_item(self, done, item_type, field_details_list, item_path)
+                            done = _await_field(self, done, item_type, field_details_list, item_path)
                             pending.append(index)
                         completed.append(done)
                 except Exception:
@@ -325,14 +325,6 @@ async def _gather_fields(results: dict[str, Any], awaitable_fields: list[str]) -
     return results
 
 
-async def _await_item(executor: Any, completed: Any, item_type: Any, field_details_list: Any, path: Any) -> Any:
-    try:
-        return await completed
-    except Exception as raw_error:  # noqa: BLE001 - graphql-core's complete_list_item_value
-        executor.handle_field_error(raw_error, item_type, field_details_list, path)
-        return None
-
-
 async def _gather_items(completed: list, pending: list[int]) -> list:
     if len(pending) == 1:
         completed[pending[0]] = await completed[pending[0]]
@@ -343,9 +335,11 @@ async def _gather_items(completed: list, pending: list[int]) -> list:
 
 
 async def _await_field(executor: Any, completed: Any, return_type: Any, field_details_list: Any, path: Any) -> Any:
+    """An awaitable field (or list item) value, errors handled as graphql-core's execute_field
+    and complete_list_item_value handle them."""
     try:
         return await completed
-    except Exception as raw_error:  # noqa: BLE001 - graphql-core's execute_field
+    except Exception as raw_error:  # noqa: BLE001
         executor.handle_field_error(raw_error, return_type, field_details_list, path)
         return None
 
