@@ -819,7 +819,7 @@ async def update_similar(store: Any, model_name: str, threshold: float = 0.5) ->
 
 
 def examples_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[int, int], list[Example]]:
-    """Group n2g_top_examples rows into examples per (layer, index); token ids are read from
+    """Group n2g_top_examples_of rows into examples per (layer, index); token ids are read from
     ``token_ids`` when the example stores them, else from ``tokens`` if those are ints."""
     out: dict[tuple[int, int], list[Example]] = defaultdict(list)
     for r in rows:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from neurograph.config import Settings
-from neurograph.domain import model_key, neuron_key
+from neurograph.domain import model_key
 from neurograph.store import Store, open_store
 
 from .memory import peak_rss_mb, release_memory, reset_peak
@@ -113,7 +113,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
                 k_tokens=2 * edge_k, batch_size=batch_size, progress=progress)
             _step_done(summary, "connectivity", t)
         if "n2g" in chosen and n2g_neurons > 0:
-            from loaders.n2g import build_n2g, embedding_neighbours, examples_from_rows
+            from loaders.n2g import build_n2g, embedding_neighbours
             from loaders.weights import model_weights
 
             t = time.perf_counter()
@@ -124,11 +124,9 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             # marks too many tokens important (measured: held-out F1 .27 vs .32 with the space).
             space = loaded.to_tokens(" ")
             mask = space[0] if len(space) == 1 else loaded.pad_token_id
-            # Only these neurons' examples: the whole model's would be gigabytes.
-            examples = examples_from_rows(await store.query(
-                "n2g_top_examples_of", keys=[neuron_key(name, l, i) for l, i in neurons], top_k=top_k))
+            # build_n2g reads the examples of the neurons it fits, and of no others.
             summary["n2g"] = await build_n2g(
-                store, name, neuron_fns(loaded), pad_token=mask, neurons=neurons, examples=examples,
+                store, name, neuron_fns(loaded), pad_token=mask, neurons=neurons,
                 substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], top_k=top_k, progress=progress)
             _step_done(summary, "n2g", t)
         if "topology" in chosen:
