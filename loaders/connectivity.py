@@ -79,6 +79,8 @@ def _entries(top: TopK) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch
 def _best_edges(parts: Sequence[tuple[torch.Tensor, ...]]) -> list[torch.Tensor]:
     """One edge per (a, b, kind) from parts of (a, b, kind, weight, rank) tensors: the
     smallest rank, the first given on a tie. Sorted by a, b, kind."""
+    if not parts:
+        return [torch.zeros(0, dtype=torch.long)] * 5
     a, b, kind, weight, rank = (torch.cat([p[i] for p in parts]) for i in range(5))
     if not len(a):
         return [a, b, kind, weight, rank]
@@ -116,7 +118,7 @@ def composition_rows(model: str, d_mlp: int, lists: dict[str, CompositionList]) 
             parts.append((src, dst, torch.full_like(o, kinds.index(lst.kind)), v, r))
     n = next(iter(lists.values())).top.indices.shape[0] if lists else 0
     keys = _neuron_keys(model, n, d_mlp)
-    return _edge_rows(_best_edges(parts) if parts else [torch.zeros(0)] * 5,
+    return _edge_rows(_best_edges(parts),
                       lambda a, b, k, w, r: {"src": keys[a], "dst": keys[b], "kind": kinds[k],
                                              "weight": w, "rank": r})
 
@@ -163,7 +165,7 @@ def head_rows(model: str, d_mlp: int, n_heads: int, hc: HeadComposition) -> tupl
                 o, p, v, r = _entries(top)
                 neuron, head = (o, p) if neuron_owns else (p, o)
                 parts.append((neuron, head, torch.full_like(o, kid), v, r))
-        edges = _best_edges(parts) if parts else [torch.zeros(0, dtype=torch.long)] * 5
+        edges = _best_edges(parts)
         n = int(edges[0].max()) + 1 if len(edges[0]) else 0
         keys = _neuron_keys(model, n, d_mlp)
         out.append(_edge_rows(edges, lambda a, b, k, w, r: {"neuron": keys[a], "head": hk(b),
