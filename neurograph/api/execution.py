@@ -49,9 +49,8 @@ from strawberry.types.base import StrawberryObjectDefinition
 SUPPORTED = graphql.version_info[:2] == (3, 3)
 if SUPPORTED:
     from graphql import FragmentSpreadNode, GraphQLResolveInfoHelpers, Undefined
-    from graphql.pyutils import Path
     from graphql.execution.collect_fields import collect_subfields
-    from graphql.pyutils import gather_with_cancel
+    from graphql.pyutils import Path, gather_with_cancel
     SUPPORTED = list(inspect.signature(StrawberryGraphQLCoreExecutionContext.execute_field).parameters) == [
         "self", "parent_type", "source", "field_details_list", "path", "position_context"]
 
@@ -239,7 +238,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             raise
         if not awaitable_fields:
             return results
-        return _gather_fields(results, awaitable_fields)
+        return _gather_into(results, awaitable_fields)
 
     def execute_field(self, parent_type: GraphQLObjectType, source: Any, field_details_list: Any, path: Any,
                       position_context: Any) -> Any:
@@ -298,7 +297,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         self.settle_in_background([completed[i] for i in pending])
                     raise
                 if pending:
-                    completed = _gather_items(completed, pending)
+                    completed = _gather_into(completed, pending)
             if is_awaitable(completed):
                 return _await_field(self, completed, plan.return_type, field_details_list, path)
             return completed
@@ -315,23 +314,16 @@ def _leaf(plan: _Plan | None) -> _Plan | None:
     return plan if plan is not None and plan.object_type is None else None
 
 
-async def _gather_fields(results: dict[str, Any], awaitable_fields: list[str]) -> dict[str, Any]:
-    """What graphql-core's execute_fields returns when some fields are awaitable."""
-    if len(awaitable_fields) == 1:
-        results[awaitable_fields[0]] = await results[awaitable_fields[0]]
-    else:
-        awaited = await gather_with_cancel(*(results[field] for field in awaitable_fields))
-        results.update(zip(awaitable_fields, awaited, strict=True))
-    return results
-
-
-async def _gather_items(completed: list, pending: list[int]) -> list:
+async def _gather_into(container: Any, pending: list) -> Any:
+    """``container`` (a field dict or a list of items) with its awaitable entries at
+    ``pending`` (keys or indices) awaited in place: what graphql-core's execute_fields and
+    complete_list_value return when some values are awaitable."""
     if len(pending) == 1:
-        completed[pending[0]] = await completed[pending[0]]
+        container[pending[0]] = await container[pending[0]]
     else:
-        for index, value in zip(pending, await gather_with_cancel(*(completed[i] for i in pending)), strict=True):
-            completed[index] = value
-    return completed
+        for key, value in zip(pending, await gather_with_cancel(*(container[k] for k in pending)), strict=True):
+            container[key] = value
+    return container
 
 
 async def _await_field(executor: Any, completed: Any, return_type: Any, field_details_list: Any, path: Any) -> Any:
