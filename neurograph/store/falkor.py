@@ -21,7 +21,7 @@ from .embedded import EmbeddedFalkorDB
 
 
 class _StaleSchema(Exception):
-    """A reply names a label, relationship type or property key this client has not seen yet."""
+    """A reply names a relationship type or property key this client has not seen yet."""
 
 
 class _Schema:
