@@ -9,8 +9,11 @@ takes its most interesting neurons whose top-20 windows all fire (window max >= 
 neuron's max), so every held-out example has firing tokens, as the top-20 Neuroscope examples
 of the papers do. Deterministic: no random choice, and a larger --neurons-per-layer extends
 the list. Each neuron's top-20 windows are split 10 train / 10 held-out with a fixed seed; N2G
-is fitted on the train half (prune, masking importance, substitution with the model's own
-embedding neighbours, trie) and both predictors are scored on the same held-out tokens.
+is fitted on the train half (prune, masking importance, substitution, trie) and both
+predictors are scored on the same held-out tokens. Substitutes (--source) come from the model
+itself, no other model being offline: its likeliest next tokens at the position that resemble
+the original token (the causal analogue of the papers' masked LM), its embedding neighbours,
+or both in turns (the default).
 Averages are over neurons with at least one firing held-out token, as the papers do. A
 layer's few dozen firing held-out tokens cannot tell a small gap from noise, so each row also
 counts the neurons where N2G is better / equal / worse and gives a paired bootstrap interval of
@@ -272,10 +275,18 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--layers", default="0,5,10,15,20,25,29", help="comma list or 'all'")
     ap.add_argument("--neurons-per-layer", type=int, default=10)
+    ap.add_argument("--fit-layers", default=None,
+                    help="comma list: fit only these of the sampled --layers (the sample stays the same; a quick look)")
     ap.add_argument("--contexts", type=int, default=1024, help="corpus windows harvested")
     ap.add_argument("--length", type=int, default=32, help="tokens per window")
     ap.add_argument("--top", type=int, default=20, help="top examples per neuron (split in half)")
-    ap.add_argument("--substitutes", type=int, default=5, help="embedding neighbours tried per important token")
+    ap.add_argument("--substitutes", type=int, default=5, help="substitutes tried per important token (per source)")
+    ap.add_argument("--source", choices=["lm", "embedding", "both"], default="both",
+                    help="substitute source: the model's own next-token prediction at the position (the causal "
+                         "analogue of the papers' masked LM), embedding neighbours (cosine on W_E), or both in turns")
+    ap.add_argument("--lm-pool", type=int, default=200,
+                    help="with --source lm: the substitutes are the nearest to the original token (cosine on W_E) "
+                         "of the LM's this many likeliest tokens (0: the LM's top --substitutes as they come)")
     ap.add_argument("--prune-step", type=int, default=None, help="context lengths tried when pruning (default: the library's, 5)")
     ap.add_argument("--pivot-threshold", type=float, default=None,
                     help="also fit tokens at >= this x their example's max as pivots (default: the library's, 0.5; 1.0: the max only)")
@@ -301,7 +312,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from loaders.n2g import Example, N2GConfig, embedding_neighbours, run_neuron, sentence_ends, text_normaliser
+    from loaders.n2g import (Example, N2GConfig, combined_substitutes, embedding_neighbours, lm_substitutes, run_neuron,
+                             sentence_ends, text_normaliser, token_substitutes)
     from loaders.n2g_eval import mean_scores
 
     if not a.threads:
@@ -329,15 +341,26 @@ def main(argv: list[str] | None = None) -> dict:
     mask_id = mask_ids[0]
     special = set(tok.all_special_ids) | {eot}
     text = text_normaliser(decode)
-    subs = embedding_neighbours(model.model.embed_tokens.weight, k=a.substitutes, exclude=special,
+    near = embedding_neighbours(model.model.embed_tokens.weight, k=a.substitutes, exclude=special,
                                 distinct=text if a.distinct_substitutes else None, variants=a.variants)
+
+    def logits(seqs: list[list[int]]):
+        with torch.no_grad():
+            return model(input_ids=torch.tensor(seqs, dtype=torch.long), use_cache=False).logits
+
+    # The LM sees the prefix the activations see; its candidates at position 0 come after it.
+    lm = lm_substitutes(logits, a.substitutes, exclude=special, prefix=prefix, fallback=near, pad=acts.pad,
+                        embeddings=model.model.embed_tokens.weight if a.lm_pool else None, pool=a.lm_pool)
+    subs = {"lm": lm, "embedding": token_substitutes(near),
+            "both": combined_substitutes(lm, token_substitutes(near))}[a.source]
+    per_position = a.substitutes * (2 if a.source == "both" else 1) + a.variants
     norm = text if a.keys == "text" else None
     given = {k: v for k, v in (("prune_step", a.prune_step), ("pivot_threshold", a.pivot_threshold)) if v is not None}
     for kv in a.config:
         field_, value = kv.split("=", 1)
         kind = type(getattr(N2GConfig(), field_))
         given[field_] = bool(int(value)) if kind is bool else kind(value)
-    cfg = N2GConfig(n_substitutes=a.substitutes + a.variants, reimportance_augmented=a.reimportance, batch_size=a.batch, seed=a.seed,
+    cfg = N2GConfig(n_substitutes=per_position, reimportance_augmented=a.reimportance, batch_size=a.batch, seed=a.seed,
                     **given)
     load_s = time.perf_counter() - t0
 
@@ -366,7 +389,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     per_neuron: list[dict] = []
     t2 = time.perf_counter()
-    for l in layers:
+    fitted = layers if a.fit_layers is None else [l for l in layers if str(l) in a.fit_layers.split(",")]
+    for l in fitted:
         for i in tqdm(neurons[l], desc=f"N2G layer {l}", unit="neuron", leave=False):
             exs = [Example(windows[w], a_) for mx, w, a_ in tops[(l, i)] if mx > 0]
             if len(exs) < 2:
@@ -396,7 +420,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(head)
     print("-" * len(head))
     summary = {}
-    for l in layers + ["all"]:
+    for l in fitted + ["all"]:
         rows = [r for r in done if l == "all" or r["layer"] == l]
         n2g, base = mean_scores([r["n2g"] for r in rows]), mean_scores([r["baseline"] for r in rows])
         nf, bf = n2g["firing"], base["firing"]

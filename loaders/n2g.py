@@ -11,12 +11,13 @@ written on token ids and a plain activation callable so it runs on any model:
    pivots are each example's max and its other tokens at >= 0.5x that max.
 3. **Importance** of token k for token j: ``1 - a_masked/a`` with token k replaced by a
    neutral (pad) token.
-4. **Augment**: substitute each important token with ``substitutes(token)`` candidates and
-   keep the variants whose pivot activation stays >= 0.5x. Offline there is no masked LM, so
-   the default source is the model's own embedding neighbours (cosine on ``W_E``, see
-   :func:`embedding_neighbours`) instead of the papers' (Distil)BERT. Those neighbours are
-   mostly the token's case and space variants, so the model itself tests whether " he" does
-   what " He" does.
+4. **Augment**: substitute each important token with candidates from a
+   :data:`SubstituteFn` and keep the variants whose pivot activation stays >= 0.5x. The
+   papers ask a masked LM ((Distil)BERT) for the words that fit the masked position; offline,
+   its causal analogue is the model's own next-token prediction at that position given the
+   tokens before it (:func:`lm_substitutes`). The context-free alternative is the model's
+   embedding neighbours (cosine on ``W_E``, :func:`embedding_neighbours` through
+   :func:`token_substitutes`), mostly the token's own case and space variants.
 5. **Trie**: for every token with normalised activation > 0.5, walk backwards over its context;
    tokens with importance > 0.75 become nodes, the others wildcard ("ignore") nodes; the node
    where a line stops stores the normalised activation. Where a wildcard has siblings, their
@@ -61,6 +62,11 @@ log = logging.getLogger(__name__)
 ActivationFn = Callable[[list[list[int]]], np.ndarray]
 """Token-id sequences -> one neuron's activation per position: an array [B, T] (right-padded,
 as a causal model's positions do not see the padding) or a list of per-sequence arrays."""
+
+SubstituteFn = Callable[[Sequence[Sequence[int]], Sequence[Sequence[int]]], list[list[list[int]]]]
+"""(prompts, positions asked per prompt) -> candidate token ids for each asked position of each
+prompt, best first. One call per fit, with every prompt of the neuron: a context-aware source
+(:func:`lm_substitutes`) runs each prompt once for all its positions."""
 
 WILDCARD = None  # the trie key of an "ignore" node: matches any token
 
@@ -476,7 +482,7 @@ def post_context(ex: Example, n: int, sentence_end: Callable[[int], bool] | None
 
 
 def fit_n2g(fn: ActivationFn, train: Sequence[Example], *, pad_token: int,
-            base_max: float | None = None, substitutes: Callable[[int], list[int]] | None = None,
+            base_max: float | None = None, substitutes: SubstituteFn | None = None,
             normalise: Callable[[int], Hashable] | None = None, config: N2GConfig = N2GConfig(),
             sentence_end: Callable[[int], bool] | None = None, trace: FitTrace | None = None) -> N2GModel:
     """Fit the N2G trie of one neuron from its training examples.
@@ -539,16 +545,18 @@ def fit_n2g(fn: ActivationFn, train: Sequence[Example], *, pad_token: int,
     if substitutes is None or cfg.n_substitutes <= 0:
         return _finish(model, cfg)
     # Augment: substitute the tokens important for the pivot (most important first); tokens
-    # after the pivot cannot change it.
+    # after the pivot cannot change it. One substitute call for all prompts.
+    asked = [(e, sorted((j for j in range(piv + 1) if imp[j, piv] > cfg.importance_threshold),
+                        key=lambda j: -imp[j, piv])[: cfg.max_augment_positions])
+             for e, (tokens, piv, _scale, base, imp, _sets) in enumerate(jobs) if base[piv] > 0]
+    asked = [(e, positions) for e, positions in asked if positions]
+    cands = substitutes([jobs[e][0] for e, _ in asked], [positions for _, positions in asked]) if asked else []
     variants: list[tuple[int, list[int]]] = []
-    for e, (tokens, piv, _scale, base, imp, _sets) in enumerate(jobs):
-        if base[piv] <= 0:
-            continue
-        positions = sorted((j for j in range(piv + 1) if imp[j, piv] > cfg.importance_threshold),
-                           key=lambda j: -imp[j, piv])[: cfg.max_augment_positions]
+    for (e, positions), subs_at in zip(asked, cands):
+        tokens = jobs[e][0]
         seen = {tuple(tokens)}
-        for j in positions:
-            for sub in substitutes(tokens[j])[: cfg.n_substitutes]:
+        for j, subs_j in zip(positions, subs_at):
+            for sub in list(subs_j)[: cfg.n_substitutes]:
                 v = list(tokens)
                 v[j] = int(sub)
                 if tuple(v) not in seen and norm(int(sub)) != norm(tokens[j]):
@@ -613,7 +621,7 @@ def evaluate(model: N2GModel, test: Sequence[Example], base_max: float, threshol
 
 
 def run_neuron(fn: ActivationFn, examples: Sequence[Example], *, pad_token: int,
-               substitutes: Callable[[int], list[int]] | None = None,
+               substitutes: SubstituteFn | None = None,
                normalise: Callable[[int], Hashable] | None = None,
                sentence_end: Callable[[int], bool] | None = None,
                config: N2GConfig = N2GConfig()) -> NeuronResult:
@@ -647,6 +655,132 @@ def run_neuron(fn: ActivationFn, examples: Sequence[Example], *, pad_token: int,
 # ----------------------------------------------------------------------------------------
 # substitutes and token normalisation for real models
 # ----------------------------------------------------------------------------------------
+def token_substitutes(per_token: Callable[[int], Sequence[int]]) -> SubstituteFn:
+    """A :data:`SubstituteFn` from a context-free source: the same candidates for a token
+    wherever it stands (e.g. :func:`embedding_neighbours`).
+
+        >>> token_substitutes({5: [6, 7]}.get)([[1, 5], [5]], [[1], [0]])
+        [[[6, 7]], [[6, 7]]]
+    """
+    def subs(prompts: Sequence[Sequence[int]], positions: Sequence[Sequence[int]]) -> list[list[list[int]]]:
+        return [[list(per_token(int(p[j])) or []) for j in js] for p, js in zip(prompts, positions)]
+
+    return subs
+
+
+def combined_substitutes(*sources: SubstituteFn) -> SubstituteFn:
+    """Several sources' candidates for each position, taken in turns (first of each, then
+    second of each, ...), without repeats.
+
+        >>> a, b = token_substitutes({5: [6, 7]}.get), token_substitutes({5: [7, 8]}.get)
+        >>> combined_substitutes(a, b)([[5]], [[0]])
+        [[[6, 7, 8]]]
+    """
+    def subs(prompts: Sequence[Sequence[int]], positions: Sequence[Sequence[int]]) -> list[list[list[int]]]:
+        got = [src(prompts, positions) for src in sources]
+        out = []
+        for i, js in enumerate(positions):
+            row = []
+            for slot in range(len(js)):
+                lists, merged = [g[i][slot] for g in got], []
+                for rank in range(max((len(c) for c in lists), default=0)):
+                    for c in lists:
+                        if rank < len(c) and c[rank] not in merged:
+                            merged.append(c[rank])
+                row.append(merged)
+            out.append(row)
+        return out
+
+    return subs
+
+
+def _top_ids(logits: Any, n: int) -> np.ndarray:
+    """Indices of the n largest logits along the last axis, largest first ([..., n])."""
+    if hasattr(logits, "topk"):  # a torch tensor: select there, not over a numpy copy of [B, T, V]
+        return logits.topk(n, dim=-1).indices.cpu().numpy()
+    a = np.asarray(logits, dtype=np.float32)
+    top = np.argpartition(-a, n - 1, axis=-1)[..., :n]
+    order = np.argsort(-np.take_along_axis(a, top, axis=-1), axis=-1, kind="stable")
+    return np.take_along_axis(top, order, axis=-1)
+
+
+def lm_substitutes(logits_fn: Callable[[list[list[int]]], Any], k: int = 5, *, exclude: Iterable[int] = (),
+                   prefix: Sequence[int] = (), fallback: Callable[[int], Sequence[int]] | None = None,
+                   embeddings: Any = None, pool: int = 0, pad: int = 0, batch_size: int = 16) -> SubstituteFn:
+    """Substitutes from the model's own next-token prediction: at position j, the k tokens the
+    model finds likeliest after ``prefix + tokens[:j]``, the original token and ``exclude``
+    (special tokens) left out.
+
+    The causal analogue of the papers' masked-LM (BERT) substitutes: candidates that fit the
+    context, of any word, where embedding neighbours are mostly the token's own case and space
+    variants. It sees only the left context (a masked LM also sees the right one). One forward
+    pass per prompt serves all its positions.
+
+    With ``embeddings`` (``W_E``), the k are the model's ``pool`` likeliest tokens nearest the
+    original token (cosine): words that fit the left context *and* resemble the one they
+    replace, as a masked LM's candidates do where it also sees the right context. (Left
+    context alone proposes any word that may come next: " the" in "girded me with strength".)
+    ``pool`` = k gives the plain top k; a pool as large as the vocabulary, embedding neighbours.
+
+    ``logits_fn`` maps a batch of equal-length token
+    lists to next-token logits [B, T, V] (row t predicts token t + 1; numpy or torch); give it
+    the ``prefix`` the neuron's activation function puts in front (a document start), else
+    position 0 has no prediction and takes ``fallback(token)`` (or nothing).
+
+        >>> # a toy LM over 5 tokens: after t it expects t + 1, then t + 2, ... (mod 5)
+        >>> logits = lambda seqs: np.array([[[-((v - t - 1) % 5) for v in range(5)] for t in s] for s in seqs])
+        >>> subs = lm_substitutes(logits, k=2)
+        >>> subs([[0, 1, 4]], [[1, 2, 0]])  # after 0: 1 (the token itself, left out), 2, 3
+        [[[2, 3], [2, 3], []]]
+        >>> lm_substitutes(logits, k=2, prefix=[3])([[0, 1]], [[0]])  # after the prefix 3: 4, (0), 1
+        [[[4, 1]]]
+        >>> W = np.array([[1, 0], [1, 0], [0, 1], [1, 0.1], [1, 0.2]])  # 3 and 4 look like 1
+        >>> lm_substitutes(logits, k=2, embeddings=W, pool=3)([[0, 1]], [[1]])  # of 2, 3, 4: nearest 1
+        [[[3, 4]]]
+    """
+    banned = {int(t) for t in exclude}
+    k = max(0, int(k))
+    want = max(k, int(pool)) + 1 + len(banned)  # enough that k remain after the original and the banned
+    unit = None
+    if embeddings is not None:
+        W = np.asarray(embeddings.detach().float().cpu().numpy() if hasattr(embeddings, "detach") else embeddings,
+                       dtype=np.float32)
+        unit = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-8)
+
+    def pick(ranked: np.ndarray, orig: int) -> list[int]:
+        cands = [int(t) for t in ranked if int(t) != orig and int(t) not in banned][: max(k, int(pool))]
+        if unit is not None and cands:
+            sims = unit[cands] @ unit[orig]
+            cands = [cands[n] for n in np.argsort(-sims, kind="stable")]
+        return cands[:k]
+
+    def subs(prompts: Sequence[Sequence[int]], positions: Sequence[Sequence[int]]) -> list[list[list[int]]]:
+        out: list[list[list[int]]] = [[[] for _ in js] for js in positions]
+        # Each prompt is run up to its last asked position (the rest cannot change a prediction).
+        need = [(i, list(prefix) + [int(t) for t in p[: max(j for j in js)]])
+                for i, (p, js) in enumerate(zip(prompts, positions)) if js and k and (prefix or max(js) > 0)]
+        need.sort(key=lambda x: len(x[1]))  # similar lengths together: little padding
+        for s in range(0, len(need), batch_size):
+            chunk = need[s:s + batch_size]
+            T = max(len(seq) for _, seq in chunk)
+            logits = logits_fn([seq + [pad] * (T - len(seq)) for _, seq in chunk])
+            top = _top_ids(logits, min(want, int(logits.shape[-1])))
+            for row, (i, _) in enumerate(chunk):
+                for slot, j in enumerate(positions[i]):
+                    at = len(prefix) + j - 1
+                    if at < 0:
+                        continue
+                    out[i][slot] = pick(top[row, at], int(prompts[i][j]))
+        if fallback is not None:
+            for i, js in enumerate(positions):
+                for slot, j in enumerate(js):
+                    if len(prefix) + j == 0:
+                        out[i][slot] = list(fallback(int(prompts[i][j])))[:k]
+        return out
+
+    return subs
+
+
 def embedding_neighbours(W_E: Any, k: int = 5, exclude: Iterable[int] = (),
                          distinct: Callable[[int], Hashable] | None = None, variants: int = 0,
                          pool: int = 8) -> Callable[[int], list[int]]:
@@ -834,7 +968,7 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
                     pad_token: int,
                     examples: Mapping[tuple[int, int], Sequence[Example]] | None = None,
                     neurons: Iterable[tuple[int, int]] | None = None, layers: Iterable[int] | None = None,
-                    substitutes: Callable[[int], list[int]] | None = None,
+                    substitutes: SubstituteFn | None = None,
                     decode: Callable[[int], str] | None = None,
                     normalise: Callable[[int], Hashable] | None = None,
                     config: N2GConfig = N2GConfig(), top_k: int = 20, force: bool = False,

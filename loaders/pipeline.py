@@ -113,13 +113,30 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
                 k_tokens=2 * edge_k, batch_size=batch_size, progress=progress)
             _step_done(summary, "connectivity", t)
         if "n2g" in chosen and n2g_neurons > 0:
-            from loaders.n2g import build_n2g, embedding_neighbours
+            import torch
+
+            from loaders.n2g import (N2GConfig, build_n2g, combined_substitutes, embedding_neighbours,
+                                     lm_substitutes, token_substitutes)
             from loaders.weights import model_weights
 
             t = time.perf_counter()
             neurons = await interesting_neurons(store, name, loaded.info.n_layers, n2g_neurons, layers)
             specials = {i for i in (loaded.bos_token_id, loaded.pad_token_id) if i is not None}
-            subs = embedding_neighbours(model_weights(loaded).W_E, k=5, exclude=specials)
+            specials |= set(getattr(loaded.tokenizer, "all_special_ids", None) or ())
+            W_E = model_weights(loaded).W_E
+            near = embedding_neighbours(W_E, k=5, exclude=specials)
+
+            def logits(seqs: list[list[int]]) -> Any:
+                with torch.inference_mode():
+                    return loaded.bridge(torch.tensor(seqs, dtype=torch.long), return_type="logits")
+
+            # Substitutes, in turns: the model's own likeliest tokens at the position that
+            # resemble the original (the causal analogue of the papers' masked LM; the activation
+            # functions see no prefix, so position 0 takes embedding neighbours) and the plain
+            # embedding neighbours (case and space variants). Held-out firing F1: bench/bench_n2g.py.
+            lm = lm_substitutes(logits, 5, exclude=specials, fallback=near, embeddings=W_E, pool=200,
+                                pad=loaded.pad_token_id)
+            subs = combined_substitutes(lm, token_substitutes(near))
             # Mask with a plain space: a special token (end of text) reads as a document break and
             # marks too many tokens important (measured: held-out F1 .27 vs .32 with the space).
             space = loaded.to_tokens(" ")
@@ -127,7 +144,8 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             # build_n2g reads the examples of the neurons it fits, and of no others.
             summary["n2g"] = await build_n2g(
                 store, name, neuron_fns(loaded), pad_token=mask, neurons=neurons,
-                substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], top_k=top_k, progress=progress)
+                substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], config=N2GConfig(n_substitutes=10),
+                top_k=top_k, progress=progress)
             _step_done(summary, "n2g", t)
         if "topology" in chosen:
             from neurograph.topology import compute_topology

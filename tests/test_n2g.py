@@ -14,11 +14,14 @@ from loaders.n2g import (
     N2GConfig,
     N2GModel,
     build_n2g,
+    combined_substitutes,
     fit_n2g,
     importance_matrix,
+    lm_substitutes,
     prune,
     run_neuron,
     similar_pairs,
+    token_substitutes,
     _Acts,
 )
 from loaders.n2g_eval import TokenLookup, classification_scores
@@ -155,11 +158,87 @@ def test_augmentation_adds_substitutes_that_keep_the_activation():
     train = top_examples(fn, B, A, n=5)
     subs = {A: [C, D], B: [D]}
     plain = fit_n2g(fn, train, pad_token=PAD)
-    aug = fit_n2g(fn, train, pad_token=PAD, substitutes=lambda t: subs.get(t, []))
+    aug = fit_n2g(fn, train, pad_token=PAD, substitutes=token_substitutes(lambda t: subs.get(t, [])))
     assert plain.predict([C, 11, B]).tolist() == [0, 0, 0]
     assert aug.predict([C, 11, B]).tolist() == [0, 0, 1.0]
     assert aug.predict([D, 11, B]).tolist() == [0, 0, 0]
     assert aug.token_sets() == {"activating": {B}, "important": {A, C}}
+
+
+def bigram_lm(follows: dict[int, list[int]], vocab: int = 30):
+    """A toy next-token predictor: after token t it ranks ``follows[t]`` first, in order, then
+    every other token by id. Returns (logits_fn, calls), calls recording each batch it ran."""
+    calls: list[list[list[int]]] = []
+
+    def logits(seqs: list[list[int]]) -> np.ndarray:
+        calls.append([list(s) for s in seqs])
+        out = np.zeros((len(seqs), len(seqs[0]), vocab))
+        for b, s in enumerate(seqs):
+            for i, t in enumerate(s):
+                out[b, i] = -np.arange(vocab) / vocab
+                for rank, f in enumerate(follows.get(t, [])):
+                    out[b, i, f] = 10.0 - rank
+        return out
+
+    return logits, calls
+
+
+def test_lm_substitutes_are_the_models_top_k_at_the_position():
+    logits, calls = bigram_lm({11: [A, C, D], 12: [E, A, B]})
+    subs = lm_substitutes(logits, k=2, exclude={PAD})
+    # The prediction at a position comes from the token before it: after 11 the LM expects A,
+    # C, D; the original token (A) is left out. The same token after 12 gets other candidates.
+    assert subs([[11, A, 12, A]], [[1, 3]]) == [[[C, D], [E, B]]]
+    # Excluded (special) tokens are never proposed; the ranking goes on past them.
+    assert lm_substitutes(logits, k=2, exclude={E, PAD})([[12, B]], [[1]]) == [[[A, C]]]
+    # Position 0 has no left context: nothing, or the fallback's candidates; with a prefix
+    # (a document start, as the activations see it) the LM predicts after the prefix.
+    assert subs([[B, 11]], [[0]]) == [[[]]]
+    assert lm_substitutes(logits, k=2, fallback={B: [D]}.get)([[B]], [[0]]) == [[[D]]]
+    assert lm_substitutes(logits, k=2, prefix=[12])([[E]], [[0]]) == [[[A, B]]]
+    # Batched: one forward pass per prompt serves all its positions, cut after the last asked.
+    calls.clear()
+    lm_substitutes(logits, k=2, batch_size=8)([[11, A, 12, A, 13], [12, B]], [[1, 3], [1]])
+    assert len(calls) == 1 and sorted(map(tuple, calls[0])) == [(11, A, 12), (12, PAD, PAD)]
+
+
+def test_lm_substitutes_ranked_by_embedding_similarity():
+    logits, _ = bigram_lm({11: [D, E, C, B]})
+    W = np.zeros((30, 2))
+    W[:, 0] = 1.0
+    W[A] = W[C] = [0.0, 1.0]  # C looks like A; D, E, B do not
+    plain = lm_substitutes(logits, k=1)
+    near = lm_substitutes(logits, k=1, embeddings=W, pool=4)
+    assert plain([[11, A]], [[1]]) == [[[D]]]
+    assert near([[11, A]], [[1]]) == [[[C]]]
+    # a pool the size of k is the plain ranking
+    assert lm_substitutes(logits, k=1, embeddings=W, pool=1)([[11, A]], [[1]]) == [[[D]]]
+    both = combined_substitutes(near, token_substitutes({A: [E, C]}.get))
+    assert both([[11, A]], [[1]]) == [[[C, E]]]
+
+
+def test_augmentation_with_the_lm_finds_context_that_works_alike():
+    fn = context_neuron(B, {A, C})  # C works like A, D does not
+    train = top_examples(fn, B, A, n=5)
+    # Whatever precedes A, the LM expects D first, then C: both are tried, only C is kept.
+    logits, calls = bigram_lm({t: [D, C] for t in FILLER})
+    plain = fit_n2g(fn, train, pad_token=PAD)
+    aug = fit_n2g(fn, train, pad_token=PAD, substitutes=lm_substitutes(logits, k=2, exclude={PAD}))
+    assert plain.predict([C, 11, B]).tolist() == [0, 0, 0]
+    assert aug.predict([C, 11, B]).tolist() == [0, 0, 1.0]
+    assert aug.predict([D, 11, B]).tolist() == [0, 0, 0]
+    assert aug.token_sets() == {"activating": {B}, "important": {A, C}}
+    assert len(calls) == 1  # one batch for all the training prompts
+
+
+def test_context_neuron_is_still_recovered_exactly_with_lm_substitutes():
+    fn = context_neuron(B, {A})
+    logits, _ = bigram_lm({t: [A, C, D, E] for t in FILLER + [A, B]})
+    subs = lm_substitutes(logits, k=3, exclude={PAD}, embeddings=np.eye(30), pool=6)
+    r = run_neuron(fn, top_examples(fn, B, A), pad_token=PAD, substitutes=subs)
+    assert r.model.token_sets() == {"activating": {B}, "important": {A}}
+    assert r.scores["firing"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "count": 10}
+    assert r.baseline["firing"]["f1"] < r.scores["firing"]["f1"]
 
 
 def test_prediction_is_the_max_over_matching_paths():
