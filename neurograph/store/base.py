@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import uuid
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Iterable, Sequence
 
@@ -67,6 +68,7 @@ class Store(ABC):
     def __init__(self, queries: QueryLibrary = QUERIES) -> None:
         self.queries = queries
         self.round_trips = 0  # every statement sent to the server counts one
+        self.local_writes = 0  # stamps this object wrote: its own readers need not wait to see them
 
     # --- what engines implement -------------------------------------------------------
     @abstractmethod
@@ -81,6 +83,14 @@ class Store(ABC):
     async def ensure_schema(self) -> None: ...
 
     @abstractmethod
+    async def read_stamp(self) -> str:
+        """The graph's change stamp: a new value after every write by any process ("" before
+        the first). The API keys its cached answers by it (see neurograph.api.cache)."""
+
+    @abstractmethod
+    async def _write_stamp(self, stamp: str) -> None: ...
+
+    @abstractmethod
     async def close(self) -> None: ...
 
     @abstractmethod
@@ -92,6 +102,7 @@ class Store(ABC):
         await self._drop()
         if schema:
             await self.ensure_schema()
+        await self.bump_stamp()
 
     # --- shared behaviour --------------------------------------------------------------
     async def run(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,
@@ -102,7 +113,13 @@ class Store(ABC):
         for attempt in range(self.retries + 1):
             self.round_trips += 1
             try:
-                return await self._run(text, params, write=write, timeout_ms=timeout_ms)
+                rows = await self._run(text, params, write=write, timeout_ms=timeout_ms)
+                if write:
+                    # After the write, not before: a reader that saw the old stamp cannot
+                    # keep an answer made from the old data under the new one. One more
+                    # round trip per write statement (batches of rows), ~1% of a bulk load.
+                    await self.bump_stamp()
+                return rows
             except (QueryError, StoreUnavailable):
                 raise
             except Exception as exc:  # engine-specific, classified below
@@ -113,6 +130,11 @@ class Store(ABC):
                     continue
                 raise self._wrap(exc) from exc
         raise AssertionError("unreachable")
+
+    async def bump_stamp(self) -> None:
+        """Mark the graph changed (``run`` does it after every write statement)."""
+        await self._write_stamp(uuid.uuid4().hex)
+        self.local_writes += 1
 
     def _wrap(self, exc: BaseException) -> Exception:
         return QueryError(f"{self.engine}: {exc}")

@@ -239,6 +239,18 @@ class FalkorStore(Store):
                 if "already exists" not in str(e).lower():
                     raise QueryError(f"falkordb constraint on {label}.key: {e}") from e
 
+    @property
+    def _stamp_key(self) -> str:
+        # Beside the graph, not in it: whole-graph reads and GRAPH.DELETE leave it alone.
+        return f"neurograph:stamp:{self.graph_name}"
+
+    async def read_stamp(self) -> str:
+        value = await self.db.connection.get(self._stamp_key)
+        return value.decode() if isinstance(value, bytes) else (value or "")
+
+    async def _write_stamp(self, stamp: str) -> None:
+        await self.db.connection.set(self._stamp_key, stamp)
+
     async def compact(self) -> None:
         """Rewrite the AOF in the background: a restart then loads a snapshot instead of
         replaying every batch of the load."""

@@ -92,6 +92,14 @@ class Neo4jStore(Store):
         for stmt in self.queries.schema("neo4j"):
             await self.run(stmt, write=True)
 
+    async def read_stamp(self) -> str:
+        rows = await self.query("graph_stamp.neo4j")
+        return rows[0]["stamp"] if rows else ""
+
+    async def _write_stamp(self, stamp: str) -> None:
+        q = self.queries["bump_graph_stamp.neo4j"]
+        await self._run(q.text, {"stamp": stamp}, write=True, timeout_ms=None)
+
     async def _drop(self) -> None:
         await self.run("MATCH (n) CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS", write=True)
 
