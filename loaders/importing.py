@@ -36,6 +36,7 @@ from neurograph.domain import (
     token_key,
 )
 from neurograph.errors import InputFileError, InvalidKey, NeuroGraphError
+from neurograph.progress import progress_bar
 
 # Order in which a plan's rows are written: nodes before the edges that MATCH them.
 WRITE_ORDER = (
@@ -396,13 +397,6 @@ A unit may add a third item, True, when its input was validated as a whole up fr
 tensor file checked on load): the validation pass then skips it."""
 
 
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), disable=not enabled, transient=True)
-
-
 async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progress: bool = True,
                      batch_units: int = 200, batch_rows: int = 50_000) -> dict[str, Any]:
     """Validate every unit, then write the model, its layers and every unit's rows.
@@ -411,7 +405,7 @@ async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progr
     """
     listed = list(units())
     # Pass 1: validate everything; nothing is written if any unit is bad.
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(f"validate {model.source}", total=len(listed))
         for _label, parse, *checked in listed:
             if not (checked and checked[0]):
@@ -446,7 +440,7 @@ async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progr
                     continue
             counts[q] += await store.write(q, rows)
 
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(f"write {model.source}", total=len(listed))
         pending = Plan(model.name)
         n = 0

@@ -43,6 +43,7 @@ import networkx as nx
 
 from .domain import EDGE_KINDS, TOPOLOGY_KINDS, check_model_name, neuron_key
 from .errors import NeuroGraphError, NotFound
+from .progress import progress_bar
 from .store.base import Store
 
 EDGE_TYPES = ("COMPOSES", "CORRELATES", "SIMILAR")
@@ -114,7 +115,7 @@ async def fetch_graph(store: Store, model: str, *, kinds: Sequence[str] = TOPOLO
     seen = 0
     batches = [(r["layer"], lo, min(lo + batch_neurons, r["n_neurons"]))
                for r in layers for lo in range(0, r["n_neurons"], batch_neurons)]
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(f"read {model} edges", total=len(batches))
         for layer, lo, hi in batches:
             keys = [neuron_key(model, layer, i) for i in range(lo, hi)]
@@ -225,7 +226,7 @@ async def compute_topology(store: Store, model: str, *, kinds: Sequence[str] = T
                           batch_neurons=batch_neurons,
                           max_edges=max_edges, progress=progress)
     t1 = time.perf_counter()
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(f"analyse {model} ({g.number_of_nodes()} neurons, {g.number_of_edges()} edges)",
                             total=len(ANALYSIS_STEPS))
         # networkx is CPU-bound for minutes on a full model: keep the event loop (an API server) free
@@ -241,7 +242,7 @@ async def compute_topology(store: Store, model: str, *, kinds: Sequence[str] = T
     if write:
         await store.query("topology_clear", model=model)
         rows = [{"key": n, "props": p} for n, p in props.items()]
-        with _progress(progress) as bar:
+        with progress_bar(progress) as bar:
             task = bar.add_task(f"write {model} topology", total=len(rows))
             written = await store.write("set_neuron_props", rows, batch_size=1000,
                                         progress=lambda n: bar.advance(task, n))
@@ -255,10 +256,3 @@ async def compute_topology(store: Store, model: str, *, kinds: Sequence[str] = T
         "written": written,
         "seconds": {"read": t1 - t0, "analyse": t2 - t1, "write": t3 - t2},
     }
-
-
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), disable=not enabled, transient=True)
