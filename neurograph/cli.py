@@ -167,6 +167,16 @@ async def _topology(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed, progress=True), schema=False)
 
 
+async def _pages(args: argparse.Namespace, settings: Settings) -> int:
+    from .api.pages import prerender
+
+    async def work(store):
+        return (await prerender(store, settings, args.model, layers=args.layers, concurrency=args.concurrency,
+                                progress=True)).as_dict()
+
+    return await _summarise(settings, work, schema=False)
+
+
 # --- serve / demo -------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
@@ -177,7 +187,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         _console().print("[yellow]serving beyond loopback without NEUROGRAPH_API_KEY: "
                          "writing endpoints stay disabled[/]")
     _console().print(f"NeuroGraph on http://{args.host}:{args.port}/  (GraphQL: /graphql, REST: /api)")
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(create_app(settings, render_pages=args.pages), host=args.host, port=args.port,
+                log_level=args.log_level)
     return 0
 
 
@@ -270,12 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="betweenness from this many sampled sources (0: exact, slow on a whole model)")
     tp.add_argument("--seed", type=int, default=0)
 
+    pg = sub.add_parser("pages", help="pre-render every neuron's page into the API's on-disk cache")
+    pg.add_argument("model")
+    pg.add_argument("--layers", type=int, nargs="*", default=None, help="only these layers")
+    pg.add_argument("--concurrency", type=int, default=4, help="pages rendered at once")
+
     for name, help_ in (("serve", "serve GraphQL, REST and the web UI"),
                         ("demo", "build the offline demo graph (once) and serve it")):
         s = sub.add_parser(name, help=help_)
         s.add_argument("--host", default="127.0.0.1")
         s.add_argument("--port", type=int, default=8000)
         s.add_argument("--log-level", default="info")
+        s.add_argument("--pages", action=argparse.BooleanOptionalAction, default=name == "demo",
+                       help="pre-render every neuron's page in the background while serving "
+                            "(default: on for demo, off for serve; `neurograph pages` does it up front)")
         if name == "demo":
             s.add_argument("--tokens", type=int, default=16384)
             s.add_argument("--rebuild", action="store_true")
@@ -283,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-ASYNC = {"cypher": _cypher, "build": _build, "import": _import, "export": _export, "topology": _topology}
+ASYNC = {"cypher": _cypher, "build": _build, "import": _import, "export": _export, "topology": _topology,
+         "pages": _pages}
 SYNC = {"db": cmd_db, "serve": cmd_serve, "demo": cmd_demo}
 
 

@@ -38,6 +38,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     cypher_timeout_ms: int = 5000
     cypher_max_rows: int = 1000
+    # GraphQL answers kept on disk (pre-rendered neuron pages included); 0 turns it off
+    page_cache_mb: int = 4096
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -63,6 +65,7 @@ class Settings:
             cors_origins=origins,
             cypher_timeout_ms=int(get("NEUROGRAPH_CYPHER_TIMEOUT_MS", s.cypher_timeout_ms)),
             cypher_max_rows=int(get("NEUROGRAPH_CYPHER_MAX_ROWS", s.cypher_max_rows)),
+            page_cache_mb=int(get("NEUROGRAPH_PAGE_CACHE_MB", s.page_cache_mb)),
         )
 
     def with_(self, **changes: object) -> "Settings":

@@ -77,6 +77,7 @@ async def _a_pattern_token(store) -> tuple[str, str]:
 
 VARIABLES: dict[str, dict] = {
     "models": {}, "model": {"name": MODEL}, "neuron": {"model": MODEL, "layer": 1, "index": 2},
+    "neuron_page": {"model": MODEL, "layer": 1, "index": 2},
     "examples_page": {"model": MODEL, "layer": 1, "index": 2, "first": 2},
     "neurons_page": {"model": MODEL, "first": 7}, "two_hops": {"model": MODEL, "layer": 0, "index": 3},
     "node": {"id": to_global_id("Neuron", neuron_key(MODEL, 2, 5))},
@@ -143,6 +144,21 @@ async def test_neuron_page_matches_the_graph(client, store):
     assert len(n["pattern"]["edges"]) == len(n["pattern"]["nodes"]) - 1
     assert n["pattern"]["nodes"][0]["role"] == "activating" and n["pattern"]["nodes"][0]["matches"]
     assert n["correlated"]["edges"] and n["similar"]["edges"] is not None
+
+
+async def test_the_uis_neuron_page_operation_agrees_with_the_neuron_operation(client):
+    page = (await gql(client, op("neuron_page"), VARIABLES["neuron_page"]))["data"]["neuron"]
+    full = (await gql(client, op("neuron"), {**VARIABLES["neuron"], "first": 20}))["data"]["neuron"]
+    assert page["key"] == full["key"] and page["stats"] == full["stats"] and page["histogram"] == full["histogram"]
+    assert [e["node"]["key"] for e in page["maxExamples"]["edges"]] == [e["node"]["key"] for e in full["examples"]["edges"]]
+    assert page["minExamples"]["edges"] and page["randomExamples"]["totalCount"] == full["randomExamples"]["totalCount"]
+    for conn in ("inputs", "outputs"):
+        assert page[conn]["totalCount"] == full[conn]["totalCount"]
+    assert {e["node"]["key"] for e in page["correlated"]["edges"]} == {e["node"]["key"] for e in full["correlated"]["edges"]}
+    assert page["pattern"]["scores"] == full["pattern"]["scores"]
+    # the web UI loads the operation from the server
+    r = await client.get("/operations/neuron_page.graphql")
+    assert r.status_code == 200 and r.text == op("neuron_page")
 
 
 async def test_examples_pagination(client):

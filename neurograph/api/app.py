@@ -9,12 +9,15 @@ Security: writes (the ``addExplanation`` mutation) need the ``x-api-key`` header
 loopback therefore leaves writing disabled unless NEUROGRAPH_API_KEY is set. Reads,
 including read-only Cypher, are open.
 
-GraphQL reads are answered from a short-lived response cache (see cache.py): a mutation
-through the app clears it; loads by another process show within ``cache_ttl`` seconds.
+GraphQL reads are answered from a cache kept under the graph's change stamp (see cache.py):
+in memory, and on disk in ``<data_dir>/pages/<graph>`` where ``neurograph pages`` pre-renders
+every neuron's page. A write through the app shows at once; a load by another process within
+``check_every`` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import hmac
@@ -36,11 +39,13 @@ from strawberry.asgi import GraphQL
 from ..config import Settings
 from ..errors import NeuroGraphError
 from ..store import Store, open_store
-from .cache import ResponseCache
+from .cache import PageStore, ResponseCache
 from .context import Context
 from .schema import schema as default_schema
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+# The SDL and the example operations, served at /operations/ (the UI's neuron page is one)
+OPERATIONS_DIR = Path(__file__).resolve().parents[2] / "graphql"
 MAX_BODY_BYTES = 256 * 1024  # a GraphQL request is text: far below this
 LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
 
@@ -138,6 +143,13 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"ok": True, "engine": store.engine})
 
 
+def page_store(settings: Settings) -> PageStore | None:
+    """The on-disk tier of the response cache for this graph (None when turned off)."""
+    if settings.page_cache_mb <= 0:
+        return None
+    return PageStore(settings.data_dir / "pages" / settings.graph, size_limit_mb=settings.page_cache_mb)
+
+
 def freeze_startup_objects() -> None:
     """Move everything alive now (modules, the schema, the store) out of the garbage
     collector's sight. Requests free their own objects by reference counting (no cycles, see
@@ -150,12 +162,14 @@ def freeze_startup_objects() -> None:
 
 def create_app(settings: Settings | None = None, store: Store | None = None, *,
                web_dir: Path | None = WEB_DIR, max_body_bytes: int = MAX_BODY_BYTES,
-               cache_entries: int = 1024, cache_ttl: float = 10.0) -> Starlette:
+               cache_entries: int = 1024, check_every: float = 2.0, render_pages: bool = False) -> Starlette:
     """The whole NeuroGraph HTTP application.
 
     ``store`` given: used as is and left open (tests). Otherwise opened from ``settings`` on
-    startup and closed on shutdown. GraphQL reads are cached for ``cache_ttl`` seconds
-    (``cache_entries=0`` turns the cache off); ``app.state.response_cache.clear()`` empties it.
+    startup and closed on shutdown. GraphQL reads are cached until the graph's stamp changes,
+    read every ``check_every`` seconds (``cache_entries=0`` turns the cache off); answers are
+    also kept on disk unless ``settings.page_cache_mb`` is 0; ``render_pages`` pre-renders every
+    neuron's page there in the background while serving (see pages.py).
     """
     settings = settings or Settings.from_env()
 
@@ -165,11 +179,22 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
         app.state.store = store if store is not None else await open_store(settings)
         if own:  # a serving process: what exists now lives as long as it does
             freeze_startup_objects()
+        renderer = None
+        if render_pages and pages is not None:
+            from .pages import render_in_background
+
+            renderer = asyncio.create_task(render_in_background(app.state.store, settings))
         try:
             yield
         finally:
+            if renderer is not None:
+                renderer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renderer
             if own:
                 await app.state.store.close()
+            if pages is not None:
+                pages.close()
 
     try:
         from .rest import routes as rest_routes
@@ -177,12 +202,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
         rest_routes = []
 
     graphql_app = NeuroGraphQL(default_schema, graphql_ide="graphiql", allow_queries_via_get=True)
-    cache = ResponseCache(graphql_app, max_entries=cache_entries, ttl=cache_ttl)
+    pages = page_store(settings) if cache_entries > 0 else None
+    cache = ResponseCache(graphql_app, max_entries=cache_entries, check_every=check_every, pages=pages)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/graphql", cache, methods=["GET", "POST"]),
         *rest_routes,
     ]
+    if OPERATIONS_DIR.is_dir():
+        routes.append(Mount("/operations", StaticFiles(directory=str(OPERATIONS_DIR)), name="operations"))
     if web_dir is not None and Path(web_dir).is_dir():
         routes.append(Mount("/", StaticFiles(directory=str(web_dir), html=True), name="web"))
     middleware = [Middleware(BodySizeLimit, max_bytes=max_body_bytes)]

@@ -1,54 +1,166 @@
-"""A response cache for GraphQL reads: the graph is read-mostly, so the same query with the
-same variables is answered from memory for ``ttl`` seconds.
+"""Cached answers to GraphQL reads, kept under the graph's change stamp.
 
-Only successful queries are cached (no errors, no mutations). A mutation through this app
-clears the cache at once; a load by another process (the CLI) shows after at most ``ttl``.
+The graph is read-mostly: a read with the same variables gets the same answer until something
+writes, and every write replaces the store's stamp (``Store.bump_stamp``). Answers are kept
+under the stamp they were made with, so a changed graph is never answered from the cache. The
+stamp is read again at most every ``check_every`` seconds (a load by another process shows
+within that), and at once after a write through this process's store (a mutation).
 
-    app = ResponseCache(graphql_app, max_entries=1024, ttl=10.0)
+Two tiers:
+
+- memory: an LRU of recent answers, per process;
+- pages (optional): :class:`PageStore`, a persistent store on disk shared by the server's
+  processes and kept across restarts. ``neurograph pages`` fills it with every neuron's page
+  beforehand, as Neuroscope served pre-rendered pages: a researcher going from neuron to
+  neuron is answered at the speed of a static file, any other query is resolved live (and
+  kept).
+
+The key is the operation (its normalised text and name) and the variables; only successful
+queries are kept (no errors, no mutations).
+
+    app = ResponseCache(graphql_app, pages=PageStore(data_dir / "pages" / graph))
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
 import time
 from collections import OrderedDict
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode, parse
+from graphql import GraphQLError, OperationDefinitionNode, parse, print_ast
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=256)
-def _is_query(text: str, operation_name: str | None) -> bool:
+def read_operation(text: str, operation_name: str | None) -> str | None:
+    """The normalised text of a document whose chosen operation(s) only read; None for
+    mutations and for text that does not parse (the app answers those with errors)."""
     try:
         doc = parse(text)
     except GraphQLError:
-        return False
+        return None
     ops = [d for d in doc.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name:
         ops = [o for o in ops if o.name and o.name.value == operation_name]
-    return bool(ops) and all(o.operation.value == "query" for o in ops)
+    if not ops or any(o.operation.value != "query" for o in ops):
+        return None
+    return print_ast(doc)
+
+
+def request_key(query: Any, operation_name: Any, variables: Any) -> str | None:
+    """The cache key of a GraphQL request (a JSON body's fields), None when it is not a read.
+
+        >>> request_key("{ models { name } }", None, {}) == request_key("{models{name}}", None, None)
+        True
+        >>> request_key("mutation { x }", None, {}) is None
+        True
+    """
+    if not isinstance(query, str) or not (operation_name is None or isinstance(operation_name, str)):
+        return None
+    normal = read_operation(query, operation_name)
+    if normal is None:
+        return None
+    try:
+        vars_ = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
+    h = hashlib.blake2b(normal.encode(), digest_size=20)
+    h.update(b"\0" + (operation_name or "").encode() + b"\0" + vars_)
+    return h.hexdigest()
+
+
+class PageStore:
+    """Answers on disk (SQLite through diskcache), under the stamp they were made with.
+
+    When it meets a stamp other than the one its entries were made under, it drops them all:
+    they can never be served again.
+
+        pages = PageStore(Path("data/pages/neurograph"), size_limit_mb=4096)
+        pages.put(stamp, key, b"application/json", body); pages.get(stamp, key)
+    """
+
+    def __init__(self, directory: Path, *, size_limit_mb: int = 4096) -> None:
+        import diskcache
+
+        self.directory = Path(directory)
+        # One SQLite file: no value is big enough to be worth a file of its own.
+        self.cache = diskcache.Cache(str(self.directory), size_limit=size_limit_mb * 2**20,
+                                     disk_min_file_size=2**30, eviction_policy="least-recently-stored")
+
+    def get(self, stamp: str, key: str) -> tuple[bytes, bytes] | None:
+        value = self.cache.get(f"{stamp}:{key}")
+        if value is None:
+            return None
+        ctype, _, out = value.partition(b"\0")
+        return ctype, out
+
+    def put(self, stamp: str, key: str, ctype: bytes, out: bytes) -> None:
+        self.cache.set(f"{stamp}:{key}", ctype + b"\0" + out)
+
+    def __contains__(self, stamp_key: tuple[str, str]) -> bool:
+        return f"{stamp_key[0]}:{stamp_key[1]}" in self.cache
+
+    def use_stamp(self, stamp: str) -> None:
+        """Forget every answer made under another stamp."""
+        if self.cache.get("stamp") != stamp:
+            self.cache.clear()
+            self.cache.set("stamp", stamp)
+
+    def __len__(self) -> int:
+        return len(self.cache) - ("stamp" in self.cache)
+
+    def close(self) -> None:
+        self.cache.close()
 
 
 class ResponseCache:
-    """ASGI wrapper around the GraphQL endpoint: POSTed JSON reads are answered from an LRU.
+    """ASGI wrapper around the GraphQL endpoint: POSTed JSON reads are answered from memory,
+    else from ``pages`` on disk, else by the app (and kept in both).
 
-        cached = ResponseCache(GraphQL(schema), max_entries=1024, ttl=10.0)
-        cached.clear()   # e.g. after a bulk load in the same process
+        cached = ResponseCache(GraphQL(schema), max_entries=1024, check_every=2.0)
+        cached.clear()   # forget what is in memory
     """
 
-    def __init__(self, app: ASGIApp, *, max_entries: int = 1024, ttl: float = 10.0,
-                 max_body: int = 2 * 1024 * 1024) -> None:
+    def __init__(self, app: ASGIApp, *, max_entries: int = 1024, check_every: float = 2.0,
+                 max_body: int = 2 * 1024 * 1024, pages: PageStore | None = None) -> None:
         self.app = app
         self.max_entries = max_entries
-        self.ttl = ttl
+        self.check_every = check_every
         self.max_body = max_body  # larger responses are not kept
-        self._entries: OrderedDict[bytes, tuple[float, bytes, bytes]] = OrderedDict()
+        self.pages = pages
+        self._entries: OrderedDict[str, tuple[str, bytes, bytes]] = OrderedDict()
+        self._stamp: str | None = None
+        self._next_check = 0.0
+        self._local_writes = -1  # the store's count of its own writes when the stamp was read
         self.hits = 0
+        self.page_hits = 0
         self.misses = 0
 
     def clear(self) -> None:
         self._entries.clear()
+        self._next_check = 0.0
+
+    async def stamp(self, store: Any) -> str:
+        """The graph's stamp, read again when ``check_every`` passed or this process wrote."""
+        now = time.monotonic()
+        if self._stamp is None or now >= self._next_check or store.local_writes != self._local_writes:
+            self._next_check = now + self.check_every
+            self._local_writes = store.local_writes
+            stamp = await store.read_stamp()
+            if stamp != self._stamp:
+                self._entries.clear()
+                if self.pages is not None:
+                    await asyncio.to_thread(self.pages.use_stamp, stamp)
+                self._stamp = stamp
+        return self._stamp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or self.max_entries <= 0:
@@ -72,18 +184,24 @@ class ResponseCache:
 
         try:
             req = orjson.loads(body)
-            query = req.get("query") if isinstance(req, dict) else None
-            op_name = req.get("operationName") if isinstance(req, dict) else None
         except ValueError:  # orjson's JSONDecodeError, invalid UTF-8 included
-            query, op_name = None, None
-        cacheable = isinstance(query, str) and _is_query(query, op_name if isinstance(op_name, str) else None)
-        now = time.monotonic()
-        if cacheable:
-            hit = self._entries.get(body)
-            if hit is not None and now - hit[0] < self.ttl:
-                self._entries.move_to_end(body)
+            req = None
+        key = request_key(req.get("query"), req.get("operationName"), req.get("variables")) \
+            if isinstance(req, dict) else None
+        stamp = ""
+        if key is not None:
+            stamp = await self.stamp(scope["app"].state.store)
+            hit = self._entries.get(key)
+            if hit is not None and hit[0] == stamp:
+                self._entries.move_to_end(key)
                 self.hits += 1
                 await self._send(send, hit[1], hit[2])
+                return
+            kept = self.pages.get(stamp, key) if self.pages is not None else None
+            if kept is not None:
+                self.page_hits += 1
+                self._remember(key, stamp, *kept)
+                await self._send(send, *kept)
                 return
             self.misses += 1
 
@@ -101,18 +219,19 @@ class ResponseCache:
             await send(message)
 
         await self.app(scope, replay, capture)
-        if not isinstance(query, str):
-            return
-        if not cacheable:
-            if status == 200:
-                self.clear()  # a mutation may have changed anything
+        if key is None:
             return
         out = b"".join(parts)
         if status == 200 and len(out) <= self.max_body and b'"errors"' not in out:
-            self._entries[body] = (now, ctype, out)
-            self._entries.move_to_end(body)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._remember(key, stamp, ctype, out)
+            if self.pages is not None:
+                self.pages.put(stamp, key, ctype, out)
+
+    def _remember(self, key: str, stamp: str, ctype: bytes, out: bytes) -> None:
+        self._entries[key] = (stamp, ctype, out)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
 
     @staticmethod
     async def _send(send: Send, ctype: bytes, out: bytes) -> None:

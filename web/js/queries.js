@@ -2,37 +2,32 @@
 // pages render. The operations follow graphql/schema.graphql (the API contract).
 //   const n = await neuron("synth", 1, 3);   // {key, stats, histogram, maxExamples, ...}
 
-import { gql } from "./api.js";
-
-const NEURON_FIELDS = `
-  key model layer index interest role community props
-  stats { mean var skew kurt fracActive max min quantiles quantileLevels }
-  topology { degree strength betweenness }
-  histogram { edges counts }
-  maxExamples: examples(kind: MAX, first: $first) { ...ExamplePage }
-  minExamples: examples(kind: MIN, first: $first) { ...ExamplePage }
-  randomExamples: examples(kind: RANDOM, first: $first) { ...ExamplePage }
-  explanations { source text score scores }
-  pattern { scores nodes { key token depth role activation isEnd } edges { source target } }
-  inputs(first: $conn, orderBy: ABS_WEIGHT) { totalCount edges { kind weight node { key model layer index } } }
-  outputs(first: $conn, orderBy: ABS_WEIGHT) { totalCount edges { kind weight node { key model layer index } } }
-  correlated(first: $conn, orderBy: ABS_WEIGHT) { totalCount edges { kind weight node { key model layer index } } }
-  similar(first: $conn) { totalCount edges { kind weight node { key model layer index } } }
-  heads(first: $conn, orderBy: ABS_WEIGHT) { totalCount edges { kind weight outgoing node { key model layer head } } }
-  inputTokens: tokens(kinds: ["input"], first: $tok) { edges { weight node { tokenId text } } }
-  outputTokens: tokens(kinds: ["output"], first: $tok) { edges { weight node { tokenId text } } }
-  activationTokens: tokens(kinds: ["activation"], first: $tok) { edges { weight count node { tokenId text } } }
-`;
+import { ApiError, gql } from "./api.js";
 
 const EXAMPLE_PAGE = `fragment ExamplePage on ExampleConnection {
   totalCount pageInfo { hasNextPage endCursor }
   edges { node { key rank tokens activations maxActivation minActivation pivot dataIndex } }
 }`;
 
-const NEURON_QUERY = `query NeuronPage($model: String!, $layer: Int!, $index: Int!, $first: Int = 20, $conn: Int = 20, $tok: Int = 10) {
-  neuron(model: $model, layer: $layer, index: $index) { ${NEURON_FIELDS} }
+// The neuron page's operation is a file of graphql/ (served at /operations/): the server
+// pre-renders it for every neuron (`neurograph pages`), and a request meets that cache only
+// with the same operation and the same variables.
+const NEURON_PAGE = "/operations/neuron_page.graphql";
+const DEFAULT_EXAMPLES = 20; // the operation's default $first
+let neuronPageText = null;
+
+function neuronPageOperation() {
+  if (!neuronPageText) {
+    neuronPageText = fetch(NEURON_PAGE).then((r) => {
+      if (!r.ok) throw new ApiError(`cannot load ${NEURON_PAGE}: ${r.status} ${r.statusText}`);
+      return r.text();
+    }).catch((err) => {
+      neuronPageText = null; // try again on the next page
+      throw err instanceof ApiError ? err : new ApiError(`cannot load ${NEURON_PAGE} (${err.message})`);
+    });
+  }
+  return neuronPageText;
 }
-${EXAMPLE_PAGE}`;
 
 /** The next page of a neuron's examples of one kind ("MAX" | "MIN" | "RANDOM") after a cursor. */
 export async function moreExamples(modelName, layer, index, kind, after, first = 20) {
@@ -150,7 +145,9 @@ const neuronLink = (n) => ({
 /** A neuron's whole page. */
 export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
   // An unknown model or neuron is an API error with a clear message: let the page show it.
-  const d = await gql(NEURON_QUERY, { model: modelName, layer, index, first: examples });
+  const vars = { model: modelName, layer, index };
+  if (examples !== DEFAULT_EXAMPLES) vars.first = examples;
+  const d = await gql(await neuronPageOperation(), vars);
   const n = d.neuron;
   const stats = {
     interest: n.interest, mean: n.stats.mean, var: n.stats.var, skew: n.stats.skew, kurt: n.stats.kurt,

@@ -1,0 +1,120 @@
+"""Pre-rendered neuron pages: the web UI's neuron-page operation answered for every neuron of a
+model ahead of time and kept in the API's on-disk cache (see cache.py), as Neuroscope served
+a static page per neuron. Browsing then costs what serving a file costs; any other query is
+resolved live.
+
+The pages are made by the app itself (through ASGI, in process), so a kept answer is
+byte for byte what a live request gets. They are kept under the graph's change stamp: any
+later write makes them unreachable and the next run makes them again. Resumable: pages kept
+under the current stamp are skipped. The most interesting neurons come first, so a server that
+renders in the background (``neurograph serve --pages``) has the likeliest pages soonest.
+
+    report = await prerender(store, settings, "smollm2-135m", progress=True)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from ..config import Settings
+from ..errors import NeuroGraphError, NotFound
+from ..progress import progress_bar
+from ..store import Store
+from .app import OPERATIONS_DIR, create_app
+from .cache import request_key
+
+NEURON_PAGE = OPERATIONS_DIR / "neuron_page.graphql"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PagesReport:
+    model: str
+    neurons: int
+    rendered: int  # made now
+    kept: int  # already there under the current stamp
+    seconds: float
+    pages_per_second: float
+    bytes_rendered: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def neuron_page_variables(model: str, layer: int, index: int) -> dict[str, Any]:
+    """The variables the web UI sends for a neuron page (web/js/queries.js): the cache key."""
+    return {"model": model, "layer": layer, "index": index}
+
+
+async def prerender(store: Store, settings: Settings, model: str, *, layers: list[int] | None = None,
+                    concurrency: int = 4, progress: bool = False) -> PagesReport:
+    """Render and keep the neuron page of every neuron of ``model`` (of ``layers`` if given)."""
+    t0 = time.perf_counter()
+    app = create_app(settings, store, web_dir=None)
+    cache = app.state.response_cache
+    if cache.pages is None:
+        raise NeuroGraphError("the on-disk page cache is off (NEUROGRAPH_PAGE_CACHE_MB=0): nothing to pre-render into")
+    coords = await store.query("model_neuron_coords", model=model)
+    if not coords:
+        raise NotFound(f"no neurons for model {model!r}: build or import it first")
+    if layers is not None:
+        wanted = set(layers)
+        coords = [c for c in coords if c["layer"] in wanted]
+    query = NEURON_PAGE.read_text()
+    stamp = await cache.stamp(store)
+    todo = []
+    for c in coords:
+        variables = neuron_page_variables(model, c["layer"], c["index"])
+        if (stamp, request_key(query, None, variables)) not in cache.pages:
+            todo.append(variables)
+    rendered_bytes = 0
+
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 0))
+    async with httpx.AsyncClient(transport=transport, base_url="http://pages", timeout=None) as client:
+        with progress_bar(progress) as bar:
+            task = bar.add_task(f"neuron pages of {model}", total=len(todo))
+            queue: asyncio.Queue[dict] = asyncio.Queue()
+            for v in todo:
+                queue.put_nowait(v)
+
+            async def worker() -> None:
+                nonlocal rendered_bytes
+                while not queue.empty():
+                    variables = queue.get_nowait()
+                    r = await client.post("/graphql", content=orjson.dumps({"query": query, "variables": variables}),
+                                          headers={"content-type": "application/json"})
+                    body = r.json()
+                    if r.status_code != 200 or body.get("errors"):
+                        raise NeuroGraphError(f"the neuron page of {variables} failed: {body.get('errors') or r.status_code}")
+                    rendered_bytes += len(r.content)
+                    bar.advance(task)
+
+            await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    seconds = time.perf_counter() - t0
+    if await store.read_stamp() != stamp:
+        raise NeuroGraphError("the graph changed while its pages were being made: run `neurograph pages` again")
+    return PagesReport(model, len(coords), len(todo), len(coords) - len(todo), round(seconds, 2),
+                       round(len(todo) / seconds, 1) if seconds else 0.0, rendered_bytes)
+
+
+async def render_in_background(store: Store, settings: Settings, *, concurrency: int = 1) -> None:
+    """Every model's pages, one at a time beside the server's requests (``serve --pages``).
+    Failures are logged, never raised: the server goes on resolving pages live."""
+    try:
+        for row in await store.query("models"):
+            name = row["m"]["name"]
+            log.info("pre-rendering the neuron pages of %s in the background", name)
+            report = await prerender(store, settings, name, concurrency=concurrency)
+            log.info("neuron pages of %s: %d rendered, %d already kept, %.0f s", name, report.rendered,
+                     report.kept, report.seconds)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the server must stay up; the log says why
+        log.warning("pre-rendering neuron pages stopped: %s", e)

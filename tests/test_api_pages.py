@@ -1,0 +1,123 @@
+"""Pre-rendered neuron pages and the stamp-keyed response cache: kept pages are served byte
+for byte as the live app answers them, and no write (by this process or another) lets a kept
+answer be served afterwards."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from loaders.synthetic import write_synthetic_graph
+from neurograph.api import create_app
+from neurograph.api.pages import NEURON_PAGE, neuron_page_variables, prerender
+from neurograph.cli import main
+from neurograph.errors import NotFound
+from neurograph.store import open_store
+
+MODEL = "pg"
+QUERY = NEURON_PAGE.read_text()
+
+
+@pytest.fixture
+async def graph(store):
+    return await write_synthetic_graph(store, MODEL, n_layers=3, d_mlp=8, n_heads=2, d_vocab=60, k=3, seed=3)
+
+
+async def post(app, variables: dict) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        # the body the web UI sends: JSON.stringify({query, variables})
+        return await c.post("/graphql", content=json.dumps({"query": QUERY, "variables": variables}),
+                            headers={"content-type": "application/json"})
+
+
+async def test_prerender_keeps_every_page_and_resumes(store, settings, graph):
+    report = await prerender(store, settings, MODEL)
+    assert (report.neurons, report.rendered, report.kept) == (24, 24, 0) and report.bytes_rendered > 24 * 1000
+    again = await prerender(store, settings, MODEL)
+    assert (again.rendered, again.kept) == (0, 24)
+    only = await prerender(store, settings.with_(graph=settings.graph), MODEL, layers=[1])
+    assert only.neurons == 8 and only.rendered == 0
+
+
+async def test_a_kept_page_is_what_the_live_app_answers(store, settings, graph):
+    await prerender(store, settings, MODEL)
+    app = create_app(settings, store)  # a fresh process: nothing in memory
+    cache = app.state.response_cache
+    v = neuron_page_variables(MODEL, 1, 5)
+    kept = await post(app, v)
+    assert kept.status_code == 200 and cache.page_hits == 1 and cache.misses == 0
+    live = await post(create_app(settings.with_(page_cache_mb=0), store, cache_entries=0), v)
+    assert kept.content == live.content
+    assert json.loads(kept.content)["data"]["neuron"]["key"] == f"{MODEL}/1/5"
+    # other variables (a longer example list) are not a kept page: resolved live, then kept
+    more = await post(app, {**v, "first": 30})
+    assert more.status_code == 200 and cache.misses == 1
+
+
+async def test_a_write_makes_kept_pages_unreachable(store, settings, graph):
+    await prerender(store, settings, MODEL)
+    app = create_app(settings, store)
+    cache = app.state.response_cache
+    v = neuron_page_variables(MODEL, 2, 3)
+    assert json.loads((await post(app, v)).content)["data"]["neuron"]["interest"] != 42.5
+    await store.run("MATCH (n:Neuron {key: $k}) SET n.interest = 42.5", {"k": f"{MODEL}/2/3"}, write=True)
+    assert json.loads((await post(app, v)).content)["data"]["neuron"]["interest"] == 42.5
+    assert cache.misses == 1
+    assert len(cache.pages) == 1  # the pages of the old graph are gone, the new answer kept
+
+
+async def test_a_write_by_another_process_shows_when_the_stamp_is_read_again(store, settings, graph):
+    v = neuron_page_variables(MODEL, 0, 1)
+    other = await open_store(settings)  # another process's connection: this app sees no local write
+    try:
+        for check_every, fresh in ((3600.0, False), (0.0, True)):
+            app = create_app(settings, store, check_every=check_every)
+            before = json.loads((await post(app, v)).content)["data"]["neuron"]["interest"]
+            await other.run("MATCH (n:Neuron {key: $k}) SET n.interest = $x", {"k": f"{MODEL}/0/1", "x": before + 1},
+                            write=True)
+            after = json.loads((await post(app, v)).content)["data"]["neuron"]["interest"]
+            # with an hour between readings the stamp is not read again: the kept answer stands
+            assert after == (before + 1 if fresh else before)
+    finally:
+        await other.close()
+
+
+async def test_prerender_errors_are_clear(store, settings, graph):
+    with pytest.raises(NotFound, match="no neurons for model 'nope'"):
+        await prerender(store, settings, "nope")
+    with pytest.raises(Exception, match="page cache is off"):
+        await prerender(store, settings.with_(page_cache_mb=0), MODEL)
+
+
+async def test_pages_command(store, settings, graph, monkeypatch, capsys):
+    monkeypatch.setenv("NEUROGRAPH_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("NEUROGRAPH_GRAPH", settings.graph)
+    assert await _in_thread(main, ["pages", MODEL, "--layers", "0", "2"]) == 0
+    out = json.loads(capsys.readouterr().err)  # the CLI reports on stderr
+    assert out["neurons"] == 16 and out["rendered"] == 16
+    assert await _in_thread(main, ["pages", "nope"]) == 1
+    assert "no neurons for model 'nope'" in capsys.readouterr().err
+
+
+async def _in_thread(fn, *args):
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)
+
+
+async def test_serve_renders_pages_in_the_background(store, settings, graph):
+    import asyncio
+
+    app = create_app(settings, store, render_pages=True)
+    cache = app.state.response_cache
+    async with app.router.lifespan_context(app):
+        for _ in range(600):  # the server answers meanwhile; the pages fill up behind it
+            if len(cache.pages) >= 24:
+                break
+            await asyncio.sleep(0.05)
+        assert len(cache.pages) == 24
+    v = neuron_page_variables(MODEL, 2, 7)
+    assert (await post(app, v)).status_code == 200 and cache.page_hits == 1 and cache.misses == 0
