@@ -25,12 +25,13 @@ async def graph(store):
     return await write_synthetic_graph(store, MODEL, n_layers=3, d_mlp=8, n_heads=2, d_vocab=60, k=3, seed=3)
 
 
-async def post(app, variables: dict) -> httpx.Response:
+async def post(app, variables: dict, *, gzip: bool = True) -> httpx.Response:
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5555))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         # the body the web UI sends: JSON.stringify({query, variables})
         return await c.post("/graphql", content=json.dumps({"query": QUERY, "variables": variables}),
-                            headers={"content-type": "application/json"})
+                            headers={"content-type": "application/json",
+                                     "accept-encoding": "gzip" if gzip else "identity"})
 
 
 async def test_prerender_keeps_every_page_and_resumes(store, settings, graph):
@@ -47,10 +48,13 @@ async def test_a_kept_page_is_what_the_live_app_answers(store, settings, graph):
     app = create_app(settings, store)  # a fresh process: nothing in memory
     cache = app.state.response_cache
     v = neuron_page_variables(MODEL, 1, 5)
-    kept = await post(app, v)
+    kept = await post(app, v)  # httpx accepts gzip, as browsers do
     assert kept.status_code == 200 and cache.page_hits == 1 and cache.misses == 0
+    assert kept.headers["content-encoding"] == "gzip" and int(kept.headers["content-length"]) < len(kept.content) / 2
     live = await post(create_app(settings.with_(page_cache_mb=0), store, cache_entries=0), v)
     assert kept.content == live.content
+    plain = await post(create_app(settings, store), v, gzip=False)  # a client without gzip: the JSON itself
+    assert "content-encoding" not in plain.headers and plain.content == live.content
     assert json.loads(kept.content)["data"]["neuron"]["key"] == f"{MODEL}/1/5"
     # other variables (a longer example list) are not a kept page: resolved live, then kept
     more = await post(app, {**v, "first": 30})

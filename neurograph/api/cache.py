@@ -16,7 +16,8 @@ Two tiers:
   kept).
 
 The key is the operation (its normalised text and name) and the variables; only successful
-queries are kept (no errors, no mutations).
+queries are kept (no errors, no mutations). On disk answers are gzipped (a demo neuron page,
+~85 KB of JSON, keeps ~33 KB) and sent so to clients that accept gzip, as browsers do.
 
     app = ResponseCache(graphql_app, pages=PageStore(data_dir / "pages" / graph))
 """
@@ -24,6 +25,7 @@ queries are kept (no errors, no mutations).
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import logging
 import time
@@ -78,13 +80,13 @@ def request_key(query: Any, operation_name: Any, variables: Any) -> str | None:
 
 
 class PageStore:
-    """Answers on disk (SQLite through diskcache), under the stamp they were made with.
+    """Answers on disk (SQLite through diskcache), gzipped, under the stamp they were made with.
 
     When it meets a stamp other than the one its entries were made under, it drops them all:
     they can never be served again.
 
         pages = PageStore(Path("data/pages/neurograph"), size_limit_mb=4096)
-        pages.put(stamp, key, b"application/json", body); pages.get(stamp, key)
+        pages.put(stamp, key, b"application/json", gzip_body); pages.get(stamp, key)
     """
 
     def __init__(self, directory: Path, *, size_limit_mb: int = 4096) -> None:
@@ -96,14 +98,15 @@ class PageStore:
                                      disk_min_file_size=2**30, eviction_policy="least-recently-stored")
 
     def get(self, stamp: str, key: str) -> tuple[bytes, bytes] | None:
+        """(content type, gzipped body) or None."""
         value = self.cache.get(f"{stamp}:{key}")
         if value is None:
             return None
-        ctype, _, out = value.partition(b"\0")
-        return ctype, out
+        ctype, _, gz = value.partition(b"\0")
+        return ctype, gz
 
-    def put(self, stamp: str, key: str, ctype: bytes, out: bytes) -> None:
-        self.cache.set(f"{stamp}:{key}", ctype + b"\0" + out)
+    def put(self, stamp: str, key: str, ctype: bytes, gz: bytes) -> None:
+        self.cache.set(f"{stamp}:{key}", ctype + b"\0" + gz)
 
     def __contains__(self, stamp_key: tuple[str, str]) -> bool:
         return f"{stamp_key[0]}:{stamp_key[1]}" in self.cache
@@ -136,7 +139,8 @@ class ResponseCache:
         self.check_every = check_every
         self.max_body = max_body  # larger responses are not kept
         self.pages = pages
-        self._entries: OrderedDict[str, tuple[str, bytes, bytes]] = OrderedDict()
+        # key -> (stamp, content type, body, gzipped body); either body may be missing
+        self._entries: OrderedDict[str, tuple[str, bytes, bytes | None, bytes | None]] = OrderedDict()
         self._stamp: str | None = None
         self._next_check = 0.0
         self._local_writes = -1  # the store's count of its own writes when the stamp was read
@@ -195,13 +199,19 @@ class ResponseCache:
             if hit is not None and hit[0] == stamp:
                 self._entries.move_to_end(key)
                 self.hits += 1
-                await self._send(send, hit[1], hit[2])
-                return
-            kept = self.pages.get(stamp, key) if self.pages is not None else None
-            if kept is not None:
-                self.page_hits += 1
-                self._remember(key, stamp, *kept)
-                await self._send(send, *kept)
+            else:
+                kept = self.pages.get(stamp, key) if self.pages is not None else None
+                hit = (stamp, kept[0], None, kept[1]) if kept is not None else None
+                if hit is not None:
+                    self.page_hits += 1
+            if hit is not None:
+                _, ctype, raw, gz = hit
+                if gz is not None and _accepts_gzip(scope):
+                    await self._send(send, ctype, gz, gzipped=True)
+                else:
+                    raw = raw if raw is not None else gzip.decompress(gz)
+                    await self._send(send, ctype, raw)
+                self._remember(key, stamp, ctype, raw, gz)
                 return
             self.misses += 1
 
@@ -223,18 +233,30 @@ class ResponseCache:
             return
         out = b"".join(parts)
         if status == 200 and len(out) <= self.max_body and b'"errors"' not in out:
-            self._remember(key, stamp, ctype, out)
+            gz = None
             if self.pages is not None:
-                self.pages.put(stamp, key, ctype, out)
+                # level 1: a third of the size at ~1 ms per 85 KB (level 6: a quarter, 4 ms)
+                gz = gzip.compress(out, compresslevel=1, mtime=0)
+                self.pages.put(stamp, key, ctype, gz)
+            self._remember(key, stamp, ctype, out, gz)
 
-    def _remember(self, key: str, stamp: str, ctype: bytes, out: bytes) -> None:
-        self._entries[key] = (stamp, ctype, out)
+    def _remember(self, key: str, stamp: str, ctype: bytes, raw: bytes | None, gz: bytes | None) -> None:
+        self._entries[key] = (stamp, ctype, raw, gz)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
     @staticmethod
-    async def _send(send: Send, ctype: bytes, out: bytes) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", ctype), (b"content-length", str(len(out)).encode())]})
+    async def _send(send: Send, ctype: bytes, out: bytes, *, gzipped: bool = False) -> None:
+        headers = [(b"content-type", ctype), (b"content-length", str(len(out)).encode())]
+        if gzipped:
+            headers += [(b"content-encoding", b"gzip"), (b"vary", b"accept-encoding")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
+
+
+def _accepts_gzip(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"accept-encoding":
+            return b"gzip" in value
+    return False
