@@ -111,11 +111,13 @@ class PageStore:
     def __contains__(self, stamp_key: tuple[str, str]) -> bool:
         return f"{stamp_key[0]}:{stamp_key[1]}" in self.cache
 
+    FORMAT = "gzip-1"  # how values are kept: a store written another way is cleared too
+
     def use_stamp(self, stamp: str) -> None:
-        """Forget every answer made under another stamp."""
-        if self.cache.get("stamp") != stamp:
+        """Forget every answer made under another stamp (or kept in another format)."""
+        if self.cache.get("stamp") != f"{self.FORMAT}:{stamp}":
             self.cache.clear()
-            self.cache.set("stamp", stamp)
+            self.cache.set("stamp", f"{self.FORMAT}:{stamp}")
 
     def __len__(self) -> int:
         return len(self.cache) - ("stamp" in self.cache)
