@@ -99,7 +99,9 @@ async def test_running_server_survives_a_database_restart(tmp_path):
     settings = Settings(data_dir=data, graph="served")
     store = await open_store(settings)
     await write_synthetic_graph(store, "synth", n_layers=2, d_mlp=4, n_heads=2, d_vocab=20, k=2)
-    app = create_app(settings, store=store, web_dir=None)
+    # the cache reads the graph's stamp on every request, during the outage too
+    app = create_app(settings, store=store, web_dir=None, check_every=0.0)
+
     def query(index: int) -> dict:
         return {"query": f"{{ neuron(model: \"synth\", layer: 1, index: {index}) {{ key stats {{ mean }} }} }}"}
 

@@ -154,13 +154,20 @@ class ResponseCache:
         self._entries.clear()
         self._next_check = 0.0
 
-    async def stamp(self, store: Any) -> str:
-        """The graph's stamp, read again when ``check_every`` passed or this process wrote."""
+    async def stamp(self, store: Any) -> str | None:
+        """The graph's stamp, read again when ``check_every`` passed or this process wrote;
+        None when the store cannot say (it is down): nothing is served or kept then, and the
+        app answers with its own clear error."""
         now = time.monotonic()
         if self._stamp is None or now >= self._next_check or store.local_writes != self._local_writes:
+            try:
+                stamp = await store.read_stamp()
+            except Exception as e:  # noqa: BLE001 - any engine's connection error
+                log.warning("cannot read the graph's stamp, answering without the cache: %s", e)
+                self._stamp = None
+                return None
             self._next_check = now + self.check_every
             self._local_writes = store.local_writes
-            stamp = await store.read_stamp()
             if stamp != self._stamp:
                 self._entries.clear()
                 if self.pages is not None:
@@ -194,9 +201,10 @@ class ResponseCache:
             req = None
         key = request_key(req.get("query"), req.get("operationName"), req.get("variables")) \
             if isinstance(req, dict) else None
-        stamp = ""
+        stamp = await self.stamp(scope["app"].state.store) if key is not None else None
+        if stamp is None:
+            key = None
         if key is not None:
-            stamp = await self.stamp(scope["app"].state.store)
             hit = self._entries.get(key)
             if hit is not None and hit[0] == stamp:
                 self._entries.move_to_end(key)
