@@ -7,6 +7,8 @@ CREATE CONSTRAINT token_key IF NOT EXISTS FOR (n:Token) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT example_key IF NOT EXISTS FOR (n:Example) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT explanation_key IF NOT EXISTS FOR (n:Explanation) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT pattern_key IF NOT EXISTS FOR (n:PatternNode) REQUIRE n.key IS UNIQUE;
+// The one node outside the data model: the graph's change stamp (graph_stamp.neo4j.cypher).
+CREATE CONSTRAINT graph_state_key IF NOT EXISTS FOR (n:GraphState) REQUIRE n.key IS UNIQUE;
 CREATE INDEX neuron_model_layer IF NOT EXISTS FOR (n:Neuron) ON (n.model, n.layer);
 CREATE INDEX token_model_text IF NOT EXISTS FOR (n:Token) ON (n.model, n.text);
 CREATE FULLTEXT INDEX explanation_text IF NOT EXISTS FOR (n:Explanation) ON EACH [n.text];
