@@ -280,7 +280,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--contexts", type=int, default=1024, help="corpus windows harvested")
     ap.add_argument("--length", type=int, default=32, help="tokens per window")
     ap.add_argument("--top", type=int, default=20, help="top examples per neuron (split in half)")
-    ap.add_argument("--substitutes", type=int, default=5, help="substitutes tried per important token (per source)")
+    ap.add_argument("--substitutes", type=int, default=5,
+                    help="substitutes tried per important context token (per source)")
+    ap.add_argument("--pivot-substitutes", type=int, default=20,
+                    help="substitutes tried at the pivot, per source (0: --substitutes); they give new activating "
+                         "tokens, which the lookup cannot know")
     ap.add_argument("--source", choices=["lm", "embedding", "both"], default="both",
                     help="substitute source: the model's own next-token prediction at the position (the causal "
                          "analogue of the papers' masked LM), embedding neighbours (cosine on W_E), or both in turns")
@@ -341,7 +345,8 @@ def main(argv: list[str] | None = None) -> dict:
     mask_id = mask_ids[0]
     special = set(tok.all_special_ids) | {eot}
     text = text_normaliser(decode)
-    near = embedding_neighbours(model.model.embed_tokens.weight, k=a.substitutes, exclude=special,
+    k = max(a.substitutes, a.pivot_substitutes)
+    near = embedding_neighbours(model.model.embed_tokens.weight, k=k, exclude=special,
                                 distinct=text if a.distinct_substitutes else None, variants=a.variants)
 
     def logits(seqs: list[list[int]]):
@@ -349,18 +354,21 @@ def main(argv: list[str] | None = None) -> dict:
             return model(input_ids=torch.tensor(seqs, dtype=torch.long), use_cache=False).logits
 
     # The LM sees the prefix the activations see; its candidates at position 0 come after it.
-    lm = lm_substitutes(logits, a.substitutes, exclude=special, prefix=prefix, fallback=near, pad=acts.pad,
+    lm = lm_substitutes(logits, k, exclude=special, prefix=prefix, fallback=near, pad=acts.pad,
                         embeddings=model.model.embed_tokens.weight if a.lm_pool else None, pool=a.lm_pool)
     subs = {"lm": lm, "embedding": token_substitutes(near),
             "both": combined_substitutes(lm, token_substitutes(near))}[a.source]
-    per_position = a.substitutes * (2 if a.source == "both" else 1) + a.variants
+    sources = 2 if a.source == "both" else 1
+    per_position = a.substitutes * sources + a.variants
+    per_pivot = a.pivot_substitutes * sources + a.variants if a.pivot_substitutes else None
     norm = text if a.keys == "text" else None
     given = {k: v for k, v in (("prune_step", a.prune_step), ("pivot_threshold", a.pivot_threshold)) if v is not None}
     for kv in a.config:
         field_, value = kv.split("=", 1)
         kind = type(getattr(N2GConfig(), field_))
         given[field_] = bool(int(value)) if kind is bool else kind(value)
-    cfg = N2GConfig(n_substitutes=per_position, reimportance_augmented=a.reimportance, batch_size=a.batch, seed=a.seed,
+    cfg = N2GConfig(n_substitutes=per_position, pivot_substitutes=per_pivot, reimportance_augmented=a.reimportance,
+                    batch_size=a.batch, seed=a.seed,
                     **given)
     load_s = time.perf_counter() - t0
 

@@ -17,7 +17,9 @@ written on token ids and a plain activation callable so it runs on any model:
    its causal analogue is the model's own next-token prediction at that position given the
    tokens before it (:func:`lm_substitutes`). The context-free alternative is the model's
    embedding neighbours (cosine on ``W_E``, :func:`embedding_neighbours` through
-   :func:`token_substitutes`), mostly the token's own case and space variants.
+   :func:`token_substitutes`), mostly the token's own case and space variants. The pipeline
+   and the benchmark take both in turns (:func:`combined_substitutes`), and more of them at
+   the pivot, where a kept substitute is a new activating token the lookup baseline cannot know.
 5. **Trie**: for every token with normalised activation > 0.5, walk backwards over its context;
    tokens with importance > 0.75 become nodes, the others wildcard ("ignore") nodes; the node
    where a line stops stores the normalised activation. Where a wildcard has siblings, their
@@ -115,7 +117,9 @@ class N2GConfig:
     merge_ignores: bool = True         # generalise context next to wildcards (reference)
     prune_chunk: int = 1               # lengths per pivot and activation call while pruning (1: a
                                        # longer context only runs if the shorter failed; cheapest)
-    n_substitutes: int = 5             # substitutes tried per important token
+    n_substitutes: int = 5             # substitutes tried per important context token
+    pivot_substitutes: int | None = None  # substitutes tried at the pivot (None: n_substitutes); they
+                                       # give new activating tokens, the lookup's blind spot
     max_augment_positions: int = 6     # important positions substituted per example
     # Recompute masking importance on each kept variant (reference code); it costs about as much
     # as the rest of the fit and did not change held-out F1 (.60 with, .61 without, 28 neurons).
@@ -556,7 +560,8 @@ def fit_n2g(fn: ActivationFn, train: Sequence[Example], *, pad_token: int,
         tokens = jobs[e][0]
         seen = {tuple(tokens)}
         for j, subs_j in zip(positions, subs_at):
-            for sub in list(subs_j)[: cfg.n_substitutes]:
+            n = cfg.n_substitutes if j != jobs[e][1] or cfg.pivot_substitutes is None else cfg.pivot_substitutes
+            for sub in list(subs_j)[:n]:
                 v = list(tokens)
                 v[j] = int(sub)
                 if tuple(v) not in seen and norm(int(sub)) != norm(tokens[j]):

@@ -124,7 +124,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             specials = {i for i in (loaded.bos_token_id, loaded.pad_token_id) if i is not None}
             specials |= set(getattr(loaded.tokenizer, "all_special_ids", None) or ())
             W_E = model_weights(loaded).W_E
-            near = embedding_neighbours(W_E, k=5, exclude=specials)
+            near = embedding_neighbours(W_E, k=20, exclude=specials)
 
             def logits(seqs: list[list[int]]) -> Any:
                 with torch.inference_mode():
@@ -133,8 +133,9 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             # Substitutes, in turns: the model's own likeliest tokens at the position that
             # resemble the original (the causal analogue of the papers' masked LM; the activation
             # functions see no prefix, so position 0 takes embedding neighbours) and the plain
-            # embedding neighbours (case and space variants). Held-out firing F1: bench/bench_n2g.py.
-            lm = lm_substitutes(logits, 5, exclude=specials, fallback=near, embeddings=W_E, pool=200,
+            # embedding neighbours (case and space variants); 5 + 5 per context token, 20 + 20 at
+            # the pivot, as bench/bench_n2g.py measures them.
+            lm = lm_substitutes(logits, 20, exclude=specials, fallback=near, embeddings=W_E, pool=200,
                                 pad=loaded.pad_token_id)
             subs = combined_substitutes(lm, token_substitutes(near))
             # Mask with a plain space: a special token (end of text) reads as a document break and
@@ -144,8 +145,8 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             # build_n2g reads the examples of the neurons it fits, and of no others.
             summary["n2g"] = await build_n2g(
                 store, name, neuron_fns(loaded), pad_token=mask, neurons=neurons,
-                substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], config=N2GConfig(n_substitutes=10),
-                top_k=top_k, progress=progress)
+                substitutes=subs, decode=lambda i: loaded.token_strs([i])[0],
+                config=N2GConfig(n_substitutes=10, pivot_substitutes=40), top_k=top_k, progress=progress)
             _step_done(summary, "n2g", t)
         if "topology" in chosen:
             from neurograph.topology import compute_topology

@@ -165,6 +165,19 @@ def test_augmentation_adds_substitutes_that_keep_the_activation():
     assert aug.token_sets() == {"activating": {B}, "important": {A, C}}
 
 
+def test_more_substitutes_at_the_pivot_find_new_activating_tokens():
+    # fires on B or E two tokens after A
+    def fn(seqs):
+        return [[float(t in (B, E) and i >= 2 and s[i - 2] == A) for i, t in enumerate(s)] for s in seqs]
+    train = top_examples(fn, B, A, n=5)
+    subs = token_substitutes({B: [D, E], A: [C]}.get)
+    few = fit_n2g(fn, train, pad_token=PAD, substitutes=subs, config=N2GConfig(n_substitutes=1))
+    more = fit_n2g(fn, train, pad_token=PAD, substitutes=subs, config=N2GConfig(n_substitutes=1, pivot_substitutes=2))
+    assert few.token_sets()["activating"] == {B}
+    assert more.token_sets() == {"activating": {B, E}, "important": {A}}
+    assert more.predict([A, 11, E]).tolist() == [0, 0, 1.0] and more.predict([C, 11, E]).tolist() == [0, 0, 0]
+
+
 def bigram_lm(follows: dict[int, list[int]], vocab: int = 30):
     """A toy next-token predictor: after token t it ranks ``follows[t]`` first, in order, then
     every other token by id. Returns (logits_fn, calls), calls recording each batch it ran."""
