@@ -19,7 +19,7 @@ layer's few dozen firing held-out tokens cannot tell a small gap from noise, so 
 counts the neurons where N2G is better / equal / worse and gives a paired bootstrap interval of
 the mean F1 difference.
 
-    python bench/bench_n2g.py                          # 7 layers x 10 neurons, ~10 min on 2 cores
+    python bench/bench_n2g.py                          # 7 layers x 10 neurons, ~15-20 min on 2 busy cores
     python bench/bench_n2g.py --layers 0,10,20,29 --neurons-per-layer 2 --contexts 256   # a quick look
     python bench/bench_n2g.py --layers all --neurons-per-layer 10 --contexts 2000
     python bench/bench_n2g.py --json out.json          # also write per-neuron results
