@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -187,6 +188,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         _console().print("[yellow]serving beyond loopback without NEUROGRAPH_API_KEY: "
                          "writing endpoints stay disabled[/]")
     _console().print(f"NeuroGraph on http://{args.host}:{args.port}/  (GraphQL: /graphql, REST: /api)")
+    # Our own messages (e.g. the background page renderer's) beside uvicorn's, at its level
+    log = logging.getLogger("neurograph")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(getattr(logging, args.log_level.upper(), logging.INFO))
     uvicorn.run(create_app(settings, render_pages=args.pages), host=args.host, port=args.port,
                 log_level=args.log_level)
     return 0

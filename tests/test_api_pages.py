@@ -125,3 +125,13 @@ async def test_serve_renders_pages_in_the_background(store, settings, graph):
         assert len(cache.pages) == 24
     v = neuron_page_variables(MODEL, 2, 7)
     assert (await post(app, v)).status_code == 200 and cache.page_hits == 1 and cache.misses == 0
+
+
+async def test_a_stopped_prerender_finishes_the_page_in_hand_and_starts_no_other(store, settings, graph):
+    import asyncio
+
+    stop = asyncio.Event()
+    stop.set()
+    report = await prerender(store, settings, MODEL, stop=stop)
+    assert report.rendered == 0 and report.neurons == 24
+    assert (await prerender(store, settings, MODEL)).rendered == 24  # a later run does them all

@@ -179,18 +179,20 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
         app.state.store = store if store is not None else await open_store(settings)
         if own:  # a serving process: what exists now lives as long as it does
             freeze_startup_objects()
-        renderer = None
+        renderer, stop = None, asyncio.Event()
         if render_pages and pages is not None:
             from .pages import render_in_background
 
-            renderer = asyncio.create_task(render_in_background(app.state.store, settings))
+            renderer = asyncio.create_task(render_in_background(app.state.store, settings, stop))
         try:
             yield
         finally:
             if renderer is not None:
-                renderer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renderer
+                stop.set()  # the page being made is finished (cancelling it mid-query leaves a mess)
+                try:
+                    await asyncio.wait_for(renderer, timeout=10)
+                except asyncio.TimeoutError:
+                    pass
             if own:
                 await app.state.store.close()
             if pages is not None:

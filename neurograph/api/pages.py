@@ -54,8 +54,9 @@ def neuron_page_variables(model: str, layer: int, index: int) -> dict[str, Any]:
 
 
 async def prerender(store: Store, settings: Settings, model: str, *, layers: list[int] | None = None,
-                    concurrency: int = 4, progress: bool = False) -> PagesReport:
-    """Render and keep the neuron page of every neuron of ``model`` (of ``layers`` if given)."""
+                    concurrency: int = 4, progress: bool = False, stop: asyncio.Event | None = None) -> PagesReport:
+    """Render and keep the neuron page of every neuron of ``model`` (of ``layers`` if given);
+    once ``stop`` is set, the pages being made are finished and no other is started."""
     t0 = time.perf_counter()
     app = create_app(settings, store, web_dir=None)
     cache = app.state.response_cache
@@ -86,7 +87,7 @@ async def prerender(store: Store, settings: Settings, model: str, *, layers: lis
 
             async def worker() -> None:
                 nonlocal rendered_bytes
-                while not queue.empty():
+                while not queue.empty() and not (stop is not None and stop.is_set()):
                     variables = queue.get_nowait()
                     r = await client.post("/graphql", content=orjson.dumps({"query": query, "variables": variables}),
                                           headers={"content-type": "application/json"})
@@ -100,18 +101,23 @@ async def prerender(store: Store, settings: Settings, model: str, *, layers: lis
     seconds = time.perf_counter() - t0
     if await store.read_stamp() != stamp:
         raise NeuroGraphError("the graph changed while its pages were being made: run `neurograph pages` again")
-    return PagesReport(model, len(coords), len(todo), len(coords) - len(todo), round(seconds, 2),
-                       round(len(todo) / seconds, 1) if seconds else 0.0, rendered_bytes)
+    rendered = len(todo) - queue.qsize()
+    return PagesReport(model, len(coords), rendered, len(coords) - len(todo), round(seconds, 2),
+                       round(rendered / seconds, 1) if seconds else 0.0, rendered_bytes)
 
 
-async def render_in_background(store: Store, settings: Settings, *, concurrency: int = 1) -> None:
-    """Every model's pages, one at a time beside the server's requests (``serve --pages``).
-    Failures are logged, never raised: the server goes on resolving pages live."""
+async def render_in_background(store: Store, settings: Settings, stop: asyncio.Event, *,
+                               concurrency: int = 1) -> None:
+    """Every model's pages, one at a time beside the server's requests (``serve --pages``),
+    until done or ``stop`` is set. Failures are logged, never raised: the server goes on
+    resolving pages live."""
     try:
         for row in await store.query("models"):
+            if stop.is_set():
+                return
             name = row["m"]["name"]
             log.info("pre-rendering the neuron pages of %s in the background", name)
-            report = await prerender(store, settings, name, concurrency=concurrency)
+            report = await prerender(store, settings, name, concurrency=concurrency, stop=stop)
             log.info("neuron pages of %s: %d rendered, %d already kept, %.0f s", name, report.rendered,
                      report.kept, report.seconds)
     except asyncio.CancelledError:
