@@ -89,6 +89,8 @@ class PageStore:
         pages.put(stamp, key, b"application/json", gzip_body); pages.get(stamp, key)
     """
 
+    FORMAT = "gzip-1"  # how values are kept: a store written another way is cleared too
+
     def __init__(self, directory: Path, *, size_limit_mb: int = 4096) -> None:
         import diskcache
 
@@ -111,8 +113,6 @@ class PageStore:
     def __contains__(self, stamp_key: tuple[str, str]) -> bool:
         return f"{stamp_key[0]}:{stamp_key[1]}" in self.cache
 
-    FORMAT = "gzip-1"  # how values are kept: a store written another way is cleared too
-
     def use_stamp(self, stamp: str) -> None:
         """Forget every answer made under another stamp (or kept in another format)."""
         if self.cache.get("stamp") != f"{self.FORMAT}:{stamp}":
@@ -131,7 +131,6 @@ class ResponseCache:
     else from ``pages`` on disk, else by the app (and kept in both).
 
         cached = ResponseCache(GraphQL(schema), max_entries=1024, check_every=2.0)
-        cached.clear()   # forget what is in memory
     """
 
     def __init__(self, app: ASGIApp, *, max_entries: int = 1024, check_every: float = 2.0,
@@ -149,10 +148,6 @@ class ResponseCache:
         self.hits = 0
         self.page_hits = 0
         self.misses = 0
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._next_check = 0.0
 
     async def stamp(self, store: Any) -> str | None:
         """The graph's stamp, read again when ``check_every`` passed or this process wrote;
@@ -207,8 +202,7 @@ class ResponseCache:
         if key is not None:
             hit = self._entries.get(key)
             if hit is not None and hit[0] == stamp:
-                self._entries.move_to_end(key)
-                self.hits += 1
+                self.hits += 1  # moved to the LRU's end by _remember below
             else:
                 kept = self.pages.get(stamp, key) if self.pages is not None else None
                 hit = (stamp, kept[0], None, kept[1]) if kept is not None else None
