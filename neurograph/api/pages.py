@@ -57,11 +57,20 @@ async def prerender(store: Store, settings: Settings, model: str, *, layers: lis
                     concurrency: int = 4, progress: bool = False, stop: asyncio.Event | None = None) -> PagesReport:
     """Render and keep the neuron page of every neuron of ``model`` (of ``layers`` if given);
     once ``stop`` is set, the pages being made are finished and no other is started."""
-    t0 = time.perf_counter()
     app = create_app(settings, store, web_dir=None)
-    cache = app.state.response_cache
-    if cache.pages is None:
+    pages = app.state.response_cache.pages
+    if pages is None:
         raise NeuroGraphError("the on-disk page cache is off (NEUROGRAPH_PAGE_CACHE_MB=0): nothing to pre-render into")
+    try:
+        return await _render(app, store, model, layers, concurrency, progress, stop)
+    finally:
+        pages.close()  # this app's own handle on the disk store: no lifespan runs to close it
+
+
+async def _render(app: Any, store: Store, model: str, layers: list[int] | None, concurrency: int, progress: bool,
+                  stop: asyncio.Event | None) -> PagesReport:
+    t0 = time.perf_counter()
+    cache = app.state.response_cache
     coords = await store.query("model_neuron_coords", model=model)
     if not coords:
         raise NotFound(f"no neurons for model {model!r}: build or import it first")
