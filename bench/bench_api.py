@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from neurograph.config import Settings  # noqa: E402
+from neurograph.api.pages import neuron_page_variables  # noqa: E402
 from neurograph.store import EmbeddedFalkorDB  # noqa: E402
 
 QUERY = (ROOT / "graphql" / "neuron_page.graphql").read_text()
@@ -216,7 +217,7 @@ async def main(args: argparse.Namespace) -> None:
 
             def variables(i: int, live: bool = False) -> dict:
                 j = (i * 7919) % n_neurons  # different neurons in turn (7919 is prime to the count)
-                v = {"model": "bench", "layer": j // args.d_mlp, "index": j % args.d_mlp}  # as the UI sends
+                v = neuron_page_variables("bench", j // args.d_mlp, j % args.d_mlp)  # as the UI sends
                 if live:
                     v["first"] = 19  # no page was made for these variables: resolved from the graph
                 return v
