@@ -709,6 +709,13 @@ def _top_ids(logits: Any, n: int) -> np.ndarray:
     return np.take_along_axis(top, order, axis=-1)
 
 
+def unit_rows(W_E: Any) -> np.ndarray:
+    """An embedding matrix (torch or numpy) as float32 numpy rows of unit length: cosine
+    similarity is then a dot product."""
+    W = np.asarray(W_E.detach().float().cpu().numpy() if hasattr(W_E, "detach") else W_E, dtype=np.float32)
+    return W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-8)
+
+
 def lm_substitutes(logits_fn: Callable[[list[list[int]]], Any], k: int = 5, *, exclude: Iterable[int] = (),
                    prefix: Sequence[int] = (), fallback: Callable[[int], Sequence[int]] | None = None,
                    embeddings: Any = None, pool: int = 0, pad: int = 0, batch_size: int = 16) -> SubstituteFn:
@@ -746,11 +753,7 @@ def lm_substitutes(logits_fn: Callable[[list[list[int]]], Any], k: int = 5, *, e
     banned = {int(t) for t in exclude}
     k = max(0, int(k))
     want = max(k, int(pool)) + 1 + len(banned)  # enough that k remain after the original and the banned
-    unit = None
-    if embeddings is not None:
-        W = np.asarray(embeddings.detach().float().cpu().numpy() if hasattr(embeddings, "detach") else embeddings,
-                       dtype=np.float32)
-        unit = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-8)
+    unit = None if embeddings is None else unit_rows(embeddings)
 
     def pick(ranked: np.ndarray, orig: int) -> list[int]:
         cands = [int(t) for t in ranked if int(t) != orig and int(t) not in banned][: max(k, int(pool))]
@@ -807,10 +810,9 @@ def embedding_neighbours(W_E: Any, k: int = 5, exclude: Iterable[int] = (),
         >>> embedding_neighbours(W, k=1, distinct=lambda t: t // 2, variants=1)(0)
         [1, 2]
     """
-    W = np.asarray(W_E.detach().float().cpu().numpy() if hasattr(W_E, "detach") else W_E, dtype=np.float32)
+    W = unit_rows(W_E)
     k = max(0, min(int(k), W.shape[0] - 2))
     reach = k if distinct is None else min(k * pool, W.shape[0] - 1)
-    W = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-8)
     banned = np.array(sorted(set(int(e) for e in exclude)), dtype=int)
     cache: dict[int, list[int]] = {}
 
