@@ -107,7 +107,7 @@ async def _cypher(args: argparse.Namespace, settings: Settings) -> int:
             rows = await store.run(args.query, params, write=True)
         else:
             rows, truncated = await store.read_only(args.query, params, timeout_ms=args.timeout_ms,
-                                                    max_rows=args.max_rows)
+                                                    max_rows=args.max_rows, max_bytes=settings.cypher_max_bytes)
             if truncated:
                 _console().print(f"[yellow]showing the first {args.max_rows} rows[/]")
         _print_rows(rows, args.json)

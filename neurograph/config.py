@@ -29,6 +29,9 @@ class Settings:
     # Embedded FalkorDB: unix socket by default; a loopback TCP port only when asked for.
     falkordb_url: str | None = None  # an external FalkorDB (redis:// or unix://); None = embedded
     falkordb_port: int = 0
+    # Where power users' Cypher runs for an external FalkorDB: a replica of it (the embedded
+    # store starts its own replica)
+    falkordb_readonly_url: str | None = None
     neo4j_uri: str = "bolt://localhost:7687"
     neo4j_user: str = "neo4j"
     neo4j_password: str = "neurograph"
@@ -38,6 +41,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     cypher_timeout_ms: int = 5000
     cypher_max_rows: int = 1000
+    cypher_max_bytes: int = 8 * 2**20
     # GraphQL answers kept on disk (pre-rendered neuron pages included); 0 turns it off
     page_cache_mb: int = 4096
 
@@ -57,6 +61,7 @@ class Settings:
             graph=get("NEUROGRAPH_GRAPH", s.graph),
             falkordb_url=get("NEUROGRAPH_FALKORDB_URL") or None,
             falkordb_port=int(get("NEUROGRAPH_FALKORDB_PORT", s.falkordb_port)),
+            falkordb_readonly_url=get("NEUROGRAPH_FALKORDB_READONLY_URL") or None,
             neo4j_uri=get("NEO4J_URI", s.neo4j_uri),
             neo4j_user=get("NEO4J_USER", s.neo4j_user),
             neo4j_password=get("NEO4J_PASSWORD", s.neo4j_password),
@@ -65,6 +70,7 @@ class Settings:
             cors_origins=origins,
             cypher_timeout_ms=int(get("NEUROGRAPH_CYPHER_TIMEOUT_MS", s.cypher_timeout_ms)),
             cypher_max_rows=int(get("NEUROGRAPH_CYPHER_MAX_ROWS", s.cypher_max_rows)),
+            cypher_max_bytes=int(get("NEUROGRAPH_CYPHER_MAX_BYTES", s.cypher_max_bytes)),
             page_cache_mb=int(get("NEUROGRAPH_PAGE_CACHE_MB", s.page_cache_mb)),
         )
 

@@ -265,13 +265,16 @@ class Query:
         return [ExplanationHit(explanation=Explanation.of(r["explanation"]), neuron=Neuron(r["neuron"], full=True),
                                score=float(r["score"])) for r in rows]
 
-    @strawberry.field(description="Read-only Cypher for power users: time- and row-limited; writes are refused.")
+    @strawberry.field(description="Read-only Cypher for power users: only reading clauses and read-only "
+                                 "procedures are accepted; runs on an isolated read replica; time-, row- and "
+                                 "byte-limited.")
     async def cypher(self, info: Info, query: str, params: Optional[JSON] = None) -> CypherResult:
         if params is not None and not isinstance(params, dict):
             raise QueryError("params must be a JSON object")
         s = info.context.settings
         rows, truncated = await info.context.store.read_only(
-            query, params or {}, timeout_ms=s.cypher_timeout_ms, max_rows=s.cypher_max_rows)
+            query, params or {}, timeout_ms=s.cypher_timeout_ms, max_rows=s.cypher_max_rows,
+            max_bytes=s.cypher_max_bytes)
         columns = list(rows[0].keys()) if rows else []
         return CypherResult(columns=columns, rows=[[r.get(c) for c in columns] for r in rows], truncated=truncated)
 

@@ -13,40 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Iterable, Sequence
 
+import orjson
+
 from ..errors import QueryError, StoreUnavailable
 from ..queries import QUERIES, QueryLibrary
+from .guard import checked_read_only, refuse_writes  # noqa: F401 - refuse_writes re-exported
 
 log = logging.getLogger(__name__)
-
-# Clauses and procedures that write. Checked on top of the engines' own read-only modes.
-_WRITE_CLAUSE = re.compile(
-    r"\b(CREATE|MERGE|SET|DELETE|DETACH|REMOVE|DROP|LOAD\s+CSV|FOREACH)\b", re.IGNORECASE
-)
-# Procedures known to only read; any other CALL is refused. `CALL {` subqueries are fine:
-# their clauses are checked like the rest of the text.
-_READ_PROCS = (r"db\.(labels|relationshipTypes|propertyKeys|indexes|constraints|schema\.\w+)",
-               r"db\.idx\.(fulltext|vector)\.query(Nodes|Relationships)", r"db\.index\.(fulltext|vector)\.query(Nodes|Relationships)",
-               r"algo\.\w+", r"dbms\.components")
-_WRITE_PROC = re.compile(r"\bCALL\s+(?!\{)(?!(?:%s)\s*\()" % "|".join(_READ_PROCS), re.IGNORECASE)
-_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
-_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
-
-
-def refuse_writes(text: str) -> None:
-    """Raise QueryError when a statement could write. Strings and comments are ignored,
-    so a literal 'CREATE' in a string is fine, while 'CRE/**/ATE' tricks still fail to parse."""
-    bare = _STRING.sub("''", _COMMENT.sub(" ", text))
-    m = _WRITE_CLAUSE.search(bare)
-    if m:
-        raise QueryError(f"read-only: {m.group(1).upper()} is not allowed here")
-    if _WRITE_PROC.search(bare):
-        raise QueryError("read-only: procedure calls are not allowed here")
-
 
 def chunks(rows: Sequence[dict] | Iterable[dict], size: int) -> Iterable[list[dict]]:
     batch: list[dict] = []
@@ -57,6 +34,18 @@ def chunks(rows: Sequence[dict] | Iterable[dict], size: int) -> Iterable[list[di
             batch = []
     if batch:
         yield batch
+
+
+def bounded(rows: list[dict], max_bytes: int) -> list[dict]:
+    """The leading rows whose JSON takes at most ``max_bytes``; QueryError when not even one fits."""
+    total = 0
+    for i, row in enumerate(rows):
+        total += len(orjson.dumps(row, default=str, option=orjson.OPT_NON_STR_KEYS)) + 1
+        if total > max_bytes:
+            if i == 0:
+                raise QueryError(f"the first row alone is larger than the answer's limit of {max_bytes} bytes")
+            return rows[:i]
+    return rows
 
 
 class Store(ABC):
@@ -160,18 +149,34 @@ class Store(ABC):
         return n
 
     async def read_only(self, text: str, params: dict[str, Any] | None = None, *,
-                        timeout_ms: int = 5000, max_rows: int = 1000) -> tuple[list[dict], bool]:
-        """Power users' Cypher: refused if it could write, cut off at timeout_ms, at most max_rows.
-        Returns (rows, truncated)."""
-        refuse_writes(text)
+                        timeout_ms: int = 5000, max_rows: int = 1000,
+                        max_bytes: int = 8 * 2**20) -> tuple[list[dict], bool]:
+        """Power users' Cypher: only what the read-only grammar vouches for (guard.py), run in
+        isolation (``_run_untrusted``), cut off at timeout_ms, at most max_rows rows and
+        max_bytes bytes of JSON. Returns (rows, truncated)."""
+        text = checked_read_only(text)
+        await self._prepare_untrusted()  # may start the sandbox: not part of the query's time
         try:
             # The server enforces timeout_ms where it can; a few operators (e.g. a huge range())
             # are not interruptible there, so the client gives up too, shortly after.
-            rows = await asyncio.wait_for(self.run(text, params, write=False, timeout_ms=timeout_ms),
+            rows = await asyncio.wait_for(self._run_untrusted(text, params or {}, timeout_ms),
                                           timeout=timeout_ms / 1000 + 1.0)
         except asyncio.TimeoutError as e:
             raise QueryError(f"the query exceeded its time limit of {timeout_ms} ms") from e
-        return rows[:max_rows], len(rows) > max_rows
+        except (QueryError, StoreUnavailable):
+            raise
+        except Exception as exc:  # noqa: BLE001 - engine-specific
+            raise self._wrap(exc) from exc
+        kept = bounded(rows[:max_rows], max_bytes)
+        return kept, len(rows) > len(kept)
+
+    async def _prepare_untrusted(self) -> None:
+        """Make ready where untrusted reads run (FalkorDB: start and sync its read replica)."""
+
+    async def _run_untrusted(self, text: str, params: dict[str, Any], timeout_ms: int) -> list[dict]:
+        """Where untrusted reads run; engines that can crash on a query isolate them (FalkorDB: a
+        read replica). The default: the engine's own read-only mode."""
+        return await self.run(text, params, write=False, timeout_ms=timeout_ms)
 
     async def compact(self) -> None:
         """After a bulk load: let the engine compact its write log (no-op where it has none)."""

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,7 +19,9 @@ from ..config import Settings
 from ..domain import NODE_LABELS
 from ..errors import QueryError, StoreUnavailable
 from .base import Store
-from .embedded import EmbeddedFalkorDB
+from .embedded import EmbeddedFalkorDB, ReadReplica
+
+log = logging.getLogger(__name__)
 
 
 class _StaleSchema(Exception):
@@ -126,7 +130,7 @@ def without_nul(value: Any) -> Any:
     return value
 
 
-def connection_pool(url: str) -> redis.BlockingConnectionPool:
+def connection_pool(url: str, password: str | None = None) -> redis.BlockingConnectionPool:
     """A pool where a burst of concurrent queries waits for a free connection instead of
     failing with "Too many connections" (FalkorDB runs a few query threads anyway)."""
     if url.startswith("falkor://"):
@@ -136,19 +140,25 @@ def connection_pool(url: str) -> redis.BlockingConnectionPool:
     # redis-py would cut any reply after 5 s; long loads and exports are legitimate here.
     return redis.BlockingConnectionPool.from_url(
         url, max_connections=MAX_CONNECTIONS, timeout=60, socket_timeout=3600, socket_connect_timeout=5,
-        decode_responses=True)
+        decode_responses=True, **({"password": password} if password else {}))
 
 
 class FalkorStore(Store):
     engine = "falkordb"
 
-    def __init__(self, db: FalkorDB, graph: str, server: EmbeddedFalkorDB | None = None) -> None:
+    def __init__(self, db: FalkorDB, graph: str, server: EmbeddedFalkorDB | None = None,
+                 readonly_url: str | None = None) -> None:
         super().__init__()
         self.db = db
         self.graph_name = graph
         self.graph = db.select_graph(graph)
         self.server = server
         self.schema = _Schema()
+        # Where untrusted Cypher runs: the embedded primary's replica, or a configured one.
+        self.replica = server.replica() if server is not None else None
+        self._readonly_url = readonly_url
+        self._sandbox: tuple[redis.Redis, _Schema] | None = None
+        self._sandbox_lock = asyncio.Lock()
 
     @classmethod
     async def connect(cls, settings: Settings, *, start: bool = True) -> "FalkorStore":
@@ -163,9 +173,9 @@ class FalkorStore(Store):
                     f"no FalkorDB running for {server.data_dir}: start it with `neurograph db start`")
             url = server.url
         try:
-            db = FalkorDB(connection_pool=connection_pool(url))
+            db = FalkorDB(connection_pool=connection_pool(url, server.password if server else None))
             await db.connection.ping()
-            store = cls(db, settings.graph, server)
+            store = cls(db, settings.graph, server, settings.falkordb_readonly_url)
             # A write creates the graph key, so read-only queries on a new graph see an empty
             # graph instead of FalkorDB's "empty key" error.
             await store.graph.query("RETURN 1")
@@ -174,6 +184,10 @@ class FalkorStore(Store):
         return store
 
     async def _run(self, text: str, params: dict[str, Any], *, write: bool, timeout_ms: int | None) -> list[dict]:
+        return await self._query(self.db.connection, self.schema, text, params, write=write, timeout_ms=timeout_ms)
+
+    async def _query(self, conn: redis.Redis, schema: _Schema, text: str, params: dict[str, Any], *, write: bool,
+                     timeout_ms: int | None) -> list[dict]:
         params = without_nul(params)
         # The command falkordb-py's Graph.query sends (its parameter header too), the reply
         # parsed here (see _value).
@@ -182,7 +196,7 @@ class FalkorStore(Store):
         if timeout_ms is not None:
             command += ["timeout", int(timeout_ms)]
         try:
-            reply = await self.db.connection.execute_command(*command)
+            reply = await conn.execute_command(*command)
             for part in (reply[0], reply[-1]):  # an error in the query, or while running it
                 if isinstance(part, rex.ResponseError):
                     raise part
@@ -191,20 +205,52 @@ class FalkorStore(Store):
                 raise QueryError(f"the query exceeded its time limit of {timeout_ms} ms") from e
             raise QueryError(f"falkordb: {e}") from e
         try:
-            return parse_reply(reply, self.schema)
+            return parse_reply(reply, schema)
         except _StaleSchema:
-            await self._refresh_schema()
-            return parse_reply(reply, self.schema)
+            await self._refresh_schema(conn, schema)
+            return parse_reply(reply, schema)
 
-    async def _refresh_schema(self) -> None:
+    async def _run_untrusted(self, text: str, params: dict[str, Any], timeout_ms: int) -> list[dict]:
+        """On the read replica: a crash there leaves the serving store alone."""
+        conn, schema = await self._replica_connection()
+        try:
+            return await self._query(conn, schema, text, params, write=False, timeout_ms=timeout_ms)
+        except (rex.ConnectionError, ConnectionError, OSError) as e:
+            if self.replica is not None and not await asyncio.to_thread(self.replica.is_running):
+                log.warning("a read-only query stopped the FalkorDB read replica; it is restarted. Query: %r", text)
+                raise QueryError("this query crashed the database's read-only replica (a FalkorDB defect); the "
+                                 "graph and the API are unaffected and the replica is restarting") from e
+            raise QueryError(f"the answer was larger than {ReadReplica.MAX_REPLY_MB} MiB, or the read replica "
+                             f"dropped the connection: {e}") from e
+
+    async def _prepare_untrusted(self) -> None:
+        await self._replica_connection()
+
+    async def _replica_connection(self) -> tuple[redis.Redis, _Schema]:
+        async with self._sandbox_lock:
+            if self.replica is not None:
+                if not await asyncio.to_thread(self.replica.ready):
+                    await asyncio.to_thread(self.replica.start)
+                    await asyncio.to_thread(self.replica.prepare)
+                url = self.replica.url
+            elif self._readonly_url:
+                url = self._readonly_url
+            else:
+                raise QueryError("power users' Cypher runs on a read replica, and none is configured for this "
+                                 "external FalkorDB: set NEUROGRAPH_FALKORDB_READONLY_URL to a replica of it")
+            if self._sandbox is None:
+                pool = connection_pool(url)
+                self._sandbox = (redis.Redis(connection_pool=pool), _Schema())
+            return self._sandbox
+
+    async def _refresh_schema(self, conn: redis.Redis, schema: _Schema) -> None:
         """Names of every relationship type and property key, by index (a graph only appends
         new ones, so an index seen before keeps its name until the graph is deleted)."""
         names = []
         for proc in ("db.relationshipTypes", "db.propertyKeys"):
-            reply = await self.db.connection.execute_command(
-                "GRAPH.RO_QUERY", self.graph_name, f"CALL {proc}()", "--compact")
+            reply = await conn.execute_command("GRAPH.RO_QUERY", self.graph_name, f"CALL {proc}()", "--compact")
             names.append([row[0][1] for row in reply[1]])
-        self.schema.relations, self.schema.properties = names
+        schema.relations, schema.properties = names
 
     async def _transient(self, exc: BaseException) -> bool:
         # A read timeout is not transient: the query itself is slow, and a retry repeats the load.
@@ -262,6 +308,8 @@ class FalkorStore(Store):
 
     async def _drop(self) -> None:
         self.schema = _Schema()  # a new graph numbers its names afresh
+        if self._sandbox is not None:
+            self._sandbox = (self._sandbox[0], _Schema())
         try:
             await self.graph.delete()
         except rex.ResponseError:
@@ -269,3 +317,5 @@ class FalkorStore(Store):
 
     async def close(self) -> None:
         await self.db.connection.aclose()
+        if self._sandbox is not None:
+            await self._sandbox[0].aclose()
