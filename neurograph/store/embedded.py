@@ -75,25 +75,46 @@ REPLICA_MARKER = "neurograph:replica-indexed"  # set on a replica once its index
 
 
 def rebuild_range_indexes(client: "redis.Redis") -> int:
-    """Drop and re-create every range-indexed property of every graph (except the ones a unique
-    constraint stands on: string keys, which the defect spares), then wait until the indexes
-    answer again. Works around FalkorDB 4.16 losing index entries of numeric value 0 on an RDB
-    load (measured: ``WHERE n.layer = 0`` found 0 of 1,536 neurons). Returns the properties rebuilt."""
+    """Re-make the range index of every label that has one on a property no constraint stands
+    on (its constraints are dropped and made again around it), then wait until all answer.
+
+    Works around FalkorDB 4.16: after a graph is loaded from an RDB image, its range indexes find
+    nothing for the value 0 (measured: ``WHERE n.layer = 0`` found 0 of 1,536 neurons), and
+    neither re-making one property's index nor re-writing the values helps; only a whole new
+    index for the label does. Labels indexed on their constrained key alone are spared (the
+    defect needs a numeric value). Returns the number of labels re-indexed."""
     rebuilt = 0
     for graph in client.execute_command("GRAPH.LIST"):
         def read(q: str) -> list:
             return client.execute_command("GRAPH.RO_QUERY", graph, q)[1]
 
-        constrained = {(label, prop) for label, prop in read(QUERIES["constrained_properties.falkordb"].text)}
+        constraints: dict[tuple, list[str]] = {}
+        for ctype, label, prop, entity, _ in read(QUERIES["constrained_properties.falkordb"].text):
+            constraints.setdefault((ctype, label, entity), []).append(prop)
+        constrained = {(label, entity, p) for (_, label, entity), props in constraints.items() for p in props}
+        ranged: dict[tuple, list[str]] = {}
         for label, prop, is_range, entity in read(QUERIES["index_properties.falkordb"].text):
-            if is_range != "true" or (label, prop) in constrained:
+            if is_range == "true":
+                ranged.setdefault((label, entity), []).append(prop)
+        for (label, entity), props in ranged.items():
+            if all((label, entity, p) in constrained for p in props):
                 continue
+            mine = [(c, ps) for c, ps in constraints.items() if c[1:] == (label, entity)]
+            for (ctype, _, _), ps in mine:
+                client.execute_command("GRAPH.CONSTRAINT", "DROP", graph, ctype, entity, label, "PROPERTIES",
+                                       len(ps), *ps)
             pattern = f"(n:`{label}`)" if entity == "NODE" else f"()-[n:`{label}`]-()"
-            client.execute_command("GRAPH.QUERY", graph, f"DROP INDEX FOR {pattern} ON (n.`{prop}`)")
-            client.execute_command("GRAPH.QUERY", graph, f"CREATE INDEX FOR {pattern} ON (n.`{prop}`)")
+            for p in props:
+                client.execute_command("GRAPH.QUERY", graph, f"DROP INDEX FOR {pattern} ON (n.`{p}`)")
+            on = ", ".join(f"n.`{p}`" for p in props)
+            client.execute_command("GRAPH.QUERY", graph, f"CREATE INDEX FOR {pattern} ON ({on})")
+            for (ctype, _, _), ps in mine:
+                client.execute_command("GRAPH.CONSTRAINT", "CREATE", graph, ctype, entity, label, "PROPERTIES",
+                                       len(ps), *ps)
             rebuilt += 1
         deadline = time.monotonic() + 600
-        while any(row[0] != "OPERATIONAL" for row in read("CALL db.indexes() YIELD status RETURN status")):
+        while any(row[0] != "OPERATIONAL" for row in read("CALL db.indexes() YIELD status RETURN status")) or any(
+                row[4] != "OPERATIONAL" for row in read(QUERIES["constrained_properties.falkordb"].text)):
             if time.monotonic() > deadline:
                 raise StoreUnavailable(f"the indexes of graph {graph!r} were not rebuilt within 600 s")
             time.sleep(0.05)
@@ -194,7 +215,7 @@ class EmbeddedFalkorDB:
         t0 = time.monotonic()
         n = rebuild_range_indexes(self.client())
         if n:
-            log.info("%s: %d range-indexed properties rebuilt after loading (%.2f s)", self.name, n,
+            log.info("%s: the range indexes of %d labels rebuilt after loading (%.2f s)", self.name, n,
                      time.monotonic() - t0)
 
     def start(self, timeout: float = 300.0) -> ServerStatus:
