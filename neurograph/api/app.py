@@ -133,14 +133,22 @@ def authorized(request: Request, settings: Settings) -> bool:
 
 
 async def healthz(request: Request) -> Response:
+    """``ok`` while the store answers; ``degraded`` (503) while it does not, when only answers
+    kept on disk are served, and (200) while a supervised server other than the store (the read
+    replica) is being restarted."""
     store: Store | None = getattr(request.app.state, "store", None)
+    supervisor = getattr(request.app.state, "supervisor", None)
+    servers = supervisor.status() if supervisor is not None else {}
     try:
         ok = store is not None and await store.ping()
+        error = None if ok else "store not reachable"
     except NeuroGraphError as e:
-        return JSONResponse({"ok": False, "error": str(e)}, status_code=503)
+        ok, error = False, str(e)
     if not ok:
-        return JSONResponse({"ok": False, "error": "store not reachable"}, status_code=503)
-    return JSONResponse({"ok": True, "engine": store.engine})
+        return JSONResponse({"ok": False, "status": "degraded", "error": error, "servers": servers,
+                             "serving": "answers kept on disk (pre-rendered pages) only"}, status_code=503)
+    status = "ok" if supervisor is None or supervisor.healthy() else "degraded"
+    return JSONResponse({"ok": True, "status": status, "engine": store.engine, "servers": servers})
 
 
 def page_store(settings: Settings) -> PageStore | None:
@@ -180,6 +188,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
         if own:  # a serving process: what exists now lives as long as it does
             freeze_startup_objects()
         renderer, stop = None, asyncio.Event()
+        watcher = None
+        server = getattr(app.state.store, "server", None)
+        if own and server is not None:  # the embedded FalkorDB this process depends on: keep it alive
+            from ..store.supervisor import Supervisor
+
+            app.state.supervisor = Supervisor([server, server.replica()])
+            watcher = asyncio.create_task(app.state.supervisor.run(stop))
         if render_pages and pages is not None:
             from .pages import render_in_background
 
@@ -193,6 +208,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
                     await asyncio.wait_for(renderer, timeout=10)
                 except asyncio.TimeoutError:
                     pass
+            if watcher is not None:
+                stop.set()
+                await watcher
             if own:
                 await app.state.store.close()
             if pages is not None:

@@ -39,6 +39,7 @@ from graphql import GraphQLError, OperationDefinitionNode, parse, print_ast
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
+STALE_HEADER = b"x-neurograph-stale"
 
 
 @lru_cache(maxsize=256)
@@ -119,6 +120,12 @@ class PageStore:
             self.cache.clear()
             self.cache.set("stamp", f"{self.FORMAT}:{stamp}")
 
+    def current_stamp(self) -> str | None:
+        """The stamp the kept answers were made under (None when empty)."""
+        value = self.cache.get("stamp")
+        prefix = f"{self.FORMAT}:"
+        return value[len(prefix):] if isinstance(value, str) and value.startswith(prefix) else None
+
     def __len__(self) -> int:
         return len(self.cache) - ("stamp" in self.cache)
 
@@ -145,22 +152,31 @@ class ResponseCache:
         self._stamp: str | None = None
         self._next_check = 0.0
         self._local_writes = -1  # the store's count of its own writes when the stamp was read
+        self.stale = False  # the store is down: kept answers are served, marked, nothing is kept
         self.hits = 0
         self.page_hits = 0
         self.misses = 0
 
     async def stamp(self, store: Any) -> str | None:
-        """The graph's stamp, read again when ``check_every`` passed or this process wrote;
-        None when the store cannot say (it is down): nothing is served or kept then, and the
-        app answers with its own clear error."""
+        """The graph's stamp, read again when ``check_every`` passed or this process wrote.
+
+        When the store cannot say (it is down), the last stamp known (or the one the pages on
+        disk were made under) is returned and ``stale`` is set: answers kept under it are still
+        served, marked as such, and nothing new is kept; None when there is none."""
         now = time.monotonic()
-        if self._stamp is None or now >= self._next_check or store.local_writes != self._local_writes:
+        if self._stamp is None or self.stale or now >= self._next_check or store.local_writes != self._local_writes:
             try:
                 stamp = await store.read_stamp()
             except Exception as e:  # noqa: BLE001 - any engine's connection error
-                log.warning("cannot read the graph's stamp, answering without the cache: %s", e)
-                self._stamp = None
-                return None
+                if not self.stale:
+                    log.warning("cannot read the graph's stamp (%s): serving kept answers only, marked stale", e)
+                self.stale = True
+                if self._stamp is None and self.pages is not None:
+                    self._stamp = await asyncio.to_thread(self.pages.current_stamp)
+                return self._stamp
+            if self.stale:
+                log.warning("the graph's stamp can be read again: answers are live again")
+            self.stale = False
             self._next_check = now + self.check_every
             self._local_writes = store.local_writes
             if stamp != self._stamp:
@@ -210,14 +226,17 @@ class ResponseCache:
                     self.page_hits += 1
             if hit is not None:
                 _, ctype, raw, gz = hit
+                stale = self.stale
                 if gz is not None and _accepts_gzip(scope):
-                    await self._send(send, ctype, gz, gzipped=True)
+                    await self._send(send, ctype, gz, gzipped=True, stale=stale)
                 else:
                     raw = raw if raw is not None else gzip.decompress(gz)
-                    await self._send(send, ctype, raw)
+                    await self._send(send, ctype, raw, stale=stale)
                 self._remember(key, stamp, ctype, raw, gz)
                 return
             self.misses += 1
+            if self.stale:
+                key = None  # the app answers (with its clear error); nothing is kept
 
         status = 0
         ctype = b"application/json"
@@ -251,10 +270,12 @@ class ResponseCache:
             self._entries.popitem(last=False)
 
     @staticmethod
-    async def _send(send: Send, ctype: bytes, out: bytes, *, gzipped: bool = False) -> None:
+    async def _send(send: Send, ctype: bytes, out: bytes, *, gzipped: bool = False, stale: bool = False) -> None:
         headers = [(b"content-type", ctype), (b"content-length", str(len(out)).encode())]
         if gzipped:
             headers += [(b"content-encoding", b"gzip"), (b"vary", b"accept-encoding")]
+        if stale:  # the graph could not be asked: this is the answer kept from before
+            headers.append((STALE_HEADER, b"store-unavailable"))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
 

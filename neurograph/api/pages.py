@@ -24,7 +24,7 @@ import httpx
 import orjson
 
 from ..config import Settings
-from ..errors import NeuroGraphError, NotFound
+from ..errors import NeuroGraphError, NotFound, StoreUnavailable
 from ..progress import progress_bar
 from ..store import Store
 from .app import OPERATIONS_DIR, create_app
@@ -116,20 +116,43 @@ async def _render(app: Any, store: Store, model: str, layers: list[int] | None, 
 
 
 async def render_in_background(store: Store, settings: Settings, stop: asyncio.Event, *,
-                               concurrency: int = 1) -> None:
+                               concurrency: int = 1, retry_every: float = 1.0) -> None:
     """Every model's pages, one at a time beside the server's requests (``serve --pages``),
-    until done or ``stop`` is set. Failures are logged, never raised: the server goes on
-    resolving pages live."""
-    try:
-        for row in await store.query("models"):
-            if stop.is_set():
+    until done or ``stop`` is set. While the store is unreachable it waits and then resumes
+    where it stopped (made pages are kept); other failures are logged, never raised: the
+    server goes on resolving pages live."""
+    while not stop.is_set():
+        try:
+            for row in await store.query("models"):
+                if stop.is_set():
+                    return
+                name = row["m"]["name"]
+                log.info("pre-rendering the neuron pages of %s in the background", name)
+                report = await prerender(store, settings, name, concurrency=concurrency, stop=stop)
+                log.info("neuron pages of %s: %d rendered, %d already kept, %.0f s", name, report.rendered,
+                         report.kept, report.seconds)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the server must stay up; the log says why
+            if not _store_down(e):
+                log.warning("pre-rendering neuron pages stopped: %s", e)
                 return
-            name = row["m"]["name"]
-            log.info("pre-rendering the neuron pages of %s in the background", name)
-            report = await prerender(store, settings, name, concurrency=concurrency, stop=stop)
-            log.info("neuron pages of %s: %d rendered, %d already kept, %.0f s", name, report.rendered,
-                     report.kept, report.seconds)
-    except asyncio.CancelledError:
-        raise
-    except Exception as e:  # noqa: BLE001 - the server must stay up; the log says why
-        log.warning("pre-rendering neuron pages stopped: %s", e)
+            log.warning("pre-rendering neuron pages paused, the store is unreachable (%s); resuming when it is back", e)
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=retry_every)
+                except asyncio.TimeoutError:
+                    pass
+                try:
+                    if await store.ping():
+                        log.info("the store is back: pre-rendering neuron pages resumes")
+                        break
+                except Exception:  # noqa: BLE001 - still down
+                    continue
+
+
+def _store_down(e: BaseException) -> bool:
+    """Whether a failure came from the store being unreachable (also when a page's query failed
+    on it and the app answered with that error)."""
+    return isinstance(e, StoreUnavailable) or "not reachable" in str(e) or "unreachable" in str(e)
