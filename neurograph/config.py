@@ -42,6 +42,8 @@ class Settings:
     cypher_timeout_ms: int = 5000
     cypher_max_rows: int = 1000
     cypher_max_bytes: int = 8 * 2**20
+    # every HTTP request's time limit; its database queries stop with it
+    request_timeout_ms: int = 30_000
     # GraphQL answers kept on disk (pre-rendered neuron pages included); 0 turns it off
     page_cache_mb: int = 4096
 
@@ -71,6 +73,7 @@ class Settings:
             cypher_timeout_ms=int(get("NEUROGRAPH_CYPHER_TIMEOUT_MS", s.cypher_timeout_ms)),
             cypher_max_rows=int(get("NEUROGRAPH_CYPHER_MAX_ROWS", s.cypher_max_rows)),
             cypher_max_bytes=int(get("NEUROGRAPH_CYPHER_MAX_BYTES", s.cypher_max_bytes)),
+            request_timeout_ms=int(get("NEUROGRAPH_REQUEST_TIMEOUT_MS", s.request_timeout_ms)),
             page_cache_mb=int(get("NEUROGRAPH_PAGE_CACHE_MB", s.page_cache_mb)),
         )
 

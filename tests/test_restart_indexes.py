@@ -73,7 +73,6 @@ async def test_compaction_and_restart_keep_every_layer(tmp_path):
             break
         await asyncio.sleep(0.05)
     await store.close()
-    server.replica().stop()
     server.stop()
 
     store = await open_store(settings)  # starts the server again: it loads the RDB image
@@ -82,5 +81,4 @@ async def test_compaction_and_restart_keep_every_layer(tmp_path):
         assert await _lookups(store) == before_counts
     finally:
         await store.close()
-        server.replica().stop()
         server.stop()

@@ -101,7 +101,6 @@ async def test_kill_9_under_a_running_server(tmp_path):
     store = await open_store(settings)
     assert await store.run(count) == before
     await store.close()
-    server.replica().stop()
     server.stop()
     print(f"recovered in {recovery:.2f} s; {stale_seen} stale answers served; states seen: {states}")
     print("".join(line for line in log if "HTTP" not in line))

@@ -41,6 +41,7 @@ from ..errors import NeuroGraphError
 from ..store import Store, open_store
 from .cache import PageStore, ResponseCache
 from .context import Context
+from .deadline import RequestDeadline
 from .schema import schema as default_schema
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
@@ -233,7 +234,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
         routes.append(Mount("/operations", StaticFiles(directory=str(OPERATIONS_DIR)), name="operations"))
     if web_dir is not None and Path(web_dir).is_dir():
         routes.append(Mount("/", StaticFiles(directory=str(web_dir), html=True), name="web"))
-    middleware = [Middleware(BodySizeLimit, max_bytes=max_body_bytes)]
+    middleware = [Middleware(BodySizeLimit, max_bytes=max_body_bytes),
+                  Middleware(RequestDeadline, timeout_s=settings.request_timeout_ms / 1000)]
     if settings.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                                      allow_methods=["GET", "POST", "OPTIONS"],

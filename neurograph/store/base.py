@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from contextvars import ContextVar
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Iterable, Sequence
 
@@ -34,6 +36,23 @@ def chunks(rows: Sequence[dict] | Iterable[dict], size: int) -> Iterable[list[di
             batch = []
     if batch:
         yield batch
+
+
+# When the work on behalf of the current request must end (time.monotonic()), set by the API
+# per request (neurograph.api.deadline): every query then carries what is left of it as its
+# server-side time limit, so nothing runs on for a request that was given up.
+request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
+
+
+def time_left_ms(timeout_ms: int | None) -> int | None:
+    """``timeout_ms`` shortened to what the current request has left (None: no limit at all)."""
+    deadline = request_deadline.get()
+    if deadline is None:
+        return timeout_ms
+    left = int((deadline - time.monotonic()) * 1000)
+    if left <= 0:
+        raise QueryError("the request ran out of time before this query")
+    return left if timeout_ms is None else min(timeout_ms, left)
 
 
 def bounded(rows: list[dict], max_bytes: int) -> list[dict]:
@@ -102,7 +121,7 @@ class Store(ABC):
         for attempt in range(self.retries + 1):
             self.round_trips += 1
             try:
-                rows = await self._run(text, params, write=write, timeout_ms=timeout_ms)
+                rows = await self._run(text, params, write=write, timeout_ms=time_left_ms(timeout_ms))
                 if write:
                     # After the write, not before: a reader that saw the old stamp cannot
                     # keep an answer made from the old data under the new one. One more
@@ -156,6 +175,7 @@ class Store(ABC):
         max_bytes bytes of JSON. Returns (rows, truncated)."""
         text = checked_read_only(text)
         await self._prepare_untrusted()  # may start the sandbox: not part of the query's time
+        timeout_ms = time_left_ms(timeout_ms)
         try:
             # The server enforces timeout_ms where it can; a few operators (e.g. a huge range())
             # are not interruptible there, so the client gives up too, shortly after.

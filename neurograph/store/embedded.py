@@ -256,7 +256,10 @@ class EmbeddedFalkorDB:
         raise StoreUnavailable(f"{self.name} did not answer within {timeout:.0f}s; log:\n{tail}")
 
     def stop(self, timeout: float = 20.0) -> bool:
-        """Stop the server gracefully (it fsyncs the AOF); returns whether one was running."""
+        """Stop the server gracefully (it fsyncs the AOF), and its read replica first; returns
+        whether one was running."""
+        if not isinstance(self, ReadReplica):
+            self.replica().stop(timeout)
         pid = self.pid()
         if pid is None:
             return False
