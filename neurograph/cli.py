@@ -195,7 +195,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
         log.addHandler(handler)
         log.setLevel(getattr(logging, args.log_level.upper(), logging.INFO))
-    uvicorn.run(create_app(settings, render_pages=args.pages), host=args.host, port=args.port,
+    worker = None
+    if args.model:
+        from .worker import WorkerProcess
+
+        worker = WorkerProcess(settings, args.model, device=args.device)
+        _console().print(f"model worker for {args.model} starting in the background (runText, steer, …)")
+    uvicorn.run(create_app(settings, render_pages=args.pages, worker=worker), host=args.host, port=args.port,
                 log_level=args.log_level)
     return 0
 
@@ -303,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--pages", action=argparse.BooleanOptionalAction, default=name == "demo",
                        help="pre-render every neuron's page in the background while serving "
                             "(default: on for demo, off for serve; `neurograph pages` does it up front)")
+        s.add_argument("--model", default=DEMO_MODEL if name == "demo" else None,
+                       help="run a model worker for this model beside the API (runText, neuronActivations, "
+                            "steer); demo: the demo model (--model '' for none)")
+        s.add_argument("--device", default="cpu", help="the model worker's device (cpu, cuda, mps)")
         if name == "demo":
             s.add_argument("--tokens", type=int, default=16384)
             s.add_argument("--rebuild", action="store_true")

@@ -22,6 +22,7 @@ import contextlib
 import gc
 import hmac
 import json
+import logging
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -42,6 +43,7 @@ from ..store import Store, open_store
 from .cache import PageStore, ResponseCache
 from .context import Context
 from .deadline import RequestDeadline
+from .live import RateLimiter
 from .schema import schema as default_schema
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
@@ -148,8 +150,24 @@ async def healthz(request: Request) -> Response:
     if not ok:
         return JSONResponse({"ok": False, "status": "degraded", "error": error, "servers": servers,
                              "serving": "answers kept on disk (pre-rendered pages) only"}, status_code=503)
-    status = "ok" if supervisor is None or supervisor.healthy() else "degraded"
+    worker = getattr(request.app.state, "worker", None)
+    if worker is not None:
+        servers["model worker"] = worker.state
+    status = "ok" if (supervisor is None or supervisor.healthy()) and (worker is None or worker.state == "up") \
+        else "degraded"
     return JSONResponse({"ok": True, "status": status, "engine": store.engine, "servers": servers})
+
+
+async def _run_worker(worker: Any, stop: asyncio.Event) -> None:
+    """Start the model worker, keep it alive until ``stop``, then stop it."""
+    try:
+        try:
+            await worker.start()
+        except NeuroGraphError as e:
+            logging.getLogger(__name__).error("the model worker did not start: %s", e)
+        await worker.supervise(stop)
+    finally:
+        await worker.stop()
 
 
 def page_store(settings: Settings) -> PageStore | None:
@@ -171,14 +189,17 @@ def freeze_startup_objects() -> None:
 
 def create_app(settings: Settings | None = None, store: Store | None = None, *,
                web_dir: Path | None = WEB_DIR, max_body_bytes: int = MAX_BODY_BYTES,
-               cache_entries: int = 1024, check_every: float = 2.0, render_pages: bool = False) -> Starlette:
+               cache_entries: int = 1024, check_every: float = 2.0, render_pages: bool = False,
+               worker: Any = None) -> Starlette:
     """The whole NeuroGraph HTTP application.
 
     ``store`` given: used as is and left open (tests). Otherwise opened from ``settings`` on
     startup and closed on shutdown. GraphQL reads are cached until the graph's stamp changes,
     read every ``check_every`` seconds (``cache_entries=0`` turns the cache off); answers are
     also kept on disk unless ``settings.page_cache_mb`` is 0; ``render_pages`` pre-renders every
-    neuron's page there in the background while serving (see pages.py).
+    neuron's page there in the background while serving (see pages.py). ``worker`` (a
+    ``neurograph.worker.WorkerProcess``) is started beside the app, supervised, and answers the
+    fields that run the model (see live.py).
     """
     settings = settings or Settings.from_env()
 
@@ -189,7 +210,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
         if own:  # a serving process: what exists now lives as long as it does
             freeze_startup_objects()
         renderer, stop = None, asyncio.Event()
-        watcher = None
+        watcher = worker_task = None
+        if worker is not None:  # loads in the background: everything else serves meanwhile
+            worker_task = asyncio.create_task(_run_worker(worker, stop))
         server = getattr(app.state.store, "server", None)
         if own and server is not None:  # the embedded FalkorDB this process depends on: keep it alive
             from ..store.supervisor import Supervisor
@@ -209,9 +232,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
                     await asyncio.wait_for(renderer, timeout=10)
                 except asyncio.TimeoutError:
                     pass
-            if watcher is not None:
+            if watcher is not None or worker_task is not None:
                 stop.set()
-                await watcher
+                for task in (watcher, worker_task):
+                    if task is not None:
+                        await task
             if own:
                 await app.state.store.close()
             if pages is not None:
@@ -243,6 +268,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     app.state.response_cache = cache
+    app.state.worker = worker
+    app.state.rate_limiter = RateLimiter(settings.model_requests_per_minute)
     if store is not None:  # usable before (or without) the lifespan, e.g. by ASGITransport
         app.state.store = store
     return app

@@ -16,12 +16,14 @@ from strawberry.extensions import (
     AddValidationRules, MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter,
 )
 from strawberry.scalars import JSON
+from strawberry.tools import merge_types
 
 from ..domain import check_model_name, explanation_key, head_key, neuron_key, parse_neuron_key
 from ..errors import InvalidKey, NeuroGraphError, NotFound, QueryError
 from .cost import CostLimiter
 from .execution import ValidationCache, fast_execution_context
 from .graph import neighborhood as fetch_neighborhood, path_strength, strongest_paths
+from .live import LiveQuery
 from .ids import decode_cursor, encode_cursor, from_global_id, to_global_id
 from .types import (
     MAX_FIRST, PROP_DESCRIPTION, CypherResult, Explanation, ExplanationHit, GraphEdge, GraphNode, Head, Info,
@@ -329,7 +331,8 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
     rules = [*QueryDepthLimiter(max_depth=max_depth).validation_rules,
              *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules]
     built = NeuroGraphSchema(
-        query=Query, mutation=Mutation, types=[Neuron, Model, Head, Token, Explanation],
+        query=merge_types("Query", (Query, LiveQuery)), mutation=Mutation,
+        types=[Neuron, Model, Head, Token, Explanation],
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: ParserCache(maxsize=256),
