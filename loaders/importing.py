@@ -14,6 +14,9 @@ completes it, and re-running a finished one changes nothing.
     info = ImportModel("gpt2", source="neuroscope")
     summary = await run_import(store, info, units)
 
+The importers themselves register with :mod:`loaders.registry` (``import_source``); this
+module never imports them.
+
 Validation helpers (:class:`Checker`) raise :class:`neurograph.errors.InputFileError`
 with the file and the dotted field path (``texts[3].activations``).
 """
@@ -35,7 +38,7 @@ from neurograph.domain import (
     neuron_key,
     token_key,
 )
-from neurograph.errors import InputFileError, InvalidKey, NeuroGraphError
+from neurograph.errors import InputFileError, InvalidKey
 from neurograph.progress import progress_bar
 
 # Order in which a plan's rows are written: nodes before the edges that MATCH them.
@@ -484,41 +487,3 @@ def sorted_numeric(folder: Path, suffix: str) -> list[tuple[int, Path]]:
 def layer_neuron_files(root: Path, suffix: str) -> list[tuple[int, int, Path]]:
     """``root/{layer}/{neuron}{suffix}`` files, sorted by (layer, neuron)."""
     return [(l, n, f) for l, d in sorted_numeric(root, "") for n, f in sorted_numeric(d, suffix)]
-
-
-# --- the one entry point -------------------------------------------------------------
-
-SOURCES = ("neuroscope", "deepdecipher", "openai", "universal-neurons")
-
-
-class UnknownSource(NeuroGraphError, ValueError):
-    """``import_source`` was asked for a source it does not know."""
-
-
-async def import_source(store: Any, source: str, path: str | Path, *, model: str | None = None,
-                        **options: Any) -> dict[str, Any]:
-    """Import public interpretability data into the graph; returns summary counts.
-
-    ``source`` is one of :data:`SOURCES`; ``path`` a local file or folder (layouts in each
-    importer's docstring) or an ``http(s)://`` URL. Options: ``model_info`` (dict, JSON file,
-    or ``"n_layers=12,d_mlp=3072"``), ``progress`` (bool), and per source: ``layer``/``neuron``
-    (single files), ``neurons`` (list of (layer, neuron) to fetch from a base URL),
-    ``cache_dir``, ``vocab`` (token texts), ``k`` / ``head_k`` (Universal Neurons top-k).
-
-        summary = await import_source(store, "universal-neurons", "stats.csv", model="gpt2-small")
-        summary["neurons"]
-    """
-    key = source.strip().lower().replace("_", "-")
-    if key in ("neuroscope", "deepdecipher"):
-        from .neuroscope import import_neuroscope
-
-        return await import_neuroscope(store, path, model=model, source=key, **options)
-    if key == "openai":
-        from .openai import import_openai
-
-        return await import_openai(store, path, model=model, **options)
-    if key == "universal-neurons":
-        from .universal_neurons import import_universal_neurons
-
-        return await import_universal_neurons(store, path, model=model, **options)
-    raise UnknownSource(f"unknown import source {source!r}: choose one of {', '.join(SOURCES)}")

@@ -61,6 +61,7 @@ from neurograph.domain import example_key, explanation_key, pattern_key
 from neurograph.errors import InputFileError
 
 from .importing import Checker, ImportModel, Plan, layer_neuron_files, parse_model_info, read_json, run_import
+from .registry import importer
 
 SERVICES = ("neuroscope", "neuron_explainer", "neuron2graph")
 _PATH_LN = re.compile(r"(?:^|/)(\d+)/(\d+)(?:\.json|\.html)?$")
@@ -383,6 +384,8 @@ def _file_unit(model: str, service: str, f: Path, layer: int, neuron: int, sourc
     return parse
 
 
+@importer("neuroscope", source="neuroscope")
+@importer("deepdecipher", source="deepdecipher")
 async def import_neuroscope(store: Any, path: str | Path, *, model: str | None = None,
                             source: str = "neuroscope", model_info: Any = None, progress: bool = True,
                             **options: Any) -> dict[str, Any]:

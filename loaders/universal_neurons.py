@@ -45,6 +45,7 @@ from neurograph.domain import check_model_name
 from neurograph.errors import InputFileError, InvalidKey
 
 from .importing import Checker, ImportModel, Plan, finite, parse_model_info, read_json, run_import
+from .registry import importer
 
 COLUMN_ALIASES: dict[str, str | None] = {
     "": None, "Unnamed: 0": None, "index": None,          # pandas' saved index column
@@ -403,6 +404,7 @@ def plan_units(path: Path, *, model: str | None = None, model_info: Any = None, 
     return im, units
 
 
+@importer("universal-neurons")
 async def import_universal_neurons(store: Any, path: str | Path, *, model: str | None = None,
                                    model_info: Any = None, progress: bool = True, **options: Any) -> dict[str, Any]:
     """Import Universal Neurons CSVs and weight summaries from a file, a folder or a CSV URL.

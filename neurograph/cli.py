@@ -130,7 +130,7 @@ async def _build(args: argparse.Namespace, settings: Settings) -> int:
 
 # --- import / export ----------------------------------------------------------------------
 async def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from loaders.importing import import_source
+    from loaders.registry import import_source
 
     extra = _parse_params(args.option)
     if args.model_info:
@@ -263,8 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--corr-tokens", type=int, default=None,
                    help="correlate over only this many corpus tokens (all-pairs Pearson is N^2 per token)")
 
-    im = sub.add_parser("import", help="import public neuron data (neuroscope, deepdecipher, openai, universal-neurons)")
-    im.add_argument("source", choices=["neuroscope", "deepdecipher", "openai", "universal-neurons"])
+    im = sub.add_parser("import", help="import public neuron data (neuroscope, deepdecipher, openai, "
+                                       "universal-neurons, n2g)")
+    im.add_argument("source", choices=["neuroscope", "deepdecipher", "openai", "universal-neurons", "n2g"])
     im.add_argument("path", help="a file, a directory tree, or a URL when the network allows")
     im.add_argument("--model", help="model name in the graph (default: from the data)")
     im.add_argument("--model-info", help="sizes when the data lacks them: 'n_layers=12,d_mlp=3072' or a JSON file")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loaders.importing import import_source
+from loaders.registry import import_source
 from neurograph.domain import example_key
 from neurograph.errors import InputFileError
 

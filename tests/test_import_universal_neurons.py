@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loaders.importing import UnknownSource, import_source
+from loaders.registry import UnknownSource, import_source
 from neurograph.errors import InputFileError
 
 FIXTURES = Path(__file__).parent / "fixtures"
