@@ -228,7 +228,10 @@ async def test_neuroscope_html_site(store, tmp_path):
             for l, n in [(0, 0), (0, 1), (1, 2)] for i, t in enumerate(page(l, n)["texts"])}
     assert got == want
     model = (await store.run("MATCH (m:Model {key: 'toy-ns'}) RETURN m"))[0]["m"]
-    assert (model["source"], model["n_layers"], model["d_mlp"]) == ("neuroscope", 2, 3)  # inferred
+    # sizes only implied by the pages: kept as lower bounds, flagged, never as the sizes
+    assert (model["source"], model.get("n_layers"), model.get("d_mlp")) == ("neuroscope", None, None)
+    assert (model["n_layers_at_least"], model["d_mlp_at_least"], model["sizes_inferred"]) == (2, 3, True)
+    assert s["warnings"] and "d_mlp >= 3" in s["warnings"][0] and "--model-info" in s["warnings"][0]
     before = await snapshot(store)
     # one page by itself, and a page cut short: a clear error, nothing written
     await import_source(store, "neuroscope", NS / "0" / "1.html", model="toy-ns", progress=False)
