@@ -326,3 +326,26 @@ async def test_a_bad_file_in_one_model_folder_writes_no_model(store, tmp_path):
     with pytest.raises(InputFileError, match="repeats neuron 0/7.*no label column"):
         await import_source(store, "universal-neurons", root, progress=False)
     assert await store.run("MATCH (n) RETURN n LIMIT 1") == []
+
+
+async def test_api_shows_provenance_and_labels(store, settings):
+    import httpx
+
+    from neurograph.api import create_app
+
+    await import_source(store, "universal-neurons", INTERP, progress=False)
+    app = create_app(settings, store)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5555))
+    q = """query($m: String!, $l: Int!, $i: Int!) { neuron(model: $m, layer: $l, index: $i) {
+             labels provenance { source values } } }"""
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        r = (await c.post("/graphql", json={"query": q, "variables": {"m": "stanford-gpt2-small-a", "l": 0, "i": 39}})).json()
+        assert not r.get("errors"), r
+        prov = {p["source"]: p["values"] for p in r["data"]["neuron"]["provenance"]}
+        assert prov["universal-neurons:universal.csv"]["excess_corr"] == pytest.approx(0.7509)
+        assert prov["universal-neurons:high_excess_correlation.csv"]["excess_corr"] == pytest.approx(0.7197)
+        assert r["data"]["neuron"]["labels"] == []
+        r = (await c.post("/graphql", json={"query": q, "variables": {"m": "stanford-gpt2-medium-a", "l": 23, "i": 5}})).json()
+        assert r["data"]["neuron"]["labels"] == ["feature:contains_open_bracket", "feature:contains_open_paren"]
+        assert r["data"]["neuron"]["provenance"] == [{"source": "universal-neurons:prediction_neurons.csv", "values": {
+            "feature": ["contains_open_bracket", "contains_open_paren"], "is_surpress": [False, False]}}]
