@@ -58,6 +58,7 @@ WRITE_ORDER = (
     "upsert_explanations",
     "upsert_n2g_pattern_nodes",
     "upsert_pattern_edges",
+    "upsert_pattern_matches",
     "upsert_composes",
     "upsert_similar",
     "upsert_neuron_to_head",
@@ -208,6 +209,19 @@ def read_jsonl(path: Path | str) -> list[Any]:
     if not out:
         raise InputFileError(path, "empty file: expected at least one JSON line")
     return out
+
+
+def vocab_texts(vocab: Any) -> dict[int, str] | None:
+    """``vocab=``: token texts by id, from a JSON list (id → text) or object (text → id), a
+    file of either, or None."""
+    if vocab is None:
+        return None
+    data = vocab if isinstance(vocab, (dict, list)) else read_json(vocab)
+    if isinstance(data, list):
+        return {i: t for i, t in enumerate(data) if isinstance(t, str)}
+    if isinstance(data, dict):
+        return {int(i): t for t, i in data.items() if isinstance(i, int)}
+    raise InputFileError(vocab, "expected a JSON list (id → text) or object (text → id)", "vocab")
 
 
 def finite(v: float | None) -> float | None:

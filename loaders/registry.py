@@ -22,7 +22,7 @@ from neurograph.errors import NeuroGraphError
 Importer = Callable[..., Awaitable[dict[str, Any]]]
 
 # The modules whose import registers an importer (loaded on first use, in this order).
-IMPORTER_MODULES = ("loaders.neuroscope", "loaders.openai", "loaders.universal_neurons")
+IMPORTER_MODULES = ("loaders.neuroscope", "loaders.openai", "loaders.universal_neurons", "loaders.n2g_import")
 
 _IMPORTERS: dict[str, tuple[Importer, dict[str, Any]]] = {}
 _loaded = False

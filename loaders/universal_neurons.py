@@ -59,9 +59,9 @@ from .importing import (
     Plan,
     finite,
     parse_model_info,
-    read_json,
     run_import,
     validate_units,
+    vocab_texts,
 )
 from .model_sizes import canonical_name
 from .registry import importer
@@ -406,17 +406,6 @@ def model_from_path(path: Path) -> str | None:
     return None
 
 
-def _texts(vocab: Any) -> dict[int, str] | None:
-    if vocab is None:
-        return None
-    data = vocab if isinstance(vocab, (dict, list)) else read_json(vocab)
-    if isinstance(data, list):
-        return {i: t for i, t in enumerate(data) if isinstance(t, str)}
-    if isinstance(data, dict):
-        return {int(i): t for t, i in data.items() if isinstance(i, int)}
-    raise InputFileError(vocab, "expected a JSON list (id → text) or object (text → id)", "vocab")
-
-
 def plan_units(path: Path, *, model: str | None = None, model_info: Any = None, k: int | None = None,
                head_k: int | None = 10, vocab: Any = None, **_: Any) -> tuple[ImportModel, Callable]:
     explicit = parse_model_info(model_info)
@@ -460,7 +449,7 @@ def plan_units(path: Path, *, model: str | None = None, model_info: Any = None, 
     if n_layers is not None:
         im.update({"n_layers": n_layers, "d_mlp": d_mlp}, "tensor shapes")
     im.update(explicit)
-    texts = _texts(vocab)
+    texts = vocab_texts(vocab)
 
     def units():
         for f in csvs:

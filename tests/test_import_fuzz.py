@@ -21,6 +21,7 @@ SOURCES = [
     ("openai", "openai", FIX / "openai", {"model": "toy-oai"}),
     ("universal-neurons", "universal-neurons", FIX / "universal-neurons" / "toy-un", {"model": "toy-un"}),
     ("universal-neurons-real", "universal-neurons", FIX / "universal-neurons" / "interpretable_neurons", {}),
+    ("n2g", "n2g", FIX / "n2g", {}),
 ]
 VARIANTS_PER_FILE = 6
 
