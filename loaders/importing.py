@@ -23,6 +23,7 @@ with the file and the dotted field path (``texts[3].activations``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -519,6 +520,12 @@ async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progr
         log.warning(w)
     counts: Counter[str] = Counter()
     mrow = model.row()
+    # A digest of every row written: equal to the last import's of this source into this model,
+    # the import wrote nothing that was not there (every write is an idempotent MERGE/SET).
+    digest = hashlib.sha1(json.dumps(mrow, sort_keys=True, default=str).encode())
+    stored = await store.query("model_import_digests", model=model.name)
+    previous = next((d.split("=", 1)[1] for d in (stored[0]["digests"] or []) if d.startswith(model.source + "=")),
+                    None) if stored else None
     await store.write("merge_imported_model", [mrow])
     n_layers = max(mrow["n_layers"] or 0, model.seen_layers)
     await store.write("merge_imported_layers", [
@@ -536,6 +543,8 @@ async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progr
                 bare_written.update(r["key"] for r in rows)
                 if not rows:
                     continue
+            digest.update(q.encode())
+            digest.update(json.dumps(rows, sort_keys=True, default=str).encode())
             counts[q] += await store.write(q, rows)
 
     with progress_bar(progress) as bar:
@@ -554,10 +563,15 @@ async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progr
                 await flush(pending)
                 pending = Plan(model.name)
         await flush(pending)
+    unchanged = previous == digest.hexdigest()
+    await store.write("set_model_import_digest", [{"model": model.name, "source": model.source,
+                                                   "digest": digest.hexdigest()}])
 
     rows = {q: counts[q] for q in counts}
     return {
         "source": model.source, "model": model.name, "units": len(listed),
+        # the counts are of rows written; "unchanged": they were the same as the last import's
+        "status": "unchanged" if unchanged else "written",
         "n_layers": mrow["n_layers"], "d_mlp": mrow["d_mlp"],
         **{k: v for k, v in model.inferred().items()}, "warnings": warnings,
         "neurons": counts["upsert_neurons"], "examples": counts["upsert_examples"],

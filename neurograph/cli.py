@@ -34,6 +34,14 @@ def _console():
     return Console(stderr=True)
 
 
+def _error(e: BaseException) -> None:
+    """One error line, never wrapped at the terminal's width (a file path must stay whole when
+    the output is a file or a pipe) and never read as rich markup (``file.pt [in_in]``)."""
+    from rich.markup import escape
+
+    _console().print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
+
+
 def _print_rows(rows: list[dict], as_json: bool) -> None:
     if as_json:
         print(json.dumps(rows, default=str, indent=None))
@@ -143,12 +151,22 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
         extra["neurons"] = [tuple(int(x) for x in ln.split("/")) for ln in args.neurons.split(",") if ln]
     path = args.path if args.path.startswith(("http://", "https://")) else Path(args.path)
 
+    summary: dict[str, Any] = {}
+
     async def work(store):
-        summary = await import_source(store, args.source, path, model=args.model, **extra)
+        summary.update(await import_source(store, args.source, path, model=args.model, **extra))
         await store.compact()
         return summary
 
-    return await _summarise(settings, work)
+    code = await _summarise(settings, work)
+    from rich.markup import escape
+
+    for w in summary.get("warnings") or []:
+        _console().print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
+    if summary.get("status") == "unchanged":
+        _console().print("unchanged: the import wrote the same rows as the last import of this source "
+                         "into this model; the counts above are rows written, not changes", soft_wrap=True)
+    return code
 
 
 async def _export(args: argparse.Namespace, settings: Settings) -> int:
@@ -324,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(ASYNC[args.command](args, settings))
         return SYNC[args.command](args, settings)
     except (NeuroGraphError, ValueError) as e:
-        _console().print(f"[red]error:[/] {e}")
+        _error(e)
         return 1
     except KeyboardInterrupt:
         _console().print("[yellow]interrupted: re-run the same command to resume[/]")

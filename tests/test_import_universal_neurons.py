@@ -349,3 +349,37 @@ async def test_api_shows_provenance_and_labels(store, settings):
         assert r["data"]["neuron"]["labels"] == ["feature:contains_open_bracket", "feature:contains_open_paren"]
         assert r["data"]["neuron"]["provenance"] == [{"source": "universal-neurons:prediction_neurons.csv", "values": {
             "feature": ["contains_open_bracket", "contains_open_paren"], "is_surpress": [False, False]}}]
+
+
+async def test_a_rerun_that_changes_nothing_says_so(store, shared_data):
+    first = await import_source(store, "universal-neurons", shared_data / REAL, progress=False)
+    assert first["status"] == "written"
+    again = await import_source(store, "universal-neurons", shared_data / REAL, progress=False)
+    assert again["status"] == "unchanged" and again["neurons"] == first["neurons"]
+    # another file of the same model writes something new
+    other = await import_source(store, "universal-neurons", INTERP / "stanford-gpt2-small-a" / "high_excess_correlation.csv",
+                                progress=False)
+    assert other["status"] == "written"
+    multi = await import_source(store, "universal-neurons", INTERP, progress=False)
+    assert multi["status"] == "written"
+    assert (await import_source(store, "universal-neurons", INTERP, progress=False))["status"] == "unchanged"
+
+
+def test_cli_errors_keep_whole_paths_and_warnings_show(tmp_path, settings, capsys, monkeypatch):
+    """Not a terminal: an error naming a long path is one line; warnings and 'unchanged' are said."""
+    from neurograph.cli import main
+
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "high_excess_correlation.csv"
+    deep.parent.mkdir(parents=True)
+    shutil.copy(INTERP / "stanford-gpt2-small-a" / "high_excess_correlation.csv", deep)
+    monkeypatch.setenv("NEUROGRAPH_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("NEUROGRAPH_GRAPH", settings.graph)
+    assert main(["import", "universal-neurons", str(deep)]) == 1
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("error:"))
+    assert str(deep) in line and "give --model" in line
+    assert main(["import", "universal-neurons", str(deep), "--model", "cli-model"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: model cli-model: sizes unknown" in err and "--model-info" in err
+    assert main(["import", "universal-neurons", str(deep), "--model", "cli-model"]) == 0
+    assert "unchanged: the import wrote the same rows" in capsys.readouterr().err
