@@ -28,6 +28,8 @@ import json
 import logging
 import math
 from collections import Counter
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
@@ -484,6 +486,46 @@ A unit may add a third item, True, when its input was validated as a whole up fr
 tensor file checked on load): the validation pass then skips it."""
 
 
+_REMEMBER: ContextVar[Path | None] = ContextVar("neurograph_import_memory", default=None)
+
+
+@contextmanager
+def remember_imports(path: Path | str) -> Iterator[None]:
+    """Within this block, imports keep a digest of the rows they write in the JSON file
+    ``path`` (per model and source, with the graph's change stamp) and report ``"status":
+    "unchanged"`` when a re-run wrote exactly the rows of the last import of that source into
+    that model and nothing else wrote to the graph in between, else ``"written"``. The
+    digest lives beside the graph, not in it, so an import that changes nothing leaves the
+    graph exactly as it was. The CLI keeps it under the data directory.
+
+        with remember_imports(settings.data_dir / "imports" / f"{settings.graph}.json"):
+            summary = await import_source(store, "openai", path)
+    """
+    token = _REMEMBER.set(Path(path))
+    try:
+        yield
+    finally:
+        _REMEMBER.reset(token)
+
+
+async def _read_memory(store: Any, path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    if not isinstance(data, dict) or not isinstance(data.get("digests"), dict) or \
+            data.get("stamp") != await store.read_stamp():
+        data = {"digests": {}}  # something else wrote since: no digest can vouch for the graph
+    return data
+
+
+def _write_memory(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+
+
 def validate_units(model: ImportModel, units: UnitSource, *, progress: bool = True) -> list[tuple]:
     """Pass 1 of an import: parse (validate) every unit and check it against the model's exact
     sizes; raises on the first bad one, writes nothing. Returns the listed units for pass 2."""
@@ -520,12 +562,11 @@ async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progr
         log.warning(w)
     counts: Counter[str] = Counter()
     mrow = model.row()
-    # A digest of every row written: equal to the last import's of this source into this model,
-    # the import wrote nothing that was not there (every write is an idempotent MERGE/SET).
+    # A digest of every row written (see remember_imports): equal to the last import's of this
+    # source into this model, with no other write since, the import changed nothing.
     digest = hashlib.sha1(json.dumps(mrow, sort_keys=True, default=str).encode())
-    stored = await store.query("model_import_digests", model=model.name)
-    previous = next((d.split("=", 1)[1] for d in (stored[0]["digests"] or []) if d.startswith(model.source + "=")),
-                    None) if stored else None
+    memory = _REMEMBER.get()
+    seen = await _read_memory(store, memory) if memory is not None else None
     await store.write("merge_imported_model", [mrow])
     n_layers = max(mrow["n_layers"] or 0, model.seen_layers)
     await store.write("merge_imported_layers", [
@@ -563,15 +604,19 @@ async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progr
                 await flush(pending)
                 pending = Plan(model.name)
         await flush(pending)
-    unchanged = previous == digest.hexdigest()
-    await store.write("set_model_import_digest", [{"model": model.name, "source": model.source,
-                                                   "digest": digest.hexdigest()}])
+    status = {}
+    if memory is not None and seen is not None:
+        key = f"{model.name} {model.source}"
+        status["status"] = "unchanged" if seen["digests"].get(key) == digest.hexdigest() else "written"
+        seen["digests"][key] = digest.hexdigest()
+        seen["stamp"] = await store.read_stamp()
+        _write_memory(memory, seen)
 
     rows = {q: counts[q] for q in counts}
     return {
         "source": model.source, "model": model.name, "units": len(listed),
-        # the counts are of rows written; "unchanged": they were the same as the last import's
-        "status": "unchanged" if unchanged else "written",
+        # with remember_imports: "unchanged" when the rows were the last import's (counts are rows written)
+        **status,
         "n_layers": mrow["n_layers"], "d_mlp": mrow["d_mlp"],
         **{k: v for k, v in model.inferred().items()}, "warnings": warnings,
         "neurons": counts["upsert_neurons"], "examples": counts["upsert_examples"],

@@ -532,5 +532,6 @@ async def import_n2g(store: Any, path: str | Path, *, model: str | None = None, 
     return {"source": "n2g", "models": summaries, "model": ", ".join(s["model"] for s in summaries),
             **{k: sum(s[k] for s in summaries) for k in ("units", "neurons", "edges")},
             "warnings": [w for s in summaries for w in s["warnings"]],
-            "status": "unchanged" if all(s["status"] == "unchanged" for s in summaries) else "written"}
+            **({"status": "unchanged" if all(s["status"] == "unchanged" for s in summaries) else "written"}
+               if all("status" in s for s in summaries) else {})}
 

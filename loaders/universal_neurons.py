@@ -511,7 +511,8 @@ async def import_universal_neurons(store: Any, path: str | Path, *, model: str |
                 "model": ", ".join(s["model"] for s in summaries),
                 **{k: sum(s[k] for s in summaries) for k in ("units", "neurons", "edges")},
                 "warnings": [w for s in summaries for w in s["warnings"]],
-            "status": "unchanged" if all(s["status"] == "unchanged" for s in summaries) else "written"}
+            **({"status": "unchanged" if all(s["status"] == "unchanged" for s in summaries) else "written"}
+               if all("status" in s for s in summaries) else {})}
     finally:
         # The tensors are only needed for one import; free them (files may change between runs).
         load_neuron_comps.cache_clear()

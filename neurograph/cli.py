@@ -138,6 +138,7 @@ async def _build(args: argparse.Namespace, settings: Settings) -> int:
 
 # --- import / export ----------------------------------------------------------------------
 async def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from loaders.importing import remember_imports
     from loaders.registry import import_source
 
     extra = _parse_params(args.option)
@@ -154,7 +155,9 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
     summary: dict[str, Any] = {}
 
     async def work(store):
-        summary.update(await import_source(store, args.source, path, model=args.model, **extra))
+        # a digest of what each import wrote, beside the graph: a re-run can say "unchanged"
+        with remember_imports(settings.data_dir / "imports" / f"{settings.graph}.json"):
+            summary.update(await import_source(store, args.source, path, model=args.model, **extra))
         await store.compact()
         return summary
 
@@ -165,7 +168,8 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
         _console().print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
     if summary.get("status") == "unchanged":
         _console().print("unchanged: the import wrote the same rows as the last import of this source "
-                         "into this model; the counts above are rows written, not changes", soft_wrap=True)
+                         "into this model, and nothing else wrote in between; the counts above are rows "
+                         "written, not changes", soft_wrap=True)
     return code
 
 

@@ -71,7 +71,6 @@ FIELDS: dict[str, Callable[[World, int], Any]] = {
     "n_heads_at_least": lambda w, i: None, "sizes_from": lambda w, i: "test",
     "sources": lambda w, i: ["test:a.csv", f"test:{i}.csv"], "values": lambda w, i: ['{"x": 1}', f'{{"x": {i}}}'],
     "labels": lambda w, i: ["feature:test"],
-    "digest": lambda w, i: f"d{i}",
 }
 
 

@@ -351,18 +351,27 @@ async def test_api_shows_provenance_and_labels(store, settings):
             "feature": ["contains_open_bracket", "contains_open_paren"], "is_surpress": [False, False]}}]
 
 
-async def test_a_rerun_that_changes_nothing_says_so(store, shared_data):
-    first = await import_source(store, "universal-neurons", shared_data / REAL, progress=False)
-    assert first["status"] == "written"
-    again = await import_source(store, "universal-neurons", shared_data / REAL, progress=False)
-    assert again["status"] == "unchanged" and again["neurons"] == first["neurons"]
-    # another file of the same model writes something new
-    other = await import_source(store, "universal-neurons", INTERP / "stanford-gpt2-small-a" / "high_excess_correlation.csv",
-                                progress=False)
-    assert other["status"] == "written"
-    multi = await import_source(store, "universal-neurons", INTERP, progress=False)
-    assert multi["status"] == "written"
-    assert (await import_source(store, "universal-neurons", INTERP, progress=False))["status"] == "unchanged"
+async def test_a_rerun_that_changes_nothing_says_so(store, shared_data, tmp_path):
+    from loaders.importing import remember_imports
+
+    plain = await import_source(store, "universal-neurons", shared_data / REAL, progress=False)
+    assert "status" not in plain  # nothing remembered: no claim either way
+    with remember_imports(tmp_path / "imports.json"):
+        first = await import_source(store, "universal-neurons", shared_data / REAL, progress=False)
+        assert first["status"] == "written"  # no digest yet
+        before = await snapshot(store)
+        again = await import_source(store, "universal-neurons", shared_data / REAL, progress=False)
+        assert again["status"] == "unchanged" and again["neurons"] == first["neurons"]
+        assert await snapshot(store) == before  # the digest is kept beside the graph, not in it
+        # another file of the same model writes something new
+        other = await import_source(store, "universal-neurons",
+                                    INTERP / "stanford-gpt2-small-a" / "high_excess_correlation.csv", progress=False)
+        assert other["status"] == "written"
+        assert (await import_source(store, "universal-neurons", INTERP, progress=False))["status"] == "written"
+        assert (await import_source(store, "universal-neurons", INTERP, progress=False))["status"] == "unchanged"
+        # a write by anything else in between: no longer vouched for
+        await store.run("MATCH (n:Neuron {key: 'stanford-gpt2-small-a/0/39'}) SET n.max_corr = 0", write=True)
+        assert (await import_source(store, "universal-neurons", INTERP, progress=False))["status"] == "written"
 
 
 def test_cli_errors_keep_whole_paths_and_warnings_show(tmp_path, settings, capsys, monkeypatch):
