@@ -253,6 +253,23 @@ class Topology:
                    participation=_num(p.get("participation")), within_z=_num(p.get("within_z")))
 
 
+@strawberry.type(description="One source of a neuron's imported values.")
+class NeuronSource:
+    source: str = strawberry.field(description="Importer and file, e.g. 'universal-neurons:universal.csv'.")
+    values: JSON = strawberry.field(description="The values this source gave the neuron.")
+
+    @staticmethod
+    def of(p: dict) -> list["NeuronSource"]:
+        out = []
+        for src, raw in zip(p.get("sources") or [], p.get("source_values") or []):
+            try:
+                values = json.loads(raw) if isinstance(raw, str) else raw
+            except ValueError:
+                values = {}
+            out.append(NeuronSource(source=str(src), values=values))
+        return out
+
+
 # --- units ---------------------------------------------------------------------------------
 
 
@@ -620,23 +637,6 @@ class Neuron(Node):
             edges=[TokenEdge(cursor=c, node=Token.of(r["node"]), kind=r.get("kind"), weight=float(r["weight"]),
                              rank=r.get("rank"), count=_num(r.get("count"))) for c, r in page],
             page_info=pinfo, total_count=len(rows))
-
-
-@strawberry.type(description="One source of a neuron's imported values.")
-class NeuronSource:
-    source: str = strawberry.field(description="Importer and file, e.g. 'universal-neurons:universal.csv'.")
-    values: JSON = strawberry.field(description="The values this source gave the neuron.")
-
-    @staticmethod
-    def of(p: dict) -> list["NeuronSource"]:
-        out = []
-        for src, raw in zip(p.get("sources") or [], p.get("source_values") or []):
-            try:
-                values = json.loads(raw) if isinstance(raw, str) else raw
-            except ValueError:
-                values = {}
-            out.append(NeuronSource(source=str(src), values=values))
-        return out
 
 
 @strawberry.type
