@@ -299,10 +299,12 @@ class ImportModel:
         bounds = self.inferred()
         if not bounds:
             return []
-        what = ", ".join(f"{k.removesuffix('_at_least')} >= {v}" for k, v in bounds.items())
-        return [f"model {self.name}: sizes unknown (not a well-known model, no metadata, no --model-info); "
-                f"stored only as lower bounds from the largest indices seen ({what}), flagged sizes_inferred. "
-                f"Give --model-info 'n_layers=N,d_mlp=N' for the true sizes."]
+        names = [k.removesuffix("_at_least") for k in bounds]
+        what = ", ".join(f"{n} >= {v}" for n, v in zip(names, bounds.values()))
+        return [f"model {self.name}: sizes unknown ({', '.join(names)}: no well-known model, metadata, tensor "
+                f"shape or --model-info gives them); stored only as lower bounds from the largest indices seen "
+                f"({what}), flagged sizes_inferred. Give --model-info '{','.join(n + '=N' for n in names)}' "
+                f"for the true sizes."]
 
     def row(self) -> dict[str, Any]:
         info = ModelInfo(self.name, self.n_layers, self.d_mlp, d_model=self.d_model,  # type: ignore[arg-type]
