@@ -14,15 +14,22 @@ completes it, and re-running a finished one changes nothing.
     info = ImportModel("gpt2", source="neuroscope")
     summary = await run_import(store, info, units)
 
+The importers themselves register with :mod:`loaders.registry` (``import_source``); this
+module never imports them.
+
 Validation helpers (:class:`Checker`) raise :class:`neurograph.errors.InputFileError`
 with the file and the dotted field path (``texts[3].activations``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 from collections import Counter
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
@@ -35,12 +42,18 @@ from neurograph.domain import (
     neuron_key,
     token_key,
 )
-from neurograph.errors import InputFileError, InvalidKey, NeuroGraphError
+from neurograph.errors import InputFileError, InvalidKey
 from neurograph.progress import progress_bar
+
+from .model_sizes import known_sizes
+
+log = logging.getLogger("neurograph.import")
 
 # Order in which a plan's rows are written: nodes before the edges that MATCH them.
 WRITE_ORDER = (
     "upsert_neurons",
+    "merge_neuron_sources",
+    "merge_neuron_labels",
     "upsert_heads",
     "merge_imported_tokens",
     "upsert_examples",
@@ -48,6 +61,7 @@ WRITE_ORDER = (
     "upsert_explanations",
     "upsert_n2g_pattern_nodes",
     "upsert_pattern_edges",
+    "upsert_pattern_matches",
     "upsert_composes",
     "upsert_similar",
     "upsert_neuron_to_head",
@@ -200,6 +214,19 @@ def read_jsonl(path: Path | str) -> list[Any]:
     return out
 
 
+def vocab_texts(vocab: Any) -> dict[int, str] | None:
+    """``vocab=``: token texts by id, from a JSON list (id → text) or object (text → id), a
+    file of either, or None."""
+    if vocab is None:
+        return None
+    data = vocab if isinstance(vocab, (dict, list)) else read_json(vocab)
+    if isinstance(data, list):
+        return {i: t for i, t in enumerate(data) if isinstance(t, str)}
+    if isinstance(data, dict):
+        return {int(i): t for t, i in data.items() if isinstance(i, int)}
+    raise InputFileError(vocab, "expected a JSON list (id → text) or object (text → id)", "vocab")
+
+
 def finite(v: float | None) -> float | None:
     """NaN/inf become null: the graph stores numbers users can compare."""
     if v is None or not math.isfinite(v):
@@ -211,10 +238,13 @@ def finite(v: float | None) -> float | None:
 
 @dataclass
 class ImportModel:
-    """The Model node an import writes. Explicit sizes (``--model-info`` or a metadata file)
-    overwrite; sizes inferred from the data only fill gaps or grow (never shrink).
+    """The Model node an import writes. Exact sizes come from the table of well-known models
+    (:mod:`loaders.model_sizes`), a metadata file, tensor shapes or ``--model-info`` (each
+    later one overwrites). A size the data only implies (the largest layer or neuron index
+    seen) is never stored as the size: it becomes ``n_layers_at_least`` / ``d_mlp_at_least``
+    / ``n_heads_at_least`` with ``sizes_inferred = true``, and the import warns.
 
-        m = ImportModel("gpt2-xl", source="openai", n_layers=48, d_mlp=6400)
+        m = ImportModel("gpt2-xl", source="openai")      # sizes from the table: 48 x 6400
         m.see_neuron(3, 17)
     """
 
@@ -230,12 +260,16 @@ class ImportModel:
     seen_layers: int = 0
     seen_mlp: int = 0
     seen_heads: int = 0
+    sizes_from: str | None = None
 
     def __post_init__(self) -> None:
         try:
             check_model_name(self.name)
         except InvalidKey as exc:
             raise InputFileError("--model", str(exc), "model") from exc
+        known = known_sizes(self.name)
+        if known:
+            self.update(known, "the table of well-known models")
 
     def see_neuron(self, layer: int, index: int) -> None:
         self.seen_layers = max(self.seen_layers, layer + 1)
@@ -245,21 +279,42 @@ class ImportModel:
         self.seen_layers = max(self.seen_layers, layer + 1)
         self.seen_heads = max(self.seen_heads, head + 1)
 
-    def update(self, info: dict[str, Any]) -> None:
+    def update(self, info: dict[str, Any], origin: str = "metadata or --model-info") -> None:
         """Take explicit values (a metadata file, --model-info); unknown keys are ignored."""
         for k in ("n_layers", "d_mlp", "d_model", "n_heads", "d_vocab", "act_fn", "dataset"):
             if info.get(k) is not None:
                 setattr(self, k, info[k])
+                if k in ("n_layers", "d_mlp"):
+                    self.sizes_from = origin
+
+    def inferred(self) -> dict[str, int]:
+        """Lower bounds the data implies for the sizes nothing gave exactly."""
+        out = {}
+        for name, seen in (("n_layers", self.seen_layers), ("d_mlp", self.seen_mlp), ("n_heads", self.seen_heads)):
+            if getattr(self, name) is None and seen:
+                out[f"{name}_at_least"] = seen
+        return out
+
+    def warnings(self) -> list[str]:
+        bounds = self.inferred()
+        if not bounds:
+            return []
+        names = [k.removesuffix("_at_least") for k in bounds]
+        what = ", ".join(f"{n} >= {v}" for n, v in zip(names, bounds.values()))
+        return [f"model {self.name}: sizes unknown ({', '.join(names)}: no well-known model, metadata, tensor "
+                f"shape or --model-info gives them); stored only as lower bounds from the largest indices seen "
+                f"({what}), flagged sizes_inferred. Give --model-info '{','.join(n + '=N' for n in names)}' "
+                f"for the true sizes."]
 
     def row(self) -> dict[str, Any]:
-        n_layers = self.n_layers or self.seen_layers
-        d_mlp = self.d_mlp or self.seen_mlp
-        info = ModelInfo(self.name, n_layers, d_mlp, d_model=self.d_model,
-                         n_heads=self.n_heads or (self.seen_heads or None), d_vocab=self.d_vocab,
+        info = ModelInfo(self.name, self.n_layers, self.d_mlp, d_model=self.d_model,  # type: ignore[arg-type]
+                         n_heads=self.n_heads, d_vocab=self.d_vocab,
                          act_fn=self.act_fn, source=self.source, dataset=self.dataset)
         row = info.row()
-        row["explicit_n_layers"] = self.n_layers is not None
-        row["explicit_d_mlp"] = self.d_mlp is not None
+        bounds = self.inferred()
+        for name in ("n_layers", "d_mlp", "n_heads"):
+            row[f"{name}_at_least"] = bounds.get(f"{name}_at_least")
+        row["sizes_from"] = self.sizes_from
         return row
 
 
@@ -306,9 +361,19 @@ class Plan:
         plan = Plan("gpt2")
         plan.neuron(0, 7, max_corr=0.8027)
         plan.add("upsert_composes", {"src": ..., "dst": ..., "kind": "in_in", "weight": 0.3, "rank": 0})
+
+    With ``origin`` (e.g. ``"universal-neurons:stanford-gpt2-small-a/universal.csv"``) every
+    neuron value the plan sets is also kept per origin: the neuron's ``sources`` list names each
+    origin and ``source_values`` holds, at the same position, the JSON of the values that origin
+    gave. Two files that disagree on a neuron both stay visible (the plain property holds the
+    last import's value). ``label()`` adds to the neuron's ``labels`` list (e.g.
+    ``feature:all_caps``).
     """
 
     model: str = ""
+    origin: str | None = None
+    sources: dict[str, dict[str, dict]] = field(default_factory=dict)
+    labels: dict[str, list[str]] = field(default_factory=dict)
     neurons: dict[str, dict] = field(default_factory=dict)
     heads: dict[str, dict] = field(default_factory=dict)
     tokens: dict[str, dict] = field(default_factory=dict)
@@ -326,8 +391,22 @@ class Plan:
             row = self.neurons[key] = {"key": key, "model": self.model, "layer": layer, "index": index,
                                        "layer_key": f"{self.model}/L{layer}", "props": {}}
         if props:
-            row["props"].update({k: v for k, v in props.items() if v is not None})
+            given = {k: v for k, v in props.items() if v is not None}
+            row["props"].update(given)
+            if self.origin is not None:
+                self.sources.setdefault(key, {}).setdefault(self.origin, {}).update(given)
         return key
+
+    def record(self, key: str, **values: Any) -> None:
+        """Keep values under this plan's origin for the neuron without making them properties."""
+        assert self.origin is not None, "record() needs a Plan with an origin"
+        mine = self.sources.setdefault(key, {}).setdefault(self.origin, {})
+        for k, v in values.items():
+            mine.setdefault(k, []).append(v)
+
+    def label(self, key: str, *labels: str) -> None:
+        have = self.labels.setdefault(key, [])
+        have.extend(x for x in labels if x not in have)
 
     def head(self, layer: int, head: int) -> str:
         key = head_key(self.model, layer, head)
@@ -362,17 +441,29 @@ class Plan:
             if key not in self.tokens or row["text"] is not None:
                 self.tokens[key] = row
         self.examples.update(other.examples)
+        for key, by_origin in other.sources.items():
+            mine_o = self.sources.setdefault(key, {})
+            for origin, values in by_origin.items():
+                mine_o.setdefault(origin, {}).update(values)
+        for key, labels in other.labels.items():
+            self.label(key, *labels)
         for q, rows in other.rows.items():
             self.add(q, *rows)
 
     def size(self) -> int:
         return (len(self.neurons) + len(self.heads) + len(self.tokens) + len(self.examples)
-                + sum(len(r) for r in self.rows.values()))
+                + len(self.sources) + len(self.labels) + sum(len(r) for r in self.rows.values()))
 
     def batches(self) -> Iterator[tuple[str, list[dict]]]:
         named = {"upsert_neurons": list(self.neurons.values()), "upsert_heads": list(self.heads.values()),
                  "merge_imported_tokens": list(self.tokens.values()),
-                 "upsert_examples": list(self.examples.values())}
+                 "upsert_examples": list(self.examples.values()),
+                 # one row per neuron: the query merges lists, so a neuron must not repeat in a batch
+                 "merge_neuron_sources": [
+                     {"neuron": k, "sources": sorted(by_origin),
+                      "values": [json.dumps(by_origin[o], sort_keys=True, allow_nan=False) for o in sorted(by_origin)]}
+                     for k, by_origin in self.sources.items()],
+                 "merge_neuron_labels": [{"neuron": k, "labels": v} for k, v in self.labels.items()]}
         for q in WRITE_ORDER:
             rows = named.get(q) or self.rows.get(q) or []
             if rows:
@@ -397,30 +488,87 @@ A unit may add a third item, True, when its input was validated as a whole up fr
 tensor file checked on load): the validation pass then skips it."""
 
 
-async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progress: bool = True,
-                     batch_units: int = 200, batch_rows: int = 50_000) -> dict[str, Any]:
-    """Validate every unit, then write the model, its layers and every unit's rows.
+_REMEMBER: ContextVar[Path | None] = ContextVar("neurograph_import_memory", default=None)
 
-    Returns summary counts: ``{"model", "source", "units", "rows": {query: n}, "neurons", ...}``.
+
+@contextmanager
+def remember_imports(path: Path | str) -> Iterator[None]:
+    """Within this block, imports keep a digest of the rows they write in the JSON file
+    ``path`` (per model and source, with the graph's change stamp) and report ``"status":
+    "unchanged"`` when a re-run wrote exactly the rows of the last import of that source into
+    that model and nothing else wrote to the graph in between, else ``"written"``. The
+    digest lives beside the graph, not in it, so an import that changes nothing leaves the
+    graph exactly as it was. The CLI keeps it under the data directory.
+
+        with remember_imports(settings.data_dir / "imports" / f"{settings.graph}.json"):
+            summary = await import_source(store, "openai", path)
     """
+    token = _REMEMBER.set(Path(path))
+    try:
+        yield
+    finally:
+        _REMEMBER.reset(token)
+
+
+async def _read_memory(store: Any, path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    if not isinstance(data, dict) or not isinstance(data.get("digests"), dict) or \
+            data.get("stamp") != await store.read_stamp():
+        data = {"digests": {}}  # something else wrote since: no digest can vouch for the graph
+    return data
+
+
+def _write_memory(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+
+
+def validate_units(model: ImportModel, units: UnitSource, *, progress: bool = True) -> list[tuple]:
+    """Pass 1 of an import: parse (validate) every unit and check it against the model's exact
+    sizes; raises on the first bad one, writes nothing. Returns the listed units for pass 2."""
     listed = list(units())
-    # Pass 1: validate everything; nothing is written if any unit is bad.
     with progress_bar(progress) as bar:
         task = bar.add_task(f"validate {model.source}", total=len(listed))
         for _label, parse, *checked in listed:
             if not (checked and checked[0]):
                 parse().see(model)
             bar.advance(task)
-    # Sizes given by a metadata file or --model-info must hold every unit seen.
+    # Exact sizes (known model, metadata, tensors, --model-info) must hold every unit seen.
     if model.n_layers is not None and model.seen_layers > model.n_layers:
         raise InputFileError(f"model {model.name}", f"data has layer {model.seen_layers - 1} but n_layers is "
-                             f"{model.n_layers} (metadata or --model-info)", "n_layers")
+                             f"{model.n_layers} ({model.sizes_from})", "n_layers")
     if model.d_mlp is not None and model.seen_mlp > model.d_mlp:
         raise InputFileError(f"model {model.name}", f"data has neuron {model.seen_mlp - 1} but d_mlp is "
-                             f"{model.d_mlp} (metadata or --model-info)", "d_mlp")
+                             f"{model.d_mlp} ({model.sizes_from})", "d_mlp")
+    return listed
 
+
+async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progress: bool = True,
+                     batch_units: int = 200, batch_rows: int = 50_000,
+                     validated: list[tuple] | None = None) -> dict[str, Any]:
+    """Validate every unit, then write the model, its layers and every unit's rows.
+    ``validated``: the units :func:`validate_units` already checked (pass 1 is then skipped).
+
+    Returns summary counts: ``{"model", "source", "units", "rows": {query: n}, "neurons", ...}``;
+    ``warnings`` lists what the caller should tell the user (e.g. sizes known only as bounds).
+    """
+    # Pass 1: validate everything; nothing is written if any unit is bad.
+    listed = validated if validated is not None else validate_units(model, units, progress=progress)
+    warnings = model.warnings()
+    for w in warnings:
+        log.warning(w)
     counts: Counter[str] = Counter()
     mrow = model.row()
+    # A digest of every row written (see remember_imports): equal to the last import's of this
+    # source into this model, with no other write since, the import changed nothing.
+    digest = hashlib.sha1(json.dumps(mrow, sort_keys=True, default=str).encode())
+    memory = _REMEMBER.get()
+    seen = await _read_memory(store, memory) if memory is not None else None
     await store.write("merge_imported_model", [mrow])
     n_layers = max(mrow["n_layers"] or 0, model.seen_layers)
     await store.write("merge_imported_layers", [
@@ -438,6 +586,8 @@ async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progr
                 bare_written.update(r["key"] for r in rows)
                 if not rows:
                     continue
+            digest.update(q.encode())
+            digest.update(json.dumps(rows, sort_keys=True, default=str).encode())
             counts[q] += await store.write(q, rows)
 
     with progress_bar(progress) as bar:
@@ -456,15 +606,25 @@ async def run_import(store: Any, model: ImportModel, units: UnitSource, *, progr
                 await flush(pending)
                 pending = Plan(model.name)
         await flush(pending)
+    status = {}
+    if memory is not None and seen is not None:
+        key = f"{model.name} {model.source}"
+        status["status"] = "unchanged" if seen["digests"].get(key) == digest.hexdigest() else "written"
+        seen["digests"][key] = digest.hexdigest()
+        seen["stamp"] = await store.read_stamp()
+        _write_memory(memory, seen)
 
     rows = {q: counts[q] for q in counts}
     return {
         "source": model.source, "model": model.name, "units": len(listed),
-        "n_layers": n_layers, "d_mlp": mrow["d_mlp"],
+        # with remember_imports: "unchanged" when the rows were the last import's (counts are rows written)
+        **status,
+        "n_layers": mrow["n_layers"], "d_mlp": mrow["d_mlp"],
+        **{k: v for k, v in model.inferred().items()}, "warnings": warnings,
         "neurons": counts["upsert_neurons"], "examples": counts["upsert_examples"],
         "explanations": counts["upsert_explanations"], "tokens": counts["merge_imported_tokens"],
-        "edges": sum(counts[q] for q in WRITE_ORDER[4:] if q not in ("upsert_explanations",
-                                                                      "upsert_n2g_pattern_nodes")),
+        "edges": sum(counts[q] for q in WRITE_ORDER[WRITE_ORDER.index("upsert_imported_activations"):]
+                     if q not in ("upsert_explanations", "upsert_n2g_pattern_nodes")),
         "rows": rows,
     }
 
@@ -484,41 +644,3 @@ def sorted_numeric(folder: Path, suffix: str) -> list[tuple[int, Path]]:
 def layer_neuron_files(root: Path, suffix: str) -> list[tuple[int, int, Path]]:
     """``root/{layer}/{neuron}{suffix}`` files, sorted by (layer, neuron)."""
     return [(l, n, f) for l, d in sorted_numeric(root, "") for n, f in sorted_numeric(d, suffix)]
-
-
-# --- the one entry point -------------------------------------------------------------
-
-SOURCES = ("neuroscope", "deepdecipher", "openai", "universal-neurons")
-
-
-class UnknownSource(NeuroGraphError, ValueError):
-    """``import_source`` was asked for a source it does not know."""
-
-
-async def import_source(store: Any, source: str, path: str | Path, *, model: str | None = None,
-                        **options: Any) -> dict[str, Any]:
-    """Import public interpretability data into the graph; returns summary counts.
-
-    ``source`` is one of :data:`SOURCES`; ``path`` a local file or folder (layouts in each
-    importer's docstring) or an ``http(s)://`` URL. Options: ``model_info`` (dict, JSON file,
-    or ``"n_layers=12,d_mlp=3072"``), ``progress`` (bool), and per source: ``layer``/``neuron``
-    (single files), ``neurons`` (list of (layer, neuron) to fetch from a base URL),
-    ``cache_dir``, ``vocab`` (token texts), ``k`` / ``head_k`` (Universal Neurons top-k).
-
-        summary = await import_source(store, "universal-neurons", "stats.csv", model="gpt2-small")
-        summary["neurons"]
-    """
-    key = source.strip().lower().replace("_", "-")
-    if key in ("neuroscope", "deepdecipher"):
-        from .neuroscope import import_neuroscope
-
-        return await import_neuroscope(store, path, model=model, source=key, **options)
-    if key == "openai":
-        from .openai import import_openai
-
-        return await import_openai(store, path, model=model, **options)
-    if key == "universal-neurons":
-        from .universal_neurons import import_universal_neurons
-
-        return await import_universal_neurons(store, path, model=model, **options)
-    raise UnknownSource(f"unknown import source {source!r}: choose one of {', '.join(SOURCES)}")

@@ -17,7 +17,14 @@ Local layout (mirrors the DeepDecipher URL scheme; any part may be absent)::
       neuron_explainer/{layer}/{neuron}.json   {explanation, score}
       neuron2graph/{layer}/{neuron}.json    {graph{subgraph_indices[], graph[{token, required[],
                                             importance}]}, graphviz, similar[{layer, neuron, similarity}]}
-      all/{layer}/{neuron}.json             /api/{model}/all/{l}/{n}: {service: {data} | {error}}
+      all/{layer}/{neuron}.json             /api/{model}/all/{l}/{n}: {service: {data} | {error} |
+                                            {missing_data_types}}; services a server names its own
+                                            way are recognised by what their data holds
+      neuroscope.json                       model page /api/{model}/neuroscope: {important_neurons:
+                                            [[{layer, neuron}, activation range], ...]}
+      neuroscope/{layer}.json               layer page /api/{model}/neuroscope/{l}: {num_neurons,
+                                            important_neurons: [...]}; each listed neuron gets
+                                            ``neuroscope_importance``
 
 Neuroscope's own static site is read too: ``PATH/{layer}/{neuron}.html`` (one model's
 folder as neuroscope.io serves it), one ``.html`` page, or its URL; pages are parsed the
@@ -60,10 +67,22 @@ from typing import Any, Callable
 from neurograph.domain import example_key, explanation_key, pattern_key
 from neurograph.errors import InputFileError
 
-from .importing import Checker, ImportModel, Plan, layer_neuron_files, parse_model_info, read_json, run_import
+from .importing import (
+    Checker,
+    ImportModel,
+    Plan,
+    layer_neuron_files,
+    parse_model_info,
+    read_json,
+    run_import,
+    sorted_numeric,
+)
+from .registry import importer
 
 SERVICES = ("neuroscope", "neuron_explainer", "neuron2graph")
 _PATH_LN = re.compile(r"(?:^|/)(\d+)/(\d+)(?:\.json|\.html)?$")
+_ANSWER_KEYS = {"data", "error", "missing_data_types", "metadata"}  # one service's answer in `all`
+_PATH_L = re.compile(r"(?:^|/)(\d+)(?:\.json)?$")
 
 
 # --- page parsers: validate one document, add its rows to a plan ----------------------
@@ -194,18 +213,47 @@ def add_n2g_page(plan: Plan, c: Checker, page: Any, layer: int, neuron: int) -> 
 
 
 def add_all_page(plan: Plan, c: Checker, doc: dict, layer: int, neuron: int, source: str) -> None:
-    """``/api/{model}/all/{l}/{n}``: {service: {data: ...} | {error: ...}}; errors are skipped."""
+    """``/api/{model}/all/{l}/{n}``: {service: {data: ...} | {error: ...} | {missing_data_types: ...}}.
+    A DeepDecipher server names its services freely (``gpt4-explanations`` served by the
+    neuron_explainer provider): a service is read by its name when it is one of
+    :data:`SERVICES`, else by what its data holds. Errors, missing data, metadata and kinds
+    this importer does not store (search, json) are skipped."""
     for service, body in doc.items():
-        if service not in SERVICES or not isinstance(body, dict) or "data" not in body:
+        if not isinstance(body, dict) or "data" not in body:
+            continue
+        kind = service if service in SERVICES else detect_kind(body["data"])
+        if kind not in SERVICES:
             continue
         sub = Checker(f"{c.path} [{service}]")
-        add_service(plan, sub, service, body["data"], layer, neuron, source)
+        add_service(plan, sub, kind, body["data"], layer, neuron, source)
+
+
+def add_index_page(plan: Plan, c: Checker, page: Any, layer: int | None) -> None:
+    """A Neuroscope layer page (``/api/{model}/neuroscope/{layer}``: ``{num_neurons,
+    important_neurons: [[{layer, neuron}, activation range], ...]}``) or model page
+    (``/api/{model}/neuroscope``: ``{important_neurons: [...]}``): DeepDecipher's ranking of
+    neurons by activation range. Each listed neuron gets ``neuroscope_importance``."""
+    entries = c.list(page, "important_neurons")
+    for i, e in enumerate(entries):
+        w = f"important_neurons[{i}]"
+        if not isinstance(e, list) or len(e) != 2:
+            raise c.fail("expected a pair [{layer, neuron}, value]", w)
+        idx = e[0]
+        if not isinstance(idx, dict):
+            raise c.fail(f"expected an object {{layer, neuron}}, got {type(idx).__name__}", f"{w}[0]")
+        nl, nn = c.int(idx, "layer", f"{w}[0]"), c.int(idx, "neuron", f"{w}[0]")
+        if layer is not None and nl != layer:
+            raise c.fail(f"neuron {nl}/{nn} is not in layer {layer}, the page's layer", f"{w}[0].layer")
+        plan.neuron(nl, nn, neuroscope_importance=c.as_float(e[1], f"{w}[1]"))
 
 
 def add_service(plan: Plan, c: Checker, service: str, page: Any, layer: int | None, neuron: int | None,
                 source: str) -> None:
     if service == "neuroscope":
         add_neuroscope_page(plan, c, page, layer, neuron, source)
+        return
+    if service == "neuroscope_index":
+        add_index_page(plan, c, page, layer)
         return
     if layer is None or neuron is None:
         raise c.fail(f"a {service} page does not name its neuron: give layer= and neuron= or a "
@@ -275,21 +323,29 @@ def detect_kind(doc: Any) -> str | None:
         return None
     if "texts" in doc:
         return "neuroscope"
+    if "important_neurons" in doc:
+        return "neuroscope_index"
     if "explanation" in doc:
         return "neuron_explainer"
     if "graph" in doc:
         return "neuron2graph"
+    meta = doc.get("metadata")
+    if doc and set(doc) <= set(SERVICES) | {"metadata", "neuron2graph-search", "json"} and (
+            not isinstance(meta, dict) or set(meta) <= _ANSWER_KEYS):  # else: the older {metadata: {...}} form
+        return "all"
+    # an `all` answer of a server whose services have other names: every value is one
+    # service's answer, {data} | {error} | {missing_data_types}
+    if doc and all(isinstance(v, dict) and v and set(v) <= _ANSWER_KEYS for v in doc.values()):
+        return "all"
     if "name" in doc and ("num_layers" in doc or "layers" in doc) or isinstance(doc.get("metadata"), dict):
         return "metadata"
-    if doc and set(doc) <= set(SERVICES) | {"metadata", "neuron2graph-search", "json"}:
-        return "all"
     return None
 
 
 # --- inputs: a folder tree or one file ------------------------------------------------
 
 def _model_dir(path: Path, model: str | None) -> Path | None:
-    marks = ("metadata.json", "all", *SERVICES)
+    marks = ("metadata.json", "all", "neuroscope.json", *SERVICES)
     if any((path / m).exists() for m in marks):
         return path
     if model and (path / model).is_dir():
@@ -332,6 +388,10 @@ def plan_units(path: Path, *, model: str | None, source: str, model_info: Any = 
         im.update(explicit)
         files = [(svc, l, n, f) for svc in (*SERVICES, "all")
                  for l, n, f in layer_neuron_files(root / svc, ".json")]
+        # Neuroscope's model page (neuroscope.json) and layer pages (neuroscope/{layer}.json)
+        index = [("neuroscope_index", None, None, root / "neuroscope.json")] if (root / "neuroscope.json").is_file() else []
+        index += [("neuroscope_index", l, None, f) for l, f in sorted_numeric(root / "neuroscope", ".json")]
+        files = index + files
         if not files and not meta:
             raise InputFileError(root, "no neuron files found under " + ", ".join(SERVICES), None)
 
@@ -353,6 +413,8 @@ def plan_units(path: Path, *, model: str | None, source: str, model_info: Any = 
         meta = parse_metadata(doc, c)
     elif outer_meta and "name" in outer_meta:
         meta = parse_metadata(outer_meta, Checker(f"{path} [metadata]"))
+    elif kind == "all" and isinstance(doc.get("metadata"), dict) and isinstance(doc["metadata"].get("data"), dict):
+        meta = parse_metadata(doc["metadata"]["data"], Checker(f"{path} [metadata]"))
     name = model or meta.get("name")
     if not name:
         raise InputFileError(path, "which model is this? give --model", "model")
@@ -360,6 +422,10 @@ def plan_units(path: Path, *, model: str | None, source: str, model_info: Any = 
     im.update(meta)
     im.update(explicit)
     layer, neuron = _layer_neuron_from(options.get("url") or str(path), options)
+    if kind == "neuroscope_index":  # a layer page's layer: given, or its path's .../{layer}.json
+        m = _PATH_L.search(str(options.get("url") or path).replace("\\", "/").split("?")[0])
+        layer = options.get("layer") if options.get("layer") is not None else (
+            int(m.group(1)) if m and isinstance(doc, dict) and "num_neurons" in doc else None)
 
     def units():
         if kind != "metadata":
@@ -383,6 +449,8 @@ def _file_unit(model: str, service: str, f: Path, layer: int, neuron: int, sourc
     return parse
 
 
+@importer("neuroscope", source="neuroscope")
+@importer("deepdecipher", source="deepdecipher")
 async def import_neuroscope(store: Any, path: str | Path, *, model: str | None = None,
                             source: str = "neuroscope", model_info: Any = None, progress: bool = True,
                             **options: Any) -> dict[str, Any]:

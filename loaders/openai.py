@@ -58,6 +58,7 @@ from .importing import (
     read_jsonl,
     run_import,
 )
+from .registry import importer
 
 KINDS = {
     "record": "collated-activations",
@@ -309,6 +310,7 @@ def _file_unit(model: str, kind: str, f: Path, layer, neuron, vocab):
     return parse
 
 
+@importer("openai")
 async def import_openai(store: Any, path: str | Path, *, model: str | None = None, model_info: Any = None,
                         progress: bool = True, **options: Any) -> dict[str, Any]:
     """Import an automated-interpretability tree, one of its files, or a base URL + ``neurons``.

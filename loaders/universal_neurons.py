@@ -26,9 +26,18 @@ Inputs (PATH is one file, or a folder holding them, directly or under ``weights/
   neuron of the same or a later layer (the neuron reads the head's output).
 
 Loading ``.pt`` needs torch (imported only then). The model (``source`` =
-"universal-neurons") takes its name from ``--model``, else the file (``{model}.csv``,
-``{model}.universal.csv``) or folder name; ``n_layers``/``d_mlp`` come from the tensors'
-shapes, ``model_info``, or the largest layer/neuron seen.
+"universal-neurons") is ``--model``, else the folder the data sits in (upstream keeps one
+folder per model: ``interpretable_neurons/{model}/``, ``summary_data/{model}/weights/``), else
+a file named for a well-known model (``neuron_dfs/{model}.csv``); nothing else is guessed
+from a file's name: without ``--model`` such a file is refused. A folder of model folders
+(``dataframes/interpretable_neurons``) imports each as its own model. Sizes come from the
+tensors' shapes, ``model_info``, or the table of well-known models; otherwise only lower
+bounds are stored (see :class:`loaders.importing.ImportModel`).
+
+Each CSV's values are also kept per file in the neuron's ``sources`` / ``source_values``
+(two files disagreeing on a neuron both stay visible). Rows of a label file
+(``prediction_neurons.csv``: ``feature``, ``is_surpress``, one row per neuron and feature)
+become the neuron's ``labels`` (``feature:all_caps``).
 
     summary = await import_universal_neurons(store, "stanford-gpt2-small-a.universal.csv")
 """
@@ -44,7 +53,18 @@ from typing import Any, Callable
 from neurograph.domain import check_model_name
 from neurograph.errors import InputFileError, InvalidKey
 
-from .importing import Checker, ImportModel, Plan, finite, parse_model_info, read_json, run_import
+from .importing import (
+    Checker,
+    ImportModel,
+    Plan,
+    finite,
+    parse_model_info,
+    run_import,
+    validate_units,
+    vocab_texts,
+)
+from .model_sizes import canonical_name
+from .registry import importer
 
 COLUMN_ALIASES: dict[str, str | None] = {
     "": None, "Unnamed: 0": None, "index": None,          # pandas' saved index column
@@ -52,10 +72,13 @@ COLUMN_ALIASES: dict[str, str | None] = {
     "input_weight_norm": "w_in_norm", "output_weight_norm": "w_out_norm",
     "weight_norm_penalty": "l2_penalty", "kurtosis": "kurt", "skewness": "skew", "variance": "var",
 }
+# Columns that make a row one label of its neuron (rows may repeat a neuron, one per label).
+LABEL_COLUMNS = ("feature",)
 NEURON_COMPS = ("in_in", "in_out", "out_in", "out_out")
 VOCAB_EDGES = {"E_in": "input", "U_out": "output"}
 VOCAB_COMPS = ("E_in", "U_in", "E_out", "U_out")
 HEAD_FILES = {"k": "K", "q": "Q", "v": "V", "o": "O"}
+KNOWN_PT = frozenset({"neuron_comps.pt", "vocab_comps.pt", *(f"{x}_comps.pt" for x in HEAD_FILES)})
 NEURON_BLOCK = 256
 _PROP = re.compile(r"[^A-Za-z0-9_]")
 
@@ -75,7 +98,12 @@ def _value(text: str) -> Any:
 
 
 def read_stats_csv(path: Path) -> list[tuple[int, int, dict[str, Any]]]:
-    """Rows of a neuron statistics CSV as (layer, neuron, props), columns renamed by alias."""
+    """Rows of a neuron statistics CSV as (layer, neuron, props), columns renamed by alias.
+
+    A file with a label column (:data:`LABEL_COLUMNS`: upstream's ``prediction_neurons.csv``
+    has ``feature`` and ``is_surpress``, one row per neuron *and* feature) may name a neuron
+    on several rows: each row is one label of that neuron. Any other file naming a neuron
+    twice is refused (which row's value would be the neuron's?)."""
     c = Checker(path)
     try:
         with open(path, newline="", encoding="utf-8") as fh:
@@ -101,11 +129,12 @@ def read_stats_csv(path: Path) -> list[tuple[int, int, dict[str, Any]]]:
         for name, cell in zip(header, row):
             if name is None or name in ("layer", "neuron"):
                 continue
-            props[name] = _value(cell)
+            props[name] = (cell.strip() or None) if name in LABEL_COLUMNS else _value(cell)
         layer = c.as_int(_value(row[li]), f"layer (line {line})")
         neuron = c.as_int(_value(row[ni]), f"neuron (line {line})")
-        if (layer, neuron) in seen:
-            raise InputFileError(path, f"line {line} repeats neuron {layer}/{neuron}", "neuron")
+        if (layer, neuron) in seen and not any(h in LABEL_COLUMNS for h in header):
+            raise InputFileError(path, f"line {line} repeats neuron {layer}/{neuron}, and the file has no label "
+                                 f"column ({', '.join(LABEL_COLUMNS)}) that would make each row one label", "neuron")
         seen.add((layer, neuron))
         out.append((layer, neuron, props))
     return out
@@ -222,11 +251,34 @@ def load_head_comps(path: Path) -> Any:
 
 # --- units ----------------------------------------------------------------------------
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def origin_of(path: Path) -> str:
+    """How provenance names a file: ``universal-neurons:{file name}`` (a neuron belongs to one
+    model, and upstream names every file of a model differently; a file fetched by URL is
+    named as the same file on disk)."""
+    return f"universal-neurons:{path.name}"
+
+
 def _csv_unit(model: str, path: Path) -> Callable[[], Plan]:
+    """A statistics CSV: each column a neuron property (kept per file in the neuron's sources).
+    A label file: each row adds ``{column}:{value}`` to the neuron's labels; its numbers are
+    neuron properties as in any statistics CSV, its other values (the label, ``is_surpress``)
+    are kept per row under the file in the neuron's sources (they describe the neuron *and*
+    that label), e.g. ``{"feature": ["is_year", "all_caps"], "is_surpress": [true, false]}``."""
     def parse() -> Plan:
-        plan = Plan(model)
+        plan = Plan(model, origin=origin_of(path))
         for layer, neuron, props in read_stats_csv(path):
-            plan.neuron(layer, neuron, **props)
+            labels = [c for c in LABEL_COLUMNS if c in props]
+            if not labels:
+                plan.neuron(layer, neuron, **props)
+                continue
+            # numbers are the neuron's statistics; the label and its flags (is_surpress) belong to the row
+            key = plan.neuron(layer, neuron, **{k: v for k, v in props.items() if _is_number(v)})
+            plan.label(key, *(f"{c}:{props[c]}" for c in labels if props[c] is not None))
+            plan.record(key, **{k: v for k, v in props.items() if not _is_number(v)})
         return plan
     return parse
 
@@ -319,27 +371,39 @@ def _find(path: Path) -> tuple[list[Path], dict[str, Path]]:
     return csvs, pts
 
 
-def _model_name(path: Path) -> str:
-    if path.is_file() or path.suffix in (".csv", ".pt"):  # a URL's path is no local file
-        if path.suffix == ".csv" and "." in path.stem:
-            return path.stem.split(".")[0]
-        if path.suffix == ".csv" and path.stem not in ("universal", "neuron_stats", "prediction", "suppression"):
-            return path.stem
-        path = path.parent
-    if path.name == "weights":
-        path = path.parent
-    return path.name
+def _has_files(path: Path) -> bool:
+    csvs, pts = _find(path)
+    return bool(csvs or set(pts) & KNOWN_PT)
 
 
-def _texts(vocab: Any) -> dict[int, str] | None:
-    if vocab is None:
-        return None
-    data = vocab if isinstance(vocab, (dict, list)) else read_json(vocab)
-    if isinstance(data, list):
-        return {i: t for i, t in enumerate(data) if isinstance(t, str)}
-    if isinstance(data, dict):
-        return {int(i): t for t, i in data.items() if isinstance(i, int)}
-    raise InputFileError(vocab, "expected a JSON list (id → text) or object (text → id)", "vocab")
+def model_folders(path: Path) -> list[Path]:
+    """Sub-folders of ``path`` holding Universal Neurons files, one model each (upstream's
+    ``dataframes/interpretable_neurons/{model}/``, ``summary_data/{model}/weights/``)."""
+    if not path.is_dir() or _has_files(path):
+        return []
+    return sorted(d for d in path.iterdir() if d.is_dir() and _has_files(d))
+
+
+def model_from_path(path: Path) -> str | None:
+    """The model a path names, never guessed from a file's own name unless that name is a
+    well-known model: a folder is its model (``…/stanford-gpt2-small-a/`` or its ``weights/``);
+    a file belongs to its folder's model when the folder is a well-known model name
+    (``…/stanford-gpt2-small-a/high_excess_correlation.csv``) or the file is in upstream's
+    ``summary_data/{model}/weights/``, or is named for a well-known
+    model (``neuron_dfs/pythia-160m.csv``, ``stanford-gpt2-small-a.universal.csv``)."""
+    is_file = path.is_file() or path.suffix in (".csv", ".pt")  # a URL's path is no local file
+    folder = path.parent if is_file else path
+    in_weights = folder.name == "weights"
+    if in_weights:
+        folder = folder.parent
+    if not is_file:
+        return folder.name or None
+    if canonical_name(folder.name) or (in_weights and folder.name):  # upstream: summary_data/{model}/weights/
+        return folder.name
+    stem = path.name.split(".")[0]
+    if path.suffix == ".csv" and canonical_name(stem):
+        return stem
+    return None
 
 
 def plan_units(path: Path, *, model: str | None = None, model_info: Any = None, k: int | None = None,
@@ -348,14 +412,17 @@ def plan_units(path: Path, *, model: str | None = None, model_info: Any = None, 
     if not path.exists():
         raise InputFileError(path, "no such file or folder")
     csvs, pts = _find(path)
-    known = {"neuron_comps.pt", "vocab_comps.pt", *(f"{x}_comps.pt" for x in HEAD_FILES)}
+    known = KNOWN_PT
     if path.is_file() and not csvs and path.name not in known:
         raise InputFileError(path, "not a Universal Neurons file: expected a neuron statistics .csv, "
                              "neuron_comps.pt, vocab_comps.pt or {k,q,v,o}_comps.pt")
     if not csvs and not (set(pts) & known):
         raise InputFileError(path, "no Universal Neurons files (*.csv, neuron_comps.pt, vocab_comps.pt, "
-                             "{k,q,v,o}_comps.pt) found")
-    name = model or _model_name(path)
+                             "{k,q,v,o}_comps.pt) found, here or in sub-folders (one model each)")
+    name = model or model_from_path(path)
+    if not name:
+        raise InputFileError(path, "which model is this? The file does not say and its folder is no "
+                             "well-known model name: give --model", "model")
     try:
         check_model_name(name)
     except InvalidKey:
@@ -372,7 +439,7 @@ def plan_units(path: Path, *, model: str | None = None, model_info: Any = None, 
     for f in heads.values():
         t = load_head_comps(f)
         shapes[f] = (t.shape[0], t.shape[1])
-        im.update({"n_heads": t.shape[3]})
+        im.update({"n_heads": t.shape[3]}, "tensor shapes")
     n_layers = d_mlp = None
     for f, shape in shapes.items():
         if n_layers is not None and shape != (n_layers, d_mlp):
@@ -380,9 +447,9 @@ def plan_units(path: Path, *, model: str | None = None, model_info: Any = None, 
                                  f"{[n_layers, d_mlp]}", f.name)
         n_layers, d_mlp = shape
     if n_layers is not None:
-        im.update({"n_layers": n_layers, "d_mlp": d_mlp})
+        im.update({"n_layers": n_layers, "d_mlp": d_mlp}, "tensor shapes")
     im.update(explicit)
-    texts = _texts(vocab)
+    texts = vocab_texts(vocab)
 
     def units():
         for f in csvs:
@@ -403,24 +470,49 @@ def plan_units(path: Path, *, model: str | None = None, model_info: Any = None, 
     return im, units
 
 
+@importer("universal-neurons")
 async def import_universal_neurons(store: Any, path: str | Path, *, model: str | None = None,
                                    model_info: Any = None, progress: bool = True, **options: Any) -> dict[str, Any]:
-    """Import Universal Neurons CSVs and weight summaries from a file, a folder or a CSV URL.
+    """Import Universal Neurons CSVs and weight summaries from a file, a folder, a folder of
+    model folders (each imported as its own model, all validated before any is written) or a
+    CSV URL.
 
         await import_universal_neurons(store, "summary_data/gpt2-small/weights", model="gpt2-small", k=5)
+        await import_universal_neurons(store, "dataframes/interpretable_neurons")   # every model in it
     """
     text = str(path)
     if text.startswith(("http://", "https://")):
         from .fetch import Fetcher
 
         # Mirrored under its own file name: the name says what a .pt file holds.
+        url_path = Path(text.split("?")[0])
         base, name = text.split("?")[0].rsplit("/", 1)
         async with Fetcher(options.pop("cache_dir", None)) as fetcher:
             path = await fetcher.mirror(base, [name], missing_ok=False) / name
-        model = model or _model_name(Path(text.split("?")[0]))
+        model = model or model_from_path(url_path)
+        if model is None:
+            raise InputFileError(text, "which model is this? The URL's folder is no well-known model name: "
+                                 "give --model", "model")
+    path = Path(path)
     try:
-        im, units = plan_units(Path(path), model=model, model_info=model_info, **options)
-        return await run_import(store, im, units, progress=progress)
+        folders = model_folders(path)
+        if folders and model:
+            raise InputFileError(path, f"holds {len(folders)} model folders ({', '.join(f.name for f in folders)}), "
+                                 "each imported as its own model: drop --model, or import one folder", "model")
+        plans = [plan_units(f, model_info=model_info, **options) for f in folders] or [
+            plan_units(path, model=model, model_info=model_info, **options)]
+        if len(plans) == 1:
+            return await run_import(store, *plans[0], progress=progress)
+        # Validate every model before writing any: a bad file in one folder writes nothing.
+        checked = [(im, validate_units(im, units, progress=progress)) for im, units in plans]
+        summaries = [await run_import(store, im, units, progress=progress, validated=listed)
+                     for (im, units), (_, listed) in zip(plans, checked)]
+        return {"source": "universal-neurons", "models": summaries,
+                "model": ", ".join(s["model"] for s in summaries),
+                **{k: sum(s[k] for s in summaries) for k in ("units", "neurons", "edges")},
+                "warnings": [w for s in summaries for w in s["warnings"]],
+            **({"status": "unchanged" if all(s["status"] == "unchanged" for s in summaries) else "written"}
+               if all("status" in s for s in summaries) else {})}
     finally:
         # The tensors are only needed for one import; free them (files may change between runs).
         load_neuron_comps.cache_clear()

@@ -34,6 +34,14 @@ def _console():
     return Console(stderr=True)
 
 
+def _error(e: BaseException) -> None:
+    """One error line, never wrapped at the terminal's width (a file path must stay whole when
+    the output is a file or a pipe) and never read as rich markup (``file.pt [in_in]``)."""
+    from rich.markup import escape
+
+    _console().print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
+
+
 def _print_rows(rows: list[dict], as_json: bool) -> None:
     if as_json:
         print(json.dumps(rows, default=str, indent=None))
@@ -130,7 +138,8 @@ async def _build(args: argparse.Namespace, settings: Settings) -> int:
 
 # --- import / export ----------------------------------------------------------------------
 async def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from loaders.importing import import_source
+    from loaders.importing import remember_imports
+    from loaders.registry import import_source
 
     extra = _parse_params(args.option)
     if args.model_info:
@@ -143,12 +152,25 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
         extra["neurons"] = [tuple(int(x) for x in ln.split("/")) for ln in args.neurons.split(",") if ln]
     path = args.path if args.path.startswith(("http://", "https://")) else Path(args.path)
 
+    summary: dict[str, Any] = {}
+
     async def work(store):
-        summary = await import_source(store, args.source, path, model=args.model, **extra)
+        # a digest of what each import wrote, beside the graph: a re-run can say "unchanged"
+        with remember_imports(settings.data_dir / "imports" / f"{settings.graph}.json"):
+            summary.update(await import_source(store, args.source, path, model=args.model, **extra))
         await store.compact()
         return summary
 
-    return await _summarise(settings, work)
+    code = await _summarise(settings, work)
+    from rich.markup import escape
+
+    for w in summary.get("warnings") or []:
+        _console().print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
+    if summary.get("status") == "unchanged":
+        _console().print("unchanged: the import wrote the same rows as the last import of this source "
+                         "into this model, and nothing else wrote in between; the counts above are rows "
+                         "written, not changes", soft_wrap=True)
+    return code
 
 
 async def _export(args: argparse.Namespace, settings: Settings) -> int:
@@ -269,8 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--corr-tokens", type=int, default=None,
                    help="correlate over only this many corpus tokens (all-pairs Pearson is N^2 per token)")
 
-    im = sub.add_parser("import", help="import public neuron data (neuroscope, deepdecipher, openai, universal-neurons)")
-    im.add_argument("source", choices=["neuroscope", "deepdecipher", "openai", "universal-neurons"])
+    im = sub.add_parser("import", help="import public neuron data (neuroscope, deepdecipher, openai, "
+                                       "universal-neurons, n2g)")
+    im.add_argument("source", choices=["neuroscope", "deepdecipher", "openai", "universal-neurons", "n2g"])
     im.add_argument("path", help="a file, a directory tree, or a URL when the network allows")
     im.add_argument("--model", help="model name in the graph (default: from the data)")
     im.add_argument("--model-info", help="sizes when the data lacks them: 'n_layers=12,d_mlp=3072' or a JSON file")
@@ -333,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(ASYNC[args.command](args, settings))
         return SYNC[args.command](args, settings)
     except (NeuroGraphError, ValueError) as e:
-        _console().print(f"[red]error:[/] {e}")
+        _error(e)
         return 1
     except KeyboardInterrupt:
         _console().print("[yellow]interrupted: re-run the same command to resume[/]")

@@ -67,7 +67,10 @@ FIELDS: dict[str, Callable[[World, int], Any]] = {
     "data_index": lambda w, i: 100 + i, "n_neurons": lambda w, i: 4, "n_layers": lambda w, i: 3,
     "d_mlp": lambda w, i: 4, "d_model": lambda w, i: 8, "n_heads": lambda w, i: 2, "d_vocab": lambda w, i: 30,
     "act_fn": lambda w, i: "gelu", "dataset": lambda w, i: "test", "n_tokens": lambda w, i: 100,
-    "ident": lambda w, i: [], "explicit_n_layers": lambda w, i: False, "explicit_d_mlp": lambda w, i: False,
+    "ident": lambda w, i: [], "n_layers_at_least": lambda w, i: None, "d_mlp_at_least": lambda w, i: 4,
+    "n_heads_at_least": lambda w, i: None, "sizes_from": lambda w, i: "test",
+    "sources": lambda w, i: ["test:a.csv", f"test:{i}.csv"], "values": lambda w, i: ['{"x": 1}', f'{{"x": {i}}}'],
+    "labels": lambda w, i: ["feature:test"],
 }
 
 

@@ -133,7 +133,7 @@ async def _snapshot(store) -> tuple:
 async def test_openai_and_universal_neurons_by_url(store, shared_data, tmp_path):
     from pathlib import Path
 
-    from loaders.importing import import_source
+    from loaders.registry import import_source
 
     oai = Path(__file__).parent / "fixtures" / "openai"
     with _Files(oai) as files:
@@ -156,7 +156,7 @@ async def test_torch_summary_by_url(store, tmp_path):
     import importlib.util
     from pathlib import Path
 
-    from loaders.importing import import_source
+    from loaders.registry import import_source
 
     spec = importlib.util.spec_from_file_location("make_fixtures", Path(__file__).parent / "fixtures" / "make_fixtures.py")
     mod = importlib.util.module_from_spec(spec)

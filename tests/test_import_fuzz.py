@@ -9,16 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from loaders.importing import import_source
+from loaders.registry import import_source
 from neurograph.errors import NeuroGraphError
 
 FIX = Path(__file__).resolve().parent / "fixtures"
-# (source, fixture tree, import options)
+# (case id, source, fixture tree, import options)
 SOURCES = [
-    ("deepdecipher", FIX / "deepdecipher" / "toy-dd", {}),
-    ("neuroscope", FIX / "neuroscope" / "toy-ns", {}),
-    ("openai", FIX / "openai", {"model": "toy-oai"}),
-    ("universal-neurons", FIX / "universal-neurons" / "toy-un", {"model": "toy-un"}),
+    ("deepdecipher", "deepdecipher", FIX / "deepdecipher" / "toy-dd", {}),
+    ("deepdecipher-pages", "deepdecipher", FIX / "deepdecipher" / "toy-dd-pages", {}),
+    ("neuroscope", "neuroscope", FIX / "neuroscope" / "toy-ns", {}),
+    ("openai", "openai", FIX / "openai", {"model": "toy-oai"}),
+    ("universal-neurons", "universal-neurons", FIX / "universal-neurons" / "toy-un", {"model": "toy-un"}),
+    ("universal-neurons-real", "universal-neurons", FIX / "universal-neurons" / "interpretable_neurons", {}),
+    ("n2g", "n2g", FIX / "n2g", {}),
 ]
 VARIANTS_PER_FILE = 6
 
@@ -39,12 +42,12 @@ def variants(data: bytes, rng: random.Random) -> list[tuple[str, bytes]]:
     return out
 
 
-@pytest.mark.parametrize("source,tree,options", SOURCES, ids=[s[0] for s in SOURCES])
-async def test_random_bytes_and_truncations_change_nothing(store, tmp_path, source, tree, options):
+@pytest.mark.parametrize("case,source,tree,options", SOURCES, ids=[s[0] for s in SOURCES])
+async def test_random_bytes_and_truncations_change_nothing(store, tmp_path, case, source, tree, options):
     # a graph with data in it already (from the other sources), so "nothing changed" means something
     await import_source(store, "deepdecipher", FIX / "deepdecipher" / "toy-dd", progress=False)
     before = await snapshot(store)
-    rng = random.Random(f"{source}-fuzz")
+    rng = random.Random(f"{case}-fuzz")
     files = sorted(p for p in tree.rglob("*") if p.is_file())
     assert files
     fuzzed = 0

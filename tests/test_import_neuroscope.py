@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loaders.importing import import_source
+from loaders.registry import import_source
 from neurograph.domain import example_key
 from neurograph.errors import InputFileError
 
@@ -228,7 +228,10 @@ async def test_neuroscope_html_site(store, tmp_path):
             for l, n in [(0, 0), (0, 1), (1, 2)] for i, t in enumerate(page(l, n)["texts"])}
     assert got == want
     model = (await store.run("MATCH (m:Model {key: 'toy-ns'}) RETURN m"))[0]["m"]
-    assert (model["source"], model["n_layers"], model["d_mlp"]) == ("neuroscope", 2, 3)  # inferred
+    # sizes only implied by the pages: kept as lower bounds, flagged, never as the sizes
+    assert (model["source"], model.get("n_layers"), model.get("d_mlp")) == ("neuroscope", None, None)
+    assert (model["n_layers_at_least"], model["d_mlp_at_least"], model["sizes_inferred"]) == (2, 3, True)
+    assert s["warnings"] and "d_mlp >= 3" in s["warnings"][0] and "--model-info" in s["warnings"][0]
     before = await snapshot(store)
     # one page by itself, and a page cut short: a clear error, nothing written
     await import_source(store, "neuroscope", NS / "0" / "1.html", model="toy-ns", progress=False)
@@ -243,3 +246,44 @@ async def test_neuroscope_html_site(store, tmp_path):
     with pytest.raises(InputFileError, match=r"field 'texts\[1\]\.data_index': expected one value, found 0"):
         await import_source(store, "neuroscope", site, progress=False)
     assert await snapshot(store) == before
+
+
+async def test_layer_and_model_pages(store, tmp_path):
+    """DeepDecipher's Neuroscope layer and model pages: rankings of neurons by activation range."""
+    root = DD / "toy-dd-pages"
+    s = await import_source(store, "deepdecipher", root, progress=False)
+    assert (s["model"], s["units"], s["n_layers"], s["d_mlp"]) == ("toy-dd", 3, 2, 4)
+    model_page = json.loads((root / "neuroscope.json").read_text())["data"]
+    got = {(r["l"], r["i"]): r["v"] for r in await store.run(
+        "MATCH (n:Neuron) RETURN n.layer AS l, n.index AS i, n.neuroscope_importance AS v")}
+    assert got == {(e[0]["layer"], e[0]["neuron"]): e[1] for e in model_page["important_neurons"]}
+    before = await snapshot(store)
+    # one layer page alone, the model from its metadata
+    await import_source(store, "deepdecipher", root / "neuroscope" / "1.json", progress=False)
+    assert await snapshot(store) == before
+    # a layer page listing a neuron of another layer: refused, nothing written
+    bad = json.loads((root / "neuroscope" / "1.json").read_text())
+    bad["data"]["important_neurons"][0][0]["layer"] = 0
+    f = tmp_path / "neuroscope" / "1.json"
+    f.parent.mkdir()
+    f.write_text(json.dumps(bad))
+    with pytest.raises(InputFileError, match=r"important_neurons\[0\]\[0\]\.layer.*not in layer 1"):
+        await import_source(store, "deepdecipher", f, progress=False)
+    bad["data"]["important_neurons"][1] = [{"layer": 1}, 0.5]
+    f.write_text(json.dumps(bad))
+    with pytest.raises(InputFileError, match=r"important_neurons\[1\]\[0\]\.neuron.*missing"):
+        await import_source(store, "deepdecipher", f, layer=0, progress=False)
+    assert await snapshot(store) == before
+
+
+async def test_all_with_custom_service_names(store):
+    """An `all` answer names services as the server configured them: read each by its data."""
+    s = await import_source(store, "deepdecipher", DD / "all-custom-1-3.json", layer=1, neuron=3, progress=False)
+    assert s["model"] == "toy-dd"  # from the answer's metadata service
+    doc = json.loads((DD / "all-custom-1-3.json").read_text())
+    n = await store.run("MATCH (:Neuron {key: 'toy-dd/1/3'})-[e:ACTIVATES_ON]->(x:Example) RETURN count(e) AS n")
+    assert n[0]["n"] == len(doc["ns-pages"]["data"]["texts"])
+    ex = await store.run("MATCH (:Neuron {key: 'toy-dd/1/3'})-[:EXPLAINED_BY]->(e) RETURN e.text AS t, e.score AS s")
+    assert ex == [{"t": "words about cats and mats", "s": 0.41}]
+    # the same answer under the standard names gives the same neuroscope data
+    assert (await store.run("MATCH (p:PatternNode) RETURN count(p) AS n"))[0]["n"] == 0  # n2g answered an error

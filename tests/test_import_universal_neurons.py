@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from loaders.importing import UnknownSource, import_source
+from loaders.registry import UnknownSource, import_source
 from neurograph.errors import InputFileError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -99,7 +100,12 @@ async def test_column_variants_and_weight_summaries(store, toy_un):
     n = (await store.run("MATCH (n:Neuron {key: 'toy-un/1/3'}) RETURN n"))[0]["n"]
     assert n["w_in_norm"] == pytest.approx(float(stats[(1, 3)]["input_weight_norm"]))
     assert n["w_out_norm"] == pytest.approx(float(stats[(1, 3)]["output_weight_norm"]))
-    assert n["l2_penalty"] == pytest.approx(0.5) and n["feature"] == "the" and n["is_surpress"] is True
+    assert n["l2_penalty"] == pytest.approx(0.5) and n["labels"] == ["feature:the"]
+    # the label's own flag is kept with the row, under its file, not as a neuron property
+    assert "is_surpress" not in n and "feature" not in n
+    given = dict(zip(n["sources"], map(json.loads, n["source_values"])))
+    assert given["universal-neurons:prediction.csv"] == {
+        "feature": ["the"], "is_surpress": [True], "max_corr": 0.73, "l2_penalty": 0.5, "sparsity": 0.15000000000000002}
     assert not any(k in n for k in ("", "Unnamed: 0", "input_weight_norm", "neuron_ix", "weight_norm_penalty"))
     assert "sparsity" not in (await store.run("MATCH (n:Neuron {key: 'toy-un/1/2'}) RETURN n"))[0]["n"]
 
@@ -225,3 +231,164 @@ async def test_bad_inputs_change_nothing(store, shared_data, toy_un, tmp_path):
 async def test_unknown_source_is_a_clear_error(store, shared_data):
     with pytest.raises(UnknownSource, match="unknown import source 'neuronpedia'.*universal-neurons"):
         await import_source(store, "neuronpedia", shared_data / REAL)
+
+
+# --- the real published files (excerpts in upstream's layout, see the fixture's README) ---
+
+INTERP = FIXTURES / "universal-neurons" / "interpretable_neurons"
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+async def test_real_folder_of_model_folders(store):
+    summary = await import_source(store, "universal-neurons", INTERP, progress=False)
+    assert [s["model"] for s in summary["models"]] == ["stanford-gpt2-medium-a", "stanford-gpt2-small-a"]
+    assert summary["warnings"] == []
+    # sizes are the models' true ones (the table of well-known models), not the largest index seen
+    models = {r["k"]: r for r in await store.run(
+        "MATCH (m:Model) RETURN m.key AS k, m.n_layers AS L, m.d_mlp AS d, m.sizes_inferred AS inf")}
+    assert models["stanford-gpt2-medium-a"] == {"k": "stanford-gpt2-medium-a", "L": 24, "d": 4096, "inf": False}
+    assert models["stanford-gpt2-small-a"] == {"k": "stanford-gpt2-small-a", "L": 12, "d": 3072, "inf": False}
+
+    # prediction_neurons.csv: one row per neuron and feature; repeated neurons are labels
+    pred = _csv_rows(INTERP / "stanford-gpt2-medium-a" / "prediction_neurons.csv")
+    want: dict[str, list[str]] = {}
+    for r in pred:
+        want.setdefault(f"stanford-gpt2-medium-a/{r['layer']}/{r['neuron']}", []).append(f"feature:{r['feature']}")
+    got = {r["k"]: r["labels"] for r in await store.run(
+        "MATCH (n:Neuron {model: 'stanford-gpt2-medium-a'}) WHERE n.labels IS NOT NULL "
+        "RETURN n.key AS k, n.labels AS labels")}
+    assert got == want and len(pred) > len(want)
+    n = (await store.run("MATCH (n:Neuron {key: 'stanford-gpt2-medium-a/22/1693'}) RETURN n"))[0]["n"]
+    rows = dict(zip(n["sources"], map(json.loads, n["source_values"])))
+    assert rows["universal-neurons:prediction_neurons.csv"] == {
+        "feature": ["is_relative_pronoun", "is_interrogative_pronoun"], "is_surpress": [True, True]}
+    # a neuron of both files has its statistics and its labels
+    n = (await store.run("MATCH (n:Neuron {key: 'stanford-gpt2-medium-a/23/1538'}) RETURN n"))[0]["n"]
+    uni = {r["neuron"]: r for r in _csv_rows(INTERP / "stanford-gpt2-medium-a" / "universal.csv")}
+    assert n["max_corr"] == pytest.approx(float(uni["1538"]["max_corr"]))
+    assert n["labels"] == ["feature:is_relative_pronoun", "feature:is_interrogative_pronoun"]
+
+    # two files disagree on 0/39 (excess_corr .7197 vs .7509): both values stay, per file
+    n = (await store.run("MATCH (n:Neuron {key: 'stanford-gpt2-small-a/0/39'}) RETURN n"))[0]["n"]
+    by_file = dict(zip(n["sources"], map(json.loads, n["source_values"])))
+    assert by_file["universal-neurons:high_excess_correlation.csv"]["excess_corr"] == pytest.approx(0.7197)
+    assert by_file["universal-neurons:universal.csv"]["excess_corr"] == pytest.approx(0.7509)
+    assert by_file["universal-neurons:high_excess_correlation.csv"]["w_in_norm"] == pytest.approx(0.5483689)
+
+    # idempotent: the same import again changes nothing
+    first = await snapshot(store)
+    await import_source(store, "universal-neurons", INTERP, progress=False)
+    assert await snapshot(store) == first
+
+
+async def test_model_names_come_from_the_data_or_its_folder(store, tmp_path):
+    # a file in a model's folder: that model
+    s = await import_source(store, "universal-neurons", INTERP / "stanford-gpt2-small-a" / "high_excess_correlation.csv",
+                            progress=False)
+    assert s["model"] == "stanford-gpt2-small-a"
+    before = await snapshot(store)
+    # the same file anywhere else: refused, asking for --model (never a model "high_excess_correlation")
+    loose = tmp_path / "high_excess_correlation.csv"
+    shutil.copy(INTERP / "stanford-gpt2-small-a" / "high_excess_correlation.csv", loose)
+    with pytest.raises(InputFileError, match="which model is this.*give --model"):
+        await import_source(store, "universal-neurons", loose, progress=False)
+    # a folder of model folders with --model: refused (which of them would it be?)
+    with pytest.raises(InputFileError, match="holds 2 model folders.*drop --model"):
+        await import_source(store, "universal-neurons", INTERP, model="x", progress=False)
+    assert await snapshot(store) == before
+    # with --model the loose file imports, and an unknown model's sizes are lower bounds only
+    s = await import_source(store, "universal-neurons", loose, model="my-model", progress=False)
+    assert (s["n_layers"], s["d_mlp"], s["d_mlp_at_least"]) == (None, None, 78)  # rows 0/39, 0/77
+    assert "sizes unknown" in s["warnings"][0]
+    m = (await store.run("MATCH (m:Model {key: 'my-model'}) RETURN m"))[0]["m"]
+    assert (m.get("d_mlp"), m["d_mlp_at_least"], m["n_layers_at_least"], m["sizes_inferred"]) == (None, 78, 1, True)
+    # --model-info makes them exact and drops the bounds
+    await import_source(store, "universal-neurons", loose, model="my-model", model_info="n_layers=12,d_mlp=3072",
+                        progress=False)
+    m = (await store.run("MATCH (m:Model {key: 'my-model'}) RETURN m"))[0]["m"]
+    assert (m["d_mlp"], m["n_layers"], m.get("d_mlp_at_least"), m["sizes_inferred"]) == (3072, 12, None, False)
+
+
+async def test_a_bad_file_in_one_model_folder_writes_no_model(store, tmp_path):
+    root = tmp_path / "interpretable_neurons"
+    shutil.copytree(INTERP, root)
+    p = root / "stanford-gpt2-small-a" / "universal.csv"
+    p.write_text(p.read_text().replace("0,39,", "0,x39,", 1))
+    with pytest.raises(InputFileError, match=r"universal\.csv.*neuron \(line 3\).*integer"):
+        await import_source(store, "universal-neurons", root, progress=False)
+    assert await store.run("MATCH (n) RETURN n LIMIT 1") == []
+    # a repeated neuron without a label column is still refused: which row would be its value?
+    p.write_text(p.read_text().replace("0,x39,", "0,7,", 1))
+    with pytest.raises(InputFileError, match="repeats neuron 0/7.*no label column"):
+        await import_source(store, "universal-neurons", root, progress=False)
+    assert await store.run("MATCH (n) RETURN n LIMIT 1") == []
+
+
+async def test_api_shows_provenance_and_labels(store, settings):
+    import httpx
+
+    from neurograph.api import create_app
+
+    await import_source(store, "universal-neurons", INTERP, progress=False)
+    app = create_app(settings, store)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5555))
+    q = """query($m: String!, $l: Int!, $i: Int!) { neuron(model: $m, layer: $l, index: $i) {
+             labels provenance { source values } } }"""
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        r = (await c.post("/graphql", json={"query": q, "variables": {"m": "stanford-gpt2-small-a", "l": 0, "i": 39}})).json()
+        assert not r.get("errors"), r
+        prov = {p["source"]: p["values"] for p in r["data"]["neuron"]["provenance"]}
+        assert prov["universal-neurons:universal.csv"]["excess_corr"] == pytest.approx(0.7509)
+        assert prov["universal-neurons:high_excess_correlation.csv"]["excess_corr"] == pytest.approx(0.7197)
+        assert r["data"]["neuron"]["labels"] == []
+        r = (await c.post("/graphql", json={"query": q, "variables": {"m": "stanford-gpt2-medium-a", "l": 23, "i": 5}})).json()
+        assert r["data"]["neuron"]["labels"] == ["feature:contains_open_bracket", "feature:contains_open_paren"]
+        assert r["data"]["neuron"]["provenance"] == [{"source": "universal-neurons:prediction_neurons.csv", "values": {
+            "feature": ["contains_open_bracket", "contains_open_paren"], "is_surpress": [False, False]}}]
+
+
+async def test_a_rerun_that_changes_nothing_says_so(store, shared_data, tmp_path):
+    from loaders.importing import remember_imports
+
+    plain = await import_source(store, "universal-neurons", shared_data / REAL, progress=False)
+    assert "status" not in plain  # nothing remembered: no claim either way
+    with remember_imports(tmp_path / "imports.json"):
+        first = await import_source(store, "universal-neurons", shared_data / REAL, progress=False)
+        assert first["status"] == "written"  # no digest yet
+        before = await snapshot(store)
+        again = await import_source(store, "universal-neurons", shared_data / REAL, progress=False)
+        assert again["status"] == "unchanged" and again["neurons"] == first["neurons"]
+        assert await snapshot(store) == before  # the digest is kept beside the graph, not in it
+        # another file of the same model writes something new
+        other = await import_source(store, "universal-neurons",
+                                    INTERP / "stanford-gpt2-small-a" / "high_excess_correlation.csv", progress=False)
+        assert other["status"] == "written"
+        assert (await import_source(store, "universal-neurons", INTERP, progress=False))["status"] == "written"
+        assert (await import_source(store, "universal-neurons", INTERP, progress=False))["status"] == "unchanged"
+        # a write by anything else in between: no longer vouched for
+        await store.run("MATCH (n:Neuron {key: 'stanford-gpt2-small-a/0/39'}) SET n.max_corr = 0", write=True)
+        assert (await import_source(store, "universal-neurons", INTERP, progress=False))["status"] == "written"
+
+
+def test_cli_errors_keep_whole_paths_and_warnings_show(tmp_path, settings, capsys, monkeypatch):
+    """Not a terminal: an error naming a long path is one line; warnings and 'unchanged' are said."""
+    from neurograph.cli import main
+
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "high_excess_correlation.csv"
+    deep.parent.mkdir(parents=True)
+    shutil.copy(INTERP / "stanford-gpt2-small-a" / "high_excess_correlation.csv", deep)
+    monkeypatch.setenv("NEUROGRAPH_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("NEUROGRAPH_GRAPH", settings.graph)
+    assert main(["import", "universal-neurons", str(deep)]) == 1
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("error:"))
+    assert str(deep) in line and "give --model" in line
+    assert main(["import", "universal-neurons", str(deep), "--model", "cli-model"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: model cli-model: sizes unknown" in err and "--model-info" in err
+    assert main(["import", "universal-neurons", str(deep), "--model", "cli-model"]) == 0
+    assert "unchanged: the import wrote the same rows" in capsys.readouterr().err

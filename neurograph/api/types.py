@@ -13,6 +13,7 @@ plain value, not a coroutine, so graphql-core completes it without scheduling an
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 from typing import Annotated, Any, Callable, Optional, TypeVar
@@ -250,6 +251,23 @@ class Topology:
         return cls(role=p.get("role"), community=_int(p.get("community")), degree=_num(p.get("degree")),
                    strength=_num(p.get("strength")), betweenness=_num(p.get("betweenness")),
                    participation=_num(p.get("participation")), within_z=_num(p.get("within_z")))
+
+
+@strawberry.type(description="One source of a neuron's imported values.")
+class NeuronSource:
+    source: str = strawberry.field(description="Importer and file, e.g. 'universal-neurons:universal.csv'.")
+    values: JSON = strawberry.field(description="The values this source gave the neuron.")
+
+    @staticmethod
+    def of(p: dict) -> list["NeuronSource"]:
+        out = []
+        for src, raw in zip(p.get("sources") or [], p.get("source_values") or []):
+            try:
+                values = json.loads(raw) if isinstance(raw, str) else raw
+            except ValueError:
+                values = {}
+            out.append(NeuronSource(source=str(src), values=values))
+        return out
 
 
 # --- units ---------------------------------------------------------------------------------
@@ -509,6 +527,17 @@ class Neuron(Node):
     @strawberry.field(description="Every stored property of the neuron, as JSON.")
     async def props(self, info: Info) -> JSON:
         return dict(await self.all_props(info))
+
+    @strawberry.field(description="Where its imported values came from: one entry per source file (or "
+                                  "import), with the values that source gave. Two files that disagree both "
+                                  "appear; the plain properties hold the last import's value.")
+    def provenance(self, info: Info) -> list[NeuronSource]:
+        return self._from_props(info, NeuronSource.of, "sources")
+
+    @strawberry.field(description="Labels imported data gives it, e.g. 'feature:all_caps' (Universal Neurons' "
+                                  "prediction_neurons.csv); the rows behind them are in provenance.")
+    def labels(self, info: Info) -> list[str]:
+        return self._from_props(info, lambda p: [str(x) for x in p.get("labels") or []], "labels")
 
     @strawberry.field(description="Dataset contexts it activates on, in rank order.")
     async def examples(self, info: Info, kind: ExampleKind = ExampleKind.MAX, first: int = 5,
