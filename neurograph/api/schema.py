@@ -20,7 +20,7 @@ from strawberry.scalars import JSON
 from ..domain import check_model_name, explanation_key, head_key, neuron_key, parse_neuron_key
 from ..errors import InvalidKey, NeuroGraphError, NotFound, QueryError
 from .cost import CostLimiter
-from .execution import ValidationCache, fast_execution_context
+from .execution_context import AcyclicExecutionContext
 from .graph import neighborhood as fetch_neighborhood, path_strength, strongest_paths
 from .ids import decode_cursor, encode_cursor, from_global_id, to_global_id
 from .types import (
@@ -28,6 +28,7 @@ from .types import (
     Model, Neuron, NeuronConnection, NeuronPageEdge, NeuronStat, Node, PageInfo, Path, SortDirection, Subgraph,
     Token, TokenSearchHit, check_first, stat_name,
 )
+from .validation_cache import ValidationCache
 
 MAX_DEPTH = 3  # neighbourhood depth
 MAX_HOPS = 6  # path length
@@ -325,8 +326,9 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
     by the rule classes, hits for every repeated document; parsing is cached the same way."""
     rules = [*QueryDepthLimiter(max_depth=max_depth).validation_rules,
              *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules]
-    built = NeuroGraphSchema(
+    return NeuroGraphSchema(
         query=Query, mutation=Mutation, types=[Neuron, Model, Head, Token, Explanation],
+        execution_context_class=AcyclicExecutionContext,
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: ParserCache(maxsize=256),
@@ -336,8 +338,6 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
             lambda: MaskErrors(should_mask_error=_mask, error_message="internal error: the server log has details"),
         ],
     )
-    built.execution_context_class = fast_execution_context(built)
-    return built
 
 
 schema = build_schema()

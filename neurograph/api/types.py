@@ -257,8 +257,8 @@ class Topology:
 
 @strawberry.type(description="A vocabulary token of a model.")
 class Token(Node):
-    # Plain attributes, not resolvers: graphql-core completes them without a resolver call
-    # (see execution.py), and a page lists dozens of tokens.
+    # Plain attributes, not resolvers: Strawberry reads them with getattr (no resolver of
+    # ours to call), and a page lists dozens of tokens.
     key: str
     model: str
     token_id: int
@@ -443,8 +443,8 @@ class Head(Node):
 
 @strawberry.type(description="An MLP neuron with its statistics, examples, explanations and edges.")
 class Neuron(Node):
-    # Plain attributes, not resolvers: graphql-core completes them without a resolver call
-    # (see execution.py), and a page lists dozens of neighbouring neurons.
+    # Plain attributes, not resolvers: Strawberry reads them with getattr (no resolver of
+    # ours to call), and a page lists dozens of neighbouring neurons.
     key: str
     model: str
     layer: int
