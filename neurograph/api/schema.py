@@ -301,18 +301,23 @@ class PermissionDenied(NeuroGraphError, PermissionError):
     """A write without the API key."""
 
 
-def _mask(error: GraphQLError) -> bool:
-    """Hide unexpected errors; NeuroGraph's own errors say what was wrong and pass through."""
-    return error.original_error is not None and not isinstance(error.original_error, NeuroGraphError)
+def internal(error: GraphQLError) -> bool:
+    """An error of the server's, not of the request: masked in the answer, logged with its
+    traceback. NeuroGraph's own errors say what was wrong with the request; so do graphql-core's
+    request errors (no path: the variables did not fit their types, e.g. ``"three"`` for Int).
+    A field that failed for any other reason (a stored value its type refuses, a bug) is internal."""
+    original = error.original_error
+    if original is None or isinstance(original, NeuroGraphError):
+        return False
+    return not (error.path is None and isinstance(original, GraphQLError))
 
 
 class NeuroGraphSchema(strawberry.Schema):
-    """Logs only unexpected errors (with their traceback); a user's bad id or refused query is
-    answered, not logged as a server fault."""
+    """Logs only internal errors (with their traceback); a user's bad id, refused query or
+    badly typed variable is answered, not logged as a server fault."""
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        unexpected = [e for e in errors if e.original_error is not None
-                      and not isinstance(e.original_error, (NeuroGraphError, GraphQLError))]
+        unexpected = [e for e in errors if internal(e)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 
@@ -335,7 +340,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
             lambda: AddValidationRules(rules),
             lambda: ValidationCache(maxsize=256),
             lambda: CostLimiter(max_cost=max_cost),  # after ValidationCache: it must not overwrite our error
-            lambda: MaskErrors(should_mask_error=_mask, error_message="internal error: the server log has details"),
+            lambda: MaskErrors(should_mask_error=internal, error_message="internal error: the server log has details"),
         ],
     )
 
