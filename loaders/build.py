@@ -193,8 +193,3 @@ async def build_from_model(store: Any, model: "LoadedModel", contexts: Any, *, t
     clear_checkpoint(result)
     return {**summary, "complete": True, "tokens_counted": int(result.n_tokens), **counts,
             "harvest_s": round(t1 - t0, 2), "write_s": round(t2 - t1, 2)}
-
-
-def build_from_model_sync(store: Any, model: "LoadedModel", contexts: Any, **kwargs: Any) -> dict[str, Any]:
-    """:func:`build_from_model` for callers without an event loop."""
-    return asyncio.run(build_from_model(store, model, contexts, **kwargs))

@@ -41,6 +41,7 @@ from ..errors import NeuroGraphError
 from ..store import Store, open_store
 from .cache import PageStore, ResponseCache
 from .context import Context
+from .rest import routes as rest_routes
 from .schema import schema as default_schema
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
@@ -197,11 +198,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
                 await app.state.store.close()
             if pages is not None:
                 pages.close()
-
-    try:
-        from .rest import routes as rest_routes
-    except ImportError:  # the REST module is optional while it is being built
-        rest_routes = []
 
     graphql_app = NeuroGraphQL(default_schema, graphql_ide="graphiql", allow_queries_via_get=True)
     pages = page_store(settings) if cache_entries > 0 else None

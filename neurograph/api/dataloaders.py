@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 from strawberry.dataloader import DataLoader
 
@@ -92,13 +92,6 @@ class ExamplesKey:
     kind: str
     after_rank: int
     limit: int
-
-
-def _grouped(keys: Sequence[Any], group: Any) -> dict[Hashable, list[Any]]:
-    groups: dict[Hashable, list[Any]] = defaultdict(list)
-    for k in keys:
-        groups[group(k)].append(k)
-    return groups
 
 
 class Loaders:
