@@ -38,15 +38,16 @@ from strawberry.asgi import GraphQL
 
 from ..config import Settings
 from ..errors import NeuroGraphError
+from ..resources import GRAPHQL_DIR, WEB_DIR
 from ..store import Store, open_store
 from .cache import PageStore, ResponseCache
 from .context import Context
+from .pages import PagesReport, prerender, render_in_background
 from .rest import routes as rest_routes
 from .schema import schema as default_schema
 
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 # The SDL and the example operations, served at /operations/ (the UI's neuron page is one)
-OPERATIONS_DIR = Path(__file__).resolve().parents[2] / "graphql"
+OPERATIONS_DIR = GRAPHQL_DIR
 MAX_BODY_BYTES = 256 * 1024  # a GraphQL request is text: far below this
 LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
 
@@ -181,10 +182,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
         if own:  # a serving process: what exists now lives as long as it does
             freeze_startup_objects()
         renderer, stop = None, asyncio.Event()
-        if render_pages and pages is not None:
-            from .pages import render_in_background
-
-            renderer = asyncio.create_task(render_in_background(app.state.store, settings, stop))
+        if render_pages and pages is not None:  # through this app's own in-process client
+            renderer = asyncio.create_task(render_in_background(app, stop))
         try:
             yield
         finally:
@@ -222,3 +221,19 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
     if store is not None:  # usable before (or without) the lifespan, e.g. by ASGITransport
         app.state.store = store
     return app
+
+
+async def render_pages(store: Store, settings: Settings, model: str, **kwargs: Any) -> PagesReport:
+    """Pre-render ``model``'s neuron pages where no app is serving (``neurograph pages``, a
+    benchmark): an app of its own on ``store``, its disk-store handle closed after; ``kwargs``
+    as pages.prerender takes them.
+
+        report = await render_pages(store, settings, "smollm2-135m", progress=True)
+    """
+    app = create_app(settings, store, web_dir=None)
+    try:
+        return await prerender(app, model, **kwargs)
+    finally:
+        pages = app.state.response_cache.pages
+        if pages is not None:  # no lifespan runs here to close it
+            pages.close()
