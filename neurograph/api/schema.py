@@ -17,7 +17,7 @@ from strawberry.extensions import (
 )
 from strawberry.scalars import JSON
 
-from ..domain import check_model_name, explanation_key, head_key, neuron_key, parse_neuron_key
+from ..domain import check_model_name, explanation_key, head_key, neuron_key, parse_key, parse_neuron_key
 from ..errors import InvalidKey, NeuroGraphError, NotFound, QueryError
 from .cost import CostLimiter
 from .execution_context import AcyclicExecutionContext
@@ -86,12 +86,10 @@ async def resolve_unit(info: Info, ref: str) -> tuple[str, dict]:
     try:
         label, key = from_global_id(ref)
     except InvalidKey:
-        if ref.count("/") == 2:
-            label, key = "Neuron", ref
-        elif "/L" in ref and "H" in ref.rsplit("/", 1)[-1]:
-            label, key = "Head", ref
-        else:
+        unit = parse_key(ref)
+        if unit is None or unit.label not in ("Neuron", "Head"):
             raise
+        label, key = unit.label, ref
     if label == "Neuron":
         return label, (await load_neuron(info, key))._p
     if label == "Head":

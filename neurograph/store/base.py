@@ -18,6 +18,7 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Iterable, Sequence
 
+from ..domain import NEURON_PROP_QUERIES, neuron_prop_rows
 from ..errors import QueryError, StoreUnavailable
 from ..queries import QUERIES, QueryLibrary
 
@@ -151,6 +152,8 @@ class Store(ABC):
                     progress: Callable[[int], None] | None = None, **params: Any) -> int:
         """``UNWIND $rows`` a named query over rows in batches; returns rows written."""
         text = self.queries[name].text
+        if name in NEURON_PROP_QUERIES:  # one vocabulary for neuron properties, whoever writes them
+            rows = neuron_prop_rows(rows)
         n = 0
         for batch in chunks(rows, batch_size):
             await self.run(text, {"rows": batch, **params}, write=True)
