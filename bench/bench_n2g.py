@@ -166,10 +166,10 @@ def scan(acts: LayerActivations, windows: list[list[int]], layers: list[int], ba
     """One pass over the corpus for every neuron of ``layers``: each window's max activation
     [W, d_mlp] and the moments behind the harvest's interest score (kurtosis, max, fraction
     active)."""
-    from tqdm.auto import tqdm
+    from neurograph.progress import track
 
     stats: dict[int, dict] = {}
-    for s in tqdm(range(0, len(windows), batch), desc="scan", unit="batch"):
+    for s in track(range(0, len(windows), batch), "scan"):
         got = acts.many(windows[s:s + batch], layers)
         for l in layers:
             accumulate(stats, l, got[l])
@@ -407,13 +407,13 @@ def main(argv: list[str] | None = None) -> dict:
           f"for {sum(map(len, neurons.values()))} neurons in {harvest_s:.1f}s")
     print("neurons (most interesting first): " + "; ".join(f"L{l}: {', '.join(map(str, neurons[l]))}" for l in layers))
 
-    from tqdm.auto import tqdm
+    from neurograph.progress import track
 
     per_neuron: list[dict] = []
     t2 = time.perf_counter()
     fitted = layers if a.fit_layers is None else [l for l in layers if str(l) in a.fit_layers.split(",")]
     for l in fitted:
-        for i in tqdm(neurons[l], desc=f"N2G layer {l}", unit="neuron", leave=False):
+        for i in track(neurons[l], f"N2G layer {l}"):
             exs = [Example(windows[w], a_) for mx, w, a_ in tops[(l, i)] if mx > 0]
             if len(exs) < 2:
                 per_neuron.append({"layer": l, "index": i, "skipped": "fewer than 2 positive examples"})

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import torch
-from tqdm.auto import tqdm
+
+from neurograph.progress import track
 
 from .topk import (TILE_COLS, TILE_ROWS, RankedList, StreamingLists, Summary, Tiles, TopK, histogram_rows,
                    keep_pools_small, pieces)
@@ -134,7 +135,7 @@ def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = A
     W = max(R, min(TILE_COLS, E // R))
     ws = Tiles(R, W, device)
     row_chunks = [(l, l * D + s, l * D + e) for l in range(L) for s, e in pieces(0, D, R)]
-    for l, r0, r1 in tqdm(row_chunks, desc="neuron composition", disable=not progress, unit="block"):
+    for l, r0, r1 in track(row_chunks, "neuron composition", enabled=progress):
         rows, nxt = slice(r0, r1), (l + 1) * D  # partners of later layers: ids nxt..N-1
         # in_in and out_out are symmetric: the rows' own square serves the rows' lists, the
         # columns beyond it serve the rows' lists and the columns' lists
@@ -216,7 +217,7 @@ def head_composition(w: ModelWeights, k: int = 10, *, device: str | torch.device
     in_hat = _unit(w.in_eff().reshape(N, -1))
     scores = {kind: torch.full((N, L, H), float("nan"), device=device) for kind in HEAD_KINDS}
     neuron_layer = torch.arange(N, device=device) // D
-    for l in tqdm(range(L), desc="head composition", disable=not progress, unit="layer"):
+    for l in track(range(L), "head composition", enabled=progress):
         Q, K, V, O = Wq[l], Wk[l], Wv[l], Wo[l]  # [H, d, dh] ×3, [H, dh, d]
         QtQ, KtK, VtV = Q.transpose(1, 2) @ Q, K.transpose(1, 2) @ K, V.transpose(1, 2) @ V
         OOt = O @ O.transpose(1, 2)
@@ -278,7 +279,7 @@ def token_effects(w: ModelWeights, k: int = 20, *, memory_mb: float = 512,
            for name in ("input_top", "input_bottom", "output_top", "output_bottom")}
     B = block_rows_for(V, memory_mb, temporaries=2)
     starts = range(0, N, B)
-    for s in tqdm(starts, desc="token effects", disable=not progress, unit="block"):
+    for s in track(starts, "token effects", enabled=progress):
         rows = slice(s, min(s + B, N))
         for kind, a, b in (("input", ins, WE.T), ("output", out, WU)):
             x = a[rows] @ b  # one [B, V] product at a time

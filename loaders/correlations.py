@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
-from tqdm.auto import tqdm
+
+from neurograph.progress import track
 
 from .topk import TILE_COLS, TILE_ROWS, StreamingLists, Summary, Tiles, TopK, keep_pools_small, pieces
 
@@ -230,7 +231,7 @@ def correlate(batches: Batches, n_neurons: int, k: int = 10, *, memory_mb: float
         sc = StreamingCorrelation(N, rows, upper=True, device=device)
         it = batches() if callable(batches) else batches
         desc = f"correlations pass {p + 1}/{passes}" if passes > 1 else "correlations"
-        for x in tqdm(it, desc=desc, disable=not progress, total=total, unit="batch"):
+        for x in track(it, desc, total=total, enabled=progress):
             sc.add(x)
         sc.fold(lists, tiles)
         n_tokens = sc.count
