@@ -208,10 +208,7 @@ class Example:
     source: Optional[str]
 
 
-@strawberry.type(name="ExampleEdge")
-class ExampleEdge(Edge[Example]):
-    pass
-
+ExampleEdge = Edge[Example]  # Strawberry names it so
 
 @strawberry.type(name="ExampleConnection")
 class ExampleConnection(Connection[ExampleEdge]):
@@ -596,20 +593,14 @@ class HeadEdge(WeightedEdge[Head]):
     outgoing: bool = strawberry.field(description="True: neuron → head (Q, K, V); false: head → neuron (O).")
 
 
-@strawberry.type(name="HeadEdgeConnection")
-class HeadEdgeConnection(Connection[HeadEdge]):
-    pass
-
+HeadEdgeConnection = Connection[HeadEdge]  # Strawberry names it so
 
 @strawberry.type(name="HeadNeuronEdge")
 class HeadNeuronEdge(WeightedEdge[Neuron]):
     outgoing: bool = strawberry.field(description="True: head → neuron (O); false: neuron → head (Q, K, V).")
 
 
-@strawberry.type(name="HeadNeuronEdgeConnection")
-class HeadNeuronEdgeConnection(Connection[HeadNeuronEdge]):
-    pass
-
+HeadNeuronEdgeConnection = Connection[HeadNeuronEdge]
 
 @strawberry.type(name="NeuronPageEdge")
 class NeuronPageEdge(Edge[Neuron]):
