@@ -44,8 +44,7 @@ import torch
 
 from neurograph.progress import track
 
-from .topk import (TILE_COLS, TILE_ROWS, RankedList, StreamingLists, Summary, Tiles, TopK, histogram_rows,
-                   keep_pools_small, pieces)
+from .topk import TILE_COLS, TILE_ROWS, RankedList, StreamingLists, Tiles, TopK, keep_pools_small, pieces
 from .weights import ModelWeights
 
 Tensor = torch.Tensor
