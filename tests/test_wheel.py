@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import socket
 import subprocess
@@ -25,10 +26,16 @@ MODEL = "whl"
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+    out, src = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("src") / "neurograph"
+    # from a copy of what a source distribution holds, so the build writes nothing into the checkout
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    for name in ("neurograph", "loaders", "cypher", "graphql", "web"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "node_modules", "_data"))
     # the build backend from this environment (nothing downloaded); setup.py copies the folders in
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(ROOT)], check=True, cwd=out, capture_output=True)
+                    str(src)], check=True, cwd=out, capture_output=True)
     (built,) = out.glob("neurograph-*.whl")
     return built
 
