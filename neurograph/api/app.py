@@ -155,9 +155,9 @@ def page_store(settings: Settings) -> PageStore | None:
 def freeze_startup_objects() -> None:
     """Move everything alive now (modules, the schema, the store) out of the garbage
     collector's sight. Requests free their own objects by reference counting (no cycles, see
-    execution_context.py), but under concurrent load the objects of requests in flight get promoted
-    and trigger full collections, and each of those walked the ~100k startup objects again:
-    about half a millisecond per neuron page."""
+    execution_context.py), but under concurrent load the objects of requests in flight get
+    promoted and trigger full collections, and each of those walked the ~100k startup objects
+    again: about half a millisecond per neuron page."""
     gc.collect()
     gc.freeze()
 
