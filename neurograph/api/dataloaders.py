@@ -56,7 +56,8 @@ def summary_from_key(key: str) -> dict[str, Any]:
         return {"key": key}
     if unit.label == "Token":
         return {"key": key, "model": unit.model, "id": unit.index}
-    return {"key": key, "model": unit.model, "layer": unit.layer, "head" if unit.label == "Head" else "index": unit.index}
+    position = "head" if unit.label == "Head" else "index"
+    return {"key": key, "model": unit.model, "layer": unit.layer, position: unit.index}
 
 
 def select_edges(rows: list[dict], key: EdgeKey) -> list[dict]:
