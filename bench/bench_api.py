@@ -77,7 +77,7 @@ async def build(settings: Settings, args: argparse.Namespace) -> None:
     from loaders.synthetic import write_synthetic_graph
     from neurograph.store import open_store
 
-    from neurograph.api.pages import prerender
+    from neurograph.api.app import render_pages
 
     store = await open_store(settings)
     try:
@@ -88,7 +88,7 @@ async def build(settings: Settings, args: argparse.Namespace) -> None:
             info = await write_synthetic_graph(store, "bench", n_layers=args.layers, d_mlp=args.d_mlp, n_heads=8,
                                                d_vocab=2000, k=args.k, n_examples=5, progress=True)
             print(f"graph: {info.n_layers} x {info.d_mlp} neurons built in {time.perf_counter() - t:.1f} s")
-        pages = await prerender(store, settings, "bench", progress=True)
+        pages = await render_pages(store, settings, "bench", progress=True)
         print(f"pages: {pages.rendered} rendered ({pages.kept} kept from before) in {pages.seconds:.1f} s, "
               f"{pages.pages_per_second:.0f} pages/s, {pages.bytes_rendered / 2**20:.1f} MiB")
     finally:

@@ -37,6 +37,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -165,10 +166,10 @@ def scan(acts: LayerActivations, windows: list[list[int]], layers: list[int], ba
     """One pass over the corpus for every neuron of ``layers``: each window's max activation
     [W, d_mlp] and the moments behind the harvest's interest score (kurtosis, max, fraction
     active)."""
-    from tqdm.auto import tqdm
+    from neurograph.progress import track
 
     stats: dict[int, dict] = {}
-    for s in tqdm(range(0, len(windows), batch), desc="scan", unit="batch"):
+    for s in track(range(0, len(windows), batch), "scan"):
         got = acts.many(windows[s:s + batch], layers)
         for l in layers:
             accumulate(stats, l, got[l])
@@ -248,6 +249,20 @@ def harvest(acts: LayerActivations, windows: list[list[int]], stats: dict[int, d
     return out
 
 
+def mean_scores(per_neuron: Sequence[dict[str, dict[str, float | None]]]) -> dict[str, dict[str, float | None]]:
+    """Average per-neuron scores over neurons where the metric is defined (the papers average
+    over neurons with at least one firing test token)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for cls_name in ("firing", "non_firing"):
+        out[cls_name] = {}
+        for metric in ("precision", "recall", "f1"):
+            vals = [s[cls_name][metric] for s in per_neuron if s[cls_name]["recall"] is not None
+                    and s[cls_name][metric] is not None]
+            out[cls_name][metric] = float(np.mean(vals)) if vals else None
+        out[cls_name]["neurons"] = len([s for s in per_neuron if s[cls_name]["recall"] is not None])
+    return out
+
+
 def paired_f1(rows: list[dict], resamples: int = 10000, seed: int = 0) -> dict:
     """Paired comparison of N2G and the lookup over neurons (firing F1 on the same held-out
     tokens): sign counts (N2G higher / equal / lower) and a percentile bootstrap 95% interval
@@ -318,7 +333,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     from loaders.n2g import (Example, N2GConfig, combined_substitutes, embedding_neighbours, lm_substitutes, run_neuron,
                              sentence_ends, text_normaliser, token_substitutes)
-    from loaders.n2g_eval import mean_scores
 
     if not a.threads:
         # On a busy box two spinning threads per op thrash (measured 4-10x slower than one).
@@ -393,13 +407,13 @@ def main(argv: list[str] | None = None) -> dict:
           f"for {sum(map(len, neurons.values()))} neurons in {harvest_s:.1f}s")
     print("neurons (most interesting first): " + "; ".join(f"L{l}: {', '.join(map(str, neurons[l]))}" for l in layers))
 
-    from tqdm.auto import tqdm
+    from neurograph.progress import track
 
     per_neuron: list[dict] = []
     t2 = time.perf_counter()
     fitted = layers if a.fit_layers is None else [l for l in layers if str(l) in a.fit_layers.split(",")]
     for l in fitted:
-        for i in tqdm(neurons[l], desc=f"N2G layer {l}", unit="neuron", leave=False):
+        for i in track(neurons[l], f"N2G layer {l}"):
             exs = [Example(windows[w], a_) for mx, w, a_ in tops[(l, i)] if mx > 0]
             if len(exs) < 2:
                 per_neuron.append({"layer": l, "index": i, "skipped": "fewer than 2 positive examples"})

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 import torch
 
+from neurograph.progress import Counter
+
 if TYPE_CHECKING:
     from .model import LoadedModel
 
@@ -554,11 +556,7 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
     if h is None:
         h = Harvest(model.info.n_layers, model.info.d_mlp, T, top_k=top_k, token_ids=token_ids,
                     token_top_k=token_top_k, skip=skip)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=N, initial=h.next_index, unit="ctx", desc=f"activations {model.name}", smoothing=0.1)
+    bar = Counter(f"activations {model.name}", total=N, done=h.next_index, enabled=progress)
     last_save, done_batches = time.monotonic(), 0
     t0, tokens0 = time.monotonic(), 0
     try:
@@ -566,9 +564,8 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
             h.update(first, toks, buf)
             done_batches += 1
             tokens0 += toks.numel()
-            if bar is not None:
-                bar.update(toks.shape[0])
-                bar.set_postfix(tok_s=f"{tokens0 / max(time.monotonic() - t0, 1e-9):.0f}")
+            bar(toks.shape[0])
+            bar.note(f"{tokens0 / max(time.monotonic() - t0, 1e-9):.0f} tok/s")
             stop = max_batches is not None and done_batches >= max_batches and h.next_index < N
             if path is not None and (stop or (checkpoint_every and done_batches % checkpoint_every == 0)
                                      or time.monotonic() - last_save >= checkpoint_seconds):
@@ -577,8 +574,7 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
             if stop:
                 return None
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if path is not None and done_batches:
         h.save(path)
     res = h.result()

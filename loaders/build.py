@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 
 from neurograph.domain import example_key, layer_key, neuron_key, token_key
+from neurograph.progress import Counter
 
 from .activations import HarvestResult, clear_checkpoint, harvest
 from .corpus import Contexts, as_contexts
@@ -99,25 +100,6 @@ def _token_effect_rows(model_name: str, r: HarvestResult, k: int) -> Iterator[di
                        "count": int(r.token_count[layer, i, rank])}
 
 
-class _Progress:
-    """A tqdm bar over the rows written (a no-op when progress is off)."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.bar = None
-        if enabled:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, unit="row", desc="writing graph", smoothing=0.1)
-
-    def __call__(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 async def write_result(store: Any, model: "LoadedModel", ctx: Contexts, r: HarvestResult, *,
                        token_top_k: int = DEFAULT_TOKEN_TOP_K, progress: bool = True,
                        batch_size: int = WRITE_BATCH) -> dict[str, int]:
@@ -145,7 +127,7 @@ async def write_result(store: Any, model: "LoadedModel", ctx: Contexts, r: Harve
     n_edges = int((r.top_max_ctx >= 0).sum() + (r.top_min_ctx >= 0).sum())
     n_tok_edges = info.n_layers * info.d_mlp * k_tok
     total = 1 + len(layers) + info.n_layers * info.d_mlp + len(token_rows) + len(example_rows) + n_edges + n_tok_edges
-    bar = _Progress(progress, total)
+    bar = Counter("writing graph", total=total, enabled=progress)
     counts: dict[str, int] = {}
     try:
         w: Callable[..., Any] = store.write
@@ -193,8 +175,3 @@ async def build_from_model(store: Any, model: "LoadedModel", contexts: Any, *, t
     clear_checkpoint(result)
     return {**summary, "complete": True, "tokens_counted": int(result.n_tokens), **counts,
             "harvest_s": round(t1 - t0, 2), "write_s": round(t2 - t1, 2)}
-
-
-def build_from_model_sync(store: Any, model: "LoadedModel", contexts: Any, **kwargs: Any) -> dict[str, Any]:
-    """:func:`build_from_model` for callers without an event loop."""
-    return asyncio.run(build_from_model(store, model, contexts, **kwargs))

@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
-from tqdm.auto import tqdm
-
 from neurograph.domain import ModelInfo, head_key, layer_key, model_key, neuron_key, token_key
+from neurograph.progress import Counter
 
 from .memory import release_memory
 from .composition import (ALL_LISTS, CompositionList, HeadComposition, TokenEffects, TopK,
@@ -216,8 +215,8 @@ def correlation_rows(model: str, d_mlp: int, corr: CorrelationResult) -> tuple[L
 
 # --- writing ---------------------------------------------------------------------------
 async def _write(store: Any, name: str, rows: Sequence[dict], desc: str, progress: bool) -> int:
-    with tqdm(total=len(rows), desc=f"write {desc}", disable=not progress, unit="row") as bar:
-        return await store.write(name, rows, progress=bar.update)
+    with Counter(f"write {desc}", total=len(rows), enabled=progress) as count:
+        return await store.write(name, rows, progress=count)
 
 
 async def ensure_units(store: Any, info: ModelInfo, *, progress: bool = True) -> dict:

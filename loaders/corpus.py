@@ -15,7 +15,6 @@ names where its text starts (``kjv:Genesis 1``, ``python-stdlib:json/decoder.py`
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import sysconfig
@@ -57,9 +56,6 @@ class Contexts:
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
-
-    def fingerprint(self) -> str:
-        return hashlib.sha1(self.tokens.numpy().tobytes()).hexdigest()[:16]
 
 
 # --- documents ---------------------------------------------------------------------------

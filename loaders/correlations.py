@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
-from tqdm.auto import tqdm
 
-from .composition import (TILE_COLS, TILE_ROWS, Summary, TopK, _keep_pools_small, _ListState, _pieces,
-                          _Tiles)
+from neurograph.progress import track
+
+from .topk import TILE_COLS, TILE_ROWS, StreamingLists, Summary, Tiles, TopK, keep_pools_small, pieces
 
 Tensor = torch.Tensor
 Batches = Callable[[], Iterable[Tensor]] | Iterable[Tensor]
@@ -166,20 +166,20 @@ class StreamingCorrelation:
         cov = torch.addr(sums[a:b, c:d].double(), mean[rs], mean[cs], beta=1 / n, alpha=-1).float()
         return cov.mul_(inv[rs, None].float()).mul_(inv[None, cs].float()).clamp_(-1, 1)
 
-    def fold(self, lists: _ListState, tiles: _Tiles | None = None) -> None:
+    def fold(self, lists: StreamingLists, tiles: Tiles | None = None) -> None:
         """Feed the block's correlations to ``lists`` (owners: all n neurons), one cache-sized
         tile at a time: each row's partners and, with ``upper``, each later column's partners
         among the rows. Each owner's own entry is taken back out of its summary."""
         if self.cross is not None:  # no more batches: free the float32 sums
             self._flush()
             self._buf = torch.zeros(0, device=self.device)
-        ws = tiles or _Tiles(TILE_ROWS, TILE_COLS, self.device)
+        ws = tiles or Tiles(TILE_ROWS, TILE_COLS, self.device)
         first, C = self.rows.start, self.n - self.col0
         for s, e in self.subs:
             # columns of the sub-block's own square (full: its rows own them all), then the
             # later ones, owned by the rows and by the columns
-            own = _pieces(s, e, TILE_COLS) if self.upper else _pieces(0, C, TILE_COLS)
-            later = _pieces(e, C, TILE_COLS) if self.upper else []
+            own = pieces(s, e, TILE_COLS) if self.upper else pieces(0, C, TILE_COLS)
+            later = pieces(e, C, TILE_COLS) if self.upper else []
             for a in range(s, e, TILE_ROWS):
                 b = min(a + TILE_ROWS, e)
                 for (c, d), both in [(p, False) for p in own] + [(p, True) for p in later]:
@@ -189,13 +189,13 @@ class StreamingCorrelation:
                     if lo < hi:  # the owners' own entries: counted, not an edge
                         ids = torch.arange(lo, hi, device=x.device)
                         lists.uncount(ids, x[ids - first - a, ids - self.col0 - c])
-                _keep_pools_small([lists])
+                keep_pools_small([lists])
 
     def finish(self, k: int, bins: int = 100) -> tuple[TopK, TopK, Summary]:
         """Top-k, bottom-k (self excluded) and summary for this block's rows (all columns)."""
         if self.upper:
             raise ValueError("an upper-triangle block lacks its rows' earlier partners: use correlate()")
-        lists = _ListState("pearson", self.n, k, -1.0, 1.0, bins, self.device)
+        lists = StreamingLists("pearson", self.n, k, -1.0, 1.0, bins, self.device)
         self.fold(lists)
         res = lists.result()
         rs = slice(self.rows.start, self.rows.stop)
@@ -224,14 +224,14 @@ def correlate(batches: Batches, n_neurons: int, k: int = 10, *, memory_mb: float
     elif passes > 1 and not callable(batches):
         raise ValueError(f"{N} neurons in {memory_mb} MB need {passes} passes over the corpus: "
                          "pass a callable that replays the batches, a cache_dir, or raise memory_mb")
-    lists = _ListState("pearson", N, k, -1.0, 1.0, bins, torch.device(device))
-    tiles = _Tiles(TILE_ROWS, TILE_COLS, torch.device(device))
+    lists = StreamingLists("pearson", N, k, -1.0, 1.0, bins, torch.device(device))
+    tiles = Tiles(TILE_ROWS, TILE_COLS, torch.device(device))
     n_tokens = 0
     for p, rows in enumerate(blocks):
         sc = StreamingCorrelation(N, rows, upper=True, device=device)
         it = batches() if callable(batches) else batches
         desc = f"correlations pass {p + 1}/{passes}" if passes > 1 else "correlations"
-        for x in tqdm(it, desc=desc, disable=not progress, total=total, unit="batch"):
+        for x in track(it, desc, total=total, enabled=progress):
             sc.add(x)
         sc.fold(lists, tiles)
         n_tokens = sc.count

@@ -992,7 +992,7 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
         summary = await build_n2g(store, "smollm2-135m", lambda l, i: neuron_fn(layer_fns[l], i),
                                   pad_token=0, layers=[0, 1], substitutes=subs, decode=decode)
     """
-    from tqdm.auto import tqdm
+    from neurograph.progress import track
 
     # Exact tokens, not the reference code's case folding: " And" and " and" are one node
     # there, though a neuron may fire on one only; substitution with case variants lets the
@@ -1023,7 +1023,7 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
         wanted = {k for k in wanted if k in examples or (not force and stored[k])}
         todo = [k for k in todo if k in examples]
     summary: dict[str, Any] = {"done": 0, "skipped": len(wanted) - len(todo), "failed": [], "similar": 0}
-    for layer, index in tqdm(todo, desc=f"N2G {model_name}", disable=not progress, unit="neuron"):
+    for layer, index in track(todo, f"N2G {model_name}", enabled=progress):
         exs = [e for e in examples[(layer, index)] if e.tokens][:top_k]
         try:
             result = run_neuron(activation_fn(layer, index), exs, pad_token=pad_token, substitutes=substitutes,

@@ -77,17 +77,3 @@ def flat_scores(scores: dict[str, dict[str, float | None]], prefix: str) -> dict
         for metric, v in d.items():
             out[f"{prefix}{cls_name}_{metric}"] = v
     return out
-
-
-def mean_scores(per_neuron: Sequence[dict[str, dict[str, float | None]]]) -> dict[str, dict[str, float | None]]:
-    """Average per-neuron scores over neurons where the metric is defined (the papers average
-    over neurons with at least one firing test token)."""
-    out: dict[str, dict[str, float | None]] = {}
-    for cls_name in ("firing", "non_firing"):
-        out[cls_name] = {}
-        for metric in ("precision", "recall", "f1"):
-            vals = [s[cls_name][metric] for s in per_neuron if s[cls_name]["recall"] is not None
-                    and s[cls_name][metric] is not None]
-            out[cls_name][metric] = float(np.mean(vals)) if vals else None
-        out[cls_name]["neurons"] = len([s for s in per_neuron if s[cls_name]["recall"] is not None])
-    return out

@@ -15,13 +15,14 @@ write is an idempotent MERGE, so an interrupted run is resumed by running it aga
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
 from neurograph.domain import (
     ModelInfo, example_key, explanation_key, head_key, layer_key, neuron_key, pattern_key, token_key,
 )
+from neurograph.progress import progress_bar
 from neurograph.store import Store
 
 WORDS = ("the", "of", "Paris", "capital", "France", "river", "code", "def", "return", "king", "God", "said",
@@ -45,20 +46,14 @@ class _Writer:
     def __init__(self, store: Store, batch_size: int, progress: bool) -> None:
         self.store = store
         self.batch_size = batch_size
-        self.bar = None
-        if progress:
-            from rich.progress import Progress
-
-            self.bar = Progress(transient=True)
+        self.bar = progress_bar(progress)
 
     async def __call__(self, name: str, rows: list[dict]) -> None:
         if not rows:
             return
-        advance: Callable[[int], None] | None = None
-        if self.bar is not None:
-            task = self.bar.add_task(name, total=len(rows))
-            advance = lambda n: self.bar.advance(task, n)  # noqa: E731
-        await self.store.write(name, rows, batch_size=self.batch_size, progress=advance)
+        task = self.bar.add_task(name, total=len(rows))
+        await self.store.write(name, rows, batch_size=self.batch_size,
+                               progress=lambda n: self.bar.advance(task, n))
 
 
 async def write_synthetic_graph(
@@ -85,8 +80,7 @@ async def write_synthetic_graph(
     n_contexts = n_contexts or max(20, 4 * n_examples)
     info.n_tokens = ctx_len * n_contexts
 
-    if w.bar is not None:
-        w.bar.start()
+    w.bar.start()
     try:
         await w("upsert_models", [info.row()])
         await w("upsert_layers", [{"key": layer_key(model, l), "model": model, "layer": l, "n_neurons": d_mlp}
@@ -195,8 +189,7 @@ async def write_synthetic_graph(
                     sim.setdefault((s, d), {"src": s, "dst": d, "weight": wt})
         await w("upsert_similar", list(sim.values()))
     finally:
-        if w.bar is not None:
-            w.bar.stop()
+        w.bar.stop()
     return info
 
 

@@ -191,11 +191,11 @@ async def _topology(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _pages(args: argparse.Namespace, settings: Settings) -> int:
-    from .api.pages import prerender
+    from .api.app import render_pages
 
     async def work(store):
-        return (await prerender(store, settings, args.model, layers=args.layers, concurrency=args.concurrency,
-                                progress=True)).as_dict()
+        return (await render_pages(store, settings, args.model, layers=args.layers, concurrency=args.concurrency,
+                                   progress=True)).as_dict()
 
     return await _summarise(settings, work, schema=False)
 

@@ -7,6 +7,10 @@ loads are idempotent and can be re-run after a crash.
     'gpt2/3/17'
     >>> parse_neuron_key("gpt2/3/17")
     ('gpt2', 3, 17)
+    >>> parse_key("gpt2/L3H5")
+    UnitKey(label='Head', key='gpt2/L3H5', model='gpt2', layer=3, index=5)
+    >>> neuron_props({"variance": 0.5, "quantile_boundaries": [0.1, 0.9]})
+    {'var': 0.5, 'quantiles': [0.1, 0.9]}
 
 Nodes
     Model {key=name, name, n_layers, d_mlp, d_model, n_heads, d_vocab, act_fn, source, dataset, n_tokens}
@@ -37,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Iterator, NamedTuple
 
 from .errors import InvalidKey
 
@@ -106,14 +110,75 @@ def pattern_key(model: str, layer: int, index: int, node: int) -> str:
     return f"{neuron_key(model, layer, index)}/p{int(node)}"
 
 
-_NEURON_KEY = re.compile(r"^([A-Za-z0-9_.\-]+)/(\d+)/(\d+)$")
+_KEYS = (  # label, pattern; the model name is everything before the unit's own part
+    ("Neuron", re.compile(r"^([A-Za-z0-9_.\-]+)/(\d+)/(\d+)$")),
+    ("Head", re.compile(r"^([A-Za-z0-9_.\-]+)/L(\d+)H(\d+)$")),
+    ("Token", re.compile(r"^([A-Za-z0-9_.\-]+)/t(\d+)$")),
+)
+
+
+class UnitKey(NamedTuple):
+    """What a unit's key says: its label, model and position (a token: its id as ``index``)."""
+
+    label: str
+    key: str
+    model: str
+    layer: int | None
+    index: int
+
+
+def parse_key(key: str) -> UnitKey | None:
+    """The neuron, head or token a key names (None: not one of those keys). The one parser of
+    unit keys: every ``*_key`` function above writes what it reads.
+
+        parse_key("gpt2/3/17")   # UnitKey('Neuron', 'gpt2/3/17', 'gpt2', 3, 17)
+        parse_key("gpt2/t50256") # UnitKey('Token', 'gpt2/t50256', 'gpt2', None, 50256)
+    """
+    for label, pattern in _KEYS:
+        m = pattern.match(key or "")
+        if m:
+            if label == "Token":
+                return UnitKey(label, key, m.group(1), None, int(m.group(2)))
+            return UnitKey(label, key, m.group(1), int(m.group(2)), int(m.group(3)))
+    return None
 
 
 def parse_neuron_key(key: str) -> tuple[str, int, int]:
-    m = _NEURON_KEY.match(key or "")
-    if not m:
+    unit = parse_key(key)
+    if unit is None or unit.label != "Neuron":
         raise InvalidKey(f"not a neuron key: {key!r} (expected 'model/layer/index')")
-    return m.group(1), int(m.group(2)), int(m.group(3))
+    return unit.model, unit.layer, unit.index  # type: ignore[return-value]
+
+
+# One vocabulary for neuron properties: the names sources use for the same statistic (OpenAI's
+# NeuronRecord, Universal Neurons' CSV columns) -> the name the graph stores and the API reads.
+NEURON_PROP_ALIASES: dict[str, str] = {
+    "variance": "var", "skewness": "skew", "kurtosis": "kurt",
+    "quantile_boundaries": "quantiles",
+    "sparsity": "frac_active",  # Universal Neurons: the fraction of tokens the neuron fires on
+    "max_activation": "max", "min_activation": "min",
+}
+# The store queries whose rows carry neuron properties (``{key, ..., props: {...}}``).
+NEURON_PROP_QUERIES = frozenset({"upsert_neurons", "set_neuron_props"})
+
+
+def neuron_props(props: dict[str, Any]) -> dict[str, Any]:
+    """``props`` under the graph's names (NEURON_PROP_ALIASES); where a source gives both
+    names, the graph's own wins."""
+    if not any(k in NEURON_PROP_ALIASES for k in props):
+        return props
+    out = {NEURON_PROP_ALIASES.get(k, k): v for k, v in props.items() if k in NEURON_PROP_ALIASES}
+    out.update((k, v) for k, v in props.items() if k not in NEURON_PROP_ALIASES)
+    return out
+
+
+def neuron_prop_rows(rows: Iterable[dict]) -> Iterator[dict]:
+    """Rows of a NEURON_PROP_QUERIES query with their ``props`` under the graph's names (lazily:
+    rows may be a generator of millions)."""
+    for row in rows:
+        props = row.get("props")
+        yield {**row, "props": neuron_props(props)} if props and any(k in NEURON_PROP_ALIASES for k in props) \
+            else row
 
 
 @dataclass

@@ -35,6 +35,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from .domain import NODE_LABELS
 from .errors import NeuroGraphError
+from .progress import Counter
 from .queries import QUERIES
 from .store.base import Store
 
@@ -458,17 +459,9 @@ async def export_graph(store: Store, out_dir: str | Path, formats: tuple[str, ..
     jsonl = out / "graph.jsonl" if "jsonl" in formats else out / ".graph.jsonl.tmp"
     schema = _Schema()
 
-    bar = None
-    advance: Callable[[int], None] = lambda n: None  # noqa: E731
     if progress is None:
         progress = sys.stderr.isatty()
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-        task = bar.add_task("export: nodes", total=None)
-        advance = lambda n: bar.advance(task, n)  # noqa: E731
-        bar.start()
+    advance = Counter("export: nodes", enabled=progress)
     try:
         nodes, edges, pairs = await _dump_jsonl(store, jsonl, model, page_size, schema, advance)
         files: list[Path] = [jsonl] if "jsonl" in formats else []
@@ -477,8 +470,7 @@ async def export_graph(store: Store, out_dir: str | Path, formats: tuple[str, ..
         if "graphml" in formats:
             files.append(_write_graphml(jsonl, out / "graph.graphml", schema, pairs))
     finally:
-        if bar is not None:
-            bar.stop()
+        advance.close()
         if "jsonl" not in formats:
             jsonl.unlink(missing_ok=True)
     return {"out_dir": str(out), "formats": list(formats), "model": model, "nodes": nodes, "edges": edges,

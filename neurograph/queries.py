@@ -15,7 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-CYPHER_DIR = Path(os.environ.get("NEUROGRAPH_CYPHER_DIR", Path(__file__).resolve().parents[1] / "cypher"))
+from . import resources
+
+CYPHER_DIR = Path(os.environ.get("NEUROGRAPH_CYPHER_DIR", resources.CYPHER_DIR))
 
 _PARAMS = re.compile(r"^//[ \t]*params:[ \t]*(.*)$", re.MULTILINE)
 _WRITES = re.compile(r"\b(CREATE|MERGE|SET|DELETE|REMOVE|DETACH)\b", re.IGNORECASE)

@@ -476,6 +476,41 @@ async def test_unexpected_errors_are_masked_not_leaked(client, store):
     assert "Traceback" not in str(body) and "zero" not in str(body)
 
 
+BAD_LAYERS = [  # (variables, what graphql-core says about $l)
+    ({"l": "three"}, "Int cannot represent non-integer value: 'three'"),
+    ({"l": 3.5}, "Int cannot represent non-integer value: 3.5"),
+    ({"l": 2**40}, "Int cannot represent non 32-bit signed integer value: 1099511627776"),
+    ({}, "Expected a value of non-null type 'Int!' to be provided"),
+    ({"l": None}, "Expected value of non-null type 'Int!' not to be None"),
+]
+
+
+@pytest.mark.parametrize("variables, says", BAD_LAYERS, ids=["string", "float", "2**40", "missing", "null"])
+async def test_badly_typed_variables_get_graphql_cores_message(client, variables, says, caplog):
+    q = "query($m: String!, $l: Int!, $i: Int!) { neuron(model: $m, layer: $l, index: $i) { key } }"
+    caplog.set_level("ERROR")
+    for accept in ("application/json", "application/graphql-response+json"):
+        r = await client.post("/graphql", json={"query": q, "variables": {"m": MODEL, "i": 1, **variables}},
+                              headers={"accept": accept})
+        # the app answers application/json, where the GraphQL-over-HTTP spec says 200 for request errors
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+        body = r.json()
+        assert body["data"] is None and len(body["errors"]) == 1
+        message = body["errors"][0]["message"]
+        assert message.startswith("Variable '$l'") and says in message and "internal error" not in message
+    assert not caplog.records  # the client's mistake, not a server fault
+
+
+async def test_internal_errors_are_logged_with_their_traceback(client, store, caplog):
+    await store.run("MATCH (l:Layer {key: 'synth/L0'}) CREATE (l)-[:HAS_NEURON]->"
+                    "(:Neuron {key: 'synth/0/501', model: 'synth', layer: 'zero', index: 501})", write=True)
+    caplog.set_level("ERROR")
+    body = await gql(client, "{ neuron(model: \"synth\", layer: 0, index: 501) { key layer } }", ok=False)
+    assert body["errors"][0]["message"] == "internal error: the server log has details"
+    logged = [r for r in caplog.records if r.exc_info]
+    assert logged and "zero" in caplog.text and "Traceback" in caplog.text
+
+
 async def test_response_cache_serves_repeats_and_forgets_on_writes(store, settings, graph):
     app = create_app(settings, store)
     cache = app.state.response_cache

@@ -1,5 +1,6 @@
-"""The request's hot path (neurograph/api/execution.py, the cost cache): the same answers and
-the same errors as Strawberry's stock execution, and caches that never mix two questions."""
+"""The request's hot path (the execution context, the cost and validation caches): the same
+answers and the same errors as Strawberry's stock execution, and caches that never mix two
+questions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import inspect
 import json
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Optional
 
 import pytest
 import strawberry
@@ -16,10 +16,10 @@ from graphql import parse
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from loaders.synthetic import write_synthetic_graph
-from neurograph.api import create_app, execution
+from neurograph.api import create_app
 from neurograph.api.context import Context
 from neurograph.api.cost import CostCache, cost_variables, estimate_cost
-from neurograph.api.execution import FastExecutionContext, fast_execution_context, plans_for
+from neurograph.api.execution_context import AcyclicExecutionContext
 from neurograph.api.ids import encode_cursor
 from neurograph.api.schema import build_schema
 from neurograph.api.types import Token
@@ -64,9 +64,9 @@ QUERIES = [
 ]
 
 
-async def test_fast_execution_answers_like_stock_strawberry(store, settings, graph):
+async def test_execution_answers_like_stock_strawberry(store, settings, graph):
     fast, stock = build_schema(), _stock(build_schema())
-    assert issubclass(fast.execution_context_class, FastExecutionContext)
+    assert fast.execution_context_class is AcyclicExecutionContext
     for query, variables in QUERIES:
         assert await _answer(fast, store, settings, query, variables) == \
             await _answer(stock, store, settings, query, variables), query
@@ -104,163 +104,6 @@ async def test_examples_of_every_kind_and_cursor_are_one_round_trip(store, setti
     assert ranks == {"a": [0, 1], "b": [0], "c": [1, 2]}
     assert (n["a"]["totalCount"], n["b"]["totalCount"], n["c"]["totalCount"]) == (
         counts["max"], counts["random"], counts["max"])
-
-
-async def test_sub_selections_are_shared_across_requests_only_without_directives(store, settings, graph):
-    fast, stock = build_schema(), _stock(build_schema())
-    shared = fast.execution_context_class.shared
-    page = QUERIES[0][0]
-    for layer in (1, 2):  # the same document for another neuron: collected once, then reused
-        v = {"model": MODEL, "layer": layer, "index": 3, "first": 2}
-        assert await _answer(fast, store, settings, page, v) == await _answer(stock, store, settings, page, v)
-        n_shared = len(shared) if layer == 1 else n_shared
-    assert n_shared > 10 and len(shared) == n_shared
-    # with @include the variables decide which fields run: nothing is shared, each answer is right
-    q = ("query($t: Boolean!) { neuron(model: \"synth\", layer: 1, index: 3) { key "
-         "stats @include(if: $t) { mean } inputs(first: 2) { edges { node { key ...L } } } } } "
-         "fragment L on Neuron { layer @skip(if: $t) }")
-    for t in (True, False, True):
-        a = await _answer(fast, store, settings, q, {"t": t})
-        assert a == await _answer(stock, store, settings, q, {"t": t})
-        assert ('"stats"' in a) == t and ('"layer"' in a) == (not t)
-    assert len(shared) == n_shared
-    assert len(fast.execution_context_class.leaves) == n_shared  # one leaf list per shared collection
-
-
-async def test_shared_sub_selections_are_bounded(store, settings, graph, monkeypatch):
-    monkeypatch.setattr(execution, "_SHARED_MAX", 3)
-    fast, stock = build_schema(), _stock(build_schema())
-    cls = fast.execution_context_class
-    for first in range(1, 6):  # five documents, each with its own nodes
-        q = "{ neuron(model: \"synth\", layer: 1, index: 3) { key inputs(first: %d) { edges { weight " \
-            "node { key } } } } }" % first
-        assert await _answer(fast, store, settings, q) == await _answer(stock, store, settings, q)
-        assert len(cls.shared) <= 3 and set(cls.leaves) == {id(c.grouped_field_set) for _, c in cls.shared.values()}
-
-
-# --- the short cut on a small schema, with values the stock path refuses ----------------------
-
-
-@strawberry.type
-class Thing:
-    name: str
-    score: float
-    values: list[float]
-    maybe: list[Optional[int]]
-    label: Optional[str] = None
-
-
-@strawberry.type
-class Query:
-    @strawberry.field
-    def things(self, bad: int = 0) -> list[Thing]:
-        good = Thing(name="a", score=1.5, values=[1.0, 2], maybe=[1, None], label="x")
-        wrong = [
-            None,
-            Thing(name=None, score=1.0, values=[], maybe=[]),  # type: ignore[arg-type] - null for String!
-            Thing(name="c", score="high", values=[1.0], maybe=[]),  # type: ignore[arg-type] - not a float
-            Thing(name="d", score=1.0, values=[1.0, None], maybe=[]),  # type: ignore[list-item] - null item
-            Thing(name="e", score=1.0, values=7, maybe=[]),  # type: ignore[arg-type] - not a list
-        ]
-        return [good, wrong[bad]] if bad else [good]  # type: ignore[list-item]
-
-
-def test_plans_cover_plain_leaf_attributes_only():
-    small = strawberry.Schema(Query)
-    plans = plans_for(small)
-    assert set(plans) == {("Thing", n) for n in ("name", "score", "values", "maybe", "label")}
-    assert plans[("Thing", "values")].is_list and plans[("Thing", "values")].items_non_null
-    assert not plans[("Thing", "maybe")].items_non_null and not plans[("Thing", "label")].non_null
-    full = plans_for(build_schema())
-    assert ("NeuronEdge", "weight") in full and ("Example", "activations") in full
-    assert ("Explanation", "scores") not in full  # JSON: a custom scalar keeps the stock path
-    assert ("Neuron", "interest") not in full  # a resolver
-
-
-@pytest.mark.parametrize("bad", range(5))
-async def test_short_cut_errors_read_like_stock_errors(bad, monkeypatch):
-    complete, MISSING = execution._complete, execution._MISSING
-    fast, stock = strawberry.Schema(Query), strawberry.Schema(Query)
-    fast.execution_context_class = fast_execution_context(fast)
-    q = "query($bad: Int!) { things(bad: $bad) { name score values maybe label } }"
-    used = []
-
-    def counting(plan, source):
-        out = complete(plan, source)
-        used.append(out is not MISSING)
-        return out
-
-    monkeypatch.setattr(execution, "_complete", counting)
-    a = await fast.execute(q, variable_values={"bad": bad})
-    b = await stock.execute(q, variable_values={"bad": bad})
-    assert sum(used) >= 5  # the good item went the short way
-    assert a.data == b.data
-    assert [e.formatted for e in a.errors or []] == [e.formatted for e in b.errors or []]
-    assert bool(a.errors) == (bad > 0)
-
-
-@strawberry.type
-class Part:
-    name: str
-
-    @strawberry.field
-    async def later(self) -> str:
-        if self.name == "boom":
-            raise ValueError("boom later")
-        return self.name.upper()
-
-
-@strawberry.type
-class Box:
-    one: Part
-    many: list[Part]
-    loose: list[Optional[Part]]
-    maybe: Optional[Part] = None
-
-
-def _box(**changes) -> Box:
-    fields = {"one": Part(name="a"), "many": [Part(name="b"), Part(name="c")], "loose": [Part(name="d")],
-              "maybe": Part(name="e")}
-    return Box(**{**fields, **changes})
-
-
-BAD_BOXES = [
-    {},
-    {"one": Part(name=None)},  # type: ignore[arg-type] - null for String!: the box goes null
-    {"maybe": Part(name=None)},  # type: ignore[arg-type] - only maybe goes null
-    {"many": [Part(name="b"), Part(name=None)]},  # type: ignore[arg-type] - many (non-null) fails the box
-    {"loose": [Part(name=None), Part(name="f")]},  # type: ignore[arg-type] - one loose item goes null
-    {"many": [Part(name="b"), None]},  # a null item in [Part!]!
-    {"many": 7},  # not a list
-    {"one": None},  # null for Part!
-    {"many": (Part(name="x"),)},  # a tuple is a list too
-    {"many": [Part(name="boom"), Part(name="b")]},  # an awaited error inside a list item
-    {"loose": [Part(name="boom"), Part(name="boom")]},
-    {"one": Part(name="boom")},
-    {"many": []},
-]
-
-
-@strawberry.type
-class BoxQuery:
-    @strawberry.field
-    def boxes(self, bad: int = 0) -> list[Optional[Box]]:
-        return [_box(), _box(**BAD_BOXES[bad]), _box()]
-
-
-@pytest.mark.parametrize("bad", range(len(BAD_BOXES)))
-async def test_object_short_cut_answers_and_errors_like_stock(bad):
-    fast, stock = strawberry.Schema(BoxQuery), strawberry.Schema(BoxQuery)
-    fast.execution_context_class = fast_execution_context(fast)
-    assert {("Box", "one"), ("Box", "many"), ("Box", "loose"), ("Box", "maybe")} <= {
-        k for k, plan in fast.execution_context_class.plans.items() if plan.object_type is not None}
-    q = ("query($bad: Int!) { boxes(bad: $bad) { one { name later } many { name later } "
-         "loose { name later } maybe { name } } }")
-    a = await fast.execute(q, variable_values={"bad": bad})
-    b = await stock.execute(q, variable_values={"bad": bad})
-    assert a.data == b.data
-    assert [e.formatted for e in a.errors or []] == [e.formatted for e in b.errors or []]
-    assert bool(a.errors) == (bad not in (0, 8, 12))
 
 
 # --- cost and validation caches --------------------------------------------------------------
@@ -328,7 +171,7 @@ async def test_a_finished_request_leaves_no_cyclic_garbage(store, settings, grap
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
-    assert not left & {"Context", "Loaders", "DataLoader", "FastExecutionContext", "Neuron", "Token"}, left
+    assert not left & {"Context", "Loaders", "DataLoader", "AcyclicExecutionContext", "Neuron", "Token"}, left
 
 
 async def test_only_a_serving_app_freezes_its_startup_objects(store, settings, graph):

@@ -11,7 +11,8 @@ import pytest
 
 from loaders.synthetic import write_synthetic_graph
 from neurograph.api import create_app
-from neurograph.api.pages import NEURON_PAGE, neuron_page_variables, prerender
+from neurograph.api.app import render_pages
+from neurograph.api.pages import NEURON_PAGE, neuron_page_variables
 from neurograph.cli import main
 from neurograph.errors import NotFound
 from neurograph.store import open_store
@@ -35,16 +36,16 @@ async def post(app, variables: dict, *, gzip: bool = True) -> httpx.Response:
 
 
 async def test_prerender_keeps_every_page_and_resumes(store, settings, graph):
-    report = await prerender(store, settings, MODEL)
+    report = await render_pages(store, settings, MODEL)
     assert (report.neurons, report.rendered, report.kept) == (24, 24, 0) and report.bytes_rendered > 24 * 1000
-    again = await prerender(store, settings, MODEL)
+    again = await render_pages(store, settings, MODEL)
     assert (again.rendered, again.kept) == (0, 24)
-    only = await prerender(store, settings.with_(graph=settings.graph), MODEL, layers=[1])
+    only = await render_pages(store, settings.with_(graph=settings.graph), MODEL, layers=[1])
     assert only.neurons == 8 and only.rendered == 0
 
 
 async def test_a_kept_page_is_what_the_live_app_answers(store, settings, graph):
-    await prerender(store, settings, MODEL)
+    await render_pages(store, settings, MODEL)
     app = create_app(settings, store)  # a fresh process: nothing in memory
     cache = app.state.response_cache
     v = neuron_page_variables(MODEL, 1, 5)
@@ -62,7 +63,7 @@ async def test_a_kept_page_is_what_the_live_app_answers(store, settings, graph):
 
 
 async def test_a_write_makes_kept_pages_unreachable(store, settings, graph):
-    await prerender(store, settings, MODEL)
+    await render_pages(store, settings, MODEL)
     app = create_app(settings, store)
     cache = app.state.response_cache
     v = neuron_page_variables(MODEL, 2, 3)
@@ -91,9 +92,9 @@ async def test_a_write_by_another_process_shows_when_the_stamp_is_read_again(sto
 
 async def test_prerender_errors_are_clear(store, settings, graph):
     with pytest.raises(NotFound, match="no neurons for model 'nope'"):
-        await prerender(store, settings, "nope")
+        await render_pages(store, settings, "nope")
     with pytest.raises(Exception, match="page cache is off"):
-        await prerender(store, settings.with_(page_cache_mb=0), MODEL)
+        await render_pages(store, settings.with_(page_cache_mb=0), MODEL)
 
 
 async def test_pages_command(store, settings, graph, monkeypatch, capsys):
@@ -132,6 +133,6 @@ async def test_a_stopped_prerender_finishes_the_page_in_hand_and_starts_no_other
 
     stop = asyncio.Event()
     stop.set()
-    report = await prerender(store, settings, MODEL, stop=stop)
+    report = await render_pages(store, settings, MODEL, stop=stop)
     assert report.rendered == 0 and report.neurons == 24
-    assert (await prerender(store, settings, MODEL)).rendered == 24  # a later run does them all
+    assert (await render_pages(store, settings, MODEL)).rendered == 24  # a later run does them all

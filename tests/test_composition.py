@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from loaders.composition import (ALL_LISTS, head_composition, histogram_rows, neuron_composition,
-                                 token_effects)
+from loaders.composition import ALL_LISTS, head_composition, neuron_composition, token_effects
+from loaders.topk import histogram_rows
 from loaders.weights import ModelWeights, repeat_kv
 
 L, DM, D, H, V = 3, 16, 12, 4, 40

@@ -41,8 +41,8 @@ async def test_openai_tree(store):
     n = (await store.run("MATCH (n:Neuron {key: 'toy-oai/0/1'}) RETURN n"))[0]["n"]
     assert (n["mean"], n["var"], n["skew"]) == (rec["mean"], rec["variance"], rec["skewness"])
     assert math.isnan(json.loads((OAI / "collated-activations/0/1.json").read_text())["kurtosis"]) and "kurt" not in n
-    assert n["quantile_boundaries"] == rec["quantile_boundaries"]
-    assert n["max_activation"] == max(max(r["activations"]) for r in rec["most_positive_activation_records"])
+    assert n["quantiles"] == rec["quantile_boundaries"]  # stored under the graph's names (domain.neuron_props)
+    assert n["max"] == max(max(r["activations"]) for r in rec["most_positive_activation_records"])
     edges = await store.run("MATCH (:Neuron {key: 'toy-oai/0/1'})-[e:ACTIVATES_ON]->(x:Example) "
                             "RETURN e.kind AS kind, e.rank AS rank, e.quantile AS q, e.activations AS acts, "
                             "e.pivot AS pivot, x.key AS x ORDER BY kind, rank")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 import httpx
 import pytest
@@ -138,15 +137,7 @@ async def test_neuron2graph_page_has_graph_dot_and_similar(client):
     assert other["similar"] == [{"layer": 0, "neuron": 1, "similarity": 0.9}]
 
 
-@pytest.fixture(params=["search_module", "rest_fallback"])
-def search_path(request, monkeypatch):
-    """Both search paths: neurograph.search.search_tokens and the REST module's own Cypher."""
-    if request.param == "rest_fallback":
-        monkeypatch.setitem(sys.modules, "neurograph.search", None)  # makes the import fail
-    return request.param
-
-
-async def test_neuron2graph_search_intersects_terms(client, search_path):
+async def test_neuron2graph_search_intersects_terms(client):
     async def search(q: str) -> list:
         r = await client.get(f"/api/{M}/neuron2graph-search", params={"query": q})
         assert r.status_code == 200, r.text

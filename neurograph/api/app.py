@@ -39,16 +39,18 @@ from strawberry.asgi import GraphQL
 
 from ..config import Settings
 from ..errors import NeuroGraphError
+from ..resources import GRAPHQL_DIR, WEB_DIR
 from ..store import Store, open_store
 from .cache import PageStore, ResponseCache
 from .context import Context
 from .deadline import RequestDeadline
 from .live import RateLimiter
+from .pages import PagesReport, prerender, render_in_background
+from .rest import routes as rest_routes
 from .schema import schema as default_schema
 
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 # The SDL and the example operations, served at /operations/ (the UI's neuron page is one)
-OPERATIONS_DIR = Path(__file__).resolve().parents[2] / "graphql"
+OPERATIONS_DIR = GRAPHQL_DIR
 MAX_BODY_BYTES = 256 * 1024  # a GraphQL request is text: far below this
 LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
 
@@ -180,9 +182,9 @@ def page_store(settings: Settings) -> PageStore | None:
 def freeze_startup_objects() -> None:
     """Move everything alive now (modules, the schema, the store) out of the garbage
     collector's sight. Requests free their own objects by reference counting (no cycles, see
-    execution.py), but under concurrent load the objects of requests in flight get promoted
-    and trigger full collections, and each of those walked the ~100k startup objects again:
-    about half a millisecond per neuron page."""
+    execution_context.py), but under concurrent load the objects of requests in flight get
+    promoted and trigger full collections, and each of those walked the ~100k startup objects
+    again: about half a millisecond per neuron page."""
     gc.collect()
     gc.freeze()
 
@@ -219,10 +221,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
 
             app.state.supervisor = Supervisor([server, server.replica()])
             watcher = asyncio.create_task(app.state.supervisor.run(stop))
-        if render_pages and pages is not None:
-            from .pages import render_in_background
-
-            renderer = asyncio.create_task(render_in_background(app.state.store, settings, stop))
+        if render_pages and pages is not None:  # through this app's own in-process client
+            renderer = asyncio.create_task(render_in_background(app, stop))
         try:
             yield
         finally:
@@ -241,11 +241,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
                 await app.state.store.close()
             if pages is not None:
                 pages.close()
-
-    try:
-        from .rest import routes as rest_routes
-    except ImportError:  # the REST module is optional while it is being built
-        rest_routes = []
 
     graphql_app = NeuroGraphQL(default_schema, graphql_ide="graphiql", allow_queries_via_get=True)
     pages = page_store(settings) if cache_entries > 0 else None
@@ -273,3 +268,19 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
     if store is not None:  # usable before (or without) the lifespan, e.g. by ASGITransport
         app.state.store = store
     return app
+
+
+async def render_pages(store: Store, settings: Settings, model: str, **kwargs: Any) -> PagesReport:
+    """Pre-render ``model``'s neuron pages where no app is serving (``neurograph pages``, a
+    benchmark): an app of its own on ``store``, its disk-store handle closed after; ``kwargs``
+    as pages.prerender takes them.
+
+        report = await render_pages(store, settings, "smollm2-135m", progress=True)
+    """
+    app = create_app(settings, store, web_dir=None)
+    try:
+        return await prerender(app, model, **kwargs)
+    finally:
+        pages = app.state.response_cache.pages
+        if pages is not None:  # no lifespan runs here to close it
+            pages.close()

@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 STALE_HEADER = b"x-neurograph-stale"
+RENDERER = "neurograph.page_renderer"  # ASGI scope key of the app's own page renderer's requests (pages.py)
 
 
 @lru_cache(maxsize=256)
@@ -215,8 +216,9 @@ class ResponseCache:
         stamp = await self.stamp(scope["app"].state.store) if key is not None else None
         if stamp is None:
             key = None
+        own = scope.get(RENDERER) is not None  # the app's own page renderer: kept on disk only, not counted
         if key is not None:
-            hit = self._entries.get(key)
+            hit = None if own else self._entries.get(key)
             if hit is not None and hit[0] == stamp:
                 self.hits += 1  # moved to the LRU's end by _remember below
             else:
@@ -234,7 +236,7 @@ class ResponseCache:
                     await self._send(send, ctype, raw, stale=stale)
                 self._remember(key, stamp, ctype, raw, gz)
                 return
-            self.misses += 1
+            self.misses += not own
             if self.stale:
                 key = None  # the app answers (with its clear error); nothing is kept
 
@@ -261,7 +263,8 @@ class ResponseCache:
                 # level 1: a third of the size at ~1 ms per 85 KB (level 6: a quarter, 4 ms)
                 gz = gzip.compress(out, compresslevel=1, mtime=0)
                 self.pages.put(stamp, key, ctype, gz)
-            self._remember(key, stamp, ctype, out, gz)
+            if not own:
+                self._remember(key, stamp, ctype, out, gz)
 
     def _remember(self, key: str, stamp: str, ctype: bytes, raw: bytes | None, gz: bytes | None) -> None:
         self._entries[key] = (stamp, ctype, raw, gz)

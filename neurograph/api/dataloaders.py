@@ -9,14 +9,14 @@ with their edges costs the same number of database round trips as a page of 10.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 from strawberry.dataloader import DataLoader
 
+from ..domain import parse_key
 from ..store import Store
 
 @dataclass(frozen=True)
@@ -49,20 +49,15 @@ _SORT = {
 }
 
 
-_HEAD_KEY = re.compile(r"^(.+)/L(\d+)H(\d+)$")
-_TOKEN_KEY = re.compile(r"^(.+)/t(\d+)$")
-_NEURON_KEY = re.compile(r"^(.+)/(\d+)/(\d+)$")
-
-
 def summary_from_key(key: str) -> dict[str, Any]:
     """What a unit's key alone says about it: model and position (neuron, head) or token id."""
-    if m := _NEURON_KEY.match(key):
-        return {"key": key, "model": m.group(1), "layer": int(m.group(2)), "index": int(m.group(3))}
-    if m := _HEAD_KEY.match(key):
-        return {"key": key, "model": m.group(1), "layer": int(m.group(2)), "head": int(m.group(3))}
-    if m := _TOKEN_KEY.match(key):
-        return {"key": key, "model": m.group(1), "id": int(m.group(2))}
-    return {"key": key}
+    unit = parse_key(key)
+    if unit is None:
+        return {"key": key}
+    if unit.label == "Token":
+        return {"key": key, "model": unit.model, "id": unit.index}
+    position = "head" if unit.label == "Head" else "index"
+    return {"key": key, "model": unit.model, "layer": unit.layer, position: unit.index}
 
 
 def select_edges(rows: list[dict], key: EdgeKey) -> list[dict]:
@@ -92,13 +87,6 @@ class ExamplesKey:
     kind: str
     after_rank: int
     limit: int
-
-
-def _grouped(keys: Sequence[Any], group: Any) -> dict[Hashable, list[Any]]:
-    groups: dict[Hashable, list[Any]] = defaultdict(list)
-    for k in keys:
-        groups[group(k)].append(k)
-    return groups
 
 
 class Loaders:

@@ -3,13 +3,15 @@ model ahead of time and kept in the API's on-disk cache (see cache.py), as Neuro
 a static page per neuron. Browsing then costs what serving a file costs; any other query is
 resolved live.
 
-The pages are made by the app itself (through ASGI, in process), so a kept answer is
-byte for byte what a live request gets. They are kept under the graph's change stamp: any
+The pages are requested from the app itself, through its in-process client (ASGI, no
+socket, as Datasette's ``datasette.client``), so a kept answer is byte for byte what a live
+request gets, and a serving app renders into its own cache. They are kept under the graph's change stamp: any
 later write makes them unreachable and the next run makes them again. Resumable: pages kept
 under the current stamp are skipped. The most interesting neurons come first, so a server that
 renders in the background (``neurograph serve --pages``) has the likeliest pages soonest.
 
-    report = await prerender(store, settings, "smollm2-135m", progress=True)
+    app = create_app(settings, store)
+    report = await prerender(app, "smollm2-135m", progress=True)
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from typing import Any
 import httpx
 import orjson
 
-from ..config import Settings
+from starlette.applications import Starlette
+
 from ..errors import NeuroGraphError, NotFound, StoreUnavailable
 from ..progress import progress_bar
-from ..store import Store
-from .app import OPERATIONS_DIR, create_app
-from .cache import request_key
+from ..resources import GRAPHQL_DIR
+from .cache import RENDERER, request_key
 
-NEURON_PAGE = OPERATIONS_DIR / "neuron_page.graphql"
+NEURON_PAGE = GRAPHQL_DIR / "neuron_page.graphql"
 log = logging.getLogger(__name__)
 
 
@@ -53,24 +55,16 @@ def neuron_page_variables(model: str, layer: int, index: int) -> dict[str, Any]:
     return {"model": model, "layer": layer, "index": index}
 
 
-async def prerender(store: Store, settings: Settings, model: str, *, layers: list[int] | None = None,
-                    concurrency: int = 4, progress: bool = False, stop: asyncio.Event | None = None) -> PagesReport:
-    """Render and keep the neuron page of every neuron of ``model`` (of ``layers`` if given);
-    once ``stop`` is set, the pages being made are finished and no other is started."""
-    app = create_app(settings, store, web_dir=None)
-    pages = app.state.response_cache.pages
-    if pages is None:
-        raise NeuroGraphError("the on-disk page cache is off (NEUROGRAPH_PAGE_CACHE_MB=0): nothing to pre-render into")
-    try:
-        return await _render(app, store, model, layers, concurrency, progress, stop)
-    finally:
-        pages.close()  # this app's own handle on the disk store: no lifespan runs to close it
-
-
-async def _render(app: Any, store: Store, model: str, layers: list[int] | None, concurrency: int, progress: bool,
-                  stop: asyncio.Event | None) -> PagesReport:
-    t0 = time.perf_counter()
+async def prerender(app: Starlette, model: str, *, layers: list[int] | None = None, concurrency: int = 4,
+                    progress: bool = False, stop: asyncio.Event | None = None) -> PagesReport:
+    """Render and keep the neuron page of every neuron of ``model`` (of ``layers`` if given),
+    asking ``app`` (create_app's, its store open) through its in-process client; once ``stop``
+    is set, the pages being made are finished and no other is started."""
     cache = app.state.response_cache
+    if cache.pages is None:
+        raise NeuroGraphError("the on-disk page cache is off (NEUROGRAPH_PAGE_CACHE_MB=0): nothing to pre-render into")
+    store = app.state.store
+    t0 = time.perf_counter()
     coords = await store.query("model_neuron_coords", model=model)
     if not coords:
         raise NotFound(f"no neurons for model {model!r}: build or import it first")
@@ -86,7 +80,12 @@ async def _render(app: Any, store: Store, model: str, layers: list[int] | None, 
             todo.append(variables)
     rendered_bytes = 0
 
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 0))
+    async def as_renderer(scope: Any, receive: Any, send: Any) -> None:
+        # marked in the ASGI scope (no HTTP client can set it): kept on disk, not in the
+        # serving app's memory tier or its hit counts
+        await app(scope | {RENDERER: True}, receive, send)
+
+    transport = httpx.ASGITransport(app=as_renderer, client=("127.0.0.1", 0))
     async with httpx.AsyncClient(transport=transport, base_url="http://pages", timeout=None) as client:
         with progress_bar(progress) as bar:
             task = bar.add_task(f"neuron pages of {model}", total=len(todo))
@@ -115,12 +114,13 @@ async def _render(app: Any, store: Store, model: str, layers: list[int] | None, 
                        round(rendered / seconds, 1) if seconds else 0.0, rendered_bytes)
 
 
-async def render_in_background(store: Store, settings: Settings, stop: asyncio.Event, *,
-                               concurrency: int = 1, retry_every: float = 1.0) -> None:
+async def render_in_background(app: Starlette, stop: asyncio.Event, *, concurrency: int = 1,
+                               retry_every: float = 1.0) -> None:
     """Every model's pages, one at a time beside the server's requests (``serve --pages``),
     until done or ``stop`` is set. While the store is unreachable it waits and then resumes
     where it stopped (made pages are kept); other failures are logged, never raised: the
     server goes on resolving pages live."""
+    store = app.state.store
     while not stop.is_set():
         try:
             for row in await store.query("models"):
@@ -128,7 +128,7 @@ async def render_in_background(store: Store, settings: Settings, stop: asyncio.E
                     return
                 name = row["m"]["name"]
                 log.info("pre-rendering the neuron pages of %s in the background", name)
-                report = await prerender(store, settings, name, concurrency=concurrency, stop=stop)
+                report = await prerender(app, name, concurrency=concurrency, stop=stop)
                 log.info("neuron pages of %s: %d rendered, %d already kept, %.0f s", name, report.rendered,
                          report.kept, report.seconds)
             return

@@ -34,6 +34,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..domain import layer_key, neuron_key
 from ..errors import InvalidKey, NeuroGraphError, StoreUnavailable
+from ..search import search_tokens
 from ..store.base import Store
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,7 @@ async def _n2g_page(store: Store, meta: dict[str, Any], layer: int | None, neuro
     }
 
 
-_SEARCH_ROLES = {"activating": ("activating",), "important": ("important",), "any": ("activating", "important")}
+SEARCH_KINDS = ("activating", "important", "any")
 
 
 def parse_search(query: str | None) -> list[tuple[str, str]]:
@@ -265,7 +266,7 @@ def parse_search(query: str | None) -> list[tuple[str, str]]:
     for part in query.split(","):
         kind, sep, token = part.partition(":")
         kind = kind.strip().lower()
-        if not sep or kind not in _SEARCH_ROLES or token == "":
+        if not sep or kind not in SEARCH_KINDS or token == "":
             raise Problem(400, error=f"bad search term {part!r}: use activating:TOKEN, important:TOKEN or any:TOKEN")
         terms.append((kind, token))
     if len(terms) > MAX_QUERY_TERMS:
@@ -276,39 +277,19 @@ def parse_search(query: str | None) -> list[tuple[str, str]]:
 SEARCH_PAGE = 1000  # rows per search_tokens call (its own maximum); we page to MAX_LIMIT
 
 
-def _norm(token: str) -> str:
-    # as neurograph.search: case-insensitive, surrounding whitespace ignored (a bare space stays)
-    return token.strip().lower() or token.lower()
-
-
 async def _search(store: Store, model: str, terms: list[tuple[str, str]]) -> list[tuple[int, int]]:
     """Neurons matching every term, sorted by (layer, neuron), at most MAX_LIMIT of them."""
     groups: dict[str, list[str]] = {"activating": [], "important": [], "any": []}
     for kind, token in terms:
         groups[kind].append(token)
-    try:  # the shared N2G search module, when present, is the one place this logic lives
-        from ..search import search_tokens
-    except ImportError:
-        search_tokens = None
     out: list[tuple[int, int]] = []
-    if search_tokens is not None:
-        while len(out) < MAX_LIMIT:
-            rows = await search_tokens(store, model, activating=groups["activating"],
-                                       important=groups["important"], any_=groups["any"],
-                                       limit=SEARCH_PAGE, offset=len(out))
-            out += [(int(r["layer"]), int(r["index"])) for r in rows]
-            if len(rows) < SEARCH_PAGE:
-                break
-        return sorted(out)[:MAX_LIMIT]
-    found: set[tuple[int, int]] | None = None
-    for kind, token in terms:
-        rows = await store.query("rest_search_tokens", model=model, token=_norm(token),
-                                 roles=list(_SEARCH_ROLES[kind]))
-        hits = {(r["layer"], r["neuron"]) for r in rows}
-        found = hits if found is None else found & hits
-        if not found:
+    while len(out) < MAX_LIMIT:
+        rows = await search_tokens(store, model, activating=groups["activating"], important=groups["important"],
+                                   any_=groups["any"], limit=SEARCH_PAGE, offset=len(out))
+        out += [(int(r["layer"]), int(r["index"])) for r in rows]
+        if len(rows) < SEARCH_PAGE:
             break
-    return sorted(found or ())[:MAX_LIMIT]
+    return sorted(out)[:MAX_LIMIT]
 
 
 async def _n2g_search_page(store: Store, meta: dict[str, Any], layer: int | None, neuron: int | None,

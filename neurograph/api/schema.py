@@ -18,10 +18,10 @@ from strawberry.extensions import (
 from strawberry.scalars import JSON
 from strawberry.tools import merge_types
 
-from ..domain import check_model_name, explanation_key, head_key, neuron_key, parse_neuron_key
+from ..domain import check_model_name, explanation_key, head_key, neuron_key, parse_key, parse_neuron_key
 from ..errors import InvalidKey, NeuroGraphError, NotFound, QueryError
 from .cost import CostLimiter
-from .execution import ValidationCache, fast_execution_context
+from .execution_context import AcyclicExecutionContext
 from .graph import neighborhood as fetch_neighborhood, path_strength, strongest_paths
 from .live import LiveQuery
 from .ids import decode_cursor, encode_cursor, from_global_id, to_global_id
@@ -30,6 +30,7 @@ from .types import (
     Model, Neuron, NeuronConnection, NeuronPageEdge, NeuronStat, Node, PageInfo, Path, SortDirection, Subgraph,
     Token, TokenSearchHit, check_first, stat_name,
 )
+from .validation_cache import ValidationCache
 
 MAX_DEPTH = 3  # neighbourhood depth
 MAX_HOPS = 6  # path length
@@ -87,12 +88,10 @@ async def resolve_unit(info: Info, ref: str) -> tuple[str, dict]:
     try:
         label, key = from_global_id(ref)
     except InvalidKey:
-        if ref.count("/") == 2:
-            label, key = "Neuron", ref
-        elif "/L" in ref and "H" in ref.rsplit("/", 1)[-1]:
-            label, key = "Head", ref
-        else:
+        unit = parse_key(ref)
+        if unit is None or unit.label not in ("Neuron", "Head"):
             raise
+        label, key = unit.label, ref
     if label == "Neuron":
         return label, (await load_neuron(info, key))._p
     if label == "Head":
@@ -305,18 +304,23 @@ class PermissionDenied(NeuroGraphError, PermissionError):
     """A write without the API key."""
 
 
-def _mask(error: GraphQLError) -> bool:
-    """Hide unexpected errors; NeuroGraph's own errors say what was wrong and pass through."""
-    return error.original_error is not None and not isinstance(error.original_error, NeuroGraphError)
+def internal(error: GraphQLError) -> bool:
+    """An error of the server's, not of the request: masked in the answer, logged with its
+    traceback. NeuroGraph's own errors say what was wrong with the request; so do graphql-core's
+    request errors (no path: the variables did not fit their types, e.g. ``"three"`` for Int).
+    A field that failed for any other reason (a stored value its type refuses, a bug) is internal."""
+    original = error.original_error
+    if original is None or isinstance(original, NeuroGraphError):
+        return False
+    return not (error.path is None and isinstance(original, GraphQLError))
 
 
 class NeuroGraphSchema(strawberry.Schema):
-    """Logs only unexpected errors (with their traceback); a user's bad id or refused query is
-    answered, not logged as a server fault."""
+    """Logs only internal errors (with their traceback); a user's bad id, refused query or
+    badly typed variable is answered, not logged as a server fault."""
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        unexpected = [e for e in errors if e.original_error is not None
-                      and not isinstance(e.original_error, (NeuroGraphError, GraphQLError))]
+        unexpected = [e for e in errors if internal(e)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 
@@ -330,20 +334,19 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
     by the rule classes, hits for every repeated document; parsing is cached the same way."""
     rules = [*QueryDepthLimiter(max_depth=max_depth).validation_rules,
              *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules]
-    built = NeuroGraphSchema(
+    return NeuroGraphSchema(
         query=merge_types("Query", (Query, LiveQuery)), mutation=Mutation,
         types=[Neuron, Model, Head, Token, Explanation],
+        execution_context_class=AcyclicExecutionContext,
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: ParserCache(maxsize=256),
             lambda: AddValidationRules(rules),
             lambda: ValidationCache(maxsize=256),
             lambda: CostLimiter(max_cost=max_cost),  # after ValidationCache: it must not overwrite our error
-            lambda: MaskErrors(should_mask_error=_mask, error_message="internal error: the server log has details"),
+            lambda: MaskErrors(should_mask_error=internal, error_message="internal error: the server log has details"),
         ],
     )
-    built.execution_context_class = fast_execution_context(built)
-    return built
 
 
 schema = build_schema()

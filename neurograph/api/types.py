@@ -16,7 +16,7 @@ import enum
 import json
 import math
 import re
-from typing import Annotated, Any, Callable, Optional, TypeVar
+from typing import Annotated, Any, Callable, Generic, Optional, TypeVar
 
 import strawberry
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode
@@ -51,13 +51,6 @@ def _num(value: Any) -> float | None:
 
 def _int(value: Any) -> int | None:
     return int(value) if value is not None else None
-
-
-def _first_of(props: dict, *names: str) -> Any:
-    for n in names:
-        if props.get(n) is not None:
-            return props[n]
-    return None
 
 
 # --- enums ---------------------------------------------------------------------------------
@@ -117,6 +110,48 @@ class PageInfo:
     end_cursor: Optional[str]
 
 
+NodeT = TypeVar("NodeT")
+EdgeT = TypeVar("EdgeT")
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    """A Relay edge: the node at the end and its cursor. Each node type's edge is a named
+    subclass, so the SDL keeps its names:
+
+        @strawberry.type(name="ExampleEdge")
+        class ExampleEdge(Edge[Example]): ...
+    """
+
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type
+class WeightedEdge(Edge[NodeT]):
+    """An edge of the graph as seen from one unit: its kind, weight and rank within the kind.
+
+        NeuronEdge(cursor=c, node=Neuron(props), kind="virtual", weight=0.4, rank=0)
+    """
+
+    kind: Optional[str]
+    weight: float
+    rank: Optional[int]
+
+
+@strawberry.type
+class Connection(Generic[EdgeT]):
+    """A page of edges, its page info and how many edges there are in all.
+
+        @strawberry.type(name="TokenConnection")
+        class TokenConnection(Connection[TokenEdge]): ...
+    """
+
+    edges: list[EdgeT]
+    page_info: PageInfo
+    total_count: int
+
+
 def _offset_after(after: str | None) -> int:
     return int(decode_cursor(after, 1)[0]) + 1 if after else 0  # type: ignore[arg-type]
 
@@ -138,13 +173,11 @@ class NeuronStats:
 
     @classmethod
     def of(cls, p: dict) -> "NeuronStats":
-        q = _first_of(p, "quantiles", "quantile_boundaries")
-        ql = p.get("quantile_levels")
+        # one vocabulary: every writer's names were mapped to these (domain.neuron_props)
+        q, ql = p.get("quantiles"), p.get("quantile_levels")
         return cls(
-            mean=_num(p.get("mean")), var=_num(_first_of(p, "var", "variance")),
-            skew=_num(_first_of(p, "skew", "skewness")), kurt=_num(_first_of(p, "kurt", "kurtosis")),
-            frac_active=_num(_first_of(p, "frac_active", "sparsity")),
-            max=_num(_first_of(p, "max", "max_activation")), min=_num(_first_of(p, "min", "min_activation")),
+            mean=_num(p.get("mean")), var=_num(p.get("var")), skew=_num(p.get("skew")), kurt=_num(p.get("kurt")),
+            frac_active=_num(p.get("frac_active")), max=_num(p.get("max")), min=_num(p.get("min")),
             quantiles=[float(x) for x in q] if isinstance(q, list) else None,
             quantile_levels=[float(x) for x in ql] if isinstance(ql, list) else None,
         )
@@ -176,17 +209,11 @@ class Example:
     source: Optional[str]
 
 
-@strawberry.type
-class ExampleEdge:
-    cursor: str
-    node: Example
+ExampleEdge = Edge[Example]  # Strawberry names it so
 
-
-@strawberry.type
-class ExampleConnection:
-    edges: list[ExampleEdge]
-    page_info: PageInfo
-    total_count: int
+@strawberry.type(name="ExampleConnection")
+class ExampleConnection(Connection[ExampleEdge]):
+    pass
 
 
 @strawberry.type
@@ -275,8 +302,8 @@ class NeuronSource:
 
 @strawberry.type(description="A vocabulary token of a model.")
 class Token(Node):
-    # Plain attributes, not resolvers: graphql-core completes them without a resolver call
-    # (see execution.py), and a page lists dozens of tokens.
+    # Plain attributes, not resolvers: Strawberry reads them with getattr (no resolver of
+    # ours to call), and a page lists dozens of tokens.
     key: str
     model: str
     token_id: int
@@ -306,75 +333,6 @@ class Token(Node):
         row = await info.context.loaders.token.load(self._p["key"])
         self._p = {**self._p, **(row or {})}
         return str(self._p.get("text", ""))
-
-
-@strawberry.type
-class TokenEdge:
-    cursor: str
-    node: Token
-    kind: Optional[str]
-    weight: float
-    rank: Optional[int]
-    count: Optional[float]
-
-
-@strawberry.type
-class TokenConnection:
-    edges: list[TokenEdge]
-    page_info: PageInfo
-    total_count: int
-
-
-@strawberry.type
-class NeuronEdge:
-    """A weighted edge to another neuron, as seen from this one."""
-
-    cursor: str
-    node: "Neuron"
-    kind: Optional[str]
-    weight: float
-    rank: Optional[int]
-
-
-@strawberry.type
-class NeuronEdgeConnection:
-    edges: list[NeuronEdge]
-    page_info: PageInfo
-    total_count: int = strawberry.field(description="Edges matching the filters.")
-
-
-@strawberry.type
-class HeadEdge:
-    cursor: str
-    node: "Head"
-    kind: Optional[str]
-    weight: float
-    rank: Optional[int]
-    outgoing: bool = strawberry.field(description="True: neuron → head (Q, K, V); false: head → neuron (O).")
-
-
-@strawberry.type
-class HeadEdgeConnection:
-    edges: list[HeadEdge]
-    page_info: PageInfo
-    total_count: int
-
-
-@strawberry.type
-class HeadNeuronEdge:
-    cursor: str
-    node: "Neuron"
-    kind: Optional[str]
-    weight: float
-    rank: Optional[int]
-    outgoing: bool = strawberry.field(description="True: head → neuron (O); false: neuron → head (Q, K, V).")
-
-
-@strawberry.type
-class HeadNeuronEdgeConnection:
-    edges: list[HeadNeuronEdge]
-    page_info: PageInfo
-    total_count: int
 
 
 def _selects(info: Info, name: str) -> bool:
@@ -461,8 +419,8 @@ class Head(Node):
 
 @strawberry.type(description="An MLP neuron with its statistics, examples, explanations and edges.")
 class Neuron(Node):
-    # Plain attributes, not resolvers: graphql-core completes them without a resolver call
-    # (see execution.py), and a page lists dozens of neighbouring neurons.
+    # Plain attributes, not resolvers: Strawberry reads them with getattr (no resolver of
+    # ours to call), and a page lists dozens of neighbouring neurons.
     key: str
     model: str
     layer: int
@@ -639,10 +597,43 @@ class Neuron(Node):
             page_info=pinfo, total_count=len(rows))
 
 
-@strawberry.type
-class NeuronPageEdge:
-    cursor: str
-    node: Neuron
+@strawberry.type(name="TokenEdge")
+class TokenEdge(WeightedEdge[Token]):
+    count: Optional[float]
+
+
+@strawberry.type(name="TokenConnection")
+class TokenConnection(Connection[TokenEdge]):
+    pass
+
+
+@strawberry.type(name="NeuronEdge")
+class NeuronEdge(WeightedEdge[Neuron]):
+    """A weighted edge to another neuron, as seen from this one."""
+
+
+@strawberry.type(name="NeuronEdgeConnection")
+class NeuronEdgeConnection(Connection[NeuronEdge]):
+    total_count: int = strawberry.field(description="Edges matching the filters.")
+
+
+@strawberry.type(name="HeadEdge")
+class HeadEdge(WeightedEdge[Head]):
+    outgoing: bool = strawberry.field(description="True: neuron → head (Q, K, V); false: head → neuron (O).")
+
+
+HeadEdgeConnection = Connection[HeadEdge]  # Strawberry names it so
+
+@strawberry.type(name="HeadNeuronEdge")
+class HeadNeuronEdge(WeightedEdge[Neuron]):
+    outgoing: bool = strawberry.field(description="True: head → neuron (O); false: neuron → head (Q, K, V).")
+
+
+HeadNeuronEdgeConnection = Connection[HeadNeuronEdge]
+
+@strawberry.type(name="NeuronPageEdge")
+class NeuronPageEdge(Edge[Neuron]):
+    """A neuron in a page of ``neurons``, with its keyset cursor."""
 
 
 @strawberry.type(description="A page of neurons with keyset cursors.")

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 
+from ..domain import NEURON_PROP_QUERIES, neuron_prop_rows
 from ..errors import QueryError, StoreUnavailable
 from ..queries import QUERIES, QueryLibrary
 from .guard import checked_read_only, refuse_writes  # noqa: F401 - refuse_writes re-exported
@@ -159,6 +160,8 @@ class Store(ABC):
                     progress: Callable[[int], None] | None = None, **params: Any) -> int:
         """``UNWIND $rows`` a named query over rows in batches; returns rows written."""
         text = self.queries[name].text
+        if name in NEURON_PROP_QUERIES:  # one vocabulary for neuron properties, whoever writes them
+            rows = neuron_prop_rows(rows)
         n = 0
         for batch in chunks(rows, batch_size):
             await self.run(text, {"rows": batch, **params}, write=True)

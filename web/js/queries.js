@@ -165,9 +165,8 @@ export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
   Object.assign(stats, { degree: n.topology.degree, strength: n.topology.strength, betweenness: n.topology.betweenness });
   // Every other number stored on the neuron (importers keep their sources' columns, e.g.
   // Universal Neurons' max_corr or vocab_kurt): shown apart from the core statistics.
-  const shownProps = new Set(["layer", "index", "community", "interest", "mean", "var", "variance", "skew", "skewness",
-    "kurt", "kurtosis", "max", "max_activation", "min", "min_activation", "frac_active", "sparsity",
-    "degree", "strength", "betweenness", ...Object.keys(stats)]);
+  const shownProps = new Set(["layer", "index", "community", "interest", "mean", "var", "skew", "kurt", "max", "min",
+    "frac_active", "degree", "strength", "betweenness", ...Object.keys(stats)]);
   const moreProps = {};
   for (const [k, v] of Object.entries(n.props || {})) {
     if (typeof v === "number" && !shownProps.has(k)) moreProps[k] = v;
