@@ -9,6 +9,7 @@ import { neighborhoodPage } from "./pages/neighborhood.js";
 import { headPage } from "./pages/head.js";
 import { searchPage } from "./pages/search.js";
 import { comparePage } from "./pages/compare.js";
+import { runPage } from "./pages/run.js";
 
 const PAGES = {
   models: modelsPage,
@@ -18,6 +19,7 @@ const PAGES = {
   attention: headPage, // not "head": the page class would be .page-head
   search: searchPage,
   compare: comparePage,
+  run: runPage,
   notfound: (app, route) => app.append(errorBox(`no page at "#${route.path}"`), h("p", {}, h("a", { href: "#/" }, "Back to the models"))),
 };
 

@@ -11,6 +11,7 @@ const ROUTES = [
   ["neighborhood", /^\/neighborhood\/([^/]+)\/head\/(\d+)\/(\d+)\/?$/, ["model", "layer", "head"]],
   ["attention", /^\/head\/([^/]+)\/(\d+)\/(\d+)\/?$/, ["model", "layer", "head"]],
   ["search", /^\/search\/?$/, []],
+  ["run", /^\/run\/?$/, []],
   ["compare", /^\/compare\/?$/, []],
   ["compare", /^\/compare\/([^/]+)\/(\d+)\/(\d+)\/([^/]+)\/(\d+)\/(\d+)\/?$/, ["model", "layer", "index", "model2", "layer2", "index2"]],
 ];

@@ -6,6 +6,7 @@ import { exampleView } from "../tokens.js";
 import { histogramSvg } from "../histogram.js";
 import { drawPattern, kindColor } from "../graph.js";
 import * as q from "../queries.js";
+import { textBox, steerPanel } from "../live.js";
 
 export async function neuronPage(page, route, alive) {
   const { model, layer, index } = route.params;
@@ -28,6 +29,7 @@ export async function neuronPage(page, route, alive) {
     return;
   }
   renderNeuron(body, n, { compact: false });
+  body.append(h("div", { class: "grid two" }, textBox(model, layer, index), steerPanel(model, layer, index)));
 }
 
 export function header(model, layer, index) {
