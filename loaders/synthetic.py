@@ -190,7 +190,39 @@ async def write_synthetic_graph(
         await w("upsert_similar", list(sim.values()))
     finally:
         w.bar.stop()
+    await _trace_and_circuits(store, rng, model, n_layers, d_mlp, min(d_vocab, 4))
     return info
+
+
+async def _trace_and_circuits(store: Store, rng: np.random.Generator, model: str, n_layers: int, d_mlp: int,
+                              n_tokens: int) -> None:
+    """One attribution trace (tokens -> one neuron per layer at the last position -> a logit) and
+    ATTRIBUTES_TO edges from each layer's first neurons to the next layer's."""
+    from neurograph.traces import save_corpus_circuits, save_trace
+
+    last = n_tokens - 1
+    nodes = [{"id": f"t{p}", "kind": "token", "position": p, "layer": None, "index": None, "token_id": p,
+              "token": token_text(p), "activation": None, "influence": _f(rng.uniform(0, 1))} for p in range(n_tokens)]
+    chain = [f"t{last}"]
+    for l in range(n_layers):
+        i = int(rng.integers(0, d_mlp))
+        nodes.append({"id": f"n{l}.{last}.{i}", "kind": "neuron", "position": last, "layer": l, "index": i,
+                      "token_id": last, "token": token_text(last), "activation": _f(rng.uniform(0.5, 3)),
+                      "influence": _f(rng.uniform(0.1, 1))})
+        chain.append(f"n{l}.{last}.{i}")
+    nodes.append({"id": "logit", "kind": "logit", "position": last, "layer": None, "index": None, "token_id": 0,
+                  "token": token_text(0), "activation": 5.0, "influence": 1.0})
+    chain.append("logit")
+    edges = [{"source": a, "target": b, "weight": _f(rng.uniform(0.1, 2))} for a, b in zip(chain, chain[1:])]
+    await save_trace(store, {"model": model, "prompt": " ".join(token_text(p) for p in range(n_tokens)),
+                             "tokens": [token_text(p) for p in range(n_tokens)], "target": token_text(0),
+                             "target_id": 0, "target_logit": 5.0, "nodes": nodes, "edges": edges}, created=0.0)
+    rows = [{"src_layer": l, "src_index": i, "dst_layer": l + 1, "dst_index": int(rng.integers(0, d_mlp)),
+             "mean": _f(rng.normal(0, 1)), "abs_mean": _f(rng.uniform(0, 1)), "count": int(rng.integers(1, 9))}
+            for l in range(n_layers - 1) for i in range(min(d_mlp, 3))]
+    tokens = [{"src_layer": n_layers - 1, "src_index": i, "token_id": 0, "mean": _f(rng.normal(0, 1)),
+               "abs_mean": _f(rng.uniform(0, 1)), "count": 2} for i in range(min(d_mlp, 3))]
+    await save_corpus_circuits(store, model, rows, tokens)
 
 
 def _composes(rng: np.random.Generator, model: str, n_layers: int, d_mlp: int, k: int) -> list[dict]:

@@ -8,7 +8,8 @@ object per line, and reads one JSON line back (see ``neurograph.worker`` for the
 
 Operations: ``ping``, ``run_text`` (each token's most active neurons, absolute and relative to
 each neuron's stored maximum, and the next-token prediction), ``activations`` (given neurons'
-activations on every token) and ``steer`` (a continuation with and without interventions on
+activations on every token), ``attribute`` (the prompt's attribution graph, see
+attribution.py) and ``steer`` (a continuation with and without interventions on
 neurons, and the logits that moved most at the first step). Activations are the MLP's
 ``blocks.{l}.mlp.hook_post``, as the build harvests them, on the text after the BOS token the
 build also puts first.
@@ -69,9 +70,13 @@ class ModelOps:
         self.graph_name = model.name  # the model's name in the graph (main() may set another)
 
     # --- helpers ---------------------------------------------------------------------------
-    def tokens(self, text: str) -> list[int]:
+    def _text_ok(self, text: Any) -> str:
         if not isinstance(text, str) or not text:
             raise BadRequest("text must be a non-empty string")
+        return text
+
+    def tokens(self, text: str) -> list[int]:
+        self._text_ok(text)
         ids = self.model.to_tokens(text, prepend_bos=True)
         if len(ids) > self.limits.max_tokens:
             raise BadRequest(f"the text is {len(ids)} tokens long; the limit is {self.limits.max_tokens}")
@@ -231,6 +236,18 @@ class ModelOps:
             return self.run_text(req.get("text"), req.get("top", 10))
         if op == "activations":
             return self.activations(req.get("text"), req.get("neurons"))
+        if op == "attribute":
+            from .attribution import AttributionError, attribute
+
+            try:
+                g = attribute(self.model, self._text_ok(req.get("prompt")), req.get("target") or None,
+                              max_neurons=max(10, min(int(req.get("max_neurons", 200)), 500)),
+                              max_tokens=min(self.limits.max_tokens, 64))
+            except AttributionError as e:
+                raise BadRequest(str(e)) from e
+            out = g.as_dict()
+            out["model"] = self.graph_name
+            return out
         if op == "steer":
             return self.steer(req.get("prompt"), req.get("interventions"), req.get("max_new_tokens", 20),
                               req.get("temperature", 0.0), req.get("seed", 0), req.get("top", 10))

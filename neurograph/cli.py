@@ -318,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="betweenness from this many sampled sources (0: exact, slow on a whole model)")
     tp.add_argument("--seed", type=int, default=0)
 
+    cc = sub.add_parser("circuits", help="attribution graphs over corpus prompts, merged into ATTRIBUTES_TO edges")
+    cc.add_argument("model", help="the model to run (e.g. smollm2-135m), whose graph it writes into")
+    cc.add_argument("--prompts", type=int, default=256)
+    cc.add_argument("--prompt-len", type=int, default=24, help="tokens per prompt (BOS included)")
+    cc.add_argument("--max-neurons", type=int, default=100, help="candidate neurons per graph")
+    cc.add_argument("--k", type=int, default=20, help="ATTRIBUTES_TO edges kept per source neuron")
+
     pg = sub.add_parser("pages", help="pre-render every neuron's page into the API's on-disk cache")
     pg.add_argument("model")
     pg.add_argument("--layers", type=int, nargs="*", default=None, help="only these layers")
@@ -343,8 +350,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+async def _circuits(args: argparse.Namespace, settings: Settings) -> int:
+    from loaders.attribution import corpus_circuits
+    from loaders.model import load_model
+
+    from .store import open_store
+
+    model = load_model(args.model)
+    store = await open_store(settings)
+    try:
+        summary = await corpus_circuits(
+            store, model, n_prompts=args.prompts, prompt_len=args.prompt_len, max_neurons=args.max_neurons, k=args.k,
+            checkpoint=settings.data_dir / "checkpoints" / f"circuits-{model.name}.json")
+    finally:
+        await store.close()
+    _console().print_json(json.dumps(summary))
+    return 0
+
+
 ASYNC = {"cypher": _cypher, "build": _build, "import": _import, "export": _export, "topology": _topology,
-         "pages": _pages}
+         "pages": _pages, "circuits": _circuits}
 SYNC = {"db": cmd_db, "serve": cmd_serve, "demo": cmd_demo}
 
 

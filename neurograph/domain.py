@@ -33,6 +33,10 @@ Relationships (all weighted ones carry ``weight`` and ``rank`` within their kind
     (Neuron)-[:EXPLAINED_BY]->(Explanation)
     (Neuron)-[:HAS_PATTERN]->(PatternNode)-[:PATTERN_NEXT]->(PatternNode)
     (PatternNode)-[:MATCHES {role: activating|important}]->(Token)
+    (Model)-[:HAS_TRACE]->(Trace {key, model, prompt, target, target_id, target_logit})
+    (Trace)-[:HAS_NODE]->(TraceNode {key, kind: token|neuron|logit, position, activation, influence})
+    (TraceNode)-[:INSTANCE_OF]->(Neuron|Token), (TraceNode)-[:EFFECT {weight}]->(TraceNode)
+    (Neuron)-[:ATTRIBUTES_TO {kind: neuron|logit, mean, abs_mean, count, weight}]->(Neuron|Token)
     (Neuron)-[:SIMILAR {weight}]->(Neuron)                     N2G token-set overlap
 """
 
@@ -45,7 +49,8 @@ from typing import Any, Iterable, Iterator, NamedTuple
 
 from .errors import InvalidKey
 
-NODE_LABELS = ("Model", "Layer", "Neuron", "Head", "Token", "Example", "Explanation", "PatternNode")
+NODE_LABELS = ("Model", "Layer", "Neuron", "Head", "Token", "Example", "Explanation", "PatternNode", "Trace",
+               "TraceNode")
 
 # Relationship type -> the edge kinds it carries (None: it has no kind).
 EDGE_KINDS: dict[str, tuple[str, ...] | None] = {

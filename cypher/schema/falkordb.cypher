@@ -10,4 +10,7 @@ CREATE INDEX FOR (n:Token) ON (n.model, n.text);
 CREATE INDEX FOR (n:Example) ON (n.key);
 CREATE INDEX FOR (n:Explanation) ON (n.key);
 CREATE INDEX FOR (n:PatternNode) ON (n.key);
+CREATE INDEX FOR (n:Trace) ON (n.key);
+CREATE INDEX FOR (n:Trace) ON (n.model);
+CREATE INDEX FOR (n:TraceNode) ON (n.key);
 CALL db.idx.fulltext.createNodeIndex('Explanation', 'text');

@@ -7,6 +7,9 @@ CREATE CONSTRAINT token_key IF NOT EXISTS FOR (n:Token) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT example_key IF NOT EXISTS FOR (n:Example) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT explanation_key IF NOT EXISTS FOR (n:Explanation) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT pattern_key IF NOT EXISTS FOR (n:PatternNode) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT trace_key IF NOT EXISTS FOR (n:Trace) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT trace_node_key IF NOT EXISTS FOR (n:TraceNode) REQUIRE n.key IS UNIQUE;
+CREATE INDEX trace_model IF NOT EXISTS FOR (n:Trace) ON (n.model);
 // The one node outside the data model: the graph's change stamp (graph_stamp.neo4j.cypher).
 CREATE CONSTRAINT graph_state_key IF NOT EXISTS FOR (n:GraphState) REQUIRE n.key IS UNIQUE;
 CREATE INDEX neuron_model_layer IF NOT EXISTS FOR (n:Neuron) ON (n.model, n.layer);

@@ -40,6 +40,8 @@ EDGE_FIELDS: dict[str, tuple[str, bool | None]] = {
     "heads": ("HEAD_COMPOSES", None),
     "tokens": ("TOKEN_EFFECT", True),
     "head_neurons": ("HEAD_COMPOSES", None),
+    "attributes": ("ATTRIBUTES_TO", True),
+    "attributed_by": ("ATTRIBUTES_TO", False),
 }
 
 _SORT = {
@@ -70,6 +72,8 @@ def select_edges(rows: list[dict], key: EdgeKey) -> list[dict]:
             continue
         if key.kinds is not None and r["kind"] not in key.kinds:
             continue
+        if rel == "ATTRIBUTES_TO" and r["kind"] != "neuron":
+            continue  # neuron -> token (logit) circuits are not neurons: Cypher has them
         w = r.get("weight")
         if w is None or (key.min_weight is not None and abs(w) < key.min_weight):
             continue

@@ -23,6 +23,7 @@ from ..errors import InvalidKey, NeuroGraphError, NotFound, QueryError
 from .cost import CostLimiter
 from .execution_context import AcyclicExecutionContext
 from .graph import neighborhood as fetch_neighborhood, path_strength, strongest_paths
+from .circuits import CircuitQuery
 from .live import LiveQuery
 from .ids import decode_cursor, encode_cursor, from_global_id, to_global_id
 from .types import (
@@ -335,7 +336,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
     rules = [*QueryDepthLimiter(max_depth=max_depth).validation_rules,
              *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules]
     return NeuroGraphSchema(
-        query=merge_types("Query", (Query, LiveQuery)), mutation=Mutation,
+        query=merge_types("Query", (Query, LiveQuery, CircuitQuery)), mutation=Mutation,
         types=[Neuron, Model, Head, Token, Explanation],
         execution_context_class=AcyclicExecutionContext,
         extensions=[

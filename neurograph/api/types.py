@@ -559,6 +559,19 @@ class Neuron(Node):
                          after: Optional[str] = None) -> NeuronEdgeConnection:
         return await _neuron_edges(info, "correlated", self._p["key"], kinds, min_weight, order_by, first, after)
 
+    @strawberry.field(description="Neurons this one drives in attribution graphs merged over a corpus "
+                                  "(ATTRIBUTES_TO: mean direct effect over the prompts; `neurograph circuits`).")
+    async def attributes(self, info: Info, min_weight: MinWeightArg = None,
+                         order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
+                         after: Optional[str] = None) -> NeuronEdgeConnection:
+        return await _neuron_edges(info, "attributes", self._p["key"], None, min_weight, order_by, first, after)
+
+    @strawberry.field(description="Neurons driving this one in attribution graphs merged over a corpus.")
+    async def attributed_by(self, info: Info, min_weight: MinWeightArg = None,
+                            order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
+                            after: Optional[str] = None) -> NeuronEdgeConnection:
+        return await _neuron_edges(info, "attributed_by", self._p["key"], None, min_weight, order_by, first, after)
+
     @strawberry.field(description="Neurons with overlapping N2G token sets (SIMILAR).")
     async def similar(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
                       order_by: EdgeOrder = EdgeOrder.WEIGHT, first: int = 10,
