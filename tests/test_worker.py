@@ -151,6 +151,9 @@ RUN = """query($m: String!, $t: String!) { runText(model: $m, text: $t, top: 3) 
   tokens { token top { layer index activation neuron { key } } } prediction { token probability } } }"""
 ACTS = """query($m: String!, $t: String!, $n: [ID!]!) { neuronActivations(model: $m, text: $t, neurons: $n) {
   tokens neurons { layer index activations maxActivation relative } } }"""
+ATTR = """query($m: String!, $p: String!) { attribute(model: $m, prompt: $p, maxNeurons: 20) {
+  key target nodes { id kind influence } edges { source target weight } } }"""
+ATTR_SAVE = """query($m: String!, $p: String!) { attribute(model: $m, prompt: $p, maxNeurons: 20, save: true) { key } }"""
 STEER = """query($m: String!, $p: String!, $n: ID!) { steer(model: $m, prompt: $p, maxNewTokens: 4,
   interventions: [{neuron: $n, scale: 10.0}]) { baseline steered promoted { token change } } }"""
 
@@ -179,6 +182,11 @@ async def test_worker_behind_the_api(store, settings, model):
             assert len(r["data"]["neuronActivations"]["neurons"][0]["activations"]) == len(toks)
             r = await gql(STEER, {"m": name, "p": TEXT, "n": f"{name}/1/5"})
             assert r["data"]["steer"]["promoted"]
+            r = await gql(ATTR, {"m": name, "p": TEXT})
+            g = r["data"]["attribute"]
+            assert g["key"] is None and any(n["kind"] == "logit" for n in g["nodes"]) and g["edges"]
+            # saving needs the model in the graph: this graph has none
+            assert "no model" in (await gql(ATTR_SAVE, {"m": name, "p": TEXT}))["errors"][0]["message"]
             # the wrong model, a neuron out of range: clear errors
             assert "runs" in (await gql(RUN, {"m": "other", "t": TEXT}))["errors"][0]["message"]
             assert "no neuron" in (await gql(ACTS, {"m": name, "t": TEXT, "n": [f"{name}/9/0"]}))["errors"][0]["message"]
