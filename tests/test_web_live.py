@@ -63,6 +63,22 @@ async def test_run_text_and_the_neuron_pages_live_panels(store, settings, tiny, 
         await expect(page.locator(".steer-out")).to_have_count(1, timeout=60_000)
         assert (await page.locator(".steer-base").inner_text()).strip()
         await shot(page, "21-neuron-live")
+
+        # the attribution graph of a prompt: tokens along the bottom, the logit on top; a
+        # neuron opens its page
+        await page.goto(f"{url}/#/attribution?model={name}&prompt={TEXT}")
+        await page.wait_for_function("window.cyAttribution && window.cyAttribution.nodes().length > 0",
+                                     timeout=60_000)
+        kinds = await page.evaluate("window.cyAttribution.nodes().map((n) => n.data('type'))")
+        assert kinds.count("token") == n_tokens and kinds.count("logit") == 1 and "neuron" in kinds
+        ys = await page.evaluate("""(() => { const cy = window.cyAttribution;
+          const y = (t) => cy.nodes(`[type = '${t}']`).map((n) => n.position('y'));
+          return {token: Math.min(...y('token')), logit: Math.max(...y('logit'))}; })()""")
+        assert ys["logit"] < ys["token"]  # screen y grows downwards: the logit is drawn above the tokens
+        await shot(page, "22-attribution")
+        await page.evaluate("window.cyAttribution.nodes(\"[type = 'neuron']\")[0].emit('tap')")
+        await ready(page)
+        assert re.search(rf"#/neuron/{re.escape(name)}/\d+/\d+$", page.url)
     await ctx.close()
     assert not errors, errors
 

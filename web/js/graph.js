@@ -195,3 +195,75 @@ export function drawPattern(container, { nodes, edges }) {
   window.cyPattern = cy;
   return cy;
 }
+
+/**
+ * An attribution graph with a preset layout: x by token position, y by layer (tokens at the
+ * bottom, the target logit on top); edge width by |effect|, red raises and blue lowers.
+ *   drawAttribution(el, {nodes, edges}, {onHover: (text) => …, onNavigate: (node) => …, describe})
+ */
+export function drawAttribution(container, { nodes, edges }, { onHover, onNavigate, describe = (n) => n.id } = {}) {
+  // Rows: tokens, then each layer that has neurons, then the logit; a layer's band is as tall as
+  // its most crowded (position, layer) cell needs, PER_ROW neurons side by side.
+  const PER_ROW = 5, COL = 150, STEP = 26, BAND = 46;
+  const rowOf = (n) => (n.kind === "token" ? -1 : n.kind === "logit" ? Infinity : n.layer);
+  const cells = new Map();
+  for (const n of nodes) {
+    const cell = `${n.position}/${rowOf(n)}`;
+    cells.set(cell, (cells.get(cell) || 0) + 1);
+  }
+  const rows = [...new Set(nodes.map(rowOf))].sort((a, b) => a - b);
+  const base = new Map();
+  let y = 0;
+  for (const r of rows) {
+    base.set(r, y);
+    const most = Math.max(...nodes.filter((n) => rowOf(n) === r).map((n) => cells.get(`${n.position}/${r}`)));
+    y -= BAND + Math.ceil(most / PER_ROW) * STEP;
+  }
+  const seen = new Map();
+  const place = (n) => {
+    const r = rowOf(n);
+    const cell = `${n.position}/${r}`;
+    const k = seen.get(cell) || 0;
+    seen.set(cell, k + 1);
+    const inRow = Math.min(PER_ROW, cells.get(cell));
+    return { x: n.position * COL + ((k % PER_ROW) - (inRow - 1) / 2) * STEP, y: base.get(r) - Math.floor(k / PER_ROW) * STEP };
+  };
+  const maxW = Math.max(1e-9, ...edges.map((e) => Math.abs(e.weight)));
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const cy = cytoscape({
+    container,
+    elements: [
+      ...nodes.map((n) => ({
+        data: {
+          id: n.id, type: n.kind, node: n,
+          label: n.kind === "neuron" ? `L${n.layer}/${n.index}` : n.kind === "logit" ? `→ ${n.token}` : n.token,
+        },
+        position: place(n),
+      })),
+      ...edges.map((e, i) => ({
+        data: {
+          id: `e${i}`, source: e.source, target: e.target, weight: e.weight,
+          width: 0.5 + 5 * Math.abs(e.weight) / maxW, color: e.weight >= 0 ? "#dc2626" : "#2563eb",
+        },
+      })),
+    ],
+    layout: { name: "preset" },
+    style: [
+      ...BASE_STYLE,
+      { selector: "node[type = 'token']", style: { shape: "round-rectangle", "background-color": "#e2e8f0", width: 30 } },
+      { selector: "node[type = 'logit']", style: { shape: "star", "background-color": "#dc2626", width: 26, height: 26 } },
+      { selector: "edge", style: { "curve-style": "straight", opacity: 0.55 } },
+    ],
+    wheelSensitivity: 0.3,
+  });
+  cy.on("mouseover", "node", (ev) => onHover && onHover(describe(ev.target.data("node"))));
+  cy.on("mouseover", "edge", (ev) => {
+    const d = ev.target.data();
+    onHover && onHover(`${describe(byId.get(d.source))} → ${describe(byId.get(d.target))}: effect ${d.weight.toFixed(4)}`);
+  });
+  cy.on("tap", "node", (ev) => onNavigate && onNavigate(ev.target.data("node")));
+  cy.fit(undefined, 20);
+  live.add(cy);
+  window.cyAttribution = cy;
+  return cy;
+}

@@ -10,6 +10,7 @@ import { headPage } from "./pages/head.js";
 import { searchPage } from "./pages/search.js";
 import { comparePage } from "./pages/compare.js";
 import { runPage } from "./pages/run.js";
+import { attributionPage } from "./pages/attribution.js";
 
 const PAGES = {
   models: modelsPage,
@@ -20,6 +21,7 @@ const PAGES = {
   search: searchPage,
   compare: comparePage,
   run: runPage,
+  attribution: attributionPage,
   notfound: (app, route) => app.append(errorBox(`no page at "#${route.path}"`), h("p", {}, h("a", { href: "#/" }, "Back to the models"))),
 };
 

@@ -12,6 +12,7 @@ const ROUTES = [
   ["attention", /^\/head\/([^/]+)\/(\d+)\/(\d+)\/?$/, ["model", "layer", "head"]],
   ["search", /^\/search\/?$/, []],
   ["run", /^\/run\/?$/, []],
+  ["attribution", /^\/attribution\/?$/, []],
   ["compare", /^\/compare\/?$/, []],
   ["compare", /^\/compare\/([^/]+)\/(\d+)\/(\d+)\/([^/]+)\/(\d+)\/(\d+)\/?$/, ["model", "layer", "index", "model2", "layer2", "index2"]],
 ];
