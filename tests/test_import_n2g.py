@@ -35,7 +35,7 @@ async def test_checkout_layout(store):
     # activation matrix: every neuron's max activation, with its file as provenance
     matrix = json.loads(MATRIX.read_text())
     got = {(r["l"], r["i"]): r["m"] for r in await store.run(
-        "MATCH (n:Neuron {model: 'toy-n2g'}) RETURN n.layer AS l, n.index AS i, n.max_activation AS m")}
+        "MATCH (n:Neuron {model: 'toy-n2g'}) RETURN n.layer AS l, n.index AS i, n.max AS m")}
     assert got == {(l, n): v for l, row in enumerate(matrix) for n, v in enumerate(row)}
     n = (await store.run("MATCH (n:Neuron {key: 'toy-n2g/1/3'}) RETURN n"))[0]["n"]
     prov = dict(zip(n["sources"], map(json.loads, n["source_values"])))
