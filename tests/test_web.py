@@ -157,7 +157,12 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     # Explanations with their scores, top tokens, the pattern graph drawn.
     expl = await store.run("MATCH (:Neuron {key: $k})-[:EXPLAINED_BY]->(x) RETURN x.text AS t", {"k": key})
     await expect(page.locator(".explanations")).to_contain_text(expl[0]["t"])
-    await expect(page.locator(".tok-group[data-kind=output] .tok-chip")).to_have_count(4)
+    # Output tokens from both ends: those it raises (weight > 0) and those it lowers (< 0).
+    outs = await store.run("MATCH (:Neuron {key: $k})-[e:TOKEN_EFFECT {kind: 'output'}]->() RETURN e.weight AS w",
+                           {"k": key})
+    await expect(page.locator(".tok-group[data-kind=output] .tok-chip")).to_have_count(sum(r["w"] > 0 for r in outs))
+    await expect(page.locator(".tok-group[data-kind=outputBottom] .tok-chip")).to_have_count(
+        sum(r["w"] < 0 for r in outs))
     n_pattern = (await store.run("MATCH (:Neuron {key: $k})-[:HAS_PATTERN]->(p) RETURN count(p) AS n",
                                  {"k": key}))[0]["n"]
     await page.wait_for_function("window.cyPattern && window.cyPattern.nodes().length > 0")

@@ -142,6 +142,18 @@ const neuronLink = (n) => ({
   label: `L${n.layer}/N${n.index}`, href: `#/neuron/${encodeURIComponent(n.model)}/${n.layer}/${n.index}`,
 });
 
+const layerSizeCache = new Map();
+/** Each layer's number of neurons, Map(layer -> n), fetched once per model. */
+export function layerSizes(modelName) {
+  if (!layerSizeCache.has(modelName)) {
+    const p = gql(`query LayerSizes($name: String!) { model(name: $name) { layers { layer nNeurons } } }`, { name: modelName })
+      .then((d) => new Map((d.model ? d.model.layers : []).map((l) => [l.layer, l.nNeurons])));
+    p.catch(() => layerSizeCache.delete(modelName));
+    layerSizeCache.set(modelName, p);
+  }
+  return layerSizeCache.get(modelName);
+}
+
 /** A neuron's whole page. */
 export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
   // An unknown model or neuron is an API error with a clear message: let the page show it.
@@ -153,11 +165,15 @@ export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
     interest: n.interest, mean: n.stats.mean, var: n.stats.var, skew: n.stats.skew, kurt: n.stats.kurt,
     max: n.stats.max, min: n.stats.min, frac_active: n.stats.fracActive,
   };
-  const quantiles = (n.stats.quantiles || []).map((q, i) => {
-    const lvl = n.stats.quantileLevels && n.stats.quantileLevels[i];
-    const label = `q${lvl !== undefined && lvl !== null ? +(lvl * 100).toFixed(2) : i}`;
+  // Quantiles are named by their level as percentiles ("p0.1", "p50", "p99.9"); a source that
+  // stored none gets them numbered ("quantile 1 of 11"), never a name that claims a level.
+  const levels = n.stats.quantileLevels || [];
+  const qs = n.stats.quantiles || [];
+  const quantiles = qs.map((q, i) => {
+    const lvl = levels.length === qs.length ? levels[i] : null;
+    const label = lvl !== null && lvl !== undefined ? `p${+(lvl * 100).toFixed(3)}` : `quantile ${i + 1}/${qs.length}`;
     stats[label] = q;
-    return { x: q, label };
+    return { x: q, label, level: lvl ?? null };
   });
   for (const [k, v] of Object.entries(n.pattern && n.pattern.scores ? n.pattern.scores : {})) {
     if (typeof v === "number") stats[k] = v;
@@ -188,7 +204,10 @@ export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
     } : null,
     tokens: {
       input: n.inputTokens.edges.map((e) => ({ text: e.node.text, weight: e.weight })),
-      output: n.outputTokens.edges.map((e) => ({ text: e.node.text, weight: e.weight })),
+      output: n.outputTokens.edges.map((e) => ({ text: e.node.text, weight: e.weight })).filter((t) => t.weight > 0),
+      // The most negative logit effects: a neuron that lowers every logit must not look like
+      // it "promotes" the top of its list.
+      outputBottom: n.outputTokensBottom.edges.map((e) => ({ text: e.node.text, weight: e.weight })).filter((t) => t.weight < 0),
       activation: n.activationTokens.edges.map((e) => ({ text: e.node.text, weight: e.weight, count: e.count })),
     },
     connectivity: {
