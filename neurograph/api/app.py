@@ -121,6 +121,13 @@ class NeuroGraphQL(GraphQL):
         except TypeError:  # what orjson does not take (an int beyond 64 bits): the json module's way
             return json.dumps(data, separators=(",", ":")).encode()
 
+    @property
+    def graphql_ide_html(self) -> str:
+        """GraphiQL from the web UI's vendor/ folder (web/graphiql.html), not from a CDN: it
+        works offline. Strawberry's own page is the fallback where web/ is not shipped."""
+        page = WEB_DIR / "graphiql.html"
+        return page.read_text(encoding="utf-8") if page.is_file() else super().graphql_ide_html
+
     async def get_context(self, request: Any, response: Any) -> Context:
         app_state = request.app.state
         settings: Settings = app_state.settings
