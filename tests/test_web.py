@@ -210,7 +210,7 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await page.click("a:text('Neighbourhood graph')")
     await ready(page)
     await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy && window.cy.nodes().length > 1")
-    api = await gql(site, "query($id: ID!) { neighborhood(id: $id, depth: 1, perNode: 10) { nodes { key } edges { kind } } }",
+    api = await gql(site, "query($id: ID!) { neighborhood(id: $id, depth: 1, perNode: 3) { nodes { key } edges { kind } } }",
                     id=key)
     assert await page.evaluate("window.cy.nodes().length") == len(api["neighborhood"]["nodes"])
     assert await page.evaluate("window.cy.edges().length") == len(api["neighborhood"]["edges"])
@@ -224,7 +224,7 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await page.select_option("select[name=depth]", "2")
     await ready(page)
     await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy && window.cy.nodes().length > 1")
-    api2 = await gql(site, "query($id: ID!) { neighborhood(id: $id, depth: 2, perNode: 10) { nodes { key } } }", id=key)
+    api2 = await gql(site, "query($id: ID!) { neighborhood(id: $id, depth: 2, perNode: 3) { nodes { key } } }", id=key)
     assert await page.evaluate("window.cy.nodes().length") == len(api2["neighborhood"]["nodes"])
     await page.fill("input[name=min]", "0.5")
     await page.dispatch_event("input[name=min]", "change")

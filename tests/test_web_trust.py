@@ -168,3 +168,30 @@ async def test_phone_width(browser: Browser, site: str) -> None:
                                    " return [b.x1, b.x2, window.cy.width()]; })()")
             assert ext[0] >= -1 and ext[1] <= ext[2] + 1, ext
     await ctx.close()
+
+
+async def test_neighbourhood_per_kind_and_layer_labels(site: str, page: Page, store) -> None:
+    # Virtual weights far above the rest, as on real graphs: every stored kind still shows.
+    await store.run("MATCH ()-[e:COMPOSES {kind: 'virtual'}]->() SET e.weight = e.weight * 100", {}, write=True)
+    await page.goto(f"{site}/#/neighborhood/{KEY}")
+    await ready(page)
+    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy && window.cy.nodes().length > 1")
+    stored = await store.run("MATCH (n:Neuron {key: $k})-[e]-(m) WHERE (m:Neuron OR m:Head) "
+                             "AND type(e) IN ['COMPOSES', 'CORRELATES', 'SIMILAR', 'HEAD_COMPOSES'] "
+                             "RETURN DISTINCT e.kind AS kind, startNode(e).key = $k AS out", {"k": KEY})
+    drawn = await page.evaluate(f"window.cy.edges().map(e => [e.data('kind'), e.data('source') === '{KEY}'])")
+    assert {tuple(x) for x in drawn} == {(r["kind"], r["out"]) for r in stored}
+    # Inputs as well as outputs.
+    assert {out for _, out in drawn} == {True, False}
+    # Each layer's column is labelled, above its nodes.
+    layers = sorted(set(await page.evaluate("window.cy.nodes().map(n => n.data('layer'))")))
+    await expect(page.locator(".layer-axis .layer-label")).to_have_count(len(layers))
+    assert await page.locator(".layer-axis .layer-label").all_inner_texts() == [f"layer {x}" for x in layers]
+    for layer in layers:
+        lx = await page.locator(f".layer-label[data-layer='{layer}']").evaluate(
+            "e => { const r = e.getBoundingClientRect(); return r.left + r.width / 2; }")
+        xs = await page.evaluate(f"window.cy.nodes().filter(n => n.data('layer') === {layer})"
+                                 ".map(n => n.renderedPosition().x + window.cy.container().getBoundingClientRect().left)")
+        assert all(abs(x - lx) < 3 for x in xs), (layer, lx, xs)
+    await shot(page, "15-neighbourhood-per-kind")
+

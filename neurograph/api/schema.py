@@ -115,9 +115,16 @@ def graph_node(key: str, p: dict) -> GraphNode:
                      props={k: v for k, v in p.items() if not k.startswith("_")})
 
 
-def graph_edge(e: dict) -> GraphEdge:
+def graph_edge(e: dict, nodes: dict[str, dict] | None = None) -> GraphEdge:
+    """A drawable edge; with the subgraph's nodes, it carries their global ids as well as keys."""
+    def gid(key: str) -> strawberry.ID | None:
+        p = (nodes or {}).get(key)
+        if p is None:
+            return None
+        return strawberry.ID(to_global_id(p.get("_label") or ("Head" if "head" in p else "Neuron"), key))
+
     return GraphEdge(source=e["source"], target=e["target"], type=e["type"], kind=e.get("kind"),
-                     weight=float(e["weight"]))
+                     weight=float(e["weight"]), source_id=gid(e["source"]), target_id=gid(e["target"]))
 
 
 # --- root query ----------------------------------------------------------------------------
@@ -201,16 +208,22 @@ class Query:
     async def neighborhood(
         self, info: Info, id: strawberry.ID, depth: int = 1,
         kinds: Annotated[Optional[list[str]], strawberry.argument(description="Edge kinds to follow.")] = None,
-        min_weight: Optional[float] = None, per_node: int = 10,
+        min_weight: Optional[float] = None,
+        per_node: Annotated[int, strawberry.argument(
+            description="Edges followed per node: per kind and direction with perKind, else in all.")] = 10,
+        per_kind: Annotated[bool, strawberry.argument(
+            description="Rank each edge kind, in each direction, on its own (the default): a virtual weight of 12 "
+                        "does not crowd out cosines and correlations, and inputs stay beside outputs. "
+                        "false: the perNode strongest by |weight| whatever their kind.")] = True,
     ) -> Subgraph:
         if not 0 <= depth <= MAX_DEPTH:
             raise InvalidKey(f"depth must be between 0 and {MAX_DEPTH}, got {depth}")
         check_first(per_node, "perNode", 50)
         label, p = await resolve_unit(info, id)
         sub = await fetch_neighborhood(info.context.store, [{**p, "_label": label}], depth=depth, kinds=kinds,
-                                       min_weight=min_weight, per_node=per_node)
+                                       min_weight=min_weight, per_node=per_node, per_kind=per_kind)
         return Subgraph(nodes=[graph_node(k, v) for k, v in sub.nodes.items()],
-                        edges=[graph_edge(e) for e in sub.edges.values()], truncated=sub.truncated)
+                        edges=[graph_edge(e, sub.nodes) for e in sub.edges.values()], truncated=sub.truncated)
 
     @strawberry.field(description="The strongest weighted paths between two units (edges in either direction "
                                   "unless directed: true), strongest first.")
@@ -231,7 +244,7 @@ class Query:
         out = []
         for p in paths:
             edges, strength = path_strength(sub, p)
-            out.append(Path(nodes=[graph_node(k, sub.nodes[k]) for k in p], edges=[graph_edge(e) for e in edges],
+            out.append(Path(nodes=[graph_node(k, sub.nodes[k]) for k in p], edges=[graph_edge(e, sub.nodes) for e in edges],
                             hops=len(p) - 1, strength=strength))
         return out
 

@@ -773,13 +773,16 @@ class GraphNode:
     props: JSON
 
 
-@strawberry.type(description="A drawable edge: source and target are node keys.")
+@strawberry.type(description="A drawable edge: source and target are node keys, sourceId and targetId the "
+                              "same nodes' ids (GraphNode.id), to link them without a lookup.")
 class GraphEdge:
     source: str
     target: str
     type: str
     kind: Optional[str]
     weight: float
+    source_id: Optional[strawberry.ID] = None
+    target_id: Optional[strawberry.ID] = None
 
 
 @strawberry.type

@@ -245,14 +245,14 @@ export const headKey = (modelName, layer, head) => `${modelName}/L${layer}H${hea
  * The drawable neighbourhood of a neuron (index given) or an attention head (`head` given):
  * {nodes, edges, truncated}.
  */
-export async function neighborhood(modelName, layer, index, { depth = 1, minWeight = 0, types, perNode = 10, head = null } = {}) {
+export async function neighborhood(modelName, layer, index, { depth = 1, minWeight = 0, types, perNode = 10, perKind = true, head = null } = {}) {
   const all = Object.keys(TYPE_KINDS);
   const kinds = !types || all.every((t) => types.includes(t)) ? null : types.flatMap((t) => TYPE_KINDS[t] || []);
   const center = head !== null ? headKey(modelName, layer, head) : `${modelName}/${layer}/${index}`;
-  const d = await gql(`query Neighborhood($id: ID!, $depth: Int!, $kinds: [String!], $minWeight: Float, $perNode: Int!) {
-      neighborhood(id: $id, depth: $depth, kinds: $kinds, minWeight: $minWeight, perNode: $perNode) {
+  const d = await gql(`query Neighborhood($id: ID!, $depth: Int!, $kinds: [String!], $minWeight: Float, $perNode: Int!, $perKind: Boolean!) {
+      neighborhood(id: $id, depth: $depth, kinds: $kinds, minWeight: $minWeight, perNode: $perNode, perKind: $perKind) {
         truncated nodes { key label model layer index title } edges { source target type kind weight } } }`,
-  { id: center, depth, kinds, minWeight: minWeight || null, perNode });
+  { id: center, depth, kinds, minWeight: minWeight || null, perNode, perKind });
   const g = d.neighborhood;
   return {
     truncated: g.truncated,
