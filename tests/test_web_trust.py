@@ -195,3 +195,33 @@ async def test_neighbourhood_per_kind_and_layer_labels(site: str, page: Page, st
         assert all(abs(x - lx) < 3 for x in xs), (layer, lx, xs)
     await shot(page, "15-neighbourhood-per-kind")
 
+
+
+async def test_search_says_when_there_are_no_explanations_and_chips_once(browser: Browser, site: str, store) -> None:  # noqa: F811
+    from neurograph.domain import ModelInfo, layer_key, neuron_key
+
+    await store.write("upsert_models", [ModelInfo("bare", n_layers=1, d_mlp=2).row()])
+    await store.write("upsert_layers", [{"key": layer_key("bare", 0), "model": "bare", "layer": 0, "n_neurons": 2}])
+    await store.write("upsert_neurons", [{"key": neuron_key("bare", 0, i), "model": "bare", "layer": 0, "index": i,
+                                          "layer_key": layer_key("bare", 0), "props": {}} for i in range(2)])
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    p = await ctx.new_page()
+    await p.goto(f"{site}/#/search?model=bare&mode=explanation&q=river")
+    await ready(p)
+    await expect(p.locator(".no-explanations")).to_contain_text("bare has no explanations stored")
+    await shot(p, "16-search-no-explanations")
+    # The synthetic model has explanations: a miss there is an ordinary "no match".
+    await p.goto(f"{site}/#/search?model={MODEL}&mode=explanation&q=zzzqqq")
+    await ready(p)
+    await expect(p.locator(".results .state.empty")).to_contain_text("matches")
+    await expect(p.locator(".no-explanations")).to_have_count(0)
+    # A result row shows each (token, role) once with its count, the searched token first.
+    chips = await p.evaluate("""async () => {
+        const { matchChips } = await import('/js/pages/search.js');
+        const ms = [...Array(30)].map(() => ({ text: ' the', role: 'important' }))
+          .concat([{ text: ' river', role: 'activating' }, { text: ' the', role: 'activating' }]);
+        const el = matchChips(ms, new Set(['river']));
+        return [...el.querySelectorAll('.tok-chip')].map(c => [c.textContent, c.dataset.count, c.classList.contains('hit')]);
+    }""")
+    assert chips == [[" riveractivating", "1", True], [" theimportant ×30", "30", False], [" theactivating", "1", False]]
+    await ctx.close()

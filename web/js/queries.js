@@ -287,6 +287,12 @@ export async function searchTokens(modelName, roles, { first = 100, order = "LAY
   }));
 }
 
+/** Whether a model (or, with null, any model) has explanations at all. */
+export async function hasExplanations(modelName) {
+  const d = await gql(`query HasExplanations { models { name hasExplanations } }`);
+  return d.models.some((m) => m.hasExplanations && (!modelName || m.name === modelName));
+}
+
 export async function searchExplanations(modelName, query, first = 50) {
   const d = await gql(`query SearchExplanations($query: String!, $model: String, $first: Int!) {
     searchExplanations(query: $query, model: $model, first: $first) {
