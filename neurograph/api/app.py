@@ -44,6 +44,7 @@ from ..store import Store, open_store
 from .cache import PageStore, ResponseCache
 from .context import Context
 from .deadline import RequestDeadline
+from .graphql_http import GraphQLOverHTTP, ReadOnlyCORS, cross_origin
 from .live import RateLimiter
 from .pages import PagesReport, prerender, render_in_background
 from .rest import routes as rest_routes
@@ -136,12 +137,13 @@ class NeuroGraphQL(GraphQL):
 
 
 def authorized(request: Request, settings: Settings) -> bool:
-    """May this request write? With a key configured: only with that key. Without: loopback only."""
+    """May this request write? With a key configured: only with that key. Without: loopback only,
+    and not from a web page of another origin (reads are open to any origin: CORS ``*``)."""
     if settings.api_key:
         given = request.headers.get("x-api-key", "")
         return hmac.compare_digest(given.encode(), settings.api_key.encode())
     host = request.client.host if request.client else ""
-    return host in LOOPBACK
+    return host in LOOPBACK and not cross_origin(request.headers)
 
 
 async def healthz(request: Request) -> Response:
@@ -254,7 +256,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
     cache = ResponseCache(graphql_app, max_entries=cache_entries, check_every=check_every, pages=pages)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
-        Route("/graphql", cache, methods=["GET", "POST"]),
+        Route("/graphql", GraphQLOverHTTP(cache), methods=["GET", "POST"]),
         *rest_routes,
     ]
     if OPERATIONS_DIR.is_dir():
@@ -267,6 +269,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                                      allow_methods=["GET", "POST", "OPTIONS"],
                                      allow_headers=["content-type", "x-api-key"]))
+    else:  # reads open to any web page, as DeepDecipher's API is; writes still need the key
+        middleware.append(Middleware(ReadOnlyCORS))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     app.state.response_cache = cache

@@ -5,6 +5,8 @@ Routes (``routes``, mounted by the app; handlers read ``request.app.state.store`
     GET /api                                         {"models": [metadata, ...]}
     GET /api/{model}/{service}[/{layer}[/{neuron}]]  {"data": page, "metadata": metadata}
     GET /api/{model}/all[/{layer}[/{neuron}]]        {service: {"data": page} | {"missing_data_types": [...]} | {"error": msg}}
+    GET /api/{model}/{layer}/{neuron}                NeuroNav's neuron document: {model, available, layer, neuron,
+                                                     metadata, neuroscope, neuron2graph, explanation}
     GET /api/openapi.json  (also /doc/openapi.json)  the OpenAPI 3 description of these routes
 
 Services: ``metadata``, ``neuroscope``, ``neuron_explainer``, ``neuron2graph``,
@@ -70,7 +72,7 @@ class Missing(Problem):
 
 
 def _json(body: Any, status: int = 200) -> JSONResponse:
-    # CORS is the app's policy (NEUROGRAPH_CORS_ORIGINS, '*' for DeepDecipher's behaviour), not ours
+    # CORS is the app's policy (read-only '*' as DeepDecipher's, or NEUROGRAPH_CORS_ORIGINS), not ours
     return JSONResponse(body, status_code=status)
 
 
@@ -331,8 +333,9 @@ async def _guard(handler: Callable[[Request], Awaitable[Any]], request: Request)
         return _json(await handler(request))
     except Problem as p:
         return _json(p.body, p.status)
-    except StoreUnavailable as e:
-        return _json({"error": f"graph store unavailable: {e}"}, 503)
+    except StoreUnavailable as e:  # its address (a socket path, host:port) is for the log, not the client
+        log.warning("REST %s: %s", request.url.path, e)
+        return _json({"error": "graph store unreachable right now; try again in a moment"}, 503)
     except InvalidKey as e:
         return _json({"error": str(e)}, 400)
     except NeuroGraphError as e:
@@ -357,6 +360,9 @@ async def _service(request: Request) -> Any:
     layer = _index(p.get("layer"), "layer")
     neuron = _index(p.get("neuron"), "neuron")
     service = p["service"]
+    if neuron is None and layer is not None and service.isascii() and service.isdigit():
+        # /api/{model}/{layer}/{neuron}: NeuroNav's route (no service is named by digits)
+        return await neuronav(store, request, p["model"], _index(service, "layer"), layer)
     if service != "all" and service not in PAGES:
         raise Problem(404, error=f"Service '{service}' not found. Services: {', '.join(SERVICES)}, all.")
     meta = await model_metadata(store, p["model"])
@@ -376,6 +382,38 @@ async def _service(request: Request) -> Any:
         except Problem as e:
             out[name] = {"error": e.body.get("error", str(e))}
     return out
+
+
+NEURONAV_KINDS = {"neuroscope": "Max Activating Dataset Example", "neuron2graph": "Neuron Graph",
+                  "neuron_explainer": "Explanation"}
+
+
+async def neuronav(store: Store, request: Request, model: str, layer: int, neuron: int) -> dict[str, Any]:
+    """NeuroNav's one document per neuron (``GET /api/GPT-2-XL/5/2332`` in its README): every
+    service's neuron page at once, ``null`` where the data is not loaded, ``available`` naming
+    the kinds present. ``neuron2graph`` and ``explanation`` carry an ``explanation-score``: the
+    N2G pattern's held-out firing F1, and the explanation's own score. NeuroNav's explanation
+    block is ``GPT-4``; here it is ``explanation`` and holds the best-scored explanation whatever
+    its ``source``."""
+    meta = await model_metadata(store, model)
+    _check_range(meta, layer, neuron)
+    info = await _neuron(store, model, layer, neuron)
+    pages: dict[str, Any] = {}
+    for name in NEURONAV_KINDS:
+        try:
+            pages[name] = (await service_value(store, meta, name, layer, neuron, request))["data"]
+        except Missing:
+            pages[name] = None
+    n2g = pages["neuron2graph"]
+    if n2g is not None:
+        n2g = {"explanation-score": info.get("n2g_firing_f1"), **n2g}
+    expl = pages["neuron_explainer"]
+    if expl is not None:
+        best = await store.query("rest_best_explanation", key=neuron_key(model, layer, neuron))
+        expl = {"explanation-score": expl["score"], **expl, "source": best[0]["source"] if best else None}
+    return {"model": model, "available": [label for name, label in NEURONAV_KINDS.items() if pages[name] is not None],
+            "layer": layer, "neuron": neuron, "metadata": meta, "neuroscope": pages["neuroscope"],
+            "neuron2graph": n2g, "explanation": expl}
 
 
 async def index(request: Request) -> JSONResponse:
@@ -427,6 +465,9 @@ OPENAPI: dict[str, Any] = {
         "/api/{model}/all/{layer}": _op("layer_all", "Every service's layer page.", ["model", "layer"]),
         "/api/{model}/all/{layer}/{neuron}": _op("neuron_all", "Every service's neuron page.",
                                                  ["model", "layer", "neuron"]),
+        "/api/{model}/{layer}/{neuron}": _op("neuronav", "NeuroNav's neuron document: model, available, layer, "
+                                                         "neuron, metadata, neuroscope, neuron2graph, explanation.",
+                                             ["model", "layer", "neuron"]),
     },
     "components": {"schemas": {"Error": {"type": "object", "properties": {
         "error": {"type": "string"}, "missing_data_types": {"type": "array", "items": {"type": "string"}}}}}},
