@@ -374,12 +374,20 @@ async def test_compare_two_neurons(site: str, page: Page, store) -> None:
     # Both neurons' examples are shown, side by side.
     for side in ("a", "b"):
         await expect(page.locator(f".compare-col[data-side={side}] .examples[data-kind=max] .example").first).to_be_visible()
-    # Strongest paths between them, as the API finds them.
-    api = await gql(site, "query($a: ID!, $b: ID!) { paths(from: $a, to: $b, maxHops: 3, first: 3) { hops } }",
-                    a=f"{MODEL}/0/2", b=f"{MODEL}/1/4")
-    await expect(page.locator(".paths .path")).to_have_count(len(api["paths"]))
-    assert api["paths"], "the synthetic graph is dense enough for a path of 3 hops"
-    await expect(page.locator(".paths .path").first.locator(".path-edge")).to_have_count(api["paths"][0]["hops"])
+    # Strongest paths from A to B (and from B to A), each following its edges' directions, as the
+    # API finds them: no A -> C <- B among them.
+    q = ("query($a: ID!, $b: ID!) { paths(from: $a, to: $b, maxHops: 3, first: 3, directed: true) "
+         "{ hops nodes { key } edges { source target type } } }")
+    ab = (await gql(site, q, a=f"{MODEL}/0/2", b=f"{MODEL}/1/4"))["paths"]
+    ba = (await gql(site, q, a=f"{MODEL}/1/4", b=f"{MODEL}/0/2"))["paths"]
+    assert ab, "the synthetic graph is dense enough for a path of 3 hops from layer 0 to layer 1"
+    for p in ab + ba:
+        keys = [n["key"] for n in p["nodes"]]
+        for (u, v), e in zip(zip(keys, keys[1:]), p["edges"]):
+            assert (e["source"], e["target"]) == (u, v) or e["type"] in ("CORRELATES", "SIMILAR"), (keys, e)
+    await expect(page.locator(".paths .path-list[data-from=A] .path")).to_have_count(len(ab))
+    await expect(page.locator(".paths .path-list[data-from=B] .path")).to_have_count(len(ba))
+    await expect(page.locator(".paths .path").first.locator(".path-edge")).to_have_count(ab[0]["hops"])
     await shot(page, "07-compare")
     # A bad key is refused in the form, plainly.
     await page.fill(".compare-form input[name=b]", "not a key")

@@ -96,6 +96,16 @@ async def test_colours_histogram_role_tokens(site: str, page: Page, store) -> No
     assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
 
 
+async def test_more_examples_asked_than_stored_says_so(site: str, page: Page, store) -> None:
+    n = (await store.run("MATCH (:Neuron {key: $k})-[a:ACTIVATES_ON {kind: 'max'}]->() RETURN count(a) AS n",
+                         {"k": KEY}))[0]["n"]
+    await page.goto(f"{site}/#/neuron/{KEY}?examples=50")
+    await ready(page)
+    await expect(page.locator(".examples[data-kind=max] .example")).to_have_count(n)
+    await expect(page.locator(".card:has(.examples[data-kind=max]) .stored-note")).to_contain_text(
+        "all the graph stores for this neuron (50 asked for)")
+
+
 async def test_prev_next_across_layers(site: str, page: Page) -> None:
     last = D_MLP - 1
     await page.goto(f"{site}/#/neuron/{MODEL}/0/{last}")

@@ -21,6 +21,7 @@ from ..store import Store
 
 # Relationship types a neighbourhood follows between neurons and heads.
 TRAVERSED = ("COMPOSES", "CORRELATES", "SIMILAR", "HEAD_COMPOSES")
+UNDIRECTED = ("CORRELATES", "SIMILAR")  # stored one way, meant both ways
 MAX_NODES = 2000  # hard cap on one subgraph, whatever depth and perNode ask for
 
 
@@ -124,6 +125,10 @@ async def strongest_paths(store: Store, source: dict, target: dict, *, max_hops:
     g = to_networkx(merged)
     if not directed:
         g = g.to_undirected(as_view=False)
+    else:  # a correlation or similarity has no direction: it may be walked either way
+        for a, b, d in list(g.edges(data=True)):
+            if d["type"] in UNDIRECTED and not g.has_edge(b, a):
+                g.add_edge(b, a, **d)
     wmax = max((abs(d["weight"]) for *_, d in g.edges(data=True)), default=1.0) or 1.0
     for *_, d in g.edges(data=True):
         d["cost"] = -math.log(max(abs(d["weight"]) / wmax, 1e-12))

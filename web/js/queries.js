@@ -304,12 +304,15 @@ export async function searchExplanations(modelName, query, first = 50) {
   }));
 }
 
-/** The strongest weighted paths between two neurons (either direction), strongest first. */
-export async function paths(fromKey, toKey, { maxHops = 3, first = 3 } = {}) {
-  const d = await gql(`query Paths($from: ID!, $to: ID!, $maxHops: Int!, $first: Int!) {
-    paths(from: $from, to: $to, maxHops: $maxHops, first: $first) {
+/**
+ * The strongest weighted paths between two neurons, strongest first; `directed`: only paths that
+ * follow each edge's direction from the first to the second (correlations count both ways).
+ */
+export async function paths(fromKey, toKey, { maxHops = 3, first = 3, directed = false } = {}) {
+  const d = await gql(`query Paths($from: ID!, $to: ID!, $maxHops: Int!, $first: Int!, $directed: Boolean!) {
+    paths(from: $from, to: $to, maxHops: $maxHops, first: $first, directed: $directed) {
       hops strength nodes { key label model layer index title } edges { source target type kind weight } } }`,
-  { from: fromKey, to: toKey, maxHops, first });
+  { from: fromKey, to: toKey, maxHops, first, directed });
   return d.paths.map((p) => ({
     hops: p.hops, strength: p.strength,
     nodes: p.nodes.map((n) => ({

@@ -244,6 +244,11 @@ function examplesCard(n, kind, title) {
     heading.textContent = `${title} (${ofTotal(shown, page.total)})`;
   };
   add(page.items);
+  // ?examples=50 on a neuron with 10 stored: say so rather than silently show fewer.
+  if (!page.next && n.pageSize > page.items.length) {
+    card.append(h("div", { class: "sub small stored-note" },
+      `${page.items.length} ${page.items.length === 1 ? "is" : "are"} all the graph stores for this neuron (${n.pageSize} asked for); the build keeps the top examples per neuron.`));
+  }
   card.append(list);
   let next = page.next;
   if (next) {
