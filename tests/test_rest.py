@@ -207,6 +207,8 @@ async def test_neuronav_route_gives_one_document(client, store):
     (f"/api/{M}/neuroscope?limit=\u00b3", 400, "limit"),
     (f"/api/{M}/neuron_explainer", 404, "no model page"),
     ("/api/bare/neuroscope/0/0", 404, "neuroscope"),
+    (f"/api/{M}/neuroscope/0/1/", 404, "No route"),
+    (f"/api/{M}/neuroscope/0/1/extra", 404, "No route"),
 ])
 async def test_errors_are_clear_json(client, path, status, needle):
     r = await client.get(path)
@@ -233,9 +235,12 @@ async def test_missing_data_lists_the_type(client):
 async def test_openapi_describes_every_route(client):
     doc = (await client.get("/api/openapi.json")).json()
     assert doc["openapi"].startswith("3.")
-    paths = {r.path for r in routes if r.path.startswith("/api/{")}
+    paths = {r.path for r in routes if r.path.startswith("/api/{") and ":path}" not in r.path}  # not the 404 catch-all
     assert paths <= set(doc["paths"])
     assert "/api/{model}/all/{layer}/{neuron}" in doc["paths"]
+    # The bounds the server enforces are declared: 9 digits at most.
+    layer = doc["paths"]["/api/{model}/{service}/{layer}"]["get"]["parameters"][2]["schema"]
+    assert layer == {"type": "integer", "minimum": 0, "maximum": 999_999_999}
 
 
 async def test_store_failure_is_a_json_503_not_a_traceback(store):

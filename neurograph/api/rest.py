@@ -50,6 +50,7 @@ DEFAULT_LAYER_IMPORTANT = 10_000  # layer page: DeepDecipher lists every neuron 
 DEFAULT_TEXTS = 20               # Neuroscope shows 20 texts per neuron
 DEFAULT_SIMILAR = 50
 MAX_QUERY_TERMS = 16
+MAX_INDEX = 999_999_999  # layer and neuron indices: at most 9 digits (declared in the OpenAPI document)
 
 
 class Problem(Exception):
@@ -79,7 +80,7 @@ def _json(body: Any, status: int = 200) -> JSONResponse:
 def _index(raw: str | None, what: str) -> int | None:
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_INDEX)):
         raise Problem(400, error=f"{what} index must be a non-negative integer, got {raw!r}")
     return int(raw)
 
@@ -424,6 +425,12 @@ async def service(request: Request) -> JSONResponse:
     return await _guard(_service, request)
 
 
+async def not_found(request: Request) -> JSONResponse:
+    """Any other path under /api (a trailing slash, an extra segment): a JSON 404, as every other answer."""
+    return _json({"error": f"No route {request.url.path!r}: routes are /api, /api/{{model}}/{{service}}[/{{layer}}"
+                           f"[/{{neuron}}]], /api/{{model}}/{{layer}}/{{neuron}} (see /api/openapi.json)."}, 404)
+
+
 async def openapi(request: Request) -> JSONResponse:
     return _json(OPENAPI)
 
@@ -432,7 +439,8 @@ def _op(op_id: str, summary: str, params: list[str], extra: list[dict] | None = 
     desc = {"model": "Model name.", "service": f"One of: {', '.join(SERVICES)}.",
             "layer": "Layer index (0-based).", "neuron": "Neuron index within the layer (0-based)."}
     schema = {"model": {"type": "string"}, "service": {"type": "string", "enum": list(SERVICES)},
-              "layer": {"type": "integer", "minimum": 0}, "neuron": {"type": "integer", "minimum": 0}}
+              "layer": {"type": "integer", "minimum": 0, "maximum": MAX_INDEX},
+              "neuron": {"type": "integer", "minimum": 0, "maximum": MAX_INDEX}}
     err = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     return {"get": {
         "operationId": op_id, "summary": summary,
@@ -480,4 +488,5 @@ routes: list[BaseRoute] = [
     Route("/api/{model}/{service}", service, methods=["GET"]),
     Route("/api/{model}/{service}/{layer}", service, methods=["GET"]),
     Route("/api/{model}/{service}/{layer}/{neuron}", service, methods=["GET"]),
+    Route("/api/{rest:path}", not_found, methods=["GET"]),
 ]
