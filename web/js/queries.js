@@ -146,8 +146,9 @@ const layerSizeCache = new Map();
 /** Each layer's number of neurons, Map(layer -> n), fetched once per model. */
 export function layerSizes(modelName) {
   if (!layerSizeCache.has(modelName)) {
-    const p = gql(`query LayerSizes($name: String!) { model(name: $name) { layers { layer nNeurons } } }`, { name: modelName })
-      .then((d) => new Map((d.model ? d.model.layers : []).map((l) => [l.layer, l.nNeurons])));
+    // A layer stored without its size takes the model's neurons per layer (null: unknown).
+    const p = gql(`query LayerSizes($name: String!) { model(name: $name) { dMlp layers { layer nNeurons } } }`, { name: modelName })
+      .then((d) => new Map((d.model ? d.model.layers : []).map((l) => [l.layer, l.nNeurons ?? d.model.dMlp ?? null])));
     p.catch(() => layerSizeCache.delete(modelName));
     layerSizeCache.set(modelName, p);
   }

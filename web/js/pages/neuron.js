@@ -59,6 +59,10 @@ export function stepTargets(layer, index, sizes) {
   const size = (l) => (sizes.get(l) || 0);
   let prev = null;
   let next = null;
+  if (sizes.get(layer) === null || sizes.get(layer) === undefined) {
+    // The layer's size is not known: step within it, as far as the index goes.
+    return { prev: index > 0 ? [layer, index - 1] : null, next: [layer, index + 1] };
+  }
   if (index > 0) prev = [layer, Math.min(index - 1, size(layer) - 1)];
   else for (let l = layer - 1; l >= 0; l--) if (size(l) > 0) { prev = [l, size(l) - 1]; break; }
   if (index + 1 < size(layer)) next = [layer, index + 1];
