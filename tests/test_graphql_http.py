@@ -124,7 +124,7 @@ async def test_store_outage_does_not_show_the_store_address(store, settings, mon
     from neurograph.errors import StoreUnavailable
 
     async def down(*args, **kwargs):
-        raise StoreUnavailable("Error 2 connecting to unix socket: /home/someone/.local/share/neurograph/falkordb.sock")
+        raise StoreUnavailable("FalkorDB is not reachable: Error 2 connecting to unix socket: /home/someone/.local/share/neurograph/falkordb.sock")
 
     app = create_app(settings=settings, store=store, cache_entries=0)
     monkeypatch.setattr(store, "query", down)
@@ -132,4 +132,4 @@ async def test_store_outage_does_not_show_the_store_address(store, settings, mon
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         r = await c.post("/graphql", json={"query": "{ models { name } }"})
     msg = r.json()["errors"][0]["message"]
-    assert "unreachable" in msg and ".sock" not in msg and "/home" not in msg
+    assert "not reachable" in msg and ".sock" not in msg and "/home" not in msg

@@ -254,14 +254,14 @@ async def test_store_outage_hides_the_store_address(store, monkeypatch):
     from neurograph.errors import StoreUnavailable
 
     async def down(*args, **kwargs):
-        raise StoreUnavailable("Error 2 connecting to unix socket: /home/someone/neurograph/falkordb.sock")
+        raise StoreUnavailable("FalkorDB is not reachable: Error 2 connecting to unix socket: /home/someone/neurograph/falkordb.sock")
 
     app = Starlette(routes=routes)
     app.state.store = store
     monkeypatch.setattr(store, "query", down)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as c:
         r = await c.get(f"/api/{M}/all/0/1")
-    assert r.status_code == 503 and "unreachable" in r.json()["error"] and ".sock" not in r.text
+    assert r.status_code == 503 and "not reachable" in r.json()["error"] and ".sock" not in r.text
 
 
 def test_parse_search_keeps_token_spaces():

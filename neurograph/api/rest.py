@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from ..domain import layer_key, neuron_key
-from ..errors import InvalidKey, NeuroGraphError, StoreUnavailable
+from ..errors import InvalidKey, NeuroGraphError, StoreUnavailable, without_addresses
 from ..search import search_tokens
 from ..store.base import Store
 
@@ -336,7 +336,7 @@ async def _guard(handler: Callable[[Request], Awaitable[Any]], request: Request)
         return _json(p.body, p.status)
     except StoreUnavailable as e:  # its address (a socket path, host:port) is for the log, not the client
         log.warning("REST %s: %s", request.url.path, e)
-        return _json({"error": "graph store unreachable right now; try again in a moment"}, 503)
+        return _json({"error": f"graph store unavailable: {without_addresses(str(e))}"}, 503)
     except InvalidKey as e:
         return _json({"error": str(e)}, 400)
     except NeuroGraphError as e:

@@ -19,7 +19,7 @@ from strawberry.scalars import JSON
 from strawberry.tools import merge_types
 
 from ..domain import check_model_name, explanation_key, head_key, neuron_key, parse_key, parse_neuron_key
-from ..errors import InvalidKey, NeuroGraphError, NotFound, QueryError, StoreUnavailable
+from ..errors import InvalidKey, NeuroGraphError, NotFound, QueryError, StoreUnavailable, without_addresses
 from .cost import CostLimiter
 from .execution_context import AcyclicExecutionContext
 from .graph import neighborhood as fetch_neighborhood, path_strength, strongest_paths
@@ -328,16 +328,27 @@ def internal(error: GraphQLError) -> bool:
     return not (error.path is None and isinstance(original, GraphQLError))
 
 
-STORE_DOWN = "the graph store is unreachable right now; try again in a moment (the server log has details)"
-
-
 def store_down(error: GraphQLError) -> bool:
-    """The store could not be reached: the answer says so without the store's address (a unix
-    socket path, a host and port), which is the server's business, not the client's."""
+    """The store could not be reached (its message names the engine and its address)."""
     original = error.original_error
     if isinstance(original, StoreUnavailable):
         return True
     return isinstance(original, ConnectionError) and not isinstance(original, NeuroGraphError)
+
+
+class HideStoreAddress(MaskErrors):
+    """Store outages keep their message ("FalkorDB is not reachable: Error 2 connecting to unix
+    socket: …") without the store's address.
+
+        HideStoreAddress()   # in the schema's extensions
+    """
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=store_down)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        return GraphQLError(message=without_addresses(error.message), nodes=error.nodes, source=error.source,
+                            positions=error.positions, path=error.path, original_error=None)
 
 
 class NeuroGraphSchema(strawberry.Schema):
@@ -369,7 +380,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
             lambda: AddValidationRules(rules),
             lambda: ValidationCache(maxsize=256),
             lambda: CostLimiter(max_cost=max_cost),  # after ValidationCache: it must not overwrite our error
-            lambda: MaskErrors(should_mask_error=store_down, error_message=STORE_DOWN),
+            HideStoreAddress,
             lambda: MaskErrors(should_mask_error=internal, error_message="internal error: the server log has details"),
         ],
     )
