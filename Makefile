@@ -32,6 +32,11 @@ tools/cypher-lint/node_modules: tools/cypher-lint/package-lock.json
 	npm ci --prefix tools/cypher-lint --no-audit --no-fund
 	touch tools/cypher-lint/node_modules
 
+# graphql-http's audit of the GraphQL-over-HTTP spec (tests/test_graphql_http.py runs it).
+tools/graphql-http-audit/node_modules: tools/graphql-http-audit/package-lock.json
+	npm ci --prefix tools/graphql-http-audit --no-audit --no-fund
+	touch tools/graphql-http-audit/node_modules
+
 # Debian packages for the browser tests and the compose-file check (root only; skipped when present).
 system:
 	@if ! command -v chromium >/dev/null || ! command -v docker-compose >/dev/null; then \
@@ -44,7 +49,7 @@ demo: install
 serve: install
 	$(BIN)/neurograph serve
 
-test: install system tools/cypher-lint/node_modules
+test: install system tools/cypher-lint/node_modules tools/graphql-http-audit/node_modules
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: tools/cypher-lint/node_modules
@@ -60,4 +65,4 @@ lock: install
 	$(BIN)/pip-compile -q $(PIN) --extra compute --extra test -o $(LOCK) pyproject.toml
 
 clean:
-	rm -rf $(VENV) tools/cypher-lint/node_modules artifacts
+	rm -rf $(VENV) tools/cypher-lint/node_modules tools/graphql-http-audit/node_modules artifacts

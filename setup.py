@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent
 PACKAGE_DATA = {
     "cypher": ("*.cypher", "schema/*.cypher", "recipes/*.cypher"),
     "graphql": ("*.graphql",),
-    "web": ("index.html", "css/*.css", "js/*.js", "js/*/*.js", "vendor/*"),
+    "web": ("index.html", "graphiql.html", "css/*.css", "js/*.js", "js/*/*.js", "vendor/*"),
 }
 
 

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
+
+ADDRESS = re.compile(r"(unix:/)?(/[\w.@+-]+)+\.sock\b|(/[\w.@+-]+){3,}/?|\b(\d{1,3}\.){3}\d{1,3}:\d+\b|"
+                     r"\blocalhost:\d+\b|\[[0-9a-fA-F:]+\]:\d+")
+
+
+def without_addresses(message: str) -> str:
+    """A message fit for a client: socket paths, data directories and host:port replaced by "…"
+    (they are the server's business; the server log keeps the full message)."""
+    return ADDRESS.sub("…", message)
+
 
 class NeuroGraphError(Exception):
     """Base class: every error NeuroGraph raises on purpose."""

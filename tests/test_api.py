@@ -317,6 +317,31 @@ async def test_neighborhood_two_hops_is_a_drawable_subgraph(client, store):
     assert only["edges"] and all(e["kind"] == "virtual" for e in only["edges"])
 
 
+async def test_neighborhood_ranks_each_kind_on_its_own(client, store):
+    # Virtual weights 100x the rest, as on real graphs (5-20 against cosines <= 1): ranked over
+    # all kinds they fill every slot; ranked per kind, every stored kind and direction shows.
+    start = neuron_key(MODEL, 1, 4)
+    await store.run("MATCH ()-[e:COMPOSES {kind: 'virtual'}]->() SET e.weight = e.weight * 100", {}, write=True)
+    stored = await one(store, "MATCH (n:Neuron {key: $k})-[e]-(m) WHERE (m:Neuron OR m:Head) "
+                              "AND type(e) IN ['COMPOSES', 'CORRELATES', 'SIMILAR', 'HEAD_COMPOSES'] "
+                              "RETURN e.kind AS kind, startNode(e).key = $k AS out", k=start)
+    groups = {(r["kind"], r["out"]) for r in stored}
+    assert len({k for k, _ in groups}) >= 3 and {o for _, o in groups} == {True, False}
+    v = {"id": to_global_id("Neuron", start), "depth": 1, "perNode": 2}
+    sub = (await gql(client, op("neighborhood"), v))["data"]["neighborhood"]
+    seen = {(e["kind"], e["source"] == start) for e in sub["edges"]}
+    assert seen == groups
+    count = {g: sum((e["kind"], e["source"] == start) == g for e in sub["edges"]) for g in groups}
+    want = {g: min(2, sum((r["kind"], r["out"]) == g for r in stored)) for g in groups}
+    assert count == want
+    # Over all kinds: the 2 strongest, both virtual.
+    flat = (await gql(client, op("neighborhood"), {**v, "perKind": False}))["data"]["neighborhood"]
+    assert [e["kind"] for e in flat["edges"]] == ["virtual", "virtual"]
+    # Edges name their ends by id too: the ids of the nodes they join.
+    ids = {n["key"]: n["id"] for n in sub["nodes"]}
+    assert all(e["sourceId"] == ids[e["source"]] and e["targetId"] == ids[e["target"]] for e in sub["edges"])
+
+
 async def test_paths_are_connected_and_strongest_first(client):
     v = VARIABLES["paths"]
     paths = (await gql(client, op("paths"), v))["data"]["paths"]
@@ -492,10 +517,15 @@ async def test_badly_typed_variables_get_graphql_cores_message(client, variables
     for accept in ("application/json", "application/graphql-response+json"):
         r = await client.post("/graphql", json={"query": q, "variables": {"m": MODEL, "i": 1, **variables}},
                               headers={"accept": accept})
-        # the app answers application/json, where the GraphQL-over-HTTP spec says 200 for request errors
-        assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+        # GraphQL over HTTP: a request that did not run is a 200 with application/json, and a 400
+        # without data with application/graphql-response+json
+        assert r.headers["content-type"].startswith(accept)
         body = r.json()
-        assert body["data"] is None and len(body["errors"]) == 1
+        if accept == "application/json":
+            assert r.status_code == 200 and body["data"] is None
+        else:
+            assert r.status_code == 400 and "data" not in body
+        assert len(body["errors"]) == 1
         message = body["errors"][0]["message"]
         assert message.startswith("Variable '$l'") and says in message and "internal error" not in message
     assert not caplog.records  # the client's mistake, not a server fault

@@ -167,6 +167,32 @@ async def test_all_route_gathers_every_service(client):
     assert layer["neuroscope"]["data"]["num_neurons"] == D_MLP
 
 
+async def test_neuronav_route_gives_one_document(client, store):
+    await store.run("MATCH (n:Neuron {key: $k}) SET n.n2g_firing_f1 = 0.56", {"k": neuron_key(M, 0, 1)}, write=True)
+    r = await client.get(f"/api/{M}/0/1")  # NeuroNav's own example is /api/GPT-2-XL/5/2332
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert list(doc) == ["model", "available", "layer", "neuron", "metadata", "neuroscope", "neuron2graph",
+                         "explanation"]
+    assert (doc["model"], doc["layer"], doc["neuron"]) == (M, 0, 1)
+    assert doc["available"] == ["Max Activating Dataset Example", "Neuron Graph", "Explanation"]
+    assert doc["metadata"]["name"] == M and doc["metadata"]["num_layers"] == N_LAYERS
+    # Each block is the same as its service's neuron page.
+    assert doc["neuroscope"] == (await client.get(f"/api/{M}/neuroscope/0/1")).json()["data"]
+    n2g = (await client.get(f"/api/{M}/neuron2graph/0/1")).json()["data"]
+    assert doc["neuron2graph"] == {"explanation-score": 0.56, **n2g}
+    assert doc["explanation"] == {"explanation-score": 0.7, "explanation": "creation verbs", "score": 0.7,
+                                  "source": "llm"}
+    # A neuron with less data: what exists, null for the rest, still a 200.
+    doc = (await client.get(f"/api/{M}/1/2")).json()
+    assert doc["available"] == ["Neuron Graph"] and doc["neuroscope"] is None and doc["explanation"] is None
+    assert doc["neuron2graph"]["explanation-score"] is None
+    # Unknown model / neuron out of range: clear JSON 404s.
+    assert (await client.get("/api/nope/0/1")).status_code == 404
+    r = await client.get(f"/api/{M}/0/99")
+    assert r.status_code == 404 and "Neuron 99 not found" in r.json()["error"]
+
+
 @pytest.mark.parametrize("path, status, needle", [
     ("/api/nope/neuroscope/0/0", 404, "Model 'nope' not found"),
     ("/api/bad name/neuroscope/0/0", 404, "not found"),
@@ -181,6 +207,8 @@ async def test_all_route_gathers_every_service(client):
     (f"/api/{M}/neuroscope?limit=\u00b3", 400, "limit"),
     (f"/api/{M}/neuron_explainer", 404, "no model page"),
     ("/api/bare/neuroscope/0/0", 404, "neuroscope"),
+    (f"/api/{M}/neuroscope/0/1/", 404, "No route"),
+    (f"/api/{M}/neuroscope/0/1/extra", 404, "No route"),
 ])
 async def test_errors_are_clear_json(client, path, status, needle):
     r = await client.get(path)
@@ -207,9 +235,12 @@ async def test_missing_data_lists_the_type(client):
 async def test_openapi_describes_every_route(client):
     doc = (await client.get("/api/openapi.json")).json()
     assert doc["openapi"].startswith("3.")
-    paths = {r.path for r in routes if r.path.startswith("/api/{")}
+    paths = {r.path for r in routes if r.path.startswith("/api/{") and ":path}" not in r.path}  # not the 404 catch-all
     assert paths <= set(doc["paths"])
     assert "/api/{model}/all/{layer}/{neuron}" in doc["paths"]
+    # The bounds the server enforces are declared: 9 digits at most.
+    layer = doc["paths"]["/api/{model}/{service}/{layer}"]["get"]["parameters"][2]["schema"]
+    assert layer == {"type": "integer", "minimum": 0, "maximum": 999_999_999}
 
 
 async def test_store_failure_is_a_json_503_not_a_traceback(store):
@@ -217,6 +248,20 @@ async def test_store_failure_is_a_json_503_not_a_traceback(store):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as c:
         r = await c.get("/api")
     assert r.status_code == 503 and "store" in r.json()["error"]
+
+
+async def test_store_outage_hides_the_store_address(store, monkeypatch):
+    from neurograph.errors import StoreUnavailable
+
+    async def down(*args, **kwargs):
+        raise StoreUnavailable("FalkorDB is not reachable: Error 2 connecting to unix socket: /home/someone/neurograph/falkordb.sock")
+
+    app = Starlette(routes=routes)
+    app.state.store = store
+    monkeypatch.setattr(store, "query", down)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as c:
+        r = await c.get(f"/api/{M}/all/0/1")
+    assert r.status_code == 503 and "not reachable" in r.json()["error"] and ".sock" not in r.text
 
 
 def test_parse_search_keeps_token_spaces():

@@ -157,7 +157,12 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     # Explanations with their scores, top tokens, the pattern graph drawn.
     expl = await store.run("MATCH (:Neuron {key: $k})-[:EXPLAINED_BY]->(x) RETURN x.text AS t", {"k": key})
     await expect(page.locator(".explanations")).to_contain_text(expl[0]["t"])
-    await expect(page.locator(".tok-group[data-kind=output] .tok-chip")).to_have_count(4)
+    # Output tokens from both ends: those it raises (weight > 0) and those it lowers (< 0).
+    outs = await store.run("MATCH (:Neuron {key: $k})-[e:TOKEN_EFFECT {kind: 'output'}]->() RETURN e.weight AS w",
+                           {"k": key})
+    await expect(page.locator(".tok-group[data-kind=output] .tok-chip")).to_have_count(sum(r["w"] > 0 for r in outs))
+    await expect(page.locator(".tok-group[data-kind=outputBottom] .tok-chip")).to_have_count(
+        sum(r["w"] < 0 for r in outs))
     n_pattern = (await store.run("MATCH (:Neuron {key: $k})-[:HAS_PATTERN]->(p) RETURN count(p) AS n",
                                  {"k": key}))[0]["n"]
     await page.wait_for_function("window.cyPattern && window.cyPattern.nodes().length > 0")
@@ -205,7 +210,7 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await page.click("a:text('Neighbourhood graph')")
     await ready(page)
     await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy && window.cy.nodes().length > 1")
-    api = await gql(site, "query($id: ID!) { neighborhood(id: $id, depth: 1, perNode: 10) { nodes { key } edges { kind } } }",
+    api = await gql(site, "query($id: ID!) { neighborhood(id: $id, depth: 1, perNode: 3) { nodes { key } edges { kind } } }",
                     id=key)
     assert await page.evaluate("window.cy.nodes().length") == len(api["neighborhood"]["nodes"])
     assert await page.evaluate("window.cy.edges().length") == len(api["neighborhood"]["edges"])
@@ -219,7 +224,7 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await page.select_option("select[name=depth]", "2")
     await ready(page)
     await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy && window.cy.nodes().length > 1")
-    api2 = await gql(site, "query($id: ID!) { neighborhood(id: $id, depth: 2, perNode: 10) { nodes { key } } }", id=key)
+    api2 = await gql(site, "query($id: ID!) { neighborhood(id: $id, depth: 2, perNode: 3) { nodes { key } } }", id=key)
     assert await page.evaluate("window.cy.nodes().length") == len(api2["neighborhood"]["nodes"])
     await page.fill("input[name=min]", "0.5")
     await page.dispatch_event("input[name=min]", "change")
@@ -369,12 +374,20 @@ async def test_compare_two_neurons(site: str, page: Page, store) -> None:
     # Both neurons' examples are shown, side by side.
     for side in ("a", "b"):
         await expect(page.locator(f".compare-col[data-side={side}] .examples[data-kind=max] .example").first).to_be_visible()
-    # Strongest paths between them, as the API finds them.
-    api = await gql(site, "query($a: ID!, $b: ID!) { paths(from: $a, to: $b, maxHops: 3, first: 3) { hops } }",
-                    a=f"{MODEL}/0/2", b=f"{MODEL}/1/4")
-    await expect(page.locator(".paths .path")).to_have_count(len(api["paths"]))
-    assert api["paths"], "the synthetic graph is dense enough for a path of 3 hops"
-    await expect(page.locator(".paths .path").first.locator(".path-edge")).to_have_count(api["paths"][0]["hops"])
+    # Strongest paths from A to B (and from B to A), each following its edges' directions, as the
+    # API finds them: no A -> C <- B among them.
+    q = ("query($a: ID!, $b: ID!) { paths(from: $a, to: $b, maxHops: 3, first: 3, directed: true) "
+         "{ hops nodes { key } edges { source target type } } }")
+    ab = (await gql(site, q, a=f"{MODEL}/0/2", b=f"{MODEL}/1/4"))["paths"]
+    ba = (await gql(site, q, a=f"{MODEL}/1/4", b=f"{MODEL}/0/2"))["paths"]
+    assert ab, "the synthetic graph is dense enough for a path of 3 hops from layer 0 to layer 1"
+    for p in ab + ba:
+        keys = [n["key"] for n in p["nodes"]]
+        for (u, v), e in zip(zip(keys, keys[1:]), p["edges"]):
+            assert (e["source"], e["target"]) == (u, v) or e["type"] in ("CORRELATES", "SIMILAR"), (keys, e)
+    await expect(page.locator(".paths .path-list[data-from=A] .path")).to_have_count(len(ab))
+    await expect(page.locator(".paths .path-list[data-from=B] .path")).to_have_count(len(ba))
+    await expect(page.locator(".paths .path").first.locator(".path-edge")).to_have_count(ab[0]["hops"])
     await shot(page, "07-compare")
     # A bad key is refused in the form, plainly.
     await page.fill(".compare-form input[name=b]", "not a key")

@@ -44,6 +44,7 @@ from ..store import Store, open_store
 from .cache import PageStore, ResponseCache
 from .context import Context
 from .deadline import RequestDeadline
+from .graphql_http import GraphQLOverHTTP, ReadOnlyCORS, cross_origin
 from .live import RateLimiter
 from .pages import PagesReport, prerender, render_in_background
 from .rest import routes as rest_routes
@@ -121,6 +122,13 @@ class NeuroGraphQL(GraphQL):
         except TypeError:  # what orjson does not take (an int beyond 64 bits): the json module's way
             return json.dumps(data, separators=(",", ":")).encode()
 
+    @property
+    def graphql_ide_html(self) -> str:
+        """GraphiQL from the web UI's vendor/ folder (web/graphiql.html), not from a CDN: it
+        works offline. Strawberry's own page is the fallback where web/ is not shipped."""
+        page = WEB_DIR / "graphiql.html"
+        return page.read_text(encoding="utf-8") if page.is_file() else super().graphql_ide_html
+
     async def get_context(self, request: Any, response: Any) -> Context:
         app_state = request.app.state
         settings: Settings = app_state.settings
@@ -129,12 +137,13 @@ class NeuroGraphQL(GraphQL):
 
 
 def authorized(request: Request, settings: Settings) -> bool:
-    """May this request write? With a key configured: only with that key. Without: loopback only."""
+    """May this request write? With a key configured: only with that key. Without: loopback only,
+    and not from a web page of another origin (reads are open to any origin: CORS ``*``)."""
     if settings.api_key:
         given = request.headers.get("x-api-key", "")
         return hmac.compare_digest(given.encode(), settings.api_key.encode())
     host = request.client.host if request.client else ""
-    return host in LOOPBACK
+    return host in LOOPBACK and not cross_origin(request.headers)
 
 
 async def healthz(request: Request) -> Response:
@@ -247,7 +256,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
     cache = ResponseCache(graphql_app, max_entries=cache_entries, check_every=check_every, pages=pages)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
-        Route("/graphql", cache, methods=["GET", "POST"]),
+        Route("/graphql", GraphQLOverHTTP(cache), methods=["GET", "POST"]),
         *rest_routes,
     ]
     if OPERATIONS_DIR.is_dir():
@@ -260,6 +269,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                                      allow_methods=["GET", "POST", "OPTIONS"],
                                      allow_headers=["content-type", "x-api-key"]))
+    else:  # reads open to any web page, as DeepDecipher's API is; writes still need the key
+        middleware.append(Middleware(ReadOnlyCORS))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     app.state.response_cache = cache

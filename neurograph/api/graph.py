@@ -1,7 +1,7 @@
 """Bounded traversals for drawing and path finding: breadth-first neighbourhoods fetched one
 level per round trip, and the strongest weighted paths found with networkx over them.
 
-    sub = await neighborhood(store, ["gpt2/3/17"], depth=2, per_node=8)
+    sub = await neighborhood(store, ["gpt2/3/17"], depth=2, per_node=8)   # per kind and direction
     g = to_networkx(sub)                                  # networkx.DiGraph
     paths = await strongest_paths(store, "gpt2/0/1", "gpt2/2/5", max_hops=3)
 """
@@ -21,6 +21,7 @@ from ..store import Store
 
 # Relationship types a neighbourhood follows between neurons and heads.
 TRAVERSED = ("COMPOSES", "CORRELATES", "SIMILAR", "HEAD_COMPOSES")
+UNDIRECTED = ("CORRELATES", "SIMILAR")  # stored one way, meant both ways
 MAX_NODES = 2000  # hard cap on one subgraph, whatever depth and perNode ask for
 
 
@@ -45,10 +46,27 @@ def types_for(kinds: Iterable[str] | None) -> list[str]:
     return [t for t in TRAVERSED if kinds & set(EDGE_KINDS[t] or ())]
 
 
+def pick_edges(groups: list[dict], per_node: int, per_kind: bool) -> list[dict]:
+    """A node's edges to follow, from its (type, kind, direction) groups, each strongest first.
+
+    per_kind: each group is ranked on its own scale and all get their turn: the 1st edge of
+    every group, then the 2nd, …, up to per_node edges per group (a virtual weight of 12 does not
+    push every cosine and correlation out, and inputs stay beside outputs). Otherwise the
+    per_node strongest by |weight| over all groups."""
+    if per_kind:
+        return [e for g in groups for e in g["edges"][:per_node]]
+    every = [e for g in groups for e in g["edges"]]
+    every.sort(key=lambda e: -abs(float(e["weight"])))
+    return every[:per_node]
+
+
 async def neighborhood(store: Store, start: list[dict], *, depth: int = 1, kinds: list[str] | None = None,
-                       min_weight: float | None = None, per_node: int = 10,
+                       min_weight: float | None = None, per_node: int = 10, per_kind: bool = True,
                        max_nodes: int = MAX_NODES) -> Fetched:
-    """Breadth-first from ``start`` (node dicts with ``key`` and ``_label``): one round trip per level."""
+    """Breadth-first from ``start`` (node dicts with ``key`` and ``_label``): one round trip per level.
+
+    per_kind (the default): up to per_node edges of each kind in each direction per node;
+    otherwise the per_node strongest by |weight| whatever their kind."""
     types = types_for(kinds)
     out = Fetched()
     for s in start:
@@ -60,8 +78,11 @@ async def neighborhood(store: Store, start: list[dict], *, depth: int = 1, kinds
         rows = await store.query("neighborhood_step", keys=frontier, types=types,
                                  kinds=list(kinds) if kinds else None, min_weight=min_weight, per_node=per_node)
         nxt: list[str] = []
+        by_key: dict[str, list[dict]] = {}
         for r in rows:
-            for e in r["edges"]:
+            by_key.setdefault(r["key"], []).append(r)
+        for groups in by_key.values():
+            for e in pick_edges(groups, per_node, per_kind):
                 other = e["node"]
                 if other["key"] not in out.nodes:
                     if len(out.nodes) >= max_nodes:
@@ -97,13 +118,17 @@ async def strongest_paths(store: Store, source: dict, target: dict, *, max_hops:
     bounded by per_node ** ceil(max_hops / 2) from each side. Strength is the product of
     |weight| / max |weight|; the cost minimised is the sum of -log of that."""
     half = (max_hops + 1) // 2
-    a = await neighborhood(store, [source], depth=half, kinds=kinds, per_node=per_node)
+    a = await neighborhood(store, [source], depth=half, kinds=kinds, per_node=per_node, per_kind=False)
     b = await neighborhood(store, [target], depth=max_hops - half if max_hops > 1 else 1, kinds=kinds,
-                           per_node=per_node)
+                           per_node=per_node, per_kind=False)
     merged = Fetched({**a.nodes, **b.nodes}, {**a.edges, **b.edges}, a.truncated or b.truncated)
     g = to_networkx(merged)
     if not directed:
         g = g.to_undirected(as_view=False)
+    else:  # a correlation or similarity has no direction: it may be walked either way
+        for a, b, d in list(g.edges(data=True)):
+            if d["type"] in UNDIRECTED and not g.has_edge(b, a):
+                g.add_edge(b, a, **d)
     wmax = max((abs(d["weight"]) for *_, d in g.edges(data=True)), default=1.0) or 1.0
     for *_, d in g.edges(data=True):
         d["cost"] = -math.log(max(abs(d["weight"]) / wmax, 1e-12))

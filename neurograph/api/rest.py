@@ -5,6 +5,8 @@ Routes (``routes``, mounted by the app; handlers read ``request.app.state.store`
     GET /api                                         {"models": [metadata, ...]}
     GET /api/{model}/{service}[/{layer}[/{neuron}]]  {"data": page, "metadata": metadata}
     GET /api/{model}/all[/{layer}[/{neuron}]]        {service: {"data": page} | {"missing_data_types": [...]} | {"error": msg}}
+    GET /api/{model}/{layer}/{neuron}                NeuroNav's neuron document: {model, available, layer, neuron,
+                                                     metadata, neuroscope, neuron2graph, explanation}
     GET /api/openapi.json  (also /doc/openapi.json)  the OpenAPI 3 description of these routes
 
 Services: ``metadata``, ``neuroscope``, ``neuron_explainer``, ``neuron2graph``,
@@ -33,7 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from ..domain import layer_key, neuron_key
-from ..errors import InvalidKey, NeuroGraphError, StoreUnavailable
+from ..errors import InvalidKey, NeuroGraphError, StoreUnavailable, without_addresses
 from ..search import search_tokens
 from ..store.base import Store
 
@@ -48,6 +50,7 @@ DEFAULT_LAYER_IMPORTANT = 10_000  # layer page: DeepDecipher lists every neuron 
 DEFAULT_TEXTS = 20               # Neuroscope shows 20 texts per neuron
 DEFAULT_SIMILAR = 50
 MAX_QUERY_TERMS = 16
+MAX_INDEX = 999_999_999  # layer and neuron indices: at most 9 digits (declared in the OpenAPI document)
 
 
 class Problem(Exception):
@@ -70,14 +73,14 @@ class Missing(Problem):
 
 
 def _json(body: Any, status: int = 200) -> JSONResponse:
-    # CORS is the app's policy (NEUROGRAPH_CORS_ORIGINS, '*' for DeepDecipher's behaviour), not ours
+    # CORS is the app's policy (read-only '*' as DeepDecipher's, or NEUROGRAPH_CORS_ORIGINS), not ours
     return JSONResponse(body, status_code=status)
 
 
 def _index(raw: str | None, what: str) -> int | None:
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_INDEX)):
         raise Problem(400, error=f"{what} index must be a non-negative integer, got {raw!r}")
     return int(raw)
 
@@ -331,8 +334,9 @@ async def _guard(handler: Callable[[Request], Awaitable[Any]], request: Request)
         return _json(await handler(request))
     except Problem as p:
         return _json(p.body, p.status)
-    except StoreUnavailable as e:
-        return _json({"error": f"graph store unavailable: {e}"}, 503)
+    except StoreUnavailable as e:  # its address (a socket path, host:port) is for the log, not the client
+        log.warning("REST %s: %s", request.url.path, e)
+        return _json({"error": f"graph store unavailable: {without_addresses(str(e))}"}, 503)
     except InvalidKey as e:
         return _json({"error": str(e)}, 400)
     except NeuroGraphError as e:
@@ -357,6 +361,9 @@ async def _service(request: Request) -> Any:
     layer = _index(p.get("layer"), "layer")
     neuron = _index(p.get("neuron"), "neuron")
     service = p["service"]
+    if neuron is None and layer is not None and service.isascii() and service.isdigit():
+        # /api/{model}/{layer}/{neuron}: NeuroNav's route (no service is named by digits)
+        return await neuronav(store, request, p["model"], _index(service, "layer"), layer)
     if service != "all" and service not in PAGES:
         raise Problem(404, error=f"Service '{service}' not found. Services: {', '.join(SERVICES)}, all.")
     meta = await model_metadata(store, p["model"])
@@ -378,12 +385,50 @@ async def _service(request: Request) -> Any:
     return out
 
 
+NEURONAV_KINDS = {"neuroscope": "Max Activating Dataset Example", "neuron2graph": "Neuron Graph",
+                  "neuron_explainer": "Explanation"}
+
+
+async def neuronav(store: Store, request: Request, model: str, layer: int, neuron: int) -> dict[str, Any]:
+    """NeuroNav's one document per neuron (``GET /api/GPT-2-XL/5/2332`` in its README): every
+    service's neuron page at once, ``null`` where the data is not loaded, ``available`` naming
+    the kinds present. ``neuron2graph`` and ``explanation`` carry an ``explanation-score``: the
+    N2G pattern's held-out firing F1, and the explanation's own score. NeuroNav's explanation
+    block is ``GPT-4``; here it is ``explanation`` and holds the best-scored explanation whatever
+    its ``source``."""
+    meta = await model_metadata(store, model)
+    _check_range(meta, layer, neuron)
+    info = await _neuron(store, model, layer, neuron)
+    pages: dict[str, Any] = {}
+    for name in NEURONAV_KINDS:
+        try:
+            pages[name] = (await service_value(store, meta, name, layer, neuron, request))["data"]
+        except Missing:
+            pages[name] = None
+    n2g = pages["neuron2graph"]
+    if n2g is not None:
+        n2g = {"explanation-score": info.get("n2g_firing_f1"), **n2g}
+    expl = pages["neuron_explainer"]
+    if expl is not None:
+        best = await store.query("rest_best_explanation", key=neuron_key(model, layer, neuron))
+        expl = {"explanation-score": expl["score"], **expl, "source": best[0]["source"] if best else None}
+    return {"model": model, "available": [label for name, label in NEURONAV_KINDS.items() if pages[name] is not None],
+            "layer": layer, "neuron": neuron, "metadata": meta, "neuroscope": pages["neuroscope"],
+            "neuron2graph": n2g, "explanation": expl}
+
+
 async def index(request: Request) -> JSONResponse:
     return await _guard(_api_index, request)
 
 
 async def service(request: Request) -> JSONResponse:
     return await _guard(_service, request)
+
+
+async def not_found(request: Request) -> JSONResponse:
+    """Any other path under /api (a trailing slash, an extra segment): a JSON 404, as every other answer."""
+    return _json({"error": f"No route {request.url.path!r}: routes are /api, /api/{{model}}/{{service}}[/{{layer}}"
+                           f"[/{{neuron}}]], /api/{{model}}/{{layer}}/{{neuron}} (see /api/openapi.json)."}, 404)
 
 
 async def openapi(request: Request) -> JSONResponse:
@@ -394,7 +439,8 @@ def _op(op_id: str, summary: str, params: list[str], extra: list[dict] | None = 
     desc = {"model": "Model name.", "service": f"One of: {', '.join(SERVICES)}.",
             "layer": "Layer index (0-based).", "neuron": "Neuron index within the layer (0-based)."}
     schema = {"model": {"type": "string"}, "service": {"type": "string", "enum": list(SERVICES)},
-              "layer": {"type": "integer", "minimum": 0}, "neuron": {"type": "integer", "minimum": 0}}
+              "layer": {"type": "integer", "minimum": 0, "maximum": MAX_INDEX},
+              "neuron": {"type": "integer", "minimum": 0, "maximum": MAX_INDEX}}
     err = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     return {"get": {
         "operationId": op_id, "summary": summary,
@@ -427,6 +473,9 @@ OPENAPI: dict[str, Any] = {
         "/api/{model}/all/{layer}": _op("layer_all", "Every service's layer page.", ["model", "layer"]),
         "/api/{model}/all/{layer}/{neuron}": _op("neuron_all", "Every service's neuron page.",
                                                  ["model", "layer", "neuron"]),
+        "/api/{model}/{layer}/{neuron}": _op("neuronav", "NeuroNav's neuron document: model, available, layer, "
+                                                         "neuron, metadata, neuroscope, neuron2graph, explanation.",
+                                             ["model", "layer", "neuron"]),
     },
     "components": {"schemas": {"Error": {"type": "object", "properties": {
         "error": {"type": "string"}, "missing_data_types": {"type": "array", "items": {"type": "string"}}}}}},
@@ -439,4 +488,5 @@ routes: list[BaseRoute] = [
     Route("/api/{model}/{service}", service, methods=["GET"]),
     Route("/api/{model}/{service}/{layer}", service, methods=["GET"]),
     Route("/api/{model}/{service}/{layer}/{neuron}", service, methods=["GET"]),
+    Route("/api/{rest:path}", not_found, methods=["GET"]),
 ]

@@ -19,7 +19,7 @@ from strawberry.scalars import JSON
 from strawberry.tools import merge_types
 
 from ..domain import check_model_name, explanation_key, head_key, neuron_key, parse_key, parse_neuron_key
-from ..errors import InvalidKey, NeuroGraphError, NotFound, QueryError
+from ..errors import InvalidKey, NeuroGraphError, NotFound, QueryError, StoreUnavailable, without_addresses
 from .cost import CostLimiter
 from .execution_context import AcyclicExecutionContext
 from .graph import neighborhood as fetch_neighborhood, path_strength, strongest_paths
@@ -116,9 +116,16 @@ def graph_node(key: str, p: dict) -> GraphNode:
                      props={k: v for k, v in p.items() if not k.startswith("_")})
 
 
-def graph_edge(e: dict) -> GraphEdge:
+def graph_edge(e: dict, nodes: dict[str, dict] | None = None) -> GraphEdge:
+    """A drawable edge; with the subgraph's nodes, it carries their global ids as well as keys."""
+    def gid(key: str) -> strawberry.ID | None:
+        p = (nodes or {}).get(key)
+        if p is None:
+            return None
+        return strawberry.ID(to_global_id(p.get("_label") or ("Head" if "head" in p else "Neuron"), key))
+
     return GraphEdge(source=e["source"], target=e["target"], type=e["type"], kind=e.get("kind"),
-                     weight=float(e["weight"]))
+                     weight=float(e["weight"]), source_id=gid(e["source"]), target_id=gid(e["target"]))
 
 
 # --- root query ----------------------------------------------------------------------------
@@ -202,16 +209,22 @@ class Query:
     async def neighborhood(
         self, info: Info, id: strawberry.ID, depth: int = 1,
         kinds: Annotated[Optional[list[str]], strawberry.argument(description="Edge kinds to follow.")] = None,
-        min_weight: Optional[float] = None, per_node: int = 10,
+        min_weight: Optional[float] = None,
+        per_node: Annotated[int, strawberry.argument(
+            description="Edges followed per node: per kind and direction with perKind, else in all.")] = 10,
+        per_kind: Annotated[bool, strawberry.argument(
+            description="Rank each edge kind, in each direction, on its own (the default): a virtual weight of 12 "
+                        "does not crowd out cosines and correlations, and inputs stay beside outputs. "
+                        "false: the perNode strongest by |weight| whatever their kind.")] = True,
     ) -> Subgraph:
         if not 0 <= depth <= MAX_DEPTH:
             raise InvalidKey(f"depth must be between 0 and {MAX_DEPTH}, got {depth}")
         check_first(per_node, "perNode", 50)
         label, p = await resolve_unit(info, id)
         sub = await fetch_neighborhood(info.context.store, [{**p, "_label": label}], depth=depth, kinds=kinds,
-                                       min_weight=min_weight, per_node=per_node)
+                                       min_weight=min_weight, per_node=per_node, per_kind=per_kind)
         return Subgraph(nodes=[graph_node(k, v) for k, v in sub.nodes.items()],
-                        edges=[graph_edge(e) for e in sub.edges.values()], truncated=sub.truncated)
+                        edges=[graph_edge(e, sub.nodes) for e in sub.edges.values()], truncated=sub.truncated)
 
     @strawberry.field(description="The strongest weighted paths between two units (edges in either direction "
                                   "unless directed: true), strongest first.")
@@ -232,7 +245,7 @@ class Query:
         out = []
         for p in paths:
             edges, strength = path_strength(sub, p)
-            out.append(Path(nodes=[graph_node(k, sub.nodes[k]) for k in p], edges=[graph_edge(e) for e in edges],
+            out.append(Path(nodes=[graph_node(k, sub.nodes[k]) for k in p], edges=[graph_edge(e, sub.nodes) for e in edges],
                             hops=len(p) - 1, strength=strength))
         return out
 
@@ -316,6 +329,29 @@ def internal(error: GraphQLError) -> bool:
     return not (error.path is None and isinstance(original, GraphQLError))
 
 
+def store_down(error: GraphQLError) -> bool:
+    """The store could not be reached (its message names the engine and its address)."""
+    original = error.original_error
+    if isinstance(original, StoreUnavailable):
+        return True
+    return isinstance(original, ConnectionError) and not isinstance(original, NeuroGraphError)
+
+
+class HideStoreAddress(MaskErrors):
+    """Store outages keep their message ("FalkorDB is not reachable: Error 2 connecting to unix
+    socket: …") without the store's address.
+
+        HideStoreAddress()   # in the schema's extensions
+    """
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=store_down)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        return GraphQLError(message=without_addresses(error.message), nodes=error.nodes, source=error.source,
+                            positions=error.positions, path=error.path, original_error=None)
+
+
 class NeuroGraphSchema(strawberry.Schema):
     """Logs only internal errors (with their traceback); a user's bad id, refused query or
     badly typed variable is answered, not logged as a server fault."""
@@ -345,6 +381,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
             lambda: AddValidationRules(rules),
             lambda: ValidationCache(maxsize=256),
             lambda: CostLimiter(max_cost=max_cost),  # after ValidationCache: it must not overwrite our error
+            HideStoreAddress,
             lambda: MaskErrors(should_mask_error=internal, error_message="internal error: the server log has details"),
         ],
     )

@@ -755,6 +755,11 @@ class Model(Node):
                           ) -> list[Neuron]:
         return await interesting(info, self.name, layer, by, direction, first, prop)
 
+    @strawberry.field(description="Whether any of its neurons has an explanation (what searchExplanations "
+                                  "can find for it).")
+    async def has_explanations(self, info: Info) -> bool:
+        return bool(await info.context.store.query("rest_model_has_explanations", prefix=f"{self.name}/"))
+
     @strawberry.field(description="Its attention heads (of one layer when given), in (layer, head) order.")
     async def heads(self, info: Info, layer: Optional[int] = None) -> list[Head]:
         rows = await info.context.store.query("model_heads", model=self.name, layer=layer)
@@ -786,13 +791,16 @@ class GraphNode:
     props: JSON
 
 
-@strawberry.type(description="A drawable edge: source and target are node keys.")
+@strawberry.type(description="A drawable edge: source and target are node keys, sourceId and targetId the "
+                              "same nodes' ids (GraphNode.id), to link them without a lookup.")
 class GraphEdge:
     source: str
     target: str
     type: str
     kind: Optional[str]
     weight: float
+    source_id: Optional[strawberry.ID] = None
+    target_id: Optional[strawberry.ID] = None
 
 
 @strawberry.type

@@ -38,11 +38,22 @@ export function fmt(x, digits = 3) {
   return x.toFixed(Math.max(0, digits - Math.max(0, Math.floor(Math.log10(a || 1)) + 1)));
 }
 
-/** Show a token so that whitespace and newlines are visible but not disruptive. */
+/**
+ * Show a token so that whitespace and newlines are visible but not disruptive, and raw bytes
+ * as bytes: "<0xE2>" (byte-fallback tokens) stays as it is, other control characters become
+ * "<0x07>", and U+FFFD (a byte of a multi-byte character that the stored text could not keep)
+ * becomes "<0x??>" rather than a "�" that looks like a rendering fault.
+ */
 export function showToken(t) {
   if (t === null || t === undefined) return "∅";
-  return String(t).replace(/\n/g, "⏎").replace(/\t/g, "⇥");
+  return String(t).replace(/\n/g, "⏎").replace(/\t/g, "⇥").replace(/\r/g, "↵")
+    .replace(/\ufffd/g, "<0x??>")
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, (c) => `<0x${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}>`);
 }
+
+/** Whether a token's text holds a raw byte (shown as "<0x..>"). */
+export const hasRawByte = (t) => /\ufffd|[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]|^<0x[0-9A-Fa-f]{2}>$/.test(String(t ?? ""));
 
 export function loading(text = "Loading…") {
   return h("div", { class: "state loading", role: "status" }, h("span", { class: "spinner" }), text);
@@ -52,9 +63,28 @@ export function empty(text) {
   return h("div", { class: "state empty" }, text);
 }
 
-export function errorBox(err) {
+/**
+ * An error message fit to show a user: file-system paths (a unix socket, a data directory) are
+ * the server's business, not the reader's, and are replaced by "…".
+ */
+export function userMessage(err) {
   const msg = err && err.message ? err.message : String(err);
-  return h("div", { class: "state error", role: "alert" }, h("strong", {}, "Error: "), msg);
+  return msg
+    .replace(/(unix:\/\/)?(\/[\w.@+-]+)+\.sock\b|(\/[\w.@+-]+){3,}\/?/g, "…")
+    .replace(/[A-Za-z]:\\[\w.\\ -]+/g, "…");
+}
+
+/**
+ * An error state with a "Retry" button; `retry` defaults to rendering the current page again.
+ */
+export function errorBox(err, { retry = rerender } = {}) {
+  return h("div", { class: "state error", role: "alert" }, h("strong", {}, "Error: "), userMessage(err),
+    retry ? h("button", { type: "button", class: "btn retry", onclick: () => retry() }, "Retry") : null);
+}
+
+/** Render the current route again (what "Retry" does). */
+export function rerender() {
+  window.dispatchEvent(new HashChangeEvent("hashchange"));
 }
 
 /** A card section with a title; body may be a node or a list of nodes. */

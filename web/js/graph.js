@@ -70,7 +70,9 @@ const BASE_STYLE = [
  * 'force' uses cytoscape's built-in force-directed cose layout.
  */
 export function drawNeighborhood(container, { nodes, edges }, { onNavigate, layout = "layers" } = {}) {
-  const maxW = Math.max(1e-9, ...edges.map((e) => Math.abs(e.weight ?? 0)));
+  // Widths on each kind's own scale: a virtual weight of 12 must not thin every cosine to a hair.
+  const maxW = new Map();
+  for (const e of edges) maxW.set(e.kind, Math.max(maxW.get(e.kind) || 1e-9, Math.abs(e.weight ?? 0)));
   const pos = layout === "layers" ? layerPositions(nodes) : null;
   const elements = [
     ...nodes.map((n) => ({ group: "nodes", data: { ...n } })),
@@ -78,7 +80,7 @@ export function drawNeighborhood(container, { nodes, edges }, { onNavigate, layo
       group: "edges",
       data: {
         id: `e${i}`, source: e.source, target: e.target, kind: e.kind, weight: e.weight,
-        color: kindColor(e.kind), width: 1 + 6 * (Math.abs(e.weight ?? 0) / maxW),
+        color: kindColor(e.kind), width: 1 + 6 * (Math.abs(e.weight ?? 0) / maxW.get(e.kind)),
         negative: (e.weight ?? 0) < 0, undirected: !!e.undirected,
         ...bendFor(pos, e, i),
       },
@@ -90,12 +92,43 @@ export function drawNeighborhood(container, { nodes, edges }, { onNavigate, layo
       ? { name: "preset", positions: (node) => pos[node.id()], fit: true, padding: 36 }
       : { name: "cose", animate: false, randomize: false, nodeRepulsion: 8000, idealEdgeLength: 90, fit: true, padding: 30 },
   });
+  if (pos) layerAxis(container, cy, pos, nodes);
   cy.on("tap", "node", (evt) => onNavigate && onNavigate(evt.target.data()));
   cy.on("mouseover", "node", () => { container.style.cursor = "pointer"; });
   cy.on("mouseout", "node", () => { container.style.cursor = ""; });
   live.add(cy);
   window.cy = cy;
   return cy;
+}
+
+/**
+ * The by-layer layout's column headings ("layer 3") along the top of the drawing, kept above
+ * their columns as the graph is panned and zoomed. An HTML overlay, not graph nodes: the drawn
+ * nodes stay exactly the API's nodes.
+ */
+function layerAxis(container, cy, pos, nodes) {
+  const cols = new Map();
+  for (const n of nodes) if (pos[n.id] && !cols.has(n.layer ?? 0)) cols.set(n.layer ?? 0, pos[n.id].x);
+  if (getComputedStyle(container).position === "static") container.style.position = "relative";
+  const axis = document.createElement("div");
+  axis.className = "layer-axis";
+  const labels = [...cols].sort((a, b) => a[0] - b[0]).map(([layer, x]) => {
+    const el = document.createElement("span");
+    el.className = "layer-label";
+    el.dataset.layer = String(layer);
+    el.textContent = `layer ${layer}`;
+    axis.append(el);
+    return [el, x];
+  });
+  container.append(axis);
+  const place = () => {
+    const z = cy.zoom();
+    const p = cy.pan();
+    for (const [el, x] of labels) el.style.left = `${x * z + p.x}px`;
+  };
+  cy.on("viewport resize", place);
+  cy.one("render", place);
+  place();
 }
 
 // In the by-layer layout a straight edge that skips a column, or joins two nodes of one column,

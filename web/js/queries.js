@@ -142,6 +142,19 @@ const neuronLink = (n) => ({
   label: `L${n.layer}/N${n.index}`, href: `#/neuron/${encodeURIComponent(n.model)}/${n.layer}/${n.index}`,
 });
 
+const layerSizeCache = new Map();
+/** Each layer's number of neurons, Map(layer -> n), fetched once per model. */
+export function layerSizes(modelName) {
+  if (!layerSizeCache.has(modelName)) {
+    // A layer stored without its size takes the model's neurons per layer (null: unknown).
+    const p = gql(`query LayerSizes($name: String!) { model(name: $name) { dMlp layers { layer nNeurons } } }`, { name: modelName })
+      .then((d) => new Map((d.model ? d.model.layers : []).map((l) => [l.layer, l.nNeurons ?? d.model.dMlp ?? null])));
+    p.catch(() => layerSizeCache.delete(modelName));
+    layerSizeCache.set(modelName, p);
+  }
+  return layerSizeCache.get(modelName);
+}
+
 /** A neuron's whole page. */
 export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
   // An unknown model or neuron is an API error with a clear message: let the page show it.
@@ -153,11 +166,15 @@ export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
     interest: n.interest, mean: n.stats.mean, var: n.stats.var, skew: n.stats.skew, kurt: n.stats.kurt,
     max: n.stats.max, min: n.stats.min, frac_active: n.stats.fracActive,
   };
-  const quantiles = (n.stats.quantiles || []).map((q, i) => {
-    const lvl = n.stats.quantileLevels && n.stats.quantileLevels[i];
-    const label = `q${lvl !== undefined && lvl !== null ? +(lvl * 100).toFixed(2) : i}`;
+  // Quantiles are named by their level as percentiles ("p0.1", "p50", "p99.9"); a source that
+  // stored none gets them numbered ("quantile 1 of 11"), never a name that claims a level.
+  const levels = n.stats.quantileLevels || [];
+  const qs = n.stats.quantiles || [];
+  const quantiles = qs.map((q, i) => {
+    const lvl = levels.length === qs.length ? levels[i] : null;
+    const label = lvl !== null && lvl !== undefined ? `p${+(lvl * 100).toFixed(3)}` : `quantile ${i + 1}/${qs.length}`;
     stats[label] = q;
-    return { x: q, label };
+    return { x: q, label, level: lvl ?? null };
   });
   for (const [k, v] of Object.entries(n.pattern && n.pattern.scores ? n.pattern.scores : {})) {
     if (typeof v === "number") stats[k] = v;
@@ -188,7 +205,10 @@ export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
     } : null,
     tokens: {
       input: n.inputTokens.edges.map((e) => ({ text: e.node.text, weight: e.weight })),
-      output: n.outputTokens.edges.map((e) => ({ text: e.node.text, weight: e.weight })),
+      output: n.outputTokens.edges.map((e) => ({ text: e.node.text, weight: e.weight })).filter((t) => t.weight > 0),
+      // The most negative logit effects: a neuron that lowers every logit must not look like
+      // it "promotes" the top of its list.
+      outputBottom: n.outputTokensBottom.edges.map((e) => ({ text: e.node.text, weight: e.weight })).filter((t) => t.weight < 0),
       activation: n.activationTokens.edges.map((e) => ({ text: e.node.text, weight: e.weight, count: e.count })),
     },
     connectivity: {
@@ -226,14 +246,14 @@ export const headKey = (modelName, layer, head) => `${modelName}/L${layer}H${hea
  * The drawable neighbourhood of a neuron (index given) or an attention head (`head` given):
  * {nodes, edges, truncated}.
  */
-export async function neighborhood(modelName, layer, index, { depth = 1, minWeight = 0, types, perNode = 10, head = null } = {}) {
+export async function neighborhood(modelName, layer, index, { depth = 1, minWeight = 0, types, perNode = 10, perKind = true, head = null } = {}) {
   const all = Object.keys(TYPE_KINDS);
   const kinds = !types || all.every((t) => types.includes(t)) ? null : types.flatMap((t) => TYPE_KINDS[t] || []);
   const center = head !== null ? headKey(modelName, layer, head) : `${modelName}/${layer}/${index}`;
-  const d = await gql(`query Neighborhood($id: ID!, $depth: Int!, $kinds: [String!], $minWeight: Float, $perNode: Int!) {
-      neighborhood(id: $id, depth: $depth, kinds: $kinds, minWeight: $minWeight, perNode: $perNode) {
+  const d = await gql(`query Neighborhood($id: ID!, $depth: Int!, $kinds: [String!], $minWeight: Float, $perNode: Int!, $perKind: Boolean!) {
+      neighborhood(id: $id, depth: $depth, kinds: $kinds, minWeight: $minWeight, perNode: $perNode, perKind: $perKind) {
         truncated nodes { key label model layer index title } edges { source target type kind weight } } }`,
-  { id: center, depth, kinds, minWeight: minWeight || null, perNode });
+  { id: center, depth, kinds, minWeight: minWeight || null, perNode, perKind });
   const g = d.neighborhood;
   return {
     truncated: g.truncated,
@@ -268,6 +288,12 @@ export async function searchTokens(modelName, roles, { first = 100, order = "LAY
   }));
 }
 
+/** Whether a model (or, with null, any model) has explanations at all. */
+export async function hasExplanations(modelName) {
+  const d = await gql(`query HasExplanations { models { name hasExplanations } }`);
+  return d.models.some((m) => m.hasExplanations && (!modelName || m.name === modelName));
+}
+
 export async function searchExplanations(modelName, query, first = 50) {
   const d = await gql(`query SearchExplanations($query: String!, $model: String, $first: Int!) {
     searchExplanations(query: $query, model: $model, first: $first) {
@@ -279,12 +305,15 @@ export async function searchExplanations(modelName, query, first = 50) {
   }));
 }
 
-/** The strongest weighted paths between two neurons (either direction), strongest first. */
-export async function paths(fromKey, toKey, { maxHops = 3, first = 3 } = {}) {
-  const d = await gql(`query Paths($from: ID!, $to: ID!, $maxHops: Int!, $first: Int!) {
-    paths(from: $from, to: $to, maxHops: $maxHops, first: $first) {
+/**
+ * The strongest weighted paths between two neurons, strongest first; `directed`: only paths that
+ * follow each edge's direction from the first to the second (correlations count both ways).
+ */
+export async function paths(fromKey, toKey, { maxHops = 3, first = 3, directed = false } = {}) {
+  const d = await gql(`query Paths($from: ID!, $to: ID!, $maxHops: Int!, $first: Int!, $directed: Boolean!) {
+    paths(from: $from, to: $to, maxHops: $maxHops, first: $first, directed: $directed) {
       hops strength nodes { key label model layer index title } edges { source target type kind weight } } }`,
-  { from: fromKey, to: toKey, maxHops, first });
+  { from: fromKey, to: toKey, maxHops, first, directed });
   return d.paths.map((p) => ({
     hops: p.hops, strength: p.strength,
     nodes: p.nodes.map((n) => ({

@@ -30,14 +30,53 @@ export function coloredTokens(tokens, values, { min, max, pivot = -1, start = 0 
     const v = values[i];
     const [bg, fg] = tokenColor(v, min, max);
     const pos = start + i;
+    const beyond = Number.isFinite(v) && ((v > 0 && v > max) || (v < 0 && v < min));
     const t = h("span", {
-      class: "tok" + (pos === pivot ? " pivot" : ""),
+      class: "tok" + (pos === pivot ? " pivot" : "") + (beyond ? " beyond" : ""),
       style: { background: bg, color: fg },
       dataset: { value: v === undefined || v === null ? "" : String(v), pos: String(pos) },
     }, showToken(tokens[i]));
     wrap.append(t);
   }
   return wrap;
+}
+
+/**
+ * The colour scale of a list of examples: red up to the largest positive activation, blue down
+ * to the most negative one, over every example of the list but without position 0 (the BOS
+ * token, often far larger than anything else, would wash every other colour out). Falls back to
+ * position 0 only when nothing else is non-zero.
+ *   listScale([{activations: [1118, 2, 5.9]}])  -> {max: 5.9, min: -1e-9..., skipped: 1118}
+ */
+export function listScale(examples) {
+  let max = 0;
+  let min = 0;
+  let first = 0;
+  for (const ex of examples) {
+    const acts = ex.activations || [];
+    for (let i = 0; i < acts.length; i++) {
+      const v = acts[i];
+      if (!Number.isFinite(v)) continue;
+      if (i === 0) { first = Math.max(first, Math.abs(v)); continue; }
+      if (v > max) max = v;
+      if (v < min) min = v;
+    }
+  }
+  if (!max && !min) { max = first || 1; min = -(first || 1); }
+  return { max: max || 0, min: min || 0, bosExcluded: first > Math.max(max, -min) ? first : 0 };
+}
+
+/** The colour key of a scale: blue at its minimum, white at 0, red at its maximum. */
+export function scaleLegend({ min, max, bosExcluded = 0 }) {
+  const grad = `linear-gradient(to right, rgba(37, 99, 235, ${min < 0 ? 1 : 0}), rgba(255, 255, 255, 0), rgba(220, 38, 38, ${max > 0 ? 1 : 0}))`;
+  return h("div", { class: "scale", dataset: { min: String(min), max: String(max) } },
+    h("span", { class: "sub small" }, "colour scale"),
+    h("span", { class: "scale-end" }, fmt(min, 3)),
+    h("span", { class: "scale-bar", style: { background: grad } }),
+    h("span", { class: "scale-end" }, fmt(max, 3)),
+    h("span", { class: "sub small" }, bosExcluded
+      ? `this list, position 0 left out (up to ${fmt(bosExcluded, 4)} there: shown at full colour)`
+      : "this list, position 0 left out"));
 }
 
 /** Position of the extreme activation, used when the API does not give a pivot. */

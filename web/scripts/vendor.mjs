@@ -1,14 +1,40 @@
-// Copy the graph library's built ES module into vendor/ so the UI is served without npm.
-// Saved with a .js name: every static server knows its MIME type (module scripts need a JavaScript one).
+// Copy the built files the UI serves into vendor/, so that nothing is fetched from a CDN:
+// the graph library (cytoscape) for the UI, and GraphiQL with React for /graphql in a browser.
+// Module files are saved with a .js name: every static server knows its MIME type.
 // Usage: npm install && npm run vendor   (then commit vendor/)
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const pkg = JSON.parse(readFileSync(join(root, "node_modules/cytoscape/package.json"), "utf8"));
+const mod = (name) => join(root, "node_modules", name);
+const version = (name) => JSON.parse(readFileSync(join(mod(name), "package.json"), "utf8")).version;
+
+// [package, file in the package, name in vendor/, licence]
+const FILES = [
+  ["cytoscape", "dist/cytoscape.esm.min.mjs", "cytoscape.esm.min.js", "MIT"],
+  ["react", "umd/react.production.min.js", "react.production.min.js", "MIT"],
+  ["react-dom", "umd/react-dom.production.min.js", "react-dom.production.min.js", "MIT"],
+  ["graphiql", "graphiql.min.js", "graphiql.min.js", "MIT"],
+  ["graphiql", "graphiql.min.css", "graphiql.min.css", "MIT"],
+  ["@graphiql/plugin-explorer", "dist/index.umd.js", "graphiql-plugin-explorer.umd.js", "MIT"],
+  ["@graphiql/plugin-explorer", "dist/style.css", "graphiql-plugin-explorer.css", "MIT"],
+];
+
 mkdirSync(join(root, "vendor"), { recursive: true });
-copyFileSync(join(root, "node_modules/cytoscape/dist/cytoscape.esm.min.mjs"), join(root, "vendor/cytoscape.esm.min.js"));
-copyFileSync(join(root, "node_modules/cytoscape/LICENSE"), join(root, "vendor/cytoscape.LICENSE"));
-writeFileSync(join(root, "vendor/VERSIONS.txt"), `cytoscape ${pkg.version} (dist/cytoscape.esm.min.mjs saved as vendor/cytoscape.esm.min.js, MIT)\n`);
-console.log(`vendored cytoscape ${pkg.version}`);
+const lines = [];
+for (const [pkg, file, name, licence] of FILES) {
+  copyFileSync(join(mod(pkg), file), join(root, "vendor", name));
+  lines.push(`${pkg} ${version(pkg)} (${file} saved as vendor/${name}, ${licence})`);
+}
+for (const pkg of new Set(FILES.map(([p]) => p))) {
+  const safe = pkg.replace(/^@/, "").replace(/\//g, "-");
+  const out = join(root, "vendor", `${safe}.LICENSE`);
+  if (existsSync(join(mod(pkg), "LICENSE"))) copyFileSync(join(mod(pkg), "LICENSE"), out);
+  else {
+    const meta = JSON.parse(readFileSync(join(mod(pkg), "package.json"), "utf8"));
+    writeFileSync(out, `${pkg} ${meta.version}: licence "${meta.license}" (its package.json; the package ships no LICENSE file)\n`);
+  }
+}
+writeFileSync(join(root, "vendor/VERSIONS.txt"), lines.join("\n") + "\n");
+console.log(lines.join("\n"));

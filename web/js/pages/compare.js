@@ -55,8 +55,14 @@ export async function comparePage(page, route, alive) {
     return;
   }
   body.append(h("div", { class: "grid two" }, section("Statistics", statsTable(na, nb)),
-    h("div", {}, section("Shared neighbours", sharedView(na, nb)), section("Strongest paths from A to B", pathsSlot))));
-  const pathsDone = fill(pathsSlot, () => q.paths(na.key, nb.key, { maxHops: 3, first: 3 }), pathsView, "Finding paths…");
+    h("div", {}, section("Shared neighbours", sharedView(na, nb)), section("Strongest paths", pathsSlot))));
+  // A path from A to B follows each edge's direction (A → C ← B is not one); both ways are asked.
+  const pathsDone = fill(pathsSlot, async () => {
+    const [ab, ba] = await Promise.all([q.paths(na.key, nb.key, { maxHops: 3, first: 3, directed: true }),
+      q.paths(nb.key, na.key, { maxHops: 3, first: 3, directed: true })]);
+    return { ab, ba };
+  }, ({ ab, ba }) => h("div", {},
+    h("h3", {}, "From A to B"), pathsView(ab, "A", "B"), h("h3", {}, "From B to A"), pathsView(ba, "B", "A")), "Finding paths…");
   const colA = h("div", { class: "compare-col", dataset: { side: "a" } }, h("h2", {}, h("a", { href: neuronHref(na.model, na.layer, na.index) }, `A · ${a}`)));
   const colB = h("div", { class: "compare-col", dataset: { side: "b" } }, h("h2", {}, h("a", { href: neuronHref(nb.model, nb.layer, nb.index) }, `B · ${b}`)));
   body.append(h("div", { class: "grid two" }, colA, colB));
@@ -65,9 +71,9 @@ export async function comparePage(page, route, alive) {
   await pathsDone;
 }
 
-function pathsView(list) {
-  if (!list.length) return empty("No path of at most 3 edges joins A and B (along each unit's strongest edges).");
-  return h("ol", { class: "path-list" }, list.map((p) => h("li", { class: "path" },
+function pathsView(list, from = "A", to = "B") {
+  if (!list.length) return empty(`No path of at most 3 edges leads from ${from} to ${to} along the edges' directions (following each unit's strongest edges; correlations count both ways).`);
+  return h("ol", { class: "path-list", dataset: { from } }, list.map((p) => h("li", { class: "path" },
     h("div", { class: "path-chain" }, p.nodes.map((n, i) => [
       i > 0 ? edgeChip(p.edges[i - 1], p.nodes[i - 1].key) : null,
       n.href ? h("a", { class: "path-node", href: n.href }, n.label) : h("span", { class: "path-node head" }, n.label),

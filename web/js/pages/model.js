@@ -36,13 +36,15 @@ export async function modelPage(page, route, alive) {
   try {
     info = await q.model(model);
   } catch (err) {
+    head.querySelector(".sub").textContent = "";
     clear(body).append(errorBox(err));
     return;
   }
   if (!alive()) return;
   clear(body);
   if (!info) {
-    body.append(errorBox(`unknown model "${model}"`));
+    head.querySelector(".sub").textContent = "";
+    body.append(errorBox(`unknown model "${model}"`, { retry: null }));
     return;
   }
   const withNeurons = (info.layers || []).filter((l) => l.nNeurons > 0);

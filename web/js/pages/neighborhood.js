@@ -24,10 +24,13 @@ export async function neighborhoodPage(page, route, alive) {
   const types = qy.types ? qy.types.split(",").filter(Boolean) : EDGE_TYPES.map(([t]) => t);
   const layout = qy.layout === "force" ? "force" : "layers";
   const click = qy.click === "recentre" ? "recentre" : "open";
-  const perNode = Math.min(50, Math.max(1, Number(qy.per) || 10));
+  // Each edge kind in each direction ranked on its own scale (a virtual weight of 12 and a cosine
+  // of 0.4 are not comparable): "per node" edges of every kind, inputs and outputs alike.
+  const perKind = qy.rank !== "weight";
+  const perNode = Math.min(50, Math.max(1, Number(qy.per) || (perKind ? 3 : 10)));
   const m = encodeURIComponent(model);
   const path = head !== null ? `/neighborhood/${model}/head/${layer}/${head}` : `/neighborhood/${model}/${layer}/${index}`;
-  const state = { depth, min: minWeight, types: types.join(","), layout, click, per: perNode };
+  const state = { depth, min: minWeight, types: types.join(","), layout, click, per: perNode, rank: perKind ? "kind" : "weight" };
   const update = (patch) => go(path, { ...state, ...patch });
 
   page.append(
@@ -35,7 +38,7 @@ export async function neighborhoodPage(page, route, alive) {
       h("a", { href: head !== null ? q.headHref(model, layer, head) : neuronHref(model, layer, index) }, unit), " / neighbourhood"),
     h("div", { class: "page-head" },
       h("div", {}, h("h1", {}, `Neighbourhood of ${model} · ${unitTitle}`),
-        h("div", { class: "sub" }, "Edge colour is its kind, width its |weight|; dashed edges are negative. Click a unit to open its page (or re-centre, see Click).")),
+        h("div", { class: "sub" }, "Edge colour is its kind, width its |weight| relative to the strongest of its kind; dashed edges are negative. Click a unit to open its page (or re-centre, see Click).")),
       h("div", { class: "actions" }, head !== null
         ? h("a", { class: "btn", href: q.headHref(model, layer, head) }, "Head page")
         : h("a", { class: "btn", href: neuronHref(model, layer, index) }, "Neuron page"))));
@@ -47,9 +50,14 @@ export async function neighborhoodPage(page, route, alive) {
     h("label", {}, "Min |weight|",
       h("input", { type: "number", name: "min", step: "0.05", min: "0", value: String(minWeight), style: { width: "80px" },
         onchange: (e) => update({ min: e.target.value }) })),
-    h("label", {}, "Per node",
+    h("label", { title: perKind ? "edges followed from each node, per kind and direction" : "edges followed from each node" },
+      perKind ? "Per kind" : "Per node",
       h("input", { type: "number", name: "per", step: "1", min: "1", max: "50", value: String(perNode), style: { width: "64px" },
         onchange: (e) => update({ per: e.target.value }) })),
+    h("label", {}, "Rank",
+      h("select", { name: "rank", onchange: (e) => update({ rank: e.target.value, per: "" }) },
+        h("option", { value: "kind", selected: perKind }, "each kind on its own"),
+        h("option", { value: "weight", selected: !perKind }, "by |weight| over all kinds"))),
     EDGE_TYPES.map(([t, label]) => h("label", { title: t },
       h("input", {
         type: "checkbox", name: "type", value: t, checked: types.includes(t),
@@ -79,7 +87,7 @@ export async function neighborhoodPage(page, route, alive) {
   graphCard.append(loading("Walking the graph…"));
   let g;
   try {
-    g = await q.neighborhood(model, layer, index, { depth, minWeight, types, perNode, head });
+    g = await q.neighborhood(model, layer, index, { depth, minWeight, types, perNode, perKind, head });
   } catch (err) {
     clear(graphCard).append(errorBox(err));
     return;
@@ -91,7 +99,8 @@ export async function neighborhoodPage(page, route, alive) {
     return;
   }
   const kinds = [...new Set(g.edges.map((e) => e.kind))];
-  info.textContent = `${g.nodes.length} nodes · ${g.edges.length} edges · depth ${depth} · min |weight| ${fmt(minWeight)}`;
+  info.textContent = `${g.nodes.length} nodes · ${g.edges.length} edges · depth ${depth} · min |weight| ${fmt(minWeight)} · `
+    + (perKind ? `up to ${perNode} per kind and direction` : `${perNode} strongest per node`);
   graphCard.append(info, cyEl, h("div", { class: "legend" },
     kinds.map((k) => h("span", { dataset: { kind: k } }, h("span", { class: "sw", style: { background: KIND_COLORS[k] || "#555" } }), k)),
     h("span", {}, h("span", { class: "node-sw", style: { background: "#dc2626" } }), "centre"),

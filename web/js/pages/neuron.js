@@ -1,8 +1,8 @@
 // Neuron page (#/neuron/{m}/{l}/{i}) in the Neuroscope tradition: stats and histogram,
 // explanations, top tokens, the N2G pattern graph, connectivity by kind, and max/min examples.
 
-import { h, fmt, section, empty, neuronHref, clear, loading, errorBox, showToken } from "../dom.js";
-import { exampleView } from "../tokens.js";
+import { h, fmt, section, empty, neuronHref, clear, loading, errorBox, showToken, hasRawByte } from "../dom.js";
+import { exampleView, listScale, scaleLegend } from "../tokens.js";
 import { histogramSvg } from "../histogram.js";
 import { drawPattern, kindColor } from "../graph.js";
 import * as q from "../queries.js";
@@ -13,6 +13,9 @@ export async function neuronPage(page, route, alive) {
   page.append(header(model, layer, index));
   const body = h("div", {}, loading("Loading neuron…"));
   page.append(body);
+  // Prev / Next cross layer boundaries once the layer sizes are known (not before: no link to a
+  // neuron that does not exist).
+  q.layerSizes(model).then((sizes) => { if (alive()) stepLinks(page, model, layer, index, sizes); }).catch(() => {});
   let n;
   try {
     // ?examples=N: how many examples of each kind per page (Neuroscope shows 20).
@@ -42,23 +45,64 @@ export function header(model, layer, index) {
       h("div", {}, h("h1", {}, `${model} · L${layer} · N${index}`),
         h("div", { class: "sub mono" }, `${model}/${layer}/${index}`)),
       h("div", { class: "actions" },
-        index > 0 ? h("a", { class: "btn", href: neuronHref(model, layer, index - 1) }, "← Prev") : null,
-        h("a", { class: "btn", href: neuronHref(model, layer, index + 1) }, "Next →"),
+        h("a", { class: "btn step prev", "aria-disabled": "true" }, "← Prev"),
+        h("a", { class: "btn step next", "aria-disabled": "true" }, "Next →"),
         h("a", { class: "btn primary", href: `#/neighborhood/${m}/${layer}/${index}` }, "Neighbourhood graph"),
         h("a", { class: "btn", href: `#/compare?a=${m}/${layer}/${index}` }, "Compare…"))));
+}
+
+/**
+ * The neighbours of neuron (layer, index) in (layer, index) order, given each layer's size:
+ * the next of a layer's last neuron is the next layer's first; none past the model's last.
+ */
+export function stepTargets(layer, index, sizes) {
+  const size = (l) => (sizes.get(l) || 0);
+  let prev = null;
+  let next = null;
+  if (sizes.get(layer) === null || sizes.get(layer) === undefined) {
+    // The layer's size is not known: step within it, as far as the index goes.
+    return { prev: index > 0 ? [layer, index - 1] : null, next: [layer, index + 1] };
+  }
+  if (index > 0) prev = [layer, Math.min(index - 1, size(layer) - 1)];
+  else for (let l = layer - 1; l >= 0; l--) if (size(l) > 0) { prev = [l, size(l) - 1]; break; }
+  if (index + 1 < size(layer)) next = [layer, index + 1];
+  else for (let l = layer + 1; l <= Math.max(...sizes.keys(), -1); l++) if (size(l) > 0) { next = [l, 0]; break; }
+  return { prev, next };
+}
+
+function stepLinks(page, model, layer, index, sizes) {
+  const { prev, next } = stepTargets(layer, index, sizes);
+  for (const [sel, target, label] of [[".step.prev", prev, "← Prev"], [".step.next", next, "Next →"]]) {
+    const a = page.querySelector(sel);
+    if (!a) continue;
+    if (target) {
+      a.href = neuronHref(model, target[0], target[1]);
+      a.removeAttribute("aria-disabled");
+      a.title = `L${target[0]} / N${target[1]}`;
+      a.textContent = target[0] === layer ? label : (sel === ".step.prev" ? `← L${target[0]}/N${target[1]}` : `L${target[0]}/N${target[1]} →`);
+    } else {
+      a.removeAttribute("href");
+      a.title = sel === ".step.prev" ? "the model's first neuron" : "the model's last neuron";
+    }
+  }
 }
 
 /** The whole neuron view; `compact` is the narrower variant used side by side on Compare. */
 export function renderNeuron(body, n, { compact = false } = {}) {
   const statsCard = section("Statistics", statsView(n));
   const histCard = section("Activation histogram", n.histogram && n.histogram.counts && n.histogram.counts.length
-    ? histogramSvg(n.histogram, { markers: n.quantiles || [] }) : empty("No histogram stored for this neuron."));
+    ? [histogramSvg(n.histogram, { markers: n.quantiles || [], min: n.stats.min, max: n.stats.max }),
+      n.quantiles && n.quantiles.length && n.quantiles.some((m) => m.level === null)
+        ? h("div", { class: "sub small" }, "The source stored these quantiles without their levels: they are numbered, not named.") : null]
+    : empty("No histogram stored for this neuron."));
+  body.append(roleView(n));
   const explCard = section("Explanations", explanationsView(n.explanations));
   const tokCard = section("Top tokens", tokensView(n.tokens));
   if (compact) {
-    body.append(statsCard, histCard, explCard, tokCard);
+    body.append(histCard, statsCard, explCard, tokCard);
   } else {
-    body.append(h("div", { class: "grid two" }, h("div", {}, statsCard, histCard), h("div", {}, explCard, tokCard)));
+    // The distribution first: it says at a glance what the 30 numbers below it summarise.
+    body.append(h("div", { class: "grid two" }, h("div", {}, histCard, statsCard), h("div", {}, explCard, tokCard)));
   }
   const patternEl = h("div", { class: "cy pattern", id: compact ? null : "pattern-graph" });
   const patternCard = section("N2G pattern graph",
@@ -71,11 +115,10 @@ export function renderNeuron(body, n, { compact = false } = {}) {
       : empty("No N2G pattern graph for this neuron."));
   body.append(patternCard);
   body.append(section("Connectivity", connectivityView(n)));
-  const range = rangeOf(n);
   body.append(h("div", { class: compact ? "" : "grid two" },
-    examplesCard(n, "max", "Max-activating examples", range), examplesCard(n, "min", "Min-activating examples", range)));
+    examplesCard(n, "max", "Max-activating examples"), examplesCard(n, "min", "Min-activating examples")));
   // Random samples (as OpenAI's neuron records keep): only where the source has them.
-  if (n.examples.random.items.length) body.append(examplesCard(n, "random", "Random samples", range));
+  if (n.examples.random.items.length) body.append(examplesCard(n, "random", "Random samples"));
   // Draw after insertion so cytoscape measures a laid-out container.
   if (n.pattern && n.pattern.nodes.length) {
     requestAnimationFrame(() => { if (patternEl.isConnected) drawPattern(patternEl, n.pattern); });
@@ -84,14 +127,15 @@ export function renderNeuron(body, n, { compact = false } = {}) {
 
 const ofTotal = (shown, total) => (total > shown ? `${shown} of ${total}` : `${shown}`);
 
-// Neuroscope colours every example on one scale: ± the largest |activation| over the first page
-// of texts (kept when more are loaded, so colours stay comparable).
-function rangeOf(n) {
-  let m = 0;
-  for (const ex of [...n.examples.max.items, ...n.examples.min.items]) {
-    for (const v of ex.activations || []) if (Number.isFinite(v)) m = Math.max(m, Math.abs(v));
-  }
-  return { max: m || 1, min: -(m || 1) };
+/** Role and community from the graph analytics (topology), each a link to its neurons. */
+function roleView(n) {
+  return h("div", { class: "role-line" },
+    h("span", { class: "sub small" }, "Role"),
+    n.role ? h("span", { class: "pill role", dataset: { role: n.role } }, n.role) : h("span", { class: "sub small" }, "— (no topology computed)"),
+    h("span", { class: "sub small" }, "Community"),
+    n.community !== null && n.community !== undefined
+      ? h("span", { class: "pill community", title: "community of the composition graph (Louvain)", dataset: { community: String(n.community) } }, `#${n.community}`)
+      : h("span", { class: "sub small" }, "—"));
 }
 
 function statsView(n) {
@@ -114,13 +158,14 @@ function explanationsView(list) {
 }
 
 function tokensView(tokens) {
-  const kinds = [["output", "Output (logit effect)"], ["input", "Input (embedding weight)"], ["activation", "Mean activation on token"]];
+  const kinds = [["output", "Output: raises these logits most"], ["outputBottom", "Output: lowers these logits most"],
+    ["input", "Input (embedding weight)"], ["activation", "Mean activation on token"]];
   const present = kinds.filter(([k]) => tokens && tokens[k] && tokens[k].length);
   if (!present.length) return empty("No token effects stored for this neuron.");
   return h("div", {}, present.map(([k, label]) => h("div", { class: "tok-group", dataset: { kind: k } },
     h("h3", {}, label),
     h("div", { class: "tok-list" }, tokens[k].map((t) => h("span", {
-      class: "tok-chip", title: `${JSON.stringify(t.text)} weight ${fmt(t.weight, 4)}${t.count ? `, ${t.count} occurrences` : ""}`,
+      class: "tok-chip" + (t.weight < 0 ? " neg" : "") + (hasRawByte(t.text) ? " raw" : ""), title: `${JSON.stringify(t.text)} weight ${fmt(t.weight, 4)}${t.count ? `, ${t.count} occurrences` : ""}`,
     }, showToken(t.text), h("small", {}, fmt(t.weight, 2))))))));
 }
 
@@ -184,7 +229,7 @@ function connectivityView(n) {
 }
 
 /** A card of examples of one kind, with "Load more" while the API has further pages. */
-function examplesCard(n, kind, title, range) {
+function examplesCard(n, kind, title) {
   const page = n.examples[kind];
   const heading = h("h2", {}, `${title} (${ofTotal(page.items.length, page.total)})`);
   const card = h("section", { class: "card" }, heading);
@@ -192,6 +237,10 @@ function examplesCard(n, kind, title, range) {
     card.append(empty(kind === "random" ? "No random samples stored." : `No ${kind}-activating examples stored.`));
     return card;
   }
+  // One colour scale per list (Neuroscope scales per text): the first page sets it, later pages
+  // keep it so that colours stay comparable down the list.
+  const range = listScale(page.items);
+  card.append(scaleLegend(range));
   const list = h("div", { class: "examples", dataset: { kind } });
   let shown = 0;
   const add = (items) => {
@@ -199,6 +248,11 @@ function examplesCard(n, kind, title, range) {
     heading.textContent = `${title} (${ofTotal(shown, page.total)})`;
   };
   add(page.items);
+  // ?examples=50 on a neuron with 10 stored: say so rather than silently show fewer.
+  if (!page.next && n.pageSize > page.items.length) {
+    card.append(h("div", { class: "sub small stored-note" },
+      `${page.items.length} ${page.items.length === 1 ? "is" : "are"} all the graph stores for this neuron (${n.pageSize} asked for); the build keeps the top examples per neuron.`));
+  }
   card.append(list);
   let next = page.next;
   if (next) {

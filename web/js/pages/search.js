@@ -60,7 +60,19 @@ export async function searchPage(page, route, alive) {
     return;
   }
   if (mode === "explanation") {
-    await fill(results, () => q.searchExplanations(model, text), (rows) => {
+    // With no hits, say whether there was anything to search at all.
+    const search = async () => {
+      const rows = await q.searchExplanations(model, text);
+      return { rows, any: rows.length ? true : await q.hasExplanations(model) };
+    };
+    await fill(results, search, ({ rows, any }) => {
+      if (!any) {
+        return h("div", { class: "state empty no-explanations" },
+          model ? `${model} has no explanations stored, so explanation search has nothing to look in.`
+            : "No model in the graph has explanations stored, so explanation search has nothing to look in.",
+          " Import some (", h("code", {}, "neurograph import openai …"), ", ", h("code", {}, "neurograph import deepdecipher …"),
+          ") or add one with the ", h("code", {}, "addExplanation"), " mutation; token search (N2G patterns) works without them.");
+      }
       if (!rows.length) return empty(`No explanation of a ${model || "any"} neuron matches "${text}".`);
       return h("div", {}, h("h2", {}, `${rows.length} explanation${rows.length === 1 ? "" : "s"} matching "${text}"`),
         h("table", { class: "data results-table" },
@@ -88,11 +100,32 @@ export async function searchPage(page, route, alive) {
           h("th", { class: "num", title: "N2G firing F1 of the neuron's pattern graph" }, "N2G F1"), h("th", {}, ""))),
         h("tbody", {}, rows.map((r) => h("tr", {},
           h("td", {}, h("a", { href: neuronHref(r.model, r.layer, r.index) }, `L${r.layer}/N${r.index}`)),
-          h("td", {}, h("span", { class: "tok-list" }, (r.matches || []).map((m) => h("span", { class: "tok-chip" + (wanted.has(norm(m.text)) ? " hit" : ""), title: m.role }, showToken(m.text), h("small", {}, m.role))))),
+          h("td", {}, matchChips(r.matches || [], wanted)),
           h("td", { class: "sub" }, r.explanation || ""),
           h("td", { class: "num" }, fmt(r.score, 3)),
           h("td", {}, h("a", { class: "small", href: `#/compare?a=${encodeURIComponent(r.model)}/${r.layer}/${r.index}` }, "compare")))))));
   }, "Searching tokens…");
+}
+
+/**
+ * A neuron's matched pattern tokens as chips, each (token, role) once with its count ("the ×30"),
+ * the searched tokens first, at most `max` chips and "+N more".
+ */
+export function matchChips(matches, wanted, max = 12) {
+  const seen = new Map();
+  for (const m of matches) {
+    const k = `${m.role}\u0000${m.text}`;
+    if (seen.has(k)) seen.get(k).n += 1;
+    else seen.set(k, { ...m, n: 1 });
+  }
+  const chips = [...seen.values()].sort((a, b) => (wanted.has(norm(b.text)) - wanted.has(norm(a.text))) || b.n - a.n);
+  const shown = chips.slice(0, max);
+  return h("span", { class: "tok-list" },
+    shown.map((m) => h("span", {
+      class: "tok-chip" + (wanted.has(norm(m.text)) ? " hit" : ""),
+      title: `${m.role}${m.n > 1 ? `, ${m.n} pattern nodes` : ""}`, dataset: { count: String(m.n) },
+    }, showToken(m.text), h("small", {}, m.n > 1 ? `${m.role} ×${m.n}` : m.role))),
+    chips.length > max ? h("span", { class: "sub small more-chips" }, `+${chips.length - max} more`) : null);
 }
 
 /**
