@@ -51,7 +51,7 @@ def test_neuron_effects_match_finite_differences(model):
         a = float(fz.acts[l][p, i].detach())
         up = frozen_forward(model, ids, {(l, p, i): eps}, frozen=fz).acts_in[target[0]][target[1], target[2]]
         down = frozen_forward(model, ids, {(l, p, i): -eps}, frozen=fz).acts_in[target[0]][target[1], target[2]]
-        fd = float(up - down) / (2 * eps)
+        fd = float((up - down).detach()) / (2 * eps)
         assert float(neu[0, l, p, i]) == pytest.approx(a * fd, rel=2e-2, abs=1e-6)
 
 
