@@ -88,6 +88,9 @@ def _capture(model: "LoadedModel", tokens: torch.Tensor, layers: list[int]) -> t
         return hook
 
     hooks = [(f"blocks.{l}.mlp.hook_post", make(i, l)) for i, l in enumerate(layers)]
+    device = getattr(model, "device", "cpu")
+    if str(device) != "cpu":
+        tokens = tokens.to(device)
     with torch.inference_mode():
         try:
             model.bridge.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+import torch
+
 from neurograph.config import Settings
 from neurograph.domain import model_key
 from neurograph.store import Store, open_store
@@ -63,22 +65,53 @@ def neuron_fns(loaded: Any) -> Callable[[int, int], Callable[[list[list[int]]], 
     return lambda layer, index: neuron_activation_fn(loaded, layer, index)
 
 
+def layer_fns(loaded: Any, max_batch: int = 256) -> Callable[[int], Callable[[list[list[int]]], Any]]:
+    """layer -> that layer's activation function over token sequences ([B, T, d_mlp]): batched
+    N2G reads every neuron of the layer from one forward pass."""
+    from loaders.activations import neuron_activation_fn
+
+    return lambda layer: neuron_activation_fn(loaded, layer, max_batch=max_batch)
+
+
+async def n2g_order(store: Store, model: str, n_layers: int, layers: Sequence[int] | None = None
+                    ) -> list[tuple[int, int]]:
+    """Every neuron of the model (or of ``layers``), the most interesting of every layer first:
+    layer rank 0 of each layer, then rank 1, ... (harvest's ``interest_layer_rank``)."""
+    ranked: list[tuple[int, int, int]] = []
+    for layer in (layers if layers is not None else range(n_layers)):
+        rows = await store.query("interesting_neurons", model=model, layer=layer, stat="interest",
+                                 descending=True, limit=1 << 30)
+        ranked += [(rank, r["n"]["layer"], r["n"]["index"]) for rank, r in enumerate(rows)]
+    return [(l, i) for _, l, i in sorted(ranked)]
+
+
 async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str = "default",
                 n_tokens: int = 65536, ctx_len: int = 64, top_k: int = 20, edge_k: int = 10,
                 analyses: Iterable[str] = ANALYSES, layers: Sequence[int] | None = None,
-                n2g_neurons: int = 8, batch_size: int = 8, corr_tokens: int | None = None,
-                store: Store | None = None,
+                n2g_neurons: int | None = 8, batch_size: int = 8, corr_tokens: int | None = None,
+                store: Store | None = None, device: Any = "cpu", dtype: Any = None, n2g_group: int = 64,
                 loaded: Any = None, progress: bool = True) -> dict[str, Any]:
     """Run the chosen analyses of ``model`` over ``n_tokens`` of ``dataset`` into the graph.
 
     ``loaded`` (a LoadedModel) and ``store`` may be passed in (tests, notebooks); otherwise the
-    model is loaded by name and the store opened from ``settings``.
+    model is loaded by name and the store opened from ``settings``. ``device`` (``auto``,
+    ``cpu``, ``cuda``, ``mps``) and ``dtype`` (``float32``, ``bfloat16``, ``float16``) say
+    where and in what precision every step that runs the model computes (harvest, correlation,
+    N2G); the weight-based steps (composition, heads, tokens) run on ``device`` from a float32
+    copy of the weights. A device asked for and missing is an error before anything is
+    loaded or written. ``n2g_neurons``: N2G graphs per layer, the most interesting first; None
+    for every neuron (fitted ``n2g_group`` neurons of a layer at a time, batched).
     """
     from loaders.build import build_from_model
     from loaders.corpus import corpus_contexts
     from loaders.model import load_model
 
+    from loaders.device import check_pair, resolve_device, resolve_dtype
+
     chosen = _check(analyses)
+    dev = resolve_device(device)  # a missing device fails here, before the store or the model
+    dt = resolve_dtype(dtype) if dtype is not None else None
+    check_pair(dev, dt or resolve_dtype("float32"))
     own_store = store is None
     store = store or await open_store(settings)
     summary: dict[str, Any] = {"model": model, "analyses": chosen, "seconds": {}, "peak_rss_mb": {}}
@@ -87,6 +120,14 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
         t = time.perf_counter()
         loaded = loaded or load_model(model)
         name = loaded.name
+        weights = None
+        if any(k in chosen for k in ("composition", "heads", "tokens")) and dt not in (None, torch.float32):
+            from loaders.weights import model_weights
+
+            weights = model_weights(loaded)  # float32: place() gives the bridge new tensors
+        if dev.type != "cpu" or dt is not None:
+            loaded.place(dev, dt)
+        summary["device"], summary["dtype"] = str(dev), str(dt or torch.float32).removeprefix("torch.")
         _step_done(summary, "load", t)
         ctx = None
         if "activations" in chosen or "correlation" in chosen:
@@ -110,17 +151,20 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
                 corr_ctx = ctx.tokens[:n_ctx]
             summary["connectivity"] = await build_connectivity(
                 store, loaded, corr_ctx, kinds=kinds, k=edge_k, k_heads=edge_k,
-                k_tokens=2 * edge_k, batch_size=batch_size, progress=progress)
+                k_tokens=2 * edge_k, batch_size=batch_size, progress=progress, device=dev, weights=weights)
             _step_done(summary, "connectivity", t)
-        if "n2g" in chosen and n2g_neurons > 0:
-            import torch
-
+        if "n2g" in chosen and (n2g_neurons is None or n2g_neurons > 0):
             from loaders.n2g import (N2GConfig, build_n2g, combined_substitutes, embedding_neighbours,
                                      lm_substitutes, token_substitutes)
             from loaders.weights import model_weights
 
             t = time.perf_counter()
-            neurons = await interesting_neurons(store, name, loaded.info.n_layers, n2g_neurons, layers)
+            if n2g_neurons is None:
+                order = await n2g_order(store, name, loaded.info.n_layers, layers)
+                neurons = order
+            else:
+                neurons = await interesting_neurons(store, name, loaded.info.n_layers, n2g_neurons, layers)
+                order = neurons
             specials = {i for i in (loaded.bos_token_id, loaded.pad_token_id) if i is not None}
             specials |= set(getattr(loaded.tokenizer, "all_special_ids", None) or ())
             W_E = model_weights(loaded).W_E
@@ -128,7 +172,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
 
             def logits(seqs: list[list[int]]) -> Any:
                 with torch.inference_mode():
-                    return loaded.bridge(torch.tensor(seqs, dtype=torch.long), return_type="logits")
+                    return loaded.bridge(torch.tensor(seqs, dtype=torch.long, device=dev), return_type="logits")
 
             # Substitutes, in turns: the model's own likeliest tokens at the position that
             # resemble the original (the causal analogue of the papers' masked LM; the activation
@@ -143,9 +187,11 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             space = loaded.to_tokens(" ")
             mask = space[0] if len(space) == 1 else loaded.pad_token_id
             # build_n2g reads the examples of the neurons it fits, and of no others.
+            # Batched: up to n2g_group neurons of a layer share every forward pass (the same
+            # graphs as one neuron at a time; bench/bench_n2g.py measures both).
             summary["n2g"] = await build_n2g(
-                store, name, neuron_fns(loaded), pad_token=mask, neurons=neurons,
-                substitutes=subs, decode=lambda i: loaded.token_strs([i])[0],
+                store, name, layer_fn=layer_fns(loaded), pad_token=mask, neurons=neurons, order=order,
+                group=n2g_group, substitutes=subs, decode=lambda i: loaded.token_strs([i])[0],
                 config=N2GConfig(n_substitutes=10, pivot_substitutes=40), top_k=top_k, progress=progress)
             _step_done(summary, "n2g", t)
         if "topology" in chosen:
@@ -155,7 +201,8 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             summary["topology"] = await compute_topology(store, name, progress=progress)
             _step_done(summary, "topology", t)
         args = {"dataset": str(dataset), "n_tokens": n_tokens, "ctx_len": ctx_len, "top_k": top_k,
-                "edge_k": edge_k, "analyses": chosen, "n2g_neurons": n2g_neurons, "corr_tokens": corr_tokens}
+                "edge_k": edge_k, "analyses": chosen, "n2g_neurons": n2g_neurons, "corr_tokens": corr_tokens,
+                "device": str(dev), "dtype": summary.get("dtype")}
         await store.query("set_model_props", key=model_key(name), props={
             "build_complete": True, "build_args": repr(args), "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         await store.compact()

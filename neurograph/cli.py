@@ -123,7 +123,8 @@ async def _build(args: argparse.Namespace, settings: Settings) -> int:
     summary = await build(
         settings, model=args.model, dataset=args.dataset, n_tokens=args.tokens, ctx_len=args.ctx_len,
         top_k=args.top_k, edge_k=args.edge_k, analyses=args.analyses, layers=args.layers,
-        n2g_neurons=args.n2g_neurons, batch_size=args.batch_size, corr_tokens=args.corr_tokens)
+        n2g_neurons=None if args.n2g_neurons == "all" else int(args.n2g_neurons), batch_size=args.batch_size,
+        corr_tokens=args.corr_tokens, device=args.device, dtype=args.dtype)
     _console().print_json(json.dumps(summary, default=str))
     return 0
 
@@ -228,6 +229,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # --- parser -------------------------------------------------------------------------------
+def _count_or_all(v: str) -> str:
+    if v != "all" and not (v.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a count or 'all', not {v!r}")
+    return v
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="neurograph", description="NeuroGraph: a transformer's neurons, heads, tokens and examples as one served graph.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -258,7 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
                    default=["activations", "composition", "heads", "tokens", "correlation", "n2g", "topology"],
                    help="which analyses to run")
     b.add_argument("--layers", type=int, nargs="*", default=None, help="restrict N2G to these layers")
-    b.add_argument("--n2g-neurons", type=int, default=8, help="N2G graphs per layer (most interesting first)")
+    b.add_argument("--n2g-neurons", default="8", type=_count_or_all,
+                   help="N2G graphs per layer, most interesting first ('all': every neuron; fitted in batches "
+                        "of a layer's neurons)")
+    b.add_argument("--device", default="cpu",
+                   help="where the model runs: auto (a GPU when present), cpu, cuda, cuda:N, mps; a device asked "
+                        "for and missing is an error, never a silent fall back to the CPU (default cpu)")
+    b.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                   help="precision of the model's forward passes (harvest, correlation, N2G; default float32); "
+                        "weight-based steps use float32 weights on --device. bfloat16 is ~4x faster on CPUs "
+                        "with AMX")
     b.add_argument("--batch-size", type=int, default=8)
     b.add_argument("--corr-tokens", type=int, default=None,
                    help="correlate over only this many corpus tokens (all-pairs Pearson is N^2 per token)")
