@@ -48,6 +48,7 @@ class LayerStats:
     forward_s: float = 0.0
     substitute_s: float = 0.0
     failed: dict[int, str] = field(default_factory=dict)
+    per_round: list[tuple[int, int]] = field(default_factory=list)  # (tokens asked, tokens run) per round
 
     def add(self, other: "LayerStats") -> None:
         for k in ("neurons", "rounds", "seqs_asked", "tokens_asked", "seqs_run", "tokens_run", "forwards"):
@@ -55,6 +56,7 @@ class LayerStats:
         self.forward_s += other.forward_s
         self.substitute_s += other.substitute_s
         self.failed.update(other.failed)
+        self.per_round += other.per_round
 
 
 def _cover(seqs: Sequence[tuple[int, ...]]) -> list[tuple[int, int]]:
@@ -102,6 +104,7 @@ def answer_needs(layer_fn: LayerFn, needs: Mapping[Hashable, tuple[int, Need]], 
         stats.tokens_asked += sum(len(s) for s in need.seqs)
     seqs = list(uniq)
     cover = _cover(seqs)
+    asked0, run0 = stats.tokens_asked, stats.tokens_run
     cols: dict[int, set[int]] = {}
     for fid, (col, _need) in needs.items():
         for u in refs[fid]:
@@ -124,6 +127,7 @@ def answer_needs(layer_fn: LayerFn, needs: Mapping[Hashable, tuple[int, Need]], 
         for j, r in enumerate(chunk):
             c = sorted(cols[r])
             got[r] = ({n: k for k, n in enumerate(c)}, out[j, : len(seqs[r])][:, c])
+    stats.per_round.append((stats.tokens_asked - asked0, stats.tokens_run - run0))
     answers: dict[Hashable, list[np.ndarray]] = {}
     for fid, (col, _need) in needs.items():
         rows = []
