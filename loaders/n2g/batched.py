@@ -84,6 +84,99 @@ def _cover(seqs: Sequence[tuple[int, ...]]) -> list[tuple[int, int]]:
     return out
 
 
+def pack(seqs: Sequence[tuple[int, ...]], max_row: int = 256) -> tuple[list[tuple[list[int], list[int], list[int]]],
+                                                                       list[tuple[int, list[int]]]]:
+    """Pack sequences into rows of a token tree: each row holds the union of its sequences'
+    token paths, a shared prefix once (a variant that differs from position j on adds only its
+    tokens from j). Returns rows (tokens, parent slot or -1, depth) and, per sequence, (row,
+    the slots of its tokens). A token attends to its ancestors in the tree: the model sees
+    exactly each sequence (see :func:`tree_mask`). Rows hold at most ``max_row`` tokens unless a
+    single sequence is longer.
+
+        >>> rows, where = pack([(1, 2, 3), (1, 2, 4), (5,)])
+        >>> rows
+        [([1, 2, 3, 4, 5], [-1, 0, 1, 1, -1], [0, 1, 2, 2, 0])]
+        >>> where
+        [(0, [0, 1, 2]), (0, [0, 1, 3]), (0, [4])]
+    """
+    order = sorted(range(len(seqs)), key=lambda u: seqs[u])  # sharing neighbours side by side
+    rows: list[tuple[list[int], list[int], list[int]]] = []
+    where: list[tuple[int, list[int]]] = [(0, [])] * len(seqs)
+    slot: dict[tuple[int, ...], int] = {}  # prefix -> its slot in the open row
+    toks: list[int] = []
+    parents: list[int] = []
+    depth: list[int] = []
+
+    def flush() -> None:
+        nonlocal toks, parents, depth, slot
+        if toks:
+            rows.append((toks, parents, depth))
+        toks, parents, depth, slot = [], [], [], {}
+
+    for u in order:
+        s = seqs[u]
+        shared = 0
+        while shared < len(s) and s[: shared + 1] in slot:
+            shared += 1
+        if toks and len(toks) + len(s) - shared > max_row:
+            flush()
+            shared = 0
+        path = [slot[s[: d + 1]] for d in range(shared)]
+        for d in range(shared, len(s)):
+            slot[s[: d + 1]] = len(toks)
+            toks.append(int(s[d]))
+            parents.append(path[-1] if path else -1)
+            depth.append(d)
+            path.append(len(toks) - 1)
+        where[u] = (len(rows), path)
+    flush()
+    return rows, where
+
+
+def tree_mask(parents: Sequence[int]) -> np.ndarray:
+    """[n, n] bool: slot a may attend to slot b (b is a or an ancestor of a).
+
+        >>> tree_mask([-1, 0, 0]).astype(int).tolist()
+        [[1, 0, 0], [1, 1, 0], [1, 0, 1]]
+    """
+    n = len(parents)
+    m = np.zeros((n, n), dtype=bool)
+    for a, p in enumerate(parents):
+        if p >= 0:
+            m[a] = m[p]
+        m[a, a] = True
+    return m
+
+
+def packed_inputs(rows: Sequence[tuple[list[int], list[int], list[int]]], prefix: Sequence[int] = (), pad: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model inputs for packed rows (:func:`pack`), each after ``prefix`` (which every token sees):
+    token ids [R, n], position ids [R, n] and the attention mask [R, n, n] (bool, True: may
+    attend). Padding slots see only themselves. The caller's outputs for a row's slots start
+    at ``len(prefix)``.
+
+        >>> ids, pos, m = packed_inputs([([7, 8, 9], [-1, 0, 0], [0, 1, 1])], prefix=[1])
+        >>> ids.tolist(), pos.tolist(), m[0].astype(int).tolist()
+        ([[1, 7, 8, 9]], [[0, 1, 2, 2]], [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 0, 1]])
+    """
+    P = len(prefix)
+    n = P + max(len(r[0]) for r in rows)
+    ids = np.full((len(rows), n), pad, dtype=np.int64)
+    pos = np.zeros((len(rows), n), dtype=np.int64)
+    mask = np.zeros((len(rows), n, n), dtype=bool)
+    mask[:, np.arange(n), np.arange(n)] = True
+    for b, (toks, parents, depth) in enumerate(rows):
+        k = len(toks)
+        ids[b, :P] = list(prefix)
+        ids[b, P:P + k] = toks
+        pos[b, :P] = np.arange(P)
+        pos[b, P:P + k] = np.asarray(depth) + P
+        mask[b, :P, :P] = np.tril(np.ones((P, P), dtype=bool))
+        mask[b, P:P + k, :P] = True
+        mask[b, P:P + k, P:P + k] = tree_mask(parents)
+    return ids, pos, mask
+
+
 def _as_numpy(out: Any) -> np.ndarray:
     if hasattr(out, "detach"):
         return out.detach().float().cpu().numpy()
@@ -96,6 +189,7 @@ def answer_needs(layer_fn: LayerFn, needs: Mapping[Hashable, tuple[int, Need]], 
     id to (its neuron's column, its :class:`Need`); the answer per fit is one float array per
     sequence, cut to its length, as the per-neuron driver gives."""
     stats = stats if stats is not None else LayerStats()
+    asked0, run0 = stats.tokens_asked, stats.tokens_run
     uniq: dict[tuple[int, ...], int] = {}
     refs: dict[Hashable, list[int]] = {}
     for fid, (_col, need) in needs.items():
@@ -104,13 +198,19 @@ def answer_needs(layer_fn: LayerFn, needs: Mapping[Hashable, tuple[int, Need]], 
         stats.tokens_asked += sum(len(s) for s in need.seqs)
     seqs = list(uniq)
     cover = _cover(seqs)
-    asked0, run0 = stats.tokens_asked, stats.tokens_run
     cols: dict[int, set[int]] = {}
     for fid, (col, _need) in needs.items():
         for u in refs[fid]:
             cols.setdefault(cover[u][0], set()).add(int(col))
-    runs = sorted(cols, key=lambda r: len(seqs[r]))  # similar lengths together: little padding
     got: dict[int, tuple[dict[int, int], np.ndarray]] = {}
+    packed = getattr(layer_fn, "packed", None)
+    if packed is not None:
+        try:
+            _run_packed(packed, seqs, cols, got, batch_size, batch_tokens, stats)
+            cols = {}
+        except NotImplementedError:  # this model cannot run packed trees: plain batches
+            got.clear()
+    runs = sorted(cols, key=lambda r: len(seqs[r]))  # similar lengths together: little padding
     at = 0
     while at < len(runs):
         chunk = [runs[at]]
@@ -137,6 +237,35 @@ def answer_needs(layer_fn: LayerFn, needs: Mapping[Hashable, tuple[int, Need]], 
             rows.append(np.asarray(vals[:n, where[int(col)]], dtype=float))
         answers[fid] = rows
     return answers
+
+
+def _run_packed(packed: Callable[[list[tuple[list[int], list[int], list[int]]]], Any],
+                seqs: list[tuple[int, ...]], cols: dict[int, set[int]], got: dict, batch_size: int,
+                batch_tokens: int, stats: LayerStats) -> None:
+    """Run the sequences that must run as packed token trees (:func:`pack`) through
+    ``packed(rows)`` ([R, n, d_mlp] per row slot) and keep each sequence's needed columns."""
+    runs = list(cols)
+    rows, where = pack([seqs[r] for r in runs], max_row=max(32, batch_tokens // 16))
+    order = sorted(range(len(rows)), key=lambda k: len(rows[k][0]))
+    outs: dict[int, np.ndarray] = {}
+    at = 0
+    while at < len(order):
+        chunk = [order[at]]
+        while (at + len(chunk) < len(order) and len(chunk) < batch_size
+               and (len(chunk) + 1) * len(rows[order[at + len(chunk)]][0]) <= batch_tokens):
+            chunk.append(order[at + len(chunk)])
+        at += len(chunk)
+        t0 = time.perf_counter()
+        out = _as_numpy(packed([rows[k] for k in chunk]))
+        stats.forward_s += time.perf_counter() - t0
+        stats.forwards += 1
+        stats.tokens_run += sum(len(rows[k][0]) for k in chunk)
+        for j, k in enumerate(chunk):
+            outs[k] = out[j]
+    stats.seqs_run += len(runs)
+    for r, (k, path) in zip(runs, where):
+        c = sorted(cols[r])
+        got[r] = ({n: q for q, n in enumerate(c)}, outs[k][path][:, c])
 
 
 def answer_asks(substitutes: SubstituteFn, asks: Mapping[Hashable, Ask], stats: LayerStats | None = None

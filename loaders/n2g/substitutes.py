@@ -7,6 +7,7 @@ from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 
+from .batched import _cover
 from .fit import ActivationFn, SubstituteFn
 
 # ----------------------------------------------------------------------------------------
@@ -119,18 +120,29 @@ def lm_substitutes(logits_fn: Callable[[list[list[int]]], Any], k: int = 5, *, e
         # Each prompt is run up to its last asked position (the rest cannot change a prediction).
         need = [(i, list(prefix) + [int(t) for t in p[: max(j for j in js)]])
                 for i, (p, js) in enumerate(zip(prompts, positions)) if js and k and (prefix or max(js) > 0)]
-        need.sort(key=lambda x: len(x[1]))  # similar lengths together: little padding
-        for s in range(0, len(need), batch_size):
-            chunk = need[s:s + batch_size]
-            T = max(len(seq) for _, seq in chunk)
-            logits = logits_fn([seq + [pad] * (T - len(seq)) for _, seq in chunk])
+        # A prompt asked twice (neurons of a layer share windows), or one that is the start of a
+        # longer one, is read from the one that runs: a causal model's prediction at position t
+        # sees only tokens up to t.
+        uniq: dict[tuple[int, ...], int] = {}
+        refs = [(i, uniq.setdefault(tuple(seq), len(uniq))) for i, seq in need]
+        seqs = list(uniq)
+        cover = _cover(seqs)
+        runs = sorted({cover[u][0] for _, u in refs}, key=lambda r: len(seqs[r]))  # little padding
+        tops: dict[int, np.ndarray] = {}
+        for s in range(0, len(runs), batch_size):
+            chunk = runs[s:s + batch_size]
+            T = max(len(seqs[r]) for r in chunk)
+            logits = logits_fn([list(seqs[r]) + [pad] * (T - len(seqs[r])) for r in chunk])
             top = _top_ids(logits, min(want, int(logits.shape[-1])))
-            for row, (i, _) in enumerate(chunk):
-                for slot, j in enumerate(positions[i]):
-                    at = len(prefix) + j - 1
-                    if at < 0:
-                        continue
-                    out[i][slot] = pick(top[row, at], int(prompts[i][j]))
+            for row, r in enumerate(chunk):
+                tops[r] = top[row]
+        for i, u in refs:
+            top = tops[cover[u][0]]
+            for slot, j in enumerate(positions[i]):
+                at = len(prefix) + j - 1
+                if at < 0:
+                    continue
+                out[i][slot] = pick(top[at], int(prompts[i][j]))
         if fallback is not None:
             for i, js in enumerate(positions):
                 for slot, j in enumerate(js):
