@@ -62,13 +62,29 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     raise DeviceError(f"unknown device {spec!r}: choose from {', '.join(DEVICES)} (or cuda:N)")
 
 
-def resolve_dtype(spec: str | torch.dtype | None = "float32") -> torch.dtype:
-    """The torch dtype for ``spec`` (float32, bfloat16, float16 and their short names)."""
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX-512 BF16; measured on such a
+    CPU: a SmolLM2 forward pass 4x faster than in float32)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_dtype(spec: str | torch.dtype | None = "float32", device: torch.device | None = None) -> torch.dtype:
+    """The torch dtype for ``spec`` (float32, bfloat16, float16 and their short names; ``auto``:
+    bfloat16 on a GPU or a CPU with hardware bfloat16, else float32)."""
     if isinstance(spec, torch.dtype):
         return spec
     key = (spec or "float32").strip().lower().removeprefix("torch.")
+    if key == "auto":
+        dev = device if device is not None else torch.device("cpu")
+        fast = dev.type != "cpu" or cpu_has_fast_bf16()
+        return torch.bfloat16 if fast else torch.float32
     if key not in DTYPES:
-        raise DeviceError(f"unknown dtype {spec!r}: choose from float32, bfloat16, float16")
+        raise DeviceError(f"unknown dtype {spec!r}: choose from float32, bfloat16, float16, auto")
     return DTYPES[key]
 
 

@@ -85,6 +85,81 @@ async def n2g_order(store: Store, model: str, n_layers: int, layers: Sequence[in
     return [(l, i) for _, l, i in sorted(ranked)]
 
 
+async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, layers: Sequence[int] | None = None,
+                  top_k: int = 20, group: int = 64, force: bool = False, progress: bool = True,
+                  similar_every_s: float | None = None) -> dict[str, Any]:
+    """The N2G step: pattern graphs for the ``n2g_neurons`` most interesting neurons of each
+    layer (None: every neuron, the most interesting of every layer first), fitted ``group``
+    neurons of a layer at a time with shared forward passes, on the model's device and dtype.
+    Resumable: neurons already done are skipped, and each group is stored when fitted."""
+    from loaders.n2g import (N2GConfig, build_n2g, combined_substitutes, embedding_neighbours, lm_substitutes,
+                             token_substitutes)
+    from loaders.weights import model_weights
+
+    name = loaded.name
+    dev = getattr(loaded, "device", "cpu")
+    if n2g_neurons is None:
+        neurons = await n2g_order(store, name, loaded.info.n_layers, layers)
+    else:
+        neurons = await interesting_neurons(store, name, loaded.info.n_layers, n2g_neurons, layers)
+    specials = {i for i in (loaded.bos_token_id, loaded.pad_token_id) if i is not None}
+    specials |= set(getattr(loaded.tokenizer, "all_special_ids", None) or ())
+    W_E = model_weights(loaded).W_E
+    near = embedding_neighbours(W_E, k=20, exclude=specials)
+
+    def logits(seqs: list[list[int]]) -> Any:
+        with torch.inference_mode():
+            return loaded.bridge(torch.tensor(seqs, dtype=torch.long, device=dev), return_type="logits")
+
+    # Substitutes, in turns: the model's own likeliest tokens at the position that
+    # resemble the original (the causal analogue of the papers' masked LM; the activation
+    # functions see no prefix, so position 0 takes embedding neighbours) and the plain
+    # embedding neighbours (case and space variants); 5 + 5 per context token, 20 + 20 at
+    # the pivot, as bench/bench_n2g.py measures them.
+    lm = lm_substitutes(logits, 20, exclude=specials, fallback=near, embeddings=W_E, pool=200,
+                        pad=loaded.pad_token_id)
+    subs = combined_substitutes(lm, token_substitutes(near))
+    # Mask with a plain space: a special token (end of text) reads as a document break and
+    # marks too many tokens important (measured: held-out F1 .27 vs .32 with the space).
+    space = loaded.to_tokens(" ")
+    mask = space[0] if len(space) == 1 else loaded.pad_token_id
+    # Batched: up to ``group`` neurons of a layer share every forward pass (the same graphs as
+    # one neuron at a time; bench/bench_n2g.py measures both). build_n2g reads the examples of
+    # the neurons it fits, a group at a time, and of no others.
+    return await build_n2g(
+        store, name, layer_fn=layer_fns(loaded), pad_token=mask, neurons=neurons, order=neurons,
+        group=group, substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], force=force,
+        config=N2GConfig(n_substitutes=10, pivot_substitutes=40), top_k=top_k, progress=progress,
+        similar_every_s=similar_every_s)
+
+
+async def n2g(settings: Settings, *, model: str = "smollm2-135m", n2g_neurons: int | None = None,
+              layers: Sequence[int] | None = None, device: Any = "cpu", dtype: Any = None, group: int = 64,
+              top_k: int = 20, force: bool = False, progress: bool = True,
+              similar_every_s: float | None = 600.0, store: Store | None = None) -> dict[str, Any]:
+    """``neurograph n2g``: only the N2G step, for a model whose harvest is stored (by default every
+    neuron; resumable; ``layers`` restricts it to a shard). The demo runs it in the background."""
+    from loaders.device import check_pair, resolve_device, resolve_dtype
+    from loaders.model import load_model
+
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev) if dtype is not None else None
+    check_pair(dev, dt or resolve_dtype("float32"))
+    own_store = store is None
+    store = store or await open_store(settings)
+    try:
+        t = time.perf_counter()
+        loaded = load_model(model, device=dev, dtype=dt)
+        summary = await run_n2g(store, loaded, n2g_neurons=n2g_neurons, layers=layers, top_k=top_k, group=group,
+                                force=force, progress=progress, similar_every_s=similar_every_s)
+        summary["seconds"] = round(time.perf_counter() - t, 2)
+        summary["peak_rss_mb"] = peak_rss_mb()
+        return summary
+    finally:
+        if own_store:
+            await store.close()
+
+
 async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str = "default",
                 n_tokens: int = 65536, ctx_len: int = 64, top_k: int = 20, edge_k: int = 10,
                 analyses: Iterable[str] = ANALYSES, layers: Sequence[int] | None = None,
@@ -110,7 +185,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
 
     chosen = _check(analyses)
     dev = resolve_device(device)  # a missing device fails here, before the store or the model
-    dt = resolve_dtype(dtype) if dtype is not None else None
+    dt = resolve_dtype(dtype, dev) if dtype is not None else None
     check_pair(dev, dt or resolve_dtype("float32"))
     own_store = store is None
     store = store or await open_store(settings)
@@ -154,45 +229,9 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
                 k_tokens=2 * edge_k, batch_size=batch_size, progress=progress, device=dev, weights=weights)
             _step_done(summary, "connectivity", t)
         if "n2g" in chosen and (n2g_neurons is None or n2g_neurons > 0):
-            from loaders.n2g import (N2GConfig, build_n2g, combined_substitutes, embedding_neighbours,
-                                     lm_substitutes, token_substitutes)
-            from loaders.weights import model_weights
-
             t = time.perf_counter()
-            if n2g_neurons is None:
-                order = await n2g_order(store, name, loaded.info.n_layers, layers)
-                neurons = order
-            else:
-                neurons = await interesting_neurons(store, name, loaded.info.n_layers, n2g_neurons, layers)
-                order = neurons
-            specials = {i for i in (loaded.bos_token_id, loaded.pad_token_id) if i is not None}
-            specials |= set(getattr(loaded.tokenizer, "all_special_ids", None) or ())
-            W_E = model_weights(loaded).W_E
-            near = embedding_neighbours(W_E, k=20, exclude=specials)
-
-            def logits(seqs: list[list[int]]) -> Any:
-                with torch.inference_mode():
-                    return loaded.bridge(torch.tensor(seqs, dtype=torch.long, device=dev), return_type="logits")
-
-            # Substitutes, in turns: the model's own likeliest tokens at the position that
-            # resemble the original (the causal analogue of the papers' masked LM; the activation
-            # functions see no prefix, so position 0 takes embedding neighbours) and the plain
-            # embedding neighbours (case and space variants); 5 + 5 per context token, 20 + 20 at
-            # the pivot, as bench/bench_n2g.py measures them.
-            lm = lm_substitutes(logits, 20, exclude=specials, fallback=near, embeddings=W_E, pool=200,
-                                pad=loaded.pad_token_id)
-            subs = combined_substitutes(lm, token_substitutes(near))
-            # Mask with a plain space: a special token (end of text) reads as a document break and
-            # marks too many tokens important (measured: held-out F1 .27 vs .32 with the space).
-            space = loaded.to_tokens(" ")
-            mask = space[0] if len(space) == 1 else loaded.pad_token_id
-            # build_n2g reads the examples of the neurons it fits, and of no others.
-            # Batched: up to n2g_group neurons of a layer share every forward pass (the same
-            # graphs as one neuron at a time; bench/bench_n2g.py measures both).
-            summary["n2g"] = await build_n2g(
-                store, name, layer_fn=layer_fns(loaded), pad_token=mask, neurons=neurons, order=order,
-                group=n2g_group, substitutes=subs, decode=lambda i: loaded.token_strs([i])[0],
-                config=N2GConfig(n_substitutes=10, pivot_substitutes=40), top_k=top_k, progress=progress)
+            summary["n2g"] = await run_n2g(store, loaded, n2g_neurons=n2g_neurons, layers=layers, top_k=top_k,
+                                           group=n2g_group, progress=progress)
             _step_done(summary, "n2g", t)
         if "topology" in chosen:
             from neurograph.topology import compute_topology

@@ -17,6 +17,8 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -129,6 +131,48 @@ async def _build(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _shard_layers(args: argparse.Namespace, n_layers: int) -> list[int] | None:
+    """--layers, narrowed to the layers of --shard i/n (layer % n == i); None: all layers."""
+    if not getattr(args, "shard", None):
+        return args.layers
+    i, n = args.shard
+    layers = [l for l in range(n_layers) if l % n == i]
+    return sorted(set(layers) & set(args.layers)) if args.layers else layers
+
+
+def _shard(v: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in v.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected i/n (e.g. 0/4), not {v!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"shard {v!r}: need 0 <= i < n")
+    return i, n
+
+
+async def _n2g(args: argparse.Namespace, settings: Settings) -> int:
+    from loaders.pipeline import n2g
+
+    layers = args.layers
+    if args.shard:
+        from .store import open_store
+
+        store = await open_store(settings)
+        try:
+            rows = await store.query("models_by_name", names=[args.model])
+        finally:
+            await store.close()
+        if not rows:
+            raise NeuroGraphError(f"model {args.model!r} is not in the graph: run `neurograph build` first")
+        layers = _shard_layers(args, int(rows[0]["m"]["n_layers"]))
+    summary = await n2g(settings, model=args.model, n2g_neurons=None if args.neurons == "all" else int(args.neurons),
+                        layers=layers, device=args.device, dtype=args.dtype, group=args.group, top_k=args.top_k,
+                        force=args.force, progress=not args.quiet)
+    summary["failed"] = len(summary.get("failed") or [])
+    _console().print_json(json.dumps(summary, default=str))
+    return 0
+
+
 # --- import / export ----------------------------------------------------------------------
 async def _import(args: argparse.Namespace, settings: Settings) -> int:
     from loaders.importing import import_source
@@ -196,9 +240,36 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
         log.addHandler(handler)
         log.setLevel(getattr(logging, args.log_level.upper(), logging.INFO))
-    uvicorn.run(create_app(settings, render_pages=args.pages), host=args.host, port=args.port,
-                log_level=args.log_level)
+    worker = _start_n2g_background(settings, DEMO_MODEL) if getattr(args, "n2g", False) else None
+    try:
+        uvicorn.run(create_app(settings, render_pages=args.pages), host=args.host, port=args.port,
+                    log_level=args.log_level)
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.terminate()  # its progress is stored group by group: the next start resumes
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
     return 0
+
+
+def _start_n2g_background(settings: Settings, model: str) -> "subprocess.Popen | None":
+    """``neurograph n2g --neurons all`` in a separate, lower-priority process (the API process
+    never imports torch): every neuron's pattern graph, the most interesting first, stored as it
+    goes and resumed at the next start. Its log is ``<data dir>/n2g-background.log``."""
+    log_path = Path(settings.data_dir) / "n2g-background.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "neurograph", "n2g", "--model", model, "--neurons", "all", "--device", "auto",
+           "--dtype", "auto", "--quiet"]
+    out = open(log_path, "ab")
+    try:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=(lambda: os.nice(10)) if hasattr(os, "nice") else None)
+    finally:
+        out.close()
+    _console().print(f"N2G for every neuron continues in the background (pid {proc.pid}; log {log_path})")
+    return proc
 
 
 async def _demo_needs_build(settings: Settings) -> bool:
@@ -270,13 +341,29 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu",
                    help="where the model runs: auto (a GPU when present), cpu, cuda, cuda:N, mps; a device asked "
                         "for and missing is an error, never a silent fall back to the CPU (default cpu)")
-    b.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+    b.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16", "auto"],
                    help="precision of the model's forward passes (harvest, correlation, N2G; default float32); "
                         "weight-based steps use float32 weights on --device. bfloat16 is ~4x faster on CPUs "
                         "with AMX")
     b.add_argument("--batch-size", type=int, default=8)
     b.add_argument("--corr-tokens", type=int, default=None,
                    help="correlate over only this many corpus tokens (all-pairs Pearson is N^2 per token)")
+
+    ng = sub.add_parser("n2g", help="Neuron2Graph pattern graphs only (resumable; the demo runs it in the background)")
+    ng.add_argument("--model", default=DEMO_MODEL, help=f"model name (default {DEMO_MODEL}); its harvest must be stored")
+    ng.add_argument("--neurons", default="all", type=_count_or_all,
+                    help="per layer, most interesting first, or 'all' (default): every neuron, the most "
+                         "interesting of every layer first")
+    ng.add_argument("--layers", type=int, nargs="*", default=None, help="only these layers")
+    ng.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                    help="only layers with layer %% N == I: N machines, one command each, fill one graph")
+    ng.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N, mps (a missing one is an error)")
+    ng.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16", "auto"],
+                    help="precision (default float32; auto: bfloat16 on a GPU or a CPU with hardware bfloat16)")
+    ng.add_argument("--group", type=int, default=64, help="neurons of a layer fitted together")
+    ng.add_argument("--top-k", type=int, default=20, help="top examples per neuron (half train, half held out)")
+    ng.add_argument("--force", action="store_true", help="refit neurons that already have a pattern graph")
+    ng.add_argument("--quiet", action="store_true", help="no progress bar")
 
     im = sub.add_parser("import", help="import public neuron data (neuroscope, deepdecipher, openai, universal-neurons)")
     im.add_argument("source", choices=["neuroscope", "deepdecipher", "openai", "universal-neurons"])
@@ -315,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--host", default="127.0.0.1")
         s.add_argument("--port", type=int, default=8000)
         s.add_argument("--log-level", default="info")
+        s.add_argument("--n2g", action=argparse.BooleanOptionalAction, default=name == "demo",
+                       help="keep computing N2G for every neuron in a background process while serving, most "
+                            "interesting first, resumed at the next start (default: on for demo, off for serve)")
         s.add_argument("--pages", action=argparse.BooleanOptionalAction, default=name == "demo",
                        help="pre-render every neuron's page in the background while serving "
                             "(default: on for demo, off for serve; `neurograph pages` does it up front)")
@@ -325,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-ASYNC = {"cypher": _cypher, "build": _build, "import": _import, "export": _export, "topology": _topology,
+ASYNC = {"cypher": _cypher, "build": _build, "n2g": _n2g, "import": _import, "export": _export, "topology": _topology,
          "pages": _pages}
 SYNC = {"db": cmd_db, "serve": cmd_serve, "demo": cmd_demo}
 

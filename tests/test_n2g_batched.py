@@ -195,3 +195,31 @@ def test_batched_equals_per_neuron_on_smollm2_neurons():
     new = run_layer(layer_fn, examples, pad_token=space, substitutes=subs, config=cfg)
     for i in neurons:
         assert graph(new[i]) == graph(old[i]), i
+
+
+async def test_model_shows_n2g_coverage(store, settings):
+    import httpx
+
+    from neurograph.api import create_app
+
+    layer, _ = _toy_layer(4)
+    examples = {(0, i): exs for i, exs in _toy_examples(layer, 4).items()}
+    info = ModelInfo("toyc", 1, 4, d_model=4, n_heads=1, d_vocab=64, act_fn="relu")
+    await store.write("upsert_models", [info.row()])
+    await store.write("upsert_layers", [{"key": layer_key("toyc", 0), "model": "toyc", "layer": 0, "n_neurons": 4}])
+    await store.write("upsert_neurons", [{"key": neuron_key("toyc", 0, i), "model": "toyc", "layer": 0, "index": i,
+                                          "layer_key": layer_key("toyc", 0), "props": {}} for i in range(4)])
+    query = '{ model(name: "toyc") { n2gCoverage { done total } } }'
+
+    async def coverage():
+        app = create_app(settings, store)
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5555))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            body = (await c.post("/graphql", json={"query": query})).json()
+        assert not body.get("errors"), body
+        return body["data"]["model"]["n2gCoverage"]
+
+    assert await coverage() == {"done": 0, "total": 4}
+    await build_n2g(store, "toyc", layer_fn=lambda l: layer, pad_token=0, examples=examples, neurons=[(0, 1), (0, 2)],
+                    progress=False)
+    assert await coverage() == {"done": 2, "total": 4}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
@@ -165,7 +166,7 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
                     config: N2GConfig = N2GConfig(), top_k: int = 20, force: bool = False,
                     similar_threshold: float | None = 0.5, progress: bool = True,
                     order: Sequence[tuple[int, int]] | None = None, group: int = 64,
-                    stats: LayerStats | None = None) -> dict[str, Any]:
+                    stats: LayerStats | None = None, similar_every_s: float | None = None) -> dict[str, Any]:
     """Fit, score and store N2G for neurons of a model; resumable.
 
     Give ``layer_fn(layer)`` (the layer's activations [B, T, d_mlp] over token sequences) to fit
@@ -179,7 +180,8 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
     first, and others follow by (layer, index). Each group is stored as soon as it is fitted, so
     an interruption loses one group at most. Trie keys are exact token ids unless ``normalise``
     is given (e.g. :func:`text_normaliser`, the reference code's case and space folding). Returns
-    a summary {done, skipped, failed, similar}.
+    a summary {done, skipped, failed, similar}. ``similar_every_s``: also refresh the SIMILAR edges
+    that often while going (a long background pass shows them before its end).
 
         summary = await build_n2g(store, "smollm2-135m", layer_fn=lambda l: layer_fns[l],
                                   pad_token=0, layers=[0, 1], substitutes=subs, decode=decode)
@@ -214,6 +216,7 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
     summary: dict[str, Any] = {"done": 0, "skipped": len(wanted) - len(todo), "failed": [], "similar": 0}
     stats = stats if stats is not None else LayerStats()
     bar = tqdm(total=len(todo), desc=f"N2G {model_name}", disable=not progress, unit="neuron")
+    last_similar = time.monotonic()
     try:
         for keys in (_groups(todo, max(1, group)) if layer_fn is not None
                      else [todo[s:s + 256] for s in range(0, len(todo), 256)]):
@@ -247,6 +250,10 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
             await write_neurons(store, model_name, ok, decode)
             summary["done"] += len(ok)
             bar.update(len(keys))
+            if similar_every_s is not None and similar_threshold is not None \
+                    and time.monotonic() - last_similar >= similar_every_s:
+                await update_similar(store, model_name, similar_threshold)
+                last_similar = time.monotonic()
     finally:
         bar.close()
     if similar_threshold is not None:
