@@ -79,3 +79,44 @@ async def test_build_in_bfloat16(store, settings):
     assert n2g[0]["c"] == 2
     comp = await store.run("MATCH (:Neuron {model: $m})-[e:COMPOSES]->() RETURN count(e) AS c", {"m": m.name})
     assert comp[0]["c"] > 0
+
+
+def test_shard_selects_every_nth_layer():
+    import argparse
+
+    from neurograph.cli import _shard, _shard_layers, build_parser
+
+    args = build_parser().parse_args(["n2g", "--shard", "1/4"])
+    assert args.shard == (1, 4) and args.neurons == "all"
+    assert _shard_layers(args, 10) == [1, 5, 9]
+    args = build_parser().parse_args(["n2g", "--shard", "0/2", "--layers", "0", "1", "2", "4"])
+    assert _shard_layers(args, 6) == [0, 2, 4]
+    for bad in ("4/4", "1", "a/b", "0/0"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _shard(bad)
+
+
+def test_demo_starts_n2g_in_a_separate_process(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    from neurograph import cli
+    from neurograph.config import Settings
+
+    started = {}
+
+    class FakePopen:
+        pid = 4242
+
+        def __init__(self, cmd, **kw):
+            started["cmd"] = cmd
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    monkeypatch.setenv("NEUROGRAPH_DATA_DIR", str(tmp_path))
+    proc = cli._start_n2g_background(Settings.from_env(), "smollm2-135m")
+    assert proc.pid == 4242
+    assert started["cmd"][:4] == [sys.executable, "-m", "neurograph", "n2g"]
+    assert "--neurons" in started["cmd"] and "all" in started["cmd"] and "auto" in started["cmd"]
+    assert (tmp_path / "n2g-background.log").exists()
+    assert cli.build_parser().parse_args(["demo"]).n2g is True
+    assert cli.build_parser().parse_args(["serve"]).n2g is False
