@@ -489,6 +489,10 @@ async def test_search_tokens_roles_and_and_semantics(store):
     # order by score: lower the F1 of one neuron and it comes last
     await store.write("set_neuron_props", [{"key": "toy/0/0", "props": {"n2g_firing_f1": 0.5}}])
     assert await keys(activating=["b"], order="score") == ["toy/0/1", "toy/1/1", "toy/0/0"]
+    # With its spaces (GraphQL's searchTokens), " b" is the token " B" and "b" is not.
+    assert await keys(activating=[" b"], keep_spaces=True) == ["toy/0/0", "toy/0/1", "toy/1/1"]
+    assert await keys(activating=["b"], keep_spaces=True) == []
+    assert await keys(important=["a"], keep_spaces=True) == ["toy/0/0", "toy/1/1"]  # "A" has no space
     with pytest.raises(QueryError):
         await search_tokens(store, "toy")
     with pytest.raises(QueryError):

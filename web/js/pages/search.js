@@ -25,7 +25,8 @@ export async function searchPage(page, route, alive) {
     class: "form-row search-form",
     onsubmit: (e) => {
       e.preventDefault();
-      go("/search", { model: modelSel.value, mode: form.mode.value, q: form.q.value.trim(), order: form.order.value });
+      // Leading spaces are part of a token (" the" and "the" differ): only trailing ones go.
+      go("/search", { model: modelSel.value, mode: form.mode.value, q: form.q.value.replace(/\s+$/, ""), order: form.order.value });
     },
   },
   h("label", {}, "Model", modelSel),
@@ -33,7 +34,9 @@ export async function searchPage(page, route, alive) {
   h("select", { name: "order", title: "Order of token-search hits" },
     h("option", { value: "layer", selected: qy.order !== "score" }, "by layer"),
     h("option", { value: "score", selected: qy.order === "score" }, "by N2G score")),
-  h("input", { type: "search", name: "q", value: text, placeholder: "e.g.  the, cat   or   an explanation word", style: { flex: "1", minWidth: "240px" } }),
+  h("input", { type: "search", name: "q", value: text, placeholder: 'e.g.  " the", cat   or   an explanation word',
+    title: 'Spaces are part of tokens: " the" (a leading space, as in most words) and "the" differ. Quote a token to keep its spaces exactly.',
+    style: { flex: "1", minWidth: "240px" } }),
   h("button", { class: "btn primary", type: "submit" }, "Search"));
   page.append(section(null, form));
   const results = h("section", { class: "card results" });
@@ -88,7 +91,7 @@ export async function searchPage(page, route, alive) {
           h("th", { class: "num", title: "N2G firing F1 of the neuron's pattern graph" }, "N2G F1"), h("th", {}, ""))),
         h("tbody", {}, rows.map((r) => h("tr", {},
           h("td", {}, h("a", { href: neuronHref(r.model, r.layer, r.index) }, `L${r.layer}/N${r.index}`)),
-          h("td", {}, h("span", { class: "tok-list" }, (r.matches || []).map((m) => h("span", { class: "tok-chip" + (wanted.has(norm(m.text)) ? " hit" : ""), title: m.role }, showToken(m.text), h("small", {}, m.role))))),
+          h("td", {}, h("span", { class: "tok-list" }, uniqueMatches(r.matches).map((m) => h("span", { class: "tok-chip" + (wanted.has(norm(m.text)) ? " hit" : ""), title: m.role }, showToken(m.text), h("small", {}, m.role))))),
           h("td", { class: "sub" }, r.explanation || ""),
           h("td", { class: "num" }, fmt(r.score, 3)),
           h("td", {}, h("a", { class: "small", href: `#/compare?a=${encodeURIComponent(r.model)}/${r.layer}/${r.index}` }, "compare")))))));
@@ -96,23 +99,41 @@ export async function searchPage(page, route, alive) {
 }
 
 /**
- * "the, cat" in mode "any" -> {any: ["the", "cat"], activating: [], important: []}. A term may
- * name its own role as DeepDecipher's query string does: "activating:paris, important:capital".
+ * '" the", cat' in mode "any" -> {any: [" the", "cat"], activating: [], important: []}. Spaces
+ * are part of a token (" the" and "the" are different tokens): a quoted token keeps them
+ * exactly; unquoted, a term keeps its leading spaces except the one space after a comma that
+ * separates it. A term may name its own role as DeepDecipher's query string does:
+ * "activating:paris, important:capital".
  */
 export function parseRoles(text, mode) {
   const roles = { activating: [], important: [], any: [] };
-  for (const term of text.split(",")) {
-    const t = term.trim();
-    if (!t) continue;
-    const m = t.match(/^(activating|important|any):(.+)$/i);
-    if (m) roles[m[1].toLowerCase()].push(m[2].trim());
-    else roles[mode].push(t);
-  }
+  text.split(",").forEach((term, i) => {
+    let t = term.replace(/\s+$/, "");
+    if (i > 0 && t.startsWith(" ")) t = t.slice(1);
+    const m = t.match(/^\s*(activating|important|any):(.+)$/i);
+    const role = m ? m[1].toLowerCase() : mode;
+    let tok = m ? m[2] : t;
+    const quoted = tok.trim().match(/^"(.*)"$/s);
+    if (quoted) tok = quoted[1];
+    if (!tok.trim() && !quoted) return;
+    roles[role].push(tok);
+  });
   return roles;
 }
 
-// The API compares tokens lower-cased with surrounding whitespace stripped: highlight the same way.
-const norm = (t) => String(t ?? "").trim().toLowerCase();
+// The API compares tokens lower-cased with their spaces: highlight the same way.
+const norm = (t) => String(t ?? "").toLowerCase();
+
+/** A neuron's matched tokens, each (text, role) once: a pattern graph repeats a token at many nodes. */
+export function uniqueMatches(matches) {
+  const seen = new Set();
+  return (matches || []).filter((m) => {
+    const k = `${m.role}\u0000${m.text}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
 
 function describe(roles) {
   const parts = [];
