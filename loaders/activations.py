@@ -228,6 +228,17 @@ def _order_key(vals: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
     return (ordered << 32) | (0x7FFFFFFF - ctx)
 
 
+def _random_key(ctx: torch.Tensor, n: int) -> torch.Tensor:
+    """[B, n] float32 in [0, 1): a fixed pseudo-random number per (context, neuron), the same in
+    every run and for every batch size, so the K contexts with the largest key are a uniform
+    random sample of each neuron's contexts (OpenAI's ``random_sample``), chosen in one pass."""
+    x = (ctx.to(torch.int64)[:, None] * 0x9E3779B1 + torch.arange(n, dtype=torch.int64)[None, :] * 0x85EBCA77
+         + 0x27D4EB2F) & 0xFFFFFFFF
+    for shift, mul in ((15, 0x2C1B3C6D), (12, 0x297A2D39), (15, 0x7FEB352D)):
+        x = ((x ^ (x >> shift)) * mul) & 0xFFFFFFFF
+    return ((x >> 8).to(torch.float32) / float(1 << 24))
+
+
 class _TopK:
     """Per neuron, the K contexts with the largest ``value`` (one entry per context), with the
     pivot position and the neuron's activations over the whole context. Slots are unordered
@@ -298,9 +309,9 @@ class Harvest:
     """
 
     def __init__(self, n_layers: int, d_mlp: int, ctx_len: int, *, top_k: int = 20,
-                 token_ids: Any = (), token_top_k: int | None = None, skip: int = 0) -> None:
+                 token_ids: Any = (), token_top_k: int | None = None, skip: int = 0, random_k: int = 0) -> None:
         self.n_layers, self.d_mlp, self.ctx_len = int(n_layers), int(d_mlp), int(ctx_len)
-        self.top_k, self.skip = int(top_k), int(skip)
+        self.top_k, self.skip, self.random_k = int(top_k), int(skip), int(random_k)
         self.token_top_k = int(token_top_k if token_top_k is not None else top_k)
         n = self.n_layers * self.d_mlp
         self.edges = torch.as_tensor(histogram_edges())
@@ -316,6 +327,7 @@ class Harvest:
         self._table: torch.Tensor | None = None
         self.top_max = _TopK(self.top_k, n, self.ctx_len)
         self.top_min = _TopK(self.top_k, n, self.ctx_len)  # on negated values
+        self.top_rand = _TopK(self.random_k, n, self.ctx_len)  # on a random key: a uniform sample
         self.token_ids = torch.as_tensor(list(token_ids), dtype=torch.long)
         n_tok = self.token_ids.numel()
         self.tok_sum = torch.zeros((n_tok + 1, n), dtype=torch.float32)  # last row: untracked tokens
@@ -379,6 +391,8 @@ class Harvest:
         # top-k contexts: one entry per context, its max (min) over the counted positions
         self.top_max.update(first, mx, pmx + sk, full)
         self.top_min.update(first, mn.neg_(), pmn + sk, full)
+        if self.random_k:
+            self.top_rand.update(first, _random_key(first + torch.arange(B), n), pmx + sk, full)
         self.tok_count.index_add_(0, rows, torch.ones_like(rows))
         self.next_index = first + B
 
@@ -394,6 +408,9 @@ class Harvest:
         }
         st.update(self.top_max.state("top_max"))
         st.update(self.top_min.state("top_min"))
+        st["random_k"] = self.random_k
+        if self.random_k:
+            st.update(self.top_rand.state("top_rand"))
         return st
 
     @classmethod
@@ -409,6 +426,10 @@ class Harvest:
         h.top_max, h.top_min = _TopK(0, n, h.ctx_len), _TopK(0, n, h.ctx_len)
         h.top_max.load("top_max", st)
         h.top_min.load("top_min", st)
+        h.random_k = int(st.get("random_k", 0))
+        h.top_rand = _TopK(0, n, h.ctx_len)
+        if h.random_k:
+            h.top_rand.load("top_rand", st)
         h._tok_row = None
         h._table = None
         return h
@@ -445,6 +466,7 @@ class Harvest:
         quant = histogram_quantiles(hist, self.edges.numpy(), QUANTILE_LEVELS, vmin, vmax)
         mx = self.top_max.sorted()
         mn = self.top_min.sorted()
+        rnd = self.top_rand.sorted() if self.random_k else None
         # per-token statistics: tracked tokens only, top ``token_top_k`` per neuron by mean
         n_tok = self.token_ids.numel()
         kt = min(self.token_top_k, n_tok)
@@ -474,6 +496,11 @@ class Harvest:
             top_min_pivot=mn[2].reshape(L, D, k), top_min_acts=mn[3].reshape(L, D, k, -1),
             token_ids=tok_ids, token_mean=tok_mean, token_max=tok_max, token_count=tok_cnt,
         )
+        if rnd is not None:
+            kr = self.random_k
+            res.random_ctx = rnd[1].reshape(L, D, kr)
+            res.random_pivot = rnd[2].reshape(L, D, kr)
+            res.random_acts = rnd[3].reshape(L, D, kr, -1)
         res.compute_interest()
         return res
 
@@ -542,6 +569,9 @@ class HarvestResult:
     interest_rank: np.ndarray | None = None
     interest_layer_rank: np.ndarray | None = None
     checkpoint: str | None = None  # the state file this came from, when checkpointed
+    random_ctx: np.ndarray | None = None    # [L, D, random_k] a uniform random sample of contexts
+    random_pivot: np.ndarray | None = None  # (OpenAI's random_sample), -1 where fewer contexts
+    random_acts: np.ndarray | None = None
 
     def compute_interest(self) -> None:
         """Interest = the mean percentile (within the model) of kurtosis, max activation and
@@ -599,13 +629,14 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
             min_token_count: int = 5, token_top_k: int | None = None, max_tracked_tokens: int = 4096,
             checkpoint_dir: Path | None = None,
             checkpoint_every: int | None = None, checkpoint_seconds: float = 120.0,
-            progress: bool = True, max_batches: int | None = None) -> HarvestResult | None:
+            progress: bool = True, max_batches: int | None = None, random_k: int = 0) -> HarvestResult | None:
     """Run the pass over ``contexts`` [N, T] and return the :class:`HarvestResult`.
 
     With ``checkpoint_dir`` the state is saved every ``checkpoint_every`` batches (or every
     ``checkpoint_seconds``) and at the end; a re-run with the same inputs resumes from it (a
     finished one returns at once). ``max_batches`` stops early (returns None), leaving a
-    checkpoint: a deliberate interruption.
+    checkpoint: a deliberate interruption. ``random_k``: also keep that many contexts per neuron
+    drawn uniformly at random (OpenAI's random sample, beside the top ones).
     """
     contexts = torch.as_tensor(contexts, dtype=torch.long)
     N, T = contexts.shape
@@ -613,6 +644,8 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
     token_ids = tracked_tokens(contexts, min_token_count, skip, max_tracked_tokens)
     knobs = dict(top_k=top_k, batch_size=batch_size, min_token_count=min_token_count, token_top_k=token_top_k,
                  max_tracked_tokens=max_tracked_tokens, skip=skip, version=FORMAT_VERSION)
+    if random_k:
+        knobs["random_k"] = random_k
     path = None
     h: Harvest | None = None
     if checkpoint_dir is not None:
@@ -624,7 +657,7 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
                 h = None
     if h is None:
         h = Harvest(model.info.n_layers, model.info.d_mlp, T, top_k=top_k, token_ids=token_ids,
-                    token_top_k=token_top_k, skip=skip)
+                    token_top_k=token_top_k, skip=skip, random_k=random_k)
     bar = None
     if progress:
         from tqdm.auto import tqdm

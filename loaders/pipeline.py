@@ -165,6 +165,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
                 analyses: Iterable[str] = ANALYSES, layers: Sequence[int] | None = None,
                 n2g_neurons: int | None = 8, batch_size: int = 8, corr_tokens: int | None = None,
                 store: Store | None = None, device: Any = "cpu", dtype: Any = None, n2g_group: int = 64,
+                random_k: int = 0,
                 loaded: Any = None, progress: bool = True) -> dict[str, Any]:
     """Run the chosen analyses of ``model`` over ``n_tokens`` of ``dataset`` into the graph.
 
@@ -174,7 +175,8 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
     where and in what precision every step that runs the model computes (harvest, correlation,
     N2G); the weight-based steps (composition, heads, tokens) run on ``device`` from a float32
     copy of the weights. A device asked for and missing is an error before anything is
-    loaded or written. ``n2g_neurons``: N2G graphs per layer, the most interesting first; None
+    loaded or written. ``random_k``: also store that many uniformly random contexts per neuron
+    (``ACTIVATES_ON {kind: 'random'}``, OpenAI's random sample). ``n2g_neurons``: N2G graphs per layer, the most interesting first; None
     for every neuron (fitted ``n2g_group`` neurons of a layer at a time, batched).
     """
     from loaders.build import build_from_model
@@ -211,7 +213,8 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             t = time.perf_counter()
             checkpoints = Path(settings.data_dir) / "checkpoints"
             summary["activations"] = await build_from_model(store, loaded, ctx, top_k=top_k, batch_size=batch_size,
-                                                            checkpoint_dir=checkpoints, progress=progress)
+                                                            checkpoint_dir=checkpoints, progress=progress,
+                                                            random_k=random_k)
             _step_done(summary, "activations", t)
         kinds = [k for k in CONNECTIVITY if k in chosen]
         if kinds:
@@ -241,7 +244,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             _step_done(summary, "topology", t)
         args = {"dataset": str(dataset), "n_tokens": n_tokens, "ctx_len": ctx_len, "top_k": top_k,
                 "edge_k": edge_k, "analyses": chosen, "n2g_neurons": n2g_neurons, "corr_tokens": corr_tokens,
-                "device": str(dev), "dtype": summary.get("dtype")}
+                "device": str(dev), "dtype": summary.get("dtype"), "random_k": random_k}
         await store.query("set_model_props", key=model_key(name), props={
             "build_complete": True, "build_args": repr(args), "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         await store.compact()

@@ -126,7 +126,7 @@ async def _build(args: argparse.Namespace, settings: Settings) -> int:
         settings, model=args.model, dataset=args.dataset, n_tokens=args.tokens, ctx_len=args.ctx_len,
         top_k=args.top_k, edge_k=args.edge_k, analyses=args.analyses, layers=args.layers,
         n2g_neurons=None if args.n2g_neurons == "all" else int(args.n2g_neurons), batch_size=args.batch_size,
-        corr_tokens=args.corr_tokens, device=args.device, dtype=args.dtype)
+        corr_tokens=args.corr_tokens, device=args.device, dtype=args.dtype, random_k=args.random_k)
     _console().print_json(json.dumps(summary, default=str))
     return 0
 
@@ -290,6 +290,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         # `neurograph build` with its defaults gives the full one.
         build_args = build_parser().parse_args([
             "build", "--model", DEMO_MODEL, "--tokens", str(args.tokens), "--top-k", "10", "--edge-k", "5",
+            "--random-k", "5",
             "--n2g-neurons", "2", "--corr-tokens", "4096"])
         asyncio.run(_build(build_args, settings))
     else:
@@ -331,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ctx-len", type=int, default=64, help="tokens per context")
     b.add_argument("--top-k", type=int, default=20, help="max / min examples kept per neuron")
     b.add_argument("--edge-k", type=int, default=10, help="edges kept per neuron and kind")
+    b.add_argument("--random-k", type=int, default=10,
+                   help="uniformly random contexts kept per neuron beside the top ones (OpenAI's random sample; 0: none)")
     b.add_argument("--analyses", nargs="+",
                    default=["activations", "composition", "heads", "tokens", "correlation", "n2g", "topology"],
                    help="which analyses to run")
