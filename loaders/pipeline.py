@@ -136,7 +136,7 @@ async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, lay
 async def n2g(settings: Settings, *, model: str = "smollm2-135m", n2g_neurons: int | None = None,
               layers: Sequence[int] | None = None, device: Any = "cpu", dtype: Any = None, group: int = 64,
               top_k: int = 20, force: bool = False, progress: bool = True,
-              similar_every_s: float | None = 600.0, store: Store | None = None) -> dict[str, Any]:
+              similar_every_s: float | None = 1800.0, store: Store | None = None) -> dict[str, Any]:
     """``neurograph n2g``: only the N2G step, for a model whose harvest is stored (by default every
     neuron; resumable; ``layers`` restricts it to a shard). The demo runs it in the background."""
     from loaders.device import check_pair, resolve_device, resolve_dtype

@@ -535,3 +535,24 @@ def test_graph_serialisations():
     dot = m.to_dot(decode)
     # wildcards are dropped from the drawing: A links to B with a dashed edge
     assert "n1 -> n0 [style=dashed];" in dot and dot.count("label=") == 2
+
+
+def test_similar_pairs_prefix_filtering_is_exact_and_caps_each_neuron():
+    rng = random.Random(1)
+
+    def naive(sets, t):
+        tagged = {k: {(r, x) for r, xs in v.items() for x in xs} for k, v in sets.items()}
+        ks = sorted(tagged)
+        return [(a, b) for i, a in enumerate(ks) for b in ks[i + 1:]
+                if (n := len(tagged[a] & tagged[b])) and n / (len(tagged[a]) + len(tagged[b]) - n) >= t]
+
+    for _ in range(10):
+        sets = {f"m/0/{i}": {"activating": set(rng.sample(range(6), rng.randint(0, 3))),
+                             "important": set(rng.sample(range(10), rng.randint(0, 5)))} for i in range(40)}
+        for t in (0.2, 0.5, 0.9):
+            assert [(r["src"], r["dst"]) for r in similar_pairs(sets, t, max_per_neuron=None)] == naive(sets, t)
+    # 30 identical graphs: 435 pairs, each neuron keeps its strongest few
+    same = {f"m/1/{i}": {"activating": {1}, "important": {2}} for i in range(30)}
+    assert len(similar_pairs(same, 0.5, max_per_neuron=None)) == 435
+    capped = similar_pairs(same, 0.5, max_per_neuron=3)
+    assert len(capped) < 435 and all(r["weight"] == 1.0 for r in capped)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
@@ -55,34 +56,62 @@ async def write_neuron(store: Any, model_name: str, layer: int, index: int, resu
     await store.write("set_neuron_props", [{"key": nk, "props": result.props(decode)}])
 
 
-def similar_pairs(token_sets: Mapping[str, Mapping[str, set]], threshold: float = 0.5) -> list[dict]:
+def similar_pairs(token_sets: Mapping[str, Mapping[str, set]], threshold: float = 0.5,
+                  max_per_neuron: int | None = 50) -> list[dict]:
     """Symmetric similarity of neurons' N2G token sets: Jaccard of the role-tagged sets
-    {("activating", t)} | {("important", t)}. Candidate pairs come from an inverted index
-    token -> neurons, so only pairs that share a token are compared (no all-pairs loop).
-    DeepDecipher divides the overlap by a length that is not the pair's own, so its scores
-    are asymmetric; here sim(a, b) == sim(b, a), stored once with src < dst.
-    Returns upsert_similar rows {src, dst, weight}.
+    {("activating", t)} | {("important", t)}. DeepDecipher divides the overlap by a length that
+    is not the pair's own, so its scores are asymmetric; here sim(a, b) == sim(b, a), stored once
+    with src < dst. Returns upsert_similar rows {src, dst, weight}.
+
+    Every neuron covered makes a naive token -> neurons index quadratic (" the" sits in thousands
+    of pattern graphs), so candidates come from prefix filtering (Bayardo et al., "Scaling up all
+    pairs similarity search", 2007): with tokens ordered rarest first, two sets with Jaccard >= t
+    share a token among the first ``|s| - ceil(t |s|) + 1`` of each, and sets whose sizes differ by
+    more than the factor t cannot reach t. The result is exact; ``max_per_neuron`` then keeps the
+    strongest edges of each neuron (an edge stays while either end has room).
 
         >>> similar_pairs({"m/0/1": {"activating": {1}, "important": {2}},
         ...                "m/0/2": {"activating": {1}, "important": {2, 3}}}, 0.5)
         [{'src': 'm/0/1', 'dst': 'm/0/2', 'weight': 0.6666666666666666}]
     """
     tagged = {k: {(role, t) for role, toks in sets.items() for t in toks} for k, sets in token_sets.items()}
+    freq: dict[tuple, int] = defaultdict(int)
+    for s_ in tagged.values():
+        for item in s_:
+            freq[item] += 1
     index: dict[tuple, list[str]] = defaultdict(list)
-    for k, s in tagged.items():
-        for item in s:
+    for k in sorted(tagged):
+        items = sorted(tagged[k], key=lambda it: (freq[it], repr(it)))
+        n = len(items)
+        p = n - math.ceil(threshold * n) + 1 if threshold > 0 else n
+        for item in items[:max(p, 0)]:
             index[item].append(k)
-    shared: dict[tuple[str, str], int] = defaultdict(int)
-    for neurons in index.values():
-        neurons = sorted(neurons)
-        for i, a in enumerate(neurons):
-            for b in neurons[i + 1:]:
-                shared[(a, b)] += 1
+    seen: set[tuple[str, str]] = set()
     rows = []
-    for (a, b), inter in shared.items():
-        w = inter / (len(tagged[a]) + len(tagged[b]) - inter)
-        if w >= threshold:
-            rows.append({"src": a, "dst": b, "weight": w})
+    for neurons in index.values():
+        for x, a in enumerate(neurons):
+            la = len(tagged[a])
+            for b in neurons[x + 1:]:
+                if (a, b) in seen:
+                    continue
+                seen.add((a, b))
+                lb = len(tagged[b])
+                if threshold > 0 and min(la, lb) < threshold * max(la, lb):
+                    continue
+                inter = len(tagged[a] & tagged[b])
+                w = inter / (la + lb - inter)
+                if w >= threshold and inter:
+                    rows.append({"src": a, "dst": b, "weight": w})
+    if max_per_neuron is not None:
+        rows.sort(key=lambda r: (-r["weight"], r["src"], r["dst"]))
+        room: dict[str, int] = defaultdict(lambda: max_per_neuron)
+        kept = []
+        for r in rows:
+            if room[r["src"]] > 0 or room[r["dst"]] > 0:
+                kept.append(r)
+                room[r["src"]] -= 1
+                room[r["dst"]] -= 1
+        rows = kept
     rows.sort(key=lambda r: (r["src"], r["dst"]))
     return rows
 
