@@ -406,6 +406,16 @@ def main(argv: list[str] | None = None) -> dict:
             with torch.no_grad():
                 return m(input_ids=torch.tensor(seqs, dtype=torch.long), use_cache=False).logits
 
+        def logits_at(seqs: list[list[int]], positions: list[list[int]]):
+            with torch.no_grad():
+                hidden = m.model(input_ids=torch.tensor(seqs, dtype=torch.long), use_cache=False).last_hidden_state
+                rows = torch.tensor([b for b, ps in enumerate(positions) for _ in ps], dtype=torch.long)
+                cols = torch.tensor([p for ps in positions for p in ps], dtype=torch.long)
+                return m.lm_head(hidden[rows, cols]).float()
+
+        if m is not model:  # the new path only: the old one stays as it was
+            logits.at = logits_at
+
         # The LM sees the prefix the activations see; its candidates at position 0 come after it.
         lm = lm_substitutes(logits, k, exclude=special, prefix=prefix, fallback=near, pad=pad,
                             embeddings=m.model.embed_tokens.weight if a.lm_pool else None, pool=a.lm_pool)
@@ -468,41 +478,43 @@ def main(argv: list[str] | None = None) -> dict:
     examples = {(l, i): [Example(windows[w], a_) for mx, w, a_ in tops[(l, i)] if mx > 0] for l in fitted for i in neurons[l]}
     fit_examples = {k: v for k, v in examples.items() if len(v) >= 2}
     paths = [p for p in ("old", "new") if p in a.paths.split(",")]
-    by_path: dict[str, list[dict]] = {}
-    seconds: dict[str, float] = {}
     batch_stats = LayerStats()
     new_model = model
     if "new" in paths and a.dtype != "float32":  # a second copy in --dtype (loaded outside the timing)
         new_model, _ = load_smollm2()
         new_model.to(getattr(torch, a.dtype))
-    for path in paths:
-        per_neuron: list[dict] = []
-        t2 = time.perf_counter()
-        if path == "old":  # the per-neuron path: one neuron at a time, float32
-            for l in fitted:
-                for i in tqdm(neurons[l], desc=f"old N2G layer {l}", unit="neuron", leave=False):
+    by_path = {p: [] for p in paths}
+    seconds = {p: 0.0 for p in paths}
+    if "new" in paths:
+        new_acts = LayerActivations(new_model, prefix, pad=acts.pad)
+        new_subs = make_subs(new_model, acts.pad)
+    # Layer by layer, both paths in turn (the order alternating): on a shared machine the load
+    # drifts, and interleaving lets both paths see the same drift.
+    for n_l, l in enumerate(tqdm(fitted, desc="N2G", unit="layer")):
+        for path in (paths if n_l % 2 == 0 else paths[::-1]):
+            t2 = time.perf_counter()
+            if path == "old":  # the per-neuron path: one neuron at a time, float32
+                for i in neurons[l]:
                     if (l, i) not in fit_examples:
-                        per_neuron.append({"layer": l, "index": i, "skipped": "fewer than 2 positive examples"})
+                        by_path[path].append({"layer": l, "index": i, "skipped": "fewer than 2 positive examples"})
                         continue
                     tok_before, ts = acts.tokens, time.perf_counter()
                     fn = (lambda l_, i_: (lambda seqs: acts(seqs, l_)[:, :, i_]))(l, i)
                     r = run_neuron(fn, fit_examples[(l, i)], pad_token=mask_id, substitutes=subs, normalise=norm,
                                    sentence_end=sentence_ends(decode), config=cfg)
-                    per_neuron.append(row(l, i, r, time.perf_counter() - ts, acts.tokens - tok_before))
-        else:  # batched: the sampled neurons of a layer share every forward pass, in --dtype
-            new_acts = LayerActivations(new_model, prefix, pad=acts.pad)
-            new_subs = make_subs(new_model, acts.pad)
-            for l in tqdm(fitted, desc="new N2G", unit="layer", leave=False):
+                    by_path[path].append(row(l, i, r, time.perf_counter() - ts, acts.tokens - tok_before))
+            else:  # batched: the sampled neurons of a layer share every forward pass, in --dtype
                 ts, tok_before = time.perf_counter(), new_acts.tokens
                 exs = {i: fit_examples[(l, i)] for i in neurons[l] if (l, i) in fit_examples}
-                got = run_layer(new_acts.layer_fn(l, packed=not a.no_pack), exs, pad_token=mask_id, substitutes=new_subs,
-                                normalise=norm, sentence_end=sentence_ends(decode), config=cfg, stats=batch_stats)
+                got = run_layer(new_acts.layer_fn(l, packed=not a.no_pack), exs, pad_token=mask_id,
+                                substitutes=new_subs, normalise=norm, sentence_end=sentence_ends(decode), config=cfg,
+                                stats=batch_stats)
                 share = (time.perf_counter() - ts) / max(len(exs), 1)
                 for i in neurons[l]:
-                    per_neuron.append(row(l, i, got[i], share, (new_acts.tokens - tok_before) // max(len(exs), 1))
-                                      if i in got else {"layer": l, "index": i, "skipped": "fewer than 2 positive examples"})
-        seconds[path] = time.perf_counter() - t2
-        by_path[path] = per_neuron
+                    by_path[path].append(row(l, i, got[i], share, (new_acts.tokens - tok_before) // max(len(exs), 1))
+                                         if i in got else {"layer": l, "index": i,
+                                                           "skipped": "fewer than 2 positive examples"})
+            seconds[path] += time.perf_counter() - t2
     fit_s = sum(seconds.values())
 
     def table(path: str, per_neuron: list[dict]) -> dict:

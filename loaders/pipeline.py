@@ -111,6 +111,21 @@ async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, lay
         with torch.inference_mode():
             return loaded.bridge(torch.tensor(seqs, dtype=torch.long, device=dev), return_type="logits")
 
+    hf = getattr(loaded.bridge, "original_model", None)
+    if hf is not None and getattr(hf, "base_model", None) is not None and hf.get_output_embeddings() is not None:
+        def logits_at(seqs: list[list[int]], positions: list[list[int]]) -> Any:
+            """Next-token logits at these positions only: the final hidden states, then the
+            unembedding of the asked rows (a monotone soft cap, where a model has one, keeps
+            the top tokens)."""
+            with torch.inference_mode():
+                hidden = hf.base_model(input_ids=torch.tensor(seqs, dtype=torch.long, device=dev),
+                                       use_cache=False).last_hidden_state
+                rows = torch.tensor([b for b, ps in enumerate(positions) for _ in ps], device=hidden.device)
+                cols = torch.tensor([p for ps in positions for p in ps], device=hidden.device)
+                return hf.get_output_embeddings()(hidden[rows, cols]).float()
+
+        logits.at = logits_at  # type: ignore[attr-defined]
+
     # Substitutes, in turns: the model's own likeliest tokens at the position that
     # resemble the original (the causal analogue of the papers' masked LM; the activation
     # functions see no prefix, so position 0 takes embedding neighbours) and the plain

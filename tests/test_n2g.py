@@ -556,3 +556,23 @@ def test_similar_pairs_prefix_filtering_is_exact_and_caps_each_neuron():
     assert len(similar_pairs(same, 0.5, max_per_neuron=None)) == 435
     capped = similar_pairs(same, 0.5, max_per_neuron=3)
     assert len(capped) < 435 and all(r["weight"] == 1.0 for r in capped)
+
+
+def test_lm_substitutes_at_asked_positions_equal_the_full_logits():
+    # the toy LM of the doctest, with an .at that computes only the asked rows
+    full = lambda seqs: np.array([[[-((v - t - 1) % 5) for v in range(5)] for t in s] for s in seqs])  # noqa: E731
+    calls = []
+
+    def lm(seqs):
+        return full(seqs)
+
+    def at(seqs, positions):
+        calls.append(positions)
+        return np.concatenate([full([s])[0][ps] for s, ps in zip(seqs, positions)])
+
+    lm.at = at
+    prompts, asked = [[0, 1, 4, 2], [3, 3], [0, 1, 4]], [[1, 3], [1], [2]]
+    assert lm_substitutes(lm, k=2)(prompts, asked) == lm_substitutes(full, k=2)(prompts, asked)
+    # one call: [3] at 0, and [0, 1, 4] at 0 and 2 for the first prompt and at 1 for the third,
+    # whose [0, 1] runs inside it
+    assert calls == [[[0], [0, 1, 2]]]
