@@ -260,8 +260,10 @@ def _start_n2g_background(settings: Settings, model: str) -> "subprocess.Popen |
     goes and resumed at the next start. Its log is ``<data dir>/n2g-background.log``."""
     log_path = Path(settings.data_dir) / "n2g-background.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # float32: the same graphs as the per-neuron fit (bfloat16 is ~4x faster on a CPU with AMX but
+    # cost held-out F1 -.009 [-.021, -.001] on bench_n2g's sample; `neurograph n2g --dtype auto`).
     cmd = [sys.executable, "-m", "neurograph", "n2g", "--model", model, "--neurons", "all", "--device", "auto",
-           "--dtype", "auto", "--quiet"]
+           "--dtype", "float32", "--quiet"]
     out = open(log_path, "ab")
     try:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -116,7 +116,7 @@ def test_demo_starts_n2g_in_a_separate_process(monkeypatch, tmp_path):
     proc = cli._start_n2g_background(Settings.from_env(), "smollm2-135m")
     assert proc.pid == 4242
     assert started["cmd"][:4] == [sys.executable, "-m", "neurograph", "n2g"]
-    assert "--neurons" in started["cmd"] and "all" in started["cmd"] and "auto" in started["cmd"]
+    assert "--neurons" in started["cmd"] and "all" in started["cmd"] and "auto" in started["cmd"]  # --device auto
     assert (tmp_path / "n2g-background.log").exists()
     assert cli.build_parser().parse_args(["demo"]).n2g is True
     assert cli.build_parser().parse_args(["serve"]).n2g is False
