@@ -358,6 +358,11 @@ def main(argv: list[str] | None = None) -> dict:
                          "both: neurons/s and held-out F1 of each, measured in this run, and their paired difference")
     ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"],
                     help="precision of the new path's forward passes (the old path stays float32)")
+    ap.add_argument("--fast-stages", default="",
+                    help="new path: comma list of fit stages (prune, base, importance, variants) run in --dtype; the "
+                         "others run in float32 (default: every stage in --dtype)")
+    ap.add_argument("--substitutes-float32", action="store_true",
+                    help="new path: the LM substitutes come from the float32 model (activations stay in --dtype)")
     ap.add_argument("--no-pack", action="store_true",
                     help="new path: plain right-padded batches instead of packed token trees (shared prefixes once)")
     ap.add_argument("--batch", type=int, default=64)
@@ -487,7 +492,8 @@ def main(argv: list[str] | None = None) -> dict:
     seconds = {p: 0.0 for p in paths}
     if "new" in paths:
         new_acts = LayerActivations(new_model, prefix, pad=acts.pad)
-        new_subs = make_subs(new_model, acts.pad)
+        base_acts = LayerActivations(model, prefix, pad=acts.pad)
+        new_subs = make_subs(model if a.substitutes_float32 else new_model, acts.pad)
     # Layer by layer, both paths in turn (the order alternating): on a shared machine the load
     # drifts, and interleaving lets both paths see the same drift.
     for n_l, l in enumerate(tqdm(fitted, desc="N2G", unit="layer")):
@@ -506,7 +512,12 @@ def main(argv: list[str] | None = None) -> dict:
             else:  # batched: the sampled neurons of a layer share every forward pass, in --dtype
                 ts, tok_before = time.perf_counter(), new_acts.tokens
                 exs = {i: fit_examples[(l, i)] for i in neurons[l] if (l, i) in fit_examples}
-                got = run_layer(new_acts.layer_fn(l, packed=not a.no_pack), exs, pad_token=mask_id,
+                lfn = new_acts.layer_fn(l, packed=not a.no_pack)
+                if a.fast_stages:  # float32 except the --fast-stages, which run in --dtype
+                    fast = lfn
+                    lfn = base_acts.layer_fn(l, packed=not a.no_pack)
+                    lfn.by_stage = {st: fast for st in a.fast_stages.split(",")}
+                got = run_layer(lfn, exs, pad_token=mask_id,
                                 substitutes=new_subs, normalise=norm, sentence_end=sentence_ends(decode), config=cfg,
                                 stats=batch_stats)
                 share = (time.perf_counter() - ts) / max(len(exs), 1)

@@ -65,12 +65,26 @@ def neuron_fns(loaded: Any) -> Callable[[int, int], Callable[[list[list[int]]], 
     return lambda layer, index: neuron_activation_fn(loaded, layer, index)
 
 
-def layer_fns(loaded: Any, max_batch: int = 256) -> Callable[[int], Callable[[list[list[int]]], Any]]:
+FAST_STAGES = ("prune", "base", "variants")
+"""N2G fit stages that ``--fast-dtype`` may run in a lower precision. Masking importance stays in
+the main dtype: in bfloat16 it lost held-out F1 (bench_n2g, 70 neurons: every stage in bfloat16
+-.009 [-.021, -.001]; these three only -.001 [-.003, +.000])."""
+
+
+def layer_fns(loaded: Any, max_batch: int = 256, fast: Any = None) -> Callable[[int], Callable[[list[list[int]]], Any]]:
     """layer -> that layer's activation function over token sequences ([B, T, d_mlp]): batched
-    N2G reads every neuron of the layer from one forward pass."""
+    N2G reads every neuron of the layer from one forward pass. With ``fast`` (a second copy of
+    the model, e.g. in bfloat16) the :data:`FAST_STAGES` run on it."""
     from loaders.activations import neuron_activation_fn
 
-    return lambda layer: neuron_activation_fn(loaded, layer, max_batch=max_batch)
+    def make(layer: int) -> Callable[[list[list[int]]], Any]:
+        fn = neuron_activation_fn(loaded, layer, max_batch=max_batch)
+        if fast is not None:
+            quick = neuron_activation_fn(fast, layer, max_batch=max_batch)
+            fn.by_stage = {stage: quick for stage in FAST_STAGES}  # type: ignore[attr-defined]
+        return fn
+
+    return make
 
 
 async def n2g_order(store: Store, model: str, n_layers: int, layers: Sequence[int] | None = None
@@ -87,11 +101,12 @@ async def n2g_order(store: Store, model: str, n_layers: int, layers: Sequence[in
 
 async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, layers: Sequence[int] | None = None,
                   top_k: int = 20, group: int = 64, force: bool = False, progress: bool = True,
-                  similar_every_s: float | None = None) -> dict[str, Any]:
+                  similar_every_s: float | None = None, fast: Any = None) -> dict[str, Any]:
     """The N2G step: pattern graphs for the ``n2g_neurons`` most interesting neurons of each
     layer (None: every neuron, the most interesting of every layer first), fitted ``group``
     neurons of a layer at a time with shared forward passes, on the model's device and dtype.
-    Resumable: neurons already done are skipped, and each group is stored when fitted."""
+    Resumable: neurons already done are skipped, and each group is stored when fitted. ``fast``:
+    a second copy of the model (e.g. bfloat16) for the :data:`FAST_STAGES` and the substitutes."""
     from loaders.n2g import (N2GConfig, build_n2g, combined_substitutes, embedding_neighbours, lm_substitutes,
                              token_substitutes)
     from loaders.weights import model_weights
@@ -107,11 +122,13 @@ async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, lay
     W_E = model_weights(loaded).W_E
     near = embedding_neighbours(W_E, k=20, exclude=specials)
 
+    lm_model = fast if fast is not None else loaded
+
     def logits(seqs: list[list[int]]) -> Any:
         with torch.inference_mode():
-            return loaded.bridge(torch.tensor(seqs, dtype=torch.long, device=dev), return_type="logits")
+            return lm_model.bridge(torch.tensor(seqs, dtype=torch.long, device=dev), return_type="logits")
 
-    hf = getattr(loaded.bridge, "original_model", None)
+    hf = getattr(lm_model.bridge, "original_model", None)
     if hf is not None and getattr(hf, "base_model", None) is not None and hf.get_output_embeddings() is not None:
         def logits_at(seqs: list[list[int]], positions: list[list[int]]) -> Any:
             """Next-token logits at these positions only: the final hidden states, then the
@@ -142,7 +159,7 @@ async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, lay
     # one neuron at a time; bench/bench_n2g.py measures both). build_n2g reads the examples of
     # the neurons it fits, a group at a time, and of no others.
     return await build_n2g(
-        store, name, layer_fn=layer_fns(loaded), pad_token=mask, neurons=neurons, order=neurons,
+        store, name, layer_fn=layer_fns(loaded, fast=fast), pad_token=mask, neurons=neurons, order=neurons,
         group=group, substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], force=force,
         config=N2GConfig(n_substitutes=10, pivot_substitutes=40), top_k=top_k, progress=progress,
         similar_every_s=similar_every_s)
@@ -151,9 +168,12 @@ async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, lay
 async def n2g(settings: Settings, *, model: str = "smollm2-135m", n2g_neurons: int | None = None,
               layers: Sequence[int] | None = None, device: Any = "cpu", dtype: Any = None, group: int = 64,
               top_k: int = 20, force: bool = False, progress: bool = True,
-              similar_every_s: float | None = 1800.0, store: Store | None = None) -> dict[str, Any]:
+              similar_every_s: float | None = 1800.0, store: Store | None = None,
+              fast_dtype: Any = None) -> dict[str, Any]:
     """``neurograph n2g``: only the N2G step, for a model whose harvest is stored (by default every
-    neuron; resumable; ``layers`` restricts it to a shard). The demo runs it in the background."""
+    neuron; resumable; ``layers`` restricts it to a shard). The demo runs it in the background.
+    ``fast_dtype`` (e.g. ``bfloat16``, ``auto``): a second copy of the model in that precision runs
+    the :data:`FAST_STAGES` and the substitutes; none when it resolves to ``dtype``."""
     from loaders.device import check_pair, resolve_device, resolve_dtype
     from loaders.model import load_model
 
@@ -165,8 +185,14 @@ async def n2g(settings: Settings, *, model: str = "smollm2-135m", n2g_neurons: i
     try:
         t = time.perf_counter()
         loaded = load_model(model, device=dev, dtype=dt)
+        fast = None
+        fdt = resolve_dtype(fast_dtype, dev) if fast_dtype is not None else None
+        if fdt is not None and fdt != (dt or torch.float32):
+            check_pair(dev, fdt)
+            fast = load_model(model, device=dev, dtype=fdt)
         summary = await run_n2g(store, loaded, n2g_neurons=n2g_neurons, layers=layers, top_k=top_k, group=group,
-                                force=force, progress=progress, similar_every_s=similar_every_s)
+                                force=force, progress=progress, similar_every_s=similar_every_s, fast=fast)
+        summary["fast_dtype"] = None if fast is None else str(fdt).removeprefix("torch.")
         summary["seconds"] = round(time.perf_counter() - t, 2)
         summary["peak_rss_mb"] = peak_rss_mb()
         return summary

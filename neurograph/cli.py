@@ -167,7 +167,7 @@ async def _n2g(args: argparse.Namespace, settings: Settings) -> int:
         layers = _shard_layers(args, int(rows[0]["m"]["n_layers"]))
     summary = await n2g(settings, model=args.model, n2g_neurons=None if args.neurons == "all" else int(args.neurons),
                         layers=layers, device=args.device, dtype=args.dtype, group=args.group, top_k=args.top_k,
-                        force=args.force, progress=not args.quiet)
+                        force=args.force, progress=not args.quiet, fast_dtype=args.fast_dtype)
     summary["failed"] = len(summary.get("failed") or [])
     _console().print_json(json.dumps(summary, default=str))
     return 0
@@ -260,10 +260,10 @@ def _start_n2g_background(settings: Settings, model: str) -> "subprocess.Popen |
     goes and resumed at the next start. Its log is ``<data dir>/n2g-background.log``."""
     log_path = Path(settings.data_dir) / "n2g-background.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    # float32: the same graphs as the per-neuron fit (bfloat16 is ~4x faster on a CPU with AMX but
-    # cost held-out F1 -.009 [-.021, -.001] on bench_n2g's sample; `neurograph n2g --dtype auto`).
+    # float32 masking importance, the rest in bfloat16 where that is fast: every stage in bfloat16
+    # cost held-out F1 -.009 [-.021, -.001] on bench_n2g's sample, this split -.001 [-.003, +.000].
     cmd = [sys.executable, "-m", "neurograph", "n2g", "--model", model, "--neurons", "all", "--device", "auto",
-           "--dtype", "float32", "--quiet"]
+           "--dtype", "float32", "--fast-dtype", "auto", "--quiet"]
     out = open(log_path, "ab")
     try:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -365,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     ng.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N, mps (a missing one is an error)")
     ng.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16", "auto"],
                     help="precision (default float32; auto: bfloat16 on a GPU or a CPU with hardware bfloat16)")
+    ng.add_argument("--fast-dtype", default=None, choices=["float32", "bfloat16", "float16", "auto"],
+                    help="a second copy of the model in this precision runs the prune, base and substitution "
+                         "stages and the substitutes; masking importance stays in --dtype (bench_n2g: bfloat16 "
+                         "there kept held-out F1, -.001 [-.003, +.000]; auto: bfloat16 where it is fast)")
     ng.add_argument("--group", type=int, default=64, help="neurons of a layer fitted together")
     ng.add_argument("--top-k", type=int, default=20, help="top examples per neuron (half train, half held out)")
     ng.add_argument("--force", action="store_true", help="refit neurons that already have a pattern graph")

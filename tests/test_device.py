@@ -120,3 +120,22 @@ def test_demo_starts_n2g_in_a_separate_process(monkeypatch, tmp_path):
     assert (tmp_path / "n2g-background.log").exists()
     assert cli.build_parser().parse_args(["demo"]).n2g is True
     assert cli.build_parser().parse_args(["serve"]).n2g is False
+
+
+async def test_n2g_with_a_bfloat16_copy_for_the_fast_stages(store, settings):
+    from loaders.pipeline import run_n2g
+
+    m = tiny_model(seed=2, n_layers=2, d_model=64, d_mlp=32, n_heads=4)
+    fast = tiny_model(seed=2, n_layers=2, d_model=64, d_mlp=32, n_heads=4).place("cpu", "bfloat16")
+    await build(settings, store=store, loaded=m, n_tokens=512, ctx_len=16, top_k=4, edge_k=2, batch_size=8,
+                progress=False, analyses=["activations"])
+    summary = await run_n2g(store, m, n2g_neurons=2, top_k=4, progress=False, fast=fast, similar_every_s=None)
+    assert summary["done"] + len(summary["failed"]) == 4 and summary["done"] >= 1
+    assert next(fast.bridge.parameters()).dtype == torch.bfloat16
+    assert build_parser_args(["n2g", "--fast-dtype", "auto"]).fast_dtype == "auto"
+
+
+def build_parser_args(argv):
+    from neurograph.cli import build_parser
+
+    return build_parser().parse_args(argv)

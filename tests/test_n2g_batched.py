@@ -223,3 +223,26 @@ async def test_model_shows_n2g_coverage(store, settings):
     await build_n2g(store, "toyc", layer_fn=lambda l: layer, pad_token=0, examples=examples, neurons=[(0, 1), (0, 2)],
                     progress=False)
     assert await coverage() == {"done": 2, "total": 4}
+
+
+def test_stages_can_run_on_another_layer_function():
+    """``layer_fn.by_stage``: the driver sends each stage's sequences to its own function (the
+    pipeline's --fast-dtype runs prune, base and variants on a bfloat16 copy)."""
+    layer, _ = _toy_layer(3)
+    examples = _toy_examples(layer, 3)
+    subs = token_substitutes({t: [t + 1] for t in range(60)}.get)
+    seen: dict[str, int] = {}
+
+    def tagged(stage):
+        def fn(seqs):
+            seen[stage] = seen.get(stage, 0) + len(seqs)
+            return layer(seqs)
+        return fn
+
+    main = tagged("main")
+    main.by_stage = {s: tagged(s) for s in ("prune", "base", "variants")}
+    got = run_layer(main, examples, pad_token=0, substitutes=subs, config=N2GConfig(n_substitutes=1))
+    ref = run_layer(layer, examples, pad_token=0, substitutes=subs, config=N2GConfig(n_substitutes=1))
+    assert all(got[i].model.to_dict() == ref[i].model.to_dict() for i in examples)
+    assert set(seen) == {"main", "prune", "variants"} or set(seen) == {"main", "prune", "base", "variants"}
+    assert seen["main"] > 0  # importance ran on the main function

@@ -314,9 +314,13 @@ def run_fits(layer_fn: LayerFn, fits: Mapping[Hashable, tuple[int, Steps]], *,
         needs = {fid: (col[fid], r) for fid, r in pending.items() if isinstance(r, Need)}
         asks = {fid: r for fid, r in pending.items() if isinstance(r, Ask)}
         answers: dict[Hashable, Any] = {}
-        if needs:
-            answers.update(answer_needs(layer_fn, needs, batch_size=batch_size, batch_tokens=batch_tokens,
-                                        stats=stats))
+        # A layer function may run some stages differently (``layer_fn.by_stage``: stage -> layer
+        # function, e.g. a lower precision for the many substitution variants).
+        by_stage = getattr(layer_fn, "by_stage", None) or {}
+        for stage in sorted({r.stage for _, r in needs.values()}):
+            group = {fid: (c, r) for fid, (c, r) in needs.items() if r.stage == stage}
+            answers.update(answer_needs(by_stage.get(stage, layer_fn), group, batch_size=batch_size,
+                                        batch_tokens=batch_tokens, stats=stats))
         if asks:
             if substitutes is None:
                 raise ValueError("the fit asked for substitutes but no SubstituteFn was given")

@@ -92,6 +92,7 @@ class Need:
     one float array per sequence, cut to its length)."""
 
     seqs: list[list[int]]
+    stage: str = ""  # prune | base | importance | variants: a driver may run stages differently
 
 
 @dataclass
@@ -191,14 +192,14 @@ def prune_steps(examples: Sequence[Example], cfg: N2GConfig) -> Steps:
     for prior in priors:
         lengths = list(range(1, min(len(prior), cfg.max_context) + 1))
         plans.append([n for n in lengths if n % cfg.prune_step == 0 or n == lengths[-1]])
-    full = [float(a[-1]) for a in (yield Need(priors))]
+    full = [float(a[-1]) for a in (yield Need(priors, "prune"))]
     result: list[tuple[list[int], float, float] | None] = [None] * len(examples)
     last: list[tuple[list[int], float]] = [(p, 0.0) for p in priors]
     for s in range(0, max((len(p) for p in plans), default=0), cfg.prune_chunk):
         todo = [(e, n) for e in range(len(examples)) if result[e] is None for n in plans[e][s:s + cfg.prune_chunk]]
         if not todo:
             break
-        res = yield Need([priors[e][-n:] for e, n in todo])
+        res = yield Need([priors[e][-n:] for e, n in todo], "prune")
         for (e, n), a in zip(todo, res):
             if result[e] is not None:
                 continue
@@ -229,7 +230,7 @@ def importance_steps(seqs: Sequence[list[int]], pad_token: int) -> Steps:
             m = list(tokens)
             m[k] = pad_token
             batch.append(m)
-    res = yield Need(batch)
+    res = yield Need(batch, "importance")
     out, at = [], 0
     for tokens in seqs:
         base = res[at]
@@ -364,7 +365,7 @@ def fit_steps(train: Sequence[Example], *, pad_token: int, base_max: float | Non
     if any(len(t) > piv + 1 for t, piv in prompts):
         # Post-context tokens after the last one that fires get no line: masking them (the
         # cost grows with the square of the length) is skipped.
-        bases = yield Need([t for t, _ in prompts])
+        bases = yield Need([t for t, _ in prompts], "base")
         prompts = [(t[: max([piv] + [i for i, a in enumerate(_scaled(b, piv, sc, base_max, cfg))
                                      if i > piv and a > cfg.activation_threshold]) + 1], piv)
                    for (t, piv), b, sc in zip(prompts, bases, scales)]
@@ -403,7 +404,7 @@ def fit_steps(train: Sequence[Example], *, pad_token: int, base_max: float | Non
     if not variants:
         return _finish(model, cfg)
     trace.variants_tried += len(variants)
-    res = yield Need([v for _, v in variants])
+    res = yield Need([v for _, v in variants], "variants")
     kept = [(e, v, a) for (e, v), a in zip(variants, res)
             if a[jobs[e][1]] >= cfg.augment_threshold * jobs[e][3][jobs[e][1]]]
     trace.variants_kept += len(kept)
