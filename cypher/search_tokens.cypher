@@ -1,12 +1,13 @@
 // N2G token search (DeepDecipher neuron2graph-search): neurons whose pattern graph has ALL of
 // these activating tokens, ALL of these important (context) tokens and ALL of the $any tokens
-// in either role. Tokens compare lower-cased and trimmed (pass them so). Empty lists add no
-// condition; at least one list must be non-empty. $order: 'layer' (layer, index) or 'score'
-// (N2G firing F1, best first).
-// params: $model, $activating [string], $important [string], $any [string], $order, $skip, $limit
+// in either role. Tokens compare lower-cased, and trimmed unless $keep_spaces (then " the" and
+// "the" differ, as the tokens do); pass them so. Empty lists add no condition; at least one
+// list must be non-empty. $order: 'layer' (layer, index) or 'score' (N2G firing F1, best first).
+// params: $model, $activating [string], $important [string], $any [string], $order, $skip, $limit, $keep_spaces (bool)
 MATCH (n:Neuron {model: $model})-[:HAS_PATTERN]->(p:PatternNode)
 WHERE p.role IN ['activating', 'important'] AND p.token IS NOT NULL
-WITH n, p.role AS role, toLower(trim(p.token)) AS tok
+WITH n, p.role AS role,
+     CASE WHEN $keep_spaces OR trim(p.token) = '' THEN toLower(p.token) ELSE toLower(trim(p.token)) END AS tok
 WHERE tok IN $activating + $important + $any
 WITH n, collect(DISTINCT role + ':' + tok) AS hits, collect(DISTINCT tok) AS toks
 WHERE all(a IN $activating WHERE ('activating:' + a) IN hits)

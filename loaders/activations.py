@@ -90,6 +90,9 @@ def _capture(model: "LoadedModel", tokens: torch.Tensor, layers: list[int]) -> t
         return hook
 
     hooks = [(f"blocks.{l}.mlp.hook_post", make(i, l)) for i, l in enumerate(layers)]
+    device = getattr(model, "device", "cpu")
+    if str(device) != "cpu":
+        tokens = tokens.to(device)
     with torch.inference_mode():
         try:
             model.bridge.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
@@ -147,6 +150,74 @@ def neuron_activation_fn(model: "LoadedModel", layer: int, index: int | None = N
                 out[first + i, :len(s)] = acts[i, :len(s)]
         return out
 
+    if index is None and getattr(model.bridge, "original_model", None) is not None:
+        fn.packed = _packed_fn(model, layer, fn)  # type: ignore[attr-defined]
+    return fn
+
+
+def _capture_packed(model: "LoadedModel", ids: np.ndarray, pos: np.ndarray, mask: np.ndarray, layer: int
+                    ) -> torch.Tensor:
+    """``layer``'s ``hook_post`` [R, n, d_mlp] for packed token trees: the Hugging Face model
+    under the bridge, called with a 4D attention mask and position ids (the bridge's hooks fire
+    inside it), stopped after the layer."""
+    bridge = model.bridge
+    device = getattr(model, "device", "cpu")
+    dtype = next(bridge.original_model.parameters()).dtype
+    grabbed: list[torch.Tensor] = []
+
+    def hook(t: torch.Tensor, hook: Any = None) -> None:
+        grabbed.append(t.detach().to("cpu", torch.float32))
+        raise _Stop
+
+    add = torch.zeros(mask.shape, dtype=dtype).masked_fill_(torch.from_numpy(~mask), torch.finfo(dtype).min)
+    point = bridge.blocks[layer].mlp.hook_post
+    point.add_hook(hook)
+    try:
+        with torch.inference_mode():
+            bridge.original_model(input_ids=torch.from_numpy(ids).to(device),
+                                  position_ids=torch.from_numpy(pos).to(device),
+                                  attention_mask=add[:, None].to(device), use_cache=False)
+    except _Stop:
+        pass
+    finally:
+        point.remove_hooks("fwd")
+    if not grabbed:
+        raise RuntimeError(f"{model.name}: blocks.{layer}.mlp.hook_post did not fire in the packed forward pass")
+    return grabbed[0]
+
+
+def _packed_fn(model: "LoadedModel", layer: int, plain: Callable[[list[list[int]]], np.ndarray]
+               ) -> Callable[[list], Any]:
+    """Packed token trees -> [R, n, d_mlp] (see ``loaders.n2g.batched.pack``): a shared prefix runs
+    once for all the variants that branch off it. Checked against the plain forward pass on first
+    use; a model whose forward ignores a 4D mask or position ids (the check differs) falls back to
+    plain batches, which give the same numbers, with a warning."""
+    from loaders.n2g.batched import packed_inputs
+
+    state: dict[str, Any] = {}
+
+    def packed(rows: list) -> Any:
+        ids, pos, mask = packed_inputs(rows, pad=model.pad_token_id)
+        if "ok" not in state:
+            probe = [[int(t) for t in ids[0, :3]] or [0]]
+            probe = [probe[0], probe[0][:-1] + [probe[0][0]]] if len(probe[0]) > 1 else probe
+            ref = plain(probe)
+            from loaders.n2g.batched import pack
+
+            r, where = pack([tuple(p) for p in probe])
+            got = _capture_packed(model, *packed_inputs(r, pad=model.pad_token_id), layer).numpy()
+            err = max(float(np.abs(got[w[0]][w[1]] - ref[j, :len(probe[j])]).max()) for j, w in enumerate(where))
+            scale = max(float(np.abs(ref).max()), 1e-3)
+            state["ok"] = err <= 2e-2 * scale
+            if not state["ok"]:
+                warnings.warn(f"{model.name}: packed forward passes differ from plain ones ({err:.3g}); "
+                              "N2G runs plain batches", stacklevel=2)
+        if not state["ok"]:
+            raise NotImplementedError
+        return _capture_packed(model, ids, pos, mask, layer)
+
+    return packed
+
     return fn
 
 
@@ -157,6 +228,17 @@ def _order_key(vals: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
     bits = vals.contiguous().view(torch.int32)
     ordered = torch.where(bits >= 0, bits, bits ^ 0x7FFFFFFF).to(torch.int64)
     return (ordered << 32) | (0x7FFFFFFF - ctx)
+
+
+def _random_key(ctx: torch.Tensor, n: int) -> torch.Tensor:
+    """[B, n] float32 in [0, 1): a fixed pseudo-random number per (context, neuron), the same in
+    every run and for every batch size, so the K contexts with the largest key are a uniform
+    random sample of each neuron's contexts (OpenAI's ``random_sample``), chosen in one pass."""
+    x = (ctx.to(torch.int64)[:, None] * 0x9E3779B1 + torch.arange(n, dtype=torch.int64)[None, :] * 0x85EBCA77
+         + 0x27D4EB2F) & 0xFFFFFFFF
+    for shift, mul in ((15, 0x2C1B3C6D), (12, 0x297A2D39), (15, 0x7FEB352D)):
+        x = ((x ^ (x >> shift)) * mul) & 0xFFFFFFFF
+    return ((x >> 8).to(torch.float32) / float(1 << 24))
 
 
 class _TopK:
@@ -229,9 +311,9 @@ class Harvest:
     """
 
     def __init__(self, n_layers: int, d_mlp: int, ctx_len: int, *, top_k: int = 20,
-                 token_ids: Any = (), token_top_k: int | None = None, skip: int = 0) -> None:
+                 token_ids: Any = (), token_top_k: int | None = None, skip: int = 0, random_k: int = 0) -> None:
         self.n_layers, self.d_mlp, self.ctx_len = int(n_layers), int(d_mlp), int(ctx_len)
-        self.top_k, self.skip = int(top_k), int(skip)
+        self.top_k, self.skip, self.random_k = int(top_k), int(skip), int(random_k)
         self.token_top_k = int(token_top_k if token_top_k is not None else top_k)
         n = self.n_layers * self.d_mlp
         self.edges = torch.as_tensor(histogram_edges())
@@ -247,6 +329,7 @@ class Harvest:
         self._table: torch.Tensor | None = None
         self.top_max = _TopK(self.top_k, n, self.ctx_len)
         self.top_min = _TopK(self.top_k, n, self.ctx_len)  # on negated values
+        self.top_rand = _TopK(self.random_k, n, self.ctx_len)  # on a random key: a uniform sample
         self.token_ids = torch.as_tensor(list(token_ids), dtype=torch.long)
         n_tok = self.token_ids.numel()
         self.tok_sum = torch.zeros((n_tok + 1, n), dtype=torch.float32)  # last row: untracked tokens
@@ -310,6 +393,8 @@ class Harvest:
         # top-k contexts: one entry per context, its max (min) over the counted positions
         self.top_max.update(first, mx, pmx + sk, full)
         self.top_min.update(first, mn.neg_(), pmn + sk, full)
+        if self.random_k:
+            self.top_rand.update(first, _random_key(first + torch.arange(B), n), pmx + sk, full)
         self.tok_count.index_add_(0, rows, torch.ones_like(rows))
         self.next_index = first + B
 
@@ -325,6 +410,9 @@ class Harvest:
         }
         st.update(self.top_max.state("top_max"))
         st.update(self.top_min.state("top_min"))
+        st["random_k"] = self.random_k
+        if self.random_k:
+            st.update(self.top_rand.state("top_rand"))
         return st
 
     @classmethod
@@ -340,6 +428,10 @@ class Harvest:
         h.top_max, h.top_min = _TopK(0, n, h.ctx_len), _TopK(0, n, h.ctx_len)
         h.top_max.load("top_max", st)
         h.top_min.load("top_min", st)
+        h.random_k = int(st.get("random_k", 0))
+        h.top_rand = _TopK(0, n, h.ctx_len)
+        if h.random_k:
+            h.top_rand.load("top_rand", st)
         h._tok_row = None
         h._table = None
         return h
@@ -376,6 +468,7 @@ class Harvest:
         quant = histogram_quantiles(hist, self.edges.numpy(), QUANTILE_LEVELS, vmin, vmax)
         mx = self.top_max.sorted()
         mn = self.top_min.sorted()
+        rnd = self.top_rand.sorted() if self.random_k else None
         # per-token statistics: tracked tokens only, top ``token_top_k`` per neuron by mean
         n_tok = self.token_ids.numel()
         kt = min(self.token_top_k, n_tok)
@@ -405,6 +498,11 @@ class Harvest:
             top_min_pivot=mn[2].reshape(L, D, k), top_min_acts=mn[3].reshape(L, D, k, -1),
             token_ids=tok_ids, token_mean=tok_mean, token_max=tok_max, token_count=tok_cnt,
         )
+        if rnd is not None:
+            kr = self.random_k
+            res.random_ctx = rnd[1].reshape(L, D, kr)
+            res.random_pivot = rnd[2].reshape(L, D, kr)
+            res.random_acts = rnd[3].reshape(L, D, kr, -1)
         res.compute_interest()
         return res
 
@@ -473,6 +571,9 @@ class HarvestResult:
     interest_rank: np.ndarray | None = None
     interest_layer_rank: np.ndarray | None = None
     checkpoint: str | None = None  # the state file this came from, when checkpointed
+    random_ctx: np.ndarray | None = None    # [L, D, random_k] a uniform random sample of contexts
+    random_pivot: np.ndarray | None = None  # (OpenAI's random_sample), -1 where fewer contexts
+    random_acts: np.ndarray | None = None
 
     def compute_interest(self) -> None:
         """Interest = the mean percentile (within the model) of kurtosis, max activation and
@@ -530,13 +631,14 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
             min_token_count: int = 5, token_top_k: int | None = None, max_tracked_tokens: int = 4096,
             checkpoint_dir: Path | None = None,
             checkpoint_every: int | None = None, checkpoint_seconds: float = 120.0,
-            progress: bool = True, max_batches: int | None = None) -> HarvestResult | None:
+            progress: bool = True, max_batches: int | None = None, random_k: int = 0) -> HarvestResult | None:
     """Run the pass over ``contexts`` [N, T] and return the :class:`HarvestResult`.
 
     With ``checkpoint_dir`` the state is saved every ``checkpoint_every`` batches (or every
     ``checkpoint_seconds``) and at the end; a re-run with the same inputs resumes from it (a
     finished one returns at once). ``max_batches`` stops early (returns None), leaving a
-    checkpoint: a deliberate interruption.
+    checkpoint: a deliberate interruption. ``random_k``: also keep that many contexts per neuron
+    drawn uniformly at random (OpenAI's random sample, beside the top ones).
     """
     contexts = torch.as_tensor(contexts, dtype=torch.long)
     N, T = contexts.shape
@@ -544,6 +646,8 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
     token_ids = tracked_tokens(contexts, min_token_count, skip, max_tracked_tokens)
     knobs = dict(top_k=top_k, batch_size=batch_size, min_token_count=min_token_count, token_top_k=token_top_k,
                  max_tracked_tokens=max_tracked_tokens, skip=skip, version=FORMAT_VERSION)
+    if random_k:
+        knobs["random_k"] = random_k
     path = None
     h: Harvest | None = None
     if checkpoint_dir is not None:
@@ -555,7 +659,7 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
                 h = None
     if h is None:
         h = Harvest(model.info.n_layers, model.info.d_mlp, T, top_k=top_k, token_ids=token_ids,
-                    token_top_k=token_top_k, skip=skip)
+                    token_top_k=token_top_k, skip=skip, random_k=random_k)
     bar = Counter(f"activations {model.name}", total=N, done=h.next_index, enabled=progress)
     last_save, done_batches = time.monotonic(), 0
     t0, tokens0 = time.monotonic(), 0

@@ -8,7 +8,8 @@
 Writes, through the store's idempotent named queries: the Model, its Layers, every Neuron with
 its activation statistics as properties (moments, fraction active, extremes, histogram,
 quantiles, interest score and ranks), the Tokens and Examples referenced, ``ACTIVATES_ON``
-edges (kind ``max`` / ``min``, rank, per-token activations, pivot) and ``TOKEN_EFFECT`` edges
+edges (kind ``max`` / ``min``, and ``random`` for a uniform sample of contexts when asked; rank,
+per-token activations, pivot) and ``TOKEN_EFFECT`` edges
 of kind ``activation`` (weight = mean activation on the token, count). The same inputs give
 the same graph; an interrupted run resumes from the harvest checkpoint.
 """
@@ -73,8 +74,11 @@ def neuron_rows(model_name: str, r: HarvestResult) -> Iterator[dict[str, Any]]:
 
 
 def _edges(model_name: str, r: HarvestResult, skip: int) -> Iterator[dict[str, Any]]:
-    for kind, val, ctx, piv, acts in (("max", r.top_max_val, r.top_max_ctx, r.top_max_pivot, r.top_max_acts),
-                                      ("min", r.top_min_val, r.top_min_ctx, r.top_min_pivot, r.top_min_acts)):
+    lists = [("max", r.top_max_ctx, r.top_max_pivot, r.top_max_acts),
+             ("min", r.top_min_ctx, r.top_min_pivot, r.top_min_acts)]
+    if r.random_ctx is not None:
+        lists.append(("random", r.random_ctx, r.random_pivot, r.random_acts))
+    for kind, ctx, piv, acts in lists:
         for layer in range(r.n_layers):
             for i in range(r.d_mlp):
                 nk = neuron_key(model_name, layer, i)
@@ -115,7 +119,8 @@ async def write_result(store: Any, model: "LoadedModel", ctx: Contexts, r: Harve
                  "gated_mlp": bool(info.extra.get("gated_mlp", False))}
     layers = [{"key": layer_key(name, l), "model": name, "layer": l, "n_neurons": info.d_mlp}
               for l in range(info.n_layers)]
-    used_ctx = np.unique(np.concatenate([r.top_max_ctx.reshape(-1), r.top_min_ctx.reshape(-1)]))
+    used_ctx = np.unique(np.concatenate([r.top_max_ctx.reshape(-1), r.top_min_ctx.reshape(-1)]
+                                        + ([r.random_ctx.reshape(-1)] if r.random_ctx is not None else [])))
     used_ctx = used_ctx[used_ctx >= 0]
     k_tok = min(token_top_k, r.token_ids.shape[2])
     tok_ids = np.unique(np.concatenate([tokens[used_ctx].reshape(-1), r.token_ids[:, :, :k_tok].reshape(-1)]))
@@ -124,7 +129,8 @@ async def write_result(store: Any, model: "LoadedModel", ctx: Contexts, r: Harve
     example_rows = [{"key": example_key(name, int(c)), "model": name, "data_index": int(c),
                      "tokens": [text[int(t)] for t in tokens[c]], "token_ids": [int(t) for t in tokens[c]],
                      "source": ctx.sources[c]} for c in used_ctx]
-    n_edges = int((r.top_max_ctx >= 0).sum() + (r.top_min_ctx >= 0).sum())
+    n_edges = int((r.top_max_ctx >= 0).sum() + (r.top_min_ctx >= 0).sum()
+                  + ((r.random_ctx >= 0).sum() if r.random_ctx is not None else 0))
     n_tok_edges = info.n_layers * info.d_mlp * k_tok
     total = 1 + len(layers) + info.n_layers * info.d_mlp + len(token_rows) + len(example_rows) + n_edges + n_tok_edges
     bar = Counter("writing graph", total=total, enabled=progress)
@@ -149,7 +155,7 @@ async def build_from_model(store: Any, model: "LoadedModel", contexts: Any, *, t
                            batch_size: int = 8, min_token_count: int = 5,
                            token_top_k: int = DEFAULT_TOKEN_TOP_K, checkpoint_dir: Path | None = None,
                            checkpoint_every: int | None = None, progress: bool = True,
-                           max_batches: int | None = None) -> dict[str, Any]:
+                           max_batches: int | None = None, random_k: int = 0) -> dict[str, Any]:
     """Harvest ``model``'s MLP activations over ``contexts`` (a :class:`~loaders.corpus.Contexts`
     or a [N, T] token tensor) and write the activation part of its graph. Returns a summary.
 
@@ -164,7 +170,7 @@ async def build_from_model(store: Any, model: "LoadedModel", contexts: Any, *, t
     result = await asyncio.to_thread(
         harvest, model, ctx.tokens, top_k=top_k, batch_size=batch_size, min_token_count=min_token_count,
         token_top_k=token_top_k, checkpoint_dir=ckpt, checkpoint_every=checkpoint_every, progress=progress,
-        max_batches=max_batches)
+        max_batches=max_batches, random_k=random_k)
     t1 = time.monotonic()
     summary: dict[str, Any] = {"model": model.name, "contexts": len(ctx), "ctx_len": int(ctx.tokens.shape[1]),
                                "dataset": ctx.name}

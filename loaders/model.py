@@ -55,6 +55,20 @@ class LoadedModel:
     bridge: Any
     tokenizer: Any
     info: ModelInfo
+    device: Any = "cpu"       # torch.device the bridge runs on (see loaders.device)
+    dtype: Any = None         # torch dtype of its weights (None: as loaded, float32)
+
+    def place(self, device: Any = "cpu", dtype: Any = None) -> "LoadedModel":
+        """Move the model to ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``; a missing one is a
+        :class:`~loaders.device.DeviceError`) in ``dtype`` (e.g. ``bfloat16``); returns self."""
+        from .device import check_pair, resolve_device, resolve_dtype
+
+        dev = resolve_device(device)
+        dt = resolve_dtype(dtype) if dtype is not None else None
+        check_pair(dev, dt if dt is not None else resolve_dtype("float32"))
+        self.bridge.to(device=dev, dtype=dt) if dt is not None else self.bridge.to(device=dev)
+        self.device, self.dtype = dev, dt
+        return self
 
     def to_tokens(self, text: str, *, prepend_bos: bool = False) -> list[int]:
         ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -202,9 +216,16 @@ def _boot(local_dir: Path, hf: Any, tok: Any) -> Any:
     return bridge
 
 
-def load_model(name: str = DEMO_MODEL, *, cache_dir: Path | None = None) -> LoadedModel:
+def load_model(name: str = DEMO_MODEL, *, cache_dir: Path | None = None, device: Any = "cpu",
+               dtype: Any = None) -> LoadedModel:
     """Load ``name``: the offline demo model ``smollm2-135m``, or any model TransformerLens boots
-    (needs the hub). Raises :class:`ModelLoadError` naming the model when it cannot."""
+    (needs the hub). Raises :class:`ModelLoadError` naming the model when it cannot. ``device``
+    and ``dtype``: see :meth:`LoadedModel.place` (checked before anything is loaded)."""
+    if device != "cpu" or dtype is not None:
+        from .device import check_pair, resolve_device, resolve_dtype
+
+        check_pair(resolve_device(device), resolve_dtype(dtype))  # fail fast, before the load
+        return load_model(name, cache_dir=cache_dir).place(device, dtype)
     _quiet_transformers()
     if name == DEMO_MODEL:
         _offline()

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+import torch
+
 from neurograph.config import Settings
 from neurograph.domain import model_key
 from neurograph.store import Store, open_store
@@ -63,22 +65,171 @@ def neuron_fns(loaded: Any) -> Callable[[int, int], Callable[[list[list[int]]], 
     return lambda layer, index: neuron_activation_fn(loaded, layer, index)
 
 
+FAST_STAGES = ("prune", "base", "variants")
+"""N2G fit stages that ``--fast-dtype`` may run in a lower precision. Masking importance stays in
+the main dtype: in bfloat16 it lost held-out F1 (bench_n2g, 70 neurons: every stage in bfloat16
+-.009 [-.021, -.001]; these three only -.001 [-.003, +.000])."""
+
+
+def layer_fns(loaded: Any, max_batch: int = 256, fast: Any = None) -> Callable[[int], Callable[[list[list[int]]], Any]]:
+    """layer -> that layer's activation function over token sequences ([B, T, d_mlp]): batched
+    N2G reads every neuron of the layer from one forward pass. With ``fast`` (a second copy of
+    the model, e.g. in bfloat16) the :data:`FAST_STAGES` run on it."""
+    from loaders.activations import neuron_activation_fn
+
+    def make(layer: int) -> Callable[[list[list[int]]], Any]:
+        fn = neuron_activation_fn(loaded, layer, max_batch=max_batch)
+        if fast is not None:
+            quick = neuron_activation_fn(fast, layer, max_batch=max_batch)
+            fn.by_stage = {stage: quick for stage in FAST_STAGES}  # type: ignore[attr-defined]
+        return fn
+
+    return make
+
+
+async def n2g_order(store: Store, model: str, n_layers: int, layers: Sequence[int] | None = None
+                    ) -> list[tuple[int, int]]:
+    """Every neuron of the model (or of ``layers``), the most interesting of every layer first:
+    layer rank 0 of each layer, then rank 1, ... (harvest's ``interest_layer_rank``)."""
+    ranked: list[tuple[int, int, int]] = []
+    for layer in (layers if layers is not None else range(n_layers)):
+        rows = await store.query("interesting_neurons", model=model, layer=layer, stat="interest",
+                                 descending=True, limit=1 << 30)
+        ranked += [(rank, r["n"]["layer"], r["n"]["index"]) for rank, r in enumerate(rows)]
+    return [(l, i) for _, l, i in sorted(ranked)]
+
+
+async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, layers: Sequence[int] | None = None,
+                  top_k: int = 20, group: int = 64, force: bool = False, progress: bool = True,
+                  similar_every_s: float | None = None, fast: Any = None) -> dict[str, Any]:
+    """The N2G step: pattern graphs for the ``n2g_neurons`` most interesting neurons of each
+    layer (None: every neuron, the most interesting of every layer first), fitted ``group``
+    neurons of a layer at a time with shared forward passes, on the model's device and dtype.
+    Resumable: neurons already done are skipped, and each group is stored when fitted. ``fast``:
+    a second copy of the model (e.g. bfloat16) for the :data:`FAST_STAGES` and the substitutes."""
+    from loaders.n2g import (N2GConfig, build_n2g, combined_substitutes, embedding_neighbours, lm_substitutes,
+                             token_substitutes)
+    from loaders.weights import model_weights
+
+    name = loaded.name
+    dev = getattr(loaded, "device", "cpu")
+    if n2g_neurons is None:
+        neurons = await n2g_order(store, name, loaded.info.n_layers, layers)
+    else:
+        neurons = await interesting_neurons(store, name, loaded.info.n_layers, n2g_neurons, layers)
+    specials = {i for i in (loaded.bos_token_id, loaded.pad_token_id) if i is not None}
+    specials |= set(getattr(loaded.tokenizer, "all_special_ids", None) or ())
+    W_E = model_weights(loaded).W_E
+    near = embedding_neighbours(W_E, k=20, exclude=specials)
+
+    lm_model = fast if fast is not None else loaded
+
+    def logits(seqs: list[list[int]]) -> Any:
+        with torch.inference_mode():
+            return lm_model.bridge(torch.tensor(seqs, dtype=torch.long, device=dev), return_type="logits")
+
+    hf = getattr(lm_model.bridge, "original_model", None)
+    if hf is not None and getattr(hf, "base_model", None) is not None and hf.get_output_embeddings() is not None:
+        def logits_at(seqs: list[list[int]], positions: list[list[int]]) -> Any:
+            """Next-token logits at these positions only: the final hidden states, then the
+            unembedding of the asked rows (a monotone soft cap, where a model has one, keeps
+            the top tokens)."""
+            with torch.inference_mode():
+                hidden = hf.base_model(input_ids=torch.tensor(seqs, dtype=torch.long, device=dev),
+                                       use_cache=False).last_hidden_state
+                rows = torch.tensor([b for b, ps in enumerate(positions) for _ in ps], device=hidden.device)
+                cols = torch.tensor([p for ps in positions for p in ps], device=hidden.device)
+                return hf.get_output_embeddings()(hidden[rows, cols]).float()
+
+        logits.at = logits_at  # type: ignore[attr-defined]
+
+    # Substitutes, in turns: the model's own likeliest tokens at the position that
+    # resemble the original (the causal analogue of the papers' masked LM; the activation
+    # functions see no prefix, so position 0 takes embedding neighbours) and the plain
+    # embedding neighbours (case and space variants); 5 + 5 per context token, 20 + 20 at
+    # the pivot, as bench/bench_n2g.py measures them.
+    lm = lm_substitutes(logits, 20, exclude=specials, fallback=near, embeddings=W_E, pool=200,
+                        pad=loaded.pad_token_id)
+    subs = combined_substitutes(lm, token_substitutes(near))
+    # Mask with a plain space: a special token (end of text) reads as a document break and
+    # marks too many tokens important (measured: held-out F1 .27 vs .32 with the space).
+    space = loaded.to_tokens(" ")
+    mask = space[0] if len(space) == 1 else loaded.pad_token_id
+    # Batched: up to ``group`` neurons of a layer share every forward pass (the same graphs as
+    # one neuron at a time; bench/bench_n2g.py measures both). build_n2g reads the examples of
+    # the neurons it fits, a group at a time, and of no others.
+    return await build_n2g(
+        store, name, layer_fn=layer_fns(loaded, fast=fast), pad_token=mask, neurons=neurons, order=neurons,
+        group=group, substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], force=force,
+        config=N2GConfig(n_substitutes=10, pivot_substitutes=40), top_k=top_k, progress=progress,
+        similar_every_s=similar_every_s)
+
+
+async def n2g(settings: Settings, *, model: str = "smollm2-135m", n2g_neurons: int | None = None,
+              layers: Sequence[int] | None = None, device: Any = "cpu", dtype: Any = None, group: int = 64,
+              top_k: int = 20, force: bool = False, progress: bool = True,
+              similar_every_s: float | None = 1800.0, store: Store | None = None,
+              fast_dtype: Any = None) -> dict[str, Any]:
+    """``neurograph n2g``: only the N2G step, for a model whose harvest is stored (by default every
+    neuron; resumable; ``layers`` restricts it to a shard). The demo runs it in the background.
+    ``fast_dtype`` (e.g. ``bfloat16``, ``auto``): a second copy of the model in that precision runs
+    the :data:`FAST_STAGES` and the substitutes; none when it resolves to ``dtype``."""
+    from loaders.device import check_pair, resolve_device, resolve_dtype
+    from loaders.model import load_model
+
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev) if dtype is not None else None
+    check_pair(dev, dt or resolve_dtype("float32"))
+    own_store = store is None
+    store = store or await open_store(settings)
+    try:
+        t = time.perf_counter()
+        loaded = load_model(model, device=dev, dtype=dt)
+        fast = None
+        fdt = resolve_dtype(fast_dtype, dev) if fast_dtype is not None else None
+        if fdt is not None and fdt != (dt or torch.float32):
+            check_pair(dev, fdt)
+            fast = load_model(model, device=dev, dtype=fdt)
+        summary = await run_n2g(store, loaded, n2g_neurons=n2g_neurons, layers=layers, top_k=top_k, group=group,
+                                force=force, progress=progress, similar_every_s=similar_every_s, fast=fast)
+        summary["fast_dtype"] = None if fast is None else str(fdt).removeprefix("torch.")
+        summary["seconds"] = round(time.perf_counter() - t, 2)
+        summary["peak_rss_mb"] = peak_rss_mb()
+        return summary
+    finally:
+        if own_store:
+            await store.close()
+
+
 async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str = "default",
                 n_tokens: int = 65536, ctx_len: int = 64, top_k: int = 20, edge_k: int = 10,
                 analyses: Iterable[str] = ANALYSES, layers: Sequence[int] | None = None,
-                n2g_neurons: int = 8, batch_size: int = 8, corr_tokens: int | None = None,
-                store: Store | None = None,
+                n2g_neurons: int | None = 8, batch_size: int = 8, corr_tokens: int | None = None,
+                store: Store | None = None, device: Any = "cpu", dtype: Any = None, n2g_group: int = 64,
+                random_k: int = 0,
                 loaded: Any = None, progress: bool = True) -> dict[str, Any]:
     """Run the chosen analyses of ``model`` over ``n_tokens`` of ``dataset`` into the graph.
 
     ``loaded`` (a LoadedModel) and ``store`` may be passed in (tests, notebooks); otherwise the
-    model is loaded by name and the store opened from ``settings``.
+    model is loaded by name and the store opened from ``settings``. ``device`` (``auto``,
+    ``cpu``, ``cuda``, ``mps``) and ``dtype`` (``float32``, ``bfloat16``, ``float16``) say
+    where and in what precision every step that runs the model computes (harvest, correlation,
+    N2G); the weight-based steps (composition, heads, tokens) run on ``device`` from a float32
+    copy of the weights. A device asked for and missing is an error before anything is
+    loaded or written. ``random_k``: also store that many uniformly random contexts per neuron
+    (``ACTIVATES_ON {kind: 'random'}``, OpenAI's random sample). ``n2g_neurons``: N2G graphs per layer, the most interesting first; None
+    for every neuron (fitted ``n2g_group`` neurons of a layer at a time, batched).
     """
     from loaders.build import build_from_model
     from loaders.corpus import corpus_contexts
     from loaders.model import load_model
 
+    from loaders.device import check_pair, resolve_device, resolve_dtype
+
     chosen = _check(analyses)
+    dev = resolve_device(device)  # a missing device fails here, before the store or the model
+    dt = resolve_dtype(dtype, dev) if dtype is not None else None
+    check_pair(dev, dt or resolve_dtype("float32"))
     own_store = store is None
     store = store or await open_store(settings)
     summary: dict[str, Any] = {"model": model, "analyses": chosen, "seconds": {}, "peak_rss_mb": {}}
@@ -87,6 +238,14 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
         t = time.perf_counter()
         loaded = loaded or load_model(model)
         name = loaded.name
+        weights = None
+        if any(k in chosen for k in ("composition", "heads", "tokens")) and dt not in (None, torch.float32):
+            from loaders.weights import model_weights
+
+            weights = model_weights(loaded)  # float32: place() gives the bridge new tensors
+        if dev.type != "cpu" or dt is not None:
+            loaded.place(dev, dt)
+        summary["device"], summary["dtype"] = str(dev), str(dt or torch.float32).removeprefix("torch.")
         _step_done(summary, "load", t)
         ctx = None
         if "activations" in chosen or "correlation" in chosen:
@@ -95,7 +254,8 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             t = time.perf_counter()
             checkpoints = Path(settings.data_dir) / "checkpoints"
             summary["activations"] = await build_from_model(store, loaded, ctx, top_k=top_k, batch_size=batch_size,
-                                                            checkpoint_dir=checkpoints, progress=progress)
+                                                            checkpoint_dir=checkpoints, progress=progress,
+                                                            random_k=random_k)
             _step_done(summary, "activations", t)
         kinds = [k for k in CONNECTIVITY if k in chosen]
         if kinds:
@@ -110,43 +270,12 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
                 corr_ctx = ctx.tokens[:n_ctx]
             summary["connectivity"] = await build_connectivity(
                 store, loaded, corr_ctx, kinds=kinds, k=edge_k, k_heads=edge_k,
-                k_tokens=2 * edge_k, batch_size=batch_size, progress=progress)
+                k_tokens=2 * edge_k, batch_size=batch_size, progress=progress, device=dev, weights=weights)
             _step_done(summary, "connectivity", t)
-        if "n2g" in chosen and n2g_neurons > 0:
-            import torch
-
-            from loaders.n2g import (N2GConfig, build_n2g, combined_substitutes, embedding_neighbours,
-                                     lm_substitutes, token_substitutes)
-            from loaders.weights import model_weights
-
+        if "n2g" in chosen and (n2g_neurons is None or n2g_neurons > 0):
             t = time.perf_counter()
-            neurons = await interesting_neurons(store, name, loaded.info.n_layers, n2g_neurons, layers)
-            specials = {i for i in (loaded.bos_token_id, loaded.pad_token_id) if i is not None}
-            specials |= set(getattr(loaded.tokenizer, "all_special_ids", None) or ())
-            W_E = model_weights(loaded).W_E
-            near = embedding_neighbours(W_E, k=20, exclude=specials)
-
-            def logits(seqs: list[list[int]]) -> Any:
-                with torch.inference_mode():
-                    return loaded.bridge(torch.tensor(seqs, dtype=torch.long), return_type="logits")
-
-            # Substitutes, in turns: the model's own likeliest tokens at the position that
-            # resemble the original (the causal analogue of the papers' masked LM; the activation
-            # functions see no prefix, so position 0 takes embedding neighbours) and the plain
-            # embedding neighbours (case and space variants); 5 + 5 per context token, 20 + 20 at
-            # the pivot, as bench/bench_n2g.py measures them.
-            lm = lm_substitutes(logits, 20, exclude=specials, fallback=near, embeddings=W_E, pool=200,
-                                pad=loaded.pad_token_id)
-            subs = combined_substitutes(lm, token_substitutes(near))
-            # Mask with a plain space: a special token (end of text) reads as a document break and
-            # marks too many tokens important (measured: held-out F1 .27 vs .32 with the space).
-            space = loaded.to_tokens(" ")
-            mask = space[0] if len(space) == 1 else loaded.pad_token_id
-            # build_n2g reads the examples of the neurons it fits, and of no others.
-            summary["n2g"] = await build_n2g(
-                store, name, neuron_fns(loaded), pad_token=mask, neurons=neurons,
-                substitutes=subs, decode=lambda i: loaded.token_strs([i])[0],
-                config=N2GConfig(n_substitutes=10, pivot_substitutes=40), top_k=top_k, progress=progress)
+            summary["n2g"] = await run_n2g(store, loaded, n2g_neurons=n2g_neurons, layers=layers, top_k=top_k,
+                                           group=n2g_group, progress=progress)
             _step_done(summary, "n2g", t)
         if "topology" in chosen:
             from neurograph.topology import compute_topology
@@ -155,7 +284,8 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             summary["topology"] = await compute_topology(store, name, progress=progress)
             _step_done(summary, "topology", t)
         args = {"dataset": str(dataset), "n_tokens": n_tokens, "ctx_len": ctx_len, "top_k": top_k,
-                "edge_k": edge_k, "analyses": chosen, "n2g_neurons": n2g_neurons, "corr_tokens": corr_tokens}
+                "edge_k": edge_k, "analyses": chosen, "n2g_neurons": n2g_neurons, "corr_tokens": corr_tokens,
+                "device": str(dev), "dtype": summary.get("dtype"), "random_k": random_k}
         await store.query("set_model_props", key=model_key(name), props={
             "build_complete": True, "build_args": repr(args), "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         await store.compact()

@@ -204,3 +204,29 @@ def test_gelu_model_harvest(ctx):
     np.testing.assert_array_equal(r.max, body.max(axis=(1, 2)))
     assert body.min() >= -0.2  # GELU's floor, unlike SiLU-gated products
     np.testing.assert_array_equal(r.top_max_ctx[:, :, 0], body.max(axis=2).argmax(axis=1))
+
+
+def test_random_examples_are_a_uniform_sample_chosen_in_one_pass(model, ctx, acts, tmp_path):
+    """random_k contexts per neuron by a fixed per-(context, neuron) random key: the same for any
+    batch size and after a resume, different between neurons, spread over the corpus, with the
+    neuron's activations over each."""
+    from loaders.activations import _random_key
+
+    kw = dict(top_k=TOP_K, min_token_count=MIN_COUNT, progress=False, random_k=4)
+    r8 = harvest(model, ctx.tokens, batch_size=8, **kw)
+    r5 = harvest(model, ctx.tokens, batch_size=5, **kw)
+    np.testing.assert_array_equal(r8.random_ctx, r5.random_ctx)
+    N = ctx.tokens.shape[0]
+    L, D = r8.n_layers, r8.d_mlp
+    keys = _random_key(torch.arange(N), L * D).numpy()  # [N, L*D]
+    want = np.argsort(-keys, axis=0, kind="stable")[:4].T.reshape(L, D, 4)
+    assert np.array_equal(np.sort(r8.random_ctx, axis=-1), np.sort(want, axis=-1))
+    assert len({tuple(r8.random_ctx[0, i]) for i in range(D)}) > D // 2  # neurons differ
+    l, i, k = 1, 7, 2
+    c = r8.random_ctx[l, i, k]
+    np.testing.assert_allclose(r8.random_acts[l, i, k], acts[l, c, :, i], rtol=1e-6)
+    # checkpointed and resumed: the same sample
+    assert harvest(model, ctx.tokens, batch_size=8, checkpoint_dir=tmp_path, checkpoint_every=1, max_batches=2,
+                   **kw) is None
+    resumed = harvest(model, ctx.tokens, batch_size=8, checkpoint_dir=tmp_path, **kw)
+    np.testing.assert_array_equal(resumed.random_ctx, r8.random_ctx)

@@ -72,7 +72,7 @@ def test_every_example_operation_is_covered_below():
 async def _a_pattern_token(store) -> tuple[str, str]:
     rows = await one(store, "MATCH (n:Neuron)-[:HAS_PATTERN]->(p:PatternNode {role: 'activating'}) "
                             "RETURN n.key AS key, p.token AS token ORDER BY n.key LIMIT 1")
-    return rows[0]["key"], rows[0]["token"].strip().lower()
+    return rows[0]["key"], rows[0]["token"]
 
 
 VARIABLES: dict[str, dict] = {
@@ -360,6 +360,12 @@ async def test_search_tokens_and_explanations(client, store):
     key, token = await _a_pattern_token(store)
     hits = (await gql(client, op("search_tokens"), {"model": MODEL, "activating": [token]}))["data"]["searchTokens"]
     assert key in [h["neuron"]["key"] for h in hits]
+    # Spaces count (" the" and "the" are different tokens; every synthetic token has one), case does not.
+    assert token.startswith(" ")
+    upper = (await gql(client, op("search_tokens"), {"model": MODEL, "activating": [token.upper()]}))["data"]
+    assert key in [h["neuron"]["key"] for h in upper["searchTokens"]]
+    bare = (await gql(client, op("search_tokens"), {"model": MODEL, "activating": [token.strip()]}))["data"]
+    assert bare["searchTokens"] == []
     text = (await one(store, "MATCH (n:Neuron {key: $k})-[:EXPLAINED_BY]->(x) RETURN x.text AS t", k=key))[0]["t"]
     word = text.split()[2]  # "fires on <word> after ..."
     found = (await gql(client, op("search_explanations"), {"query": word, "model": MODEL, "first": 50}))

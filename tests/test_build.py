@@ -111,3 +111,14 @@ async def test_interrupted_build_resumes_to_the_same_graph(store, settings, mode
     await store.clear()
     await _build(store, model, ctx, tmp_path / "fresh")
     assert await _snapshot(store) == resumed
+
+
+async def test_build_writes_random_examples_beside_the_top_ones(store, model, ctx, tmp_path):
+    summary = await _build(store, model, ctx, tmp_path, random_k=2)
+    L, D = model.info.n_layers, model.info.d_mlp
+    assert summary["activations"] == 2 * L * D * TOP_K + L * D * 2
+    rows = await store.run("MATCH (n:Neuron {key: $k})-[e:ACTIVATES_ON {kind: 'random'}]->(x:Example) "
+                           "RETURN e.rank AS rank, x.data_index AS c, e.activations AS a ORDER BY rank",
+                           {"k": neuron_key(model.name, 1, 5)})
+    assert [r["rank"] for r in rows] == [0, 1] and rows[0]["c"] != rows[1]["c"]
+    assert all(len(r["a"]) == ctx.tokens.shape[1] for r in rows)

@@ -489,6 +489,10 @@ async def test_search_tokens_roles_and_and_semantics(store):
     # order by score: lower the F1 of one neuron and it comes last
     await store.write("set_neuron_props", [{"key": "toy/0/0", "props": {"n2g_firing_f1": 0.5}}])
     assert await keys(activating=["b"], order="score") == ["toy/0/1", "toy/1/1", "toy/0/0"]
+    # With its spaces (GraphQL's searchTokens), " b" is the token " B" and "b" is not.
+    assert await keys(activating=[" b"], keep_spaces=True) == ["toy/0/0", "toy/0/1", "toy/1/1"]
+    assert await keys(activating=["b"], keep_spaces=True) == []
+    assert await keys(important=["a"], keep_spaces=True) == ["toy/0/0", "toy/1/1"]  # "A" has no space
     with pytest.raises(QueryError):
         await search_tokens(store, "toy")
     with pytest.raises(QueryError):
@@ -531,3 +535,44 @@ def test_graph_serialisations():
     dot = m.to_dot(decode)
     # wildcards are dropped from the drawing: A links to B with a dashed edge
     assert "n1 -> n0 [style=dashed];" in dot and dot.count("label=") == 2
+
+
+def test_similar_pairs_prefix_filtering_is_exact_and_caps_each_neuron():
+    rng = random.Random(1)
+
+    def naive(sets, t):
+        tagged = {k: {(r, x) for r, xs in v.items() for x in xs} for k, v in sets.items()}
+        ks = sorted(tagged)
+        return [(a, b) for i, a in enumerate(ks) for b in ks[i + 1:]
+                if (n := len(tagged[a] & tagged[b])) and n / (len(tagged[a]) + len(tagged[b]) - n) >= t]
+
+    for _ in range(10):
+        sets = {f"m/0/{i}": {"activating": set(rng.sample(range(6), rng.randint(0, 3))),
+                             "important": set(rng.sample(range(10), rng.randint(0, 5)))} for i in range(40)}
+        for t in (0.2, 0.5, 0.9):
+            assert [(r["src"], r["dst"]) for r in similar_pairs(sets, t, max_per_neuron=None)] == naive(sets, t)
+    # 30 identical graphs: 435 pairs, each neuron keeps its strongest few
+    same = {f"m/1/{i}": {"activating": {1}, "important": {2}} for i in range(30)}
+    assert len(similar_pairs(same, 0.5, max_per_neuron=None)) == 435
+    capped = similar_pairs(same, 0.5, max_per_neuron=3)
+    assert len(capped) < 435 and all(r["weight"] == 1.0 for r in capped)
+
+
+def test_lm_substitutes_at_asked_positions_equal_the_full_logits():
+    # the toy LM of the doctest, with an .at that computes only the asked rows
+    full = lambda seqs: np.array([[[-((v - t - 1) % 5) for v in range(5)] for t in s] for s in seqs])  # noqa: E731
+    calls = []
+
+    def lm(seqs):
+        return full(seqs)
+
+    def at(seqs, positions):
+        calls.append(positions)
+        return np.concatenate([full([s])[0][ps] for s, ps in zip(seqs, positions)])
+
+    lm.at = at
+    prompts, asked = [[0, 1, 4, 2], [3, 3], [0, 1, 4]], [[1, 3], [1], [2]]
+    assert lm_substitutes(lm, k=2)(prompts, asked) == lm_substitutes(full, k=2)(prompts, asked)
+    # one call: [3] at 0, and [0, 1, 4] at 0 and 2 for the first prompt and at 1 for the third,
+    # whose [0, 1] runs inside it
+    assert calls == [[[0], [0, 1, 2]]]

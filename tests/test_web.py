@@ -271,13 +271,18 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await page.click("nav a:text('Search')")
     await ready(page)
     await page.select_option(".search-form select[name=mode]", "activating")
-    await page.fill(".search-form input[name=q]", tok.strip())
+    # Spaces are part of a token: typed with its leading space (quoted), the token is found.
+    await page.fill(".search-form input[name=q]", f'"{tok}"')
     await page.click(".search-form button[type=submit]")
     await ready(page)
     hits = await store.run(
         "MATCH (n:Neuron {model: $m})-[:HAS_PATTERN]->(p:PatternNode {role: 'activating'}) "
-        "WHERE toLower(trim(p.token)) = toLower(trim($t)) RETURN count(DISTINCT n) AS n", {"m": MODEL, "t": tok})
+        "WHERE toLower(p.token) = toLower($t) RETURN count(DISTINCT n) AS n", {"m": MODEL, "t": tok})
     await expect(page.locator("table.results-table tbody tr")).to_have_count(hits[0]["n"])
+    # each matched (token, role) shows once per neuron
+    for row in await page.locator("table.results-table tbody tr").all():
+        chips = await row.locator(".tok-chip").all_inner_texts()
+        assert len(chips) == len(set(chips))
     await expect(page.locator(f"table.results-table a[href='#/neuron/{MODEL}/1/4']")).to_have_count(1)
     await shot(page, "05-search-tokens")
     # The same search ordered by N2G score: best first.

@@ -249,7 +249,9 @@ class Query:
                             hops=len(p) - 1, strength=strength))
         return out
 
-    @strawberry.field(description="Neurons whose N2G pattern has these tokens (activating / important / either).")
+    @strawberry.field(description="Neurons whose N2G pattern has these tokens (activating / important / either). "
+                                  "Tokens compare case-insensitively with their spaces: \" the\" and \"the\" are "
+                                  "different tokens.")
     async def search_tokens(self, info: Info, model: str, activating: Optional[list[str]] = None,
                             important: Optional[list[str]] = None,
                             any: Optional[list[str]] = None,  # noqa: A002 - the GraphQL argument name
@@ -261,7 +263,7 @@ class Query:
         await load_model(info, model)
         hits = await search_tokens(info.context.store, model, activating=activating or (),
                                    important=important or (), any_=any or (), order=order_by.value,
-                                   limit=first, offset=offset)
+                                   limit=first, offset=offset, keep_spaces=True)
         keys = [h.get("key") or neuron_key(model, h["layer"], h["index"]) for h in hits]
         rows = await info.context.loaders.neuron.load_many(keys)
         return [TokenSearchHit(neuron=Neuron(r, full=True), score=h.get("score"), details=h)

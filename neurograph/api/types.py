@@ -718,6 +718,12 @@ class Layer:
         return await interesting(info, self.model, self.layer, by, direction, first, prop)
 
 
+@strawberry.type(description="Neurons with an N2G pattern graph (done) of all the model's neurons (total).")
+class N2GCoverage:
+    done: int
+    total: int
+
+
 @strawberry.type(description="A transformer model and what the graph records about it.")
 class Model(Node):
     name: str
@@ -759,6 +765,13 @@ class Model(Node):
                                   "can find for it).")
     async def has_explanations(self, info: Info) -> bool:
         return bool(await info.context.store.query("rest_model_has_explanations", prefix=f"{self.name}/"))
+
+    @strawberry.field(description="How many of its neurons have an N2G pattern graph, of all its neurons "
+                                  "(a background pass fills it in, most interesting neurons first).")
+    async def n2g_coverage(self, info: Info) -> N2GCoverage:
+        rows = await info.context.store.query("model_n2g_coverage", model=self.name)
+        r = rows[0] if rows else {"done": 0, "total": 0}
+        return N2GCoverage(done=int(r["done"] or 0), total=int(r["total"] or 0))
 
     @strawberry.field(description="Its attention heads (of one layer when given), in (layer, head) order.")
     async def heads(self, info: Info, layer: Optional[int] = None) -> list[Head]:

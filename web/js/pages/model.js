@@ -58,7 +58,9 @@ export async function modelPage(page, route, alive) {
     }, "Random neuron")));
   }
   head.querySelector(".sub").textContent =
-    [`${info.nLayers} layers`, info.dMlp ? `${info.dMlp} neurons per layer` : null, info.actFn, info.dataset ? `data: ${info.dataset}` : null]
+    [`${info.nLayers} layers`, info.dMlp ? `${info.dMlp} neurons per layer` : null, info.actFn, info.dataset ? `data: ${info.dataset}` : null,
+      // N2G coverage grows while a background pass fits every neuron, most interesting first.
+      info.n2gCoverage && info.n2gCoverage.total ? `N2G: ${fmt(info.n2gCoverage.done)} / ${fmt(info.n2gCoverage.total)}` : null]
       .filter(Boolean).join(" · ");
 
   // Search box: goes to the search page with this model selected.

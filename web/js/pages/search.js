@@ -25,7 +25,8 @@ export async function searchPage(page, route, alive) {
     class: "form-row search-form",
     onsubmit: (e) => {
       e.preventDefault();
-      go("/search", { model: modelSel.value, mode: form.mode.value, q: form.q.value.trim(), order: form.order.value });
+      // Leading spaces are part of a token (" the" and "the" differ): only trailing ones go.
+      go("/search", { model: modelSel.value, mode: form.mode.value, q: form.q.value.replace(/\s+$/, ""), order: form.order.value });
     },
   },
   h("label", {}, "Model", modelSel),
@@ -33,7 +34,9 @@ export async function searchPage(page, route, alive) {
   h("select", { name: "order", title: "Order of token-search hits" },
     h("option", { value: "layer", selected: qy.order !== "score" }, "by layer"),
     h("option", { value: "score", selected: qy.order === "score" }, "by N2G score")),
-  h("input", { type: "search", name: "q", value: text, placeholder: "e.g.  the, cat   or   an explanation word", style: { flex: "1", minWidth: "240px" } }),
+  h("input", { type: "search", name: "q", value: text, placeholder: 'e.g.  " the", cat   or   an explanation word',
+    title: 'Spaces are part of tokens: " the" (a leading space, as in most words) and "the" differ. Quote a token to keep its spaces exactly.',
+    style: { flex: "1", minWidth: "240px" } }),
   h("button", { class: "btn primary", type: "submit" }, "Search"));
   page.append(section(null, form));
   const results = h("section", { class: "card results" });
@@ -129,23 +132,30 @@ export function matchChips(matches, wanted, max = 12) {
 }
 
 /**
- * "the, cat" in mode "any" -> {any: ["the", "cat"], activating: [], important: []}. A term may
- * name its own role as DeepDecipher's query string does: "activating:paris, important:capital".
+ * '" the", cat' in mode "any" -> {any: [" the", "cat"], activating: [], important: []}. Spaces
+ * are part of a token (" the" and "the" are different tokens): a quoted token keeps them
+ * exactly; unquoted, a term keeps its leading spaces except the one space after a comma that
+ * separates it. A term may name its own role as DeepDecipher's query string does:
+ * "activating:paris, important:capital".
  */
 export function parseRoles(text, mode) {
   const roles = { activating: [], important: [], any: [] };
-  for (const term of text.split(",")) {
-    const t = term.trim();
-    if (!t) continue;
-    const m = t.match(/^(activating|important|any):(.+)$/i);
-    if (m) roles[m[1].toLowerCase()].push(m[2].trim());
-    else roles[mode].push(t);
-  }
+  text.split(",").forEach((term, i) => {
+    let t = term.replace(/\s+$/, "");
+    if (i > 0 && t.startsWith(" ")) t = t.slice(1);
+    const m = t.match(/^\s*(activating|important|any):(.+)$/i);
+    const role = m ? m[1].toLowerCase() : mode;
+    let tok = m ? m[2] : t;
+    const quoted = tok.trim().match(/^"(.*)"$/s);
+    if (quoted) tok = quoted[1];
+    if (!tok.trim() && !quoted) return;
+    roles[role].push(tok);
+  });
   return roles;
 }
 
-// The API compares tokens lower-cased with surrounding whitespace stripped: highlight the same way.
-const norm = (t) => String(t ?? "").trim().toLowerCase();
+// The API compares tokens lower-cased with their spaces: highlight the same way.
+const norm = (t) => String(t ?? "").toLowerCase();
 
 function describe(roles) {
   const parts = [];

@@ -1,0 +1,141 @@
+"""``--device`` and ``--dtype``: cpu and auto work; a device asked for and missing is a clear
+error before anything is loaded or written; bfloat16 runs the same build."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from loaders.device import DeviceError, check_pair, resolve_device, resolve_dtype
+from loaders.model import tiny_model
+from loaders.pipeline import build
+from neurograph.cli import main
+
+NO_CUDA = not torch.cuda.is_available()
+
+
+def test_cpu_and_auto():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    assert resolve_device("auto").type == expected
+    assert resolve_dtype("bf16") is torch.bfloat16 and resolve_dtype(None) is torch.float32
+
+
+@pytest.mark.skipif(not NO_CUDA, reason="a CUDA device is present")
+def test_missing_cuda_is_a_clear_error():
+    with pytest.raises(DeviceError, match=r"--device cuda was asked for but .*use --device cpu or auto"):
+        resolve_device("cuda")
+    with pytest.raises(DeviceError, match="cuda:1"):
+        resolve_device("cuda:1")
+
+
+def test_unknown_device_dtype_and_bad_pairs():
+    with pytest.raises(DeviceError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    with pytest.raises(DeviceError, match="unknown dtype"):
+        resolve_dtype("int3")
+    with pytest.raises(DeviceError, match="bfloat16"):
+        check_pair(torch.device("cpu"), torch.float16)
+    if not torch.backends.mps.is_available():
+        with pytest.raises(DeviceError, match="MPS"):
+            resolve_device("mps")
+
+
+@pytest.mark.skipif(not NO_CUDA, reason="a CUDA device is present")
+def test_cli_build_on_a_missing_device_fails_before_loading(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROGRAPH_DATA_DIR", str(tmp_path))
+    assert main(["build", "--device", "cuda", "--analyses", "activations"]) == 1
+    out = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "error:" in out and "--device cuda" in out
+    assert not any(tmp_path.iterdir())  # no store started, nothing written
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_model(seed=0, n_layers=2, d_model=64, d_mlp=32, n_heads=4)
+
+
+async def test_build_with_device_auto_and_cpu(store, settings, tiny):
+    kw = dict(store=store, n_tokens=512, ctx_len=16, top_k=3, edge_k=2, n2g_neurons=1, batch_size=8,
+              progress=False, analyses=["activations", "composition", "n2g"])
+    summary = await build(settings, loaded=tiny, device="cpu", **kw)
+    assert summary["device"] == "cpu" and summary["dtype"] == "float32"
+    before = await store.run("MATCH (n:Neuron {model: $m}) RETURN n.key AS k, n.max AS mx ORDER BY k", {"m": tiny.name})
+    summary = await build(settings, loaded=tiny, device="auto", **kw)
+    assert summary["device"] == resolve_device("auto").type
+    if summary["device"] == "cpu":
+        assert await store.run("MATCH (n:Neuron {model: $m}) RETURN n.key AS k, n.max AS mx ORDER BY k",
+                               {"m": tiny.name}) == before
+
+
+async def test_build_in_bfloat16(store, settings):
+    m = tiny_model(seed=1, n_layers=2, d_model=64, d_mlp=32, n_heads=4)
+    summary = await build(settings, store=store, loaded=m, device="cpu", dtype="bfloat16", n_tokens=512, ctx_len=16,
+                          top_k=3, edge_k=2, n2g_neurons=1, batch_size=8, progress=False,
+                          analyses=["activations", "composition", "n2g"])
+    assert summary["dtype"] == "bfloat16" and next(m.bridge.parameters()).dtype == torch.bfloat16
+    n2g = await store.run("MATCH (n:Neuron {model: $m}) WHERE n.n2g_nodes IS NOT NULL RETURN count(n) AS c",
+                          {"m": m.name})
+    assert n2g[0]["c"] == 2
+    comp = await store.run("MATCH (:Neuron {model: $m})-[e:COMPOSES]->() RETURN count(e) AS c", {"m": m.name})
+    assert comp[0]["c"] > 0
+
+
+def test_shard_selects_every_nth_layer():
+    import argparse
+
+    from neurograph.cli import _shard, _shard_layers, build_parser
+
+    args = build_parser().parse_args(["n2g", "--shard", "1/4"])
+    assert args.shard == (1, 4) and args.neurons == "all"
+    assert _shard_layers(args, 10) == [1, 5, 9]
+    args = build_parser().parse_args(["n2g", "--shard", "0/2", "--layers", "0", "1", "2", "4"])
+    assert _shard_layers(args, 6) == [0, 2, 4]
+    for bad in ("4/4", "1", "a/b", "0/0"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _shard(bad)
+
+
+def test_demo_starts_n2g_in_a_separate_process(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    from neurograph import cli
+    from neurograph.config import Settings
+
+    started = {}
+
+    class FakePopen:
+        pid = 4242
+
+        def __init__(self, cmd, **kw):
+            started["cmd"] = cmd
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    monkeypatch.setenv("NEUROGRAPH_DATA_DIR", str(tmp_path))
+    proc = cli._start_n2g_background(Settings.from_env(), "smollm2-135m")
+    assert proc.pid == 4242
+    assert started["cmd"][:4] == [sys.executable, "-m", "neurograph", "n2g"]
+    assert "--neurons" in started["cmd"] and "all" in started["cmd"] and "auto" in started["cmd"]  # --device auto
+    assert (tmp_path / "n2g-background.log").exists()
+    assert cli.build_parser().parse_args(["demo"]).n2g is True
+    assert cli.build_parser().parse_args(["serve"]).n2g is False
+
+
+async def test_n2g_with_a_bfloat16_copy_for_the_fast_stages(store, settings):
+    from loaders.pipeline import run_n2g
+
+    m = tiny_model(seed=2, n_layers=2, d_model=64, d_mlp=32, n_heads=4)
+    fast = tiny_model(seed=2, n_layers=2, d_model=64, d_mlp=32, n_heads=4).place("cpu", "bfloat16")
+    await build(settings, store=store, loaded=m, n_tokens=512, ctx_len=16, top_k=4, edge_k=2, batch_size=8,
+                progress=False, analyses=["activations"])
+    summary = await run_n2g(store, m, n2g_neurons=2, top_k=4, progress=False, fast=fast, similar_every_s=None)
+    assert summary["done"] + len(summary["failed"]) == 4 and summary["done"] >= 1
+    assert next(fast.bridge.parameters()).dtype == torch.bfloat16
+    assert build_parser_args(["n2g", "--fast-dtype", "auto"]).fast_dtype == "auto"
+
+
+def build_parser_args(argv):
+    from neurograph.cli import build_parser
+
+    return build_parser().parse_args(argv)

@@ -1,0 +1,248 @@
+"""Batched N2G (many neurons of a layer, shared forward passes) gives the per-neuron path's
+pattern graphs: exactly on hand-made neurons and the tiny model, and on a few SmolLM2 neurons."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from loaders.n2g import (Example, N2GConfig, build_n2g, combined_substitutes, embedding_neighbours, lm_substitutes,
+                         run_layer, run_neuron, token_substitutes)
+from loaders.n2g.batched import LayerStats, _cover
+from neurograph.domain import ModelInfo, layer_key, neuron_key
+
+
+def graph(result) -> dict:
+    """A fitted pattern graph with stored activations rounded (batch shapes change float32
+    rounding in the last bits, nothing else)."""
+    d = result.model.to_dict()
+    for n in d["graph"]["nodes"]:
+        if n["activation"] is not None:
+            n["activation"] = round(n["activation"], 4)
+    return d
+
+
+def test_cover_runs_each_prefix_inside_a_longer_sequence():
+    # (1, 2) runs inside (1, 2, 3); the others run themselves
+    assert _cover([(1, 2), (1, 2, 3), (4,), (1, 3)]) == [(1, 2), (1, 3), (2, 1), (3, 2)]
+
+
+def _toy_layer(n: int = 6):
+    """A layer of n hand-made neurons: neuron i fires on token 2 + i when token 1 + (i % 2) is two
+    back, weakly elsewhere; the layer function counts the sequences it runs."""
+    calls = {"seqs": 0}
+
+    def layer(seqs):
+        calls["seqs"] += len(seqs)
+        T = max(len(s) for s in seqs)
+        out = np.zeros((len(seqs), T, n))
+        for b, s in enumerate(seqs):
+            for i in range(n):
+                for p, t in enumerate(s):
+                    if t == 2 + i:
+                        out[b, p, i] = 1.0 if p >= 2 and s[p - 2] == 1 + (i % 2) else 0.1
+        return out
+
+    return layer, calls
+
+
+def _toy_examples(layer, n: int, seed: int = 0) -> dict[int, list[Example]]:
+    """8 windows, each with every neuron's pattern once (in a random order of slots): all
+    neurons share their top windows, as neurons of a real layer often do."""
+    rng = random.Random(seed)
+    windows = []
+    for _ in range(8):
+        toks = [rng.randrange(20, 40) for _ in range(3 * n + 2)]
+        for slot, i in enumerate(rng.sample(range(n), n)):
+            p = 3 + 3 * slot
+            toks[p - 2], toks[p] = 1 + (i % 2), 2 + i
+        windows.append(toks)
+    acts = layer(windows)
+    return {i: [Example(w, acts[b, :, i].tolist()) for b, w in enumerate(windows)] for i in range(n)}
+
+
+def test_batched_equals_per_neuron_on_hand_made_neurons():
+    layer, calls = _toy_layer()
+    examples = _toy_examples(layer, 6)
+    subs = token_substitutes({t: [t + 1, t + 2] for t in range(60)}.get)
+    cfg = N2GConfig(n_substitutes=2)
+    calls["seqs"] = 0
+    old = {i: run_neuron(lambda s, i=i: layer(s)[:, :, i], exs, pad_token=0, substitutes=subs, config=cfg)
+           for i, exs in examples.items()}
+    per_neuron = calls["seqs"]
+    calls["seqs"] = 0
+    stats = LayerStats()
+    new = run_layer(layer, examples, pad_token=0, substitutes=subs, config=cfg, stats=stats)
+    for i in examples:
+        assert new[i].model.to_dict() == old[i].model.to_dict()
+        assert new[i].scores == old[i].scores and new[i].baseline == old[i].baseline
+    assert stats.neurons == 6 and stats.seqs_run < stats.seqs_asked == per_neuron
+    assert calls["seqs"] == stats.seqs_run
+
+
+def test_a_neuron_with_nothing_to_fit_fails_alone():
+    layer, _ = _toy_layer(3)
+    examples = _toy_examples(layer, 3)
+    examples[1] = [Example([30, 31], [0.0, 0.0])]  # never fires
+    got = run_layer(layer, examples, pad_token=0)
+    assert isinstance(got[1], ValueError) and got[0].model.nodes and got[2].model.nodes
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from loaders.model import tiny_model
+
+    return tiny_model(seed=3, n_layers=2, d_model=64, d_mlp=128)
+
+
+def _top_examples(layer_fn, n_ctx: int, length: int, neurons: list[int], top: int, seed: int = 0):
+    """Each neuron's top windows by max activation among random token windows."""
+    rng = np.random.default_rng(seed)
+    windows = rng.integers(200, 5000, (n_ctx, length)).tolist()
+    acts = np.concatenate([np.asarray(layer_fn(windows[s:s + 32])) for s in range(0, n_ctx, 32)])
+    out = {}
+    for i in neurons:
+        order = np.argsort(-acts[:, :, i].max(axis=1), kind="stable")[:top]
+        out[i] = [Example(windows[w], acts[w, :, i].tolist()) for w in order]
+    return out
+
+
+def test_batched_equals_per_neuron_on_the_tiny_model(tiny):
+    import torch
+
+    from loaders.activations import neuron_activation_fn
+    from loaders.model import LoadedModel  # noqa: F401  (the fixture's type)
+
+    layer = 1
+    layer_fn = neuron_activation_fn(tiny, layer)
+    neurons = [3, 17, 40, 77, 101]
+    examples = _top_examples(layer_fn, 96, 16, neurons, 10)
+    W_E = tiny.bridge.W_E.detach()
+    near = embedding_neighbours(W_E, k=4)
+
+    def logits(seqs):
+        with torch.inference_mode():
+            return tiny.bridge(torch.tensor(seqs, dtype=torch.long), return_type="logits")
+
+    subs = combined_substitutes(lm_substitutes(logits, 4, fallback=near, embeddings=W_E, pool=20),
+                                token_substitutes(near))
+    cfg = N2GConfig(n_substitutes=4, pivot_substitutes=8)
+    old = {i: run_neuron(neuron_activation_fn(tiny, layer, i), exs, pad_token=220, substitutes=subs, config=cfg)
+           for i, exs in examples.items()}
+    new = run_layer(layer_fn, examples, pad_token=220, substitutes=subs, config=cfg)
+    for i in neurons:
+        assert graph(new[i]) == graph(old[i]), i
+        assert new[i].scores == old[i].scores, i
+    assert sum(len(r.model.nodes) for r in new.values()) > len(neurons)  # not trivially empty
+
+
+async def test_build_batched_stores_what_the_per_neuron_build_stores(store):
+    layer, _ = _toy_layer(4)
+    examples = {(0, i): exs for i, exs in _toy_examples(layer, 4).items()}
+    info = ModelInfo("toyb", 1, 4, d_model=4, n_heads=1, d_vocab=64, act_fn="relu")
+    await store.write("upsert_models", [info.row()])
+    await store.write("upsert_layers", [{"key": layer_key("toyb", 0), "model": "toyb", "layer": 0, "n_neurons": 4}])
+    await store.write("upsert_neurons", [{"key": neuron_key("toyb", 0, i), "model": "toyb", "layer": 0, "index": i,
+                                          "layer_key": layer_key("toyb", 0), "props": {}} for i in range(4)])
+    decode = lambda t: f" t{t}"  # noqa: E731
+
+    async def snapshot():
+        rows = await store.run("MATCH (n:Neuron {model: 'toyb'}) RETURN n.index AS i, n.n2g_graph AS g, "
+                               "n.n2g_firing_f1 AS f ORDER BY i")
+        edges = await store.run("MATCH (:Neuron {model: 'toyb'})-[:HAS_PATTERN]->(p)-[m:MATCHES]->(t:Token) "
+                                "RETURN p.key AS p, m.role AS r, t.key AS t ORDER BY p, t")
+        return rows, edges
+
+    s1 = await build_n2g(store, "toyb", lambda l, i: (lambda s: layer(s)[:, :, i]), pad_token=0, examples=examples,
+                         decode=decode, progress=False)
+    before = await snapshot()
+    s2 = await build_n2g(store, "toyb", layer_fn=lambda l: layer, pad_token=0, examples=examples, decode=decode,
+                         progress=False, force=True, group=3, order=[(0, 3), (0, 1)])
+    assert s1["done"] == s2["done"] == 4 and s1["similar"] == s2["similar"]
+    assert await snapshot() == before
+    with pytest.raises(ValueError):
+        await build_n2g(store, "toyb", pad_token=0, examples=examples, progress=False)
+
+
+@pytest.mark.model
+def test_batched_equals_per_neuron_on_smollm2_neurons():
+    import torch
+
+    from loaders.activations import neuron_activation_fn
+    from loaders.model import load_model
+
+    m = load_model("smollm2-135m")
+    layer = 3
+    layer_fn = neuron_activation_fn(m, layer)
+    text = ("In the beginning God created the heaven and the earth. And the earth was without form, and void; "
+            "and darkness was upon the face of the deep. def main(args):\n    return len(args) + 1\n")
+    ids = m.to_tokens(text * 3)
+    windows = [ids[s:s + 24] for s in range(0, len(ids) - 24, 6)]
+    acts = np.asarray(layer_fn(windows))
+    neurons = [int(i) for i in np.argsort(-acts.max(axis=(0, 1)))[:3]]
+    examples = {}
+    for i in neurons:
+        order = np.argsort(-acts[:, :, i].max(axis=1), kind="stable")[:8]
+        examples[i] = [Example(windows[w], acts[w, :, i].tolist()) for w in order]
+    near = embedding_neighbours(m.bridge.W_E.detach(), k=3)
+    subs = token_substitutes(near)
+    cfg = N2GConfig(n_substitutes=3)
+    space = m.to_tokens(" ")[0]
+    old = {i: run_neuron(neuron_activation_fn(m, layer, i), exs, pad_token=space, substitutes=subs, config=cfg)
+           for i, exs in examples.items()}
+    new = run_layer(layer_fn, examples, pad_token=space, substitutes=subs, config=cfg)
+    for i in neurons:
+        assert graph(new[i]) == graph(old[i]), i
+
+
+async def test_model_shows_n2g_coverage(store, settings):
+    import httpx
+
+    from neurograph.api import create_app
+
+    layer, _ = _toy_layer(4)
+    examples = {(0, i): exs for i, exs in _toy_examples(layer, 4).items()}
+    info = ModelInfo("toyc", 1, 4, d_model=4, n_heads=1, d_vocab=64, act_fn="relu")
+    await store.write("upsert_models", [info.row()])
+    await store.write("upsert_layers", [{"key": layer_key("toyc", 0), "model": "toyc", "layer": 0, "n_neurons": 4}])
+    await store.write("upsert_neurons", [{"key": neuron_key("toyc", 0, i), "model": "toyc", "layer": 0, "index": i,
+                                          "layer_key": layer_key("toyc", 0), "props": {}} for i in range(4)])
+    query = '{ model(name: "toyc") { n2gCoverage { done total } } }'
+
+    async def coverage():
+        app = create_app(settings, store)
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5555))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            body = (await c.post("/graphql", json={"query": query})).json()
+        assert not body.get("errors"), body
+        return body["data"]["model"]["n2gCoverage"]
+
+    assert await coverage() == {"done": 0, "total": 4}
+    await build_n2g(store, "toyc", layer_fn=lambda l: layer, pad_token=0, examples=examples, neurons=[(0, 1), (0, 2)],
+                    progress=False)
+    assert await coverage() == {"done": 2, "total": 4}
+
+
+def test_stages_can_run_on_another_layer_function():
+    """``layer_fn.by_stage``: the driver sends each stage's sequences to its own function (the
+    pipeline's --fast-dtype runs prune, base and variants on a bfloat16 copy)."""
+    layer, _ = _toy_layer(3)
+    examples = _toy_examples(layer, 3)
+    subs = token_substitutes({t: [t + 1] for t in range(60)}.get)
+    seen: dict[str, int] = {}
+
+    def tagged(stage):
+        def fn(seqs):
+            seen[stage] = seen.get(stage, 0) + len(seqs)
+            return layer(seqs)
+        return fn
+
+    main = tagged("main")
+    main.by_stage = {s: tagged(s) for s in ("prune", "base", "variants")}
+    got = run_layer(main, examples, pad_token=0, substitutes=subs, config=N2GConfig(n_substitutes=1))
+    ref = run_layer(layer, examples, pad_token=0, substitutes=subs, config=N2GConfig(n_substitutes=1))
+    assert all(got[i].model.to_dict() == ref[i].model.to_dict() for i in examples)
+    assert set(seen) == {"main", "prune", "variants"} or set(seen) == {"main", "prune", "base", "variants"}
+    assert seen["main"] > 0  # importance ran on the main function
