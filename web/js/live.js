@@ -80,3 +80,19 @@ export function steerPanel(model, layer, index) {
     h("div", { class: "live" }, prompt, h("div", { class: "steer-controls" }, mode, amount, " new tokens ", tokens,
       h("button", { class: "btn primary", type: "button", onclick: run }, "Generate")), out));
 }
+
+/** The models of the graph as a <select> (the route's `model`, else the first), or null after
+ * showing the error; for the pages that run the model. */
+export async function modelPicker(page, route, alive) {
+  let models = [];
+  try {
+    models = (await gql("{ models { name } }")).models.map((m) => m.name);
+  } catch (err) {
+    page.append(errorBox(err));
+    return null;
+  }
+  if (!alive()) return null;
+  const model = route.query.model || models[0] || "";
+  const select = h("select", { name: "model", "aria-label": "Model" }, ...models.map((m) => h("option", { value: m, selected: m === model }, m)));
+  return { model, select };
+}

@@ -5,6 +5,7 @@
 import { h, fmt, clear, loading, errorBox, showToken, neuronHref } from "../dom.js";
 import { gql } from "../api.js";
 import { go } from "../router.js";
+import { modelPicker } from "../live.js";
 import { drawAttribution } from "../graph.js";
 
 const QUERY = `query Attribute($model: String!, $prompt: String!, $target: String) {
@@ -13,16 +14,9 @@ const QUERY = `query Attribute($model: String!, $prompt: String!, $target: Strin
     edges { source target weight } } }`;
 
 export async function attributionPage(page, route, alive) {
-  let models = [];
-  try {
-    models = (await gql("{ models { name } }")).models.map((m) => m.name);
-  } catch (err) {
-    page.append(errorBox(err));
-    return;
-  }
-  if (!alive()) return;
-  const model = route.query.model || models[0] || "";
-  const select = h("select", { name: "model", "aria-label": "Model" }, ...models.map((m) => h("option", { value: m, selected: m === model }, m)));
+  const picked = await modelPicker(page, route, alive);
+  if (!picked) return;
+  const { model, select } = picked;
   const prompt = h("input", { name: "prompt", class: "live-prompt", value: route.query.prompt || "The capital of France is", "aria-label": "Prompt" });
   const target = h("input", { name: "target", value: route.query.target || "", placeholder: "target token (default: the prediction)", "aria-label": "Target token" });
   page.append(h("h1", {}, "Attribution graph"),

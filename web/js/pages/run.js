@@ -4,21 +4,13 @@
 
 import { h, fmt, clear, loading, errorBox, empty, showToken, neuronHref } from "../dom.js";
 import { tokenColor } from "../tokens.js";
-import { gql } from "../api.js";
-import { runText } from "../live.js";
+import { runText, modelPicker } from "../live.js";
 import { go } from "../router.js";
 
 export async function runPage(page, route, alive) {
-  let models = [];
-  try {
-    models = (await gql("{ models { name } }")).models.map((m) => m.name);
-  } catch (err) {
-    page.append(errorBox(err));
-    return;
-  }
-  if (!alive()) return;
-  const model = route.query.model || models[0] || "";
-  const select = h("select", { name: "model", "aria-label": "Model" }, ...models.map((m) => h("option", { value: m, selected: m === model }, m)));
+  const picked = await modelPicker(page, route, alive);
+  if (!picked) return;
+  const { model, select } = picked;
   const text = h("textarea", { name: "text", rows: 4, class: "live-text", "aria-label": "Text" }, route.query.text || "");
   const form = h("form", { class: "run-form", onsubmit: (e) => { e.preventDefault(); go("#/run", { model: select.value, text: text.value }); } },
     h("div", { class: "row" }, h("label", {}, "Model ", select)), text,
