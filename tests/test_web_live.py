@@ -7,13 +7,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import expect
 
 from loaders.model import tiny_model
 from loaders.synthetic import write_synthetic_graph
 from neurograph.api.app import create_app
 from neurograph.worker import WorkerProcess
-from test_web import ARGS, CHROMIUM, ready, shot
+from test_web import browser, ready, shot  # noqa: F401 - browser: the same chromium fixture
 from web_server import serve
 
 pytestmark = pytest.mark.browser
@@ -23,14 +23,6 @@ TEXT = "In the beginning God created the heaven"
 @pytest.fixture(scope="module")
 def tiny():
     return tiny_model(seed=0)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> Browser:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        await b.close()
 
 
 async def test_run_text_and_the_neuron_pages_live_panels(store, settings, tiny, browser):
