@@ -15,12 +15,12 @@ from typing import Iterable
 
 import networkx as nx
 
-from ..domain import EDGE_KINDS
 from ..errors import InvalidKey
+from ..neighbours import DEFAULT_K, TRAVERSED_KINDS, decode
 from ..store import Store
 
-# Relationship types a neighbourhood follows between neurons and heads.
-TRAVERSED = ("COMPOSES", "CORRELATES", "SIMILAR", "HEAD_COMPOSES")
+# Relationship types a neighbourhood follows between neurons and heads, and their kinds.
+TRAVERSED = tuple(TRAVERSED_KINDS)
 UNDIRECTED = ("CORRELATES", "SIMILAR")  # stored one way, meant both ways
 MAX_NODES = 2000  # hard cap on one subgraph, whatever depth and perNode ask for
 
@@ -39,11 +39,11 @@ def types_for(kinds: Iterable[str] | None) -> list[str]:
     if not kinds:
         return list(TRAVERSED)
     kinds = set(kinds)
-    unknown = kinds - {k for t in TRAVERSED for k in EDGE_KINDS[t] or ()}
+    unknown = kinds - {k for t in TRAVERSED for k in TRAVERSED_KINDS[t]}
     if unknown:
-        known = ", ".join(k for t in TRAVERSED for k in EDGE_KINDS[t] or ())
+        known = ", ".join(k for t in TRAVERSED for k in TRAVERSED_KINDS[t])
         raise InvalidKey(f"unknown edge kinds: {', '.join(sorted(unknown))} (known: {known})")
-    return [t for t in TRAVERSED if kinds & set(EDGE_KINDS[t] or ())]
+    return [t for t in TRAVERSED if kinds & set(TRAVERSED_KINDS[t])]
 
 
 def pick_edges(groups: list[dict], per_node: int, per_kind: bool) -> list[dict]:
@@ -52,21 +52,60 @@ def pick_edges(groups: list[dict], per_node: int, per_kind: bool) -> list[dict]:
     per_kind: each group is ranked on its own scale and all get their turn: the 1st edge of
     every group, then the 2nd, …, up to per_node edges per group (a virtual weight of 12 does not
     push every cosine and correlation out, and inputs stay beside outputs). Otherwise the
-    per_node strongest by |weight| over all groups."""
+    per_node strongest by |weight| over all groups (ties by the other end's key)."""
     if per_kind:
-        return [e for g in groups for e in g["edges"][:per_node]]
+        ranked = [(i, e) for g in groups for i, e in enumerate(g["edges"][:per_node])]
+        ranked.sort(key=lambda p: p[0])  # stable: group order within a rank
+        return [e for _, e in ranked]
     every = [e for g in groups for e in g["edges"]]
-    every.sort(key=lambda e: -abs(float(e["weight"])))
+    every.sort(key=lambda e: (-abs(float(e["weight"])), _other(e)))
     return every[:per_node]
+
+
+def _other(e: dict) -> str:
+    return e["other"] if "other" in e else e["node"]["key"]
+
+
+def _group_order(g: dict) -> tuple:
+    return (TRAVERSED.index(g["type"]), g["kind"] or "", not g["outgoing"])
+
+
+async def _step(store: Store, frontier: list[str], *, types: list[str], kinds: list[str] | None,
+                min_weight: float | None, per_node: int) -> dict[str, list[dict]]:
+    """Each frontier unit's groups, strongest first: from its neighbour list where it has one
+    (when the lists keep per_node edges per group), else from the graph. Edges read from lists
+    carry ``other`` (a key) where those from the graph carry ``node`` (its properties)."""
+    by_key: dict[str, list[dict]] = {k: [] for k in frontier}
+    stored = await store.neighbour_lists(frontier) if per_node <= DEFAULT_K else None
+    rest = frontier
+    if stored is not None and stored[0] >= per_node:
+        rest = []
+        kind_set = set(kinds) if kinds else None
+        for key, text in zip(frontier, stored[1]):
+            if text is None:
+                rest.append(key)
+            else:
+                by_key[key] = decode(text, key, set(types), kind_set, min_weight, per_node)
+    if rest:
+        rows = await store.query("neighborhood_step", keys=rest, types=types,
+                                 kinds=list(kinds) if kinds else None, min_weight=min_weight, per_node=per_node)
+        for r in rows:
+            by_key[r["key"]].append(r)
+    for groups in by_key.values():
+        groups.sort(key=_group_order)  # one order whichever way they came
+    return by_key
 
 
 async def neighborhood(store: Store, start: list[dict], *, depth: int = 1, kinds: list[str] | None = None,
                        min_weight: float | None = None, per_node: int = 10, per_kind: bool = True,
                        max_nodes: int = MAX_NODES) -> Fetched:
-    """Breadth-first from ``start`` (node dicts with ``key`` and ``_label``): one round trip per level.
+    """Breadth-first from ``start`` (node dicts with ``key`` and ``_label``): one or two round
+    trips per level (neighbour lists, then the properties of the units they reached).
 
     per_kind (the default): up to per_node edges of each kind in each direction per node;
-    otherwise the per_node strongest by |weight| whatever their kind."""
+    otherwise the per_node strongest by |weight| whatever their kind. Past ``max_nodes`` units
+    the rest are left out (``truncated``); the budget goes round the frontier, so every unit's
+    strongest edge is kept before any unit's second."""
     types = types_for(kinds)
     out = Fetched()
     for s in start:
@@ -75,24 +114,26 @@ async def neighborhood(store: Store, start: list[dict], *, depth: int = 1, kinds
     for _ in range(depth):
         if not frontier:
             break
-        rows = await store.query("neighborhood_step", keys=frontier, types=types,
-                                 kinds=list(kinds) if kinds else None, min_weight=min_weight, per_node=per_node)
+        by_key = await _step(store, frontier, types=types, kinds=kinds, min_weight=min_weight, per_node=per_node)
+        ranked = [(i, j, e) for j, key in enumerate(frontier)
+                  for i, e in enumerate(pick_edges(by_key[key], per_node, per_kind))]
+        ranked.sort(key=lambda p: p[:2])
         nxt: list[str] = []
-        by_key: dict[str, list[dict]] = {}
-        for r in rows:
-            by_key.setdefault(r["key"], []).append(r)
-        for groups in by_key.values():
-            for e in pick_edges(groups, per_node, per_kind):
-                other = e["node"]
-                if other["key"] not in out.nodes:
-                    if len(out.nodes) >= max_nodes:
-                        out.truncated = True
-                        continue
-                    out.nodes[other["key"]] = {**other, "_label": e["label"]}
-                    nxt.append(other["key"])
-                ek = (e["source"], e["target"], e["type"], e.get("kind"))
-                out.edges[ek] = {"source": e["source"], "target": e["target"], "type": e["type"],
-                                 "kind": e.get("kind"), "weight": float(e["weight"])}
+        for _, _, e in ranked:
+            other = _other(e)
+            if other not in out.nodes:
+                if len(out.nodes) >= max_nodes:
+                    out.truncated = True
+                    continue
+                out.nodes[other] = {**e["node"], "_label": e["label"]} if "node" in e else {"key": other}
+                nxt.append(other)
+            ek = (e["source"], e["target"], e["type"], e.get("kind"))
+            out.edges[ek] = {"source": e["source"], "target": e["target"], "type": e["type"],
+                             "kind": e.get("kind"), "weight": float(e["weight"])}
+        bare = [k for k in nxt if "_label" not in out.nodes[k]]
+        if bare:  # units reached through lists: their properties, as the graph gives them
+            for r in await store.query("neighborhood_nodes", keys=bare):
+                out.nodes[r["node"]["key"]] = {**r["node"], "_label": r["label"]}
         frontier = nxt
     return out
 

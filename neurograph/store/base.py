@@ -23,6 +23,7 @@ import orjson
 
 from ..domain import NEURON_PROP_QUERIES, neuron_prop_rows
 from ..errors import QueryError, StoreUnavailable
+from ..neighbours import touched_units
 from ..queries import QUERIES, QueryLibrary
 from .guard import checked_read_only, refuse_writes  # noqa: F401 - refuse_writes re-exported
 
@@ -128,6 +129,10 @@ class Store(ABC):
                     # keep an answer made from the old data under the new one. One more
                     # round trip per write statement: 0.21 ms, 0.2% of a 1M-edge bulk load.
                     await self.bump_stamp()
+                    if self.keeps_neighbour_lists:
+                        touched = touched_units(text, params)
+                        if touched != []:
+                            await self.forget_neighbour_lists(touched)
                 return rows
             except (QueryError, StoreUnavailable):
                 raise
@@ -139,6 +144,20 @@ class Store(ABC):
                     continue
                 raise self._wrap(exc) from exc
         raise AssertionError("unreachable")
+
+    # --- neighbour lists (neurograph/neighbours.py), kept beside the graph where the engine can
+    keeps_neighbour_lists = False
+
+    async def neighbour_lists(self, keys: list[str]) -> tuple[int, list[str | None]] | None:
+        """(edges kept per group, each unit's list or None where it has none); None when this
+        store keeps no lists."""
+        return None
+
+    async def put_neighbour_lists(self, k: int, lists: dict[str, str]) -> None:
+        raise NotImplementedError(f"{self.engine} keeps no neighbour lists")
+
+    async def forget_neighbour_lists(self, keys: list[str] | None = None) -> None:
+        """Drop the lists of these units (of all units when None)."""
 
     async def bump_stamp(self) -> None:
         """Mark the graph changed (``run`` does it after every write statement)."""

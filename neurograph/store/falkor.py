@@ -311,6 +311,29 @@ class FalkorStore(Store):
     async def _write_stamp(self, stamp: str) -> None:
         await self.db.connection.set(self._stamp_key, stamp)
 
+    # Neighbour lists: a hash beside the graph, unit key -> list (neurograph/neighbours.py).
+    keeps_neighbour_lists = True
+    _K_FIELD = "\0k"  # edges kept per group: not a unit key
+
+    @property
+    def _lists_key(self) -> str:
+        return f"neurograph:neighbours:{self.graph_name}"
+
+    async def neighbour_lists(self, keys: list[str]) -> tuple[int, list[str | None]] | None:
+        values = await self.db.connection.hmget(self._lists_key, [self._K_FIELD, *keys])
+        text = [v.decode() if isinstance(v, bytes) else v for v in values]
+        return int(text[0] or 0), text[1:]
+
+    async def put_neighbour_lists(self, k: int, lists: dict[str, str]) -> None:
+        await self.db.connection.hset(self._lists_key, mapping={self._K_FIELD: k, **lists})
+
+    async def forget_neighbour_lists(self, keys: list[str] | None = None) -> None:
+        if keys is None:
+            await self.db.connection.delete(self._lists_key)
+        elif keys:
+            for i in range(0, len(keys), 10_000):
+                await self.db.connection.hdel(self._lists_key, *keys[i:i + 10_000])
+
     async def compact(self) -> None:
         """Rewrite the AOF in the background: a restart then loads a snapshot instead of
         replaying every batch of the load."""
@@ -328,6 +351,7 @@ class FalkorStore(Store):
             await self.graph.delete()
         except rex.ResponseError:
             pass  # no graph yet
+        await self.forget_neighbour_lists()
 
     async def close(self) -> None:
         await self.db.connection.aclose()
