@@ -7,7 +7,7 @@
 // Edges are collected as references and only the kept ones projected: a hub has thousands.
 // params: $keys [string], $types [string], $kinds [string] or null, $min_weight (float or null), $per_node
 UNWIND $keys AS k
-MATCH (n:Neuron {key: k})-[e]-(m)
+MATCH (n:Neuron {key: k})-[e:COMPOSES|CORRELATES|SIMILAR|HEAD_COMPOSES|ATTRIBUTES_TO]-(m)
 WHERE (m:Neuron OR m:Head) AND type(e) IN $types
   AND ($kinds IS NULL OR e.kind IN $kinds)
   AND ($min_weight IS NULL OR abs(e.weight) >= $min_weight)

@@ -4,8 +4,9 @@ so a neighbourhood does not scan every edge of the hubs it meets.
 On the demo graph a neuron the strongest edges lead to has ~3,400 edges (every neuron's top-k
 virtual weights point at a few hubs), so a depth-2 neighbourhood read ~110k edges (1-4 s of
 FalkorDB) to keep ~150. The lists hold, per unit and group, the ``k`` strongest edges exactly as
-``cypher/neighborhood_step.cypher`` ranks them (it makes them: same query, same order), so a
-level of a traversal costs one HMGET. They are kept beside the graph (a Redis hash on FalkorDB,
+``cypher/neighborhood_step.cypher`` ranks them (``cypher/neighbour_lists.cypher`` makes them;
+tests/test_neighbours.py holds both to a plain reading of every edge), so a level of a
+traversal costs one HMGET. They are kept beside the graph (a Redis hash on FalkorDB,
 none on Neo4j) and are never stale: a write through the store that can touch a traversed edge
 forgets the lists of its units (all lists, for statements it cannot attribute), and a unit with
 no list is read from the graph as before.
@@ -73,15 +74,15 @@ def _long(short: str, prefix: str) -> str:
 
 
 def encode(key: str, rows: list[dict]) -> str:
-    """One unit's list from its ``neighborhood_step`` rows: a line per group,
-    ``TYPE kind out`` then ``other weight`` pairs (the other key without the model prefix the
-    unit's key has; weights to 9 significant digits, as float32 holds them)."""
+    """One unit's list from its ``neighbour_lists`` rows: a line per group, ``TYPE kind out``
+    then ``other weight`` pairs (the other key without the model prefix the unit's key has;
+    weights to 9 significant digits, as float32 holds them)."""
     prefix = key.split("/", 1)[0] + "/"
     lines = []
     for r in rows:
         head = f"{r['type']} {r['kind']} {int(bool(r['outgoing']))}"
-        ends = [(e["target"] if r["outgoing"] else e["source"], e["weight"]) for e in r["edges"]]
-        lines.append("\t".join([head, *(f"{_short(o, prefix)} {float(w):.9g}" for o, w in ends)]))
+        ends = (f"{_short(o, prefix)} {float(w):.9g}" for o, w in zip(r["others"], r["weights"]) if w is not None)
+        lines.append("\t".join([head, *ends]))
     return "\n".join(lines)
 
 
@@ -136,8 +137,7 @@ async def build_neighbour_lists(store: Any, model: str, *, batch: int = 64, prog
         task = bar.add_task(f"neighbour lists of {model}", total=len(keys))
         for i in range(0, len(keys), batch):
             part = keys[i:i + batch]
-            rows = await store.query("neighborhood_step", keys=part, types=list(TRAVERSED_KINDS), kinds=None,
-                                     min_weight=None, per_node=k)
+            rows = await store.query("neighbour_lists", keys=part, k=k)
             by_key: dict[str, list[dict]] = {key: [] for key in part}
             for r in rows:
                 by_key[r["key"]].append(r)

@@ -464,7 +464,8 @@ class Neuron(Node):
 
     @strawberry.field
     def stats(self, info: Info) -> NeuronStats:
-        return self._from_props(info, NeuronStats.of)
+        # a listing's summaries carry the stats (neurons_page.cypher): no load of every property
+        return self._from_props(info, NeuronStats.of, "frac_active")
 
     @strawberry.field
     def histogram(self, info: Info) -> Optional[Histogram]:

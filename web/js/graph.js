@@ -21,6 +21,7 @@ export const KIND_COLORS = {
   Q: "#bcbd22",
   V: "#7f7f7f",
   O: "#d62728",
+  attribution: "#0d9488",
 };
 
 // Every live drawing, so a page change can free them all (compare draws two pattern graphs).

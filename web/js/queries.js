@@ -236,6 +236,7 @@ export const TYPE_KINDS = {
   CORRELATES: ["pearson"],
   HEAD_COMPOSES: ["K", "Q", "V", "O"],
   SIMILAR: ["n2g"],
+  ATTRIBUTES_TO: ["neuron"], // corpus circuits (`neurograph circuits`) between neurons
 };
 const UNDIRECTED = new Set(["CORRELATES", "SIMILAR"]);
 
@@ -262,7 +263,8 @@ export async function neighborhood(modelName, layer, index, { depth = 1, minWeig
       model: n.model, layer: n.layer, index: n.index, center: n.key === center,
     })),
     edges: g.edges.map((e) => ({
-      source: e.source, target: e.target, type: e.type, kind: e.kind || e.type, weight: e.weight,
+      // A circuit's stored kind is "neuron" (its other end's label): shown as "attribution".
+      source: e.source, target: e.target, type: e.type, kind: e.type === "ATTRIBUTES_TO" ? "attribution" : e.kind || e.type, weight: e.weight,
       undirected: UNDIRECTED.has(e.type),
     })),
   };

@@ -11,6 +11,7 @@ export const EDGE_TYPES = [
   ["CORRELATES", "activation correlation"],
   ["HEAD_COMPOSES", "heads (Q/K/V/O)"],
   ["SIMILAR", "similar (N2G)"],
+  ["ATTRIBUTES_TO", "circuits (attribution)"],
 ];
 
 export async function neighborhoodPage(page, route, alive) {
