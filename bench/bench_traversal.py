@@ -70,7 +70,8 @@ def serve(args: argparse.Namespace) -> None:
             scope = scope | {RENDERER: True}
         await app(scope, receive, send)
 
-    uvicorn.run(bench_app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(bench_app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
+                timeout_keep_alive=600)  # the load phases' clients wait idle through the single-client ones
 
 
 async def run(conns: list[Connection], requests: list[bytes], seconds: float, port: int,
@@ -79,6 +80,7 @@ async def run(conns: list[Connection], requests: list[bytes], seconds: float, po
     latencies, errors, wall. A connection the server drops counts an error and is opened again."""
     lat: list[float] = []
     errors = 0
+    sample: list[str] = []  # the first error, to say what went wrong
     issued = 0
     deadline = time.perf_counter() + seconds
 
@@ -90,16 +92,22 @@ async def run(conns: list[Connection], requests: list[bytes], seconds: float, po
             t = time.perf_counter()
             try:
                 body = await conns[i].request(raw)
-                errors += b'"errors"' in body
-            except RuntimeError:  # a status other than 200
+                if b'"errors"' in body:
+                    errors += 1
+                    sample[:] = sample or [body[:200].decode(errors="replace")]
+            except RuntimeError as e:  # a status other than 200
                 errors += 1
-            except (asyncio.IncompleteReadError, ConnectionError):  # the server dropped the connection
+                sample[:] = sample or [str(e)[:200]]
+            except (asyncio.IncompleteReadError, ConnectionError) as e:  # the server dropped the connection
                 errors += 1
+                sample[:] = sample or [f"connection dropped: {e!r}"[:200]]
                 conns[i] = await Connection.open(port)
             lat.append(time.perf_counter() - t)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(clients or len(conns))))
+    if sample:
+        print(f"  first error: {sample[0]}")
     return lat, errors, time.perf_counter() - start
 
 

@@ -93,13 +93,14 @@ def decode(text: str, key: str, types: set[str] | None = None, kinds: set[str] |
     prefix = key.split("/", 1)[0] + "/"
     groups = []
     for line in text.split("\n") if text else ():
-        head, *ends = line.split("\t")
+        head, _, rest = line.partition("\t")
         type_, kind, out = head.split(" ")
         if (types is not None and type_ not in types) or (kinds is not None and kind not in kinds):
             continue
         outgoing = out == "1"
         edges = []
-        for pair in ends[:limit]:
+        ends = rest.split("\t", limit)[:limit] if limit is not None else rest.split("\t")
+        for pair in ends if rest else ():
             other, w = pair.split(" ")
             weight = float(w)
             if min_weight is not None and abs(weight) < min_weight:

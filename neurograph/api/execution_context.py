@@ -1,4 +1,5 @@
-"""The execution context of NeuroGraph's schema: Strawberry's own, without a reference cycle.
+"""The execution context of NeuroGraph's schema: Strawberry's own, without a reference cycle,
+and with objects of plain fields completed in one step.
 
     schema = strawberry.Schema(Query)
     schema.execution_context_class = AcyclicExecutionContext
@@ -9,7 +10,7 @@ from __future__ import annotations
 import weakref
 from typing import Any, Sequence
 
-from graphql import GraphQLResolveInfoHelpers
+from graphql import GraphQLObjectType, GraphQLResolveInfoHelpers, Undefined, get_nullable_type, is_leaf_type, is_non_null_type
 from graphql.pyutils import gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -31,6 +32,57 @@ class AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.async_helpers = GraphQLResolveInfoHelpers(gather=_gather, track=_Track(weakref.ref(self)))
+        self._plain: dict[tuple, tuple] = {}
+
+    def collect_and_execute_subfields(self, return_type: GraphQLObjectType, field_details_list: Any, path: Any,
+                                      result: Any, position_context: Any) -> Any:
+        """An object whose selected fields are all plain (a stored attribute, a scalar or enum,
+        no arguments, no resolver of its own) is completed here in one step: graphql-core's
+        general path costs ~5 us per field, and a neighbourhood of 150 units and 450 edges has
+        ~4,000 of them. Anything unusual (a null where the schema says non-null, a value the
+        scalar refuses) takes the general path, which reports it as it always does."""
+        plan = self._plan(return_type, field_details_list)
+        if plan:
+            out: dict[str, Any] = {}
+            for key, field, leaf, non_null in plan:
+                value = field.get_result(result, None, [], {})
+                if value is None:
+                    if non_null:
+                        break
+                    out[key] = None
+                    continue
+                coerced = leaf.coerce_output_value(value)
+                if coerced is Undefined or coerced is None:
+                    break
+                out[key] = coerced
+            else:
+                return out
+        return super().collect_and_execute_subfields(return_type, field_details_list, path, result, position_context)
+
+    def _plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> tuple:
+        """(response key, Strawberry field, leaf type, non-null) per selected field when all are
+        plain, else (); memoized as graphql-core memoizes collect_subfields (list kept alive)."""
+        memo = (return_type, id(field_details_list))
+        hit = self._plain.get(memo)
+        if hit is not None:
+            return hit[1]
+        grouped, new_defer_usages, _ = self.collect_subfields(return_type, field_details_list)
+        plan: list[tuple] = []
+        for key, details in ({} if new_defer_usages else grouped).items():
+            node = details[0].node
+            field_def = return_type.fields.get(node.name.value)
+            sf = field_def.extensions.get("strawberry-definition") if field_def is not None else None
+            leaf = get_nullable_type(field_def.type) if field_def is not None else None
+            if (len(details) != 1 or node.arguments or node.directives or sf is None or field_def.args
+                    or sf.base_resolver is not None or sf.permission_classes or sf.extensions
+                    or getattr(field_def.resolve, "__name__", "") != "_get_basic_result" or not is_leaf_type(leaf)):
+                plan = []
+                break
+            plan.append((key, sf, leaf, is_non_null_type(field_def.type)))
+        else:
+            plan = plan if not new_defer_usages else []
+        self._plain[memo] = (field_details_list, tuple(plan))
+        return tuple(plan)
 
 
 def _gather(values: Sequence[Any]) -> Any:

@@ -15,9 +15,11 @@ from typing import Iterable
 
 import networkx as nx
 
+from ..domain import parse_key
 from ..errors import InvalidKey
 from ..neighbours import DEFAULT_K, TRAVERSED_KINDS, decode
 from ..store import Store
+from .dataloaders import summary_from_key
 
 # Relationship types a neighbourhood follows between neurons and heads, and their kinds.
 TRAVERSED = tuple(TRAVERSED_KINDS)
@@ -54,9 +56,8 @@ def pick_edges(groups: list[dict], per_node: int, per_kind: bool) -> list[dict]:
     push every cosine and correlation out, and inputs stay beside outputs). Otherwise the
     per_node strongest by |weight| over all groups (ties by the other end's key)."""
     if per_kind:
-        ranked = [(i, e) for g in groups for i, e in enumerate(g["edges"][:per_node])]
-        ranked.sort(key=lambda p: p[0])  # stable: group order within a rank
-        return [e for _, e in ranked]
+        lists = [g["edges"][:per_node] for g in groups]
+        return [g[i] for i in range(max(map(len, lists), default=0)) for g in lists if i < len(g)]
     every = [e for g in groups for e in g["edges"]]
     every.sort(key=lambda e: (-abs(float(e["weight"])), _other(e)))
     return every[:per_node]
@@ -98,9 +99,10 @@ async def _step(store: Store, frontier: list[str], *, types: list[str], kinds: l
 
 async def neighborhood(store: Store, start: list[dict], *, depth: int = 1, kinds: list[str] | None = None,
                        min_weight: float | None = None, per_node: int = 10, per_kind: bool = True,
-                       max_nodes: int = MAX_NODES) -> Fetched:
+                       max_nodes: int = MAX_NODES, props: bool = True) -> Fetched:
     """Breadth-first from ``start`` (node dicts with ``key`` and ``_label``): one or two round
-    trips per level (neighbour lists, then the properties of the units they reached).
+    trips per level (neighbour lists, then the properties of the units they reached, unless
+    ``props`` is false: then units reached through lists hold what their keys say).
 
     per_kind (the default): up to per_node edges of each kind in each direction per node;
     otherwise the per_node strongest by |weight| whatever their kind. Past ``max_nodes`` units
@@ -115,11 +117,10 @@ async def neighborhood(store: Store, start: list[dict], *, depth: int = 1, kinds
         if not frontier:
             break
         by_key = await _step(store, frontier, types=types, kinds=kinds, min_weight=min_weight, per_node=per_node)
-        ranked = [(i, j, e) for j, key in enumerate(frontier)
-                  for i, e in enumerate(pick_edges(by_key[key], per_node, per_kind))]
-        ranked.sort(key=lambda p: p[:2])
+        picks = [pick_edges(by_key[key], per_node, per_kind) for key in frontier]
         nxt: list[str] = []
-        for _, _, e in ranked:
+        # every unit's 1st pick, then every unit's 2nd, ...
+        for e in (p[i] for i in range(max(map(len, picks), default=0)) for p in picks if i < len(p)):
             other = _other(e)
             if other not in out.nodes:
                 if len(out.nodes) >= max_nodes:
@@ -131,7 +132,10 @@ async def neighborhood(store: Store, start: list[dict], *, depth: int = 1, kinds
             out.edges[ek] = {"source": e["source"], "target": e["target"], "type": e["type"],
                              "kind": e.get("kind"), "weight": float(e["weight"])}
         bare = [k for k in nxt if "_label" not in out.nodes[k]]
-        if bare:  # units reached through lists: their properties, as the graph gives them
+        if bare and not props:
+            for k in bare:
+                out.nodes[k] = {**summary_from_key(k), "_label": parse_key(k).label}
+        elif bare:  # units reached through lists: their properties, as the graph gives them
             for r in await store.query("neighborhood_nodes", keys=bare):
                 out.nodes[r["node"]["key"]] = {**r["node"], "_label": r["label"]}
         frontier = nxt

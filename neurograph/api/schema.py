@@ -16,13 +16,14 @@ from strawberry.extensions import (
     AddValidationRules, MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter,
 )
 from strawberry.scalars import JSON
+from strawberry.types.nodes import SelectedField
 from strawberry.tools import merge_types
 
 from ..domain import check_model_name, explanation_key, head_key, neuron_key, parse_key, parse_neuron_key
 from ..errors import InvalidKey, NeuroGraphError, NotFound, QueryError, StoreUnavailable, without_addresses
 from .cost import CostLimiter
 from .execution_context import AcyclicExecutionContext
-from .graph import neighborhood as fetch_neighborhood, path_strength, strongest_paths
+from .graph import MAX_NODES, neighborhood as fetch_neighborhood, path_strength, strongest_paths
 from .circuits import CircuitQuery
 from .live import LiveQuery
 from .ids import decode_cursor, encode_cursor, from_global_id, to_global_id
@@ -34,6 +35,9 @@ from .types import (
 from .validation_cache import ValidationCache
 
 MAX_DEPTH = 3  # neighbourhood depth
+# Units in a neighbourhood unless maxNodes says otherwise: a readable drawing, and an answer of
+# ~100 KB; depth 2 of the demo's neurons at 3 per kind reaches ~900.
+NODE_BUDGET = 150
 MAX_HOPS = 6  # path length
 
 
@@ -101,6 +105,18 @@ async def resolve_unit(info: Info, ref: str) -> tuple[str, dict]:
             raise NotFound(f"no attention head {key!r}")
         return label, row
     raise InvalidKey(f"{ref!r} is a {label}: give a neuron or head id")
+
+
+def _selects_node_props(info: Info) -> bool:
+    """Whether the query asks for the nodes' ``props`` (fragments: assumed so). Without them a
+    neighbourhood's units need no properties beyond what their keys say: one round trip less."""
+    for f in info.selected_fields:
+        for sel in f.selections:
+            if not isinstance(sel, SelectedField):
+                return True
+            if sel.name == "nodes" and any(not isinstance(x, SelectedField) or x.name == "props" for x in sel.selections):
+                return True
+    return False
 
 
 def graph_node(key: str, p: dict) -> GraphNode:
@@ -216,13 +232,19 @@ class Query:
             description="Rank each edge kind, in each direction, on its own (the default): a virtual weight of 12 "
                         "does not crowd out cosines and correlations, and inputs stay beside outputs. "
                         "false: the perNode strongest by |weight| whatever their kind.")] = True,
+        max_nodes: Annotated[int, strawberry.argument(
+            description=f"Node budget (at most {MAX_NODES}): past it the traversal stops and `truncated` is true. "
+                        "It goes round the frontier, each unit's strongest edge before any unit's second, so a "
+                        "deeper level is spread evenly rather than filled from its first units.")] = NODE_BUDGET,
     ) -> Subgraph:
         if not 0 <= depth <= MAX_DEPTH:
             raise InvalidKey(f"depth must be between 0 and {MAX_DEPTH}, got {depth}")
         check_first(per_node, "perNode", 50)
+        check_first(max_nodes, "maxNodes", MAX_NODES)
         label, p = await resolve_unit(info, id)
         sub = await fetch_neighborhood(info.context.store, [{**p, "_label": label}], depth=depth, kinds=kinds,
-                                       min_weight=min_weight, per_node=per_node, per_kind=per_kind)
+                                       min_weight=min_weight, per_node=per_node, per_kind=per_kind,
+                                       max_nodes=max_nodes, props=_selects_node_props(info))
         return Subgraph(nodes=[graph_node(k, v) for k, v in sub.nodes.items()],
                         edges=[graph_edge(e, sub.nodes) for e in sub.edges.values()], truncated=sub.truncated)
 
