@@ -87,15 +87,18 @@ def encode(key: str, rows: list[dict]) -> str:
 
 
 def decode(text: str, key: str, types: set[str] | None = None, kinds: set[str] | None = None,
-           min_weight: float | None = None, limit: int | None = None) -> list[dict]:
+           min_weight: float | None = None, limit: int | None = None, outgoing: bool | None = None) -> list[dict]:
     """A unit's groups (as ``neighborhood_step`` rows, without the other ends' properties), only
-    of ``types`` / ``kinds``, edges with |weight| >= min_weight, at most ``limit`` per group."""
+    of ``types`` / ``kinds`` (and direction), edges with |weight| >= min_weight, at most ``limit``
+    per group."""
     prefix = key.split("/", 1)[0] + "/"
     groups = []
+    want = None if outgoing is None else ("1" if outgoing else "0")
     for line in text.split("\n") if text else ():
         head, _, rest = line.partition("\t")
         type_, kind, out = head.split(" ")
-        if (types is not None and type_ not in types) or (kinds is not None and kind not in kinds):
+        if (types is not None and type_ not in types) or (kinds is not None and kind not in kinds) \
+                or (want is not None and out != want):
             continue
         outgoing = out == "1"
         edges = []

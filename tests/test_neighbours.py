@@ -162,3 +162,35 @@ async def test_circuits_are_a_kind_of_their_own_in_the_neighbourhood(graph, sett
                 assert circuit == edges
         body = (await client.post("/graphql", json={"query": query, "variables": {"id": row["a"], "kinds": ["logit"]}})).json()
         assert "unknown edge kinds: logit" in body["errors"][0]["message"] and "neuron" in body["errors"][0]["message"]
+
+
+async def test_a_listing_reads_first_inputs_and_outputs_from_the_lists(graph, settings):
+    store = graph
+    page = ("query($n: Int!, $kinds: [String!]) { neurons(model: \"synth\", first: 40) { edges { node { key "
+            "outputs(first: $n, kinds: $kinds) { edges { kind weight node { key } } } "
+            "inputs(first: $n) { edges { kind weight node { key layer } } } } } } }")
+    counted = ("query { neurons(model: \"synth\", first: 40) { edges { node { key "
+               "inputs(first: 2) { totalCount pageInfo { hasNextPage } edges { kind weight rank node { key } } } } } } }")
+    app = create_app(settings, store, web_dir=None, cache_entries=0)  # no answer cache: every answer resolved
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        async def ask(query: str, **variables) -> tuple[dict, int]:
+            before = store.round_trips
+            body = (await client.post("/graphql", json={"query": query, "variables": variables})).json()
+            assert not body.get("errors"), body["errors"]
+            return body["data"], store.round_trips - before
+
+        cases = [{"n": 3, "kinds": None}, {"n": 1, "kinds": ["virtual"]}, {"n": DEFAULT_K, "kinds": ["out_in", "virtual"]}]
+        plain = [await ask(page, **v) for v in cases]
+        whole = await ask(counted)
+        await build_neighbour_lists(store, MODEL)
+        for v, (want, trips) in zip(cases, plain):
+            got, fewer = await ask(page, **v)
+            assert fewer == trips - 1  # no edge query: the lists answered
+            for a, b in zip(got["neurons"]["edges"], want["neurons"]["edges"]):
+                for field in ("outputs", "inputs"):
+                    ga, gb = a["node"][field]["edges"], b["node"][field]["edges"]
+                    assert [(e["kind"], e["node"]) for e in ga] == [(e["kind"], e["node"]) for e in gb]
+                    assert [e["weight"] for e in ga] == pytest.approx([e["weight"] for e in gb], rel=1e-8)
+        assert any(e["node"]["outputs"]["edges"] for e in got["neurons"]["edges"])
+        # Counts, pages and ranks need every edge: read from the graph as before.
+        assert await ask(counted) == whole

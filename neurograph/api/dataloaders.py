@@ -17,6 +17,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from ..domain import parse_key
+from ..neighbours import DEFAULT_K, decode
 from ..store import Store
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class EdgeKey:
     kinds: tuple[str, ...] | None = None
     min_weight: float | None = None
     order: str = "abs"  # weight | asc | abs
+    # Only the first `limit` edges are wanted (no count, rank or later page): inputs and
+    # outputs can then come from the neighbour lists instead of every edge of a hub.
+    limit: int | None = None
 
 
 # field -> (relationship type, direction from the unit: True out, False in, None either)
@@ -132,9 +136,42 @@ async def _models(store: Store, names: list[str]) -> list[dict | None]:
     return [found.get(n) for n in names]
 
 
+def _listable(k: EdgeKey) -> bool:
+    return k.field in ("inputs", "outputs") and k.limit is not None and k.limit <= DEFAULT_K \
+        and k.order == "abs" and k.min_weight is None
+
+
+async def _from_lists(store: Store, keys: list[EdgeKey]) -> dict[EdgeKey, list[dict]]:
+    """The first edges of inputs / outputs fields from the units' neighbour lists (those whose
+    units have one), as select_edges gives them less the rank: same order, same ties."""
+    units = list(dict.fromkeys(k.key for k in keys))
+    stored = await store.neighbour_lists(units)
+    if stored is None or stored[0] < max(k.limit or 0 for k in keys):
+        return {}
+    text = dict(zip(units, stored[1]))
+    found: dict[EdgeKey, list[dict]] = {}
+    for k in keys:
+        if text.get(k.key) is None:
+            continue
+        outgoing = EDGE_FIELDS[k.field][1]
+        groups = decode(text[k.key], k.key, {"COMPOSES"}, set(k.kinds) if k.kinds else None, None, k.limit, outgoing)
+        best = sorted(((-abs(e["weight"]), e["other"], e) for g in groups for e in g["edges"]), key=lambda t: t[:2])
+        found[k] = [{"kind": e["kind"], "weight": e["weight"], "rank": None, "count": None, "outgoing": outgoing,
+                     "node": summary_from_key(other)} for _, other, e in best[:k.limit]]
+    return found
+
+
 async def _edges(store: Store, tokens: DataLoader, keys: list[EdgeKey]) -> list[list[dict]]:
     """All edge fields of all units in view: one round trip for neurons, one for heads. Tokens
-    at the other end come whole: they fill the token loader, so their texts cost no round trip."""
+    at the other end come whole: they fill the token loader, so their texts cost no round trip.
+    A page that wants only the first few inputs / outputs reads them from the neighbour lists."""
+    listed = await _from_lists(store, [k for k in keys if _listable(k)]) if any(map(_listable, keys)) else {}
+    if listed:
+        rest = [k for k in keys if k not in listed]
+        if not rest:
+            return [listed[k] for k in keys]
+        found = dict(zip(rest, await _edges(store, tokens, rest)))
+        return [listed[k] if k in listed else found[k] for k in keys]
     neurons = list(dict.fromkeys(k.key for k in keys if k.field != "head_neurons"))
     heads = list(dict.fromkeys(k.key for k in keys if k.field == "head_neurons"))
     rows: dict[tuple[bool, str], list[dict]] = defaultdict(list)

@@ -106,8 +106,8 @@ async def neighborhood(store: Store, start: list[dict], *, depth: int = 1, kinds
 
     per_kind (the default): up to per_node edges of each kind in each direction per node;
     otherwise the per_node strongest by |weight| whatever their kind. Past ``max_nodes`` units
-    the rest are left out (``truncated``); the budget goes round the frontier, so every unit's
-    strongest edge is kept before any unit's second."""
+    the rest are left out (``truncated``) and no further level is read; the budget goes round
+    the frontier, so every unit's strongest edge is kept before any unit's second."""
     types = types_for(kinds)
     out = Fetched()
     for s in start:
@@ -115,6 +115,9 @@ async def neighborhood(store: Store, start: list[dict], *, depth: int = 1, kinds
     frontier = [s["key"] for s in start]
     for _ in range(depth):
         if not frontier:
+            break
+        if len(out.nodes) >= max_nodes:  # full: a deeper level could add edges between them, no units
+            out.truncated = True
             break
         by_key = await _step(store, frontier, types=types, kinds=kinds, min_weight=min_weight, per_node=per_node)
         picks = [pick_edges(by_key[key], per_node, per_kind) for key in frontier]

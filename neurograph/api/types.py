@@ -12,6 +12,7 @@ plain value, not a coroutine, so graphql-core completes it without scheduling an
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import math
@@ -21,6 +22,7 @@ from typing import Annotated, Any, Callable, Generic, Optional, TypeVar
 import strawberry
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode
 from strawberry.scalars import JSON
+from strawberry.types.nodes import SelectedField
 
 from ..errors import InvalidKey, NotFound
 from .context import Context
@@ -376,10 +378,25 @@ def _edge_key(field: str, key: str, kinds: list[str] | None, min_weight: float |
                    float(min_weight) if min_weight is not None else None, order.value)
 
 
+def _edges_only(info: Info) -> bool:
+    """Whether a connection is asked for its edges' kind, weight and node only (no totalCount,
+    pageInfo, rank or fragments): then its first edges are all that is needed."""
+    for f in info.selected_fields:
+        for sel in f.selections:
+            if not isinstance(sel, SelectedField) or sel.name != "edges" \
+                    or any(not isinstance(x, SelectedField) or x.name not in ("kind", "weight", "node", "cursor")
+                           for x in sel.selections):
+                return False
+    return True
+
+
 async def _neuron_edges(info: Info, field: str, key: str, kinds: list[str] | None, min_weight: float | None,
                         order: EdgeOrder, first: int, after: str | None) -> NeuronEdgeConnection:
     check_first(first)
-    rows = await info.context.loaders.edges.load(_edge_key(field, key, kinds, min_weight, order))
+    ek = _edge_key(field, key, kinds, min_weight, order)
+    if after is None and _edges_only(info):  # nothing needs the rest: the lists may do
+        ek = dataclasses.replace(ek, limit=first)
+    rows = await info.context.loaders.edges.load(ek)
     page, pinfo = _page(rows, first, after)
     return NeuronEdgeConnection(
         edges=[NeuronEdge(cursor=c, node=Neuron(r["node"]), kind=r.get("kind"), weight=float(r["weight"]),
