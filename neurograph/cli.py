@@ -135,7 +135,26 @@ async def _build(args: argparse.Namespace, settings: Settings) -> int:
         top_k=args.top_k, edge_k=args.edge_k, analyses=args.analyses, layers=args.layers,
         n2g_neurons=None if args.n2g_neurons == "all" else int(args.n2g_neurons), batch_size=args.batch_size,
         corr_tokens=args.corr_tokens, device=args.device, dtype=args.dtype, random_k=args.random_k)
+    summary["neighbour_lists"] = await _lists_of(settings, None)
     _console().print_json(json.dumps(summary, default=str))
+    return 0
+
+
+async def _lists_of(settings: Settings, model: str | None) -> list[dict]:
+    """Make the neighbour lists (neurograph/neighbours.py) of a model, or of every model."""
+    from .neighbours import build_neighbour_lists
+    from .store import open_store
+
+    store = await open_store(settings, schema=False)
+    try:
+        names = [model] if model else [r["m"]["name"] for r in await store.query("models")]
+        return [await build_neighbour_lists(store, name, progress=True) for name in names]
+    finally:
+        await store.close()
+
+
+async def _neighbours(args: argparse.Namespace, settings: Settings) -> int:
+    _console().print_json(json.dumps(await _lists_of(settings, args.model)))
     return 0
 
 
@@ -436,6 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--max-neurons", type=int, default=100, help="candidate neurons per graph")
     cc.add_argument("--k", type=int, default=20, help="ATTRIBUTES_TO edges kept per source neuron")
 
+    nb = sub.add_parser("neighbours", help="make each unit's strongest-edge lists, which neighbourhoods and "
+                                           "listings read instead of every edge (build and circuits do it)")
+    nb.add_argument("model", nargs="?", help="only this model (default: every model in the graph)")
+
     pg = sub.add_parser("pages", help="pre-render every neuron's page into the API's on-disk cache")
     pg.add_argument("model")
     pg.add_argument("--layers", type=int, nargs="*", default=None, help="only these layers")
@@ -478,12 +501,13 @@ async def _circuits(args: argparse.Namespace, settings: Settings) -> int:
             checkpoint=settings.data_dir / "checkpoints" / f"circuits-{model.name}.json")
     finally:
         await store.close()
+    summary["neighbour_lists"] = await _lists_of(settings, model.name)
     _console().print_json(json.dumps(summary))
     return 0
 
 
 ASYNC = {"cypher": _cypher, "build": _build, "n2g": _n2g, "import": _import, "export": _export, "topology": _topology,
-         "pages": _pages, "circuits": _circuits}
+         "pages": _pages, "circuits": _circuits, "neighbours": _neighbours}
 SYNC = {"db": cmd_db, "serve": cmd_serve, "demo": cmd_demo}
 
 

@@ -107,9 +107,12 @@ async def test_lists_give_the_neighbourhood_the_graph_gives(graph):
     assert cut  # the cases do leave edges out: a per-node limit that kept all would prove nothing
 
 
-async def test_the_node_budget_goes_round_the_frontier(graph):
+async def test_the_node_budget_goes_round_the_frontier(graph, settings):
     store = graph
-    await build_neighbour_lists(store, MODEL)
+    from neurograph.cli import _lists_of  # `neurograph neighbours`: every model in the graph
+
+    [made] = await _lists_of(settings, None)
+    assert made["model"] == MODEL and made["units"] == 4 * 24 + 4 * 3
     start = {"key": neuron_key(MODEL, 1, 4), "_label": "Neuron"}
     full = await neighborhood(store, [start], depth=2, per_node=2)
     one = await neighborhood(store, [start], depth=1, per_node=2)
