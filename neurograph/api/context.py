@@ -24,6 +24,7 @@ class Context:
     request: Any = None
     response: Any = None
     loaders: Loaders = field(init=False)
+    memo: dict = field(default_factory=dict)  # per request: what resolvers work out once for a query
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.store)

@@ -132,8 +132,13 @@ def graph_node(key: str, p: dict) -> GraphNode:
                      props={k: v for k, v in p.items() if not k.startswith("_")})
 
 
-def graph_edge(e: dict, nodes: dict[str, dict] | None = None) -> GraphEdge:
-    """A drawable edge; with the subgraph's nodes, it carries their global ids as well as keys."""
+def graph_edge(e: dict, nodes: dict[str, dict] | None = None, ids: dict[str, str] | None = None) -> GraphEdge:
+    """A drawable edge; with the subgraph's nodes (or their ids by key), it carries their global
+    ids as well as keys."""
+    if ids is not None:
+        return GraphEdge(source=e["source"], target=e["target"], type=e["type"], kind=e.get("kind"),
+                         weight=float(e["weight"]), source_id=ids.get(e["source"]), target_id=ids.get(e["target"]))
+
     def gid(key: str) -> strawberry.ID | None:
         p = (nodes or {}).get(key)
         if p is None:
@@ -245,8 +250,9 @@ class Query:
         sub = await fetch_neighborhood(info.context.store, [{**p, "_label": label}], depth=depth, kinds=kinds,
                                        min_weight=min_weight, per_node=per_node, per_kind=per_kind,
                                        max_nodes=max_nodes, props=_selects_node_props(info))
-        return Subgraph(nodes=[graph_node(k, v) for k, v in sub.nodes.items()],
-                        edges=[graph_edge(e, sub.nodes) for e in sub.edges.values()], truncated=sub.truncated)
+        nodes = [graph_node(k, v) for k, v in sub.nodes.items()]
+        ids = {n.key: n.id for n in nodes}
+        return Subgraph(nodes=nodes, edges=[graph_edge(e, ids=ids) for e in sub.edges.values()], truncated=sub.truncated)
 
     @strawberry.field(description="The strongest weighted paths between two units (edges in either direction "
                                   "unless directed: true), strongest first.")

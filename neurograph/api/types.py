@@ -380,7 +380,17 @@ def _edge_key(field: str, key: str, kinds: list[str] | None, min_weight: float |
 
 def _edges_only(info: Info) -> bool:
     """Whether a connection is asked for its edges' kind, weight and node only (no totalCount,
-    pageInfo, rank or fragments): then its first edges are all that is needed."""
+    pageInfo, rank or fragments): then its first edges are all that is needed. Worked out once
+    per request and field (a page of 50 neurons asks 50 times)."""
+    memo = info.context.memo
+    node = info._raw_info.field_nodes[0]
+    hit = memo.get(("edges_only", id(node)))
+    if hit is None:
+        hit = memo[("edges_only", id(node))] = _selects_edges_only(info)
+    return hit
+
+
+def _selects_edges_only(info: Info) -> bool:
     for f in info.selected_fields:
         for sel in f.selections:
             if not isinstance(sel, SelectedField) or sel.name != "edges" \
