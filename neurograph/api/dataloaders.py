@@ -155,9 +155,9 @@ async def _from_lists(store: Store, keys: list[EdgeKey]) -> dict[EdgeKey, list[d
             continue
         outgoing = EDGE_FIELDS[k.field][1]
         groups = decode(text[k.key], k.key, {"COMPOSES"}, set(k.kinds) if k.kinds else None, None, k.limit, outgoing)
-        best = sorted(((-abs(e["weight"]), e["other"], e) for g in groups for e in g["edges"]), key=lambda t: t[:2])
-        found[k] = [{"kind": e["kind"], "weight": e["weight"], "rank": None, "count": None, "outgoing": outgoing,
-                     "node": summary_from_key(other)} for _, other, e in best[:k.limit]]
+        best = sorted(((-abs(w), other, w, g["kind"]) for g in groups for other, w in g["ends"]), key=lambda t: t[:2])
+        found[k] = [{"kind": kind, "weight": w, "rank": None, "count": None, "outgoing": outgoing,
+                     "node": summary_from_key(other)} for _, other, w, kind in best[:k.limit]]
     return found
 
 

@@ -48,23 +48,21 @@ def types_for(kinds: Iterable[str] | None) -> list[str]:
     return [t for t in TRAVERSED if kinds & set(TRAVERSED_KINDS[t])]
 
 
-def pick_edges(groups: list[dict], per_node: int, per_kind: bool) -> list[dict]:
-    """A node's edges to follow, from its (type, kind, direction) groups, each strongest first.
+def pick_edges(groups: list[dict], per_node: int, per_kind: bool) -> list[tuple[dict, tuple]]:
+    """A node's edges to follow, as (group, end) pairs, from its (type, kind, direction) groups,
+    each strongest first (``ends``: (other key, weight, its properties or None, its label or None)).
 
     per_kind: each group is ranked on its own scale and all get their turn: the 1st edge of
     every group, then the 2nd, …, up to per_node edges per group (a virtual weight of 12 does not
     push every cosine and correlation out, and inputs stay beside outputs). Otherwise the
     per_node strongest by |weight| over all groups (ties by the other end's key)."""
     if per_kind:
-        lists = [g["edges"][:per_node] for g in groups]
-        return [g[i] for i in range(max(map(len, lists), default=0)) for g in lists if i < len(g)]
-    every = [e for g in groups for e in g["edges"]]
-    every.sort(key=lambda e: (-abs(float(e["weight"])), _other(e)))
+        lists = [(g, g["ends"][:per_node]) for g in groups]
+        return [(g, ends[i]) for i in range(max((len(e) for _, e in lists), default=0)) for g, ends in lists
+                if i < len(ends)]
+    every = [(g, end) for g in groups for end in g["ends"]]
+    every.sort(key=lambda p: (-abs(float(p[1][1])), p[1][0]))
     return every[:per_node]
-
-
-def _other(e: dict) -> str:
-    return e["other"] if "other" in e else e["node"]["key"]
 
 
 def _group_order(g: dict) -> tuple:
@@ -74,24 +72,27 @@ def _group_order(g: dict) -> tuple:
 async def _step(store: Store, frontier: list[str], *, types: list[str], kinds: list[str] | None,
                 min_weight: float | None, per_node: int) -> dict[str, list[dict]]:
     """Each frontier unit's groups, strongest first: from its neighbour list where it has one
-    (when the lists keep per_node edges per group), else from the graph. Edges read from lists
-    carry ``other`` (a key) where those from the graph carry ``node`` (its properties)."""
+    (when the lists keep per_node edges per group), else from the graph. Ends read from lists
+    carry no properties; those read from the graph carry the other unit's and its label."""
     by_key: dict[str, list[dict]] = {k: [] for k in frontier}
     stored = await store.neighbour_lists(frontier) if per_node <= DEFAULT_K else None
     rest = frontier
     if stored is not None and stored[0] >= per_node:
         rest = []
         kind_set = set(kinds) if kinds else None
+        type_set = set(types)
         for key, text in zip(frontier, stored[1]):
             if text is None:
                 rest.append(key)
             else:
-                by_key[key] = decode(text, key, set(types), kind_set, min_weight, per_node)
+                by_key[key] = [{**g, "ends": [(o, w, None, None) for o, w in g["ends"]]}
+                               for g in decode(text, key, type_set, kind_set, min_weight, per_node)]
     if rest:
         rows = await store.query("neighborhood_step", keys=rest, types=types,
                                  kinds=list(kinds) if kinds else None, min_weight=min_weight, per_node=per_node)
         for r in rows:
-            by_key[r["key"]].append(r)
+            by_key[r["key"]].append({"type": r["type"], "kind": r["kind"], "outgoing": r["outgoing"], "ends": [
+                (e["node"]["key"], e["weight"], e["node"], e["label"]) for e in r["edges"]]})
     for groups in by_key.values():
         groups.sort(key=_group_order)  # one order whichever way they came
     return by_key
@@ -110,37 +111,38 @@ async def neighborhood(store: Store, start: list[dict], *, depth: int = 1, kinds
     the frontier, so every unit's strongest edge is kept before any unit's second."""
     types = types_for(kinds)
     out = Fetched()
+    nodes, edges = out.nodes, out.edges
     for s in start:
-        out.nodes[s["key"]] = s
+        nodes[s["key"]] = s
     frontier = [s["key"] for s in start]
     for _ in range(depth):
         if not frontier:
             break
-        if len(out.nodes) >= max_nodes:  # full: a deeper level could add edges between them, no units
+        if len(nodes) >= max_nodes:  # full: a deeper level could add edges between them, no units
             out.truncated = True
             break
         by_key = await _step(store, frontier, types=types, kinds=kinds, min_weight=min_weight, per_node=per_node)
-        picks = [pick_edges(by_key[key], per_node, per_kind) for key in frontier]
+        picks = [[(key, g, end) for g, end in pick_edges(by_key[key], per_node, per_kind)] for key in frontier]
         nxt: list[str] = []
         # every unit's 1st pick, then every unit's 2nd, ...
-        for e in (p[i] for i in range(max(map(len, picks), default=0)) for p in picks if i < len(p)):
-            other = _other(e)
-            if other not in out.nodes:
-                if len(out.nodes) >= max_nodes:
+        for key, g, (other, weight, node, label) in (
+                p[i] for i in range(max(map(len, picks), default=0)) for p in picks if i < len(p)):
+            if other not in nodes:
+                if len(nodes) >= max_nodes:
                     out.truncated = True
                     continue
-                out.nodes[other] = {**e["node"], "_label": e["label"]} if "node" in e else {"key": other}
+                nodes[other] = {**node, "_label": label} if node is not None else {"key": other}
                 nxt.append(other)
-            ek = (e["source"], e["target"], e["type"], e.get("kind"))
-            out.edges[ek] = {"source": e["source"], "target": e["target"], "type": e["type"],
-                             "kind": e.get("kind"), "weight": float(e["weight"])}
-        bare = [k for k in nxt if "_label" not in out.nodes[k]]
+            source, target = (key, other) if g["outgoing"] else (other, key)
+            edges[(source, target, g["type"], g["kind"])] = {"source": source, "target": target, "type": g["type"],
+                                                             "kind": g["kind"], "weight": float(weight)}
+        bare = [k for k in nxt if "_label" not in nodes[k]]
         if bare and not props:
             for k in bare:
-                out.nodes[k] = {**summary_from_key(k), "_label": parse_key(k).label}
+                nodes[k] = {**summary_from_key(k), "_label": parse_key(k).label}
         elif bare:  # units reached through lists: their properties, as the graph gives them
             for r in await store.query("neighborhood_nodes", keys=bare):
-                out.nodes[r["node"]["key"]] = {**r["node"], "_label": r["label"]}
+                nodes[r["node"]["key"]] = {**r["node"], "_label": r["label"]}
         frontier = nxt
     return out
 
