@@ -133,7 +133,7 @@ async def build_neighbour_lists(store: Any, model: str, *, batch: int = 64, prog
         task = bar.add_task(f"neighbour lists of {model}", total=len(keys))
         for i in range(0, len(keys), batch):
             part = keys[i:i + batch]
-            rows = await store.query("neighbour_lists", keys=part, k=k)
+            rows = await store.query("neighbour_lists", keys=part, per_node=k)
             by_key: dict[str, list[dict]] = {key: [] for key in part}
             for r in rows:
                 by_key[r["key"]].append(r)
