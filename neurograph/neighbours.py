@@ -39,15 +39,18 @@ _TOUCHES = re.compile(r"\b(" + "|".join(TRAVERSED_KINDS) + r")\b|\bDELETE\b", re
 _UNIT_FIELDS = ("src", "dst", "neuron", "head")  # what the library's edge writers name their ends by
 
 
-def touched_units(text: str, params: dict[str, Any]) -> list[str] | None:
+def touched_units(text: str, params: dict[str, Any], result: list[dict] | None = None) -> list[str] | None:
     """The units whose lists a write statement may have made stale: [] none, None all.
 
-    A library statement that names no traversed type and deletes nothing touches none; one
-    whose rows name their ends (src/dst, neuron/head) touches those; anything else (a raw
-    statement, a delete by model) may have touched any edge."""
+    A library statement that names no traversed type and deletes nothing touches none; one that
+    returns the units it touched (a ``touched`` column of keys) touches those; one whose rows
+    name their ends (src/dst, neuron/head) touches those; anything else (a raw statement) may
+    have touched any edge."""
     library = text in _library_texts()
     if library and not _TOUCHES.search(text):
         return []
+    if library and result and all("touched" in r for r in result):
+        return list(dict.fromkeys(k for r in result for k in r["touched"] or ()))
     rows = params.get("rows")
     if library and "DELETE" not in text.upper() and isinstance(rows, list) and rows \
             and all(isinstance(r, dict) and any(f in r for f in _UNIT_FIELDS) for r in rows):

@@ -142,6 +142,12 @@ async def test_writes_forget_the_lists_they_make_stale(graph):
     assert lists[0] is None and lists[1] is None and lists[2] is not None
     sub = await neighborhood(store, [{"key": a, "_label": "Neuron"}], depth=1, per_node=1, kinds=["virtual"])
     assert (a, b, "COMPOSES", "virtual") in sub.edges  # read from the graph: the new edge is there
+    # A delete that says which units it touched (N2G's SIMILAR edges, recomputed) forgets those.
+    similar = await store.run("MATCH (x:Neuron)-[:SIMILAR]->(y:Neuron) RETURN x.key AS x, y.key AS y", {})
+    assert similar
+    await store.write("delete_similar_n2g", [{"model": MODEL}])
+    _, lists = await store.neighbour_lists([similar[0]["x"], similar[0]["y"], c])
+    assert lists[0] is None and lists[1] is None and lists[2] is not None
     # A statement the library does not know (a power user's) may touch anything: all go.
     await store.run("MATCH (x:Neuron {key: $c})-[e]->() SET e.weight = 0.0", {"c": c}, write=True)
     _, lists = await store.neighbour_lists([c])
