@@ -209,7 +209,14 @@ class Query:
         order_stat = await stat_name(info, m.name, order_by.stat, order_by.prop) if order_by else None
         if order_stat is None:
             al, ai = decode_cursor(after, 2) if after else (-1, -1)
-            rows = await store.query("neurons_page", stat=where_stat, after_layer=al, after_index=ai, **common)
+            # The page starts in the cursor's layer and mostly ends there: read that layer first
+            # (one layer's index range, not every later layer's), the later ones only if short.
+            here = max(al, lo)
+            rows = await store.query("neurons_page", stat=where_stat, after_layer=al, after_index=ai,
+                                     **{**common, "layer_max": min(here, hi)})
+            if len(rows) <= first and here < hi:
+                rows += await store.query("neurons_page", stat=where_stat, after_layer=here, after_index=1 << 62,
+                                          **{**common, "limit": first + 1 - len(rows)})
             items = [(encode_cursor(r["n"]["layer"], r["n"]["index"]), r["n"]) for r in rows]
         else:
             if w.min is not None or w.max is not None:
