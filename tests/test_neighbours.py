@@ -203,3 +203,26 @@ async def test_a_listing_reads_first_inputs_and_outputs_from_the_lists(graph, se
         assert any(e["node"]["outputs"]["edges"] for e in got["neurons"]["edges"])
         # Counts, pages and ranks need every edge: read from the graph as before.
         assert await ask(counted) == whole
+
+
+async def test_neuron_pages_run_across_layers_in_order(graph, settings):
+    """A page reads its cursor's layer first and the later layers only when it runs past it:
+    paging visits every neuron once, in (layer, index) order, whatever the page size."""
+    store = graph
+    want = [neuron_key(MODEL, l, i) for l in range(4) for i in range(24)]
+    query = ("query($first: Int!, $after: String, $layer: Int) { neurons(model: \"synth\", first: $first, "
+             "after: $after, layer: $layer) { pageInfo { hasNextPage endCursor } edges { node { key } } } }")
+    app = create_app(settings, store, web_dir=None, cache_entries=0)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        for first, layer in ((7, None), (24, None), (50, None), (5, 2)):
+            seen, after = [], None
+            while True:
+                body = (await client.post("/graphql", json={"query": query, "variables": {
+                    "first": first, "after": after, "layer": layer}})).json()
+                conn = body["data"]["neurons"]
+                seen += [e["node"]["key"] for e in conn["edges"]]
+                assert len(conn["edges"]) == first or not conn["pageInfo"]["hasNextPage"]
+                if not conn["pageInfo"]["hasNextPage"]:
+                    break
+                after = conn["pageInfo"]["endCursor"]
+            assert seen == [k for k in want if layer is None or k.startswith(f"{MODEL}/{layer}/")]
