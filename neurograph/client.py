@@ -121,11 +121,11 @@ class _Operations:
 
     @staticmethod
     def _neighborhood(id: str, depth: int = 1, kinds: list[str] | None = None, min_weight: float | None = None,
-                      per_node: int = 10):
-        q = ("query($id: ID!, $d: Int!, $k: [String!], $w: Float, $p: Int!) { neighborhood(id: $id, depth: $d, "
-             "kinds: $k, minWeight: $w, perNode: $p) { truncated nodes { id key label model layer index title } "
-             "edges { source target type kind weight } } }")
-        return (q, {"id": id, "d": depth, "k": kinds, "w": min_weight, "p": per_node},
+                      per_node: int = 10, max_nodes: int = 150):
+        q = ("query($id: ID!, $d: Int!, $k: [String!], $w: Float, $p: Int!, $m: Int!) { neighborhood(id: $id, "
+             "depth: $d, kinds: $k, minWeight: $w, perNode: $p, maxNodes: $m) { truncated "
+             "nodes { id key label model layer index title } edges { source target type kind weight } } }")
+        return (q, {"id": id, "d": depth, "k": kinds, "w": min_weight, "p": per_node, "m": max_nodes},
                 lambda d: Subgraph(d["neighborhood"]["nodes"], d["neighborhood"]["edges"],
                                    d["neighborhood"]["truncated"]))
 
@@ -188,12 +188,14 @@ class Client(_Operations):
         return self._do(self._examples(model, layer, index, kind, first))
 
     def neighborhood(self, id: str, depth: int = 1, kinds: list[str] | None = None,
-                     min_weight: float | None = None, per_node: int = 10) -> Subgraph:
-        return self._do(self._neighborhood(id, depth, kinds, min_weight, per_node))
+                     min_weight: float | None = None, per_node: int = 10, max_nodes: int = 150) -> Subgraph:
+        """At most ``max_nodes`` units (the server allows 2,000); ``truncated`` says when cut."""
+        return self._do(self._neighborhood(id, depth, kinds, min_weight, per_node, max_nodes))
 
     def neighborhood_graph(self, id: str, depth: int = 1, kinds: list[str] | None = None,
-                           min_weight: float | None = None, per_node: int = 10):  # -> networkx.DiGraph
-        return self.neighborhood(id, depth, kinds, min_weight, per_node).to_networkx()
+                           min_weight: float | None = None, per_node: int = 10,
+                           max_nodes: int = 150):  # -> networkx.DiGraph
+        return self.neighborhood(id, depth, kinds, min_weight, per_node, max_nodes).to_networkx()
 
     def available_stats(self, model: str) -> list[dict]:
         """The numeric columns a model's neurons carry (built-in and imported): name, stat, count, min, max."""
@@ -244,12 +246,12 @@ class AsyncClient(_Operations):
         return await self._do(self._examples(model, layer, index, kind, first))
 
     async def neighborhood(self, id: str, depth: int = 1, kinds: list[str] | None = None,
-                           min_weight: float | None = None, per_node: int = 10) -> Subgraph:
-        return await self._do(self._neighborhood(id, depth, kinds, min_weight, per_node))
+                           min_weight: float | None = None, per_node: int = 10, max_nodes: int = 150) -> Subgraph:
+        return await self._do(self._neighborhood(id, depth, kinds, min_weight, per_node, max_nodes))
 
     async def neighborhood_graph(self, id: str, depth: int = 1, kinds: list[str] | None = None,
-                                 min_weight: float | None = None, per_node: int = 10):
-        return (await self.neighborhood(id, depth, kinds, min_weight, per_node)).to_networkx()
+                                 min_weight: float | None = None, per_node: int = 10, max_nodes: int = 150):
+        return (await self.neighborhood(id, depth, kinds, min_weight, per_node, max_nodes)).to_networkx()
 
     async def available_stats(self, model: str) -> list[dict]:
         """The numeric columns a model's neurons carry (built-in and imported): name, stat, count, min, max."""

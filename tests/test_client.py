@@ -80,5 +80,8 @@ async def test_async_client_in_process(app):
         assert sub.edges and all(e["kind"] == "virtual" for e in sub.edges)
         g = await c.neighborhood_graph("synth/0/0", depth=1, kinds=["virtual"], per_node=3)
         assert set(g.nodes) == {x["key"] for x in sub.nodes}
+        wide = await c.neighborhood("synth/0/0", depth=2, per_node=3, max_nodes=2000)
+        cut = await c.neighborhood("synth/0/0", depth=2, per_node=3, max_nodes=5)
+        assert len(cut.nodes) == 5 < len(wide.nodes) and cut.truncated and not wide.truncated
         with pytest.raises(GraphQLRequestError, match="read-only"):
             await c.cypher("CREATE (:Neuron {key: 'x'})")
