@@ -7,7 +7,8 @@ directory another server uses) and measures, single client (p50 / p99) and at --
 keep-alive clients (req/s, p50, p99, errors):
 
 - neighbourhood at depth 2 and 3 with the variables the UI's neighbourhood view sends by default
-  (every edge type ticked, 3 edges per kind and direction, each kind ranked on its own);
+  (every edge type ticked, 3 edges per kind and direction, each kind ranked on its own; the
+  server's default node budget), through graphql/neighborhood.graphql;
 - a page of 50 neurons with their strongest inputs and outputs (graphql/neurons_page.graphql,
   the query a listing uses), each request another page;
 - the baseline: the UI's neuron page (graphql/neuron_page.graphql), pre-rendered beforehand for
