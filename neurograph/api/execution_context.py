@@ -7,12 +7,18 @@ and with objects of plain fields completed in one step.
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Any, Sequence
 
-from graphql import GraphQLObjectType, GraphQLResolveInfoHelpers, Undefined, get_nullable_type, is_leaf_type, is_non_null_type
+from graphql import (GraphQLBoolean, GraphQLFloat, GraphQLID, GraphQLObjectType, GraphQLResolveInfoHelpers,
+                     GraphQLString, Undefined, get_nullable_type, is_leaf_type, is_non_null_type)
 from graphql.pyutils import gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+
+# Scalars whose output coercion returns a value of this exact type unchanged (a float if finite).
+_AS_IS = {GraphQLString: str, GraphQLID: str, GraphQLFloat: float, GraphQLBoolean: bool}
 
 
 class AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -44,14 +50,21 @@ class AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
         plan = self._plan(return_type, field_details_list)
         if plan:
             out: dict[str, Any] = {}
-            for key, field, leaf, non_null in plan:
-                value = field.get_result(result, None, [], {})
+            for key, field, name, leaf, non_null in plan:
+                value = getattr(result, name) if name is not None else field.get_result(result, None, [], {})
                 if value is None:
                     if non_null:
                         break
                     out[key] = None
                     continue
-                coerced = leaf.coerce_output_value(value)
+                kind = _AS_IS.get(leaf)  # graphql-core's own scalars pass these through unchanged
+                if kind is not None and type(value) is kind and (kind is not float or math.isfinite(value)):
+                    out[key] = value
+                    continue
+                try:
+                    coerced = leaf.coerce_output_value(value)
+                except Exception:  # noqa: BLE001 - the general path raises it again, where it belongs
+                    break
                 if coerced is Undefined or coerced is None:
                     break
                 out[key] = coerced
@@ -78,7 +91,8 @@ class AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     or getattr(field_def.resolve, "__name__", "") != "_get_basic_result" or not is_leaf_type(leaf)):
                 plan = []
                 break
-            plan.append((key, sf, leaf, is_non_null_type(field_def.type)))
+            name = sf.python_name if sf.default_resolver is getattr else None  # else ask Strawberry's resolver
+            plan.append((key, sf, name, leaf, is_non_null_type(field_def.type)))
         else:
             plan = plan if not new_defer_usages else []
         self._plain[memo] = (field_details_list, tuple(plan))
