@@ -153,6 +153,26 @@ async def _lists_of(settings: Settings, model: str | None) -> list[dict]:
         await store.close()
 
 
+async def _lists_if_missing(settings: Settings) -> None:
+    """Make the neighbour lists of the models that have none (a graph built before them)."""
+    from .neighbours import unit_keys
+    from .store import open_store
+
+    store = await open_store(settings, schema=False)
+    try:
+        bare = []
+        for r in await store.query("models"):
+            keys = (await unit_keys(store, r["m"]["name"]))[:1]
+            stored = await store.neighbour_lists(keys) if keys else None
+            if stored is not None and stored[1] == [None]:
+                bare.append(r["m"]["name"])
+    finally:
+        await store.close()
+    for name in bare:
+        _console().print(f"making the neighbour lists of {name} (once; `neurograph neighbours` does it too)…")
+        await _lists_of(settings, name)
+
+
 async def _neighbours(args: argparse.Namespace, settings: Settings) -> int:
     _console().print_json(json.dumps(await _lists_of(settings, args.model)))
     return 0
@@ -344,6 +364,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_build(build_args, settings))
     else:
         _console().print("demo graph already built (use --rebuild to build again)")
+        asyncio.run(_lists_if_missing(settings))  # a graph built before they existed
     if args.no_serve:
         return 0
     return cmd_serve(args, settings)
