@@ -72,3 +72,68 @@ async def test_connectivity_lists_page_past_20_with_more(dense: str, page: Page,
     await page.locator(".tabs button[data-tab=outputs]").click()
     await expect(items).to_have_count(n_out)
     assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
+
+
+UNITS = "window.cy.nodes(\"[type != 'layer']\")"
+
+
+async def _columns(page: Page) -> dict[int, list[float]]:
+    """Each model layer's drawn units' x positions."""
+    cols = await page.evaluate(UNITS + ".map(n => [n.data('layer'), n.position('x')])")
+    out: dict[int, list[float]] = {}
+    for layer, x in cols:
+        out.setdefault(layer, []).append(x)
+    return out
+
+
+async def test_depth_2_neighbourhood_is_layered_and_folds_by_layer(dense: str, page: Page, store) -> None:
+    key = f"{MODEL}/1/5"
+    await page.goto(f"{dense}/#/neighborhood/{key}?depth=2")
+    await ready(page)
+    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy", timeout=60_000)
+    async with __import__("httpx").AsyncClient() as c:
+        api = (await c.post(f"{dense}/graphql", json={"query": "query($id: ID!) { neighborhood(id: $id, depth: 2, "
+                                                      "perNode: 3) { nodes { key layer } edges { source } } }",
+                                                      "variables": {"id": key}})).json()["data"]["neighborhood"]
+    n_units = len(api["nodes"])
+    assert n_units > 20 and await page.evaluate(UNITS + ".length") == n_units
+    # Layered: one column per model layer, in the model's order left to right: every unit of a
+    # layer lies left of every unit of the next, and a column is narrow beside the gap to the next
+    # (its units differ in size: the centre, heads).
+    await shot(page, "graph-02-layered")
+    cols = await _columns(page)
+    layers = sorted(cols)
+    assert layers == sorted({n["layer"] for n in api["nodes"]}) and len(layers) >= 3
+    gaps = [min(cols[b]) - max(cols[a]) for a, b in zip(layers, layers[1:])]
+    assert min(gaps) > 40, gaps
+    for layer in layers:
+        assert max(cols[layer]) - min(cols[layer]) < min(gaps) / 4, (layer, cols[layer], gaps)
+    before = await page.evaluate(UNITS + ".map(n => [n.id(), n.position('x'), n.position('y')])")
+
+    # Fold the busiest layer with its axis button: its units become one node with their count.
+    busiest = max(layers, key=lambda l: len(cols[l]))
+    in_layer = [n["key"] for n in api["nodes"] if n["layer"] == busiest]
+    label = page.locator(f".layer-label[data-layer='{busiest}']")
+    await label.click()
+    await expect(label).to_have_attribute("aria-pressed", "true")
+    assert await page.evaluate(UNITS + ".length") == n_units - len(in_layer)
+    box = f"window.cy.getElementById('layer:{busiest}')"
+    assert await page.evaluate(box + ".hasClass('cy-expand-collapse-collapsed-node')")
+    assert await page.evaluate(box + ".data('folded')") == f"layer {busiest}\n{len(in_layer)} units"
+    # Edges to the folded units now meet the summary node.
+    assert await page.evaluate(box + ".connectedEdges().length") > 0
+    assert await page.evaluate("ids => ids.every(id => window.cy.getElementById(id).empty())", in_layer)
+    await shot(page, "graph-03-folded")
+    # Fold a second layer by tapping its box, then unfold both: every unit back where it was.
+    other = next(l for l in layers if l != busiest)
+    await page.evaluate(f"window.cy.getElementById('layer:{other}').emit('tap')")
+    await expect(page.locator(f".layer-label[data-layer='{other}']")).to_have_attribute("aria-pressed", "true")
+    assert await page.evaluate(UNITS + ".length") == n_units - len(in_layer) - len(cols[other])
+    await label.click()
+    await page.evaluate(f"window.cy.getElementById('layer:{other}').emit('tap')")
+    await expect(label).to_have_attribute("aria-pressed", "false")
+    assert await page.evaluate(UNITS + ".length") == n_units
+    assert await page.evaluate("window.cy.edges().length") == len(api["edges"])
+    after = await page.evaluate(UNITS + ".map(n => [n.id(), n.position('x'), n.position('y')])")
+    assert sorted(after) == sorted(before)
+    assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
