@@ -145,6 +145,7 @@ export async function drawNeighborhood(container, { nodes, edges }, { onNavigate
   });
   live.add(cy);
   if (layered) {
+    container.style.visibility = "hidden"; // not the pile of unplaced nodes while ELK works
     // Only edges between layers shape the layout: one inside a layer would split its column.
     const between = cy.edges().filter((e) => e.source().data("layer") !== e.target().data("layer"));
     await new Promise((resolve) => {
@@ -160,6 +161,7 @@ export async function drawNeighborhood(container, { nodes, edges }, { onNavigate
       l.one("layoutstop", resolve);
       l.run();
     });
+    container.style.visibility = "";
     folding(cy);
     layerAxis(container, cy, layers);
   }
