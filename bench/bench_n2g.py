@@ -167,6 +167,47 @@ class LayerActivations:
             h.remove()
         return grabbed["x"]
 
+    def packed_layers(self, rows: list, want: dict[int, list[int]]) -> dict[int, np.ndarray]:
+        """{layer: activations [R, n, len(columns)]} of the asked columns of every asked layer for
+        packed token trees, from one forward pass stopped after the deepest layer asked."""
+        import torch
+
+        from loaders.n2g.batched import packed_inputs
+
+        ids, pos, mask = packed_inputs(rows, self.prefix, self.pad)
+        dtype = next(self.model.parameters()).dtype
+        add = torch.zeros(mask.shape, dtype=dtype).masked_fill_(torch.from_numpy(~mask), torch.finfo(dtype).min)
+        grabbed, hooks, last, P = {}, [], max(want), len(self.prefix)
+
+        def hook(layer: int, cols: list[int]):
+            idx = torch.tensor(cols, dtype=torch.long)
+
+            def fn(_mod, args):
+                grabbed[layer] = args[0][:, P:, :].index_select(-1, idx).float().numpy()
+                if layer == last:
+                    raise _Stop()
+            return fn
+
+        for layer, cols in want.items():
+            hooks.append(self.model.model.layers[layer].mlp.down_proj.register_forward_pre_hook(hook(layer, cols)))
+        self.tokens += int(ids.size)
+        try:
+            with torch.no_grad():
+                self.model.model(input_ids=torch.from_numpy(ids), position_ids=torch.from_numpy(pos),
+                                 attention_mask=add[:, None], use_cache=False)
+        except _Stop:
+            pass
+        finally:
+            for h in hooks:
+                h.remove()
+        return grabbed
+
+    def model_fn(self):
+        """The model-wide N2G function (loaders.n2g.run_model): every layer from one pass."""
+        fn = lambda seqs: (_ for _ in ()).throw(NotImplementedError("packed_layers only"))  # noqa: E731
+        fn.packed_layers = self.packed_layers
+        return fn
+
     def layer_fn(self, layer: int, packed: bool = True):
         """The batched N2G's layer function (with its packed mode unless ``packed`` is False)."""
         fn = lambda seqs: self(seqs, layer)  # noqa: E731
@@ -380,6 +421,11 @@ def main(argv: list[str] | None = None) -> dict:
                     help="new path: the LM substitutes come from the float32 model (activations stay in --dtype)")
     ap.add_argument("--no-pack", action="store_true",
                     help="new path: plain right-padded batches instead of packed token trees (shared prefixes once)")
+    ap.add_argument("--wide", type=int, default=0,
+                    help="new path model-wide (loaders.n2g.run_model): the first this many eligible neurons of every "
+                         "fitted layer (the sample among them) fitted together, every layer read from the same forward "
+                         "passes; neurons/s counts them all, F1 is scored on the sample")
+    ap.add_argument("--group", type=int, default=0, help="with --wide: neurons per run_model call (0: all at once)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores, 1 if the box is busy)")
     ap.add_argument("--seed", type=int, default=0)
@@ -458,14 +504,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     windows = corpus_windows(tok, a.contexts, a.length, a.seed)
     t1 = time.perf_counter()
-    key = f"interest-{a.layers}-{a.neurons_per_layer}-{a.contexts}-{a.length}-{a.top}-{a.seed}".replace(",", "_")
+    per_layer = max(a.neurons_per_layer, a.wide)
+    key = f"interest-{a.layers}-{per_layer}-{a.contexts}-{a.length}-{a.top}-{a.seed}".replace(",", "_")
     cached = CACHE / f"harvest-{key}.json"
     if cached.is_file():  # the same sample harvested before: compare fit settings quickly
         tops = {tuple(map(int, k.split("/"))): [tuple(x) for x in v] for k, v in json.loads(cached.read_text()).items()}
         neurons = {l: [i for l_, i in tops if l_ == l] for l in layers}  # most interesting first
     else:
         stats = scan(acts, windows, layers, a.batch)
-        neurons = interesting(stats, a.neurons_per_layer, a.top)
+        neurons = interesting(stats, per_layer, a.top)
         tops = harvest(acts, windows, stats, neurons, a.top, a.batch)
         del stats
         try:
@@ -473,6 +520,7 @@ def main(argv: list[str] | None = None) -> dict:
         except OSError:
             pass
     harvest_s = time.perf_counter() - t1
+    wide_neurons, neurons = neurons, {l: v[:a.neurons_per_layer] for l, v in neurons.items()}
     print(f"model {n_layers}x{d_mlp} loaded in {load_s:.1f}s ({a.threads} threads); harvested {len(windows)} windows x {a.length} tokens "
           f"for {sum(map(len, neurons.values()))} neurons in {harvest_s:.1f}s")
     print("neurons (most interesting first): " + "; ".join(f"L{l}: {', '.join(map(str, neurons[l]))}" for l in layers))
@@ -494,7 +542,8 @@ def main(argv: list[str] | None = None) -> dict:
         }
 
     fitted = layers if a.fit_layers is None else [l for l in layers if str(l) in a.fit_layers.split(",")]
-    examples = {(l, i): [Example(windows[w], a_) for mx, w, a_ in tops[(l, i)] if mx > 0] for l in fitted for i in neurons[l]}
+    examples = {(l, i): [Example(windows[w], a_) for mx, w, a_ in tops[(l, i)] if mx > 0]
+                for l in fitted for i in (wide_neurons if a.wide else neurons)[l]}
     fit_examples = {k: v for k, v in examples.items() if len(v) >= 2}
     paths = [p for p in ("old", "new") if p in a.paths.split(",")]
     batch_stats = LayerStats()
@@ -523,6 +572,8 @@ def main(argv: list[str] | None = None) -> dict:
                     r = run_neuron(fn, fit_examples[(l, i)], pad_token=mask_id, substitutes=subs, normalise=norm,
                                    sentence_end=sentence_ends(decode), config=cfg)
                     by_path[path].append(row(l, i, r, time.perf_counter() - ts, acts.tokens - tok_before))
+            elif a.wide:  # model-wide, after the layers (below)
+                continue
             else:  # batched: the sampled neurons of a layer share every forward pass, in --dtype
                 ts, tok_before = time.perf_counter(), new_acts.tokens
                 exs = {i: fit_examples[(l, i)] for i in neurons[l] if (l, i) in fit_examples}
@@ -540,12 +591,41 @@ def main(argv: list[str] | None = None) -> dict:
                                          if i in got else {"layer": l, "index": i,
                                                            "skipped": "fewer than 2 positive examples"})
             seconds[path] += time.perf_counter() - t2
+    wide_fitted = 0
+    if "new" in paths and a.wide:
+        from loaders.n2g import run_model
+
+        mfn = new_acts.model_fn()
+        if a.fast_stages:
+            fast = mfn
+            mfn = base_acts.model_fn()
+            mfn.by_stage = {st: fast for st in a.fast_stages.split(",")}
+        keys = [(l, i) for l in fitted for i in wide_neurons[l] if (l, i) in fit_examples]
+        # the order the pipeline fits them in: every layer's first, then every layer's second, ...
+        keys.sort(key=lambda k: (wide_neurons[k[0]].index(k[1]), k[0]))
+        size = a.group or len(keys)
+        got: dict = {}
+        t2 = time.perf_counter()
+        for s in track(range(0, len(keys), size), "N2G model-wide groups"):
+            got.update(run_model(mfn, {k: fit_examples[k] for k in keys[s:s + size]}, pad_token=mask_id,
+                                 substitutes=new_subs, normalise=norm, sentence_end=sentence_ends(decode), config=cfg,
+                                 stats=batch_stats))
+        seconds["new"] = time.perf_counter() - t2
+        wide_fitted = len(keys)
+        share = seconds["new"] / max(wide_fitted, 1)
+        for l in fitted:
+            for i in neurons[l]:
+                by_path["new"].append(row(l, i, got[(l, i)], share, batch_stats.tokens_run // max(wide_fitted, 1))
+                                      if (l, i) in got else {"layer": l, "index": i,
+                                                              "skipped": "fewer than 2 positive examples"})
     fit_s = sum(seconds.values())
 
     def table(path: str, per_neuron: list[dict]) -> dict:
         done = [r for r in per_neuron if "n2g" in r]
+        n_fit = wide_fitted if path == "new" and wide_fitted else len(done)
         print(f"\n[{path}] N2G vs token lookup, held-out firing tokens (normalised activation >= 0.5); "
-              f"{len(done)} neurons fitted in {seconds[path]:.1f}s ({len(done) / seconds[path]:.3f} neurons/s); "
+              f"{n_fit} neurons fitted in {seconds[path]:.1f}s ({n_fit / seconds[path]:.3f} neurons/s), "
+              f"{len(done)} scored; "
               f"n: neurons averaged, fire: firing held-out tokens in all\n")
         head = f"{'layer':>5} {'n':>3} {'fire':>5} | {'N2G P':>6} {'R':>5} {'F1':>5} | {'lookup P':>8} {'R':>5} {'F1':>5} | " \
                f"{'N2G-lookup F1 [95% CI]':>22} | {'>/=/<':>8} | {'non-firing F1 N2G/lookup':>24}"
@@ -580,10 +660,12 @@ def main(argv: list[str] | None = None) -> dict:
                    for r in by_path["new"] if "n2g" in r and (r["layer"], r["index"]) in old_rows)
         n_old = len(old_rows)
         n_new = sum("n2g" in r for r in by_path["new"])
+        n_new = wide_fitted or n_new  # model-wide: every neuron fitted counts, the sample is scored
         rate_old, rate_new = n_old / seconds["old"], n_new / seconds["new"]
         ci = "" if paired["ci"] is None else f" [{paired['ci'][0]:+.3f}, {paired['ci'][1]:+.3f}]"
         mean = "-" if paired["mean"] is None else f"{paired['mean']:+.3f}"
-        print(f"\nnew (batched, {a.dtype}) vs old (per neuron, float32), same neurons, this run: "
+        how = f"model-wide, {wide_fitted} neurons" if a.wide else "batched"
+        print(f"\nnew ({how}, {a.dtype}) vs old (per neuron, float32), same neurons, this run: "
               f"{rate_new:.3f} vs {rate_old:.3f} neurons/s = {rate_new / rate_old:.2f}x; "
               f"held-out firing F1 {summary['new']['all']['n2g']['firing']['f1']:.3f} vs "
               f"{summary['old']['all']['n2g']['firing']['f1']:.3f}, paired difference {mean}{ci}, "
