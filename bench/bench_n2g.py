@@ -32,6 +32,7 @@ forward pass after the layer it needs, so early layers cost little.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -546,6 +547,8 @@ def main(argv: list[str] | None = None) -> dict:
                 for l in fitted for i in (wide_neurons if a.wide else neurons)[l]}
     fit_examples = {k: v for k, v in examples.items() if len(v) >= 2}
     paths = [p for p in ("old", "new") if p in a.paths.split(",")]
+    # The per-neuron path as it was: it measured each pivot's full-context activation again.
+    old_cfg = dataclasses.replace(cfg, remeasure_full=True)
     batch_stats = LayerStats()
     new_model = model
     if "new" in paths and a.dtype != "float32":  # a second copy in --dtype (loaded outside the timing)
@@ -553,6 +556,10 @@ def main(argv: list[str] | None = None) -> dict:
         new_model.to(getattr(torch, a.dtype))
     by_path = {p: [] for p in paths}
     seconds = {p: 0.0 for p in paths}
+    # CPU seconds of this process beside wall time: on a shared machine the wall clock counts the
+    # other jobs' time too, CPU time only this path's (with --threads 1 it is the wall time of an
+    # idle core).
+    cpu = {p: 0.0 for p in paths}
     if "new" in paths:
         new_acts = LayerActivations(new_model, prefix, pad=acts.pad)
         base_acts = LayerActivations(model, prefix, pad=acts.pad)
@@ -561,7 +568,7 @@ def main(argv: list[str] | None = None) -> dict:
     # drifts, and interleaving lets both paths see the same drift.
     for n_l, l in enumerate(track(fitted, "N2G layers")):
         for path in (paths if n_l % 2 == 0 else paths[::-1]):
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             if path == "old":  # the per-neuron path: one neuron at a time, float32
                 for i in neurons[l]:
                     if (l, i) not in fit_examples:
@@ -570,7 +577,7 @@ def main(argv: list[str] | None = None) -> dict:
                     tok_before, ts = acts.tokens, time.perf_counter()
                     fn = (lambda l_, i_: (lambda seqs: acts(seqs, l_)[:, :, i_]))(l, i)
                     r = run_neuron(fn, fit_examples[(l, i)], pad_token=mask_id, substitutes=subs, normalise=norm,
-                                   sentence_end=sentence_ends(decode), config=cfg)
+                                   sentence_end=sentence_ends(decode), config=old_cfg)
                     by_path[path].append(row(l, i, r, time.perf_counter() - ts, acts.tokens - tok_before))
             elif a.wide:  # model-wide, after the layers (below)
                 continue
@@ -591,6 +598,7 @@ def main(argv: list[str] | None = None) -> dict:
                                          if i in got else {"layer": l, "index": i,
                                                            "skipped": "fewer than 2 positive examples"})
             seconds[path] += time.perf_counter() - t2
+            cpu[path] += time.process_time() - c2
     wide_fitted = 0
     if "new" in paths and a.wide:
         from loaders.n2g import run_model
@@ -605,12 +613,12 @@ def main(argv: list[str] | None = None) -> dict:
         keys.sort(key=lambda k: (wide_neurons[k[0]].index(k[1]), k[0]))
         size = a.group or len(keys)
         got: dict = {}
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         for s in track(range(0, len(keys), size), "N2G model-wide groups"):
             got.update(run_model(mfn, {k: fit_examples[k] for k in keys[s:s + size]}, pad_token=mask_id,
                                  substitutes=new_subs, normalise=norm, sentence_end=sentence_ends(decode), config=cfg,
                                  stats=batch_stats))
-        seconds["new"] = time.perf_counter() - t2
+        seconds["new"], cpu["new"] = time.perf_counter() - t2, time.process_time() - c2
         wide_fitted = len(keys)
         share = seconds["new"] / max(wide_fitted, 1)
         for l in fitted:
@@ -624,7 +632,8 @@ def main(argv: list[str] | None = None) -> dict:
         done = [r for r in per_neuron if "n2g" in r]
         n_fit = wide_fitted if path == "new" and wide_fitted else len(done)
         print(f"\n[{path}] N2G vs token lookup, held-out firing tokens (normalised activation >= 0.5); "
-              f"{n_fit} neurons fitted in {seconds[path]:.1f}s ({n_fit / seconds[path]:.3f} neurons/s), "
+              f"{n_fit} neurons fitted in {seconds[path]:.1f}s ({n_fit / seconds[path]:.3f} neurons/s; "
+              f"{cpu[path]:.1f} CPU s, {n_fit / max(cpu[path], 1e-9):.3f} neurons per CPU second), "
               f"{len(done)} scored; "
               f"n: neurons averaged, fire: firing held-out tokens in all\n")
         head = f"{'layer':>5} {'n':>3} {'fire':>5} | {'N2G P':>6} {'R':>5} {'F1':>5} | {'lookup P':>8} {'R':>5} {'F1':>5} | " \
@@ -662,6 +671,7 @@ def main(argv: list[str] | None = None) -> dict:
         n_new = sum("n2g" in r for r in by_path["new"])
         n_new = wide_fitted or n_new  # model-wide: every neuron fitted counts, the sample is scored
         rate_old, rate_new = n_old / seconds["old"], n_new / seconds["new"]
+        cpu_old, cpu_new = n_old / max(cpu["old"], 1e-9), n_new / max(cpu["new"], 1e-9)
         ci = "" if paired["ci"] is None else f" [{paired['ci'][0]:+.3f}, {paired['ci'][1]:+.3f}]"
         mean = "-" if paired["mean"] is None else f"{paired['mean']:+.3f}"
         how = f"model-wide, {wide_fitted} neurons" if a.wide else "batched"
@@ -669,12 +679,17 @@ def main(argv: list[str] | None = None) -> dict:
               f"{rate_new:.3f} vs {rate_old:.3f} neurons/s = {rate_new / rate_old:.2f}x; "
               f"held-out firing F1 {summary['new']['all']['n2g']['firing']['f1']:.3f} vs "
               f"{summary['old']['all']['n2g']['firing']['f1']:.3f}, paired difference {mean}{ci}, "
-              f"new >/=/< old: {'/'.join(map(str, paired['signs']))}; identical graphs {same}/{n_new}")
+              f"new >/=/< old: {'/'.join(map(str, paired['signs']))}; identical graphs {same}/{len(pairs)}")
+        print(f"per CPU second (this process's CPU time, robust to other jobs): {cpu_new:.3f} vs {cpu_old:.3f} "
+              f"neurons = {cpu_new / cpu_old:.2f}x")
         print(f"batched pass: {batch_stats.tokens_asked} tokens asked, {batch_stats.tokens_run} run "
               f"({batch_stats.seqs_asked} -> {batch_stats.seqs_run} sequences), {batch_stats.forwards} forward calls, "
               f"{batch_stats.forward_s:.1f}s forward + {batch_stats.substitute_s:.1f}s substitutes; tokens asked per "
               f"round of the last layer: {[t for t, _ in batch_stats.per_round[-12:]]}")
+        print("by stage (tokens asked, tokens run, forward s): " + "; ".join(
+            f"{st} {int(v[0])} {int(v[1])} {v[2]:.1f}s" for st, v in sorted(batch_stats.by_stage.items())))
         summary["new_vs_old"] = {"neurons_per_s": {"old": rate_old, "new": rate_new, "ratio": rate_new / rate_old},
+                                 "neurons_per_cpu_s": {"old": cpu_old, "new": cpu_new, "ratio": cpu_new / cpu_old},
                                  "paired_f1": paired, "identical_graphs": same}
     per_neuron = [dict(r, path=p) for p in paths for r in by_path[p]]
     out = {"args": {k: str(v) for k, v in vars(a).items()}, "load_s": load_s, "harvest_s": harvest_s,

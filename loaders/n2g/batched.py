@@ -52,6 +52,7 @@ class LayerStats:
     substitute_s: float = 0.0
     failed: dict[Hashable, str] = field(default_factory=dict)
     per_round: list[tuple[int, int]] = field(default_factory=list)  # (tokens asked, tokens run) per round
+    by_stage: dict[str, list[float]] = field(default_factory=dict)  # stage -> [tokens asked, tokens run, forward s]
 
     def add(self, other: "LayerStats") -> None:
         for k in ("neurons", "rounds", "seqs_asked", "tokens_asked", "seqs_run", "tokens_run", "forwards"):
@@ -60,6 +61,8 @@ class LayerStats:
         self.substitute_s += other.substitute_s
         self.failed.update(other.failed)
         self.per_round += other.per_round
+        for stage, v in other.by_stage.items():
+            self.by_stage[stage] = [a + b for a, b in zip(self.by_stage.get(stage, [0, 0, 0.0]), v)]
 
 
 def _cover(seqs: Sequence[tuple[int, ...]]) -> list[tuple[int, int]]:
@@ -252,6 +255,16 @@ def _run_packed(packed: Callable[..., Any], seqs: list[tuple[int, ...]], cols: d
     sequence's needed columns: ``packed(rows)`` gives [R, n, d_mlp] per row slot; with
     ``layered``, columns are (layer, neuron) and ``packed(rows, want)`` gives {layer: [R, n,
     len(want[layer])]} for the union of the chunk's columns, so a pass serves every layer."""
+    if layered:
+        # A pass runs up to the deepest layer of its chunk: sequences are packed with the ones
+        # that stop at the same layer, or a layer-0 variant would pay for 30 layers.
+        depth: dict[int, list[int]] = {}
+        for r, c in cols.items():
+            depth.setdefault(max(int(layer) for layer, _ in c), []).append(r)
+        if len(depth) > 1:
+            for runs_at in depth.values():
+                _run_packed(packed, seqs, {r: cols[r] for r in runs_at}, got, batch_size, batch_tokens, stats, True)
+            return
     runs = list(cols)
     rows, where = pack([seqs[r] for r in runs], max_row=max(32, batch_tokens // 16))
     in_row: dict[int, list[int]] = {}
@@ -343,8 +356,11 @@ def run_fits(layer_fn: LayerFn, fits: Mapping[Hashable, tuple[int, Steps]], *,
         by_stage = getattr(layer_fn, "by_stage", None) or {}
         for stage in sorted({r.stage for _, r in needs.values()}):
             group = {fid: (c, r) for fid, (c, r) in needs.items() if r.stage == stage}
+            before = (stats.tokens_asked, stats.tokens_run, stats.forward_s)
             answers.update(answer_needs(by_stage.get(stage, layer_fn), group, batch_size=batch_size,
                                         batch_tokens=batch_tokens, stats=stats))
+            now = (stats.tokens_asked, stats.tokens_run, stats.forward_s)
+            stats.by_stage[stage] = [t + (b - a) for t, a, b in zip(stats.by_stage.get(stage, [0, 0, 0.0]), before, now)]
         if asks:
             if substitutes is None:
                 raise ValueError("the fit asked for substitutes but no SubstituteFn was given")
