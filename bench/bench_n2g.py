@@ -143,30 +143,7 @@ class LayerActivations:
         """``layer``'s activations [R, n, d_mlp] for packed token trees (loaders.n2g.batched.pack),
         each row after the prefix: one 4D attention mask lets every variant see only its own
         tokens, so a prefix shared by many variants runs once."""
-        import torch
-
-        from loaders.n2g.batched import packed_inputs
-
-        ids, pos, mask = packed_inputs(rows, self.prefix, self.pad)
-        dtype = next(self.model.parameters()).dtype
-        add = torch.zeros(mask.shape, dtype=dtype).masked_fill_(torch.from_numpy(~mask), torch.finfo(dtype).min)
-        grabbed = {}
-
-        def fn(_mod, args):
-            grabbed["x"] = args[0][:, len(self.prefix):, :].float().numpy()
-            raise _Stop()
-
-        h = self.model.model.layers[layer].mlp.down_proj.register_forward_pre_hook(fn)
-        self.tokens += int(ids.size)
-        try:
-            with torch.no_grad():
-                self.model.model(input_ids=torch.from_numpy(ids), position_ids=torch.from_numpy(pos),
-                                 attention_mask=add[:, None], use_cache=False)
-        except _Stop:
-            pass
-        finally:
-            h.remove()
-        return grabbed["x"]
+        return self.packed_layers(rows, {layer: list(range(self.model.config.intermediate_size))})[layer]
 
     def packed_layers(self, rows: list, want: dict[int, list[int]]) -> dict[int, np.ndarray]:
         """{layer: activations [R, n, len(columns)]} of the asked columns of every asked layer for

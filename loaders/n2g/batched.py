@@ -377,17 +377,9 @@ def run_layer(layer_fn: LayerFn, examples: Mapping[int, Sequence[Example]], *, p
     """:func:`loaders.n2g.run_neuron` for many neurons of one layer (``examples``: neuron index
     -> its top examples), their forward passes shared. Returns index -> result, or the
     ValueError of a neuron that has nothing to fit."""
-    stats = stats if stats is not None else LayerStats()
-    fits = {i: (i, run_steps(exs, pad_token=pad_token, substitute=substitutes is not None, normalise=normalise,
-                             sentence_end=sentence_end, config=config))
-            for i, exs in examples.items()}
-    stats.neurons += len(fits)
-    out = run_fits(layer_fn, fits, substitutes=substitutes, batch_size=config.batch_size,
-                   batch_tokens=batch_tokens, stats=stats)
-    for i, r in out.items():
-        if isinstance(r, Exception):
-            stats.failed[i] = str(r)
-    return out
+    return _run_many(layer_fn, examples, lambda i: i, pad_token=pad_token, substitutes=substitutes,
+                     normalise=normalise, sentence_end=sentence_end, config=config, batch_tokens=batch_tokens,
+                     stats=stats)
 
 
 def run_model(model_fn: LayerFn, examples: Mapping[tuple[int, int], Sequence[Example]], *, pad_token: int,
@@ -401,14 +393,23 @@ def run_model(model_fn: LayerFn, examples: Mapping[tuple[int, int], Sequence[Exa
     masking and substitution variants are the same sequences and run once."""
     if getattr(model_fn, "packed_layers", None) is None:
         raise ValueError("run_model needs a model function with packed_layers(rows, want)")
+    return _run_many(model_fn, examples, lambda key: (int(key[0]), int(key[1])), pad_token=pad_token,
+                     substitutes=substitutes, normalise=normalise, sentence_end=sentence_end, config=config,
+                     batch_tokens=batch_tokens, stats=stats)
+
+
+def _run_many(fn: LayerFn, examples: Mapping[Hashable, Sequence[Example]], column: Callable[[Any], Hashable], *,
+              pad_token: int, substitutes: SubstituteFn | None, normalise: Callable[[int], Hashable] | None,
+              sentence_end: Callable[[int], bool] | None, config: N2GConfig, batch_tokens: int,
+              stats: LayerStats | None) -> dict[Hashable, Any]:
+    """The fits of many neurons in lockstep; ``column(key)``: the key's column in ``fn``'s output."""
     stats = stats if stats is not None else LayerStats()
-    fits = {key: ((int(key[0]), int(key[1])),
-                  run_steps(exs, pad_token=pad_token, substitute=substitutes is not None, normalise=normalise,
-                            sentence_end=sentence_end, config=config))
+    fits = {key: (column(key), run_steps(exs, pad_token=pad_token, substitute=substitutes is not None,
+                                         normalise=normalise, sentence_end=sentence_end, config=config))
             for key, exs in examples.items()}
     stats.neurons += len(fits)
-    out = run_fits(model_fn, fits, substitutes=substitutes, batch_size=config.batch_size,
-                   batch_tokens=batch_tokens, stats=stats)
+    out = run_fits(fn, fits, substitutes=substitutes, batch_size=config.batch_size, batch_tokens=batch_tokens,
+                   stats=stats)
     for key, r in out.items():
         if isinstance(r, Exception):
             stats.failed[key] = str(r)
