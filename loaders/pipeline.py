@@ -115,7 +115,7 @@ async def n2g_order(store: Store, model: str, n_layers: int, layers: Sequence[in
 
 
 async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, layers: Sequence[int] | None = None,
-                  top_k: int = 20, group: int = 256, force: bool = False, progress: bool = True,
+                  top_k: int = 20, group: int = 64, force: bool = False, progress: bool = True,
                   similar_every_s: float | None = None, fast: Any = None) -> dict[str, Any]:
     """The N2G step: pattern graphs for the ``n2g_neurons`` most interesting neurons of each
     layer (None: every neuron, the most interesting of every layer first), fitted ``group``
@@ -184,7 +184,7 @@ async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, lay
 
 
 async def n2g(settings: Settings, *, model: str = "smollm2-135m", n2g_neurons: int | None = None,
-              layers: Sequence[int] | None = None, device: Any = "cpu", dtype: Any = None, group: int = 256,
+              layers: Sequence[int] | None = None, device: Any = "cpu", dtype: Any = None, group: int = 64,
               top_k: int = 20, force: bool = False, progress: bool = True,
               similar_every_s: float | None = 1800.0, store: Store | None = None,
               fast_dtype: Any = None) -> dict[str, Any]:
@@ -223,7 +223,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
                 n_tokens: int = 65536, ctx_len: int = 64, top_k: int = 20, edge_k: int = 10,
                 analyses: Iterable[str] = ANALYSES, layers: Sequence[int] | None = None,
                 n2g_neurons: int | None = 8, batch_size: int = 8, corr_tokens: int | None = None,
-                store: Store | None = None, device: Any = "cpu", dtype: Any = None, n2g_group: int = 256,
+                store: Store | None = None, device: Any = "cpu", dtype: Any = None, n2g_group: int = 64,
                 random_k: int = 0,
                 loaded: Any = None, progress: bool = True) -> dict[str, Any]:
     """Run the chosen analyses of ``model`` over ``n_tokens`` of ``dataset`` into the graph.
