@@ -397,7 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a second copy of the model in this precision runs the prune, base and substitution "
                          "stages and the substitutes; masking importance stays in --dtype (bench_n2g: bfloat16 "
                          "there kept held-out F1, -.001 [-.003, +.000]; auto: bfloat16 where it is fast)")
-    ng.add_argument("--group", type=int, default=64, help="neurons of a layer fitted together")
+    ng.add_argument("--group", type=int, default=64,
+                    help="neurons fitted together, of any layers: every layer is read from the same forward passes "
+                         "(more share more, and hold more memory)")
     ng.add_argument("--top-k", type=int, default=20, help="top examples per neuron (half train, half held out)")
     ng.add_argument("--force", action="store_true", help="refit neurons that already have a pattern graph")
     ng.add_argument("--quiet", action="store_true", help="no progress bar")
