@@ -282,10 +282,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# The demo's corpus circuits, run in the background before N2G (bounded: ~3 s a prompt on one
+# loaded core, bench_attribution --corpus-len 16 --max-neurons 64 --threads 1; skipped once stored).
+DEMO_CIRCUITS = ["circuits", "--prompts", "256", "--prompt-len", "16", "--max-neurons", "64", "--threads", "1",
+                 "--quiet"]
+
+
 def _start_n2g_background(settings: Settings, model: str) -> "subprocess.Popen | None":
-    """``neurograph n2g --neurons all`` in a separate, lower-priority process (the API process
-    never imports torch): every neuron's pattern graph, the most interesting first, stored as it
-    goes and resumed at the next start. Its log is ``<data dir>/n2g-background.log``."""
+    """One separate, lower-priority process (the API process never imports torch) that runs the
+    corpus circuits (``neurograph circuits``, bounded), then ``neurograph n2g --neurons all``:
+    every neuron's pattern graph, the most interesting first. Both store as they go and resume at
+    the next start. Its log is ``<data dir>/n2g-background.log``."""
     log_path = Path(settings.data_dir) / "n2g-background.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # float32 masking importance, the rest in bfloat16 where that is fast: every stage in bfloat16
@@ -294,12 +301,21 @@ def _start_n2g_background(settings: Settings, model: str) -> "subprocess.Popen |
            "--dtype", "float32", "--fast-dtype", "auto", "--quiet"]
     out = open(log_path, "ab")
     try:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(_background_steps(model, cmd), stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL,
                                 preexec_fn=(lambda: os.nice(10)) if hasattr(os, "nice") else None)
     finally:
         out.close()
-    _console().print(f"N2G for every neuron continues in the background (pid {proc.pid}; log {log_path})")
+    _console().print(f"corpus circuits, then N2G for every neuron, continue in the background (pid {proc.pid}; "
+                     f"log {log_path})")
     return proc
+
+
+def _background_steps(model: str, *then: list[str]) -> list[str]:
+    """The command of one process (neurograph.background) that runs the demo's corpus circuits,
+    then the commands ``then``, one after another."""
+    circuits = [sys.executable, "-m", "neurograph", DEMO_CIRCUITS[0], model, *DEMO_CIRCUITS[1:]]
+    return [sys.executable, "-m", "neurograph.background", json.dumps([circuits, *then])]
 
 
 async def _demo_needs_build(settings: Settings) -> bool:

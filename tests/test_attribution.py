@@ -5,6 +5,7 @@ circuits are stored and queryable, and on SmolLM2 a prompt's graph reaches its p
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import httpx
@@ -210,3 +211,28 @@ async def test_smollm2_graph_reaches_the_predicted_token_and_is_stored(store):
     rows = await store.run("MATCH (:Trace {key: $k})-[:HAS_NODE]->(:TraceNode)-[:INSTANCE_OF]->(x:Neuron) "
                            "RETURN count(DISTINCT x) AS n", {"k": key})
     assert rows[0]["n"] == len({(n["layer"], n["index"]) for n in d["nodes"] if n["kind"] == "neuron"})
+
+
+async def test_corpus_circuits_resume_from_their_checkpoint(store, tmp_path):
+    """Graphs already in the checkpoint are not made again (a marked graph's edge is merged as
+    it is); a half-written last line (a killed run) is made again; the checkpoint goes when the
+    edges are stored."""
+    model = tiny_model(seed=3)
+    name = model.name
+    await write_synthetic_graph(store, name, n_layers=model.info.n_layers, d_mlp=model.info.d_mlp, n_heads=0,
+                                d_vocab=50, k=2, n_examples=1)
+    from loaders.attribution import corpus_prompts
+
+    first = attribute(model, corpus_prompts(model, 1, 10)[0], None, max_neurons=20, max_tokens=18).as_dict()
+    first["nodes"] = [{"id": "a", "kind": "neuron", "layer": 0, "index": 7}, {"id": "b", "kind": "neuron", "layer": 1,
+                                                                              "index": 9}]
+    first["edges"] = [{"source": "a", "target": "b", "weight": 300.0}]  # a mark no real graph has
+    path = tmp_path / "circuits.jsonl"
+    path.write_text(json.dumps(first) + "\n" + json.dumps(first)[:40])
+    summary = await corpus_circuits(store, model, n_prompts=3, prompt_len=10, max_neurons=20, checkpoint=path,
+                                    progress=False)
+    assert summary["prompts"] == 3 and not path.exists()
+    [row] = await store.run("MATCH (:Neuron {key: $a})-[e:ATTRIBUTES_TO]->(:Neuron {key: $b}) RETURN e.mean AS mean, "
+                            "e.count AS count, e.prompts AS prompts",
+                            {"a": neuron_key(name, 0, 7), "b": neuron_key(name, 1, 9)})
+    assert row["prompts"] == 3 and row["count"] >= 1 and row["mean"] >= 100.0
