@@ -278,8 +278,9 @@ async def corpus_circuits(store: Any, model: LoadedModel, *, graph_model: str | 
     import json
     from pathlib import Path
 
-    from neurograph.domain import model_key
+    from neurograph.domain import CIRCUIT_TOPOLOGY_KINDS, CIRCUIT_TOPOLOGY_PREFIX, model_key
     from neurograph.progress import track
+    from neurograph.topology import compute_topology
     from neurograph.traces import save_corpus_circuits
 
     name = graph_model or model.name
@@ -321,4 +322,9 @@ async def corpus_circuits(store: Any, model: LoadedModel, *, graph_model: str | 
     if path is not None and path.exists():
         path.unlink()
     [state] = await store.query("model_circuits_state", model=model_key(name))  # edges as stored
-    return {"prompts": len(graphs), "neuron_edges": state["neuron_edges"], "token_edges": state["token_edges"]}
+    # roles and communities over the circuits, beside those over the weights (small: a few
+    # thousand edges, every one kept)
+    topo = await compute_topology(store, name, kinds=CIRCUIT_TOPOLOGY_KINDS, prefix=CIRCUIT_TOPOLOGY_PREFIX,
+                                  per_node=None)
+    return {"prompts": len(graphs), "neuron_edges": state["neuron_edges"], "token_edges": state["token_edges"],
+            "topology": {x: topo[x] for x in ("nodes", "edges", "communities", "roles")}}

@@ -229,10 +229,13 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
 async def _topology(args: argparse.Namespace, settings: Settings) -> int:
     from .topology import compute_topology
 
+    from .domain import CIRCUIT_TOPOLOGY_KINDS, CIRCUIT_TOPOLOGY_PREFIX
+
+    kinds, prefix = (CIRCUIT_TOPOLOGY_KINDS, CIRCUIT_TOPOLOGY_PREFIX) if args.circuits else (args.kinds, "")
     return await _summarise(settings, lambda store: compute_topology(
-        store, args.model, kinds=args.kinds, min_weight=args.min_weight, per_node=args.per_node or None,
+        store, args.model, kinds=kinds, min_weight=args.min_weight, per_node=args.per_node or None,
         betweenness_k=args.betweenness_k or None,
-        seed=args.seed, progress=True), schema=False)
+        seed=args.seed, prefix=prefix, progress=True), schema=False)
 
 
 async def _pages(args: argparse.Namespace, settings: Settings) -> int:
@@ -444,6 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--betweenness-k", type=int, default=32,
                     help="betweenness from this many sampled sources (0: exact, slow on a whole model)")
     tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--circuits", action="store_true",
+                    help="analyse the corpus circuits (ATTRIBUTES_TO) instead, stored as circuit_role, "
+                         "circuit_community, ... (`neurograph circuits` does it after each run)")
 
     cc = sub.add_parser("circuits", help="attribution graphs over corpus prompts, merged into ATTRIBUTES_TO edges")
     cc.add_argument("model", help="the model to run (e.g. smollm2-135m), whose graph it writes into")

@@ -156,6 +156,11 @@ async def test_traces_and_corpus_circuits_are_stored_and_served(store, settings,
     [row] = await store.run("MATCH (:Neuron {model: $m})-[e:ATTRIBUTES_TO]->() RETURN count(e) AS n, "
                             "min(e.prompts) AS lo, max(e.prompts) AS hi", {"m": name})
     assert row == {"n": summary["neuron_edges"] + summary["token_edges"], "lo": 6, "hi": 6}
+    # roles and communities over the circuits, stored beside the others
+    [topo] = await store.run("MATCH (n:Neuron {model: $m}) RETURN count(n.circuit_role) AS roles, "
+                             "count(n.circuit_community) AS communities", {"m": name})
+    assert topo == {"roles": summary["topology"]["nodes"], "communities": summary["topology"]["nodes"]} != {
+        "roles": 0, "communities": 0}
     again = await corpus_circuits(store, model, n_prompts=6, prompt_len=12, max_neurons=40, progress=False)
     assert again["skipped"] and again["neuron_edges"] == summary["neuron_edges"]
     app = create_app(settings, store, web_dir=None, cache_entries=0)
