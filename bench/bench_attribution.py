@@ -26,7 +26,7 @@ PROMPTS = ["The capital of France is", "In the beginning God created the heaven 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="smollm2-135m", help="smollm2-135m, or tiny")
+    ap.add_argument("--model", default="smollm2-135m", help="smollm2-135m, tiny (Llama-style) or tiny-gelu (GPT-2-style)")
     ap.add_argument("--prompts", type=int, default=4)
     ap.add_argument("--max-neurons", type=int, default=200)
     ap.add_argument("--corpus-len", type=int, default=0,
@@ -35,7 +35,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    model = tiny_model() if a.model == "tiny" else load_model(a.model)
+    model = tiny_model(gated=a.model == "tiny") if a.model in ("tiny", "tiny-gelu") else load_model(a.model)
     prompts = corpus_prompts(model, a.prompts, a.corpus_len) if a.corpus_len else (PROMPTS * 4)[: a.prompts]
     time_forward_backward(model, PROMPTS[0])  # warm up
     rows = []
