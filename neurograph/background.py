@@ -5,7 +5,8 @@ circuits, then N2G for every neuron) while it serves.
 
 Each step is a child process, so a finished step's memory (a model, its activations) is freed
 before the next starts. Every step is resumable, so a step that fails is logged and the next one
-runs; the next start retries it. SIGTERM (serve exiting) stops the running step and the rest.
+runs; the next start retries it. SIGTERM (serve exiting) or SIGINT stops the running step and the
+rest.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def run_steps(steps: list[list[str]]) -> int:
         sys.exit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # Ctrl-C on serve reaches its whole process group: same clean stop
     failed = 0
     for step in steps:
         t0 = time.monotonic()
