@@ -292,18 +292,20 @@ async def corpus_circuits(store: Any, model: LoadedModel, *, graph_model: str | 
         return {"prompts": n_prompts, "neuron_edges": state["neuron_edges"], "token_edges": state["token_edges"],
                 "skipped": "already computed with these settings"}
     path = Path(checkpoint) if checkpoint else None
+    prompts = corpus_prompts(model, n_prompts, prompt_len)
     graphs: list[AttributionGraph] = []
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():  # a line per finished graph; a half-written last line (killed) is made again
-            for line in path.read_text().splitlines():
+            for line, prompt in zip(path.read_text().splitlines(), prompts):
                 try:
-                    graphs.append(AttributionGraph(**json.loads(line)))
+                    g = AttributionGraph(**json.loads(line))
                 except (ValueError, TypeError):
                     break
-            graphs = [g for g in graphs if g.candidates <= max_neurons][:n_prompts]
+                if g.prompt != prompt or g.candidates > max_neurons:  # another run's settings: from here on anew
+                    break
+                graphs.append(g)
             path.write_text("".join(json.dumps(g.as_dict()) + "\n" for g in graphs))
-    prompts = corpus_prompts(model, n_prompts, prompt_len)
     out = path.open("a") if path is not None else None
     try:
         for text in track(prompts[len(graphs):], "attribution graphs", total=len(prompts) - len(graphs),

@@ -234,6 +234,13 @@ async def test_corpus_circuits_resume_from_their_checkpoint(store, tmp_path):
     first["edges"] = [{"source": "a", "target": "b", "weight": 300.0}]  # a mark no real graph has
     path = tmp_path / "circuits.jsonl"
     path.write_text(json.dumps(first) + "\n" + json.dumps(first)[:40])
+    # another prompt length's checkpoint is not taken for this run's: the graph is made anew
+    await corpus_circuits(store, model, n_prompts=1, prompt_len=12, max_neurons=20, checkpoint=path, progress=False)
+    assert not path.exists()
+    [other] = await store.run("MATCH (:Neuron {model: $m})-[e:ATTRIBUTES_TO]->() RETURN count(e) AS n, "
+                              "max(abs(e.mean)) AS top", {"m": name})
+    assert other["n"] > 0 and other["top"] < 100.0  # no trace of the mark
+    path.write_text(json.dumps(first) + "\n" + json.dumps(first)[:40])
     summary = await corpus_circuits(store, model, n_prompts=3, prompt_len=10, max_neurons=20, checkpoint=path,
                                     progress=False)
     assert summary["prompts"] == 3 and not path.exists()
