@@ -26,7 +26,8 @@ PROMPTS = ["The capital of France is", "In the beginning God created the heaven 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="smollm2-135m", help="smollm2-135m, tiny (Llama-style) or tiny-gelu (GPT-2-style)")
+    ap.add_argument("--model", default="smollm2-135m",
+                    help="smollm2-135m, tiny (Llama-style) or tiny-gelu (GPT-2-style)")
     ap.add_argument("--prompts", type=int, default=4)
     ap.add_argument("--max-neurons", type=int, default=200)
     ap.add_argument("--corpus-len", type=int, default=0,
@@ -48,7 +49,8 @@ def main() -> None:
         print(f"{len(g.tokens):3d} tokens -> {g.target!r}: {took:.2f} s vs forward+backward {base:.3f} s "
               f"(ratio {took / base:.1f}); {len(g.nodes)} nodes, {len(g.edges)} edges kept of {g.candidates} candidates")
     took, base = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
-    print(f"median: {took:.2f} s per prompt vs {base:.3f} s (ratio {took / base:.1f}; {torch.get_num_threads()} threads); "
+    print(f"median: {took:.2f} s per prompt vs {base:.3f} s (ratio {took / base:.1f}; "
+          f"{torch.get_num_threads()} threads); "
           f"a graph needs 1 + ceil(candidates / 32) batched backward passes")
 
 

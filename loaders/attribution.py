@@ -253,8 +253,8 @@ def time_forward_backward(model: LoadedModel, prompt: str) -> float:
     return time.perf_counter() - t0
 
 
-__all__ = ["AttributionError", "AttributionGraph", "attribute", "corpus_circuits", "corpus_prompts", "frozen_forward",
-           "merge_graphs"]
+__all__ = ["AttributionError", "AttributionGraph", "attribute", "corpus_circuits", "corpus_prompts",
+           "frozen_forward", "merge_graphs"]
 
 
 def corpus_prompts(model: LoadedModel, n_prompts: int, prompt_len: int) -> list[str]:
@@ -264,7 +264,8 @@ def corpus_prompts(model: LoadedModel, n_prompts: int, prompt_len: int) -> list[
 
     ctx = corpus_contexts(model, "default", n_tokens=n_prompts * prompt_len, ctx_len=prompt_len)
     bos = model.bos_token_id
-    return [model.tokenizer.decode(row[1:] if row and row[0] == bos else row) for row in ctx.tokens[:n_prompts].tolist()]
+    rows = ctx.tokens[:n_prompts].tolist()
+    return [model.tokenizer.decode(row[1:] if row and row[0] == bos else row) for row in rows]
 
 
 async def corpus_circuits(store: Any, model: LoadedModel, *, graph_model: str | None = None, n_prompts: int = 256,
@@ -320,7 +321,8 @@ async def corpus_circuits(store: Any, model: LoadedModel, *, graph_model: str | 
             out.close()
     neuron_edges, token_edges = merge_graphs(graphs)
     await save_corpus_circuits(store, name, neuron_edges, token_edges, k=k)
-    await store.query("set_model_props", key=model_key(name), props={"circuits": json.dumps(settings, sort_keys=True)})
+    await store.query("set_model_props", key=model_key(name),
+                      props={"circuits": json.dumps(settings, sort_keys=True)})
     if path is not None and path.exists():
         path.unlink()
     [state] = await store.query("model_circuits_state", model=model_key(name))  # edges as stored
