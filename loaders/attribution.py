@@ -326,9 +326,8 @@ async def corpus_circuits(store: Any, model: LoadedModel, *, graph_model: str | 
     if path is not None and path.exists():
         path.unlink()
     [state] = await store.query("model_circuits_state", model=model_key(name))  # edges as stored
-    # roles and communities over the circuits, beside those over the weights (small: a few
-    # thousand edges, every one kept)
-    topo = await compute_topology(store, name, kinds=CIRCUIT_TOPOLOGY_KINDS, prefix=CIRCUIT_TOPOLOGY_PREFIX,
-                                  per_node=None)
+    # roles and communities over the circuits, beside those over the weights (as
+    # `neurograph topology MODEL --circuits`: SmolLM2's 256 prompts took 26 s)
+    topo = await compute_topology(store, name, kinds=CIRCUIT_TOPOLOGY_KINDS, prefix=CIRCUIT_TOPOLOGY_PREFIX)
     return {"prompts": len(graphs), "neuron_edges": state["neuron_edges"], "token_edges": state["token_edges"],
             "topology": {x: topo[x] for x in ("nodes", "edges", "communities", "roles")}}

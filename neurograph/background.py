@@ -5,18 +5,33 @@ circuits, then N2G for every neuron) while it serves.
 
 Each step is a child process, so a finished step's memory (a model, its activations) is freed
 before the next starts. Every step is resumable, so a step that fails is logged and the next one
-runs; the next start retries it. SIGTERM (serve exiting) or SIGINT stops the running step and the
-rest.
+runs; the next start retries it. SIGTERM or SIGINT stops the running step and the rest, and so
+does its parent's end (serve exiting, even by kill -9).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 from typing import Any
+
+
+def _die_with_parent() -> None:
+    """SIGTERM when the parent (serve) goes, however it goes: uvicorn re-raises SIGTERM after its
+    shutdown, so serve's own cleanup never runs then, and kill -9 runs none. Linux only."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent went before prctl: nothing would signal us
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_steps(steps: list[list[str]]) -> int:
@@ -34,6 +49,7 @@ def run_steps(steps: list[list[str]]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)  # Ctrl-C on serve reaches its whole process group: same clean stop
+    _die_with_parent()
     failed = 0
     for step in steps:
         t0 = time.monotonic()

@@ -62,3 +62,23 @@ def test_the_demo_runs_corpus_circuits_over_256_prompts_first():
     args = cli.build_parser().parse_args(circuits[3:])
     assert (args.command, args.model, args.prompts, args.threads, args.quiet) == ("circuits", "smollm2-135m", 256, 1,
                                                                                    True)
+
+
+def test_the_steps_stop_when_their_parent_dies_even_by_kill_9(tmp_path):
+    """uvicorn re-raises SIGTERM after its shutdown, so serve's own cleanup does not run then;
+    the background process must notice its parent's end by itself."""
+    pidfile = tmp_path / "pid"
+    steps = [[sys.executable, "-c", f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); "
+                                    "time.sleep(120)"]]
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen([sys.executable, "
+                               f"'-m', 'neurograph.background', {json.dumps(steps)!r}]); time.sleep(120)"])
+    deadline = time.monotonic() + 60
+    while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(pidfile.read_text())
+    parent.kill()
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child)
