@@ -36,7 +36,7 @@ Relationships (all weighted ones carry ``weight`` and ``rank`` within their kind
     (Model)-[:HAS_TRACE]->(Trace {key, model, prompt, target, target_id, target_logit})
     (Trace)-[:HAS_NODE]->(TraceNode {key, kind: token|neuron|logit, position, activation, influence})
     (TraceNode)-[:INSTANCE_OF]->(Neuron|Token), (TraceNode)-[:EFFECT {weight}]->(TraceNode)
-    (Neuron)-[:ATTRIBUTES_TO {kind: neuron|logit, mean, abs_mean, count, weight}]->(Neuron|Token)
+    (Neuron)-[:ATTRIBUTES_TO {kind: neuron|logit, mean, abs_mean, count, prompts, weight}]->(Neuron|Token)
     (Neuron)-[:SIMILAR {weight}]->(Neuron)                     N2G token-set overlap
 """
 
