@@ -268,6 +268,25 @@ def corpus_prompts(model: LoadedModel, n_prompts: int, prompt_len: int) -> list[
     return [model.tokenizer.decode(row[1:] if row and row[0] == bos else row) for row in rows]
 
 
+async def stored_circuits(store: Any, name: str, *, n_prompts: int = 256, prompt_len: int = 16,
+                          max_neurons: int = 64, k: int = 20) -> dict | None:
+    """The summary of ``name``'s stored corpus circuits if they were made with these settings
+    (None otherwise): ``neurograph circuits`` asks before it loads the model, so a finished run
+    costs the demo's background pass a query, not a model load."""
+    import json
+
+    from neurograph.domain import model_key
+
+    settings = {"prompts": n_prompts, "prompt_len": prompt_len, "max_neurons": max_neurons, "k": k}
+    [state] = await store.query("model_circuits_state", model=model_key(name))
+    if state["models"] == 0:
+        raise AttributionError(f"no model {name!r} in the graph: build or import it before its circuits")
+    if state["circuits"] != json.dumps(settings, sort_keys=True):
+        return None
+    return {"prompts": n_prompts, "neuron_edges": state["neuron_edges"], "token_edges": state["token_edges"],
+            "skipped": "already computed with these settings"}
+
+
 async def corpus_circuits(store: Any, model: LoadedModel, *, graph_model: str | None = None, n_prompts: int = 256,
                           prompt_len: int = 16, max_neurons: int = 64, k: int = 20, checkpoint: Any = None,
                           force: bool = False, progress: bool = True) -> dict:
@@ -286,12 +305,10 @@ async def corpus_circuits(store: Any, model: LoadedModel, *, graph_model: str | 
 
     name = graph_model or model.name
     settings = {"prompts": n_prompts, "prompt_len": prompt_len, "max_neurons": max_neurons, "k": k}
-    [state] = await store.query("model_circuits_state", model=model_key(name))
-    if state["models"] == 0:
-        raise AttributionError(f"no model {name!r} in the graph: build or import it before its circuits")
-    if not force and state["circuits"] == json.dumps(settings, sort_keys=True):
-        return {"prompts": n_prompts, "neuron_edges": state["neuron_edges"], "token_edges": state["token_edges"],
-                "skipped": "already computed with these settings"}
+    stored = await stored_circuits(store, name, n_prompts=n_prompts, prompt_len=prompt_len, max_neurons=max_neurons,
+                                   k=k)
+    if stored is not None and not force:
+        return stored
     path = Path(checkpoint) if checkpoint else None
     prompts = corpus_prompts(model, n_prompts, prompt_len)
     graphs: list[AttributionGraph] = []

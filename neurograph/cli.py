@@ -493,20 +493,27 @@ def build_parser() -> argparse.ArgumentParser:
 async def _circuits(args: argparse.Namespace, settings: Settings) -> int:
     import torch
 
-    from loaders.attribution import corpus_circuits
+    from loaders.attribution import corpus_circuits, stored_circuits
     from loaders.model import load_model
 
     from .store import open_store
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_model(args.model)
+    run = dict(n_prompts=args.prompts, prompt_len=args.prompt_len, max_neurons=args.max_neurons, k=args.k)
     store = await open_store(settings)
     try:
+        try:  # done already (the demo's background pass at every start)? Then no model to load
+            summary = None if args.force else await stored_circuits(store, args.model, **run)
+        except NeuroGraphError:  # e.g. a hub id rather than the graph's name: asked again after loading
+            summary = None
+        if summary is not None:
+            _console().print_json(json.dumps(summary))
+            return 0
+        model = load_model(args.model)
         summary = await corpus_circuits(
-            store, model, n_prompts=args.prompts, prompt_len=args.prompt_len, max_neurons=args.max_neurons, k=args.k,
-            checkpoint=settings.data_dir / "checkpoints" / f"circuits-{model.name}.jsonl", force=args.force,
-            progress=not args.quiet)
+            store, model, **run, checkpoint=settings.data_dir / "checkpoints" / f"circuits-{model.name}.jsonl",
+            force=args.force, progress=not args.quiet)
     finally:
         await store.close()
     _console().print_json(json.dumps(summary))

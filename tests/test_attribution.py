@@ -6,6 +6,9 @@ circuits are stored and queryable, and on SmolLM2 a prompt's graph reaches its p
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import httpx
@@ -163,6 +166,14 @@ async def test_traces_and_corpus_circuits_are_stored_and_served(store, settings,
         "roles": 0, "communities": 0}
     again = await corpus_circuits(store, model, n_prompts=6, prompt_len=12, max_neurons=40, progress=False)
     assert again["skipped"] and again["neuron_edges"] == summary["neuron_edges"]
+    # the CLI asks before loading a model (a tiny model's name cannot be loaded: it would fail)
+    env = {**os.environ, "NEUROGRAPH_DATA_DIR": str(settings.data_dir), "NEUROGRAPH_GRAPH": settings.graph}
+    cli = [sys.executable, "-m", "neurograph", "circuits", name, "--prompts", "6", "--prompt-len", "12",
+           "--max-neurons", "40"]
+    done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "already computed" in done.stdout + done.stderr, done.stderr
+    other = subprocess.run([*cli, "--k", "5"], env=env, capture_output=True, text=True, timeout=120)  # loads: fails
+    assert other.returncode == 1 and "already computed" not in other.stdout + other.stderr, other.stderr
     app = create_app(settings, store, web_dir=None, cache_entries=0)
     q = """query($k: String!, $m: String!, $l: Int!, $i: Int!) {
       trace(key: $k) { prompt target nodes { id kind neuron { key } } edges { source target weight } }
