@@ -22,6 +22,7 @@ import strawberry
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode
 from strawberry.scalars import JSON
 
+from ..domain import CIRCUIT_TOPOLOGY_PREFIX
 from ..errors import InvalidKey, NotFound
 from .context import Context
 from .dataloaders import EdgeKey, ExamplesKey
@@ -294,10 +295,13 @@ class Topology:
     within_z: Optional[float] = strawberry.field(description="Within-community strength z-score.")
 
     @classmethod
-    def of(cls, p: dict) -> "Topology":
-        return cls(role=p.get("role"), community=_int(p.get("community")), degree=_num(p.get("degree")),
-                   strength=_num(p.get("strength")), betweenness=_num(p.get("betweenness")),
-                   participation=_num(p.get("participation")), within_z=_num(p.get("within_z")))
+    def of(cls, p: dict, prefix: str = "") -> "Topology":
+        def get(name: str) -> Any:
+            return p.get(prefix + name)
+
+        return cls(role=get("role"), community=_int(get("community")), degree=_num(get("degree")),
+                   strength=_num(get("strength")), betweenness=_num(get("betweenness")),
+                   participation=_num(get("participation")), within_z=_num(get("within_z")))
 
 
 @strawberry.type(description="One source of a neuron's imported values.")
@@ -501,6 +505,19 @@ class Neuron(Node):
     @strawberry.field
     def community(self, info: Info) -> Optional[int]:
         return self._from_props(info, lambda p: _int(p.get("community")), "community")
+
+    @strawberry.field(description="Role and community in the corpus circuits (ATTRIBUTES_TO edges: what neurons do "
+                                  "to each other on real prompts), with degree and centrality there.")
+    def circuit_topology(self, info: Info) -> Topology:
+        return self._from_props(info, lambda p: Topology.of(p, CIRCUIT_TOPOLOGY_PREFIX))
+
+    @strawberry.field(description="Its role in the corpus circuits (see circuitTopology).")
+    def circuit_role(self, info: Info) -> Optional[str]:
+        return self._from_props(info, lambda p: p.get("circuit_role"))
+
+    @strawberry.field(description="Its community in the corpus circuits (see circuitTopology).")
+    def circuit_community(self, info: Info) -> Optional[int]:
+        return self._from_props(info, lambda p: _int(p.get("circuit_community")))
 
     @strawberry.field(description="Every stored property of the neuron, as JSON.")
     async def props(self, info: Info) -> JSON:
