@@ -161,6 +161,10 @@ def _shard(v: str) -> tuple[int, int]:
 async def _n2g(args: argparse.Namespace, settings: Settings) -> int:
     from loaders.pipeline import n2g
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     layers = args.layers
     if args.shard:
         from .store import open_store
@@ -301,7 +305,7 @@ def _start_n2g_background(settings: Settings, model: str) -> "subprocess.Popen |
     # float32 masking importance, the rest in bfloat16 where that is fast: every stage in bfloat16
     # cost held-out F1 -.009 [-.021, -.001] on bench_n2g's sample, this split -.001 [-.003, +.000].
     cmd = [sys.executable, "-m", "neurograph", "n2g", "--model", model, "--neurons", "all", "--device", "auto",
-           "--dtype", "float32", "--fast-dtype", "auto", "--quiet"]
+           "--dtype", "float32", "--fast-dtype", "auto", "--threads", "1", "--quiet"]
     out = open(log_path, "ab")
     try:
         proc = subprocess.Popen(_background_steps(model, cmd), stdout=out, stderr=subprocess.STDOUT,
@@ -416,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a second copy of the model in this precision runs the prune, base and substitution "
                          "stages and the substitutes; masking importance stays in --dtype (bench_n2g: bfloat16 "
                          "there kept held-out F1, -.001 [-.003, +.000]; auto: bfloat16 where it is fast)")
+    ng.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0: torch's default; 1 when other jobs load the CPU: two threads that wait "
+                         "for each other's core were 4-10x slower, bench_n2g)")
     ng.add_argument("--group", type=int, default=64,
                     help="neurons fitted together, of any layers: every layer is read from the same forward passes "
                          "(more share more, and hold more memory)")

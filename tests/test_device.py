@@ -120,6 +120,8 @@ def test_demo_starts_n2g_in_a_separate_process(monkeypatch, tmp_path):
     circuits, n2g = json.loads(started["cmd"][3])
     assert circuits[3] == "circuits" and n2g[:4] == [sys.executable, "-m", "neurograph", "n2g"]
     assert "--neurons" in n2g and "all" in n2g and "auto" in n2g  # --device auto
+    parsed = cli.build_parser().parse_args(n2g[3:])  # the flags are the real parser's
+    assert parsed.threads == 1 and parsed.fast_dtype == "auto" and parsed.neurons == "all"
     assert (tmp_path / "n2g-background.log").exists()
     assert cli.build_parser().parse_args(["demo"]).n2g is True
     assert cli.build_parser().parse_args(["serve"]).n2g is False
