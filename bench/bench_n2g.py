@@ -32,6 +32,7 @@ forward pass after the layer it needs, so early layers cost little.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -142,6 +143,11 @@ class LayerActivations:
         """``layer``'s activations [R, n, d_mlp] for packed token trees (loaders.n2g.batched.pack),
         each row after the prefix: one 4D attention mask lets every variant see only its own
         tokens, so a prefix shared by many variants runs once."""
+        return self.packed_layers(rows, {layer: list(range(self.model.config.intermediate_size))})[layer]
+
+    def packed_layers(self, rows: list, want: dict[int, list[int]]) -> dict[int, np.ndarray]:
+        """{layer: activations [R, n, len(columns)]} of the asked columns of every asked layer for
+        packed token trees, from one forward pass stopped after the deepest layer asked."""
         import torch
 
         from loaders.n2g.batched import packed_inputs
@@ -149,13 +155,19 @@ class LayerActivations:
         ids, pos, mask = packed_inputs(rows, self.prefix, self.pad)
         dtype = next(self.model.parameters()).dtype
         add = torch.zeros(mask.shape, dtype=dtype).masked_fill_(torch.from_numpy(~mask), torch.finfo(dtype).min)
-        grabbed = {}
+        grabbed, hooks, last, P = {}, [], max(want), len(self.prefix)
 
-        def fn(_mod, args):
-            grabbed["x"] = args[0][:, len(self.prefix):, :].float().numpy()
-            raise _Stop()
+        def hook(layer: int, cols: list[int]):
+            idx = torch.tensor(cols, dtype=torch.long)
 
-        h = self.model.model.layers[layer].mlp.down_proj.register_forward_pre_hook(fn)
+            def fn(_mod, args):
+                grabbed[layer] = args[0][:, P:, :].index_select(-1, idx).float().numpy()
+                if layer == last:
+                    raise _Stop()
+            return fn
+
+        for layer, cols in want.items():
+            hooks.append(self.model.model.layers[layer].mlp.down_proj.register_forward_pre_hook(hook(layer, cols)))
         self.tokens += int(ids.size)
         try:
             with torch.no_grad():
@@ -164,8 +176,15 @@ class LayerActivations:
         except _Stop:
             pass
         finally:
-            h.remove()
-        return grabbed["x"]
+            for h in hooks:
+                h.remove()
+        return grabbed
+
+    def model_fn(self):
+        """The model-wide N2G function (loaders.n2g.run_model): every layer from one pass."""
+        fn = lambda seqs: (_ for _ in ()).throw(NotImplementedError("packed_layers only"))  # noqa: E731
+        fn.packed_layers = self.packed_layers
+        return fn
 
     def layer_fn(self, layer: int, packed: bool = True):
         """The batched N2G's layer function (with its packed mode unless ``packed`` is False)."""
@@ -380,6 +399,11 @@ def main(argv: list[str] | None = None) -> dict:
                     help="new path: the LM substitutes come from the float32 model (activations stay in --dtype)")
     ap.add_argument("--no-pack", action="store_true",
                     help="new path: plain right-padded batches instead of packed token trees (shared prefixes once)")
+    ap.add_argument("--wide", type=int, default=0,
+                    help="new path model-wide (loaders.n2g.run_model): the first this many eligible neurons of every "
+                         "fitted layer (the sample among them) fitted together, every layer read from the same forward "
+                         "passes; neurons/s counts them all, F1 is scored on the sample")
+    ap.add_argument("--group", type=int, default=0, help="with --wide: neurons per run_model call (0: all at once)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores, 1 if the box is busy)")
     ap.add_argument("--seed", type=int, default=0)
@@ -458,14 +482,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     windows = corpus_windows(tok, a.contexts, a.length, a.seed)
     t1 = time.perf_counter()
-    key = f"interest-{a.layers}-{a.neurons_per_layer}-{a.contexts}-{a.length}-{a.top}-{a.seed}".replace(",", "_")
+    per_layer = max(a.neurons_per_layer, a.wide)
+    key = f"interest-{a.layers}-{per_layer}-{a.contexts}-{a.length}-{a.top}-{a.seed}".replace(",", "_")
     cached = CACHE / f"harvest-{key}.json"
     if cached.is_file():  # the same sample harvested before: compare fit settings quickly
         tops = {tuple(map(int, k.split("/"))): [tuple(x) for x in v] for k, v in json.loads(cached.read_text()).items()}
         neurons = {l: [i for l_, i in tops if l_ == l] for l in layers}  # most interesting first
     else:
         stats = scan(acts, windows, layers, a.batch)
-        neurons = interesting(stats, a.neurons_per_layer, a.top)
+        neurons = interesting(stats, per_layer, a.top)
         tops = harvest(acts, windows, stats, neurons, a.top, a.batch)
         del stats
         try:
@@ -473,6 +498,7 @@ def main(argv: list[str] | None = None) -> dict:
         except OSError:
             pass
     harvest_s = time.perf_counter() - t1
+    wide_neurons, neurons = neurons, {l: v[:a.neurons_per_layer] for l, v in neurons.items()}
     print(f"model {n_layers}x{d_mlp} loaded in {load_s:.1f}s ({a.threads} threads); harvested {len(windows)} windows x {a.length} tokens "
           f"for {sum(map(len, neurons.values()))} neurons in {harvest_s:.1f}s")
     print("neurons (most interesting first): " + "; ".join(f"L{l}: {', '.join(map(str, neurons[l]))}" for l in layers))
@@ -494,9 +520,12 @@ def main(argv: list[str] | None = None) -> dict:
         }
 
     fitted = layers if a.fit_layers is None else [l for l in layers if str(l) in a.fit_layers.split(",")]
-    examples = {(l, i): [Example(windows[w], a_) for mx, w, a_ in tops[(l, i)] if mx > 0] for l in fitted for i in neurons[l]}
+    examples = {(l, i): [Example(windows[w], a_) for mx, w, a_ in tops[(l, i)] if mx > 0]
+                for l in fitted for i in (wide_neurons if a.wide else neurons)[l]}
     fit_examples = {k: v for k, v in examples.items() if len(v) >= 2}
     paths = [p for p in ("old", "new") if p in a.paths.split(",")]
+    # The per-neuron path as it was: it measured each pivot's full-context activation again.
+    old_cfg = dataclasses.replace(cfg, remeasure_full=True)
     batch_stats = LayerStats()
     new_model = model
     if "new" in paths and a.dtype != "float32":  # a second copy in --dtype (loaded outside the timing)
@@ -504,6 +533,10 @@ def main(argv: list[str] | None = None) -> dict:
         new_model.to(getattr(torch, a.dtype))
     by_path = {p: [] for p in paths}
     seconds = {p: 0.0 for p in paths}
+    # CPU seconds of this process beside wall time: on a shared machine the wall clock counts the
+    # other jobs' time too, CPU time only this path's (with --threads 1 it is the wall time of an
+    # idle core).
+    cpu = {p: 0.0 for p in paths}
     if "new" in paths:
         new_acts = LayerActivations(new_model, prefix, pad=acts.pad)
         base_acts = LayerActivations(model, prefix, pad=acts.pad)
@@ -512,7 +545,7 @@ def main(argv: list[str] | None = None) -> dict:
     # drifts, and interleaving lets both paths see the same drift.
     for n_l, l in enumerate(track(fitted, "N2G layers")):
         for path in (paths if n_l % 2 == 0 else paths[::-1]):
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             if path == "old":  # the per-neuron path: one neuron at a time, float32
                 for i in neurons[l]:
                     if (l, i) not in fit_examples:
@@ -521,8 +554,10 @@ def main(argv: list[str] | None = None) -> dict:
                     tok_before, ts = acts.tokens, time.perf_counter()
                     fn = (lambda l_, i_: (lambda seqs: acts(seqs, l_)[:, :, i_]))(l, i)
                     r = run_neuron(fn, fit_examples[(l, i)], pad_token=mask_id, substitutes=subs, normalise=norm,
-                                   sentence_end=sentence_ends(decode), config=cfg)
+                                   sentence_end=sentence_ends(decode), config=old_cfg)
                     by_path[path].append(row(l, i, r, time.perf_counter() - ts, acts.tokens - tok_before))
+            elif a.wide:  # model-wide, after the layers (below)
+                continue
             else:  # batched: the sampled neurons of a layer share every forward pass, in --dtype
                 ts, tok_before = time.perf_counter(), new_acts.tokens
                 exs = {i: fit_examples[(l, i)] for i in neurons[l] if (l, i) in fit_examples}
@@ -540,12 +575,43 @@ def main(argv: list[str] | None = None) -> dict:
                                          if i in got else {"layer": l, "index": i,
                                                            "skipped": "fewer than 2 positive examples"})
             seconds[path] += time.perf_counter() - t2
+            cpu[path] += time.process_time() - c2
+    wide_fitted = 0
+    if "new" in paths and a.wide:
+        from loaders.n2g import run_model
+
+        mfn = new_acts.model_fn()
+        if a.fast_stages:
+            fast = mfn
+            mfn = base_acts.model_fn()
+            mfn.by_stage = {st: fast for st in a.fast_stages.split(",")}
+        keys = [(l, i) for l in fitted for i in wide_neurons[l] if (l, i) in fit_examples]
+        # the order the pipeline fits them in: every layer's first, then every layer's second, ...
+        keys.sort(key=lambda k: (wide_neurons[k[0]].index(k[1]), k[0]))
+        size = a.group or len(keys)
+        got: dict = {}
+        t2, c2 = time.perf_counter(), time.process_time()
+        for s in track(range(0, len(keys), size), "N2G model-wide groups"):
+            got.update(run_model(mfn, {k: fit_examples[k] for k in keys[s:s + size]}, pad_token=mask_id,
+                                 substitutes=new_subs, normalise=norm, sentence_end=sentence_ends(decode), config=cfg,
+                                 stats=batch_stats))
+        seconds["new"], cpu["new"] = time.perf_counter() - t2, time.process_time() - c2
+        wide_fitted = len(keys)
+        share = seconds["new"] / max(wide_fitted, 1)
+        for l in fitted:
+            for i in neurons[l]:
+                by_path["new"].append(row(l, i, got[(l, i)], share, batch_stats.tokens_run // max(wide_fitted, 1))
+                                      if (l, i) in got else {"layer": l, "index": i,
+                                                              "skipped": "fewer than 2 positive examples"})
     fit_s = sum(seconds.values())
 
     def table(path: str, per_neuron: list[dict]) -> dict:
         done = [r for r in per_neuron if "n2g" in r]
+        n_fit = wide_fitted if path == "new" and wide_fitted else len(done)
         print(f"\n[{path}] N2G vs token lookup, held-out firing tokens (normalised activation >= 0.5); "
-              f"{len(done)} neurons fitted in {seconds[path]:.1f}s ({len(done) / seconds[path]:.3f} neurons/s); "
+              f"{n_fit} neurons fitted in {seconds[path]:.1f}s ({n_fit / seconds[path]:.3f} neurons/s; "
+              f"{cpu[path]:.1f} CPU s, {n_fit / max(cpu[path], 1e-9):.3f} neurons per CPU second), "
+              f"{len(done)} scored; "
               f"n: neurons averaged, fire: firing held-out tokens in all\n")
         head = f"{'layer':>5} {'n':>3} {'fire':>5} | {'N2G P':>6} {'R':>5} {'F1':>5} | {'lookup P':>8} {'R':>5} {'F1':>5} | " \
                f"{'N2G-lookup F1 [95% CI]':>22} | {'>/=/<':>8} | {'non-firing F1 N2G/lookup':>24}"
@@ -580,19 +646,27 @@ def main(argv: list[str] | None = None) -> dict:
                    for r in by_path["new"] if "n2g" in r and (r["layer"], r["index"]) in old_rows)
         n_old = len(old_rows)
         n_new = sum("n2g" in r for r in by_path["new"])
+        n_new = wide_fitted or n_new  # model-wide: every neuron fitted counts, the sample is scored
         rate_old, rate_new = n_old / seconds["old"], n_new / seconds["new"]
+        cpu_old, cpu_new = n_old / max(cpu["old"], 1e-9), n_new / max(cpu["new"], 1e-9)
         ci = "" if paired["ci"] is None else f" [{paired['ci'][0]:+.3f}, {paired['ci'][1]:+.3f}]"
         mean = "-" if paired["mean"] is None else f"{paired['mean']:+.3f}"
-        print(f"\nnew (batched, {a.dtype}) vs old (per neuron, float32), same neurons, this run: "
+        how = f"model-wide, {wide_fitted} neurons" if a.wide else "batched"
+        print(f"\nnew ({how}, {a.dtype}) vs old (per neuron, float32), same neurons, this run: "
               f"{rate_new:.3f} vs {rate_old:.3f} neurons/s = {rate_new / rate_old:.2f}x; "
               f"held-out firing F1 {summary['new']['all']['n2g']['firing']['f1']:.3f} vs "
               f"{summary['old']['all']['n2g']['firing']['f1']:.3f}, paired difference {mean}{ci}, "
-              f"new >/=/< old: {'/'.join(map(str, paired['signs']))}; identical graphs {same}/{n_new}")
+              f"new >/=/< old: {'/'.join(map(str, paired['signs']))}; identical graphs {same}/{len(pairs)}")
+        print(f"per CPU second (this process's CPU time, robust to other jobs): {cpu_new:.3f} vs {cpu_old:.3f} "
+              f"neurons = {cpu_new / cpu_old:.2f}x")
         print(f"batched pass: {batch_stats.tokens_asked} tokens asked, {batch_stats.tokens_run} run "
               f"({batch_stats.seqs_asked} -> {batch_stats.seqs_run} sequences), {batch_stats.forwards} forward calls, "
               f"{batch_stats.forward_s:.1f}s forward + {batch_stats.substitute_s:.1f}s substitutes; tokens asked per "
               f"round of the last layer: {[t for t, _ in batch_stats.per_round[-12:]]}")
+        print("by stage (tokens asked, tokens run, forward s): " + "; ".join(
+            f"{st} {int(v[0])} {int(v[1])} {v[2]:.1f}s" for st, v in sorted(batch_stats.by_stage.items())))
         summary["new_vs_old"] = {"neurons_per_s": {"old": rate_old, "new": rate_new, "ratio": rate_new / rate_old},
+                                 "neurons_per_cpu_s": {"old": cpu_old, "new": cpu_new, "ratio": cpu_new / cpu_old},
                                  "paired_f1": paired, "identical_graphs": same}
     per_neuron = [dict(r, path=p) for p in paths for r in by_path[p]]
     out = {"args": {k: str(v) for k, v in vars(a).items()}, "load_s": load_s, "harvest_s": harvest_s,

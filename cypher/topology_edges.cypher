@@ -5,7 +5,7 @@
 // filter there lets FalkorDB plan a scan of every neuron of the model per key.
 // params: $keys [string], $types [string], $kinds [string], $min_weight, $limit
 UNWIND $keys AS k
-MATCH (a:Neuron {key: k})-[e:COMPOSES|CORRELATES|SIMILAR]->(b:Neuron)
+MATCH (a:Neuron {key: k})-[e:COMPOSES|CORRELATES|SIMILAR|ATTRIBUTES_TO]->(b:Neuron)
 WHERE (type(e) IN $types OR (type(e) + ':' + coalesce(e.kind, '')) IN $kinds)
   AND e.weight IS NOT NULL AND abs(e.weight) >= $min_weight
 RETURN a.key AS src, b.key AS dst, e.weight AS weight

@@ -155,23 +155,33 @@ def neuron_activation_fn(model: "LoadedModel", layer: int, index: int | None = N
     return fn
 
 
-def _capture_packed(model: "LoadedModel", ids: np.ndarray, pos: np.ndarray, mask: np.ndarray, layer: int
-                    ) -> torch.Tensor:
-    """``layer``'s ``hook_post`` [R, n, d_mlp] for packed token trees: the Hugging Face model
-    under the bridge, called with a 4D attention mask and position ids (the bridge's hooks fire
-    inside it), stopped after the layer."""
+def _capture_packed(model: "LoadedModel", ids: np.ndarray, pos: np.ndarray, mask: np.ndarray,
+                    want: int | dict[int, list[int]]) -> Any:
+    """``hook_post`` for packed token trees: the Hugging Face model under the bridge, called with
+    a 4D attention mask and position ids (the bridge's hooks fire inside it), stopped after the
+    deepest layer asked. ``want`` a layer: its [R, n, d_mlp]; {layer: columns}: {layer: [R, n,
+    len(columns)]}, only those neurons copied off the device."""
     bridge = model.bridge
     device = getattr(model, "device", "cpu")
     dtype = next(bridge.original_model.parameters()).dtype
-    grabbed: list[torch.Tensor] = []
+    layers = {want: None} if isinstance(want, int) else want
+    last = max(layers)
+    grabbed: dict[int, torch.Tensor] = {}
 
-    def hook(t: torch.Tensor, hook: Any = None) -> None:
-        grabbed.append(t.detach().to("cpu", torch.float32))
-        raise _Stop
+    def make(layer: int, cols: list[int] | None) -> Callable[..., Any]:
+        idx = None if cols is None else torch.tensor(cols, dtype=torch.long, device=device)
+
+        def hook(t: torch.Tensor, hook: Any = None) -> None:
+            grabbed[layer] = (t if idx is None else t.index_select(-1, idx)).detach().to("cpu", torch.float32)
+            if layer == last:
+                raise _Stop
+
+        return hook
 
     add = torch.zeros(mask.shape, dtype=dtype).masked_fill_(torch.from_numpy(~mask), torch.finfo(dtype).min)
-    point = bridge.blocks[layer].mlp.hook_post
-    point.add_hook(hook)
+    points = [bridge.blocks[layer].mlp.hook_post for layer in layers]
+    for point, (layer, cols) in zip(points, layers.items()):
+        point.add_hook(make(layer, cols))
     try:
         with torch.inference_mode():
             bridge.original_model(input_ids=torch.from_numpy(ids).to(device),
@@ -180,10 +190,36 @@ def _capture_packed(model: "LoadedModel", ids: np.ndarray, pos: np.ndarray, mask
     except _Stop:
         pass
     finally:
-        point.remove_hooks("fwd")
-    if not grabbed:
-        raise RuntimeError(f"{model.name}: blocks.{layer}.mlp.hook_post did not fire in the packed forward pass")
-    return grabbed[0]
+        for point in points:
+            point.remove_hooks("fwd")
+    if last not in grabbed:
+        raise RuntimeError(f"{model.name}: blocks.{last}.mlp.hook_post did not fire in the packed forward pass")
+    return grabbed[last] if isinstance(want, int) else grabbed
+
+
+def model_activation_fn(model: "LoadedModel") -> Callable[..., Any]:
+    """The model-wide function of ``loaders.n2g.run_model``: ``fn.packed_layers(rows, want)``
+    gives {layer: [R, n, len(columns)]} for packed token trees, every asked layer from one
+    forward pass. Checked against the plain forward pass on first use like :func:`_packed_fn`;
+    a model that cannot run packed trees is an error here (``run_layer`` has the plain path)."""
+    if getattr(model.bridge, "original_model", None) is None:
+        raise ValueError(f"{model.name}: the model-wide N2G path needs a Hugging Face model under the bridge")
+    check = _packed_fn(model, 0, neuron_activation_fn(model, 0))
+    checked: list[bool] = []
+
+    def fn(seqs: list[list[int]]) -> Any:
+        raise NotImplementedError("the model-wide function runs packed token trees only")
+
+    def packed_layers(rows: list, want: dict[int, list[int]]) -> dict[int, Any]:
+        from loaders.n2g.batched import packed_inputs
+
+        if not checked:  # the first call compares packed with plain once (NotImplementedError if they differ)
+            check([rows[0]])
+            checked.append(True)
+        return _capture_packed(model, *packed_inputs(rows, pad=model.pad_token_id), want)
+
+    fn.packed_layers = packed_layers  # type: ignore[attr-defined]
+    return fn
 
 
 def _packed_fn(model: "LoadedModel", layer: int, plain: Callable[[list[list[int]]], np.ndarray]

@@ -24,7 +24,8 @@ Neurons at the BOS position are left out of the candidates: they are the same on
 (the attention sink), and their huge activations would otherwise take most of the influence.
 
 Supported: Llama-style models (RMSNorm, rotary attention, gated MLP: SmolLM2 and the tiny test
-model), through the Hugging Face model under the TransformerLens bridge.
+model) and GPT-2-style ones (LayerNorm, learned positions, GELU MLP), through the Hugging Face
+model under the TransformerLens bridge; the frozen forward is ``loaders/frozen.py``.
 
     graph = attribute(model, "The capital of France is", target=" Paris")
     graph.nodes, graph.edges          # plain rows, ready to store or draw
@@ -38,100 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from neurograph.errors import NeuroGraphError
-
+from .frozen import AttributionError, Frozen, architecture, frozen_forward
 from .model import LoadedModel
-
-
-class AttributionError(NeuroGraphError):
-    """A prompt or target that cannot be attributed (unsupported model, unknown token)."""
-
-
-@dataclass
-class Frozen:
-    """One frozen-linear forward: the logits, and the leaves the residual stream is linear in."""
-
-    logits: torch.Tensor  # [T, vocab]
-    embeds: torch.Tensor  # leaf [T, d_model]
-    acts: list[torch.Tensor]  # per layer, leaf [T, d_mlp]: what the MLP writes from
-    acts_in: list[torch.Tensor]  # per layer [T, d_mlp]: the activation as a function of the residual
-    fixed: list[torch.Tensor] = field(default_factory=list)  # the frozen patterns and norm scales, in order
-
-
-def _llama(model: LoadedModel) -> Any:
-    hf = getattr(model.bridge, "original_model", None)
-    inner = getattr(hf, "model", None)
-    layers = getattr(inner, "layers", None)
-    if layers is None or not hasattr(layers[0].mlp, "gate_proj") or not hasattr(layers[0], "input_layernorm"):
-        raise AttributionError(f"attribution supports Llama-style models (gated MLP, RMSNorm); {model.name} is not one")
-    return hf
-
-
-class _Fixed:
-    """The frozen quantities of a run, recorded in order, or replayed from an earlier run."""
-
-    def __init__(self, replay: list[torch.Tensor] | None) -> None:
-        self.replay = replay
-        self.seen: list[torch.Tensor] = []
-
-    def __call__(self, value: torch.Tensor) -> torch.Tensor:
-        value = value.detach() if self.replay is None else self.replay[len(self.seen)]
-        self.seen.append(value)
-        return value
-
-
-def _rms(x: torch.Tensor, norm: Any, fixed: _Fixed) -> torch.Tensor:
-    """RMSNorm with its scale frozen: linear in x."""
-    scale = fixed(torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon))
-    return norm.weight * (x * scale)
-
-
-def frozen_forward(model: LoadedModel, ids: list[int], delta: dict[tuple[int, int, int], float] | None = None,
-                   frozen: Frozen | None = None) -> Frozen:
-    """The prompt through the model with attention patterns and norm scales frozen and MLP
-    outputs written from leaves. Its logits equal the model's (checked by the tests).
-
-    ``delta`` {(layer, position, index): d} adds d to those leaves (finite differences), with
-    patterns and scales taken from ``frozen`` (an unperturbed run) so the model stays linear."""
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
-
-    hf = _llama(model)
-    inner = hf.model
-    T = len(ids)
-    tokens = torch.tensor([ids])
-    embeds = inner.embed_tokens(tokens)[0].detach().float().requires_grad_(True)
-    pos = torch.arange(T)[None]
-    cos, sin = inner.rotary_emb(embeds[None], pos)
-    causal = torch.full((T, T), float("-inf")).triu(1)
-    fixed = _Fixed(frozen.fixed if frozen is not None else None)
-    resid = embeds
-    acts, acts_in = [], []
-    for li, layer in enumerate(inner.layers):
-        att = layer.self_attn
-        x = _rms(resid, layer.input_layernorm, fixed)[None]
-        hd = att.head_dim
-        q = att.q_proj(x).view(1, T, -1, hd).transpose(1, 2)
-        k = att.k_proj(x).view(1, T, -1, hd).transpose(1, 2)
-        v = att.v_proj(x).view(1, T, -1, hd).transpose(1, 2)
-        q, k = apply_rotary_pos_emb(q, k, cos, sin)
-        groups = q.shape[1] // k.shape[1]
-        k, v = repeat_kv(k, groups), repeat_kv(v, groups)
-        pattern = fixed(torch.softmax(q @ k.transpose(-1, -2) * att.scaling + causal, dim=-1))
-        z = (pattern @ v).transpose(1, 2).reshape(1, T, -1)
-        resid = resid + att.o_proj(z)[0]
-        mlp = layer.mlp
-        x2 = _rms(resid, layer.post_attention_layernorm, fixed)
-        a_in = mlp.act_fn(mlp.gate_proj(x2)) * mlp.up_proj(x2)
-        a = a_in.detach().clone()
-        for (dl, dp, di), d in (delta or {}).items():
-            if dl == li:
-                a[dp, di] += d
-        a.requires_grad_(True)
-        acts.append(a)
-        acts_in.append(a_in)
-        resid = resid + mlp.down_proj(a)
-    logits = hf.lm_head(_rms(resid, inner.norm, fixed))
-    return Frozen(logits, embeds, acts, acts_in, fixed.seen)
 
 
 @dataclass
@@ -166,10 +75,11 @@ def _target_id(model: LoadedModel, target: str | int | None, logits: torch.Tenso
     return ids[0]
 
 
-def _rows(frozen: Frozen, outputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def _rows(frozen: Frozen, outputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Direct effects of every source on each of ``outputs`` (scalars): [n, L, T, D] for neurons
-    (activation x gradient) and [n, T] for token embeddings (embedding . gradient)."""
-    leaves = [frozen.embeds, *frozen.acts]
+    (activation x gradient), [n, T] for input embeddings (embedding . gradient) and [n] for all
+    biases together (the gradient of their multiplier ``one``; 0 without biases)."""
+    leaves = [frozen.one, frozen.embeds, *frozen.acts]
     y = torch.stack(outputs)
     eye = torch.eye(len(outputs))
     try:
@@ -180,9 +90,9 @@ def _rows(frozen: Frozen, outputs: list[torch.Tensor]) -> tuple[torch.Tensor, to
         grads = [torch.stack([p[i] if p[i] is not None else torch.zeros_like(leaves[i]) for p in per])
                  for i in range(len(leaves))]
     grads = [g if g is not None else torch.zeros((len(outputs), *leaf.shape)) for g, leaf in zip(grads, leaves)]
-    tok = (grads[0] * frozen.embeds.detach()[None]).sum(-1)
-    neu = torch.stack([g * a.detach()[None] for g, a in zip(grads[1:], frozen.acts)], dim=1)
-    return neu, tok
+    tok = (grads[1] * frozen.embeds.detach()[None]).sum(-1)
+    neu = torch.stack([g * a.detach()[None] for g, a in zip(grads[2:], frozen.acts)], dim=1)
+    return neu, tok, grads[0]
 
 
 @torch.enable_grad()
@@ -200,7 +110,7 @@ def attribute(model: LoadedModel, prompt: str, target: str | int | None = None, 
     logit = fz.logits[-1, tid]
 
     # candidates: the neurons with the largest direct effect on the target logit
-    neu_t, tok_t = _rows(fz, [logit])
+    neu_t, tok_t, _ = _rows(fz, [logit])
     L, D = len(fz.acts), fz.acts[0].shape[-1]
     effect = neu_t[0].clone()
     effect[:, 0] = 0  # neurons at BOS: the same on every prompt (attention-sink constants), not circuit
@@ -213,22 +123,18 @@ def attribute(model: LoadedModel, prompt: str, target: str | int | None = None, 
     outputs = [fz.acts_in[l][p, i] for l, p, i in cand]
     rows_n, rows_t = [], []
     for s in range(0, len(outputs), block):
-        n, t = _rows(fz, outputs[s:s + block])
+        n, t, _ = _rows(fz, outputs[s:s + block])
         rows_n.append(n)
         rows_t.append(t)
     # node order: tokens (T), candidate neurons (k), the logit (1)
-    index = {c: T + j for j, c in enumerate(cand)}
     N = T + k + 1
     A = np.zeros((N, N))  # A[target, source] = direct effect
-    for j, (l, p, i) in enumerate(cand):
-        b, r = divmod(j, block)
-        row_n, row_t = rows_n[b][r], rows_t[b][r]
-        A[T + j, :T] = row_t.detach().numpy()
-        for src, col in index.items():
-            A[T + j, col] = float(row_n[src[0], src[1], src[2]])
+    if k:
+        cl, cp, ci = (torch.tensor(x) for x in zip(*cand))  # candidates as index columns
+        A[T:T + k, :T] = torch.cat(rows_t).detach().numpy()
+        A[T:T + k, T:T + k] = torch.cat([n[:, cl, cp, ci] for n in rows_n]).detach().numpy()
+        A[N - 1, T:T + k] = neu_t[0][cl, cp, ci].detach().numpy()
     A[N - 1, :T] = tok_t[0].detach().numpy()
-    for src, col in index.items():
-        A[N - 1, col] = float(neu_t[0][src[0], src[1], src[2]])
 
     influence = _influence(A)
     keep = _keep_nodes(influence, T, N, node_threshold)
@@ -325,7 +231,7 @@ def merge_graphs(graphs: list[AttributionGraph]) -> tuple[list[dict], list[dict]
     neuron_edges, token_edges = [], []
     for (src, dst), ws in acc.items():
         row = {"src_layer": src[0], "src_index": src[1], "mean": float(np.sum(ws) / n),
-               "abs_mean": float(np.sum(np.abs(ws)) / n), "count": len(ws)}
+               "abs_mean": float(np.sum(np.abs(ws)) / n), "count": len(ws), "prompts": n}
         if dst[0] == "neuron":
             neuron_edges.append({**row, "dst_layer": dst[1], "dst_index": dst[2]})
         else:
@@ -337,7 +243,7 @@ def time_forward_backward(model: LoadedModel, prompt: str) -> float:
     """Seconds for one plain forward + backward of the prompt (the bench's baseline)."""
     import time
 
-    hf = _llama(model)
+    hf, _ = architecture(model)
     ids = torch.tensor([model.to_tokens(prompt, prepend_bos=True)])
     t0 = time.perf_counter()
     with torch.enable_grad():
@@ -347,40 +253,98 @@ def time_forward_backward(model: LoadedModel, prompt: str) -> float:
     return time.perf_counter() - t0
 
 
-__all__ = ["AttributionError", "AttributionGraph", "attribute", "frozen_forward", "merge_graphs"]
+__all__ = ["AttributionError", "AttributionGraph", "attribute", "corpus_circuits", "corpus_prompts",
+           "frozen_forward", "merge_graphs"]
 
 
-async def corpus_circuits(store: Any, model: LoadedModel, *, graph_model: str | None = None, n_prompts: int = 256,
-                          prompt_len: int = 24, max_neurons: int = 100, k: int = 20, checkpoint: Any = None,
-                          progress: bool = True) -> dict:
-    """Attribute ``n_prompts`` corpus prompts (each the model's own next-token prediction) and merge
-    them into ATTRIBUTES_TO edges. Resumable: graphs made so far are kept in ``checkpoint`` (a
-    path) and not made again."""
-    import json
-    from pathlib import Path
-
-    from neurograph.progress import track
-    from neurograph.traces import save_corpus_circuits
-
+def corpus_prompts(model: LoadedModel, n_prompts: int, prompt_len: int) -> list[str]:
+    """The first ``n_prompts`` contexts of the default corpus, ``prompt_len`` tokens each (BOS
+    included), as text: the prompts of ``corpus_circuits`` (fixed, so a run can resume)."""
     from .corpus import corpus_contexts
 
     ctx = corpus_contexts(model, "default", n_tokens=n_prompts * prompt_len, ctx_len=prompt_len)
-    done: list[dict] = []
+    bos = model.bos_token_id
+    rows = ctx.tokens[:n_prompts].tolist()
+    return [model.tokenizer.decode(row[1:] if row and row[0] == bos else row) for row in rows]
+
+
+async def stored_circuits(store: Any, name: str, *, n_prompts: int = 256, prompt_len: int = 16,
+                          max_neurons: int = 64, k: int = 20) -> dict | None:
+    """The summary of ``name``'s stored corpus circuits if they were made with these settings
+    (None otherwise): ``neurograph circuits`` asks before it loads the model, so a finished run
+    costs the demo's background pass a query, not a model load."""
+    import json
+
+    from neurograph.domain import model_key
+
+    settings = {"prompts": n_prompts, "prompt_len": prompt_len, "max_neurons": max_neurons, "k": k}
+    [state] = await store.query("model_circuits_state", model=model_key(name))
+    if state["models"] == 0:
+        raise AttributionError(f"no model {name!r} in the graph: build or import it before its circuits")
+    if state["circuits"] != json.dumps(settings, sort_keys=True):
+        return None
+    return {"prompts": n_prompts, "neuron_edges": state["neuron_edges"], "token_edges": state["token_edges"],
+            "skipped": "already computed with these settings"}
+
+
+async def corpus_circuits(store: Any, model: LoadedModel, *, graph_model: str | None = None, n_prompts: int = 256,
+                          prompt_len: int = 16, max_neurons: int = 64, k: int = 20, checkpoint: Any = None,
+                          force: bool = False, progress: bool = True) -> dict:
+    """Attribute ``n_prompts`` corpus prompts (each the model's own next-token prediction) and merge
+    them into ATTRIBUTES_TO edges (the model's earlier ones replaced). Resumable: each graph is
+    appended to ``checkpoint`` (a JSON-lines path) as it is made and not made again; a model whose
+    stored circuits already cover ``n_prompts`` with these settings is left as it is (unless
+    ``force``), so the demo's background pass costs nothing once done."""
+    import json
+    from pathlib import Path
+
+    from neurograph.domain import CIRCUIT_TOPOLOGY_KINDS, CIRCUIT_TOPOLOGY_PREFIX, model_key
+    from neurograph.progress import track
+    from neurograph.topology import compute_topology
+    from neurograph.traces import save_corpus_circuits
+
+    name = graph_model or model.name
+    settings = {"prompts": n_prompts, "prompt_len": prompt_len, "max_neurons": max_neurons, "k": k}
+    stored = await stored_circuits(store, name, n_prompts=n_prompts, prompt_len=prompt_len, max_neurons=max_neurons,
+                                   k=k)
+    if stored is not None and not force:
+        return stored
     path = Path(checkpoint) if checkpoint else None
+    prompts = corpus_prompts(model, n_prompts, prompt_len)
+    graphs: list[AttributionGraph] = []
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    if path is not None and path.exists():
-        done = json.loads(path.read_text())
-    graphs = [AttributionGraph(**g) for g in done]
-    for row in track(ctx.tokens[len(done):n_prompts].tolist(), "attribution graphs", total=n_prompts - len(done),
-                     enabled=progress):
-        text = model.tokenizer.decode(row[1:] if row and row[0] == model.bos_token_id else row)
-        g = attribute(model, text, None, max_neurons=max_neurons, max_tokens=prompt_len + 8)
-        graphs.append(g)
-        if path is not None and len(graphs) % 16 == 0:
-            path.write_text(json.dumps([x.as_dict() for x in graphs]))
+        if path.exists():  # a line per finished graph; a half-written last line (killed) is made again
+            for line, prompt in zip(path.read_text().splitlines(), prompts):
+                try:
+                    g = AttributionGraph(**json.loads(line))
+                except (ValueError, TypeError):
+                    break
+                if g.prompt != prompt or g.candidates > max_neurons:  # another run's settings: from here on anew
+                    break
+                graphs.append(g)
+            path.write_text("".join(json.dumps(g.as_dict()) + "\n" for g in graphs))
+    out = path.open("a") if path is not None else None
+    try:
+        for text in track(prompts[len(graphs):], "attribution graphs", total=len(prompts) - len(graphs),
+                          enabled=progress):
+            g = attribute(model, text, None, max_neurons=max_neurons, max_tokens=prompt_len + 8)
+            graphs.append(g)
+            if out is not None:
+                out.write(json.dumps(g.as_dict()) + "\n")
+                out.flush()
+    finally:
+        if out is not None:
+            out.close()
     neuron_edges, token_edges = merge_graphs(graphs)
-    n, t = await save_corpus_circuits(store, graph_model or model.name, neuron_edges, token_edges, k=k)
+    await save_corpus_circuits(store, name, neuron_edges, token_edges, k=k)
+    await store.query("set_model_props", key=model_key(name),
+                      props={"circuits": json.dumps(settings, sort_keys=True)})
     if path is not None and path.exists():
         path.unlink()
-    return {"prompts": len(graphs), "neuron_edges": n, "token_edges": t}
+    [state] = await store.query("model_circuits_state", model=model_key(name))  # edges as stored
+    # roles and communities over the circuits, beside those over the weights (as
+    # `neurograph topology MODEL --circuits`: SmolLM2's 256 prompts took 26 s)
+    topo = await compute_topology(store, name, kinds=CIRCUIT_TOPOLOGY_KINDS, prefix=CIRCUIT_TOPOLOGY_PREFIX)
+    return {"prompts": len(graphs), "neuron_edges": state["neuron_edges"], "token_edges": state["token_edges"],
+            "topology": {x: topo[x] for x in ("nodes", "edges", "communities", "roles")}}

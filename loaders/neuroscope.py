@@ -81,7 +81,10 @@ from .registry import importer
 
 SERVICES = ("neuroscope", "neuron_explainer", "neuron2graph")
 _PATH_LN = re.compile(r"(?:^|/)(\d+)/(\d+)(?:\.json|\.html)?$")
-_ANSWER_KEYS = {"data", "error", "missing_data_types", "metadata"}  # one service's answer in `all`
+# one service's answer in `all`: DeepDecipher names missing data `missing_data_objects` (older
+# servers, and this project's before, `missing_data_types`); NeuroGraph adds `available`, `message`
+_MISSING_KEYS = ("missing_data_objects", "missing_data_types")
+_ANSWER_KEYS = {"data", "error", "metadata", "available", "message", *_MISSING_KEYS}
 _PATH_L = re.compile(r"(?:^|/)(\d+)(?:\.json)?$")
 
 
@@ -89,8 +92,9 @@ _PATH_L = re.compile(r"(?:^|/)(\d+)(?:\.json)?$")
 
 def unwrap(doc: Any, c: Checker) -> tuple[Any, dict | None]:
     """DeepDecipher wraps answers as {"data": ..., "metadata": ...}; return (data, metadata)."""
-    if isinstance(doc, dict) and "missing_data_types" in doc:
-        raise c.fail(f"DeepDecipher has no data for {doc['missing_data_types']}", "missing_data_types")
+    for key in _MISSING_KEYS:
+        if isinstance(doc, dict) and key in doc:
+            raise c.fail(f"DeepDecipher has no data for {doc[key]}", key)
     if isinstance(doc, dict) and "data" in doc and set(doc) <= {"data", "metadata"}:
         meta = doc.get("metadata")
         return doc["data"], meta if isinstance(meta, dict) else None

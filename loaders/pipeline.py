@@ -87,6 +87,21 @@ def layer_fns(loaded: Any, max_batch: int = 256, fast: Any = None) -> Callable[[
     return make
 
 
+def model_fn(loaded: Any, fast: Any = None) -> Any:
+    """The model-wide N2G function (``loaders.n2g.run_model``): neurons of every layer read from
+    the same forward passes; with ``fast``, the :data:`FAST_STAGES` run on that copy. None for a
+    model without a Hugging Face model under its bridge (then a layer at a time)."""
+    from loaders.activations import model_activation_fn
+
+    if getattr(loaded.bridge, "original_model", None) is None:
+        return None
+    fn = model_activation_fn(loaded)
+    if fast is not None:
+        quick = model_activation_fn(fast)
+        fn.by_stage = {stage: quick for stage in FAST_STAGES}
+    return fn
+
+
 async def n2g_order(store: Store, model: str, n_layers: int, layers: Sequence[int] | None = None
                     ) -> list[tuple[int, int]]:
     """Every neuron of the model (or of ``layers``), the most interesting of every layer first:
@@ -104,7 +119,7 @@ async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, lay
                   similar_every_s: float | None = None, fast: Any = None) -> dict[str, Any]:
     """The N2G step: pattern graphs for the ``n2g_neurons`` most interesting neurons of each
     layer (None: every neuron, the most interesting of every layer first), fitted ``group``
-    neurons of a layer at a time with shared forward passes, on the model's device and dtype.
+    neurons at a time, of any layers, with shared forward passes, on the model's device and dtype.
     Resumable: neurons already done are skipped, and each group is stored when fitted. ``fast``:
     a second copy of the model (e.g. bfloat16) for the :data:`FAST_STAGES` and the substitutes."""
     from loaders.n2g import (N2GConfig, build_n2g, combined_substitutes, embedding_neighbours, lm_substitutes,
@@ -155,11 +170,14 @@ async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, lay
     # marks too many tokens important (measured: held-out F1 .27 vs .32 with the space).
     space = loaded.to_tokens(" ")
     mask = space[0] if len(space) == 1 else loaded.pad_token_id
-    # Batched: up to ``group`` neurons of a layer share every forward pass (the same graphs as
-    # one neuron at a time; bench/bench_n2g.py measures both). build_n2g reads the examples of
-    # the neurons it fits, a group at a time, and of no others.
+    # Batched: ``group`` neurons of any layers share every forward pass, read at each of their
+    # layers (the same graphs as one neuron at a time; bench/bench_n2g.py measures both);
+    # neurons of different layers fire on the same contexts, so most of their variants are the
+    # same sequences. build_n2g reads the examples of the neurons it fits, a group at a time.
+    wide = model_fn(loaded, fast)
+    fns = {"model_fn": wide} if wide is not None else {"layer_fn": layer_fns(loaded, fast=fast)}
     return await build_n2g(
-        store, name, layer_fn=layer_fns(loaded, fast=fast), pad_token=mask, neurons=neurons, order=neurons,
+        store, name, **fns, pad_token=mask, neurons=neurons, order=neurons,
         group=group, substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], force=force,
         config=N2GConfig(n_substitutes=10, pivot_substitutes=40), top_k=top_k, progress=progress,
         similar_every_s=similar_every_s)
@@ -218,7 +236,7 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
     copy of the weights. A device asked for and missing is an error before anything is
     loaded or written. ``random_k``: also store that many uniformly random contexts per neuron
     (``ACTIVATES_ON {kind: 'random'}``, OpenAI's random sample). ``n2g_neurons``: N2G graphs per layer, the most interesting first; None
-    for every neuron (fitted ``n2g_group`` neurons of a layer at a time, batched).
+    for every neuron (fitted ``n2g_group`` neurons at a time, every layer read from the same forward passes).
     """
     from loaders.build import build_from_model
     from loaders.corpus import corpus_contexts

@@ -218,10 +218,11 @@ async def _trace_and_circuits(store: Store, rng: np.random.Generator, model: str
                              "tokens": [token_text(p) for p in range(n_tokens)], "target": token_text(0),
                              "target_id": 0, "target_logit": 5.0, "nodes": nodes, "edges": edges}, created=0.0)
     rows = [{"src_layer": l, "src_index": i, "dst_layer": l + 1, "dst_index": int(rng.integers(0, d_mlp)),
-             "mean": _f(rng.normal(0, 1)), "abs_mean": _f(rng.uniform(0, 1)), "count": int(rng.integers(1, 9))}
+             "mean": _f(rng.normal(0, 1)), "abs_mean": _f(rng.uniform(0, 1)), "count": int(rng.integers(1, 9)),
+             "prompts": 8}
             for l in range(n_layers - 1) for i in range(min(d_mlp, 3))]
     tokens = [{"src_layer": n_layers - 1, "src_index": i, "token_id": 0, "mean": _f(rng.normal(0, 1)),
-               "abs_mean": _f(rng.uniform(0, 1)), "count": 2} for i in range(min(d_mlp, 3))]
+               "abs_mean": _f(rng.uniform(0, 1)), "count": 2, "prompts": 8} for i in range(min(d_mlp, 3))]
     await save_corpus_circuits(store, model, rows, tokens)
 
 

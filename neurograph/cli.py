@@ -200,6 +200,10 @@ def _shard(v: str) -> tuple[int, int]:
 async def _n2g(args: argparse.Namespace, settings: Settings) -> int:
     from loaders.pipeline import n2g
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     layers = args.layers
     if args.shard:
         from .store import open_store
@@ -268,10 +272,13 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
 async def _topology(args: argparse.Namespace, settings: Settings) -> int:
     from .topology import compute_topology
 
+    from .domain import CIRCUIT_TOPOLOGY_KINDS, CIRCUIT_TOPOLOGY_PREFIX
+
+    kinds, prefix = (CIRCUIT_TOPOLOGY_KINDS, CIRCUIT_TOPOLOGY_PREFIX) if args.circuits else (args.kinds, "")
     return await _summarise(settings, lambda store: compute_topology(
-        store, args.model, kinds=args.kinds, min_weight=args.min_weight, per_node=args.per_node or None,
+        store, args.model, kinds=kinds, min_weight=args.min_weight, per_node=args.per_node or None,
         betweenness_k=args.betweenness_k or None,
-        seed=args.seed, progress=True), schema=False)
+        seed=args.seed, prefix=prefix, progress=True), schema=False)
 
 
 async def _pages(args: argparse.Namespace, settings: Settings) -> int:
@@ -321,24 +328,40 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# The demo's corpus circuits, run in the background before N2G (bounded: ~3 s a prompt on one
+# loaded core, bench_attribution --corpus-len 16 --max-neurons 64 --threads 1; skipped once stored).
+DEMO_CIRCUITS = ["circuits", "--prompts", "256", "--prompt-len", "16", "--max-neurons", "64", "--threads", "1",
+                 "--quiet"]
+
+
 def _start_n2g_background(settings: Settings, model: str) -> "subprocess.Popen | None":
-    """``neurograph n2g --neurons all`` in a separate, lower-priority process (the API process
-    never imports torch): every neuron's pattern graph, the most interesting first, stored as it
-    goes and resumed at the next start. Its log is ``<data dir>/n2g-background.log``."""
+    """One separate, lower-priority process (the API process never imports torch) that runs the
+    corpus circuits (``neurograph circuits``, bounded), then ``neurograph n2g --neurons all``:
+    every neuron's pattern graph, the most interesting first. Both store as they go and resume at
+    the next start. Its log is ``<data dir>/n2g-background.log``."""
     log_path = Path(settings.data_dir) / "n2g-background.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # float32 masking importance, the rest in bfloat16 where that is fast: every stage in bfloat16
     # cost held-out F1 -.009 [-.021, -.001] on bench_n2g's sample, this split -.001 [-.003, +.000].
     cmd = [sys.executable, "-m", "neurograph", "n2g", "--model", model, "--neurons", "all", "--device", "auto",
-           "--dtype", "float32", "--fast-dtype", "auto", "--quiet"]
+           "--dtype", "float32", "--fast-dtype", "auto", "--threads", "1", "--quiet"]
     out = open(log_path, "ab")
     try:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(_background_steps(model, cmd), stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL,
                                 preexec_fn=(lambda: os.nice(10)) if hasattr(os, "nice") else None)
     finally:
         out.close()
-    _console().print(f"N2G for every neuron continues in the background (pid {proc.pid}; log {log_path})")
+    _console().print(f"corpus circuits, then N2G for every neuron, continue in the background (pid {proc.pid}; "
+                     f"log {log_path})")
     return proc
+
+
+def _background_steps(model: str, *then: list[str]) -> list[str]:
+    """The command of one process (neurograph.background) that runs the demo's corpus circuits,
+    then the commands ``then``, one after another."""
+    circuits = [sys.executable, "-m", "neurograph", DEMO_CIRCUITS[0], model, *DEMO_CIRCUITS[1:]]
+    return [sys.executable, "-m", "neurograph.background", json.dumps([circuits, *then])]
 
 
 async def _demo_needs_build(settings: Settings) -> bool:
@@ -437,7 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a second copy of the model in this precision runs the prune, base and substitution "
                          "stages and the substitutes; masking importance stays in --dtype (bench_n2g: bfloat16 "
                          "there kept held-out F1, -.001 [-.003, +.000]; auto: bfloat16 where it is fast)")
-    ng.add_argument("--group", type=int, default=64, help="neurons of a layer fitted together")
+    ng.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0: torch's default; 1 when other jobs load the CPU: two threads that wait "
+                         "for each other's core were 4-10x slower, bench_n2g)")
+    ng.add_argument("--group", type=int, default=64,
+                    help="neurons fitted together, of any layers: every layer is read from the same forward passes "
+                         "(more share more, and hold more memory)")
     ng.add_argument("--top-k", type=int, default=20, help="top examples per neuron (half train, half held out)")
     ng.add_argument("--force", action="store_true", help="refit neurons that already have a pattern graph")
     ng.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -468,13 +496,20 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--betweenness-k", type=int, default=32,
                     help="betweenness from this many sampled sources (0: exact, slow on a whole model)")
     tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--circuits", action="store_true",
+                    help="analyse the corpus circuits (ATTRIBUTES_TO) instead, stored as circuit_role, "
+                         "circuit_community, ... (`neurograph circuits` does it after each run)")
 
     cc = sub.add_parser("circuits", help="attribution graphs over corpus prompts, merged into ATTRIBUTES_TO edges")
     cc.add_argument("model", help="the model to run (e.g. smollm2-135m), whose graph it writes into")
     cc.add_argument("--prompts", type=int, default=256)
-    cc.add_argument("--prompt-len", type=int, default=24, help="tokens per prompt (BOS included)")
-    cc.add_argument("--max-neurons", type=int, default=100, help="candidate neurons per graph")
+    cc.add_argument("--prompt-len", type=int, default=16, help="tokens per prompt (BOS included)")
+    cc.add_argument("--max-neurons", type=int, default=64, help="candidate neurons per graph")
     cc.add_argument("--k", type=int, default=20, help="ATTRIBUTES_TO edges kept per source neuron")
+    cc.add_argument("--force", action="store_true", help="run again even if circuits with these settings are stored")
+    cc.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0: torch's default; 1 is ~10x faster on a CPU that other jobs load)")
+    cc.add_argument("--quiet", action="store_true", help="no progress bar")
 
     nb = sub.add_parser("neighbours", help="make each unit's strongest-edge lists, which neighbourhoods and "
                                            "listings read instead of every edge (build and circuits do it)")
@@ -509,17 +544,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _circuits(args: argparse.Namespace, settings: Settings) -> int:
-    from loaders.attribution import corpus_circuits
+    import torch
+
+    from loaders.attribution import corpus_circuits, stored_circuits
     from loaders.model import load_model
 
     from .store import open_store
 
-    model = load_model(args.model)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = dict(n_prompts=args.prompts, prompt_len=args.prompt_len, max_neurons=args.max_neurons, k=args.k)
     store = await open_store(settings)
     try:
+        try:  # done already (the demo's background pass at every start)? Then no model to load
+            summary = None if args.force else await stored_circuits(store, args.model, **run)
+        except NeuroGraphError:  # e.g. a hub id rather than the graph's name: asked again after loading
+            summary = None
+        if summary is not None:
+            _console().print_json(json.dumps(summary))
+            return 0
+        model = load_model(args.model)
         summary = await corpus_circuits(
-            store, model, n_prompts=args.prompts, prompt_len=args.prompt_len, max_neurons=args.max_neurons, k=args.k,
-            checkpoint=settings.data_dir / "checkpoints" / f"circuits-{model.name}.json")
+            store, model, **run, checkpoint=settings.data_dir / "checkpoints" / f"circuits-{model.name}.jsonl",
+            force=args.force, progress=not args.quiet)
     finally:
         await store.close()
     summary["neighbour_lists"] = await _lists_of(settings, model.name)

@@ -44,6 +44,8 @@ class Settings:
     cypher_max_bytes: int = 8 * 2**20
     # every HTTP request's time limit; its database queries stop with it
     request_timeout_ms: int = 30_000
+    # operations in one batched GraphQL POST (a JSON array of requests)
+    graphql_max_batch: int = 10
     # the model worker's fields (runText, neuronActivations, steer), per client
     model_requests_per_minute: int = 60
     # GraphQL answers kept on disk (pre-rendered neuron pages included); 0 turns it off
@@ -76,6 +78,7 @@ class Settings:
             cypher_max_rows=int(get("NEUROGRAPH_CYPHER_MAX_ROWS", s.cypher_max_rows)),
             cypher_max_bytes=int(get("NEUROGRAPH_CYPHER_MAX_BYTES", s.cypher_max_bytes)),
             request_timeout_ms=int(get("NEUROGRAPH_REQUEST_TIMEOUT_MS", s.request_timeout_ms)),
+            graphql_max_batch=int(get("NEUROGRAPH_GRAPHQL_MAX_BATCH", s.graphql_max_batch)),
             model_requests_per_minute=int(get("NEUROGRAPH_MODEL_REQUESTS_PER_MINUTE", s.model_requests_per_minute)),
             page_cache_mb=int(get("NEUROGRAPH_PAGE_CACHE_MB", s.page_cache_mb)),
         )

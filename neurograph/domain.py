@@ -36,7 +36,7 @@ Relationships (all weighted ones carry ``weight`` and ``rank`` within their kind
     (Model)-[:HAS_TRACE]->(Trace {key, model, prompt, target, target_id, target_logit})
     (Trace)-[:HAS_NODE]->(TraceNode {key, kind: token|neuron|logit, position, activation, influence})
     (TraceNode)-[:INSTANCE_OF]->(Neuron|Token), (TraceNode)-[:EFFECT {weight}]->(TraceNode)
-    (Neuron)-[:ATTRIBUTES_TO {kind: neuron|logit, mean, abs_mean, count, weight}]->(Neuron|Token)
+    (Neuron)-[:ATTRIBUTES_TO {kind: neuron|logit, mean, abs_mean, count, prompts, weight}]->(Neuron|Token)
     (Neuron)-[:SIMILAR {weight}]->(Neuron)                     N2G token-set overlap
 """
 
@@ -60,12 +60,17 @@ EDGE_KINDS: dict[str, tuple[str, ...] | None] = {
     "TOKEN_EFFECT": ("input", "output", "activation"),
     "ACTIVATES_ON": ("max", "min", "random"),
     "SIMILAR": ("n2g",),
+    "ATTRIBUTES_TO": ("neuron", "logit"),
 }
 # The edges topology analyses by default: what flows between neurons, the residual-path
 # virtual weights (plain and gated) and the activation correlations. The cosine kinds (in_in,
 # out_out, ...) say two neurons read or write alike, which is similarity rather than connection,
 # and would quadruple the graph.
 TOPOLOGY_KINDS = ("COMPOSES:virtual", "COMPOSES:gate_virtual", "CORRELATES")
+# Corpus circuits (what neurons do to each other on real prompts, rather than what the weights
+# allow) get a topology of their own, stored beside the other as circuit_role, circuit_community, ...
+CIRCUIT_TOPOLOGY_KINDS = ("ATTRIBUTES_TO:neuron",)
+CIRCUIT_TOPOLOGY_PREFIX = "circuit_"
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 

@@ -2,7 +2,10 @@
 
 Reads the stored weighted neuron→neuron edges (``COMPOSES``, ``CORRELATES``, optionally
 ``SIMILAR``) in bounded batches, builds an undirected networkx graph on |weight|, and writes
-per-neuron props back to the store with ``set_neuron_props``:
+per-neuron props back to the store with ``set_neuron_props``. The corpus circuits
+(``ATTRIBUTES_TO``, weight = mean effect) get their own topology, the same props with the prefix
+``circuit_`` (``circuit_role``, ``circuit_community``, ...; ``prefix="circuit_"``), so both
+stand side by side:
 
 ``degree``        number of distinct neighbours
 ``strength``      sum of |weight| over those neighbours
@@ -41,12 +44,15 @@ from typing import Any, Callable, Iterable, Sequence
 
 import networkx as nx
 
-from .domain import EDGE_KINDS, TOPOLOGY_KINDS, check_model_name, neuron_key
+from .domain import CIRCUIT_TOPOLOGY_PREFIX, EDGE_KINDS, TOPOLOGY_KINDS, check_model_name, neuron_key
 from .errors import NeuroGraphError, NotFound
 from .progress import progress_bar
 from .store.base import Store
 
-EDGE_TYPES = ("COMPOSES", "CORRELATES", "SIMILAR")
+EDGE_TYPES = ("COMPOSES", "CORRELATES", "SIMILAR", "ATTRIBUTES_TO")
+# The prop sets topology writes: plain (weights and correlations) and the corpus circuits'; each
+# cleared by its own statement before a re-run.
+PREFIXES = {"": "topology_clear", CIRCUIT_TOPOLOGY_PREFIX: "topology_clear_circuit"}
 
 # Guimerà & Amaral (2005), "Functional cartography of complex metabolic networks": a node is a
 # hub when its within-module z-score is >= 2.5; roles then split on the participation P.
@@ -208,7 +214,7 @@ async def compute_topology(store: Store, model: str, *, kinds: Sequence[str] = T
                            min_weight: float = 0.0, per_node: int | None = 8, seed: int = 0,
                            resolution: float = 1.0,
                            betweenness_k: int | None = 32, batch_neurons: int = 512,
-                           max_edges: int = 5_000_000, write: bool = True,
+                           max_edges: int = 5_000_000, write: bool = True, prefix: str = "",
                            progress: bool = False) -> dict[str, Any]:
     """Compute the topology of ``model``'s neuron graph and store it as neuron props.
 
@@ -216,11 +222,14 @@ async def compute_topology(store: Store, model: str, *, kinds: Sequence[str] = T
     (``COMPOSES:virtual``, ``CORRELATES:pearson``). ``min_weight``: ignore edges with a smaller
     |weight|. ``per_node``: analyse the backbone of each neuron's strongest edges (see
     :func:`fetch_graph`; None: every edge). ``seed`` makes Louvain and sampled betweenness reproducible. Re-running replaces
-    the previous props (idempotent). Returns a summary::
+    the previous props (idempotent). ``prefix``: "" or "circuit_" (the corpus circuits' own set,
+    with ``kinds=CIRCUIT_TOPOLOGY_KINDS``). Returns a summary::
 
         {"model", "nodes", "edges", "communities", "modularity", "roles": {role: count},
          "betweenness_k", "written", "seconds": {"read", "analyse", "write"}}
     """
+    if prefix not in PREFIXES:
+        raise ValueError(f"topology prefix {prefix!r}: one of {', '.join(map(repr, PREFIXES))}")
     t0 = time.perf_counter()
     g = await fetch_graph(store, model, kinds=kinds, min_weight=min_weight, per_node=per_node,
                           batch_neurons=batch_neurons,
@@ -240,8 +249,8 @@ async def compute_topology(store: Store, model: str, *, kinds: Sequence[str] = T
     t2 = time.perf_counter()
     written = 0
     if write:
-        await store.query("topology_clear", model=model)
-        rows = [{"key": n, "props": p} for n, p in props.items()]
+        await store.query(PREFIXES[prefix], model=model)
+        rows = [{"key": n, "props": {prefix + name: v for name, v in p.items()}} for n, p in props.items()]
         with progress_bar(progress) as bar:
             task = bar.add_task(f"write {model} topology", total=len(rows))
             written = await store.write("set_neuron_props", rows, batch_size=1000,

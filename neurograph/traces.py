@@ -50,17 +50,21 @@ async def save_trace(store: Store, graph: dict[str, Any], *, created: float | No
 async def save_corpus_circuits(store: Store, model: str, neuron_edges: list[dict], token_edges: list[dict],
                                *, k: int = 20) -> tuple[int, int]:
     """Merged effects as ATTRIBUTES_TO edges, the ``k`` strongest (by mean |effect|) per source
-    neuron, as COMPOSES and CORRELATES keep their top k per neuron."""
+    neuron, as COMPOSES and CORRELATES keep their top k per neuron; the model's earlier
+    ATTRIBUTES_TO edges are replaced."""
     def top(rows: list[dict]) -> list[dict]:
         by: dict[tuple, list[dict]] = {}
         for r in rows:
             by.setdefault((r["src_layer"], r["src_index"]), []).append(r)
         return [r for rs in by.values() for r in sorted(rs, key=lambda r: -r["abs_mean"])[:k]]
 
+    await store.query("delete_attributes", model=model)
     n = await store.write("upsert_attributes", [
         {"src": neuron_key(model, r["src_layer"], r["src_index"]), "dst": neuron_key(model, r["dst_layer"], r["dst_index"]),
-         "mean": r["mean"], "abs_mean": r["abs_mean"], "count": r["count"]} for r in top(neuron_edges)])
+         "mean": r["mean"], "abs_mean": r["abs_mean"], "count": r["count"], "prompts": r["prompts"]}
+        for r in top(neuron_edges)])
     t = await store.write("upsert_attributes_tokens", [
         {"src": neuron_key(model, r["src_layer"], r["src_index"]), "token": token_key(model, r["token_id"]),
-         "mean": r["mean"], "abs_mean": r["abs_mean"], "count": r["count"]} for r in top(token_edges)])
+         "mean": r["mean"], "abs_mean": r["abs_mean"], "count": r["count"], "prompts": r["prompts"]}
+        for r in top(token_edges)])
     return n, t

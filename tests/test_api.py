@@ -79,6 +79,7 @@ VARIABLES: dict[str, dict] = {
     "models": {}, "model": {"name": MODEL}, "neuron": {"model": MODEL, "layer": 1, "index": 2},
     "neuron_page": {"model": MODEL, "layer": 1, "index": 2},
     "examples_page": {"model": MODEL, "layer": 1, "index": 2, "first": 2},
+    "neuron_connections": {"model": MODEL, "layer": 1, "index": 2, "first": 3, "outputs": True},
     "neurons_page": {"model": MODEL, "first": 7}, "two_hops": {"model": MODEL, "layer": 0, "index": 3},
     "node": {"id": to_global_id("Neuron", neuron_key(MODEL, 2, 5))},
     "neighborhood": {"id": to_global_id("Neuron", neuron_key(MODEL, 1, 4)), "depth": 2, "perNode": 4},
@@ -169,6 +170,83 @@ async def test_examples_pagination(client):
     rest = rest["data"]["neuron"]["examples"]
     ranks = [e["node"]["rank"] for e in first["edges"] + rest["edges"]]
     assert ranks == list(range(first["totalCount"])) and not rest["pageInfo"]["hasNextPage"]
+
+
+async def test_neuron_connections_page_on_from_the_neuron_page(client):
+    """The UI's "More": neuron_connections.graphql continues a neuron_page list at its endCursor."""
+    page = (await gql(client, op("neuron_page"), VARIABLES["neuron_page"]))["data"]["neuron"]
+    v = VARIABLES["neuron_connections"]
+    whole = (await gql(client, op("neuron_connections"), {**v, "first": 100}))["data"]["neuron"]
+    assert set(whole) == {"key", "outputs"}  # only the list asked for
+    keys = [e["node"]["key"] for e in whole["outputs"]["edges"]]
+    assert len(keys) == whole["outputs"]["totalCount"] == page["outputs"]["totalCount"] > 3
+    first = (await gql(client, op("neuron_connections"), v))["data"]["neuron"]["outputs"]
+    rest = (await gql(client, op("neuron_connections"), {**v, "first": 100, "after": first["pageInfo"]["endCursor"]}))
+    rest = rest["data"]["neuron"]["outputs"]
+    assert [e["node"]["key"] for e in first["edges"] + rest["edges"]] == keys
+    assert first["pageInfo"]["hasNextPage"] and not rest["pageInfo"]["hasNextPage"]
+
+
+CONNECTIONS = {  # field -> (selection, relationship and direction the store holds them as)
+    "inputs": ("node { key }", "MATCH (n)<-[e:COMPOSES]-()"),
+    "outputs": ("node { key }", "MATCH (n)-[e:COMPOSES]->()"),
+    "heads": ("outgoing node { key }", "MATCH (n)-[e:HEAD_COMPOSES]-()"),
+    "tokens": ("node { key }", "MATCH (n)-[e:TOKEN_EFFECT]->()"),
+    "attributes": ("node { key }", "MATCH (n)-[e:ATTRIBUTES_TO {kind: 'neuron'}]->()"),
+    "attributedBy": ("node { key }", "MATCH (n)<-[e:ATTRIBUTES_TO {kind: 'neuron'}]-()"),
+}
+
+
+async def test_every_connection_pages_past_20_alike(store, settings):
+    """Neurons with more than 20 edges of a kind: each list pages with first/after to its end,
+    every edge once in the order of one big page, totalCount as the store counts; the same
+    bounds and cursor errors everywhere."""
+    await write_synthetic_graph(store, MODEL, n_layers=3, d_mlp=32, n_heads=2, d_vocab=80, k=16, seed=3,
+                                n_examples=30)
+    app = create_app(settings, store, cache_entries=0)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 1)),
+                                 base_url="http://test") as c:
+        async def walk(key: str, field: str, sel: str, size: int) -> tuple[list, int]:
+            layer, index = (int(x) for x in key.split("/")[1:])
+            q = (f"query($a: String, $f: Int!) {{ neuron(model: \"{MODEL}\", layer: {layer}, index: {index}) "
+                 f"{{ c: {field}(first: $f, after: $a) {{ totalCount pageInfo {{ hasNextPage endCursor }} "
+                 f"edges {{ cursor {sel} }} }} }} }}")
+            seen, after, total = [], None, None
+            while True:
+                conn = (await gql(c, q, {"a": after, "f": size}))["data"]["neuron"]["c"]
+                total = conn["totalCount"]
+                seen += [{k: v for k, v in e.items() if k != "cursor"} for e in conn["edges"]]
+                assert len(conn["edges"]) <= size
+                if not conn["pageInfo"]["hasNextPage"]:
+                    return seen, total
+                after = conn["pageInfo"]["endCursor"]
+                assert after == conn["edges"][-1]["cursor"]
+
+        checked = 0
+        for field, (sel, pattern) in CONNECTIONS.items():
+            rows = await one(store, f"MATCH (n:Neuron {{model: $m}}) {pattern} WITH n, count(e) AS c "
+                                    "RETURN n.key AS key, c ORDER BY c DESC, key LIMIT 1", m=MODEL)
+            key, stored = rows[0]["key"], rows[0]["c"]
+            big, total = await walk(key, field, sel, 100)
+            paged, total7 = await walk(key, field, sel, 7)
+            assert paged == big and total == total7 == len(big), field
+            if field in ("inputs", "outputs", "tokens"):  # stored once per pair: the store's count
+                assert total == stored > 20, (field, stored)
+                checked += 1
+        assert checked == 3
+        # examples page by rank the same way
+        key = (await one(store, "MATCH (n:Neuron {model: $m})-[a:ACTIVATES_ON {kind: 'max'}]->() WITH n, count(a) AS c "
+                                "RETURN n.key AS key, c ORDER BY c DESC LIMIT 1", m=MODEL))[0]
+        ex, total = await walk(key["key"], "examples", "node { rank }", 7)
+        assert [e["node"]["rank"] for e in ex] == list(range(total)) and total == key["c"] > 20
+        # One bound for every list, and a cursor from no page is refused, not misread.
+        from neurograph.api.ids import encode_cursor
+
+        for field in (*CONNECTIONS, "correlated", "similar", "examples"):
+            q = f'{{ neuron(model: "{MODEL}", layer: 0, index: 0) {{ {field}(first: %s%s) {{ totalCount }} }} }}'
+            assert "first must be between 0 and 100" in await error_of(c, q % (101, ""))
+            for bad in ("zzz", encode_cursor(-3), encode_cursor("x")):
+                assert "invalid cursor" in await error_of(c, q % (5, f', after: "{bad}"')), (field, bad)
 
 
 async def test_two_hops_out_follow_stored_edges(client, store):

@@ -97,6 +97,7 @@ def test_shard_selects_every_nth_layer():
 
 
 def test_demo_starts_n2g_in_a_separate_process(monkeypatch, tmp_path):
+    import json
     import subprocess
     import sys
 
@@ -115,8 +116,12 @@ def test_demo_starts_n2g_in_a_separate_process(monkeypatch, tmp_path):
     monkeypatch.setenv("NEUROGRAPH_DATA_DIR", str(tmp_path))
     proc = cli._start_n2g_background(Settings.from_env(), "smollm2-135m")
     assert proc.pid == 4242
-    assert started["cmd"][:4] == [sys.executable, "-m", "neurograph", "n2g"]
-    assert "--neurons" in started["cmd"] and "all" in started["cmd"] and "auto" in started["cmd"]  # --device auto
+    assert started["cmd"][:3] == [sys.executable, "-m", "neurograph.background"]  # circuits, then N2G
+    circuits, n2g = json.loads(started["cmd"][3])
+    assert circuits[3] == "circuits" and n2g[:4] == [sys.executable, "-m", "neurograph", "n2g"]
+    assert "--neurons" in n2g and "all" in n2g and "auto" in n2g  # --device auto
+    parsed = cli.build_parser().parse_args(n2g[3:])  # the flags are the real parser's
+    assert parsed.threads == 1 and parsed.fast_dtype == "auto" and parsed.neurons == "all"
     assert (tmp_path / "n2g-background.log").exists()
     assert cli.build_parser().parse_args(["demo"]).n2g is True
     assert cli.build_parser().parse_args(["serve"]).n2g is False

@@ -135,3 +135,86 @@ async def test_store_outage_does_not_show_the_store_address(store, settings, mon
         r = await c.post("/graphql", json={"query": "{ models { name } }"})
     msg = r.json()["errors"][0]["message"]
     assert "not reachable" in msg and ".sock" not in msg and "/home" not in msg
+
+
+async def test_a_batch_gets_one_result_per_operation_each_with_its_own_errors(site: str) -> None:
+    hop = "outputs(first: 1) { edges { node { %s } } }"
+    deep = "{ models { layers { interesting(first: 1) { %s } } } }" % (hop % (hop % (hop % (hop % "key"))))
+    aliases = "{ %s }" % " ".join(f"a{i}: __typename" for i in range(40))
+    batch = [
+        {"query": "query M { models { name } }", "operationName": "M"},
+        {"query": 'query($i: Int!) { neuron(model: "synth", layer: 0, index: $i) { key } }', "variables": {"i": 3}},
+        {"query": 'query { neuron(model: "synth", layer: 0, index: 999) { key } }'},  # a field error
+        {"query": "{ models { name "},  # does not parse
+        {"variables": {}},  # no query
+        {"query": deep},  # over the depth limit
+        {"query": aliases},  # over the alias limit
+        '{ "query": "a string, not an object" }',
+    ]
+    async with httpx.AsyncClient(base_url=site) as c:
+        single = (await c.post("/graphql", json=batch[1])).json()
+        r = await c.post("/graphql", json=batch)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+        out = r.json()
+        assert isinstance(out, list) and len(out) == len(batch)
+        assert out[0] == {"data": {"models": [{"name": MODEL}]}}
+        assert out[1] == single == {"data": {"neuron": {"key": "synth/0/3"}}}
+        assert out[2]["errors"][0]["path"] == ["neuron"] and "data" in out[2]
+        assert "Syntax Error" in out[3]["errors"][0]["message"]
+        assert "no `query`" in out[4]["errors"][0]["message"]
+        assert "exceeds maximum operation depth" in out[5]["errors"][0]["message"]
+        assert "aliases" in out[6]["errors"][0]["message"]
+        assert "JSON object" in out[7]["errors"][0]["message"]
+        for bad in out[3:]:
+            assert "data" not in bad or bad["data"] is None
+        # graphql-response+json: the batch ran, so 200 with each result's errors inside it.
+        r = await c.post("/graphql", json=batch[:4], headers={"accept": GQL_RESPONSE})
+        assert r.status_code == 200 and r.headers["content-type"].startswith(GQL_RESPONSE)
+        assert [("data" in x, bool(x.get("errors"))) for x in r.json()] == [
+            (True, False), (True, False), (True, True), (False, True)]
+        # Too many operations, or none: one clear request error, nothing run.
+        r = await c.post("/graphql", json=[batch[0]] * 11)
+        assert r.status_code == 400 and r.json() == {"errors": [{"message": (
+            "a batch of 11 operations is over the limit of 10 (NEUROGRAPH_GRAPHQL_MAX_BATCH): "
+            "split it into smaller batches")}]}
+        r = await c.post("/graphql", json=[])
+        assert r.status_code == 400 and "empty" in r.json()["errors"][0]["message"]
+        # GET stays one operation.
+        r = await c.get("/graphql", params={"query": "{ models { name } }"})
+        assert r.json() == {"data": {"models": [{"name": MODEL}]}}
+
+
+async def test_batch_limit_from_settings_and_a_mutation_in_a_batch(store, settings) -> None:
+    await write_synthetic_graph(store, MODEL, n_layers=2, d_mlp=8, n_heads=2, d_vocab=40, k=3)
+    app = create_app(settings.with_(graphql_max_batch=2), store, web_dir=None)
+    write = {"query": 'mutation { addExplanation(model: "synth", layer: 0, index: 1, text: "batched") { text } }'}
+    read = {"query": 'query { neuron(model: "synth", layer: 0, index: 1) { explanations { text } } }'}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 1)),
+                                 base_url="http://t") as c:
+        r = await c.post("/graphql", json=[read, read, read])
+        assert r.status_code == 400 and "over the limit of 2" in r.json()["errors"][0]["message"]
+        r = await c.post("/graphql", json=[write])
+        assert r.json() == [{"data": {"addExplanation": {"text": "batched"}}}]
+        after = (await c.post("/graphql", json=[read, read])).json()
+        assert [x["data"]["neuron"]["explanations"][-1]["text"] for x in after] == ["batched", "batched"]
+
+
+async def test_each_operation_of_a_batch_has_the_request_time_limit(store, settings) -> None:
+    import time
+
+    await store.run("UNWIND range(1, 3000) AS i CREATE (:Scratch {i: i})", write=True)
+    await store.read_only("RETURN 1 AS one")  # the replica is up and synced
+    slow = {"query": "query($q: String!) { cypher(query: $q) { rows } }",
+            "variables": {"q": "MATCH (a:Scratch), (b:Scratch), (c:Scratch) RETURN count(*) AS n"}}
+    app = create_app(settings.with_(request_timeout_ms=1000, cypher_timeout_ms=20_000), store, web_dir=None,
+                     cache_entries=0)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 1)),
+                                 base_url="http://t", timeout=30) as c:
+        t0 = time.monotonic()
+        r = await c.post("/graphql", json=[slow, {"query": "{ ping: __typename }"}])
+        took = time.monotonic() - t0
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert "time limit" in out[0]["errors"][0]["message"]
+    assert out[1] == {"data": {"ping": "Query"}}
+    assert took < 5

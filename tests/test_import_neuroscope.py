@@ -165,9 +165,11 @@ async def test_bad_inputs_change_nothing(store, tmp_path):
     f.write_text(json.dumps({"hello": 1}))
     with pytest.raises(InputFileError, match=r"other\.json.*not a Neuroscope/DeepDecipher document"):
         await import_source(store, "neuroscope", f, model="toy-dd", progress=False)
-    f.write_text(json.dumps({"missing_data_types": ["neuroscope"]}))
-    with pytest.raises(InputFileError, match="DeepDecipher has no data"):
-        await import_source(store, "neuroscope", f, model="toy-dd", progress=False)
+    for answer in ({"missing_data_types": ["neuroscope"]},  # older servers' name, and ours before
+                   {"missing_data_objects": ["neuroscope"], "metadata": {"name": "toy-dd"}}):  # DeepDecipher's
+        f.write_text(json.dumps(answer))
+        with pytest.raises(InputFileError, match="DeepDecipher has no data"):
+            await import_source(store, "neuroscope", f, model="toy-dd", progress=False)
     with pytest.raises(InputFileError, match="give --model"):
         await import_source(store, "neuroscope", DD / "all-1-3.json", progress=False)
     assert await snapshot(store) == before

@@ -48,6 +48,28 @@ def _toy_layer(n: int = 6):
     return layer, calls
 
 
+def _as_model_fn(layer):
+    """A layer function as a model-wide one (``packed_layers``): each slot of a packed token tree
+    reads the layer on its own path from the root, as a tree mask lets a model see it."""
+    def packed_layers(rows, want):
+        n = max(len(r[0]) for r in rows)
+        out = {l: np.zeros((len(rows), n, len(c))) for l, c in want.items()}
+        for b, (toks, parents, _depth) in enumerate(rows):
+            for a in range(len(toks)):
+                path, q = [], a
+                while q >= 0:
+                    path.append(toks[q])
+                    q = parents[q]
+                acts = layer([path[::-1]])[0, -1]
+                for l, c in want.items():
+                    out[l][b, a] = acts[c]
+        return out
+
+    fn = lambda seqs: layer(seqs)  # noqa: E731
+    fn.packed_layers = packed_layers
+    return fn
+
+
 def _toy_examples(layer, n: int, seed: int = 0) -> dict[int, list[Example]]:
     """8 windows, each with every neuron's pattern once (in a random order of slots): all
     neurons share their top windows, as neurons of a real layer often do."""
@@ -162,6 +184,10 @@ async def test_build_batched_stores_what_the_per_neuron_build_stores(store):
                          progress=False, force=True, group=3, order=[(0, 3), (0, 1)])
     assert s1["done"] == s2["done"] == 4 and s1["similar"] == s2["similar"]
     assert await snapshot() == before
+    s3 = await build_n2g(store, "toyb", model_fn=_as_model_fn(layer), pad_token=0, examples=examples, decode=decode,
+                         progress=False, force=True, group=3)
+    assert s3["done"] == 4 and s3["similar"] == s1["similar"]
+    assert await snapshot() == before
     with pytest.raises(ValueError):
         await build_n2g(store, "toyb", pad_token=0, examples=examples, progress=False)
 
@@ -246,3 +272,37 @@ def test_stages_can_run_on_another_layer_function():
     assert all(got[i].model.to_dict() == ref[i].model.to_dict() for i in examples)
     assert set(seen) == {"main", "prune", "variants"} or set(seen) == {"main", "prune", "base", "variants"}
     assert seen["main"] > 0  # importance ran on the main function
+
+
+def test_model_wide_equals_layer_by_layer_on_the_tiny_model(tiny):
+    """run_model (every layer's neurons from one forward pass) gives run_layer's graphs, and
+    shares sequences across layers: fewer tokens than the layers run one by one."""
+    from loaders.activations import model_activation_fn, neuron_activation_fn
+    from loaders.n2g import run_model
+
+    cfg = N2GConfig(n_substitutes=3, pivot_substitutes=6)
+    near = embedding_neighbours(tiny.bridge.W_E.detach(), k=6)
+    subs = token_substitutes(near)
+    examples, per_layer, layer_stats = {}, {}, LayerStats()
+    for layer in (0, 1):
+        fn = neuron_activation_fn(tiny, layer)
+        exs = _top_examples(fn, 32, 12, [5, 60, 100], 6)  # the same windows for both layers
+        per_layer.update({(layer, i): r for i, r in
+                          run_layer(fn, exs, pad_token=220, substitutes=subs, config=cfg, stats=layer_stats).items()})
+        examples.update({(layer, i): e for i, e in exs.items()})
+    stats = LayerStats()
+    got = run_model(model_activation_fn(tiny), examples, pad_token=220, substitutes=subs, config=cfg, stats=stats)
+    assert set(got) == set(examples)
+    for key in examples:
+        assert graph(got[key]) == graph(per_layer[key]), key
+        assert got[key].scores == per_layer[key].scores, key
+    assert stats.neurons == 6 and sum(len(r.model.nodes) for r in got.values()) > 6
+    assert stats.seqs_run < layer_stats.seqs_run  # the layers' shared sequences ran once
+
+
+def test_model_wide_needs_a_model_function():
+    layer, _ = _toy_layer(2)
+    from loaders.n2g import run_model
+
+    with pytest.raises(ValueError, match="packed_layers"):
+        run_model(layer, {(0, 0): _toy_examples(layer, 2)[0]}, pad_token=0)

@@ -119,8 +119,10 @@ async def test_neuroscope_model_and_layer_pages_rank_by_range(client):
 async def test_neuron_explainer_picks_the_best_score(client):
     r = await client.get(f"/api/{M}/neuron_explainer/0/1")
     assert r.json()["data"] == {"explanation": "creation verbs", "score": 0.7}
+    # A neuron without an explanation: 200 with what exists (as DeepDecipher), not a 404.
     r = await client.get(f"/api/{M}/neuron_explainer/0/2")
-    assert r.status_code == 404 and r.json()["missing_data_types"] == ["neuron_explainer"]
+    assert r.status_code == 200 and "data" not in r.json()
+    assert r.json()["missing_data_objects"] == r.json()["missing_data_types"] == ["neuron_explainer"]
 
 
 async def test_neuron2graph_page_has_graph_dot_and_similar(client):
@@ -157,8 +159,9 @@ async def test_all_route_gathers_every_service(client):
     assert r.status_code == 200
     body = r.json()
     assert body["metadata"]["data"]["name"] == M
-    assert body["neuron_explainer"] == {"missing_data_types": ["neuron_explainer"],
-                                        "error": body["neuron_explainer"]["error"]}
+    assert body["neuron_explainer"] == {"missing_data_objects": ["neuron_explainer"],
+                                        "missing_data_types": ["neuron_explainer"],
+                                        "message": "No explanation for neuron l0n2 of 'toy'."}
     assert "neuron2graph-search" in body and "error" in body["neuron2graph-search"]
     body = (await client.get(f"/api/{M}/all/0/1")).json()
     assert body["neuroscope"]["data"]["neuron_index"] == {"layer": 0, "neuron": 1}
@@ -206,7 +209,8 @@ async def test_neuronav_route_gives_one_document(client, store):
     (f"/api/{M}/neuroscope?limit=0", 400, "limit"),
     (f"/api/{M}/neuroscope?limit=\u00b3", 400, "limit"),
     (f"/api/{M}/neuron_explainer", 404, "no model page"),
-    ("/api/bare/neuroscope/0/0", 404, "neuroscope"),
+    ("/api/bare/neuroscope/0/1", 404, "Neuron l0n1 of model 'bare' is not in the graph"),
+    (f"/api/{M}/all/0/9", 404, "Neuron 9 not found"),
     (f"/api/{M}/neuroscope/0/1/", 404, "No route"),
     (f"/api/{M}/neuroscope/0/1/extra", 404, "No route"),
 ])
@@ -215,21 +219,40 @@ async def test_errors_are_clear_json(client, path, status, needle):
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/json")
     body = r.json()
-    assert needle in (body.get("error") or "") + " ".join(body.get("missing_data_types", []))
+    assert needle in body["error"] and set(body) == {"error"}
     assert "Traceback" not in r.text
 
 
 async def test_all_on_a_model_without_data(client):
-    body = (await client.get("/api/bare/all/0/1")).json()
+    body = (await client.get("/api/bare/all/0/0")).json()
     assert body["metadata"]["data"]["name"] == "bare"
     for name in ("neuroscope", "neuron_explainer", "neuron2graph", "neuron2graph-search"):
-        assert body[name]["missing_data_types"] == [name]
+        assert body[name]["missing_data_objects"] == [name]
+    assert (await client.get("/api/bare/all/0/1")).status_code == 404  # no such neuron in the graph
 
 
-async def test_missing_data_lists_the_type(client):
-    r = await client.get("/api/bare/neuron2graph/0/0")
-    assert r.status_code == 404
-    assert r.json()["missing_data_types"] == ["neuron2graph"]
+async def test_missing_data_is_a_200_with_what_exists(client):
+    """As DeepDecipher: a neuron (or model) that exists but lacks a service's data answers 200,
+    naming what is missing and what is available there; the metadata comes with it."""
+    r = await client.get("/api/bare/neuron2graph/0/0")  # the model has no N2G data at all
+    assert r.status_code == 200
+    body = r.json()
+    assert body["missing_data_objects"] == ["neuron2graph"] and body["available"] == ["metadata"]
+    assert body["metadata"]["name"] == "bare" and "No neuron2graph data" in body["message"]
+    # toy/1/2 has an N2G graph but no texts and no explanation: its neuroscope page lists that.
+    r = await client.get(f"/api/{M}/neuroscope/1/2")
+    assert r.status_code == 200 and "data" not in r.json()
+    assert r.json()["missing_data_objects"] == ["neuroscope"]
+    assert r.json()["available"] == ["metadata", "neuron2graph"]
+    # the same neuron's N2G page has its data
+    assert "graph" in (await client.get(f"/api/{M}/neuron2graph/1/2")).json()["data"]
+    # model and layer pages of a model without the data: the model's services are what is available
+    r = await client.get("/api/bare/neuroscope/0")
+    assert r.status_code == 200 and r.json()["missing_data_objects"] == ["neuroscope"]
+    assert r.json()["available"] == ["metadata"]
+    # toy/0/1 has everything: a page, no missing list
+    r = await client.get(f"/api/{M}/neuroscope/0/1")
+    assert r.status_code == 200 and "missing_data_objects" not in r.json() and r.json()["data"]["texts"]
 
 
 async def test_openapi_describes_every_route(client):
@@ -241,6 +264,11 @@ async def test_openapi_describes_every_route(client):
     # The bounds the server enforces are declared: 9 digits at most.
     layer = doc["paths"]["/api/{model}/{service}/{layer}"]["get"]["parameters"][2]["schema"]
     assert layer == {"type": "integer", "minimum": 0, "maximum": 999_999_999}
+    # Missing data is a documented 200; 404 is for unknown models, services, layers and neurons.
+    responses = doc["paths"]["/api/{model}/{service}/{layer}/{neuron}"]["get"]["responses"]
+    assert {"$ref": "#/components/schemas/Missing"} in responses["200"]["content"]["application/json"]["schema"]["oneOf"]
+    assert "Unknown" in responses["404"]["description"]
+    assert set(doc["components"]["schemas"]["Missing"]["required"]) == {"missing_data_objects", "available"}
 
 
 async def test_store_failure_is_a_json_503_not_a_traceback(store):

@@ -180,3 +180,56 @@ def test_role_thresholds():
     assert role_of(2.5, 0.3) == "provincial_hub"
     assert role_of(2.5, 0.5) == "connector_hub"
     assert role_of(4.0, 0.9) == "kinless_hub"
+
+
+async def test_circuits_get_their_own_topology_beside_the_weights(store, settings):
+    """ATTRIBUTES_TO (corpus circuits) is analysed on its own and stored as circuit_* props: two
+    circuit cliques become two circuit communities while the COMPOSES graph (one ring) keeps its
+    own props; a re-run over fewer circuit edges clears the neurons that left; GraphQL serves
+    both, the same way."""
+    import httpx
+
+    from neurograph.api.app import create_app
+    from neurograph.domain import CIRCUIT_TOPOLOGY_KINDS, CIRCUIT_TOPOLOGY_PREFIX
+
+    ring = [(i, (i + 1) % 10, 1.0) for i in range(10)]
+    await write_graph(store, "circ", 10, ring)
+    cliques = clique(list(range(5)), 2.0) + clique(list(range(5, 10)), 2.0) + [(4, 5, 0.1)]
+    rows = [{"src": key("circ", a), "dst": key("circ", b), "mean": -w if a % 2 else w, "abs_mean": w, "count": 3,
+             "prompts": 8} for a, b, w in cliques]
+    await store.write("upsert_attributes", rows)
+    plain = await compute_topology(store, "circ")
+    circ = await compute_topology(store, "circ", kinds=CIRCUIT_TOPOLOGY_KINDS, prefix=CIRCUIT_TOPOLOGY_PREFIX,
+                                  per_node=None)
+    assert plain["edges"] == 10 and plain["nodes"] == 10
+    assert circ["edges"] == len(cliques) and circ["communities"] == 2
+    got = await store.run("MATCH (n:Neuron {model: 'circ'}) RETURN n.layer AS l, n.index AS i, n.community AS c, "
+                          "n.degree AS d, n.role AS r, n.circuit_community AS cc, n.circuit_degree AS cd, "
+                          "n.circuit_role AS cr")
+    by = {r["i"] * LAYERS + r["l"]: r for r in got}
+    assert all(by[i]["d"] == 2 for i in range(10))  # the ring, untouched by the circuits
+    assert len({by[i]["cc"] for i in range(5)}) == 1 and len({by[i]["cc"] for i in range(5, 10)}) == 1
+    assert by[0]["cc"] != by[9]["cc"] and by[0]["cd"] == 4 and by[4]["cd"] == 5 and by[0]["cr"] is not None
+
+    app = create_app(settings, store, web_dir=None, cache_entries=0)
+    q = """query($l: Int!, $i: Int!) { neuron(model: "circ", layer: $l, index: $i) {
+             role community topology { degree } circuitRole circuitCommunity
+             circuitTopology { role community degree strength participation withinZ } } }"""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = (await c.post("/graphql", json={"query": q, "variables": {"l": 4 % LAYERS, "i": 4 // LAYERS}})).json()
+    assert "errors" not in r, r
+    n = r["data"]["neuron"]
+    assert n["topology"]["degree"] == 2 and n["circuitTopology"]["degree"] == 5
+    assert (n["circuitRole"], n["circuitCommunity"]) == (by[4]["cr"], by[4]["cc"]) == (
+        n["circuitTopology"]["role"], n["circuitTopology"]["community"])
+    assert n["role"] == by[4]["r"] and n["community"] == by[4]["c"]  # the plain ones: their own props
+
+    # the circuits shrink to the first clique: the second's neurons lose their circuit props only
+    await store.query("delete_attributes", model="circ")
+    await store.write("upsert_attributes", rows[:10])
+    await compute_topology(store, "circ", kinds=CIRCUIT_TOPOLOGY_KINDS, prefix=CIRCUIT_TOPOLOGY_PREFIX, per_node=None)
+    left = await store.run("MATCH (n:Neuron {model: 'circ'}) WHERE n.circuit_role IS NULL RETURN count(n) AS n, "
+                           "count(n.role) AS plain")
+    assert left == [{"n": 5, "plain": 5}]
+    with pytest.raises(ValueError, match="topology prefix"):
+        await compute_topology(store, "circ", prefix="other_")

@@ -29,6 +29,7 @@ MODEL = "synth"
 N_LAYERS, D_MLP = 4, 16
 CTX = 80  # tokens per context: longer than the truncated view (50 before + pivot + 10 after)
 GRAPH = dict(n_layers=N_LAYERS, d_mlp=D_MLP, n_heads=2, d_vocab=60, k=4, ctx_len=CTX)
+UNITS = "window.cy.nodes(\"[type != 'layer']\")"  # the drawn units, not the layered drawing's layer boxes
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +213,7 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy && window.cy.nodes().length > 1")
     api = await gql(site, "query($id: ID!) { neighborhood(id: $id, depth: 1, perNode: 3) { nodes { key } edges { kind } } }",
                     id=key)
-    assert await page.evaluate("window.cy.nodes().length") == len(api["neighborhood"]["nodes"])
+    assert await page.evaluate(UNITS + ".length") == len(api["neighborhood"]["nodes"])
     assert await page.evaluate("window.cy.edges().length") == len(api["neighborhood"]["edges"])
     assert await page.evaluate(f"window.cy.getElementById('{key}').data('center')") is True
     # Edge colours by kind: every kind in the legend.
@@ -225,7 +226,7 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await ready(page)
     await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy && window.cy.nodes().length > 1")
     api2 = await gql(site, "query($id: ID!) { neighborhood(id: $id, depth: 2, perNode: 3) { nodes { key } } }", id=key)
-    assert await page.evaluate("window.cy.nodes().length") == len(api2["neighborhood"]["nodes"])
+    assert await page.evaluate(UNITS + ".length") == len(api2["neighborhood"]["nodes"])
     await page.fill("input[name=min]", "0.5")
     await page.dispatch_event("input[name=min]", "change")
     await ready(page)
@@ -474,7 +475,7 @@ async def test_bare_neuron_shows_empty_states(browser: Browser, store, settings)
         await p.goto(f"{url}/#/neighborhood/bare/0/1")
         await ready(p)
         await p.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
-        assert await p.evaluate("window.cy.nodes().length") == 1
+        assert await p.evaluate(UNITS + ".length") == 1
         await expect(p.locator(".state.empty").first).to_contain_text("No edges")
         # The model page: no neuron has a statistic to rank by, so they are listed by position.
         await p.goto(f"{url}/#/model/bare")

@@ -55,7 +55,7 @@ from .fit import (
     _scaled, drive, evaluate, fit_n2g, fit_steps, importance_many, importance_matrix, importance_steps, pivots,
     post_context, prune, prune_many, prune_steps, run_neuron, run_steps, split_examples,
 )
-from .batched import LayerFn, LayerStats, run_fits, run_layer
+from .batched import LayerFn, LayerStats, run_fits, run_layer, run_model
 from .storage import (
     build_n2g, examples_from_rows, pattern_rows, similar_pairs, update_similar, write_neuron, write_neurons,
 )
@@ -69,7 +69,7 @@ __all__ = [
     "ActivationFn", "Ask", "LayerFn", "LayerStats", "Example", "FitTrace", "N2GConfig", "N2GModel", "Need", "NeuronResult", "PatternNode", "Steps", "SubstituteFn",
     "WILDCARD", "build_n2g", "drive", "combined_substitutes", "embedding_neighbours", "evaluate", "examples_from_rows",
     "fit_n2g", "fit_steps", "importance_many", "importance_steps", "importance_matrix", "lm_substitutes", "neuron_fn", "pattern_rows", "pivots",
-    "run_fits", "run_layer", "write_neurons",
+    "run_fits", "run_layer", "run_model", "write_neurons",
     "post_context", "prune", "prune_many", "prune_steps", "run_neuron", "run_steps", "sentence_ends", "similar_pairs", "split_examples",
     "text_normaliser", "token_substitutes", "unit_rows", "update_similar", "write_neuron",
 ]

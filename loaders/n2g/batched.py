@@ -30,7 +30,10 @@ import numpy as np
 from .fit import Ask, Example, N2GConfig, Need, NeuronResult, Steps, SubstituteFn, run_steps
 
 LayerFn = Callable[[list[list[int]]], Any]
-"""Token-id sequences -> the layer's activations [B, T, d_mlp] (numpy or torch; right-padded)."""
+"""Token-id sequences -> the layer's activations [B, T, d_mlp] (numpy or torch; right-padded).
+A model-wide function (for :func:`run_model`) carries ``packed_layers(rows, want)`` instead:
+packed token trees and {layer: [neuron columns]} -> {layer: [R, n, len(columns)]}, one forward
+pass read at every asked layer and stopped after the deepest."""
 
 
 @dataclass
@@ -47,8 +50,9 @@ class LayerStats:
     forwards: int = 0
     forward_s: float = 0.0
     substitute_s: float = 0.0
-    failed: dict[int, str] = field(default_factory=dict)
+    failed: dict[Hashable, str] = field(default_factory=dict)
     per_round: list[tuple[int, int]] = field(default_factory=list)  # (tokens asked, tokens run) per round
+    by_stage: dict[str, list[float]] = field(default_factory=dict)  # stage -> [tokens asked, tokens run, forward s]
 
     def add(self, other: "LayerStats") -> None:
         for k in ("neurons", "rounds", "seqs_asked", "tokens_asked", "seqs_run", "tokens_run", "forwards"):
@@ -57,6 +61,8 @@ class LayerStats:
         self.substitute_s += other.substitute_s
         self.failed.update(other.failed)
         self.per_round += other.per_round
+        for stage, v in other.by_stage.items():
+            self.by_stage[stage] = [a + b for a, b in zip(self.by_stage.get(stage, [0, 0, 0.0]), v)]
 
 
 def _cover(seqs: Sequence[tuple[int, ...]]) -> list[tuple[int, int]]:
@@ -198,13 +204,17 @@ def answer_needs(layer_fn: LayerFn, needs: Mapping[Hashable, tuple[int, Need]], 
         stats.tokens_asked += sum(len(s) for s in need.seqs)
     seqs = list(uniq)
     cover = _cover(seqs)
-    cols: dict[int, set[int]] = {}
+    cols: dict[int, set[Hashable]] = {}
     for fid, (col, _need) in needs.items():
         for u in refs[fid]:
-            cols.setdefault(cover[u][0], set()).add(int(col))
-    got: dict[int, tuple[dict[int, int], np.ndarray]] = {}
+            cols.setdefault(cover[u][0], set()).add(col)
+    got: dict[int, tuple[dict[Hashable, int], np.ndarray]] = {}
     packed = getattr(layer_fn, "packed", None)
-    if packed is not None:
+    packed_layers = getattr(layer_fn, "packed_layers", None)
+    if packed_layers is not None:  # columns are (layer, neuron): every layer from one pass
+        _run_packed(packed_layers, seqs, cols, got, batch_size, batch_tokens, stats, layered=True)
+        cols = {}
+    elif packed is not None:
         try:
             _run_packed(packed, seqs, cols, got, batch_size, batch_tokens, stats)
             cols = {}
@@ -234,20 +244,33 @@ def answer_needs(layer_fn: LayerFn, needs: Mapping[Hashable, tuple[int, Need]], 
         for u in refs[fid]:
             r, n = cover[u]
             where, vals = got[r]
-            rows.append(np.asarray(vals[:n, where[int(col)]], dtype=float))
+            rows.append(np.asarray(vals[:n, where[col]], dtype=float))
         answers[fid] = rows
     return answers
 
 
-def _run_packed(packed: Callable[[list[tuple[list[int], list[int], list[int]]]], Any],
-                seqs: list[tuple[int, ...]], cols: dict[int, set[int]], got: dict, batch_size: int,
-                batch_tokens: int, stats: LayerStats) -> None:
-    """Run the sequences that must run as packed token trees (:func:`pack`) through
-    ``packed(rows)`` ([R, n, d_mlp] per row slot) and keep each sequence's needed columns."""
+def _run_packed(packed: Callable[..., Any], seqs: list[tuple[int, ...]], cols: dict[int, set[Hashable]], got: dict,
+                batch_size: int, batch_tokens: int, stats: LayerStats, layered: bool = False) -> None:
+    """Run the sequences that must run as packed token trees (:func:`pack`) and keep each
+    sequence's needed columns: ``packed(rows)`` gives [R, n, d_mlp] per row slot; with
+    ``layered``, columns are (layer, neuron) and ``packed(rows, want)`` gives {layer: [R, n,
+    len(want[layer])]} for the union of the chunk's columns, so a pass serves every layer."""
+    if layered:
+        # A pass runs up to the deepest layer of its chunk: sequences are packed with the ones
+        # that stop at the same layer, or a layer-0 variant would pay for 30 layers.
+        depth: dict[int, list[int]] = {}
+        for r, c in cols.items():
+            depth.setdefault(max(int(layer) for layer, _ in c), []).append(r)
+        if len(depth) > 1:
+            for runs_at in depth.values():
+                _run_packed(packed, seqs, {r: cols[r] for r in runs_at}, got, batch_size, batch_tokens, stats, True)
+            return
     runs = list(cols)
     rows, where = pack([seqs[r] for r in runs], max_row=max(32, batch_tokens // 16))
+    in_row: dict[int, list[int]] = {}
+    for q, (k, _path) in enumerate(where):
+        in_row.setdefault(k, []).append(q)
     order = sorted(range(len(rows)), key=lambda k: len(rows[k][0]))
-    outs: dict[int, np.ndarray] = {}
     at = 0
     while at < len(order):
         chunk = [order[at]]
@@ -256,16 +279,30 @@ def _run_packed(packed: Callable[[list[tuple[list[int], list[int], list[int]]]],
             chunk.append(order[at + len(chunk)])
         at += len(chunk)
         t0 = time.perf_counter()
-        out = _as_numpy(packed([rows[k] for k in chunk]))
+        if layered:
+            union: dict[int, set[int]] = {}
+            for k in chunk:
+                for q in in_row[k]:
+                    for layer, i in cols[runs[q]]:
+                        union.setdefault(int(layer), set()).add(int(i))
+            want = {layer: sorted(v) for layer, v in sorted(union.items())}
+            out = {layer: _as_numpy(a) for layer, a in packed([rows[k] for k in chunk], want).items()}
+            slot = {(layer, i): q for layer, v in want.items() for q, i in enumerate(v)}
+        else:
+            out = _as_numpy(packed([rows[k] for k in chunk]))
         stats.forward_s += time.perf_counter() - t0
         stats.forwards += 1
         stats.tokens_run += sum(len(rows[k][0]) for k in chunk)
         for j, k in enumerate(chunk):
-            outs[k] = out[j]
+            for q in in_row[k]:
+                r, path = runs[q], where[q][1]
+                c = sorted(cols[r], key=repr) if layered else sorted(cols[r])
+                if layered:
+                    vals = np.stack([out[int(key[0])][j, path, slot[(int(key[0]), int(key[1]))]] for key in c], axis=1)
+                else:
+                    vals = out[j][path][:, c]
+                got[r] = ({key: n for n, key in enumerate(c)}, vals)
     stats.seqs_run += len(runs)
-    for r, (k, path) in zip(runs, where):
-        c = sorted(cols[r])
-        got[r] = ({n: q for q, n in enumerate(c)}, outs[k][path][:, c])
 
 
 def answer_asks(substitutes: SubstituteFn, asks: Mapping[Hashable, Ask], stats: LayerStats | None = None
@@ -319,8 +356,11 @@ def run_fits(layer_fn: LayerFn, fits: Mapping[Hashable, tuple[int, Steps]], *,
         by_stage = getattr(layer_fn, "by_stage", None) or {}
         for stage in sorted({r.stage for _, r in needs.values()}):
             group = {fid: (c, r) for fid, (c, r) in needs.items() if r.stage == stage}
+            before = (stats.tokens_asked, stats.tokens_run, stats.forward_s)
             answers.update(answer_needs(by_stage.get(stage, layer_fn), group, batch_size=batch_size,
                                         batch_tokens=batch_tokens, stats=stats))
+            now = (stats.tokens_asked, stats.tokens_run, stats.forward_s)
+            stats.by_stage[stage] = [t + (b - a) for t, a, b in zip(stats.by_stage.get(stage, [0, 0, 0.0]), before, now)]
         if asks:
             if substitutes is None:
                 raise ValueError("the fit asked for substitutes but no SubstituteFn was given")
@@ -337,14 +377,40 @@ def run_layer(layer_fn: LayerFn, examples: Mapping[int, Sequence[Example]], *, p
     """:func:`loaders.n2g.run_neuron` for many neurons of one layer (``examples``: neuron index
     -> its top examples), their forward passes shared. Returns index -> result, or the
     ValueError of a neuron that has nothing to fit."""
+    return _run_many(layer_fn, examples, lambda i: i, pad_token=pad_token, substitutes=substitutes,
+                     normalise=normalise, sentence_end=sentence_end, config=config, batch_tokens=batch_tokens,
+                     stats=stats)
+
+
+def run_model(model_fn: LayerFn, examples: Mapping[tuple[int, int], Sequence[Example]], *, pad_token: int,
+              substitutes: SubstituteFn | None = None, normalise: Callable[[int], Hashable] | None = None,
+              sentence_end: Callable[[int], bool] | None = None, config: N2GConfig = N2GConfig(),
+              batch_tokens: int = 4096, stats: LayerStats | None = None
+              ) -> dict[tuple[int, int], NeuronResult | ValueError]:
+    """:func:`run_layer` across layers (``examples``: (layer, neuron) -> its top examples): one
+    forward pass, read at every layer asked (``model_fn.packed_layers``), serves the neurons of
+    all of them. Neurons of different layers fire on the same contexts, so their prune,
+    masking and substitution variants are the same sequences and run once."""
+    if getattr(model_fn, "packed_layers", None) is None:
+        raise ValueError("run_model needs a model function with packed_layers(rows, want)")
+    return _run_many(model_fn, examples, lambda key: (int(key[0]), int(key[1])), pad_token=pad_token,
+                     substitutes=substitutes, normalise=normalise, sentence_end=sentence_end, config=config,
+                     batch_tokens=batch_tokens, stats=stats)
+
+
+def _run_many(fn: LayerFn, examples: Mapping[Hashable, Sequence[Example]], column: Callable[[Any], Hashable], *,
+              pad_token: int, substitutes: SubstituteFn | None, normalise: Callable[[int], Hashable] | None,
+              sentence_end: Callable[[int], bool] | None, config: N2GConfig, batch_tokens: int,
+              stats: LayerStats | None) -> dict[Hashable, Any]:
+    """The fits of many neurons in lockstep; ``column(key)``: the key's column in ``fn``'s output."""
     stats = stats if stats is not None else LayerStats()
-    fits = {i: (i, run_steps(exs, pad_token=pad_token, substitute=substitutes is not None, normalise=normalise,
-                             sentence_end=sentence_end, config=config))
-            for i, exs in examples.items()}
+    fits = {key: (column(key), run_steps(exs, pad_token=pad_token, substitute=substitutes is not None,
+                                         normalise=normalise, sentence_end=sentence_end, config=config))
+            for key, exs in examples.items()}
     stats.neurons += len(fits)
-    out = run_fits(layer_fn, fits, substitutes=substitutes, batch_size=config.batch_size,
-                   batch_tokens=batch_tokens, stats=stats)
-    for i, r in out.items():
+    out = run_fits(fn, fits, substitutes=substitutes, batch_size=config.batch_size, batch_tokens=batch_tokens,
+                   stats=stats)
+    for key, r in out.items():
         if isinstance(r, Exception):
-            stats.failed[i] = str(r)
+            stats.failed[key] = str(r)
     return out

@@ -78,6 +78,10 @@ class N2GConfig:
     # Recompute masking importance on each kept variant (reference code); it costs about as much
     # as the rest of the fit and did not change held-out F1 (.60 with, .61 without, 28 neurons).
     reimportance_augmented: bool = False
+    # The full-context pivot activation that pruning keeps a share of is the example's own (the
+    # harvest measured it on the same tokens); True runs the full prior again, as the reference
+    # code does (a forward pass over up to the whole window per example, ~a quarter of a fit's tokens).
+    remeasure_full: bool = False
     train_fraction: float = 0.5        # paper: 10 train / 10 test of the top 20
     seed: int = 0
     batch_size: int = 64
@@ -192,7 +196,10 @@ def prune_steps(examples: Sequence[Example], cfg: N2GConfig) -> Steps:
     for prior in priors:
         lengths = list(range(1, min(len(prior), cfg.max_context) + 1))
         plans.append([n for n in lengths if n % cfg.prune_step == 0 or n == lengths[-1]])
-    full = [float(a[-1]) for a in (yield Need(priors, "prune"))]
+    if cfg.remeasure_full:
+        full = [float(a[-1]) for a in (yield Need(priors, "prune"))]
+    else:
+        full = [float(ex.activations[int(ex.pivot)]) for ex in examples]
     result: list[tuple[list[int], float, float] | None] = [None] * len(examples)
     last: list[tuple[list[int], float]] = [(p, 0.0) for p in priors]
     for s in range(0, max((len(p) for p in plans), default=0), cfg.prune_chunk):

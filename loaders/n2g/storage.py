@@ -12,7 +12,7 @@ from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 from neurograph.domain import neuron_key, pattern_key, token_key
 from neurograph.errors import NotFound
 
-from .batched import LayerFn, LayerStats, run_layer
+from .batched import LayerFn, LayerStats, run_layer, run_model
 from .fit import ActivationFn, Example, N2GConfig, NeuronResult, SubstituteFn, run_neuron
 from .substitutes import sentence_ends
 from .trie import WILDCARD, N2GModel
@@ -187,6 +187,7 @@ def _groups(todo: Sequence[tuple[int, int]], size: int) -> list[list[tuple[int, 
 async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, int], ActivationFn] | None = None, *,
                     pad_token: int,
                     layer_fn: Callable[[int], LayerFn] | None = None,
+                    model_fn: LayerFn | None = None,
                     examples: Mapping[tuple[int, int], Sequence[Example]] | None = None,
                     neurons: Iterable[tuple[int, int]] | None = None, layers: Iterable[int] | None = None,
                     substitutes: SubstituteFn | None = None,
@@ -201,7 +202,9 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
     Give ``layer_fn(layer)`` (the layer's activations [B, T, d_mlp] over token sequences) to fit
     up to ``group`` neurons of a layer together with shared forward passes
     (:func:`loaders.n2g.batched.run_layer`), or ``activation_fn(layer, index)`` (the neuron's
-    :data:`ActivationFn`) to fit one neuron at a time; the method and the graphs are the same.
+    :data:`ActivationFn`) to fit one neuron at a time, or ``model_fn`` (a model-wide function,
+    :func:`loaders.n2g.batched.run_model`) to fit ``group`` neurons of any layers together, every
+    layer read from the same forward passes; the method and the graphs are the same.
     ``examples`` maps (layer, index) to top examples; without it the neurons' stored
     ``ACTIVATES_ON {kind:'max'}`` examples are read (``top_k`` of them), a group at a time.
     Neurons that already have N2G results are skipped unless ``force``; ``order`` (neuron keys,
@@ -217,8 +220,9 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
     """
     from neurograph.progress import Counter
 
-    if (activation_fn is None) == (layer_fn is None):
-        raise ValueError("build_n2g needs one of activation_fn (per neuron) or layer_fn (batched)")
+    if sum(f is not None for f in (activation_fn, layer_fn, model_fn)) != 1:
+        raise ValueError("build_n2g needs one of activation_fn (per neuron), layer_fn (a layer at a time) "
+                         "or model_fn (every layer at once)")
     # Exact tokens, not the reference code's case folding: " And" and " and" are one node
     # there, though a neuron may fire on one only; substitution with case variants lets the
     # model itself say where they agree. Held-out firing F1 on SmolLM2, 70 neurons per sample:
@@ -247,15 +251,21 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
     bar = Counter(f"N2G {model_name}", total=len(todo), enabled=progress)
     last_similar = time.monotonic()
     try:
+        size = max(1, group) if model_fn is not None else 256
         for keys in (_groups(todo, max(1, group)) if layer_fn is not None
-                     else [todo[s:s + 256] for s in range(0, len(todo), 256)]):
+                     else [todo[s:s + size] for s in range(0, len(todo), size)]):
             exs = examples
             if exs is None:  # a bounded read per group
                 exs = examples_from_rows(await store.query(
                     "n2g_top_examples_of", keys=[neuron_key(model_name, l, i) for l, i in keys], top_k=top_k))
             keys = [k for k in keys if k in exs]  # without examples a neuron has nothing to fit
             fitted: list[tuple[int, int, Any]] = []
-            if layer_fn is not None and keys:
+            if model_fn is not None and keys:
+                got = run_model(model_fn, {(l, i): [e for e in exs[(l, i)] if e.tokens][:top_k] for l, i in keys},
+                                pad_token=pad_token, substitutes=substitutes, normalise=normalise,
+                                sentence_end=sentence_end, config=config, stats=stats)
+                fitted = [(l, i, got[(l, i)]) for l, i in keys]
+            elif layer_fn is not None and keys:
                 got = run_layer(layer_fn(keys[0][0]), {i: [e for e in exs[(l, i)] if e.tokens][:top_k] for l, i in keys},
                                 pad_token=pad_token, substitutes=substitutes, normalise=normalise,
                                 sentence_end=sentence_end, config=config, stats=stats)

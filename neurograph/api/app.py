@@ -256,7 +256,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
     cache = ResponseCache(graphql_app, max_entries=cache_entries, check_every=check_every, pages=pages)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
-        Route("/graphql", GraphQLOverHTTP(cache), methods=["GET", "POST"]),
+        Route("/graphql", GraphQLOverHTTP(cache, max_batch=settings.graphql_max_batch), methods=["GET", "POST"]),
         *rest_routes,
     ]
     if OPERATIONS_DIR.is_dir():

@@ -18,21 +18,35 @@ it, around the GraphQL endpoint, and read-only CORS for the whole API.
   ``If-None-Match`` gets a 304. Only answers without errors.
 * **gzip** for answers over 1 KiB to clients that accept it (answers resolved live included;
   the response cache's gzipped pages pass through as they are).
+* **Batches**: a POST body that is a JSON array of requests (as Apollo's BatchHttpLink sends)
+  is answered with an array of results, one per operation, each with its own errors. At most
+  ``max_batch`` operations (``NEUROGRAPH_GRAPHQL_MAX_BATCH``); each runs as a request of its
+  own through the endpoint (response cache, depth / alias / cost limits), all at once, and each
+  is bounded by the request's time limit: one out of time gets a time-limit error in its own
+  result, the others keep theirs. GET stays one operation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
+import time
 from typing import Any
 
 import orjson
 from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..store.base import request_deadline
+
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 GZIP_MIN_BYTES = 1024
+MAX_BATCH = 10
+# A batch answers this long before the request's own deadline, so an operation out of time
+# becomes an error in its result rather than a 504 for the whole batch.
+BATCH_MARGIN_S = 0.1
 
 
 def preferred_media(accept: str | None) -> str:
@@ -60,8 +74,6 @@ def preferred_media(accept: str | None) -> str:
 
 def request_error(body: Any) -> str | None:
     """What is wrong with a GraphQL request's parameters (a decoded POST body), or None."""
-    if isinstance(body, list):
-        return "batched requests are not supported: send one operation per request"
     if not isinstance(body, dict):
         return "the request body must be a JSON object with a string `query`"
     query = body.get("query")
@@ -100,6 +112,14 @@ def _is_request_failure(result: Any) -> bool:
     return all(isinstance(e, dict) and not e.get("path") for e in result["errors"])
 
 
+def _without_data(result: bytes) -> bytes:
+    decoded = orjson.loads(result)
+    if _is_request_failure(decoded):
+        decoded.pop("data", None)
+        return orjson.dumps(decoded)
+    return result
+
+
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     for k, v in headers:
         if k.lower() == name:
@@ -117,10 +137,12 @@ class GraphQLOverHTTP:
         endpoint = GraphQLOverHTTP(graphql_app, max_age=60)
     """
 
-    def __init__(self, app: ASGIApp, *, max_age: int = 60, gzip_min: int = GZIP_MIN_BYTES) -> None:
+    def __init__(self, app: ASGIApp, *, max_age: int = 60, gzip_min: int = GZIP_MIN_BYTES,
+                 max_batch: int = MAX_BATCH) -> None:
         self.app = app
         self.max_age = max_age
         self.gzip_min = gzip_min
+        self.max_batch = max_batch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("GET", "POST"):
@@ -147,6 +169,9 @@ class GraphQLOverHTTP:
                     decoded = orjson.loads(body)
                 except ValueError as e:
                     await self._error(send, media, f"the request body is not valid JSON ({e})")
+                    return
+                if isinstance(decoded, list):
+                    await self._batch(scope, headers, send, media, decoded)
                     return
                 problem = request_error(decoded)
                 if problem:
@@ -202,6 +227,53 @@ class GraphQLOverHTTP:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
+    async def _batch(self, scope: Scope, req: Headers, send: Send, media: str, ops: list[Any]) -> None:
+        if not ops:
+            await self._error(send, media, "the batch is empty: send at least one operation")
+            return
+        if len(ops) > self.max_batch:
+            await self._error(send, media, f"a batch of {len(ops)} operations is over the limit of {self.max_batch} "
+                                           "(NEUROGRAPH_GRAPHQL_MAX_BATCH): split it into smaller batches")
+            return
+        results = await asyncio.gather(*(self._operation(scope, op) for op in ops))
+        if media == GRAPHQL_RESPONSE:  # an operation that did not run has no data entry, as alone
+            results = [_without_data(r) if b'"errors"' in r else r for r in results]
+        await self._finish(scope, req, send, media, 200, [(b"content-type", JSON.encode())],
+                           b"[" + b",".join(results) + b"]")
+
+    async def _operation(self, scope: Scope, op: Any) -> bytes:
+        """One operation of a batch, run through the endpoint as a request of its own; its
+        result as JSON bytes (a request error or a time-limit error included)."""
+        problem = request_error(op)
+        if problem:
+            return orjson.dumps({"errors": [{"message": problem}]})
+        body = orjson.dumps(op)
+        keep = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"content-length", b"accept", b"accept-encoding")]
+        sub = {**scope, "headers": keep + [(b"content-length", str(len(body)).encode()), (b"accept", JSON.encode())]}
+        status, parts = 200, []
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                parts.append(message.get("body", b""))
+
+        deadline = request_deadline.get()
+        left = None if deadline is None else max(0.0, deadline - time.monotonic() - BATCH_MARGIN_S)
+        try:
+            await asyncio.wait_for(self.app(sub, _replay(body, _never), capture), left)
+        except asyncio.TimeoutError:
+            limit = f" of {left + BATCH_MARGIN_S:.3g} s" if left is not None else ""
+            return orjson.dumps({"errors": [{"message": f"the operation exceeded its request's time limit{limit}",
+                                             "extensions": {"code": "TIMEOUT"}}]})
+        out = b"".join(parts)
+        try:
+            orjson.loads(out)
+        except ValueError:  # a plain-text refusal by the view: still a GraphQL error in JSON
+            return orjson.dumps({"errors": [{"message": out.decode("utf-8", "replace") or f"HTTP {status}"}]})
+        return out
+
     @staticmethod
     async def _error(send: Send, media: str, message: str) -> None:
         body = orjson.dumps({"errors": [{"message": message}]})
@@ -217,6 +289,12 @@ async def _read_body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+async def _never() -> Message:
+    """The receive of a batch's operations after their body: they share no connection to watch."""
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -4,7 +4,7 @@ Routes (``routes``, mounted by the app; handlers read ``request.app.state.store`
 
     GET /api                                         {"models": [metadata, ...]}
     GET /api/{model}/{service}[/{layer}[/{neuron}]]  {"data": page, "metadata": metadata}
-    GET /api/{model}/all[/{layer}[/{neuron}]]        {service: {"data": page} | {"missing_data_types": [...]} | {"error": msg}}
+    GET /api/{model}/all[/{layer}[/{neuron}]]        {service: {"data": page} | {"missing_data_objects": [...]} | {"error": msg}}
     GET /api/{model}/{layer}/{neuron}                NeuroNav's neuron document: {model, available, layer, neuron,
                                                      metadata, neuroscope, neuron2graph, explanation}
     GET /api/openapi.json  (also /doc/openapi.json)  the OpenAPI 3 description of these routes
@@ -13,9 +13,12 @@ Services: ``metadata``, ``neuroscope``, ``neuron_explainer``, ``neuron2graph``,
 ``neuron2graph-search`` (``?query=activating:tok,important:tok2`` or ``any:tok``; comma = AND).
 As in DeepDecipher, the ``metadata`` service answers with the bare metadata object.
 
-Errors are JSON, never a traceback: unknown model, layer, neuron or service -> 404
-``{"error": ...}``; data the service needs is not loaded -> 404 ``{"missing_data_types": [...]}``;
-a malformed index or query -> 400 ``{"error": ...}``; the store is down -> 503.
+Missing data is not an error, as in DeepDecipher: a model or neuron that exists but lacks the
+service's data answers 200 with what exists, ``{"missing_data_objects": [service], "available":
+[services with data here], "message": ..., "metadata": ...}`` (``missing_data_types``, the name
+this API used before, is kept beside it). Errors are JSON, never a traceback: unknown model,
+layer, neuron or service -> 404 ``{"error": ...}``; a malformed index or query -> 400
+``{"error": ...}``; the store is down -> 503.
 
     from starlette.applications import Starlette
     from neurograph.api.rest import routes
@@ -63,13 +66,14 @@ class Problem(Exception):
 
 
 class Missing(Problem):
-    """The service's data is not loaded for this model or unit."""
+    """The service's data is not loaded for this model or unit: a 200 naming what is missing
+    (DeepDecipher's ``missing_data_objects``), not an error."""
 
-    def __init__(self, *types: str, error: str | None = None) -> None:
-        body: dict[str, Any] = {"missing_data_types": list(types)}
-        if error:
-            body["error"] = error
-        super().__init__(404, **body)
+    def __init__(self, *types: str, message: str | None = None) -> None:
+        body: dict[str, Any] = {"missing_data_objects": list(types), "missing_data_types": list(types)}
+        if message:
+            body["message"] = message
+        super().__init__(200, **body)
 
 
 def _json(body: Any, status: int = 200) -> JSONResponse:
@@ -184,7 +188,7 @@ async def _neuroscope_page(store: Store, meta: dict[str, Any], layer: int | None
     rows = await store.query("rest_neuroscope_texts", key=neuron_key(model, layer, neuron),
                              limit=_limit(request, DEFAULT_TEXTS))
     if not rows:
-        raise Missing("neuroscope", error=f"No max-activating texts for neuron l{layer}n{neuron} of '{model}'.")
+        raise Missing("neuroscope", message=f"No max-activating texts for neuron l{layer}n{neuron} of '{model}'.")
     texts = []
     for r in rows:
         acts = [float(a) for a in (r["activations"] or [])]
@@ -209,7 +213,7 @@ async def _explainer_page(store: Store, meta: dict[str, Any], layer: int | None,
     await _neuron(store, model, layer, neuron)
     rows = await store.query("rest_best_explanation", key=neuron_key(model, layer, neuron))
     if not rows:
-        raise Missing("neuron_explainer", error=f"No explanation for neuron l{layer}n{neuron} of '{model}'.")
+        raise Missing("neuron_explainer", message=f"No explanation for neuron l{layer}n{neuron} of '{model}'.")
     return {"explanation": rows[0]["explanation"], "score": rows[0]["score"]}
 
 
@@ -240,7 +244,7 @@ async def _n2g_page(store: Store, meta: dict[str, Any], layer: int | None, neuro
     key = neuron_key(model, layer, neuron)
     rows = await store.query("rest_n2g_pattern", key=key)
     if not rows and not info.get("n2g_dot"):
-        raise Missing("neuron2graph", error=f"No N2G graph for neuron l{layer}n{neuron} of '{model}'.")
+        raise Missing("neuron2graph", message=f"No N2G graph for neuron l{layer}n{neuron} of '{model}'.")
     pos = {r["key"]: i for i, r in enumerate(rows)}
     nodes = [{"token": r["token"], "required": sorted(pos[k] for k in r["next"] if k in pos),
               "importance": r["importance"] if r["importance"] is not None else r["activation"],
@@ -316,7 +320,7 @@ async def service_value(store: Store, meta: dict[str, Any], service: str, layer:
                         neuron: int | None, request: Request) -> dict[str, Any]:
     """``{"data": page}``; raises Missing when the model lacks the service's data."""
     if service not in meta["available_services"]:
-        raise Missing(service, error=f"No {service} data is loaded for model '{meta['name']}'.")
+        raise Missing(service, message=f"No {service} data is loaded for model '{meta['name']}'.")
     return {"data": await PAGES[service](store, meta, layer, neuron, request)}
 
 
@@ -368,10 +372,15 @@ async def _service(request: Request) -> Any:
         raise Problem(404, error=f"Service '{service}' not found. Services: {', '.join(SERVICES)}, all.")
     meta = await model_metadata(store, p["model"])
     _check_range(meta, layer, neuron)
+    if neuron is not None:  # an unknown neuron is a 404, whatever data the service has
+        await _neuron(store, meta["name"], layer, neuron)
     if service == "metadata":
         return meta  # as DeepDecipher: the metadata service is the bare metadata object
     if service != "all":
-        value = await service_value(store, meta, service, layer, neuron, request)
+        try:
+            value = await service_value(store, meta, service, layer, neuron, request)
+        except Missing as m:  # 200 with what exists here, as DeepDecipher
+            value = {**m.body, "available": await available_here(store, meta, layer, neuron, request)}
         value["metadata"] = meta
         return value
     out: dict[str, Any] = {}
@@ -389,6 +398,27 @@ NEURONAV_KINDS = {"neuroscope": "Max Activating Dataset Example", "neuron2graph"
                   "neuron_explainer": "Explanation"}
 
 
+async def neuron_pages(store: Store, meta: dict[str, Any], layer: int, neuron: int,
+                       request: Request) -> dict[str, Any]:
+    """Each neuron-level service's page of one neuron, None where its data is missing."""
+    pages: dict[str, Any] = {}
+    for name in NEURONAV_KINDS:
+        try:
+            pages[name] = (await service_value(store, meta, name, layer, neuron, request))["data"]
+        except Missing:
+            pages[name] = None
+    return pages
+
+
+async def available_here(store: Store, meta: dict[str, Any], layer: int | None, neuron: int | None,
+                         request: Request) -> list[str]:
+    """The services with data for this page: the model's, and for a neuron those with its page."""
+    if neuron is None:
+        return meta["available_services"]
+    pages = await neuron_pages(store, meta, layer, neuron, request)  # type: ignore[arg-type]
+    return ["metadata"] + [name for name in SERVICES if pages.get(name) is not None]
+
+
 async def neuronav(store: Store, request: Request, model: str, layer: int, neuron: int) -> dict[str, Any]:
     """NeuroNav's one document per neuron (``GET /api/GPT-2-XL/5/2332`` in its README): every
     service's neuron page at once, ``null`` where the data is not loaded, ``available`` naming
@@ -399,12 +429,7 @@ async def neuronav(store: Store, request: Request, model: str, layer: int, neuro
     meta = await model_metadata(store, model)
     _check_range(meta, layer, neuron)
     info = await _neuron(store, model, layer, neuron)
-    pages: dict[str, Any] = {}
-    for name in NEURONAV_KINDS:
-        try:
-            pages[name] = (await service_value(store, meta, name, layer, neuron, request))["data"]
-        except Missing:
-            pages[name] = None
+    pages = await neuron_pages(store, meta, layer, neuron, request)
     n2g = pages["neuron2graph"]
     if n2g is not None:
         n2g = {"explanation-score": info.get("n2g_firing_f1"), **n2g}
@@ -442,12 +467,17 @@ def _op(op_id: str, summary: str, params: list[str], extra: list[dict] | None = 
               "layer": {"type": "integer", "minimum": 0, "maximum": MAX_INDEX},
               "neuron": {"type": "integer", "minimum": 0, "maximum": MAX_INDEX}}
     err = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    not_found_ = {**err, "description": "Unknown model, service, layer or neuron (a neuron that exists but lacks "
+                                        "the service's data is a 200 listing what is missing)."}
+    ok = {"description": "The page, or, where the model or neuron exists but lacks this service's data, what "
+                         "is missing and what is available (as DeepDecipher answers, with 200).",
+          "content": {"application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/Page"},
+                                                                 {"$ref": "#/components/schemas/Missing"}]}}}}
     return {"get": {
         "operationId": op_id, "summary": summary,
         "parameters": [{"name": n, "in": "path", "required": True, "description": desc[n], "schema": schema[n]}
                        for n in params] + (extra or []),
-        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
-                      "400": err, "404": err, "503": err},
+        "responses": {"200": ok, "400": err, "404": not_found_, "503": err},
     }}
 
 
@@ -477,8 +507,20 @@ OPENAPI: dict[str, Any] = {
                                                          "neuron, metadata, neuroscope, neuron2graph, explanation.",
                                              ["model", "layer", "neuron"]),
     },
-    "components": {"schemas": {"Error": {"type": "object", "properties": {
-        "error": {"type": "string"}, "missing_data_types": {"type": "array", "items": {"type": "string"}}}}}},
+    "components": {"schemas": {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "Page": {"type": "object", "description": "A service's page and the model's metadata (the metadata "
+                                                  "service: the bare metadata object; /all: one entry per service).",
+                 "properties": {"data": {}, "metadata": {"type": "object"}}},
+        "Missing": {"type": "object", "required": ["missing_data_objects", "available"], "properties": {
+            "missing_data_objects": {"type": "array", "items": {"type": "string"},
+                                     "description": "The services whose data is missing here."},
+            "missing_data_types": {"type": "array", "items": {"type": "string"},
+                                   "description": "The same list under this API's earlier name."},
+            "available": {"type": "array", "items": {"type": "string"},
+                          "description": "The services with data for this model (model and layer pages) or "
+                                         "neuron (neuron pages)."},
+            "message": {"type": "string"}, "metadata": {"type": "object"}}}}},
 }
 
 routes: list[BaseRoute] = [

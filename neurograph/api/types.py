@@ -24,6 +24,7 @@ from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, Selection
 from strawberry.scalars import JSON
 from strawberry.types.nodes import SelectedField
 
+from ..domain import CIRCUIT_TOPOLOGY_PREFIX
 from ..errors import InvalidKey, NotFound
 from .context import Context
 from .dataloaders import EdgeKey, ExamplesKey
@@ -39,6 +40,15 @@ def check_first(first: int, name: str = "first", cap: int = MAX_FIRST) -> int:
     if first < 0 or first > cap:
         raise InvalidKey(f"{name} must be between 0 and {cap}, got {first}")
     return first
+
+
+# Every connection (edges, tokens, heads, examples) pages alike: `first` items after the cursor
+# `after`, totalCount for all of them, pageInfo.hasNextPage / endCursor for the next page.
+FirstArg = Annotated[int, strawberry.argument(
+    description=f"How many items, 0 to {MAX_FIRST}; for more, ask again with after: pageInfo.endCursor.")]
+AfterArg = Annotated[Optional[str], strawberry.argument(
+    description="Start after this cursor (the pageInfo.endCursor of the previous page, with the same "
+                "other arguments); null for the first page.")]
 
 
 def _num(value: Any) -> float | None:
@@ -104,7 +114,8 @@ class Node:
     id: strawberry.ID
 
 
-@strawberry.type
+@strawberry.type(description="Where a page of a connection ends: with hasNextPage, ask again with "
+                               "after: endCursor for the next page.")
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool
@@ -151,11 +162,21 @@ class Connection(Generic[EdgeT]):
 
     edges: list[EdgeT]
     page_info: PageInfo
-    total_count: int
+    total_count: int = strawberry.field(description="How many items the list holds in all pages together.")
+
+
+def _position(after: str | None) -> int:
+    """The position a cursor names (-1 for none: the page starts at the top)."""
+    if not after:
+        return -1
+    (value,) = decode_cursor(after, 1)
+    if not isinstance(value, int) or value < 0:
+        raise InvalidKey(f"invalid cursor {after!r}: pass an endCursor from a previous page")
+    return value
 
 
 def _offset_after(after: str | None) -> int:
-    return int(decode_cursor(after, 1)[0]) + 1 if after else 0  # type: ignore[arg-type]
+    return _position(after) + 1
 
 
 # --- leaf types ----------------------------------------------------------------------------
@@ -276,10 +297,13 @@ class Topology:
     within_z: Optional[float] = strawberry.field(description="Within-community strength z-score.")
 
     @classmethod
-    def of(cls, p: dict) -> "Topology":
-        return cls(role=p.get("role"), community=_int(p.get("community")), degree=_num(p.get("degree")),
-                   strength=_num(p.get("strength")), betweenness=_num(p.get("betweenness")),
-                   participation=_num(p.get("participation")), within_z=_num(p.get("within_z")))
+    def of(cls, p: dict, prefix: str = "") -> "Topology":
+        def get(name: str) -> Any:
+            return p.get(prefix + name)
+
+        return cls(role=get("role"), community=_int(get("community")), degree=_num(get("degree")),
+                   strength=_num(get("strength")), betweenness=_num(get("betweenness")),
+                   participation=_num(get("participation")), within_z=_num(get("within_z")))
 
 
 @strawberry.type(description="One source of a neuron's imported values.")
@@ -433,8 +457,8 @@ class Head(Node):
 
     @strawberry.field(description="Neurons this head composes with (HEAD_COMPOSES).")
     async def neurons(self, info: Info, kinds: Optional[list[str]] = None, min_weight: Optional[float] = None,
-                      order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
-                      after: Optional[str] = None) -> HeadNeuronEdgeConnection:
+                      order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: FirstArg = 10,
+                      after: AfterArg = None) -> HeadNeuronEdgeConnection:
         check_first(first)
         rows = await info.context.loaders.edges.load(_edge_key("head_neurons", self.key, kinds, min_weight, order_by))
         page, pinfo = _page(rows, first, after)
@@ -510,6 +534,19 @@ class Neuron(Node):
     def community(self, info: Info) -> Optional[int]:
         return self._from_props(info, lambda p: _int(p.get("community")), "community")
 
+    @strawberry.field(description="Role and community in the corpus circuits (ATTRIBUTES_TO edges: what neurons do "
+                                  "to each other on real prompts), with degree and centrality there.")
+    def circuit_topology(self, info: Info) -> Topology:
+        return self._from_props(info, lambda p: Topology.of(p, CIRCUIT_TOPOLOGY_PREFIX))
+
+    @strawberry.field(description="Its role in the corpus circuits (see circuitTopology).")
+    def circuit_role(self, info: Info) -> Optional[str]:
+        return self._from_props(info, lambda p: p.get("circuit_role"))
+
+    @strawberry.field(description="Its community in the corpus circuits (see circuitTopology).")
+    def circuit_community(self, info: Info) -> Optional[int]:
+        return self._from_props(info, lambda p: _int(p.get("circuit_community")))
+
     @strawberry.field(description="Every stored property of the neuron, as JSON.")
     async def props(self, info: Info) -> JSON:
         return dict(await self.all_props(info))
@@ -526,10 +563,10 @@ class Neuron(Node):
         return self._from_props(info, lambda p: [str(x) for x in p.get("labels") or []], "labels")
 
     @strawberry.field(description="Dataset contexts it activates on, in rank order.")
-    async def examples(self, info: Info, kind: ExampleKind = ExampleKind.MAX, first: int = 5,
-                       after: Optional[str] = None) -> ExampleConnection:
+    async def examples(self, info: Info, kind: ExampleKind = ExampleKind.MAX, first: FirstArg = 5,
+                       after: AfterArg = None) -> ExampleConnection:
         check_first(first)
-        after_rank = int(decode_cursor(after, 1)[0]) if after else -1  # type: ignore[arg-type]
+        after_rank = _position(after)
         loaders = info.context.loaders
         total, rows = await loaders.examples.load(ExamplesKey(self._p["key"], kind.value, after_rank, first + 1))
         edges = []
@@ -571,45 +608,45 @@ class Neuron(Node):
 
     @strawberry.field(description="Upstream neurons writing into this one (weight-based COMPOSES).")
     async def inputs(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
-                     order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
-                     after: Optional[str] = None) -> NeuronEdgeConnection:
+                     order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: FirstArg = 10,
+                     after: AfterArg = None) -> NeuronEdgeConnection:
         return await _neuron_edges(info, "inputs", self._p["key"], kinds, min_weight, order_by, first, after)
 
     @strawberry.field(description="Downstream neurons this one writes into (weight-based COMPOSES).")
     async def outputs(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
-                      order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
-                      after: Optional[str] = None) -> NeuronEdgeConnection:
+                      order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: FirstArg = 10,
+                      after: AfterArg = None) -> NeuronEdgeConnection:
         return await _neuron_edges(info, "outputs", self._p["key"], kinds, min_weight, order_by, first, after)
 
     @strawberry.field(description="Neurons with correlated activations (CORRELATES, Pearson).")
     async def correlated(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
-                         order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
-                         after: Optional[str] = None) -> NeuronEdgeConnection:
+                         order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: FirstArg = 10,
+                         after: AfterArg = None) -> NeuronEdgeConnection:
         return await _neuron_edges(info, "correlated", self._p["key"], kinds, min_weight, order_by, first, after)
 
     @strawberry.field(description="Neurons this one drives in attribution graphs merged over a corpus "
                                   "(ATTRIBUTES_TO: mean direct effect over the prompts; `neurograph circuits`).")
     async def attributes(self, info: Info, min_weight: MinWeightArg = None,
-                         order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
-                         after: Optional[str] = None) -> NeuronEdgeConnection:
+                         order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: FirstArg = 10,
+                         after: AfterArg = None) -> NeuronEdgeConnection:
         return await _neuron_edges(info, "attributes", self._p["key"], None, min_weight, order_by, first, after)
 
     @strawberry.field(description="Neurons driving this one in attribution graphs merged over a corpus.")
     async def attributed_by(self, info: Info, min_weight: MinWeightArg = None,
-                            order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
-                            after: Optional[str] = None) -> NeuronEdgeConnection:
+                            order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: FirstArg = 10,
+                            after: AfterArg = None) -> NeuronEdgeConnection:
         return await _neuron_edges(info, "attributed_by", self._p["key"], None, min_weight, order_by, first, after)
 
     @strawberry.field(description="Neurons with overlapping N2G token sets (SIMILAR).")
     async def similar(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
-                      order_by: EdgeOrder = EdgeOrder.WEIGHT, first: int = 10,
-                      after: Optional[str] = None) -> NeuronEdgeConnection:
+                      order_by: EdgeOrder = EdgeOrder.WEIGHT, first: FirstArg = 10,
+                      after: AfterArg = None) -> NeuronEdgeConnection:
         return await _neuron_edges(info, "similar", self._p["key"], kinds, min_weight, order_by, first, after)
 
     @strawberry.field(description="Attention heads it composes with (HEAD_COMPOSES: Q, K, V out; O in).")
     async def heads(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
-                    order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: int = 10,
-                    after: Optional[str] = None) -> HeadEdgeConnection:
+                    order_by: EdgeOrder = EdgeOrder.ABS_WEIGHT, first: FirstArg = 10,
+                    after: AfterArg = None) -> HeadEdgeConnection:
         check_first(first)
         rows = await info.context.loaders.edges.load(
             _edge_key("heads", self._p["key"], kinds, min_weight, order_by))
@@ -621,8 +658,8 @@ class Neuron(Node):
 
     @strawberry.field(description="Tokens tied to it (TOKEN_EFFECT kinds: input, output, activation).")
     async def tokens(self, info: Info, kinds: KindsArg = None, min_weight: MinWeightArg = None,
-                     order_by: EdgeOrder = EdgeOrder.WEIGHT, first: int = 10,
-                     after: Optional[str] = None) -> TokenConnection:
+                     order_by: EdgeOrder = EdgeOrder.WEIGHT, first: FirstArg = 10,
+                     after: AfterArg = None) -> TokenConnection:
         check_first(first)
         rows = await info.context.loaders.edges.load(
             _edge_key("tokens", self._p["key"], kinds, min_weight, order_by))

@@ -64,110 +64,178 @@ const BASE_STYLE = [
   { selector: "edge:selected", style: { opacity: 1, "line-outline-width": 2, "line-outline-color": "#1e293b" } },
 ];
 
+// The layered drawing's extensions: ELK's layered algorithm (elkjs, through cytoscape-elk) and
+// cytoscape-expand-collapse, vendored UMD builds loaded as classic scripts on first use (ELK is
+// 1.6 MB that no other page needs).
+let layeredReady = null;
+
+function layeredExtensions() {
+  const load = (name) => new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = new URL(`../vendor/${name}`, import.meta.url).href;
+    s.onload = resolve;
+    s.onerror = () => reject(new Error(`cannot load vendor/${name}`));
+    document.head.append(s);
+  });
+  if (!layeredReady) {
+    layeredReady = load("elk.bundled.js")
+      .then(() => Promise.all([load("cytoscape-elk.js"), load("cytoscape-expand-collapse.js")]))
+      .then(() => {
+        cytoscape.use(window.cytoscapeElk);
+        cytoscape.use(window.cytoscapeExpandCollapse);
+      })
+      .catch((err) => { layeredReady = null; throw err; });
+  }
+  return layeredReady;
+}
+
+const LAYER_STYLE = [
+  // A model layer's box: its units stacked in one column, its name on the axis above.
+  { selector: "node[type = 'layer']", style: {
+    "background-color": "#f1f5f9", "background-opacity": 0.5, "border-width": 2, "border-color": "#94a3b8",
+    "border-style": "dashed", shape: "round-rectangle", label: "", padding: 10 } },
+  // Folded: one node standing for the layer's units, with their count.
+  { selector: "node.cy-expand-collapse-collapsed-node", style: {
+    label: "data(folded)", "background-color": "#e2e8f0", "border-style": "solid", "border-color": "#64748b",
+    // as tall as half its column was, and large: a depth-2 drawing is shown at a fraction of its size
+    width: 170, height: "data(foldHeight)", "text-valign": "center", "text-halign": "center", "font-size": 36,
+    "text-wrap": "wrap", "text-background-opacity": 0 } },
+  { selector: "edge.cy-expand-collapse-meta-edge", style: { "line-color": "#94a3b8", "target-arrow-color": "#94a3b8", width: 2 } },
+];
+
+const layerId = (layer) => `layer:${layer}`;
+
 /**
  * nodes: [{id, label, type: 'neuron'|'head', layer, center?}];
  * edges: [{source, target, kind, weight, undirected?}].
- * layout 'layers' places nodes in columns by model layer (composition flows left to right);
+ * layout 'layers': one column per model layer, left to right as composition flows, laid out by
+ * ELK's layered algorithm (each layer a box, its partition, so columns keep the model's order
+ * while ELK orders each column to cross fewer edges); each layer folds into one node with its
+ * count and unfolds again (the buttons on the axis above, tapping its box, or its corner cue).
  * 'force' uses cytoscape's built-in force-directed cose layout.
+ * Resolves to the cytoscape instance once it is laid out; `window.cy` is it.
  */
-export function drawNeighborhood(container, { nodes, edges }, { onNavigate, layout = "layers" } = {}) {
+export async function drawNeighborhood(container, { nodes, edges }, { onNavigate, layout = "layers" } = {}) {
+  const layered = layout === "layers";
+  if (layered) await layeredExtensions();
   // Widths on each kind's own scale: a virtual weight of 12 must not thin every cosine to a hair.
   const maxW = new Map();
   for (const e of edges) maxW.set(e.kind, Math.max(maxW.get(e.kind) || 1e-9, Math.abs(e.weight ?? 0)));
-  const pos = layout === "layers" ? layerPositions(nodes) : null;
+  const layers = [...new Set(nodes.map((n) => n.layer ?? 0))].sort((a, b) => a - b);
+  const column = new Map(nodes.map((n) => [n.id, layers.indexOf(n.layer ?? 0)]));
   const elements = [
-    ...nodes.map((n) => ({ group: "nodes", data: { ...n } })),
+    ...(layered ? layers.map((l) => ({
+      group: "nodes",
+      data: { id: layerId(l), type: "layer", layer: l, count: nodes.filter((n) => (n.layer ?? 0) === l).length },
+    })) : []),
+    ...nodes.map((n) => ({ group: "nodes", data: { ...n, ...(layered ? { parent: layerId(n.layer ?? 0) } : {}) } })),
     ...edges.map((e, i) => ({
       group: "edges",
       data: {
         id: `e${i}`, source: e.source, target: e.target, kind: e.kind, weight: e.weight,
         color: kindColor(e.kind), width: 1 + 6 * (Math.abs(e.weight ?? 0) / maxW.get(e.kind)),
         negative: (e.weight ?? 0) < 0, undirected: !!e.undirected,
-        ...bendFor(pos, e, i),
+        ...(layered ? bendFor(column.get(e.source), column.get(e.target), i) : {}),
       },
     })),
   ];
   const cy = cytoscape({
-    container, elements, style: BASE_STYLE, minZoom: 0.1, maxZoom: 3,
-    layout: pos
-      ? { name: "preset", positions: (node) => pos[node.id()], fit: true, padding: 36 }
+    container, elements, style: layered ? [...BASE_STYLE, ...LAYER_STYLE] : BASE_STYLE, minZoom: 0.1, maxZoom: 3,
+    layout: layered ? { name: "null" }
       : { name: "cose", animate: false, randomize: false, nodeRepulsion: 8000, idealEdgeLength: 90, fit: true, padding: 30 },
   });
-  if (pos) layerAxis(container, cy, pos, nodes);
-  cy.on("tap", "node", (evt) => onNavigate && onNavigate(evt.target.data()));
+  live.add(cy);
+  if (layered) {
+    container.style.visibility = "hidden"; // not the pile of unplaced nodes while ELK works
+    // Only edges between layers shape the layout: one inside a layer would split its column.
+    const between = cy.edges().filter((e) => e.source().data("layer") !== e.target().data("layer"));
+    await new Promise((resolve) => {
+      const l = cy.nodes().union(between).layout({
+        name: "elk", fit: true, padding: 36,
+        nodeLayoutOptions: (n) => (n.isParent() ? { "elk.partitioning.partition": layers.indexOf(n.data("layer")) } : {}),
+        elk: {
+          algorithm: "layered", "elk.direction": "RIGHT", "elk.partitioning.activate": true,
+          "elk.hierarchyHandling": "INCLUDE_CHILDREN", "elk.layered.spacing.nodeNodeBetweenLayers": 90,
+          "elk.spacing.nodeNode": 24,
+        },
+      });
+      l.one("layoutstop", resolve);
+      l.run();
+    });
+    container.style.visibility = "";
+    folding(cy);
+    layerAxis(container, cy, layers);
+  }
+  cy.on("tap", "node[type != 'layer']", (evt) => onNavigate && onNavigate(evt.target.data()));
   cy.on("mouseover", "node", () => { container.style.cursor = "pointer"; });
   cy.on("mouseout", "node", () => { container.style.cursor = ""; });
-  live.add(cy);
   window.cy = cy;
   return cy;
 }
 
+/** Fold (or unfold) a model layer of a layered drawing into one node counting its units. */
+export function foldLayer(cy, layer, fold = true) {
+  const api = cy.expandCollapse("get");
+  const box = cy.getElementById(layerId(layer));
+  if (fold && api.isCollapsible(box)) api.collapse(box);
+  else if (!fold && api.isExpandable(box)) api.expand(box);
+}
+
+function folding(cy) {
+  // zIndex: its cue canvas stays under the layer axis, whose buttons must take clicks
+  cy.expandCollapse({ layoutBy: null, fisheye: false, animate: false, undoable: false, cueEnabled: true, zIndex: 1 });
+  for (const box of cy.nodes("[type = 'layer']")) {
+    box.data("folded", `layer ${box.data("layer")}\n${box.data("count")} unit${box.data("count") === 1 ? "" : "s"}`);
+    box.data("foldHeight", Math.max(100, box.height() / 2));
+  }
+  cy.on("tap", "node[type = 'layer']", (evt) => {
+    const api = cy.expandCollapse("get");
+    foldLayer(cy, evt.target.data("layer"), !api.isExpandable(evt.target));
+  });
+}
+
 /**
- * The by-layer layout's column headings ("layer 3") along the top of the drawing, kept above
- * their columns as the graph is panned and zoomed. An HTML overlay, not graph nodes: the drawn
- * nodes stay exactly the API's nodes.
+ * The layered drawing's column headings ("layer 3") along its top, kept above their columns as
+ * the graph is panned and zoomed; each folds its layer into one node and unfolds it again. An
+ * HTML overlay, not graph nodes: the drawn nodes stay the API's nodes and the layer boxes.
  */
-function layerAxis(container, cy, pos, nodes) {
-  const cols = new Map();
-  for (const n of nodes) if (pos[n.id] && !cols.has(n.layer ?? 0)) cols.set(n.layer ?? 0, pos[n.id].x);
+function layerAxis(container, cy, layers) {
   if (getComputedStyle(container).position === "static") container.style.position = "relative";
   const axis = document.createElement("div");
   axis.className = "layer-axis";
-  const labels = [...cols].sort((a, b) => a[0] - b[0]).map(([layer, x]) => {
-    const el = document.createElement("span");
+  const labels = layers.map((layer) => {
+    const el = document.createElement("button");
+    el.type = "button";
     el.className = "layer-label";
     el.dataset.layer = String(layer);
     el.textContent = `layer ${layer}`;
+    el.title = `fold layer ${layer} into one node (again: unfold it)`;
+    el.setAttribute("aria-pressed", "false");
+    el.addEventListener("click", () => foldLayer(cy, layer, el.getAttribute("aria-pressed") !== "true"));
     axis.append(el);
-    return [el, x];
+    return [el, cy.getElementById(layerId(layer))];
   });
   container.append(axis);
   const place = () => {
-    const z = cy.zoom();
-    const p = cy.pan();
-    for (const [el, x] of labels) el.style.left = `${x * z + p.x}px`;
+    for (const [el, box] of labels) {
+      if (box.removed()) continue;
+      el.style.left = `${box.renderedPosition().x}px`;
+      el.setAttribute("aria-pressed", String(box.hasClass("cy-expand-collapse-collapsed-node")));
+    }
   };
-  cy.on("viewport resize", place);
+  cy.on("viewport resize position expandcollapse.aftercollapse expandcollapse.afterexpand", place);
   cy.one("render", place);
   place();
 }
 
-// In the by-layer layout a straight edge that skips a column, or joins two nodes of one column,
+// In the layered drawing a straight edge that skips a column, or joins two nodes of one column,
 // would run through the nodes between: bend it, alternating sides.
-function bendFor(pos, e, i) {
-  if (!pos || !pos[e.source] || !pos[e.target]) return { curved: false, bend: 0 };
-  const a = pos[e.source];
-  const b = pos[e.target];
+function bendFor(colA, colB, i) {
   const side = i % 2 ? 1 : -1;
-  if (a.x === b.x) return { curved: true, bend: side * (24 + 0.3 * Math.abs(a.y - b.y)) };
-  const cols = Math.round(Math.abs(a.x - b.x) / a.gap);
-  if (cols > 1) return { curved: true, bend: side * 30 * cols };
-  return { curved: false, bend: 0 };
-}
-
-/** Columns by model layer (composition flows left to right), the centre mid-column. */
-function layerPositions(nodes) {
-  const byLayer = new Map();
-  for (const n of nodes) {
-    const l = n.layer ?? 0;
-    if (!byLayer.has(l)) byLayer.set(l, []);
-    byLayer.get(l).push(n);
-  }
-  const layers = [...byLayer.keys()].sort((a, b) => a - b);
-  const tallest = Math.max(...[...byLayer.values()].map((v) => v.length));
-  const step = 46;
-  // Spread columns so the drawing is about twice as wide as it is tall, like its container.
-  const gap = Math.max(170, layers.length > 1 ? (2 * tallest * step) / (layers.length - 1) : 170);
-  const pos = {};
-  layers.forEach((l, col) => {
-    const list = byLayer.get(l).sort((a, b) => (b.center ? 1 : 0) - (a.center ? 1 : 0) || (a.type === b.type ? (a.index ?? 0) - (b.index ?? 0) : a.type === "head" ? 1 : -1));
-    list.forEach((node, row) => {
-      // Alternate above and below the middle line so the centre stays in the middle.
-      const off = row === 0 ? 0 : (row % 2 ? 1 : -1) * Math.ceil(row / 2);
-      pos[node.id] = { x: col * gap, y: off * step + (col % 2 ? step / 2 : 0), gap };
-    });
-  });
-  return pos;
+  if (colA === undefined || colB === undefined) return { curved: false, bend: 0 };
+  if (colA === colB) return { curved: true, bend: side * 40 };
+  const cols = Math.abs(colA - colB);
+  return cols > 1 ? { curved: true, bend: side * 30 * cols } : { curved: false, bend: 0 };
 }
 
 const PATTERN_STYLE = [

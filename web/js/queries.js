@@ -11,22 +11,42 @@ const EXAMPLE_PAGE = `fragment ExamplePage on ExampleConnection {
 
 // The neuron page's operation is a file of graphql/ (served at /operations/): the server
 // pre-renders it for every neuron (`neurograph pages`), and a request meets that cache only
-// with the same operation and the same variables.
-const NEURON_PAGE = "/operations/neuron_page.graphql";
+// with the same operation and the same variables. Its lists' next pages are another file.
 const DEFAULT_EXAMPLES = 20; // the operation's default $first
-let neuronPageText = null;
+const operations = new Map();
 
-function neuronPageOperation() {
-  if (!neuronPageText) {
-    neuronPageText = fetch(NEURON_PAGE).then((r) => {
-      if (!r.ok) throw new ApiError(`cannot load ${NEURON_PAGE}: ${r.status} ${r.statusText}`);
+function operation(name) {
+  const url = `/operations/${name}.graphql`;
+  if (!operations.has(name)) {
+    operations.set(name, fetch(url).then((r) => {
+      if (!r.ok) throw new ApiError(`cannot load ${url}: ${r.status} ${r.statusText}`);
       return r.text();
     }).catch((err) => {
-      neuronPageText = null; // try again on the next page
-      throw err instanceof ApiError ? err : new ApiError(`cannot load ${NEURON_PAGE} (${err.message})`);
-    });
+      operations.delete(name); // try again next time
+      throw err instanceof ApiError ? err : new ApiError(`cannot load ${url} (${err.message})`);
+    }));
   }
-  return neuronPageText;
+  return operations.get(name);
+}
+
+// The neuron page's connectivity lists, by the field each is (and the flag that picks it in
+// neuron_connections.graphql).
+export const CONNECTION_FIELDS = ["inputs", "outputs", "correlated", "heads", "similar", "attributes", "attributedBy"];
+const CONN_PAGE = 20; // the neuron page operation's $conn
+
+/** The next page of one of a neuron's connectivity lists: {items, next, total}. */
+export async function moreConnections(modelName, layer, index, field, after, first = CONN_PAGE) {
+  if (!CONNECTION_FIELDS.includes(field)) throw new ApiError(`no connection list ${field}`);
+  const d = await gql(await operation("neuron_connections"), { model: modelName, layer, index, first, after, [field]: true });
+  return connectionPage(field, d.neuron[field]);
+}
+
+function connectionPage(field, conn) {
+  return {
+    items: field === "heads" ? conn.edges.map(headEdge) : conn.edges.map(neuronEdge),
+    next: conn.pageInfo.hasNextPage ? conn.pageInfo.endCursor : null,
+    total: conn.totalCount,
+  };
 }
 
 /** The next page of a neuron's examples of one kind ("MAX" | "MIN" | "RANDOM") after a cursor. */
@@ -137,6 +157,13 @@ function scalarProps(props) {
   return out;
 }
 
+const neuronEdge = (e) => ({ kind: e.kind, weight: e.weight, ...neuronLink(e.node) });
+const headEdge = (e) => ({
+  kind: e.kind, weight: e.weight, key: e.node.key, label: `L${e.node.layer}H${e.node.head}`,
+  href: headHref(e.node.model, e.node.layer, e.node.head),
+  note: e.outgoing ? "neuron → head" : "head → neuron",
+});
+
 const neuronLink = (n) => ({
   key: n.key, model: n.model, layer: n.layer, index: n.index,
   label: `L${n.layer}/N${n.index}`, href: `#/neuron/${encodeURIComponent(n.model)}/${n.layer}/${n.index}`,
@@ -160,7 +187,7 @@ export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
   // An unknown model or neuron is an API error with a clear message: let the page show it.
   const vars = { model: modelName, layer, index };
   if (examples !== DEFAULT_EXAMPLES) vars.first = examples;
-  const d = await gql(await neuronPageOperation(), vars);
+  const d = await gql(await operation("neuron_page"), vars);
   const n = d.neuron;
   const stats = {
     interest: n.interest, mean: n.stats.mean, var: n.stats.var, skew: n.stats.skew, kurt: n.stats.kurt,
@@ -188,7 +215,7 @@ export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
   for (const [k, v] of Object.entries(n.props || {})) {
     if (typeof v === "number" && !shownProps.has(k)) moreProps[k] = v;
   }
-  const nEdges = (conn) => conn.edges.map((e) => ({ kind: e.kind, weight: e.weight, ...neuronLink(e.node) }));
+  const lists = Object.fromEntries(CONNECTION_FIELDS.map((f) => [f, connectionPage(f, n[f])]));
   return {
     key: n.key, model: n.model, layer: n.layer, index: n.index, role: n.role, community: n.community,
     pageSize: examples,
@@ -211,21 +238,8 @@ export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
       outputBottom: n.outputTokensBottom.edges.map((e) => ({ text: e.node.text, weight: e.weight })).filter((t) => t.weight < 0),
       activation: n.activationTokens.edges.map((e) => ({ text: e.node.text, weight: e.weight, count: e.count })),
     },
-    connectivity: {
-      inputs: nEdges(n.inputs),
-      outputs: nEdges(n.outputs),
-      correlated: nEdges(n.correlated),
-      similar: nEdges(n.similar),
-      heads: n.heads.edges.map((e) => ({
-        kind: e.kind, weight: e.weight, key: e.node.key, label: `L${e.node.layer}H${e.node.head}`,
-        href: headHref(e.node.model, e.node.layer, e.node.head),
-        note: e.outgoing ? "neuron → head" : "head → neuron",
-      })),
-    },
-    totals: {
-      inputs: n.inputs.totalCount, outputs: n.outputs.totalCount, correlated: n.correlated.totalCount,
-      similar: n.similar.totalCount, heads: n.heads.totalCount,
-    },
+    // Each list: {items, next (the cursor of its next page, or null), total}.
+    connectivity: lists,
   };
 }
 

@@ -13,6 +13,11 @@ const version = (name) => JSON.parse(readFileSync(join(mod(name), "package.json"
 // [package, file in the package, name in vendor/, licence]
 const FILES = [
   ["cytoscape", "dist/cytoscape.esm.min.mjs", "cytoscape.esm.min.js", "MIT"],
+  // The neighbourhood's layered layout (ELK's layered algorithm, the version cytoscape-elk asks
+  // for) and folding a layer into one node: UMD builds, loaded as classic scripts on first use.
+  ["elkjs", "lib/elk.bundled.js", "elk.bundled.js", "EPL-2.0"],
+  ["cytoscape-elk", "dist/cytoscape-elk.js", "cytoscape-elk.js", "MIT"],
+  ["cytoscape-expand-collapse", "cytoscape-expand-collapse.js", "cytoscape-expand-collapse.js", "MIT"],
   ["react", "umd/react.production.min.js", "react.production.min.js", "MIT"],
   ["react-dom", "umd/react-dom.production.min.js", "react-dom.production.min.js", "MIT"],
   ["graphiql", "graphiql.min.js", "graphiql.min.js", "MIT"],
@@ -30,7 +35,8 @@ for (const [pkg, file, name, licence] of FILES) {
 for (const pkg of new Set(FILES.map(([p]) => p))) {
   const safe = pkg.replace(/^@/, "").replace(/\//g, "-");
   const out = join(root, "vendor", `${safe}.LICENSE`);
-  if (existsSync(join(mod(pkg), "LICENSE"))) copyFileSync(join(mod(pkg), "LICENSE"), out);
+  const licence = ["LICENSE", "LICENSE.md"].map((f) => join(mod(pkg), f)).find((f) => existsSync(f));
+  if (licence) copyFileSync(licence, out);
   else {
     const meta = JSON.parse(readFileSync(join(mod(pkg), "package.json"), "utf8"));
     writeFileSync(out, `${pkg} ${meta.version}: licence "${meta.license}" (its package.json; the package ships no LICENSE file)\n`);

@@ -106,7 +106,7 @@ function neighbours(n) {
   const c = n.connectivity;
   const out = new Map();
   for (const [rel, list] of Object.entries(c)) {
-    for (const e of list) {
+    for (const e of list.items) {
       if (!e.key) continue;
       if (!out.has(e.key)) out.set(e.key, { label: e.label, href: e.href, via: [] });
       out.get(e.key).via.push(`${rel}${e.kind && e.kind !== rel ? ":" + e.kind : ""} ${fmt(e.weight, 3)}`);

@@ -59,7 +59,7 @@ export async function headPage(page, route, alive) {
     h("a", { href: neighbourhood }, "explore further")), cyEl);
   await new Promise((resolve) => requestAnimationFrame(resolve));
   if (!alive() || !cyEl.isConnected) return;
-  drawNeighborhood(cyEl, g, {
+  await drawNeighborhood(cyEl, g, {
     layout: "layers",
     onNavigate: (node) => {
       location.hash = node.type === "neuron" ? neuronHref(node.model, node.layer, node.index) : q.headHref(node.model, node.layer, node.index);

@@ -112,16 +112,22 @@ export async function neighborhoodPage(page, route, alive) {
 
   const sel = h("div", { class: "selected sub" }, "Hover or tap an edge to see its weight.");
   graphCard.append(sel);
-  requestAnimationFrame(() => {
+  requestAnimationFrame(async () => {
     if (!alive() || !cyEl.isConnected) return; // the user has moved on: draw nothing
-    const cy = drawNeighborhood(cyEl, g, {
-      layout,
-      onNavigate: (node) => {
-        const isHead = node.type !== "neuron";
-        if (click === "recentre") go(isHead ? `/neighborhood/${node.model}/head/${node.layer}/${node.index}` : `/neighborhood/${node.model}/${node.layer}/${node.index}`, state);
-        else location.hash = isHead ? q.headHref(node.model, node.layer, node.index) : neuronHref(node.model, node.layer, node.index);
-      },
-    });
+    let cy;
+    try {
+      cy = await drawNeighborhood(cyEl, g, {
+        layout,
+        onNavigate: (node) => {
+          const isHead = node.type !== "neuron";
+          if (click === "recentre") go(isHead ? `/neighborhood/${node.model}/head/${node.layer}/${node.index}` : `/neighborhood/${node.model}/${node.layer}/${node.index}`, state);
+          else location.hash = isHead ? q.headHref(node.model, node.layer, node.index) : neuronHref(node.model, node.layer, node.index);
+        },
+      });
+    } catch (err) { // the layout's scripts did not load: say so where the graph would be
+      cyEl.replaceWith(errorBox(err));
+      return;
+    }
     cy.on("mouseover tap", "edge", (evt) => {
       const d = evt.target.data();
       sel.textContent = `${cy.getElementById(d.source).data("label")} → ${cy.getElementById(d.target).data("label")}: ${d.kind} ${fmt(d.weight, 4)}`;

@@ -204,28 +204,62 @@ function kindGroups(items) {
 function connectivityView(n) {
   const c = n.connectivity;
   const tabs = [
-    ["inputs", "Inputs", () => kindGroups(c.inputs)],
-    ["outputs", "Outputs", () => kindGroups(c.outputs)],
-    ["correlated", "Correlated", () => connList(c.correlated, { showKind: false })],
-    ["heads", "Heads", () => kindGroups(c.heads)],
-    ["similar", "Similar (N2G)", () => connList(c.similar, { showKind: false })],
-  ];
+    ["inputs", "Inputs", (items) => kindGroups(items)],
+    ["outputs", "Outputs", (items) => kindGroups(items)],
+    ["correlated", "Correlated", (items) => connList(items, { showKind: false })],
+    ["heads", "Heads", (items) => kindGroups(items)],
+    ["similar", "Similar (N2G)", (items) => connList(items, { showKind: false })],
+    ["attributes", "Drives (circuits)", (items) => connList(items, { showKind: false })],
+    ["attributedBy", "Driven by (circuits)", (items) => connList(items, { showKind: false })],
+  ].filter(([key]) => c[key] && (c[key].total || !key.startsWith("attribute"))); // circuits only where merged
   const pane = h("div", { class: "conn-pane" });
   const bar = h("div", { class: "tabs", role: "tablist" });
+  const label = (key) => {
+    const list = c[key];
+    return `${tabs.find((t) => t[0] === key)[1]} (${ofTotal(list.items.length, list.total)})`;
+  };
   const show = (key) => {
     for (const b of bar.children) b.classList.toggle("on", b.dataset.tab === key);
-    clear(pane).append(tabs.find((t) => t[0] === key)[2]());
+    const list = c[key];
+    clear(pane).append(tabs.find((t) => t[0] === key)[2](list.items));
     pane.dataset.tab = key;
+    if (list.next) pane.append(moreButton(n, key, () => {
+      bar.querySelector(`[data-tab="${key}"]`).textContent = label(key);
+      show(key);
+    }));
   };
-  for (const [key, label] of tabs) {
-    // The API pages edges: say when there are more than the page shows.
-    const total = n.totals && n.totals[key] !== undefined ? n.totals[key] : c[key].length;
-    const count = total > c[key].length ? `${c[key].length} of ${total}` : `${c[key].length}`;
-    bar.append(h("button", { type: "button", role: "tab", dataset: { tab: key }, onclick: () => show(key) }, `${label} (${count})`));
+  for (const [key] of tabs) {
+    // The API pages edges: the tab says when there are more than shown, "More" loads them.
+    bar.append(h("button", { type: "button", role: "tab", dataset: { tab: key }, onclick: () => show(key) }, label(key)));
   }
-  const first = tabs.find(([k]) => c[k].length) || tabs[0];
+  const first = tabs.find(([k]) => c[k].items.length) || tabs[0];
   show(first[0]);
   return h("div", { class: "connectivity" }, bar, pane);
+}
+
+/** "More" under a connectivity list: appends its next page to the list, then `done()`. */
+function moreButton(n, key, done) {
+  const list = n.connectivity[key];
+  const status = h("span", { class: "sub small" });
+  const more = h("button", {
+    class: "btn more conn-more", type: "button", dataset: { tab: key },
+    onclick: async () => {
+      more.disabled = true;
+      status.textContent = " Loading…";
+      try {
+        const p = await q.moreConnections(n.model, n.layer, n.index, key, list.next);
+        list.items.push(...p.items);
+        list.next = p.next;
+        list.total = p.total;
+        done();
+      } catch (err) {
+        status.textContent = ` ${err.message}`;
+        status.classList.add("err");
+        more.disabled = false;
+      }
+    },
+  }, `More (${list.items.length} of ${list.total} shown)`);
+  return h("div", { class: "load-more" }, more, status);
 }
 
 /** A card of examples of one kind, with "Load more" while the API has further pages. */
