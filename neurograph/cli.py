@@ -140,37 +140,25 @@ async def _build(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _lists_of(settings: Settings, model: str | None) -> list[dict]:
-    """Make the neighbour lists (neurograph/neighbours.py) of a model, or of every model."""
+async def _lists_of(settings: Settings, model: str | None, *, missing: bool = False) -> list[dict]:
+    """Make the neighbour lists (neurograph/neighbours.py) of a model, or of every model; with
+    ``missing``, of the units that have none."""
     from .neighbours import build_neighbour_lists
     from .store import open_store
 
     store = await open_store(settings, schema=False)
     try:
         names = [model] if model else [r["m"]["name"] for r in await store.query("models")]
-        return [await build_neighbour_lists(store, name, progress=True) for name in names]
+        return [await build_neighbour_lists(store, name, progress=True, missing=missing) for name in names]
     finally:
         await store.close()
 
 
 async def _lists_if_missing(settings: Settings) -> None:
-    """Make the neighbour lists of the models that have none (a graph built before them)."""
-    from .neighbours import unit_keys
-    from .store import open_store
-
-    store = await open_store(settings, schema=False)
-    try:
-        bare = []
-        for r in await store.query("models"):
-            keys = (await unit_keys(store, r["m"]["name"]))[:1]
-            stored = await store.neighbour_lists(keys) if keys else None
-            if stored is not None and stored[1] == [None]:
-                bare.append(r["m"]["name"])
-    finally:
-        await store.close()
-    for name in bare:
-        _console().print(f"making the neighbour lists of {name} (once; `neurograph neighbours` does it too)…")
-        await _lists_of(settings, name)
+    """Make the neighbour lists the graph's units lack (all of them, on a graph built before
+    lists existed; the few a background step has touched since, on others)."""
+    _console().print("neighbour lists: making those missing (`neurograph neighbours` remakes all)…")
+    await _lists_of(settings, None, missing=True)
 
 
 async def _neighbours(args: argparse.Namespace, settings: Settings) -> int:
@@ -569,7 +557,7 @@ async def _circuits(args: argparse.Namespace, settings: Settings) -> int:
             force=args.force, progress=not args.quiet)
     finally:
         await store.close()
-    summary["neighbour_lists"] = await _lists_of(settings, model.name)
+    summary["neighbour_lists"] = await _lists_of(settings, model.name, missing=True)  # the units it touched
     _console().print_json(json.dumps(summary))
     return 0
 

@@ -120,9 +120,11 @@ async def unit_keys(store: Any, model: str) -> list[str]:
     return [neuron_key(model, c["layer"], c["index"]) for c in coords] + [r["h"]["key"] for r in heads]
 
 
-async def build_neighbour_lists(store: Any, model: str, *, batch: int = 64, progress: bool = False) -> dict[str, Any]:
-    """Make the neighbour lists of every unit of ``model`` (replacing the ones it has); a store
-    that keeps none (Neo4j) is left as it is."""
+async def build_neighbour_lists(store: Any, model: str, *, batch: int = 64, progress: bool = False,
+                                missing: bool = False) -> dict[str, Any]:
+    """Make the neighbour lists of every unit of ``model`` (replacing the ones it has), or with
+    ``missing`` of the units that have none (those a write has touched since); a store that
+    keeps none (Neo4j) is left as it is."""
     from .progress import progress_bar
 
     k = DEFAULT_K
@@ -130,7 +132,11 @@ async def build_neighbour_lists(store: Any, model: str, *, batch: int = 64, prog
         return {"model": model, "units": 0, "k": k, "mib": 0.0, "seconds": 0.0}
     t0 = time.perf_counter()
     keys = await unit_keys(store, model)
-    await store.forget_neighbour_lists(keys)
+    if missing:
+        have = await store.neighbour_list_units()
+        keys = [key for key in keys if key not in have]
+    else:
+        await store.forget_neighbour_lists(keys)
     size = 0
     with progress_bar(progress) as bar:
         task = bar.add_task(f"neighbour lists of {model}", total=len(keys))

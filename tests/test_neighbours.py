@@ -113,13 +113,17 @@ async def test_the_node_budget_goes_round_the_frontier(graph, settings):
 
     [made] = await _lists_of(settings, None)
     assert made["model"] == MODEL and made["units"] == 4 * 24 + 4 * 3
-    # `neurograph demo` on a graph built before lists existed makes them.
-    from neurograph.cli import _lists_if_missing
+    # `neurograph demo` (and circuits) make the lists units lack: only those.
+    from neurograph.cli import _lists_of
 
-    await store.forget_neighbour_lists()
-    await _lists_if_missing(settings)
-    k, lists = await store.neighbour_lists([neuron_key(MODEL, 0, 0), neuron_key(MODEL, 3, 23)])
-    assert k == DEFAULT_K and all(lists)
+    gone = [neuron_key(MODEL, 0, 0), neuron_key(MODEL, 3, 23)]
+    before = (await store.neighbour_lists(gone))[1]
+    await store.forget_neighbour_lists(gone)
+    [made] = await _lists_of(settings, None, missing=True)
+    assert made["units"] == 2 and (await store.neighbour_lists(gone))[1] == before
+    await store.forget_neighbour_lists()  # a graph built before lists existed: all of them
+    [made] = await _lists_of(settings, None, missing=True)
+    assert made["units"] == 4 * 24 + 4 * 3
     start = {"key": neuron_key(MODEL, 1, 4), "_label": "Neuron"}
     full = await neighborhood(store, [start], depth=2, per_node=2)
     one = await neighborhood(store, [start], depth=1, per_node=2)

@@ -153,6 +153,10 @@ class Store(ABC):
         store keeps no lists."""
         return None
 
+    async def neighbour_list_units(self) -> set[str]:
+        """The units that have a list."""
+        return set()
+
     async def put_neighbour_lists(self, k: int, lists: dict[str, str]) -> None:
         raise NotImplementedError(f"{self.engine} keeps no neighbour lists")
 

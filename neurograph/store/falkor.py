@@ -324,6 +324,10 @@ class FalkorStore(Store):
         text = [v.decode() if isinstance(v, bytes) else v for v in values]
         return int(text[0] or 0), text[1:]
 
+    async def neighbour_list_units(self) -> set[str]:
+        keys = await self.db.connection.hkeys(self._lists_key)
+        return {x.decode() if isinstance(x, bytes) else x for x in keys} - {self._K_FIELD}
+
     async def put_neighbour_lists(self, k: int, lists: dict[str, str]) -> None:
         await self.db.connection.hset(self._lists_key, mapping={self._K_FIELD: k, **lists})
 
