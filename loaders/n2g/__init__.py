@@ -37,7 +37,8 @@ written on token ids and a plain activation callable so it runs on any model:
     [0.0, 0.0, 1.0, 0.0, 0.0]
 
 The package, by concern: :mod:`.trie` (the pattern trie), :mod:`.fit` (one neuron's fit and
-scores), :mod:`.batched` (many neurons of a layer fitted with shared forward passes),
+scores), :mod:`.batched` (many neurons fitted with shared forward passes: of one layer, or of any layers
+with every layer read from the same passes),
 :mod:`.substitutes` (substitute sources, token helpers), :mod:`.storage` (the graph rows and
 :func:`build_n2g`).
 

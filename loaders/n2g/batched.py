@@ -1,4 +1,5 @@
-"""N2G for many neurons of one layer at once: one forward pass serves every neuron.
+"""N2G for many neurons at once: one forward pass serves every neuron of a layer (:func:`run_layer`),
+or of every layer it reaches (:func:`run_model`).
 
 A layer's forward pass gives every neuron of the layer, so the fits of many neurons run in
 lockstep (:func:`run_layer`): each fit is the same request generator as the per-neuron path
