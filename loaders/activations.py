@@ -590,7 +590,8 @@ class Harvest:
         res.quantile_acts = acts.reshape(L, D, nb, k, T)
         res.quantile_count = self.q_count.numpy().reshape(L, D, nb)
         frac = np.arange(nb + 1, dtype=np.float64) / nb
-        res.quantile_edges = (self.vmax.numpy().astype(np.float64)[:, None] * frac).astype(np.float32).reshape(L, D, nb + 1)
+        edges = self.vmax.numpy().astype(np.float64)[:, None] * frac
+        res.quantile_edges = edges.astype(np.float32).reshape(L, D, nb + 1)
 
 
 def histogram_quantiles(hist: np.ndarray, edges: np.ndarray, levels: tuple[float, ...] | np.ndarray,
@@ -657,6 +658,7 @@ class HarvestResult:
     interest_rank: np.ndarray | None = None
     interest_layer_rank: np.ndarray | None = None
     checkpoint: str | None = None  # the state file this came from, when checkpointed
+    pass_seconds: dict[str, float] | None = None  # forward-pass time of each pass of this run
     random_ctx: np.ndarray | None = None    # [L, D, random_k] a uniform random sample of contexts
     random_pivot: np.ndarray | None = None  # (OpenAI's random_sample), -1 where fewer contexts
     random_acts: np.ndarray | None = None
@@ -785,6 +787,7 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
     passes = [("activations", lambda: h.next_index, h.update)]
     if quantile_k:
         passes.append(("quantile examples", lambda: h.q_next, h.update_quantiles))
+    pass_s: dict[str, float] = {}
     for label, done, fold in passes:
         # Each pass resumes where the checkpoint left it; a finished one yields no batch.
         bar = Counter(f"{label} {model.name}", total=N, done=done(), enabled=progress)
@@ -806,10 +809,12 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
                     return None
         finally:
             bar.close()
+        pass_s[label] = round(time.monotonic() - t0, 2)
     if path is not None and done_batches:
         h.save(path)
     res = h.result()
     res.checkpoint = str(path) if path is not None else None
+    res.pass_seconds = pass_s
     return res
 
 

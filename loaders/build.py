@@ -244,4 +244,4 @@ async def build_from_model(store: Any, model: "LoadedModel", contexts: Any, *, t
     t2 = time.monotonic()
     clear_checkpoint(result)
     return {**summary, "complete": True, "tokens_counted": int(result.n_tokens), **counts,
-            "harvest_s": round(t1 - t0, 2), "write_s": round(t2 - t1, 2)}
+            "harvest_s": round(t1 - t0, 2), "pass_s": result.pass_seconds, "write_s": round(t2 - t1, 2)}

@@ -69,7 +69,8 @@ class LazyRows:
             yield from chunk
 
 
-def _entries(top: TopK, mine: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _entries(top: TopK, mine: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(owner, partner, value, rank) of every filled slot of a TopK; with ``mine`` (a bool per
     owner: a shard's neurons) only those owners' slots."""
     filled = top.indices >= 0
