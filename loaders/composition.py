@@ -143,12 +143,17 @@ def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = A
     if mine is not None:
         mine[list(layers)] = True
 
+    def cols(c0: int, c1: int) -> list[tuple[int, int]]:
+        """Column pieces of c0..c1-1 that never straddle a layer, so that a shard can take
+        exactly the whole run's tiles of its own layers."""
+        return [p for m in range(c0 // D, -(-c1 // D)) for p in pieces(max(c0, m * D), min(c1, (m + 1) * D), W)]
+
     def wanted_cols(l: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """The column pieces of a row chunk of layer l this shard needs: all of them for its
-        own rows, else those holding one of its neurons (they feed its column lists)."""
+        own rows, else those of its own layers (they feed its column lists)."""
         if mine is None or mine[l]:
             return spans
-        return [(c0, c1) for c0, c1 in spans if bool(mine[c0 // D:(c1 - 1) // D + 1].any())]
+        return [(c0, c1) for c0, c1 in spans if bool(mine[c0 // D])]
 
     for l, r0, r1 in track(row_chunks, "neuron composition", enabled=progress):
         rows, nxt = slice(r0, r1), (l + 1) * D  # partners of later layers: ids nxt..N-1
@@ -160,11 +165,11 @@ def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = A
                     x = ws.product(hat[rows], hat[rows])
                     x.diagonal().zero_()
                     ws.feed(x, r0, r0, st[name], None)
-                for c0, c1 in wanted_cols(l, pieces(r1, N, W)):
+                for c0, c1 in wanted_cols(l, cols(r1, N)):
                     ws.feed(ws.product(hat[rows], hat[c0:c1]), r0, c0, st[name], st[name])
         cos_lists = (get("out_in"), get("in_out"))
         virtual = (get("virtual_down"), get("virtual_up"))
-        for c0, c1 in wanted_cols(l, pieces(0, nxt, W) + pieces(nxt, N, W)) if any(cos_lists + virtual) else []:
+        for c0, c1 in wanted_cols(l, cols(0, N)) if any(cos_lists + virtual) else []:
             later = c0 >= nxt
             if not (any(cos_lists) or (later and any(virtual))):
                 continue
@@ -179,7 +184,7 @@ def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = A
                 ws.feed(x, r0, c0, *virtual)
         gated = (get("gate_virtual_down"), get("gate_virtual_up"))
         if gate is not None and any(gated):
-            for c0, c1 in wanted_cols(l, pieces(nxt, N, W)):
+            for c0, c1 in wanted_cols(l, cols(nxt, N)):
                 ws.feed(ws.product(out[rows], gate[c0:c1]), r0, c0, *gated)
         keep_pools_small(st.values())
     return {n: s.result(CompositionList) for n, s in st.items()}
