@@ -12,6 +12,10 @@ seconds are both reported (CPU time is steadier when other jobs share the cores)
     python bench/bench_composition.py                    # 4 x 1024 neurons, d_model 256
     python bench/bench_composition.py --preset smollm2   # 30 x 1536, d_model 576 (minutes)
     python bench/bench_composition.py --threads 1 --repeat 3   # steadier on a shared machine
+    python bench/bench_composition.py --shards 4         # also: one shard of 4 (build --shard 0/4) vs the whole
+
+With ``--shards N`` it also times shard 0/N (the layers with layer % N == 0: the tiles a whole
+run computes that touch those neurons) and prints its ratio to the whole run.
 """
 
 from __future__ import annotations
@@ -56,6 +60,17 @@ def run_composition(a: argparse.Namespace, q: mp.Queue) -> None:
     w = _weights(a)
     start = _clock()
     neuron_composition(w, a.k, memory_mb=a.memory_mb, bins=a.bins, progress=False)
+    q.put(_since(start))
+
+
+def run_shard(a: argparse.Namespace, q: mp.Queue) -> None:
+    import torch
+    torch.set_num_threads(a.threads)
+    from loaders.composition import neuron_composition
+    w = _weights(a)
+    start = _clock()
+    neuron_composition(w, a.k, memory_mb=a.memory_mb, bins=a.bins, progress=False,
+                       layers=[l for l in range(a.layers) if l % a.shards == 0])
     q.put(_since(start))
 
 
@@ -108,6 +123,7 @@ def main() -> None:
     ap.add_argument("--memory-mb", type=float, default=512)
     ap.add_argument("--bins", type=int, default=100, help="histogram bins (0: no histograms)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--shards", type=int, default=0, help="also time shard 0 of this many (0: no)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs of each side, alternating; the fastest counts (a busy machine only slows runs down)")
     a = ap.parse_args()
@@ -131,6 +147,14 @@ def main() -> None:
     # CPU time is the steadier figure when other jobs share the cores
     print(f"ratio composition / bare matmuls = {comp_s / bare_s:.2f}  "
           f"(goal <= 1.5; CPU time {comp_cpu / bare_cpu:.2f})")
+    if a.shards > 1:
+        shard = [measure(run_shard, a) for _ in range(max(1, a.repeat))]
+        sh_s, sh_cpu, sh_mb = min(r[0] for r in shard), min(r[1] for r in shard), max(r[2] for r in shard)
+        own = len(range(0, a.layers, a.shards)) / a.layers
+        print(f"shard 0/{a.shards}        {sh_s:8.2f} s  ({sh_cpu:8.2f} s CPU)   peak +{sh_mb:8.0f} MB   "
+              f"({own:.0%} of the neurons)")
+        print(f"ratio shard 0/{a.shards} / whole run = {sh_s / comp_s:.2f}  (CPU time {sh_cpu / comp_cpu:.2f}; "
+              f"its rows and the columns feeding them: about {min(1.0, 2 * own):.2f} of the tiles at most)")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ HIST_MIN_EXP = -10
 HIST_MAX_EXP = 6
 HIST_PER_OCTAVE = 8
 _COL_CHUNK = 1024   # neurons per chunk: every temporary of a batch stays in cache
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: layers (shards) and the quantile pass
 
 
 def histogram_edges() -> np.ndarray:
@@ -101,9 +101,9 @@ def _capture(model: "LoadedModel", tokens: torch.Tensor, layers: list[int]) -> t
     return out
 
 
-def _batches(model: "LoadedModel", contexts: torch.Tensor, batch_size: int, start: int
-             ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-    layers = list(range(model.info.n_layers))
+def _batches(model: "LoadedModel", contexts: torch.Tensor, batch_size: int, start: int,
+             layers: list[int] | None = None) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    layers = list(range(model.info.n_layers)) if layers is None else list(layers)
     contexts = torch.as_tensor(contexts, dtype=torch.long)
     for first in range(start, int(contexts.shape[0]), batch_size):
         toks = contexts[first:first + batch_size]
@@ -266,12 +266,15 @@ def _order_key(vals: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
     return (ordered << 32) | (0x7FFFFFFF - ctx)
 
 
-def _random_key(ctx: torch.Tensor, n: int) -> torch.Tensor:
+def _random_key(ctx: torch.Tensor, cols: int | torch.Tensor, salt: int = 0) -> torch.Tensor:
     """[B, n] float32 in [0, 1): a fixed pseudo-random number per (context, neuron), the same in
     every run and for every batch size, so the K contexts with the largest key are a uniform
-    random sample of each neuron's contexts (OpenAI's ``random_sample``), chosen in one pass."""
-    x = (ctx.to(torch.int64)[:, None] * 0x9E3779B1 + torch.arange(n, dtype=torch.int64)[None, :] * 0x85EBCA77
-         + 0x27D4EB2F) & 0xFFFFFFFF
+    random sample of each neuron's contexts (OpenAI's ``random_sample``), chosen in one pass.
+    ``cols``: the neurons' global ids (``layer * d_mlp + index``; an int n means 0..n-1), so a
+    shard of layers draws what the whole model would; ``salt`` gives another, independent draw."""
+    cols = torch.arange(cols, dtype=torch.int64) if isinstance(cols, int) else cols.to(torch.int64)
+    x = (ctx.to(torch.int64)[:, None] * 0x9E3779B1 + cols[None, :] * 0x85EBCA77
+         + 0x27D4EB2F + salt * 0x165667B1) & 0xFFFFFFFF
     for shift, mul in ((15, 0x2C1B3C6D), (12, 0x297A2D39), (15, 0x7FEB352D)):
         x = ((x ^ (x >> shift)) * mul) & 0xFFFFFFFF
     return ((x >> 8).to(torch.float32) / float(1 << 24))
@@ -347,10 +350,15 @@ class Harvest:
     """
 
     def __init__(self, n_layers: int, d_mlp: int, ctx_len: int, *, top_k: int = 20,
-                 token_ids: Any = (), token_top_k: int | None = None, skip: int = 0, random_k: int = 0) -> None:
+                 token_ids: Any = (), token_top_k: int | None = None, skip: int = 0, random_k: int = 0,
+                 layers: Any = None, quantile_k: int = 0, quantile_bins: int = 10, seed: int = 0) -> None:
         self.n_layers, self.d_mlp, self.ctx_len = int(n_layers), int(d_mlp), int(ctx_len)
         self.top_k, self.skip, self.random_k = int(top_k), int(skip), int(random_k)
         self.token_top_k = int(token_top_k if token_top_k is not None else top_k)
+        # the layers this harvest keeps (a shard: --layers / --shard); n_layers counts only these
+        self.layers = [int(l) for l in (layers if layers is not None else range(self.n_layers))]
+        if len(self.layers) != self.n_layers:
+            raise ValueError(f"{len(self.layers)} layers given for n_layers={self.n_layers}")
         n = self.n_layers * self.d_mlp
         self.edges = torch.as_tensor(histogram_edges())
         nb = self.edges.numel() - 1
@@ -366,12 +374,30 @@ class Harvest:
         self.top_max = _TopK(self.top_k, n, self.ctx_len)
         self.top_min = _TopK(self.top_k, n, self.ctx_len)  # on negated values
         self.top_rand = _TopK(self.random_k, n, self.ctx_len)  # on a random key: a uniform sample
+        # The second pass (quantile examples): per neuron and interval of (0, max], a uniform
+        # sample of the contexts whose max falls in it, and how many do.
+        self.quantile_k, self.quantile_bins, self.seed = int(quantile_k), int(quantile_bins), int(seed)
+        self.q_next = 0
+        self.top_q = [_TopK(self.quantile_k, n, self.ctx_len) for _ in range(self.quantile_bins if quantile_k else 0)]
+        self.q_count = torch.zeros((n, self.quantile_bins if quantile_k else 0), dtype=torch.long)
         self.token_ids = torch.as_tensor(list(token_ids), dtype=torch.long)
         n_tok = self.token_ids.numel()
         self.tok_sum = torch.zeros((n_tok + 1, n), dtype=torch.float32)  # last row: untracked tokens
         self.tok_max = torch.full((n_tok + 1, n), -math.inf, dtype=torch.float32)
         self.tok_count = torch.zeros(n_tok + 1, dtype=torch.long)
         self._tok_row: torch.Tensor | None = None
+
+    @property
+    def cols(self) -> torch.Tensor:
+        """Global neuron ids (``layer * d_mlp + index``) of this harvest's columns."""
+        return torch.cat([torch.arange(l * self.d_mlp, (l + 1) * self.d_mlp) for l in self.layers])
+
+    def _chunks(self) -> list[tuple[int, int]]:
+        """Column chunks that never straddle a layer, so that a shard of layers does exactly the
+        arithmetic the whole model's harvest does for those layers."""
+        D = self.d_mlp
+        return [(s, min(s + _COL_CHUNK, (j + 1) * D)) for j in range(self.n_layers)
+                for s in range(j * D, (j + 1) * D, _COL_CHUNK)]
 
     # --- accumulation ---------------------------------------------------------------------
     def _rows(self, ids: torch.Tensor) -> torch.Tensor:
@@ -399,8 +425,7 @@ class Harvest:
         mx, mn = torch.empty((B, n)), torch.empty((B, n))
         pmx, pmn = torch.empty((B, n), dtype=torch.long), torch.empty((B, n), dtype=torch.long)
         # Work in column chunks: each chunk's float64 and integer temporaries stay in cache.
-        for lo in range(0, n, _COL_CHUNK):
-            hi = min(n, lo + _COL_CHUNK)
+        for lo, hi in self._chunks():
             w = hi - lo
             xc = full[:, sk:, lo:hi].reshape(R, w)  # a contiguous copy of this chunk
             xd = xc.double()
@@ -430,9 +455,36 @@ class Harvest:
         self.top_max.update(first, mx, pmx + sk, full)
         self.top_min.update(first, mn.neg_(), pmn + sk, full)
         if self.random_k:
-            self.top_rand.update(first, _random_key(first + torch.arange(B), n), pmx + sk, full)
+            self.top_rand.update(first, _random_key(first + torch.arange(B), self.cols), pmx + sk, full)
         self.tok_count.index_add_(0, rows, torch.ones_like(rows))
         self.next_index = first + B
+
+    def quantile_bin(self, mx: torch.Tensor) -> torch.Tensor:
+        """Interval of (0, max] each context max falls in (-1: none, a max <= 0): interval j is
+        [j, j+1) * max / bins, the last one closed at the neuron's max."""
+        hi = self.vmax.double()
+        b = torch.floor(mx.double() / hi * self.quantile_bins).clamp_(max=self.quantile_bins - 1).long()
+        return torch.where((mx > 0) & (hi > 0), b, torch.full_like(b, -1))
+
+    def update_quantiles(self, first: int, tokens: torch.Tensor, acts: torch.Tensor) -> None:
+        """Second pass, once every context was folded by :meth:`update` (each neuron's max is
+        known): bin each context by its max and keep, per interval, the ``quantile_k`` contexts
+        with the largest random key (a uniform sample of the interval, as the random sample)."""
+        if self.next_index == 0 or not self.quantile_k:
+            raise ValueError("the quantile pass needs a finished first pass and quantile_k > 0")
+        if first != self.q_next:
+            raise ValueError(f"batches must come in order: expected context {self.q_next}, got {first}")
+        B, T = tokens.shape
+        n, sk = self.n_layers * self.d_mlp, self.skip
+        full = acts.reshape(B, T, n)
+        mx, pmx = full[:, sk:, :].max(dim=1)
+        b = self.quantile_bin(mx)
+        key = _random_key(first + torch.arange(B), self.cols, salt=1 + self.seed)
+        for j, top in enumerate(self.top_q):
+            inside = b == j
+            self.q_count[:, j] += inside.sum(dim=0)
+            top.update(first, torch.where(inside, key, -math.inf), pmx + sk, full)
+        self.q_next = first + B
 
     # --- persistence ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -449,6 +501,10 @@ class Harvest:
         st["random_k"] = self.random_k
         if self.random_k:
             st.update(self.top_rand.state("top_rand"))
+        st.update(layers=torch.tensor(self.layers, dtype=torch.long), quantile_k=self.quantile_k,
+                  quantile_bins=self.quantile_bins, seed=self.seed, q_next=self.q_next, q_count=self.q_count)
+        for j, top in enumerate(self.top_q):
+            st.update(top.state(f"top_q{j}"))
         return st
 
     @classmethod
@@ -468,6 +524,12 @@ class Harvest:
         h.top_rand = _TopK(0, n, h.ctx_len)
         if h.random_k:
             h.top_rand.load("top_rand", st)
+        h.layers = [int(l) for l in st["layers"].tolist()]
+        h.quantile_k, h.quantile_bins, h.seed = int(st["quantile_k"]), int(st["quantile_bins"]), int(st["seed"])
+        h.q_next, h.q_count = int(st["q_next"]), st["q_count"]
+        h.top_q = [_TopK(0, n, h.ctx_len) for _ in range(h.quantile_bins if h.quantile_k else 0)]
+        for j, top in enumerate(h.top_q):
+            top.load(f"top_q{j}", st)
         h._tok_row = None
         h._table = None
         return h
@@ -539,8 +601,33 @@ class Harvest:
             res.random_ctx = rnd[1].reshape(L, D, kr)
             res.random_pivot = rnd[2].reshape(L, D, kr)
             res.random_acts = rnd[3].reshape(L, D, kr, -1)
+        if self.top_q and self.q_next:
+            self._quantile_result(res)
+        res.layers = list(self.layers)
         res.compute_interest()
         return res
+
+    def _quantile_result(self, res: "HarvestResult") -> None:
+        """Per interval, the sampled contexts ordered by their max (highest first), -1 padded."""
+        L, D, nb, k, T = self.n_layers, self.d_mlp, self.quantile_bins, self.quantile_k, self.ctx_len
+        ctx = np.full((L * D, nb, k), -1, dtype=np.int64)
+        piv = np.zeros((L * D, nb, k), dtype=np.int64)
+        acts = np.zeros((L * D, nb, k, T), dtype=np.float32)
+        for j, top in enumerate(self.top_q):
+            c, p, a = top.ctx.numpy().T, top.pivot.numpy().T, top.acts.numpy().transpose(1, 0, 2)
+            peak = np.where(c >= 0, a[:, :, self.skip:].max(axis=2), -np.inf)
+            # by max, highest first; ties by the earlier context; empty slots last
+            order = np.lexsort((np.where(c < 0, np.iinfo(np.int64).max, c), -peak.astype(np.float64)), axis=1)
+            ctx[:, j] = np.take_along_axis(c, order, axis=1)
+            piv[:, j] = np.take_along_axis(p, order, axis=1)
+            acts[:, j] = np.take_along_axis(a, order[:, :, None], axis=1)
+        res.quantile_ctx = ctx.reshape(L, D, nb, k)
+        res.quantile_pivot = piv.reshape(L, D, nb, k)
+        res.quantile_acts = acts.reshape(L, D, nb, k, T)
+        res.quantile_count = self.q_count.numpy().reshape(L, D, nb)
+        frac = np.arange(nb + 1, dtype=np.float64) / nb
+        edges = self.vmax.numpy().astype(np.float64)[:, None] * frac
+        res.quantile_edges = edges.astype(np.float32).reshape(L, D, nb + 1)
 
 
 def histogram_quantiles(hist: np.ndarray, edges: np.ndarray, levels: tuple[float, ...] | np.ndarray,
@@ -607,31 +694,50 @@ class HarvestResult:
     interest_rank: np.ndarray | None = None
     interest_layer_rank: np.ndarray | None = None
     checkpoint: str | None = None  # the state file this came from, when checkpointed
+    pass_seconds: dict[str, float] | None = None  # forward-pass time of each pass of this run
     random_ctx: np.ndarray | None = None    # [L, D, random_k] a uniform random sample of contexts
     random_pivot: np.ndarray | None = None  # (OpenAI's random_sample), -1 where fewer contexts
     random_acts: np.ndarray | None = None
+    layers: list[int] | None = None          # the model layers rows [0..n_layers) stand for (a shard)
+    quantile_ctx: np.ndarray | None = None   # [L, D, bins, quantile_k] contexts sampled per interval
+    quantile_pivot: np.ndarray | None = None
+    quantile_acts: np.ndarray | None = None  # [L, D, bins, quantile_k, T]
+    quantile_count: np.ndarray | None = None  # [L, D, bins] contexts whose max falls in each interval
+    quantile_edges: np.ndarray | None = None  # [L, D, bins + 1] interval bounds: (0, max] in equal parts
 
     def compute_interest(self) -> None:
         """Interest = the mean percentile (within the model) of kurtosis, max activation and
-        sparsity (1 - fraction active); ranks 0 = most interesting, per model and per layer."""
-        def pct(a: np.ndarray) -> np.ndarray:
-            flat = a.reshape(-1).astype(np.float64)
-            order = np.argsort(flat, kind="stable")
-            r = np.empty_like(flat)
-            r[order] = np.arange(flat.size) / max(flat.size - 1, 1)
-            return r.reshape(a.shape)
+        sparsity (1 - fraction active); ranks 0 = most interesting, per model and per layer.
+        A shard's result ranks only its own layers (``build`` recomputes them from the store)."""
+        # float32 as stored: the ranks are then the same whether computed here or from the store
+        self.interest, self.interest_rank, self.interest_layer_rank = interest_scores(
+            self.kurt, self.max, self.frac_active.astype(np.float32))
 
-        self.interest = ((pct(self.kurt) + pct(self.max) + pct(1.0 - self.frac_active)) / 3).astype(np.float32)
-        flat = self.interest.reshape(-1)
-        order = np.argsort(-flat, kind="stable")
-        rank = np.empty(flat.size, dtype=np.int64)
-        rank[order] = np.arange(flat.size)
-        self.interest_rank = rank.reshape(self.interest.shape)
-        lr = np.empty(self.interest.shape, dtype=np.int64)
-        for layer in range(self.n_layers):
-            o = np.argsort(-self.interest[layer], kind="stable")
-            lr[layer, o] = np.arange(self.d_mlp)
-        self.interest_layer_rank = lr
+
+def interest_scores(kurt: np.ndarray, vmax: np.ndarray, frac_active: np.ndarray, have: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(interest, model rank, layer rank) of [L, D] statistics: the mean of the three
+    percentiles; only neurons where ``have`` is set are ranked (the rest score 0, rank last)."""
+    have = np.ones(kurt.shape, dtype=bool) if have is None else have
+    m = int(have.sum())
+
+    def pct(a: np.ndarray) -> np.ndarray:
+        vals = a[have].astype(np.float64)
+        r = np.empty(m)
+        r[np.argsort(vals, kind="stable")] = np.arange(m) / max(m - 1, 1)
+        out = np.zeros(a.shape)
+        out[have] = r
+        return out
+
+    frac = frac_active.astype(np.float32).astype(np.float64)
+    interest = np.where(have, (pct(kurt) + pct(vmax) + pct(1.0 - frac)) / 3, -1.0).astype(np.float32)
+    flat = interest.reshape(-1)
+    rank = np.empty(flat.size, dtype=np.int64)
+    rank[np.argsort(-flat, kind="stable")] = np.arange(flat.size)
+    layer_rank = np.empty(interest.shape, dtype=np.int64)
+    for layer in range(interest.shape[0]):
+        layer_rank[layer, np.argsort(-interest[layer], kind="stable")] = np.arange(interest.shape[1])
+    return np.where(have, interest, 0).astype(np.float32), rank.reshape(interest.shape), layer_rank
 
 
 # --- the pass ----------------------------------------------------------------------------
@@ -667,14 +773,20 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
             min_token_count: int = 5, token_top_k: int | None = None, max_tracked_tokens: int = 4096,
             checkpoint_dir: Path | None = None,
             checkpoint_every: int | None = None, checkpoint_seconds: float = 120.0,
-            progress: bool = True, max_batches: int | None = None, random_k: int = 0) -> HarvestResult | None:
+            progress: bool = True, max_batches: int | None = None, random_k: int = 0,
+            layers: list[int] | None = None, quantile_k: int = 0, quantile_bins: int = 10,
+            seed: int = 0) -> HarvestResult | None:
     """Run the pass over ``contexts`` [N, T] and return the :class:`HarvestResult`.
 
     With ``checkpoint_dir`` the state is saved every ``checkpoint_every`` batches (or every
     ``checkpoint_seconds``) and at the end; a re-run with the same inputs resumes from it (a
     finished one returns at once). ``max_batches`` stops early (returns None), leaving a
     checkpoint: a deliberate interruption. ``random_k``: also keep that many contexts per neuron
-    drawn uniformly at random (OpenAI's random sample, beside the top ones).
+    drawn uniformly at random (OpenAI's random sample, beside the top ones). ``layers``: only
+    these layers (a shard; the forward pass stops after the last). ``quantile_k``: a second
+    pass, once every neuron's max is known, keeps that many contexts per interval of (0, max]
+    cut into ``quantile_bins`` equal parts, uniformly drawn among the contexts whose max falls
+    in it (Neuronpedia's quantile-sampled examples); ``seed`` picks another draw.
     """
     contexts = torch.as_tensor(contexts, dtype=torch.long)
     N, T = contexts.shape
@@ -684,6 +796,16 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
                  max_tracked_tokens=max_tracked_tokens, skip=skip, version=FORMAT_VERSION)
     if random_k:
         knobs["random_k"] = random_k
+    all_layers = list(range(model.info.n_layers))
+    layers = all_layers if layers is None else sorted({int(l) for l in layers})
+    if not layers or not set(layers) <= set(all_layers):
+        raise ValueError(f"{model.name} has layers 0..{model.info.n_layers - 1}, not {layers}")
+    if layers != all_layers:
+        knobs["layers"] = layers
+    if quantile_k:
+        if quantile_bins < 1:
+            raise ValueError(f"quantile_bins must be >= 1, not {quantile_bins}")
+        knobs.update(quantile_k=quantile_k, quantile_bins=quantile_bins, seed=seed)
     path = None
     h: Harvest | None = None
     if checkpoint_dir is not None:
@@ -694,31 +816,41 @@ def harvest(model: "LoadedModel", contexts: torch.Tensor, *, top_k: int = 20, ba
             except Exception:  # a torn or foreign file: start over rather than fail
                 h = None
     if h is None:
-        h = Harvest(model.info.n_layers, model.info.d_mlp, T, top_k=top_k, token_ids=token_ids,
-                    token_top_k=token_top_k, skip=skip, random_k=random_k)
-    bar = Counter(f"activations {model.name}", total=N, done=h.next_index, enabled=progress)
+        h = Harvest(len(layers), model.info.d_mlp, T, top_k=top_k, token_ids=token_ids,
+                    token_top_k=token_top_k, skip=skip, random_k=random_k, layers=layers,
+                    quantile_k=quantile_k, quantile_bins=quantile_bins, seed=seed)
     last_save, done_batches = time.monotonic(), 0
-    t0, tokens0 = time.monotonic(), 0
-    try:
-        for first, toks, buf in _batches(model, contexts, batch_size, h.next_index):
-            h.update(first, toks, buf)
-            done_batches += 1
-            tokens0 += toks.numel()
-            bar(toks.shape[0])
-            bar.note(f"{tokens0 / max(time.monotonic() - t0, 1e-9):.0f} tok/s")
-            stop = max_batches is not None and done_batches >= max_batches and h.next_index < N
-            if path is not None and (stop or (checkpoint_every and done_batches % checkpoint_every == 0)
-                                     or time.monotonic() - last_save >= checkpoint_seconds):
-                h.save(path)
-                last_save = time.monotonic()
-            if stop:
-                return None
-    finally:
-        bar.close()
+    passes = [("activations", lambda: h.next_index, h.update)]
+    if quantile_k:
+        passes.append(("quantile examples", lambda: h.q_next, h.update_quantiles))
+    pass_s: dict[str, float] = {}
+    for label, done, fold in passes:
+        # Each pass resumes where the checkpoint left it; a finished one yields no batch.
+        bar = Counter(f"{label} {model.name}", total=N, done=done(), enabled=progress)
+        t0, tokens0 = time.monotonic(), 0
+        try:
+            for first, toks, buf in _batches(model, contexts, batch_size, done(), layers):
+                fold(first, toks, buf)
+                done_batches += 1
+                tokens0 += toks.numel()
+                bar(toks.shape[0])
+                bar.note(f"{tokens0 / max(time.monotonic() - t0, 1e-9):.0f} tok/s")
+                stop = max_batches is not None and done_batches >= max_batches and not (
+                    done() >= N and label == passes[-1][0])
+                if path is not None and (stop or (checkpoint_every and done_batches % checkpoint_every == 0)
+                                         or time.monotonic() - last_save >= checkpoint_seconds):
+                    h.save(path)
+                    last_save = time.monotonic()
+                if stop:
+                    return None
+        finally:
+            bar.close()
+        pass_s[label] = round(time.monotonic() - t0, 2)
     if path is not None and done_batches:
         h.save(path)
     res = h.result()
     res.checkpoint = str(path) if path is not None else None
+    res.pass_seconds = pass_s
     return res
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from neurograph.domain import example_key, layer_key, neuron_key, token_key
 from neurograph.progress import Counter
 
-from .activations import HarvestResult, clear_checkpoint, harvest
+from .activations import HarvestResult, clear_checkpoint, harvest, interest_scores
 from .corpus import Contexts, as_contexts
 
 if TYPE_CHECKING:
@@ -48,25 +48,30 @@ def _f(x: Any) -> float:
     return float(np.float32(x))
 
 
+def _layers(r: HarvestResult) -> list[tuple[int, int]]:
+    """(row in the result, model layer) pairs: a shard's result holds only its layers."""
+    return list(enumerate(r.layers if r.layers is not None else range(r.n_layers)))
+
+
 def neuron_rows(model_name: str, r: HarvestResult) -> Iterator[dict[str, Any]]:
     """One upsert_neurons row per neuron; the histogram is trimmed to its non-empty bins."""
     edges = r.hist_edges
-    for layer in range(r.n_layers):
+    for row, layer in _layers(r):
         lk = layer_key(model_name, layer)
         for i in range(r.d_mlp):
-            counts = r.hist_counts[layer, i]
+            counts = r.hist_counts[row, i]
             nz = np.flatnonzero(counts)
             lo, hi = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0)
             props = {
-                "mean": _f(r.mean[layer, i]), "var": _f(r.var[layer, i]), "skew": _f(r.skew[layer, i]),
-                "kurt": _f(r.kurt[layer, i]), "frac_active": _f(r.frac_active[layer, i]),
-                "max": _f(r.max[layer, i]), "min": _f(r.min[layer, i]),
+                "mean": _f(r.mean[row, i]), "var": _f(r.var[row, i]), "skew": _f(r.skew[row, i]),
+                "kurt": _f(r.kurt[row, i]), "frac_active": _f(r.frac_active[row, i]),
+                "max": _f(r.max[row, i]), "min": _f(r.min[row, i]),
                 "hist_edges": [_f(e) for e in edges[lo:hi + 1]] if nz.size else [],
                 "hist_counts": [int(c) for c in counts[lo:hi]],
-                "quantiles": [_f(q) for q in r.quantiles[layer, i]],
-                "interest": _f(r.interest[layer, i]),
-                "interest_rank": int(r.interest_rank[layer, i]),
-                "interest_layer_rank": int(r.interest_layer_rank[layer, i]),
+                "quantiles": [_f(q) for q in r.quantiles[row, i]],
+                "interest": _f(r.interest[row, i]),
+                "interest_rank": int(r.interest_rank[row, i]),
+                "interest_layer_rank": int(r.interest_layer_rank[row, i]),
                 "act_tokens": int(r.n_tokens),
             }
             yield {"key": neuron_key(model_name, layer, i), "model": model_name, "layer": layer, "index": i,
@@ -79,29 +84,54 @@ def _edges(model_name: str, r: HarvestResult, skip: int) -> Iterator[dict[str, A
     if r.random_ctx is not None:
         lists.append(("random", r.random_ctx, r.random_pivot, r.random_acts))
     for kind, ctx, piv, acts in lists:
-        for layer in range(r.n_layers):
+        for row, layer in _layers(r):
             for i in range(r.d_mlp):
                 nk = neuron_key(model_name, layer, i)
                 for rank in range(ctx.shape[2]):
-                    c = int(ctx[layer, i, rank])
+                    c = int(ctx[row, i, rank])
                     if c < 0:
                         break
-                    a = acts[layer, i, rank]
-                    body = a[skip:]
-                    yield {"neuron": nk, "example": example_key(model_name, c), "kind": kind, "rank": rank,
-                           "activations": [float(v) for v in a], "max_activation": _f(body.max()),
-                           "min_activation": _f(body.min()), "pivot": int(piv[layer, i, rank])}
+                    yield _edge(model_name, nk, kind, rank, c, acts[row, i, rank], skip, int(piv[row, i, rank]))
+    if r.quantile_ctx is not None:
+        yield from _quantile_edges(model_name, r, skip)
+
+
+def _edge(model_name: str, nk: str, kind: str, rank: int, c: int, a: np.ndarray, skip: int, pivot: int,
+          **extra: Any) -> dict[str, Any]:
+    body = a[skip:]
+    return {"neuron": nk, "example": example_key(model_name, c), "kind": kind, "rank": rank,
+            "activations": [float(v) for v in a], "max_activation": _f(body.max()),
+            "min_activation": _f(body.min()), "pivot": pivot, "bin": None, "bin_low": None, "bin_high": None,
+            "bin_count": None, **extra}
+
+
+def _quantile_edges(model_name: str, r: HarvestResult, skip: int) -> Iterator[dict[str, Any]]:
+    """kind 'quantile': rank runs over the intervals in order (interval ``bin`` holds ranks
+    bin*k .. bin*k+k-1), each edge with its interval's bounds and how many contexts it holds."""
+    nb, k = r.quantile_ctx.shape[2:]
+    for row, layer in _layers(r):
+        for i in range(r.d_mlp):
+            nk = neuron_key(model_name, layer, i)
+            lo_hi = r.quantile_edges[row, i]
+            for b in range(nb):
+                for slot in range(k):
+                    c = int(r.quantile_ctx[row, i, b, slot])
+                    if c < 0:
+                        break
+                    yield _edge(model_name, nk, "quantile", b * k + slot, c, r.quantile_acts[row, i, b, slot], skip,
+                                int(r.quantile_pivot[row, i, b, slot]), bin=b, bin_low=_f(lo_hi[b]),
+                                bin_high=_f(lo_hi[b + 1]), bin_count=int(r.quantile_count[row, i, b]))
 
 
 def _token_effect_rows(model_name: str, r: HarvestResult, k: int) -> Iterator[dict[str, Any]]:
     k = min(k, r.token_ids.shape[2])
-    for layer in range(r.n_layers):
+    for row, layer in _layers(r):
         for i in range(r.d_mlp):
             nk = neuron_key(model_name, layer, i)
             for rank in range(k):
-                yield {"neuron": nk, "token": token_key(model_name, int(r.token_ids[layer, i, rank])),
-                       "kind": "activation", "weight": _f(r.token_mean[layer, i, rank]), "rank": rank,
-                       "count": int(r.token_count[layer, i, rank])}
+                yield {"neuron": nk, "token": token_key(model_name, int(r.token_ids[row, i, rank])),
+                       "kind": "activation", "weight": _f(r.token_mean[row, i, rank]), "rank": rank,
+                       "count": int(r.token_count[row, i, rank])}
 
 
 async def write_result(store: Any, model: "LoadedModel", ctx: Contexts, r: HarvestResult, *,
@@ -120,7 +150,8 @@ async def write_result(store: Any, model: "LoadedModel", ctx: Contexts, r: Harve
     layers = [{"key": layer_key(name, l), "model": name, "layer": l, "n_neurons": info.d_mlp}
               for l in range(info.n_layers)]
     used_ctx = np.unique(np.concatenate([r.top_max_ctx.reshape(-1), r.top_min_ctx.reshape(-1)]
-                                        + ([r.random_ctx.reshape(-1)] if r.random_ctx is not None else [])))
+                                        + ([r.random_ctx.reshape(-1)] if r.random_ctx is not None else [])
+                                        + ([r.quantile_ctx.reshape(-1)] if r.quantile_ctx is not None else [])))
     used_ctx = used_ctx[used_ctx >= 0]
     k_tok = min(token_top_k, r.token_ids.shape[2])
     tok_ids = np.unique(np.concatenate([tokens[used_ctx].reshape(-1), r.token_ids[:, :, :k_tok].reshape(-1)]))
@@ -130,9 +161,10 @@ async def write_result(store: Any, model: "LoadedModel", ctx: Contexts, r: Harve
                      "tokens": [text[int(t)] for t in tokens[c]], "token_ids": [int(t) for t in tokens[c]],
                      "source": ctx.sources[c]} for c in used_ctx]
     n_edges = int((r.top_max_ctx >= 0).sum() + (r.top_min_ctx >= 0).sum()
-                  + ((r.random_ctx >= 0).sum() if r.random_ctx is not None else 0))
-    n_tok_edges = info.n_layers * info.d_mlp * k_tok
-    total = 1 + len(layers) + info.n_layers * info.d_mlp + len(token_rows) + len(example_rows) + n_edges + n_tok_edges
+                  + ((r.random_ctx >= 0).sum() if r.random_ctx is not None else 0)
+                  + ((r.quantile_ctx >= 0).sum() if r.quantile_ctx is not None else 0))
+    n_tok_edges = r.n_layers * info.d_mlp * k_tok
+    total = 1 + len(layers) + r.n_layers * info.d_mlp + len(token_rows) + len(example_rows) + n_edges + n_tok_edges
     bar = Counter("writing graph", total=total, enabled=progress)
     counts: dict[str, int] = {}
     try:
@@ -151,17 +183,46 @@ async def write_result(store: Any, model: "LoadedModel", ctx: Contexts, r: Harve
     return counts
 
 
+async def refresh_interest(store: Any, model_name: str) -> int:
+    """Recompute the model-wide interest score and ranks (percentiles over every neuron) from
+    the statistics stored: a shard of layers only sees its own neurons. The stored float32
+    statistics rank exactly as the harvest's own do, so the result equals one run's."""
+    rows = await store.query("neuron_interest_stats", model=model_name)
+    if not rows:
+        return 0
+    layer = np.array([r["layer"] for r in rows], dtype=np.int64)
+    index = np.array([r["index"] for r in rows], dtype=np.int64)
+    L, D = int(layer.max()) + 1, int(index.max()) + 1
+    grid = {k: np.full((L, D), np.nan) for k in ("kurt", "max", "frac_active")}
+    for k in grid:
+        grid[k][layer, index] = [r[k] for r in rows]
+    have = np.zeros((L, D), dtype=bool)
+    have[layer, index] = True
+    # neurons of layers without statistics yet sit at the end of each ranking, out of the way
+    score, rank, layer_rank = interest_scores(grid["kurt"], grid["max"], grid["frac_active"], have)
+    out = [{"key": neuron_key(model_name, int(l), int(i)),
+            "props": {"interest": _f(score[l, i]), "interest_rank": int(rank[l, i]),
+                      "interest_layer_rank": int(layer_rank[l, i])}} for l, i in zip(layer, index)]
+    return await store.write("set_neuron_props", out, batch_size=WRITE_BATCH * 5)
+
+
 async def build_from_model(store: Any, model: "LoadedModel", contexts: Any, *, top_k: int = DEFAULT_TOP_K,
                            batch_size: int = 8, min_token_count: int = 5,
                            token_top_k: int = DEFAULT_TOKEN_TOP_K, checkpoint_dir: Path | None = None,
                            checkpoint_every: int | None = None, progress: bool = True,
-                           max_batches: int | None = None, random_k: int = 0) -> dict[str, Any]:
+                           max_batches: int | None = None, random_k: int = 0, quantile_k: int = 0,
+                           quantile_bins: int = 10, seed: int = 0,
+                           layers: list[int] | None = None) -> dict[str, Any]:
     """Harvest ``model``'s MLP activations over ``contexts`` (a :class:`~loaders.corpus.Contexts`
     or a [N, T] token tensor) and write the activation part of its graph. Returns a summary.
 
     The harvest checkpoints under ``checkpoint_dir`` (default ``<data dir>/checkpoints``); a
     re-run resumes, and after a complete write the checkpoint is removed. ``max_batches``
     stops the harvest early (an interruption): nothing is written and the summary says so.
+    ``quantile_k``/``quantile_bins``/``seed``: examples sampled per interval of each neuron's
+    range (a second pass, see :func:`~loaders.activations.harvest`). ``layers``: only these
+    layers' neurons (a shard); the model-wide interest ranks are then recomputed from every
+    neuron stored so far, so the last shard to finish leaves them as one run would.
     """
     ctx = as_contexts(contexts)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir()
@@ -170,14 +231,17 @@ async def build_from_model(store: Any, model: "LoadedModel", contexts: Any, *, t
     result = await asyncio.to_thread(
         harvest, model, ctx.tokens, top_k=top_k, batch_size=batch_size, min_token_count=min_token_count,
         token_top_k=token_top_k, checkpoint_dir=ckpt, checkpoint_every=checkpoint_every, progress=progress,
-        max_batches=max_batches, random_k=random_k)
+        max_batches=max_batches, random_k=random_k, layers=layers, quantile_k=quantile_k,
+        quantile_bins=quantile_bins, seed=seed)
     t1 = time.monotonic()
     summary: dict[str, Any] = {"model": model.name, "contexts": len(ctx), "ctx_len": int(ctx.tokens.shape[1]),
                                "dataset": ctx.name}
     if result is None:
         return {**summary, "complete": False, "harvest_s": round(t1 - t0, 2)}
     counts = await write_result(store, model, ctx, result, token_top_k=token_top_k, progress=progress)
+    if layers is not None and sorted(set(layers)) != list(range(model.info.n_layers)):
+        counts["interest"] = await refresh_interest(store, model.name)
     t2 = time.monotonic()
     clear_checkpoint(result)
     return {**summary, "complete": True, "tokens_counted": int(result.n_tokens), **counts,
-            "harvest_s": round(t1 - t0, 2), "write_s": round(t2 - t1, 2)}
+            "harvest_s": round(t1 - t0, 2), "pass_s": result.pass_seconds, "write_s": round(t2 - t1, 2)}

@@ -97,7 +97,7 @@ def virtual_range(out: Tensor, ins: Tensor, d_mlp: int, sample: int = 256, seed:
 
 def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = ALL_LISTS,
                        bins: int = 100, memory_mb: float = 512, device: str | torch.device = "cpu",
-                       progress: bool = True) -> dict[str, CompositionList]:
+                       progress: bool = True, layers: Iterable[int] | None = None) -> dict[str, CompositionList]:
     """Top-k / bottom-k partners and distribution summaries for every neuron and list.
 
     Returns {list name: CompositionList}; neuron ids are global (layer * d_mlp + index).
@@ -105,6 +105,11 @@ def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = A
     ``memory_mb`` (about 12 MB by default: tiles are sized for the cache, the budget only
     caps them), candidate pools up to ``POOL`` entries, and O(n_neurons × (k + bins)) for
     the results.
+
+    ``layers`` (a shard): only the lists of those layers' neurons are complete (the others are
+    left partial: callers keep only the owners of ``layers``). The same tiles as a whole run
+    are computed, in the same order, skipping those that touch none of the shard's neurons, so
+    each list it owns gets exactly the numbers one run gives it.
     """
     lists = list(lists)
     unknown = set(lists) - set(ALL_LISTS)
@@ -134,20 +139,37 @@ def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = A
     W = max(R, min(TILE_COLS, E // R))
     ws = Tiles(R, W, device)
     row_chunks = [(l, l * D + s, l * D + e) for l in range(L) for s, e in pieces(0, D, R)]
+    mine = None if layers is None else torch.zeros(L, dtype=torch.bool)
+    if mine is not None:
+        mine[list(layers)] = True
+
+    def cols(c0: int, c1: int) -> list[tuple[int, int]]:
+        """Column pieces of c0..c1-1 that never straddle a layer, so that a shard can take
+        exactly the whole run's tiles of its own layers."""
+        return [p for m in range(c0 // D, -(-c1 // D)) for p in pieces(max(c0, m * D), min(c1, (m + 1) * D), W)]
+
+    def wanted_cols(l: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The column pieces of a row chunk of layer l this shard needs: all of them for its
+        own rows, else those of its own layers (they feed its column lists)."""
+        if mine is None or mine[l]:
+            return spans
+        return [(c0, c1) for c0, c1 in spans if bool(mine[c0 // D])]
+
     for l, r0, r1 in track(row_chunks, "neuron composition", enabled=progress):
         rows, nxt = slice(r0, r1), (l + 1) * D  # partners of later layers: ids nxt..N-1
         # in_in and out_out are symmetric: the rows' own square serves the rows' lists, the
         # columns beyond it serve the rows' lists and the columns' lists
         for name, hat in (("in_in", in_hat), ("out_out", out_hat)):
             if name in st:
-                x = ws.product(hat[rows], hat[rows])
-                x.diagonal().zero_()
-                ws.feed(x, r0, r0, st[name], None)
-                for c0, c1 in pieces(r1, N, W):
+                if wanted_cols(l, [(r0, r1)]):
+                    x = ws.product(hat[rows], hat[rows])
+                    x.diagonal().zero_()
+                    ws.feed(x, r0, r0, st[name], None)
+                for c0, c1 in wanted_cols(l, cols(r1, N)):
                     ws.feed(ws.product(hat[rows], hat[c0:c1]), r0, c0, st[name], st[name])
         cos_lists = (get("out_in"), get("in_out"))
         virtual = (get("virtual_down"), get("virtual_up"))
-        for c0, c1 in pieces(0, nxt, W) + pieces(nxt, N, W) if any(cos_lists + virtual) else []:
+        for c0, c1 in wanted_cols(l, cols(0, N)) if any(cos_lists + virtual) else []:
             later = c0 >= nxt
             if not (any(cos_lists) or (later and any(virtual))):
                 continue
@@ -162,7 +184,7 @@ def neuron_composition(w: ModelWeights, k: int = 10, *, lists: Iterable[str] = A
                 ws.feed(x, r0, c0, *virtual)
         gated = (get("gate_virtual_down"), get("gate_virtual_up"))
         if gate is not None and any(gated):
-            for c0, c1 in pieces(nxt, N, W):
+            for c0, c1 in wanted_cols(l, cols(nxt, N)):
                 ws.feed(ws.product(out[rows], gate[c0:c1]), r0, c0, *gated)
         keep_pools_small(st.values())
     return {n: s.result(CompositionList) for n, s in st.items()}
@@ -265,8 +287,11 @@ class TokenEffects:
 
 
 def token_effects(w: ModelWeights, k: int = 20, *, memory_mb: float = 512,
-                  device: str | torch.device = "cpu", progress: bool = True) -> TokenEffects:
-    """Top-k and bottom-k vocabulary tokens per neuron for input weight and output effect."""
+                  device: str | torch.device = "cpu", progress: bool = True,
+                  layers: Iterable[int] | None = None) -> TokenEffects:
+    """Top-k and bottom-k vocabulary tokens per neuron for input weight and output effect.
+    ``layers`` (a shard): only the row blocks holding those layers' neurons are computed (the
+    same blocks as a whole run, so the same numbers); other neurons' lists stay empty."""
     w = w.to(device)
     L, D, V = w.n_layers, w.d_mlp, w.d_vocab
     N = L * D
@@ -278,6 +303,10 @@ def token_effects(w: ModelWeights, k: int = 20, *, memory_mb: float = 512,
            for name in ("input_top", "input_bottom", "output_top", "output_bottom")}
     B = block_rows_for(V, memory_mb, temporaries=2)
     starts = range(0, N, B)
+    if layers is not None:
+        mine = torch.zeros(L, dtype=torch.bool)
+        mine[list(layers)] = True
+        starts = [s for s in starts if bool(mine[s // D:(min(s + B, N) - 1) // D + 1].any())]
     for s in track(starts, "token effects", enabled=progress):
         rows = slice(s, min(s + B, N))
         for kind, a, b in (("input", ins, WE.T), ("output", out, WU)):

@@ -69,10 +69,27 @@ class LazyRows:
             yield from chunk
 
 
-def _entries(top: TopK) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(owner, partner, value, rank) of every filled slot of a TopK."""
-    owners, ranks = torch.nonzero(top.indices >= 0, as_tuple=True)
+def _entries(top: TopK, mine: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(owner, partner, value, rank) of every filled slot of a TopK; with ``mine`` (a bool per
+    owner: a shard's neurons) only those owners' slots."""
+    filled = top.indices >= 0
+    if mine is not None:
+        filled &= mine[:, None]
+    owners, ranks = torch.nonzero(filled, as_tuple=True)
     return owners, top.indices[owners, ranks], top.values[owners, ranks], ranks
+
+
+def owned_neurons(n_layers: int, d_mlp: int, layers: Iterable[int] | None) -> torch.Tensor | None:
+    """A shard's ownership: True for the neurons of ``layers`` (None: every neuron, no shard).
+    Every edge is written by the shard owning the neuron whose list selected it; an edge two
+    lists selected (virtual weights: the writer's down list and the reader's up list) may be
+    written by two shards, and upsert_composes keeps the better rank, in any order."""
+    if layers is None:
+        return None
+    mine = torch.zeros(n_layers, dtype=torch.bool)
+    mine[list(layers)] = True
+    return mine.repeat_interleave(d_mlp)
 
 
 def _best_edges(parts: Sequence[tuple[torch.Tensor, ...]]) -> list[torch.Tensor]:
@@ -105,14 +122,16 @@ def _neuron_keys(model: str, n: int, d_mlp: int) -> list[str]:
     return [neuron_key(model, g // d_mlp, g % d_mlp) for g in range(n)]
 
 
-def composition_rows(model: str, d_mlp: int, lists: dict[str, CompositionList]) -> LazyRows:
-    """upsert_composes rows for every list, oriented writer → reader (see module doc)."""
+def composition_rows(model: str, d_mlp: int, lists: dict[str, CompositionList],
+                     mine: torch.Tensor | None = None) -> LazyRows:
+    """upsert_composes rows for every list, oriented writer → reader (see module doc); with
+    ``mine``, only the lists of those owners (a shard)."""
     kinds = sorted({lst.kind for lst in lists.values()})
     parts = []
     for name, lst in lists.items():
         reader_owns = name == "in_out" or name.endswith("_up")
         for top in (lst.top, lst.bottom):
-            o, p, v, r = _entries(top)
+            o, p, v, r = _entries(top, mine)
             src, dst = (p, o) if reader_owns else (o, p)
             parts.append((src, dst, torch.full_like(o, kinds.index(lst.kind)), v, r))
     n = next(iter(lists.values())).top.indices.shape[0] if lists else 0
@@ -122,24 +141,29 @@ def composition_rows(model: str, d_mlp: int, lists: dict[str, CompositionList]) 
                                              "weight": w, "rank": r})
 
 
-def composition_props(model: str, d_mlp: int, lists: dict[str, CompositionList]) -> LazyRows:
-    """set_neuron_props rows with each list's mean, std, histogram and histogram range."""
+def composition_props(model: str, d_mlp: int, lists: dict[str, CompositionList],
+                      mine: torch.Tensor | None = None) -> LazyRows:
+    """set_neuron_props rows with each list's mean, std, histogram and histogram range (with
+    ``mine``, for those owners only)."""
     n = next(iter(lists.values())).summary.n.shape[0] if lists else 0
     has = torch.zeros(n, dtype=torch.bool)
     for lst in lists.values():
         has |= lst.summary.n > 0
+    if mine is not None:
+        has &= mine
     step = max(1, ROW_CHUNK // 10)
 
     def chunks() -> Iterable[list[dict]]:
         for s in range(0, n, step):
             e = min(s + step, n)
             props: list[dict] = [{} for _ in range(e - s)]
+            keep = has[s:e].tolist()
             for name, lst in lists.items():
                 sm = lst.summary
                 counted = (sm.n[s:e] > 0).tolist()
                 mean, std, hist = sm.mean[s:e].tolist(), sm.std[s:e].tolist(), sm.hist[s:e].tolist()
                 for i, p in enumerate(props):
-                    if not counted[i]:  # no partner of that kind (e.g. no later layer)
+                    if not counted[i] or not keep[i]:  # no partner of that kind, or not this shard's
                         continue
                     p[f"comp_{name}_mean"], p[f"comp_{name}_std"] = mean[i], std[i]
                     if sm.bins:
@@ -152,8 +176,11 @@ def composition_props(model: str, d_mlp: int, lists: dict[str, CompositionList])
 HEAD_KIND_IDS = ("K", "Q", "V", "O")
 
 
-def head_rows(model: str, d_mlp: int, n_heads: int, hc: HeadComposition) -> tuple[LazyRows, LazyRows]:
-    """(neuron→head rows for K/Q/V, head→neuron rows for O): union of both top-k lists."""
+def head_rows(model: str, d_mlp: int, n_heads: int, hc: HeadComposition,
+              mine: torch.Tensor | None = None) -> tuple[LazyRows, LazyRows]:
+    """(neuron→head rows for K/Q/V, head→neuron rows for O): union of both top-k lists. Every
+    list is complete in every shard (head composition is cheap); ``mine`` keeps the edges of
+    those neurons, so each edge has one owner."""
     hk = lambda j: head_key(model, j // n_heads, j % n_heads)  # noqa: E731
     out = []
     for kinds in (("K", "Q", "V"), ("O",)):
@@ -165,6 +192,9 @@ def head_rows(model: str, d_mlp: int, n_heads: int, hc: HeadComposition) -> tupl
                 neuron, head = (o, p) if neuron_owns else (p, o)
                 parts.append((neuron, head, torch.full_like(o, kid), v, r))
         edges = _best_edges(parts)
+        if mine is not None:
+            keep = mine[edges[0]]
+            edges = [t[keep] for t in edges]
         n = int(edges[0].max()) + 1 if len(edges[0]) else 0
         keys = _neuron_keys(model, n, d_mlp)
         out.append(_edge_rows(edges, lambda a, b, k, w, r: {"neuron": keys[a], "head": hk(b),
@@ -172,13 +202,14 @@ def head_rows(model: str, d_mlp: int, n_heads: int, hc: HeadComposition) -> tupl
     return out[0], out[1]
 
 
-def token_rows(model: str, d_mlp: int, te: TokenEffects) -> tuple[LazyRows, set[int]]:
-    """upsert_token_effects rows and the token ids they reference."""
+def token_rows(model: str, d_mlp: int, te: TokenEffects, mine: torch.Tensor | None = None
+               ) -> tuple[LazyRows, set[int]]:
+    """upsert_token_effects rows and the token ids they reference (``mine``: a shard's)."""
     kinds = ("input", "output")
     parts = []
     for kid, kind in enumerate(kinds):
         for top in (getattr(te, f"{kind}_top"), getattr(te, f"{kind}_bottom")):
-            o, t, v, r = _entries(top)
+            o, t, v, r = _entries(top, mine)
             parts.append((o, t, torch.full_like(o, kid), v, r))
     edges = _best_edges(parts)
     ids = set(torch.unique(edges[1]).tolist())
@@ -268,7 +299,7 @@ async def build_connectivity(
     batch_size: int = 8, memory_mb: float = 1024, corr_memory_mb: float = 2048,
     corr_cache_dir: str | Path | None = None,
     summaries: bool = True, resume: bool = False, device: str | torch.device = "cpu",
-    progress: bool = True,
+    progress: bool = True, layers: Iterable[int] | None = None,
 ) -> dict[str, Any]:
     """Compute and write the connectivity of ``model`` (a ``loaders.model.LoadedModel``:
     ``.name``, ``.info``, ``.tokenizer``, ``.bridge``).
@@ -285,6 +316,8 @@ async def build_connectivity(
       several passes, replayed from activations stored in ``corr_cache_dir`` (a temporary
       folder by default).
     - ``summaries``: also write the per-neuron distribution properties.
+    - ``layers``: a shard — only the lists (edges, summaries) of these layers' neurons are
+      computed and written (see :func:`owned_neurons`); shards together give one run's graph.
     Returns rows written per kind and seconds spent computing and writing.
     """
     kinds = tuple(kinds)
@@ -295,6 +328,8 @@ async def build_connectivity(
     name, d_mlp = info.name, info.d_mlp
     state = await ensure_units(store, info, progress=progress)
     done = set(state.get("done") or []) if resume else set()
+    layers = None if layers is None else sorted(set(layers))
+    mine = owned_neurons(info.n_layers, d_mlp, layers)
     w = weights if weights is not None else None
     report: dict[str, Any] = {"times": {}}
 
@@ -311,13 +346,13 @@ async def build_connectivity(
     if "composition" in kinds and "composition" not in done:
         t0 = time.perf_counter()
         lists = neuron_composition(weights_(), k, lists=ALL_LISTS, memory_mb=memory_mb,
-                                   device=device, progress=progress)
-        rows = composition_rows(name, d_mlp, lists)
+                                   device=device, progress=progress, layers=layers)
+        rows = composition_rows(name, d_mlp, lists, mine)
         t1 = time.perf_counter()
         report["composition"] = await _write(store, "upsert_composes", rows, "composition edges", progress)
         if summaries:
             report["composition_props"] = await _write(store, "set_neuron_props",
-                                                       composition_props(name, d_mlp, lists),
+                                                       composition_props(name, d_mlp, lists, mine),
                                                        "composition summaries", progress)
         report["times"]["composition"] = (t1 - t0, time.perf_counter() - t1)
         del lists, rows
@@ -327,7 +362,7 @@ async def build_connectivity(
     if "heads" in kinds and "heads" not in done:
         t0 = time.perf_counter()
         hc = head_composition(weights_(), k_heads, device=device, progress=progress)
-        to_head, to_neuron = head_rows(name, d_mlp, weights_().n_heads, hc)
+        to_head, to_neuron = head_rows(name, d_mlp, weights_().n_heads, hc, mine)
         t1 = time.perf_counter()
         report["heads"] = await _write(store, "upsert_neuron_to_head", to_head, "neuron→head edges", progress) \
             + await _write(store, "upsert_head_to_neuron", to_neuron, "head→neuron edges", progress)
@@ -338,8 +373,9 @@ async def build_connectivity(
 
     if "tokens" in kinds and "tokens" not in done:
         t0 = time.perf_counter()
-        te = token_effects(weights_(), k_tokens, memory_mb=memory_mb, device=device, progress=progress)
-        rows, ids = token_rows(name, d_mlp, te)
+        te = token_effects(weights_(), k_tokens, memory_mb=memory_mb, device=device, progress=progress,
+                           layers=layers)
+        rows, ids = token_rows(name, d_mlp, te, mine)
         text = _token_text(getattr(model, "tokenizer", None), ids)
         t1 = time.perf_counter()
         await _write(store, "upsert_tokens", [{"key": token_key(name, i), "model": name, "id": i, "text": text[i]}
@@ -362,8 +398,9 @@ async def build_connectivity(
             # when the budget needs several passes, the first one stores the activations on
             # disk (float32, n_neurons * 4 bytes per token) and the others read them back
             with tempfile.TemporaryDirectory(prefix="neurograph-acts-") as tmp:
+                owners = None if layers is None else [range(l * d_mlp, (l + 1) * d_mlp) for l in layers]
                 corr = correlate(source, info.n_layers * d_mlp, k, memory_mb=corr_memory_mb,
-                                 device=device, progress=progress, cache_dir=corr_cache_dir or tmp)
+                                 device=device, progress=progress, cache_dir=corr_cache_dir or tmp, owners=owners)
             rows, props = correlation_rows(name, d_mlp, corr)
             t1 = time.perf_counter()
             report["correlation"] = await _write(store, "upsert_correlates", rows, "correlation edges", progress)

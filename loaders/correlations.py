@@ -204,10 +204,24 @@ class StreamingCorrelation:
                 Summary(s.lo, s.hi, s.bins, s.n[rs], s.s1[rs], s.s2[rs], s.hist[rs]))
 
 
+def owner_passes(owners: Iterable[range], n: int, memory_mb: float) -> list[list[range]]:
+    """Passes for a shard's ``owners`` (ranges of global ids): full-width row blocks (all n
+    columns) within the budget, several blocks sharing a pass while their rows fit it."""
+    per = rows_for_budget(n, memory_mb)
+    blocks = [range(a, min(a + per, r.stop)) for r in owners for a in range(r.start, r.stop, per)]
+    passes: list[list[range]] = []
+    for b in blocks:
+        if passes and sum(map(len, passes[-1])) + len(b) <= per:
+            passes[-1].append(b)
+        else:
+            passes.append([b])
+    return passes
+
+
 def correlate(batches: Batches, n_neurons: int, k: int = 10, *, memory_mb: float = 2048,
               bins: int = 100, device: str | torch.device = "cpu", progress: bool = True,
               total: int | None = None, cache_dir: str | Path | None = None,
-              cache_dtype: torch.dtype = torch.float32) -> CorrelationResult:
+              cache_dtype: torch.dtype = torch.float32, owners: Iterable[range] | None = None) -> CorrelationResult:
     """Pearson correlation of every neuron with every other over the batches.
 
     ``batches`` yields [tokens, n_neurons] activations. When the budget asks for more than
@@ -215,10 +229,17 @@ def correlate(batches: Batches, n_neurons: int, k: int = 10, *, memory_mb: float
     it: the forward pass repeats), or ``cache_dir`` is given: the first pass stores every
     batch there (``cache_dtype``; float16 halves the disk for ~1e-3 error in r) and the
     other passes read it back instead of recomputing.
+
+    ``owners`` (a shard: ranges of global ids, e.g. one per layer): only those neurons' lists,
+    from full rows against every neuron (twice the multiply-adds per pair of the symmetric
+    whole run, but each shard reads only its own rows); the other neurons' lists stay empty.
     """
     N = n_neurons
-    blocks = row_blocks(N, memory_mb)
-    passes = len(blocks)
+    if owners is None:
+        groups = [[rows] for rows in row_blocks(N, memory_mb)]
+    else:
+        groups = owner_passes(owners, N, memory_mb)
+    passes = len(groups)
     if passes > 1 and cache_dir is not None:
         batches = _DiskReplay(batches, Path(cache_dir), cache_dtype)
     elif passes > 1 and not callable(batches):
@@ -227,15 +248,17 @@ def correlate(batches: Batches, n_neurons: int, k: int = 10, *, memory_mb: float
     lists = StreamingLists("pearson", N, k, -1.0, 1.0, bins, torch.device(device))
     tiles = Tiles(TILE_ROWS, TILE_COLS, torch.device(device))
     n_tokens = 0
-    for p, rows in enumerate(blocks):
-        sc = StreamingCorrelation(N, rows, upper=True, device=device)
+    for p, group in enumerate(groups):
+        scs = [StreamingCorrelation(N, rows, upper=owners is None, device=device) for rows in group]
         it = batches() if callable(batches) else batches
         desc = f"correlations pass {p + 1}/{passes}" if passes > 1 else "correlations"
         for x in track(it, desc, total=total, enabled=progress):
-            sc.add(x)
-        sc.fold(lists, tiles)
-        n_tokens = sc.count
-        del sc
+            for sc in scs:
+                sc.add(x)
+        for sc in scs:
+            sc.fold(lists, tiles)
+            n_tokens = sc.count
+        del scs
     res = lists.result()
     return CorrelationResult(res.top, res.bottom, res.summary, n_tokens)
 

@@ -47,6 +47,20 @@ def _step_done(summary: dict[str, Any], step: str, started: float) -> None:
     reset_peak()
 
 
+def shard_layers(n_layers: int, layers: Sequence[int] | None, shard: tuple[int, int] | None) -> list[int] | None:
+    """The layers a build computes: ``layers`` narrowed to ``shard`` (i, n): layer % n == i.
+    None when that is every layer (an unsharded build)."""
+    chosen = list(range(n_layers)) if layers is None else sorted({int(l) for l in layers})
+    bad = [l for l in chosen if not 0 <= l < n_layers]
+    if bad:
+        raise ValueError(f"the model has layers 0..{n_layers - 1}, not {bad}")
+    if shard is not None:
+        chosen = [l for l in chosen if l % shard[1] == shard[0]]
+    if not chosen:
+        raise ValueError(f"no layer of 0..{n_layers - 1} is in {layers or 'all'} and shard {shard}")
+    return None if chosen == list(range(n_layers)) else chosen
+
+
 async def interesting_neurons(store: Store, model: str, n_layers: int, per_layer: int,
                               layers: Sequence[int] | None = None) -> list[tuple[int, int]]:
     """The ``per_layer`` most interesting neurons (harvest's ``interest`` score) of each layer."""
@@ -224,7 +238,8 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
                 analyses: Iterable[str] = ANALYSES, layers: Sequence[int] | None = None,
                 n2g_neurons: int | None = 8, batch_size: int = 8, corr_tokens: int | None = None,
                 store: Store | None = None, device: Any = "cpu", dtype: Any = None, n2g_group: int = 64,
-                random_k: int = 0,
+                random_k: int = 0, quantile_k: int = 0, quantile_bins: int = 10, seed: int = 0,
+                shard: tuple[int, int] | None = None,
                 loaded: Any = None, progress: bool = True) -> dict[str, Any]:
     """Run the chosen analyses of ``model`` over ``n_tokens`` of ``dataset`` into the graph.
 
@@ -237,6 +252,15 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
     loaded or written. ``random_k``: also store that many uniformly random contexts per neuron
     (``ACTIVATES_ON {kind: 'random'}``, OpenAI's random sample). ``n2g_neurons``: N2G graphs per layer, the most interesting first; None
     for every neuron (fitted ``n2g_group`` neurons at a time, every layer read from the same forward passes).
+    ``quantile_k``/``quantile_bins``: examples sampled per interval of each neuron's range
+    (``ACTIVATES_ON {kind: 'quantile'}``, Neuronpedia's quantiles; a second corpus pass).
+
+    Shards: ``layers`` (and ``shard=(i, n)``: the layers with ``layer % n == i``) restrict every
+    compute step to the neurons of those layers; each edge is written by the shard of the
+    neuron whose list selected it (see :mod:`loaders.shards`), so shards run in any order or
+    at once into one store and give the graph one run gives. A sharded build skips ``n2g`` and
+    ``topology``, which need every layer's results: run them once all shards are in
+    (``build --analyses topology``, then ``neurograph n2g --shard i/n`` per machine).
     """
     from loaders.build import build_from_model
     from loaders.corpus import corpus_contexts
@@ -245,6 +269,8 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
     from loaders.device import check_pair, resolve_device, resolve_dtype
 
     chosen = _check(analyses)
+    if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+        raise ValueError(f"shard {shard[0]}/{shard[1]}: need 0 <= i < n")
     dev = resolve_device(device)  # a missing device fails here, before the store or the model
     dt = resolve_dtype(dtype, dev) if dtype is not None else None
     check_pair(dev, dt or resolve_dtype("float32"))
@@ -256,6 +282,13 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
         t = time.perf_counter()
         loaded = loaded or load_model(model)
         name = loaded.name
+        owned = shard_layers(loaded.info.n_layers, layers, shard)
+        if owned is not None:
+            skipped = [a for a in chosen if a in ("n2g", "topology")]
+            chosen = [a for a in chosen if a not in skipped]
+            summary.update(analyses=chosen, layers=owned)
+            if skipped:
+                summary["skipped"] = {a: "needs every shard's results: run it once all shards are in" for a in skipped}
         weights = None
         if any(k in chosen for k in ("composition", "heads", "tokens")) and dt not in (None, torch.float32):
             from loaders.weights import model_weights
@@ -273,7 +306,8 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             checkpoints = Path(settings.data_dir) / "checkpoints"
             summary["activations"] = await build_from_model(store, loaded, ctx, top_k=top_k, batch_size=batch_size,
                                                             checkpoint_dir=checkpoints, progress=progress,
-                                                            random_k=random_k)
+                                                            random_k=random_k, quantile_k=quantile_k,
+                                                            quantile_bins=quantile_bins, seed=seed, layers=owned)
             _step_done(summary, "activations", t)
         kinds = [k for k in CONNECTIVITY if k in chosen]
         if kinds:
@@ -288,7 +322,8 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
                 corr_ctx = ctx.tokens[:n_ctx]
             summary["connectivity"] = await build_connectivity(
                 store, loaded, corr_ctx, kinds=kinds, k=edge_k, k_heads=edge_k,
-                k_tokens=2 * edge_k, batch_size=batch_size, progress=progress, device=dev, weights=weights)
+                k_tokens=2 * edge_k, batch_size=batch_size, progress=progress, device=dev, weights=weights,
+                layers=owned)
             _step_done(summary, "connectivity", t)
         if "n2g" in chosen and (n2g_neurons is None or n2g_neurons > 0):
             t = time.perf_counter()
@@ -299,13 +334,24 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             from neurograph.topology import compute_topology
 
             t = time.perf_counter()
+            if "activations" not in chosen:  # the run after a sharded build: model-wide interest ranks
+                from loaders.build import refresh_interest
+
+                await refresh_interest(store, name)
             summary["topology"] = await compute_topology(store, name, progress=progress)
             _step_done(summary, "topology", t)
         args = {"dataset": str(dataset), "n_tokens": n_tokens, "ctx_len": ctx_len, "top_k": top_k,
                 "edge_k": edge_k, "analyses": chosen, "n2g_neurons": n2g_neurons, "corr_tokens": corr_tokens,
-                "device": str(dev), "dtype": summary.get("dtype"), "random_k": random_k}
-        await store.query("set_model_props", key=model_key(name), props={
-            "build_complete": True, "build_args": repr(args), "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                "device": str(dev), "dtype": summary.get("dtype"), "random_k": random_k,
+                "quantile_k": quantile_k, "quantile_bins": quantile_bins}
+        built_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if owned is not None:
+            # one shard of several: the build is complete once the closing unsharded run is done
+            done = await store.query("add_build_shard", key=model_key(name), shard=",".join(map(str, owned)))
+            summary["shards_done"] = done[0]["shards"] if done else []
+        else:
+            await store.query("set_model_props", key=model_key(name), props={
+                "build_complete": True, "build_args": repr(args), "built_at": built_at})
         await store.compact()
         return summary
     finally:

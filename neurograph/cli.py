@@ -134,7 +134,8 @@ async def _build(args: argparse.Namespace, settings: Settings) -> int:
         settings, model=args.model, dataset=args.dataset, n_tokens=args.tokens, ctx_len=args.ctx_len,
         top_k=args.top_k, edge_k=args.edge_k, analyses=args.analyses, layers=args.layers,
         n2g_neurons=None if args.n2g_neurons == "all" else int(args.n2g_neurons), batch_size=args.batch_size,
-        corr_tokens=args.corr_tokens, device=args.device, dtype=args.dtype, random_k=args.random_k)
+        corr_tokens=args.corr_tokens, device=args.device, dtype=args.dtype, random_k=args.random_k,
+        quantile_k=args.quantile_k, quantile_bins=args.quantile_bins, seed=args.seed, shard=args.shard)
     summary["neighbour_lists"] = await _lists_of(settings, None)
     _console().print_json(json.dumps(summary, default=str))
     return 0
@@ -370,7 +371,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         # `neurograph build` with its defaults gives the full one.
         build_args = build_parser().parse_args([
             "build", "--model", DEMO_MODEL, "--tokens", str(args.tokens), "--top-k", "10", "--edge-k", "5",
-            "--random-k", "5",
+            "--random-k", "5", "--quantile-k", "2", "--quantile-bins", "5",
             "--n2g-neurons", "2", "--corr-tokens", "4096"])
         asyncio.run(_build(build_args, settings))
     else:
@@ -415,10 +416,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--edge-k", type=int, default=10, help="edges kept per neuron and kind")
     b.add_argument("--random-k", type=int, default=10,
                    help="uniformly random contexts kept per neuron beside the top ones (OpenAI's random sample; 0: none)")
+    b.add_argument("--quantile-k", type=int, default=2,
+                   help="contexts kept per interval of each neuron's activation range (0, max], drawn uniformly "
+                        "among the contexts whose max falls in it (Neuronpedia's quantiles; a second corpus pass; "
+                        "0: none)")
+    b.add_argument("--quantile-bins", type=int, default=10, help="intervals the range (0, max] is cut into")
+    b.add_argument("--seed", type=int, default=0, help="another draw of the quantile-sampled examples")
     b.add_argument("--analyses", nargs="+",
                    default=["activations", "composition", "heads", "tokens", "correlation", "n2g", "topology"],
                    help="which analyses to run")
-    b.add_argument("--layers", type=int, nargs="*", default=None, help="restrict N2G to these layers")
+    b.add_argument("--layers", type=int, nargs="*", default=None,
+                   help="compute only these layers' neurons (harvest, composition, heads, tokens, correlation)")
+    b.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                   help="only layers with layer %% N == I: N machines, one command each, fill one graph; n2g and "
+                        "topology run once after every shard is in (see README, 'Building on a cluster')")
     b.add_argument("--n2g-neurons", default="8", type=_count_or_all,
                    help="N2G graphs per layer, most interesting first ('all': every neuron; fitted in batches "
                         "of a layer's neurons)")

@@ -142,7 +142,9 @@ async def fetch_graph(store: Store, model: str, *, kinds: Sequence[str] = TOPOLO
     if per_node is not None:
         best = _backbone(best, per_node)
     g = nx.Graph()
-    g.add_weighted_edges_from((a, b, w) for (a, b), w in best.items())
+    # in key order, not the store's: Louvain and float sums follow insertion order, and shards of
+    # a build (or a re-import) insert the same edges in another order
+    g.add_weighted_edges_from((a, b, w) for (a, b), w in sorted(best.items()))
     return g
 
 

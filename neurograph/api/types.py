@@ -104,6 +104,7 @@ class ExampleKind(enum.Enum):
     MAX = "max"
     MIN = "min"
     RANDOM = "random"
+    QUANTILE = "quantile"  # a uniform sample per interval of the activation range (Neuronpedia)
 
 
 # --- Relay plumbing ------------------------------------------------------------------------
@@ -230,6 +231,13 @@ class Example:
     rank: int
     data_index: Optional[int]
     source: Optional[str]
+    bin: Optional[int] = strawberry.field(default=None, description=(
+        "QUANTILE examples: the interval of (0, max] the context's max falls in, 0 the lowest."))
+    bin_low: Optional[float] = strawberry.field(default=None, description="QUANTILE: the interval's lower bound.")
+    bin_high: Optional[float] = strawberry.field(default=None, description="QUANTILE: the interval's upper bound.")
+    bin_count: Optional[int] = strawberry.field(default=None, description=(
+        "QUANTILE: how many dataset contexts have their max in the interval (the examples are a uniform "
+        "sample of them)."))
 
 
 ExampleEdge = Edge[Example]  # Strawberry names it so
@@ -576,7 +584,9 @@ class Neuron(Node):
                 key=x["key"], tokens=[str(t) for t in x.get("tokens") or []],
                 activations=[float(a) for a in r.get("activations") or []],
                 max_activation=_num(r.get("max_activation")), min_activation=_num(r.get("min_activation")),
-                pivot=r.get("pivot"), rank=int(r["rank"]), data_index=x.get("data_index"), source=x.get("source"))))
+                pivot=r.get("pivot"), rank=int(r["rank"]), data_index=x.get("data_index"), source=x.get("source"),
+                bin=r.get("bin"), bin_low=_num(r.get("bin_low")), bin_high=_num(r.get("bin_high")),
+                bin_count=r.get("bin_count"))))
         info_ = PageInfo(has_next_page=len(rows) > first, has_previous_page=after is not None,
                          start_cursor=edges[0].cursor if edges else None,
                          end_cursor=edges[-1].cursor if edges else None)

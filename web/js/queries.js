@@ -6,7 +6,7 @@ import { ApiError, gql } from "./api.js";
 
 const EXAMPLE_PAGE = `fragment ExamplePage on ExampleConnection {
   totalCount pageInfo { hasNextPage endCursor }
-  edges { node { key rank tokens activations maxActivation minActivation pivot dataIndex } }
+  edges { node { key rank tokens activations maxActivation minActivation pivot dataIndex bin binLow binHigh binCount } }
 }`;
 
 // The neuron page's operation is a file of graphql/ (served at /operations/): the server
@@ -49,7 +49,7 @@ function connectionPage(field, conn) {
   };
 }
 
-/** The next page of a neuron's examples of one kind ("MAX" | "MIN" | "RANDOM") after a cursor. */
+/** The next page of a neuron's examples of one kind ("MAX" | "MIN" | "RANDOM" | "QUANTILE") after a cursor. */
 export async function moreExamples(modelName, layer, index, kind, after, first = 20) {
   const d = await gql(`query MoreExamples($model: String!, $layer: Int!, $index: Int!, $kind: ExampleKind!, $after: String, $first: Int!) {
     neuron(model: $model, layer: $layer, index: $index) { examples(kind: $kind, first: $first, after: $after) { ...ExamplePage } } }
@@ -222,7 +222,10 @@ export async function neuron(modelName, layer, index, { examples = 20 } = {}) {
     stats, moreProps,
     histogram: n.histogram,
     quantiles,
-    examples: { max: examplePage(n.maxExamples), min: examplePage(n.minExamples), random: examplePage(n.randomExamples) },
+    examples: {
+      max: examplePage(n.maxExamples), min: examplePage(n.minExamples), random: examplePage(n.randomExamples),
+      quantile: examplePage(n.quantileExamples),
+    },
     explanations: n.explanations.map((e) => ({
       ...e, scoreDetail: Object.entries(e.scores || {}).filter(([, v]) => typeof v === "number").map(([k, v]) => `${k}: ${v}`).join(", "),
     })),

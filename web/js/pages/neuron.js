@@ -119,6 +119,8 @@ export function renderNeuron(body, n, { compact = false } = {}) {
     examplesCard(n, "max", "Max-activating examples"), examplesCard(n, "min", "Min-activating examples")));
   // Random samples (as OpenAI's neuron records keep): only where the source has them.
   if (n.examples.random.items.length) body.append(examplesCard(n, "random", "Random samples"));
+  // Quantiles (as Neuronpedia's dashboards): a few contexts drawn per interval of (0, max].
+  if (n.examples.quantile.items.length) body.append(quantilesCard(n));
   // Draw after insertion so cytoscape measures a laid-out container.
   if (n.pattern && n.pattern.nodes.length) {
     requestAnimationFrame(() => { if (patternEl.isConnected) drawPattern(patternEl, n.pattern); });
@@ -260,6 +262,37 @@ function moreButton(n, key, done) {
     },
   }, `More (${list.items.length} of ${list.total} shown)`);
   return h("div", { class: "load-more" }, more, status);
+}
+
+/** Examples sampled per interval of the activation range, the highest interval first, each
+ * headed by its bounds and how many dataset contexts peak inside it. One colour scale for all
+ * intervals (0 to the neuron's max), so low intervals look faint, as they should. */
+function quantilesCard(n) {
+  const page = n.examples.quantile;
+  const card = h("section", { class: "card quantiles" }, h("h2", {}, "Quantiles"));
+  const bins = new Map();
+  for (const ex of page.items) {
+    if (!bins.has(ex.bin)) bins.set(ex.bin, []);
+    bins.get(ex.bin).push(ex);
+  }
+  const top = Math.max(...page.items.map((ex) => ex.binHigh ?? 0), 0);
+  const range = { ...listScale(page.items), max: top || 1 };
+  card.append(h("div", { class: "sub small" },
+    `Contexts drawn uniformly within each interval of the activation range (0, ${fmt(top)}], by their max activation.`));
+  card.append(scaleLegend(range));
+  for (const b of [...bins.keys()].sort((x, y) => y - x)) {
+    const items = bins.get(b);
+    const { binLow, binHigh, binCount } = items[0];
+    const group = h("div", { class: "quantile-bin", dataset: { bin: String(b) } },
+      h("h3", {}, `Interval ${fmt(binLow)} – ${fmt(binHigh)}`, " ",
+        h("span", { class: "sub small" }, `${items.length} of ${binCount} context${binCount === 1 ? "" : "s"}`)));
+    const list = h("div", { class: "examples", dataset: { kind: "quantile" } });
+    items.forEach((ex, i) => list.append(exampleView(ex, { ...range, kind: "quantile", title: `#${i + 1}` })));
+    group.append(list);
+    card.append(group);
+  }
+  if (page.next) card.append(h("div", { class: "sub small" }, `${page.items.length} of ${page.total} shown.`));
+  return card;
 }
 
 /** A card of examples of one kind, with "Load more" while the API has further pages. */
