@@ -137,3 +137,22 @@ async def test_depth_2_neighbourhood_is_layered_and_folds_by_layer(dense: str, p
     after = await page.evaluate(UNITS + ".map(n => [n.id(), n.position('x'), n.position('y')])")
     assert sorted(after) == sorted(before)
     assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
+
+
+async def test_a_failing_layout_still_draws_the_units_in_layer_columns(dense: str, page: Page) -> None:
+    """ELK that fails (its layout rejects: cytoscape-elk then never stops) must not leave the
+    graph hidden: after the time limit the units are drawn in their layers' columns."""
+    broken = "window.ELK = class { layout() { return Promise.reject(new Error('ELK broke')); } };"
+    await page.route("**/vendor/elk.bundled.js",
+                     lambda route: route.fulfill(status=200, content_type="text/javascript", body=broken))
+    await page.goto(f"{dense}/#/neighborhood/{MODEL}/1/5?depth=2")
+    await ready(page)
+    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy", timeout=60_000)
+    assert await page.evaluate(UNITS + ".length") > 20
+    assert await page.evaluate("getComputedStyle(document.getElementById('neighborhood-graph')).visibility") \
+        == "visible"
+    cols = await _columns(page)
+    layers = sorted(cols)
+    assert len(layers) >= 3
+    assert all(min(cols[b]) > max(cols[a]) for a, b in zip(layers, layers[1:]))  # the model's order
+    await shot(page, "graph-04-layout-fallback")

@@ -68,6 +68,7 @@ const BASE_STYLE = [
 // cytoscape-expand-collapse, vendored UMD builds loaded as classic scripts on first use (ELK is
 // 1.6 MB that no other page needs).
 let layeredReady = null;
+const ELK_TIMEOUT_MS = 15000;
 
 function layeredExtensions() {
   const load = (name) => new Promise((resolve, reject) => {
@@ -149,19 +150,40 @@ export async function drawNeighborhood(container, { nodes, edges }, { onNavigate
     container.style.visibility = "hidden"; // not the pile of unplaced nodes while ELK works
     // Only edges between layers shape the layout: one inside a layer would split its column.
     const between = cy.edges().filter((e) => e.source().data("layer") !== e.target().data("layer"));
-    await new Promise((resolve) => {
-      const l = cy.nodes().union(between).layout({
-        name: "elk", fit: true, padding: 36,
-        nodeLayoutOptions: (n) => (n.isParent() ? { "elk.partitioning.partition": layers.indexOf(n.data("layer")) } : {}),
-        elk: {
-          algorithm: "layered", "elk.direction": "RIGHT", "elk.partitioning.activate": true,
-          "elk.hierarchyHandling": "INCLUDE_CHILDREN", "elk.layered.spacing.nodeNodeBetweenLayers": 90,
-          "elk.spacing.nodeNode": 24,
-        },
-      });
-      l.one("layoutstop", resolve);
-      l.run();
+    const placed = await new Promise((resolve) => {
+      // ELK reports a failure by never stopping (cytoscape-elk drops its rejection): after a
+      // time limit, or an error, the units are placed in their layers' columns instead.
+      const timer = setTimeout(() => resolve(false), ELK_TIMEOUT_MS);
+      try {
+        const l = cy.nodes().union(between).layout({
+          name: "elk", fit: true, padding: 36,
+          nodeLayoutOptions: (n) => (n.isParent() ? { "elk.partitioning.partition": layers.indexOf(n.data("layer")) } : {}),
+          elk: {
+            algorithm: "layered", "elk.direction": "RIGHT", "elk.partitioning.activate": true,
+            "elk.hierarchyHandling": "INCLUDE_CHILDREN", "elk.layered.spacing.nodeNodeBetweenLayers": 90,
+            "elk.spacing.nodeNode": 24,
+          },
+        });
+        l.one("layoutstop", () => { clearTimeout(timer); resolve(true); });
+        l.run();
+      } catch (err) {
+        console.warn("ELK layout failed", err);
+        clearTimeout(timer);
+        resolve(false);
+      }
     });
+    if (!placed) {
+      console.warn("ELK did not place the graph: units drawn in plain columns by layer");
+      const row = new Map();
+      cy.nodes("[type != 'layer']").layout({
+        name: "preset", fit: true, padding: 36,
+        positions: (n) => {
+          const c = column.get(n.id()) ?? 0;
+          row.set(c, (row.get(c) ?? -1) + 1);
+          return { x: c * 260, y: row.get(c) * 48 };
+        },
+      }).run();
+    }
     container.style.visibility = "";
     folding(cy);
     layerAxis(container, cy, layers);
