@@ -38,6 +38,8 @@ import orjson
 from graphql import GraphQLError, OperationDefinitionNode, parse, print_ast
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .asgi import Captured
+
 log = logging.getLogger(__name__)
 STALE_HEADER = b"x-neurograph-stale"
 RENDERER = "neurograph.page_renderer"  # ASGI scope key of the app's own page renderer's requests (pages.py)
@@ -240,24 +242,12 @@ class ResponseCache:
             if self.stale:
                 key = None  # the app answers (with its clear error); nothing is kept
 
-        status = 0
-        ctype = b"application/json"
-        parts: list[bytes] = []
-
-        async def capture(message: Message) -> None:
-            nonlocal status, ctype
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                ctype = dict(message.get("headers") or []).get(b"content-type", ctype)
-            elif message["type"] == "http.response.body":
-                parts.append(message.get("body", b""))
-            await send(message)
-
-        await self.app(scope, replay, capture)
+        answer = Captured(forward=send)  # sent on as it comes, kept to remember
+        await self.app(scope, replay, answer)
         if key is None:
             return
-        out = b"".join(parts)
-        if status == 200 and len(out) <= self.max_body and b'"errors"' not in out:
+        out, ctype = answer.body, answer.header(b"content-type") or b"application/json"
+        if answer.status == 200 and len(out) <= self.max_body and b'"errors"' not in out:
             gz = None
             if self.pages is not None:
                 # level 1: a third of the size at ~1 ms per 85 KB (level 6: a quarter, 4 ms)

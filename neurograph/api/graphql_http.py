@@ -39,6 +39,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..store.base import request_deadline
+from .asgi import Captured
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -179,20 +180,9 @@ class GraphQLOverHTTP:
                     return
             inner_receive = _replay(body, receive)
 
-        status = 200
-        out_headers: list[tuple[bytes, bytes]] = []
-        parts: list[bytes] = []
-
-        async def capture(message: Message) -> None:
-            nonlocal status, out_headers
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                out_headers = list(message.get("headers") or [])
-            elif message["type"] == "http.response.body":
-                parts.append(message.get("body", b""))
-
-        await self.app(scope, inner_receive, capture)
-        await self._finish(scope, headers, send, media, status, out_headers, b"".join(parts))
+        answer = Captured()
+        await self.app(scope, inner_receive, answer)
+        await self._finish(scope, headers, send, media, answer.status or 200, answer.headers, answer.body)
 
     async def _finish(self, scope: Scope, req: Headers, send: Send, media: str, status: int,
                       headers: list[tuple[bytes, bytes]], body: bytes) -> None:
@@ -250,28 +240,20 @@ class GraphQLOverHTTP:
         body = orjson.dumps(op)
         keep = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"content-length", b"accept", b"accept-encoding")]
         sub = {**scope, "headers": keep + [(b"content-length", str(len(body)).encode()), (b"accept", JSON.encode())]}
-        status, parts = 200, []
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                parts.append(message.get("body", b""))
-
+        answer = Captured()
         deadline = request_deadline.get()
         left = None if deadline is None else max(0.0, deadline - time.monotonic() - BATCH_MARGIN_S)
         try:
-            await asyncio.wait_for(self.app(sub, _replay(body, _never), capture), left)
+            await asyncio.wait_for(self.app(sub, _replay(body, _never), answer), left)
         except asyncio.TimeoutError:
             limit = f" of {left + BATCH_MARGIN_S:.3g} s" if left is not None else ""
             return orjson.dumps({"errors": [{"message": f"the operation exceeded its request's time limit{limit}",
                                              "extensions": {"code": "TIMEOUT"}}]})
-        out = b"".join(parts)
+        out = answer.body
         try:
             orjson.loads(out)
         except ValueError:  # a plain-text refusal by the view: still a GraphQL error in JSON
-            return orjson.dumps({"errors": [{"message": out.decode("utf-8", "replace") or f"HTTP {status}"}]})
+            return orjson.dumps({"errors": [{"message": out.decode("utf-8", "replace") or f"HTTP {answer.status}"}]})
         return out
 
     @staticmethod
