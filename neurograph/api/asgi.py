@@ -1,9 +1,9 @@
-"""A response an inner ASGI app sends, kept: the middlewares that look at answers (the answer
-cache, GraphQL over HTTP) pass one of these as the app's ``send``."""
+"""What the middlewares that look at requests and answers (the answer cache, GraphQL over HTTP)
+share: a request body read whole and replayed to the app, and the app's response kept."""
 
 from __future__ import annotations
 
-from starlette.types import Message, Send
+from starlette.types import Message, Receive, Send
 
 
 class Captured:
@@ -40,3 +40,28 @@ class Captured:
     def header(self, name: bytes) -> bytes | None:
         """The first header of that (lower-case) name, or None."""
         return next((v for k, v in self.headers if k.lower() == name), None)
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body, however many messages it came in."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the app ``body`` (already read) first, then what ``receive`` gives
+    (a disconnect, which the app watches for)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -36,9 +36,9 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError, OperationDefinitionNode, parse, print_ast
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .asgi import Captured
+from .asgi import Captured, read_body, replay_body
 
 log = logging.getLogger(__name__)
 STALE_HEADER = b"x-neurograph-stale"
@@ -193,21 +193,8 @@ class ResponseCache:
         if scope["type"] != "http" or scope["method"] != "POST" or self.max_entries <= 0:
             await self.app(scope, receive, send)
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        body = await read_body(receive)
+        replay = replay_body(body, receive)
 
         try:
             req = orjson.loads(body)

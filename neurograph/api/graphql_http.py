@@ -39,7 +39,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..store.base import request_deadline
-from .asgi import Captured
+from .asgi import Captured, read_body, replay_body
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -163,7 +163,7 @@ class GraphQLOverHTTP:
                 return
             inner_receive = receive
         else:
-            body = await _read_body(receive)
+            body = await read_body(receive)
             ctype = headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype in ("", JSON, GRAPHQL_RESPONSE) or ctype.endswith("+json"):
                 try:
@@ -178,7 +178,7 @@ class GraphQLOverHTTP:
                 if problem:
                     await self._error(send, media, problem)
                     return
-            inner_receive = _replay(body, receive)
+            inner_receive = replay_body(body, receive)
 
         answer = Captured()
         await self.app(scope, inner_receive, answer)
@@ -244,7 +244,7 @@ class GraphQLOverHTTP:
         deadline = request_deadline.get()
         left = None if deadline is None else max(0.0, deadline - time.monotonic() - BATCH_MARGIN_S)
         try:
-            await asyncio.wait_for(self.app(sub, _replay(body, _never), answer), left)
+            await asyncio.wait_for(self.app(sub, replay_body(body, _never), answer), left)
         except asyncio.TimeoutError:
             limit = f" of {left + BATCH_MARGIN_S:.3g} s" if left is not None else ""
             return orjson.dumps({"errors": [{"message": f"the operation exceeded its request's time limit{limit}",
@@ -264,32 +264,10 @@ class GraphQLOverHTTP:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
 async def _never() -> Message:
     """The receive of a batch's operations after their body: they share no connection to watch."""
     await asyncio.Event().wait()
     raise AssertionError("unreachable")
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 READ_PATHS = ("/graphql", "/api")
