@@ -261,7 +261,7 @@ def _run_packed(packed: Callable[..., Any], seqs: list[tuple[int, ...]], cols: d
         # that stop at the same layer, or a layer-0 variant would pay for 30 layers.
         depth: dict[int, list[int]] = {}
         for r, c in cols.items():
-            depth.setdefault(max(int(layer) for layer, _ in c), []).append(r)
+            depth.setdefault(max(layer for layer, _ in c), []).append(r)
         if len(depth) > 1:
             for runs_at in depth.values():
                 _run_packed(packed, seqs, {r: cols[r] for r in runs_at}, got, batch_size, batch_tokens, stats, True)
@@ -285,7 +285,7 @@ def _run_packed(packed: Callable[..., Any], seqs: list[tuple[int, ...]], cols: d
             for k in chunk:
                 for q in in_row[k]:
                     for layer, i in cols[runs[q]]:
-                        union.setdefault(int(layer), set()).add(int(i))
+                        union.setdefault(layer, set()).add(i)
             want = {layer: sorted(v) for layer, v in sorted(union.items())}
             out = {layer: _as_numpy(a) for layer, a in packed([rows[k] for k in chunk], want).items()}
             slot = {(layer, i): q for layer, v in want.items() for q, i in enumerate(v)}
@@ -297,9 +297,9 @@ def _run_packed(packed: Callable[..., Any], seqs: list[tuple[int, ...]], cols: d
         for j, k in enumerate(chunk):
             for q in in_row[k]:
                 r, path = runs[q], where[q][1]
-                c = sorted(cols[r], key=repr) if layered else sorted(cols[r])
+                c = sorted(cols[r])
                 if layered:
-                    vals = np.stack([out[int(key[0])][j, path, slot[(int(key[0]), int(key[1]))]] for key in c], axis=1)
+                    vals = np.stack([out[layer][j, path, slot[(layer, i)]] for layer, i in c], axis=1)
                 else:
                     vals = out[j][path][:, c]
                 got[r] = ({key: n for n, key in enumerate(c)}, vals)
