@@ -122,3 +122,25 @@ async def test_build_writes_random_examples_beside_the_top_ones(store, model, ct
                            {"k": neuron_key(model.name, 1, 5)})
     assert [r["rank"] for r in rows] == [0, 1] and rows[0]["c"] != rows[1]["c"]
     assert all(len(r["a"]) == ctx.tokens.shape[1] for r in rows)
+
+
+async def test_a_built_neurons_quantiles_are_named_by_the_models_levels(store, settings, model, ctx, tmp_path):
+    """The build keeps the quantile levels once, on the Model node; the API names every neuron's
+    quantiles by them (in a listing and on the neuron), as the harvest computed them."""
+    import httpx
+
+    from neurograph.api.app import create_app
+
+    await _build(store, model, ctx, tmp_path)
+    [m] = await store.run("MATCH (m:Model {key: $k}) RETURN m.quantile_levels AS q", {"k": model.name})
+    assert m["q"] and len(m["q"]) > 2
+    app = create_app(settings, store, web_dir=None, cache_entries=0)
+    query = ("query($m: String!) { neuron(model: $m, layer: 1, index: 3) { stats { quantiles quantileLevels } } "
+             "neurons(model: $m, layer: 0, first: 2) { edges { node { stats { quantiles quantileLevels } } } } }")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 1)),
+                                 base_url="http://t") as c:
+        got = (await c.post("/graphql", json={"query": query, "variables": {"m": model.name}})).json()
+    assert "errors" not in got, got
+    for stats in [got["data"]["neuron"]["stats"], *(e["node"]["stats"] for e in got["data"]["neurons"]["edges"])]:
+        assert len(stats["quantiles"]) == len(m["q"])
+        assert stats["quantileLevels"] == pytest.approx(m["q"])

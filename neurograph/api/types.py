@@ -524,7 +524,20 @@ class Neuron(Node):
     @strawberry.field
     def stats(self, info: Info) -> NeuronStats:
         # a listing's summaries carry the stats (neurons_page.cypher): no load of every property
-        return self._from_props(info, NeuronStats.of, "frac_active")
+        stats = self._from_props(info, NeuronStats.of, "frac_active")
+        if isinstance(stats, NeuronStats) and (stats.quantile_levels is not None or stats.quantiles is None):
+            return stats
+        return self._with_model_levels(info, stats)
+
+    async def _with_model_levels(self, info: Info, stats: Any) -> NeuronStats:
+        """A built model keeps the quantiles' levels once, on its Model node (the same for every
+        neuron); imported and synthetic neurons carry their own."""
+        stats = await stats if not isinstance(stats, NeuronStats) else stats
+        if stats.quantile_levels is None and stats.quantiles is not None:
+            levels = ((await info.context.loaders.model.load(self.model)) or {}).get("quantile_levels")
+            if isinstance(levels, list) and len(levels) == len(stats.quantiles):
+                stats.quantile_levels = [float(x) for x in levels]
+        return stats
 
     @strawberry.field
     def histogram(self, info: Info) -> Optional[Histogram]:
