@@ -187,12 +187,19 @@ class EmbeddedFalkorDB:
     def status(self) -> ServerStatus:
         return ServerStatus(self.is_running(), self.pid(), self.url, self.data_dir)
 
-    def client(self) -> "redis.Redis":
-        """A plain (synchronous) client, for housekeeping."""
+    def client(self, timeout: float = 600, *, probe: bool = False) -> "redis.Redis":
+        """A plain (synchronous) client, for housekeeping; ``probe``: no retries and ``timeout``
+        to connect too (a frozen server must not hold the caller for minutes)."""
         import redis
 
+        extra: dict = {}
+        if probe:
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            extra = {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": timeout}
         return redis.Redis(unix_socket_path=str(self.socket_path), password=self.password, decode_responses=True,
-                           socket_timeout=600)
+                           socket_timeout=timeout, **extra)
 
     def _module_args(self) -> list[str]:
         return []
@@ -248,17 +255,45 @@ class EmbeddedFalkorDB:
             raise StoreUnavailable(f"could not start {self.name}: {proc.stderr or proc.stdout}")
         return self._wait(timeout, started=time.monotonic())
 
-    def _wait(self, timeout: float, started: float) -> ServerStatus:
-        deadline = started + timeout
+    def loading(self) -> tuple[int, int] | None:
+        """(bytes loaded, bytes to load) while the server replays its data, else None."""
+        c = self.client(timeout=2, probe=True)
+        try:
+            info = c.info("persistence")
+        except Exception:  # noqa: BLE001 - not up yet, or not answering at all
+            return None
+        finally:
+            c.close()
+        if not info.get("loading"):
+            return None
+        return int(info.get("loading_loaded_bytes", 0)), int(info.get("loading_total_bytes", 0))
+
+    def _wait(self, timeout: float, started: float, *, report_every: float = 30.0) -> ServerStatus:
+        """Until the server answers. ``timeout`` bounds the wait without progress: a big graph
+        replaying its data on a busy machine may take longer (the demo's took 8 min on two loaded
+        cores), and stopping the wait then would throw that work away; it is logged instead."""
+        check_every = min(5.0, timeout / 4)  # a probe that fails once must not end the wait
+        deadline, last, next_check, next_report = started + timeout, -1, started + check_every, started + report_every
         while time.monotonic() < deadline:
             if self.is_running():
                 self._after_start()
                 return self.status()
             if self.pid() is None and time.monotonic() > started + 5:
                 break  # the process died (bad config, port taken): no point waiting
-            time.sleep(0.02)
+            time.sleep(0.02 if time.monotonic() < started + 2 else 0.2)
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + check_every
+                progress = self.loading()
+                if progress is not None and progress[0] > last:
+                    last, deadline = progress[0], max(deadline, now + timeout)
+                    if now >= next_report:
+                        next_report = now + report_every
+                        log.warning("%s is loading its data: %.0f of %.0f MB after %.0f s", self.name,
+                                    progress[0] / 2**20, progress[1] / 2**20, now - started)
         tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
-        raise StoreUnavailable(f"{self.name} did not answer within {timeout:.0f}s; log:\n{tail}")
+        raise StoreUnavailable(f"{self.name} did not answer (nor progressed loading) within {timeout:.0f}s; "
+                               f"log:\n{tail}")
 
     def stop(self, timeout: float = 20.0) -> bool:
         """Stop the server gracefully (it fsyncs the AOF), and its read replica first; returns
