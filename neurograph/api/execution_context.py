@@ -49,28 +49,30 @@ class AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
         scalar refuses) takes the general path, which reports it as it always does."""
         plan = self._plan(return_type, field_details_list)
         if plan:
-            out: dict[str, Any] = {}
-            for key, field, name, leaf, non_null in plan:
-                value = getattr(result, name) if name is not None else field.get_result(result, None, [], {})
-                if value is None:
-                    if non_null:
-                        break
-                    out[key] = None
-                    continue
-                kind = _AS_IS.get(leaf)  # graphql-core's own scalars pass these through unchanged
-                if kind is not None and type(value) is kind and (kind is not float or math.isfinite(value)):
-                    out[key] = value
-                    continue
-                try:
-                    coerced = leaf.coerce_output_value(value)
-                except Exception:  # noqa: BLE001 - the general path raises it again, where it belongs
-                    break
-                if coerced is Undefined or coerced is None:
-                    break
-                out[key] = coerced
-            else:
+            out = _plain_object(plan, result)
+            if out is not None:
                 return out
         return super().collect_and_execute_subfields(return_type, field_details_list, path, result, position_context)
+
+    def complete_iterable_value(self, item_type: Any, field_details_list: Any, info: Any, path: Any, items: Any,
+                                position_context: Any) -> Any:
+        """A list of plain objects (a neighbourhood's units and edges) in one loop: graphql-core
+        takes six calls per item before it reaches the object (~4 us each, 600 items)."""
+        obj = get_nullable_type(item_type)
+        if (isinstance(obj, GraphQLObjectType) and obj.is_type_of is None and type(items) is list
+                and self.get_stream_usage(field_details_list, path) is None):
+            plan = self._plan(obj, field_details_list)
+            if plan:
+                out = []
+                is_awaitable = self.is_awaitable
+                for item in items:
+                    done = None if item is None or is_awaitable(item) else _plain_object(plan, item)
+                    if done is None:  # the general path completes (or reports) it
+                        break
+                    out.append(done)
+                else:
+                    return out
+        return super().complete_iterable_value(item_type, field_details_list, info, path, items, position_context)
 
     def _plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> tuple:
         """(response key, Strawberry field, leaf type, non-null) per selected field when all are
@@ -97,6 +99,31 @@ class AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
             plan = plan if not new_defer_usages else []
         self._plain[memo] = (field_details_list, tuple(plan))
         return tuple(plan)
+
+
+def _plain_object(plan: tuple, result: Any) -> dict[str, Any] | None:
+    """``result``'s completed fields by ``plan`` (see ``_plan``), or None where the general path
+    must decide (a null in a non-null field, a value its scalar does not pass through)."""
+    out: dict[str, Any] = {}
+    for key, field, name, leaf, non_null in plan:
+        value = getattr(result, name) if name is not None else field.get_result(result, None, [], {})
+        if value is None:
+            if non_null:
+                return None
+            out[key] = None
+            continue
+        kind = _AS_IS.get(leaf)  # graphql-core's own scalars pass these through unchanged
+        if kind is not None and type(value) is kind and (kind is not float or math.isfinite(value)):
+            out[key] = value
+            continue
+        try:
+            coerced = leaf.coerce_output_value(value)
+        except Exception:  # noqa: BLE001 - the general path raises it again, where it belongs
+            return None
+        if coerced is Undefined or coerced is None:
+            return None
+        out[key] = coerced
+    return out
 
 
 def _gather(values: Sequence[Any]) -> Any:
