@@ -57,22 +57,29 @@ RENDER_HEADER = b"x-bench-render"
 
 
 def serve(args: argparse.Namespace) -> None:
-    """The server process: the real app, its in-memory answer tier cut to one entry. Requests
-    with the render header are marked as the app's own page renderer's (kept on disk only)."""
+    """The server process: the real app, its in-memory answer tier cut to one entry, in
+    ``--processes`` API processes (peers as ``serve --processes`` starts them). Requests with the
+    render header are marked as the app's own page renderer's (kept on disk only)."""
     import uvicorn
 
     from neurograph.api import create_app
     from neurograph.api.cache import RENDERER
+    from neurograph.api.processes import Peer, listen
 
-    app = create_app(Settings(data_dir=Path(args.data_dir), graph=args.graph), web_dir=None, cache_entries=1)
+    settings = Settings(data_dir=Path(args.data_dir), graph=args.graph)
+    options = {"web_dir": None, "cache_entries": 1}
+    # timeout_keep_alive: the load phases' clients wait idle through the single-client ones
+    server = {"log_level": "warning", "access_log": False, "timeout_keep_alive": 600}
+    sock = listen("127.0.0.1", args.port)
+    peers = [Peer(i, sock, settings, app_options=options, server_options=server) for i in range(1, args.serve_processes)]
+    app = create_app(settings, peers=peers, **options)
 
     async def bench_app(scope, receive, send):
         if scope["type"] == "http" and any(k == RENDER_HEADER for k, _ in scope["headers"]):
             scope = scope | {RENDERER: True}
         await app(scope, receive, send)
 
-    uvicorn.run(bench_app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
-                timeout_keep_alive=600)  # the load phases' clients wait idle through the single-client ones
+    uvicorn.Server(uvicorn.Config(bench_app, **server)).run(sockets=[sock])
 
 
 async def run(conns: list[Connection], requests: list[bytes], seconds: float, port: int,
@@ -123,12 +130,27 @@ def report(name: str, lat: list[float], errors: int, wall: float, cpu: dict[str,
     return out
 
 
-async def main(args: argparse.Namespace) -> None:
+def peer_pids(pid: int) -> list[int]:
+    """The API processes a server process started (multiprocessing's spawned children)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmd:
+            out.append(int(stat.parent.name))
+    return sorted(out)
+
+
+async def measure(args: argparse.Namespace, processes: int) -> dict[str, dict]:
+    """Every measurement against a server of ``processes`` API processes."""
     data_dir = Path(args.data_dir)
     settings = Settings(data_dir=data_dir, graph=args.graph or Settings().graph)
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", "--port", str(port), "--data-dir", str(data_dir),
-                             "--graph", settings.graph])
+                             "--graph", settings.graph, "--serve-processes", str(processes)])
     conns: list[Connection] = []
     nonce = uuid.uuid4().hex  # ignored by the operations, part of every cache key: a rerun misses
     try:
@@ -142,14 +164,22 @@ async def main(args: argparse.Namespace) -> None:
                 await asyncio.sleep(0.1)
             else:
                 raise SystemExit("server did not start")
+            for _ in range(600):  # and every API process answers
+                pids = {httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=60).json()["pid"] for _ in range(20)}
+                if len(pids) == processes:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise SystemExit(f"{processes} API processes did not all answer")
             models = (await c.post("/graphql", json={"query": "{ models { name nLayers dMlp } }"})).json()
             m = next(x for x in models["data"]["models"] if args.model in (None, x["name"]))
             model, n_layers, d_mlp = m["name"], m["nLayers"], m["dMlp"]
             rng = random.Random(args.seed)  # a fixed sample: the same neurons run after run
             sample = rng.sample(range(n_layers * d_mlp), args.sample)
             coords = [(j // d_mlp, j % d_mlp) for j in sample]
-            print(f"model {model}: {n_layers} x {d_mlp} neurons; sample of {len(coords)} (seed {args.seed}); "
-                  f"{args.concurrency} clients; at most {args.seconds} s per measurement", flush=True)
+            print(f"\n== {processes} API process(es) ==\nmodel {model}: {n_layers} x {d_mlp} neurons; sample of "
+                  f"{len(coords)} (seed {args.seed}); {args.concurrency} clients; at most {args.seconds} s per "
+                  "measurement", flush=True)
 
             # The baseline's pages, made now for the sample (skipped where kept from an earlier run).
             pages = coords[:args.pages]
@@ -170,7 +200,8 @@ async def main(args: argparse.Namespace) -> None:
             for layer, index in coords]
         baseline = [post_json("/graphql", {"query": OPS["neuron_page"],
                                            "variables": neuron_page_variables(model, *lc)}) for lc in pages]
-        meter = CpuMeter({"api": proc.pid, "falkordb": EmbeddedFalkorDB(data_dir).pid()})
+        meter = CpuMeter({"api": proc.pid, **{f"api{i}": pid for i, pid in enumerate(peer_pids(proc.pid), 1)},
+                          "falkordb": EmbeddedFalkorDB(data_dir).pid()})
         conns = [await Connection.open(port) for _ in range(args.concurrency)]
         results: dict[str, dict] = {}
         # Each operation single-client, then under load; each uses its own slice of the sample,
@@ -196,12 +227,25 @@ async def main(args: argparse.Namespace) -> None:
         for name, _ in cases:
             s, ld = results[f"{name} single"], results[f"{name} load"]
             print(f"  {name:<24} p50 x{s['p50_ms'] / base_p50:7.1f}   throughput x{ld['rps'] / base_rps:6.3f}")
-        print(json.dumps(results))
+        return results
     finally:
         for conn in conns:
             conn.close()
         proc.terminate()
         proc.wait(60)
+
+
+async def main(args: argparse.Namespace) -> None:
+    runs = {p: await measure(args, p) for p in args.processes}
+    if len(runs) > 1:
+        first = args.processes[0]
+        print(f"\nthroughput under load against {first} API process(es), this run:")
+        for p in args.processes[1:]:
+            for name in runs[p]:
+                if name.endswith(" load"):
+                    print(f"  {p} processes, {name[:-5]:<24} {runs[p][name]['rps']:7.1f} vs "
+                          f"{runs[first][name]['rps']:7.1f} req/s = x{runs[p][name]['rps'] / runs[first][name]['rps']:.2f}")
+    print(json.dumps({str(p): r for p, r in runs.items()}))
 
 
 if __name__ == "__main__":
@@ -216,7 +260,10 @@ if __name__ == "__main__":
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--ops", nargs="+", default=["depth2", "depth3", "neurons"], choices=["depth2", "depth3", "neurons"],
                    help="what to measure besides the baseline")
+    p.add_argument("--processes", type=int, nargs="+", default=[1, 2],
+                   help="API processes of the server; each count measured in turn, compared with the first")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--serve-processes", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.serve:

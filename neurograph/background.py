@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """SIGTERM when the parent (serve) goes, however it goes: uvicorn re-raises SIGTERM after its
     shutdown, so serve's own cleanup never runs then, and kill -9 runs none. Linux only."""
     try:
@@ -49,7 +49,7 @@ def run_steps(steps: list[list[str]]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)  # Ctrl-C on serve reaches its whole process group: same clean stop
-    _die_with_parent()
+    die_with_parent()
     failed = 0
     for step in steps:
         t0 = time.monotonic()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -285,28 +284,29 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from .api.app import create_app
+    from .api.processes import Peer, listen, log_like_uvicorn
 
     if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
         _console().print("[yellow]serving beyond loopback without NEUROGRAPH_API_KEY: "
                          "writing endpoints stay disabled[/]")
     _console().print(f"NeuroGraph on http://{args.host}:{args.port}/  (GraphQL: /graphql, REST: /api)")
-    # Our own messages (e.g. the background page renderer's) beside uvicorn's, at its level
-    log = logging.getLogger("neurograph")
-    if not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(getattr(logging, args.log_level.upper(), logging.INFO))
+    log_like_uvicorn(args.log_level)
     worker = None
     if args.model:
         from .worker import WorkerProcess
 
         worker = WorkerProcess(settings, args.model, device=args.device)
         _console().print(f"model worker for {args.model} starting in the background (runText, steer, …)")
+    processes = args.processes or min(os.cpu_count() or 1, 4)
+    sock = listen(args.host, args.port)  # before anything starts: a taken port fails at once
+    peers = [Peer(i, sock, settings, worker=worker, server_options={"log_level": args.log_level})
+             for i in range(1, processes)]
+    if peers:
+        _console().print(f"{processes} API processes on one socket")
     n2g = _start_n2g_background(settings, DEMO_MODEL) if getattr(args, "n2g", False) else None
     try:
-        uvicorn.run(create_app(settings, render_pages=args.pages, worker=worker), host=args.host, port=args.port,
-                    log_level=args.log_level)
+        app = create_app(settings, render_pages=args.pages, worker=worker, peers=peers)
+        uvicorn.Server(uvicorn.Config(app, log_level=args.log_level)).run(sockets=[sock])
     finally:
         if n2g is not None and n2g.poll() is None:
             n2g.terminate()  # its progress is stored group by group: the next start resumes
@@ -535,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run a model worker for this model beside the API (runText, neuronActivations, "
                             "steer); demo: the demo model (--model '' for none)")
         s.add_argument("--device", default="cpu", help="the model worker's device (cpu, cuda, mps)")
+        s.add_argument("--processes", type=int, default=0,
+                       help="API processes on the port (0: one per CPU core, at most 4); one of them runs "
+                            "FalkorDB, the model worker and the page renderer for all")
         if name == "demo":
             s.add_argument("--tokens", type=int, default=16384)
             s.add_argument("--rebuild", action="store_true")

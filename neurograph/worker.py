@@ -77,6 +77,27 @@ class WorkerClient:
         raise WorkerError(reply.get("error", "the model worker failed"))
 
 
+class SharedWorker:
+    """The model worker another process of this server runs and supervises (``serve --processes``):
+    reached over the same socket."""
+
+    def __init__(self, socket_path: str | Path) -> None:
+        self.client = WorkerClient(Path(socket_path))
+        self.graph_name: str | None = None  # the model it runs: asked at the first request
+        self.state = "unknown"
+
+    async def probe(self) -> str:
+        """up while something accepts on the worker's socket (also while it computes), else down."""
+        try:
+            _, writer = await asyncio.open_unix_connection(str(self.client.socket_path))
+        except (OSError, ValueError):
+            self.state = "down"
+        else:
+            writer.close()
+            self.state = "up"
+        return self.state
+
+
 class WorkerProcess:
     """The model worker as a child process of the server, restarted when it dies."""
 
@@ -104,6 +125,9 @@ class WorkerProcess:
     @state.setter
     def state(self, value: str) -> None:
         self._state = value
+
+    async def probe(self) -> str:
+        return self.state
 
     def _spawn(self) -> subprocess.Popen:
         args = [sys.executable, "-m", "loaders.worker", "--model", self.model, "--socket", str(self.socket_path),

@@ -23,8 +23,9 @@ import gc
 import hmac
 import json
 import logging
+import os
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 import orjson
 from starlette.applications import Starlette
@@ -163,10 +164,11 @@ async def healthz(request: Request) -> Response:
                              "serving": "answers kept on disk (pre-rendered pages) only"}, status_code=503)
     worker = getattr(request.app.state, "worker", None)
     if worker is not None:
-        servers["model worker"] = worker.state
+        servers["model worker"] = await worker.probe()
     status = "ok" if (supervisor is None or supervisor.healthy()) and (worker is None or worker.state == "up") \
         else "degraded"
-    return JSONResponse({"ok": True, "status": status, "engine": store.engine, "servers": servers})
+    return JSONResponse({"ok": True, "status": status, "engine": store.engine, "servers": servers,
+                         "pid": os.getpid()})  # which of the API processes answered
 
 
 async def _run_worker(worker: Any, stop: asyncio.Event) -> None:
@@ -201,7 +203,7 @@ def freeze_startup_objects() -> None:
 def create_app(settings: Settings | None = None, store: Store | None = None, *,
                web_dir: Path | None = WEB_DIR, max_body_bytes: int = MAX_BODY_BYTES,
                cache_entries: int = 1024, check_every: float = 2.0, render_pages: bool = False,
-               worker: Any = None) -> Starlette:
+               worker: Any = None, owner: bool = True, peers: Sequence[Any] = ()) -> Starlette:
     """The whole NeuroGraph HTTP application.
 
     ``store`` given: used as is and left open (tests). Otherwise opened from ``settings`` on
@@ -211,26 +213,36 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
     neuron's page there in the background while serving (see pages.py). ``worker`` (a
     ``neurograph.worker.WorkerProcess``) is started beside the app, supervised, and answers the
     fields that run the model (see live.py).
+
+    ``peers`` (``processes.Peer``): more API processes on this server's listening socket, started
+    once the store is open and supervised with it. A peer's own app has ``owner=False``: it opens
+    the store without starting FalkorDB, supervises nothing and renders no pages, and its
+    ``worker`` is a ``SharedWorker`` (the owner's, over its socket).
     """
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own = store is None
-        app.state.store = store if store is not None else await open_store(settings)
+        app.state.store = store if store is not None else await open_store(settings, start=owner, schema=owner)
         if own:  # a serving process: what exists now lives as long as it does
             freeze_startup_objects()
         renderer, stop = None, asyncio.Event()
         watcher = worker_task = None
-        if worker is not None:  # loads in the background: everything else serves meanwhile
+        if worker is not None and owner:  # loads in the background: everything else serves meanwhile
             worker_task = asyncio.create_task(_run_worker(worker, stop))
         server = getattr(app.state.store, "server", None)
-        if own and server is not None:  # the embedded FalkorDB this process depends on: keep it alive
+        # What this server runs once: the embedded FalkorDB it depends on, and its peers.
+        supervised = [server, server.replica()] if own and owner and server is not None else []
+        for peer in peers:
+            await asyncio.to_thread(peer.start)
+            supervised.append(peer)
+        if supervised:
             from ..store.supervisor import Supervisor
 
-            app.state.supervisor = Supervisor([server, server.replica()])
+            app.state.supervisor = Supervisor(supervised)
             watcher = asyncio.create_task(app.state.supervisor.run(stop))
-        if render_pages and pages is not None:  # through this app's own in-process client
+        if render_pages and pages is not None and owner:  # through this app's own in-process client
             renderer = asyncio.create_task(render_in_background(app, stop))
         try:
             yield
@@ -246,6 +258,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
                 for task in (watcher, worker_task):
                     if task is not None:
                         await task
+            for peer in peers:  # after the supervisor: nothing starts them again
+                await asyncio.to_thread(peer.stop)
             if own:
                 await app.state.store.close()
             if pages is not None:

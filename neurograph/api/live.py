@@ -58,6 +58,8 @@ async def _ask(info: Info, model: str, op: str, **args: Any) -> Any:
     worker = getattr(state, "worker", None)
     if worker is None:
         raise WorkerUnavailable(f"no model worker is running for this server: {START_HINT}")
+    if worker.graph_name is None:  # another process's worker (serve --processes): ask once
+        worker.graph_name = (await worker.client.request("ping"))["model"]
     if worker.graph_name != model:
         raise InvalidKey(f"the model worker runs {worker.graph_name!r}, not {model!r}")
     client = ctx.request.client.host if ctx.request is not None and ctx.request.client else "?"

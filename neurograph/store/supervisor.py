@@ -6,7 +6,9 @@
 
 A server that stops answering is started again (its AOF replayed, its indexes rebuilt: see
 embedded.py) with exponential backoff between failed tries, and each step is logged. The read
-replica is watched only once something started it (its pid file exists).
+replica is watched only once something started it (its pid file exists). The same goes for
+any other process the server runs once and that has a ``name``, ``is_running()``, ``pid()``,
+``start()`` and ``data_dir`` (the API's peers, ``api/processes.py``).
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
-from .embedded import EmbeddedFalkorDB, ReadReplica
+from .embedded import ReadReplica
 
 log = logging.getLogger(__name__)
 
 
 class Supervisor:
-    def __init__(self, servers: list[EmbeddedFalkorDB], *, every: float = 0.5, max_backoff: float = 30.0) -> None:
+    def __init__(self, servers: list[Any], *, every: float = 0.5, max_backoff: float = 30.0) -> None:
         self.servers = servers
         self.every = every
         self.max_backoff = max_backoff
