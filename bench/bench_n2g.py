@@ -457,7 +457,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="new path model-wide (loaders.n2g.run_model): the first this many eligible neurons of every "
                          "fitted layer (the sample among them) fitted together, every layer read from the same forward "
                          "passes; neurons/s counts them all, F1 is scored on the sample")
-    ap.add_argument("--group", type=int, default=0, help="with --wide: neurons per run_model call (0: all at once)")
+    ap.add_argument("--group", type=int, default=0,
+                    help="with --wide: neurons per run_model call (0: all at once); with --recheck the passes take "
+                         "turns group by group")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores, 1 if the box is busy)")
     ap.add_argument("--seed", type=int, default=0)
@@ -645,38 +647,46 @@ def main(argv: list[str] | None = None) -> dict:
         size = a.group or len(keys)
         wide_fitted = len(keys)
 
-        def wide_pass(path: str, config, stages: list[str], stats) -> None:
+        def model_fn(stages: list[str]):
             mfn = new_acts.model_fn()
             if stages:  # float32 except these stages, which run in --dtype
                 fast = mfn
                 mfn = base_acts.model_fn()
                 mfn.by_stage = {st: fast for st in stages}
-            got: dict = {}
-            t2, c2 = time.perf_counter(), time.process_time()
-            for s in track(range(0, len(keys), size), f"N2G model-wide groups ({path})"):
-                got.update(run_model(mfn, {k: fit_examples[k] for k in keys[s:s + size]}, pad_token=mask_id,
-                                     substitutes=new_subs, normalise=norm, sentence_end=sentence_ends(decode),
-                                     config=config, stats=stats))
-            seconds[path], cpu[path] = time.perf_counter() - t2, time.process_time() - c2
-            share = seconds[path] / max(wide_fitted, 1)
-            by_path[path] = []
-            for l in fitted:
-                for i in neurons[l]:
-                    by_path[path].append(row(l, i, got[(l, i)], share, stats.tokens_run // max(wide_fitted, 1))
-                                         if (l, i) in got else {"layer": l, "index": i,
-                                                                 "skipped": "fewer than 2 positive examples"})
-            if config.importance_recheck is not None:  # every fitted neuron's masking rows, for the audit
-                done = [r for r in got.values() if not isinstance(r, Exception)]
-                audits[path] = ([x for r in done for x in r.trace.audit], sum(r.trace.masked_rows for r in done))
+            return mfn
 
         stages = a.fast_stages.split(",") if a.fast_stages else []
-        wide_pass("new", cfg, stages, batch_stats)
+        passes = [("new", cfg, model_fn(stages), batch_stats)]
         for m in margins:
             name = f"hybrid {m:g}"
             hybrid_stats[name] = LayerStats()
             paths.append(name)
-            wide_pass(name, dataclasses.replace(cfg, importance_recheck=m), stages + ["importance_fast"],
-                      hybrid_stats[name])
+            passes.append((name, dataclasses.replace(cfg, importance_recheck=m),
+                           model_fn(stages + ["importance_fast"]), hybrid_stats[name]))
+        got: dict = {p: {} for p, *_ in passes}
+        for p, *_ in passes:
+            seconds[p] = cpu[p] = 0.0
+        # Group by group, the passes in turn, the order rotating: the machine's load drifts and
+        # the first pass warms up what all use.
+        for g, s in enumerate(track(range(0, len(keys), size), "N2G model-wide groups")):
+            for path, config, mfn, stats in passes[g % len(passes):] + passes[:g % len(passes)]:
+                t2, c2 = time.perf_counter(), time.process_time()
+                got[path].update(run_model(mfn, {k: fit_examples[k] for k in keys[s:s + size]}, pad_token=mask_id,
+                                           substitutes=new_subs, normalise=norm, sentence_end=sentence_ends(decode),
+                                           config=config, stats=stats))
+                seconds[path] += time.perf_counter() - t2
+                cpu[path] += time.process_time() - c2
+        for path, config, _mfn, stats in passes:
+            share = seconds[path] / max(wide_fitted, 1)
+            by_path[path] = []
+            for l in fitted:
+                for i in neurons[l]:
+                    by_path[path].append(row(l, i, got[path][(l, i)], share, stats.tokens_run // max(wide_fitted, 1))
+                                         if (l, i) in got[path] else {"layer": l, "index": i,
+                                                                      "skipped": "fewer than 2 positive examples"})
+            if config.importance_recheck is not None:  # every fitted neuron's masking rows, for the audit
+                done = [r for r in got[path].values() if not isinstance(r, Exception)]
+                audits[path] = ([x for r in done for x in r.trace.audit], sum(r.trace.masked_rows for r in done))
     fit_s = sum(seconds.values())
 
     def table(path: str, per_neuron: list[dict]) -> dict:
