@@ -344,18 +344,20 @@ def recheck_steps(masks: Sequence[Masking], pad_token: int, recheck: float, thre
                   reads: Sequence[np.ndarray], rebase: bool = False,
                   reread: Callable[[int, np.ndarray], np.ndarray] | None = None) -> Steps:
     """Run again in "importance" the rows of ``masks`` whose slack at the positions ``reads``
-    (added to the ones read before) is <= ``recheck``, until none is left. ``rebase``: the base
-    rows are fast answers too: their slack is a first guess, and they run first, with the rows
-    it picks; ``reread(s, base)`` then gives the read positions from the exact base."""
+    (added to the ones read before) is <= ``recheck``. ``rebase``: the base rows are fast
+    answers too: they run first, with the rows their slack picks, and ``reread(s, base)`` gives
+    the read positions from the exact base; a second round runs the rows that base picks in
+    addition (after it, every row within the margin is exact)."""
     for m, r in zip(masks, reads):
         m.read = r.copy() if m.read is None else (m.read | r)
-    while True:
-        ask = [(s, -1) for s in range(len(masks))] if rebase else []
+    for first in ([True, False] if rebase else [False]):
+        ask = [(s, -1) for s in range(len(masks))] if first else []
         for s, m in enumerate(masks):
             slack = recheck_slack(m.imp(), m.base, m.read, threshold, m.order_at)
             ask += [(s, int(k)) for k in np.flatnonzero((slack <= recheck) & ~m.exact)]
-        if not ask:
-            return
+        # Asked even when empty: every fit takes the same rounds, so the fits of many neurons stay
+        # in step and their later stages share batches as without the recheck (bfloat16 answers
+        # change in the last bits with what else is in the batch).
         res = yield Need([masks[s].row(k, pad_token) for s, k in ask], "importance")
         for (s, k), a in zip(ask, res):
             if k < 0:
@@ -364,7 +366,6 @@ def recheck_steps(masks: Sequence[Masking], pad_token: int, recheck: float, thre
                     masks[s].read = reread(s, a)
             else:
                 masks[s].masked[k], masks[s].exact[k] = a, True
-        rebase = False
 
 
 def _lines(tokens: list[int], norm_acts: np.ndarray, imp: np.ndarray, cfg: N2GConfig,
