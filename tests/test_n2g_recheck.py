@@ -141,3 +141,27 @@ def test_model_wide_hybrid_on_a_bfloat16_copy(tiny, setup):
     for key in keyed:
         assert same(got[key], ref[key]), key
     assert stats.by_stage["importance_fast"][1] > 0
+
+
+def test_the_pipeline_runs_masking_on_its_fast_copy(tiny, setup):
+    """The pipeline's layer functions with a bfloat16 copy answer the fast masking stage on it;
+    with the pipeline's margin the fit reruns a minority of the float32 tokens and, on these
+    neurons, decides as float32 masking does."""
+    import torch
+
+    from loaders.model import tiny_model
+    from loaders.pipeline import IMPORTANCE_RECHECK, layer_fns
+
+    _fn, examples, subs = setup
+    copy = tiny_model(seed=3, n_layers=2, d_model=64, d_mlp=128)
+    copy.bridge.to(torch.bfloat16)
+    main = layer_fns(tiny)(1)
+    mixed = layer_fns(tiny, fast=copy)(1)
+    mixed.by_stage = {"importance_fast": mixed.by_stage["importance_fast"]}  # only masking on the copy
+    ref_stats, stats = LayerStats(), LayerStats()
+    ref = run_layer(main, examples, pad_token=220, substitutes=subs, config=CFG, stats=ref_stats)
+    got = run_layer(mixed, examples, pad_token=220, substitutes=subs,
+                    config=dataclasses.replace(CFG, importance_recheck=IMPORTANCE_RECHECK), stats=stats)
+    for i in examples:
+        assert same(got[i], ref[i]), i
+    assert stats.by_stage["importance"][1] < 0.5 * ref_stats.by_stage["importance"][1]
