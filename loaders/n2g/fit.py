@@ -82,6 +82,12 @@ class N2GConfig:
     # harvest measured it on the same tokens); True runs the full prior again, as the reference
     # code does (a forward pass over up to the whole window per example, ~a quarter of a fit's tokens).
     remeasure_full: bool = False
+    # Masking importance on the fast copy first (stage "importance_fast"), then float32 ("importance")
+    # for each prompt's base row (the labels) and the masked rows whose importance lies within this
+    # margin of importance_threshold where the fit reads it (recheck_slack); None: every row in
+    # float32. All in bfloat16 it cost held-out F1 (-.009); with 0.1, 22% of the rows rerun, no
+    # read decision differed from float32 (bench_n2g --recheck, 48 neurons; 0.05 got 1 of 6,871 wrong).
+    importance_recheck: float | None = None
     train_fraction: float = 0.5        # paper: 10 train / 10 test of the top 20
     seed: int = 0
     batch_size: int = 64
@@ -96,7 +102,7 @@ class Need:
     one float array per sequence, cut to its length)."""
 
     seqs: list[list[int]]
-    stage: str = ""  # prune | base | importance | variants: a driver may run stages differently
+    stage: str = ""  # prune | base | importance_fast | importance | variants: a driver may run stages differently
 
 
 @dataclass
@@ -230,29 +236,138 @@ def importance_many(acts: _Acts, seqs: Sequence[list[int]], pad_token: int) -> l
 def importance_steps(seqs: Sequence[list[int]], pad_token: int) -> Steps:
     """(activations [T], importance [T, T]) per sequence, where importance[k, j] =
     1 - a_masked_k[j] / a[j] with token k replaced by ``pad_token``; one batched call."""
-    batch: list[list[int]] = []
-    for tokens in seqs:
-        batch.append(list(tokens))
-        for k in range(len(tokens)):
-            m = list(tokens)
-            m[k] = pad_token
-            batch.append(m)
-    res = yield Need(batch, "importance")
-    out, at = [], 0
-    for tokens in seqs:
-        base = res[at]
-        masked = np.stack(res[at + 1: at + 1 + len(tokens)]) if len(tokens) else np.zeros((0, 0))
-        at += 1 + len(tokens)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            imp = 1.0 - masked / base[None, :]
-        imp[:, base <= 0] = 0.0
-        out.append((base, np.nan_to_num(imp)))
-    return out
+    masks = yield from masking_steps(seqs, pad_token)
+    return [(m.base, m.imp()) for m in masks]
 
 
 def importance_matrix(acts: _Acts, tokens: list[int], pad_token: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`importance_many` for one sequence."""
     return importance_many(acts, [tokens], pad_token)[0]
+
+
+def _importance(base: np.ndarray, masked: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        imp = 1.0 - masked / base[None, :]
+    imp[:, base <= 0] = 0.0
+    return np.nan_to_num(imp)
+
+
+def recheck_slack(imp: np.ndarray, base: np.ndarray, read: np.ndarray, threshold: float,
+                  order_at: int | None = None) -> np.ndarray:
+    """Per masked row k, how far it is from changing what the fit decides: the least
+    |imp[k, i] - threshold| over the positions i >= k that are read (``read``, base > 0), and, at
+    ``order_at`` (the pivot, whose important rows are substituted in order of importance),
+    threshold - imp[k, order_at]: a row that may be important there must have its exact value.
+    A row whose slack exceeds the error of its fast value keeps every decision.
+
+        >>> imp = np.array([[0.9, 0.8], [0.0, 0.3]])
+        >>> recheck_slack(imp, np.ones(2), np.array([True, True]), 0.75).round(2).tolist()
+        [0.05, 0.45]
+        >>> recheck_slack(imp, np.ones(2), np.array([True, False]), 0.75, order_at=1).round(2).tolist()
+        [-0.05, 0.45]
+    """
+    n = len(base)
+    dist = np.abs(imp - threshold)
+    dist[:, ~(np.asarray(read, dtype=bool) & (base > 0))] = np.inf
+    dist[np.tril_indices(n, -1)] = np.inf  # masking a later token cannot change position i
+    slack = dist.min(axis=1) if n else np.zeros(0)
+    if order_at is not None and base[order_at] > 0:
+        slack[: order_at + 1] = np.minimum(slack[: order_at + 1], threshold - imp[: order_at + 1, order_at])
+    return slack
+
+
+@dataclass
+class Masking:
+    """One sequence's masking rows: ``base`` (the sequence's activations) and ``masked[k]``
+    (token k masked), from the fast stage where ``exact[k]`` is False. ``fast`` keeps the fast
+    answers and ``read`` / ``order_at`` what the fit read, to audit the recheck."""
+
+    tokens: list[int]
+    base: np.ndarray
+    masked: np.ndarray
+    exact: np.ndarray
+    fast: np.ndarray | None = None
+    read: np.ndarray | None = None
+    order_at: int | None = None
+
+    def imp(self) -> np.ndarray:
+        """importance[k, i] = 1 - masked[k, i] / base[i] (0 where base <= 0)."""
+        return _importance(self.base, self.masked)
+
+    def row(self, k: int, pad_token: int) -> list[int]:
+        """The sequence with token k masked (k < 0: the base row)."""
+        return [pad_token if j == k else t for j, t in enumerate(self.tokens)]
+
+    def audit(self, threshold: float) -> list[tuple[float, int, int]]:
+        """Per exact row: (its slack computed from the fast answer, decisions read, decisions
+        the fast answer gets wrong), for the benchmark's choice of the margin."""
+        if self.fast is None or self.read is None:
+            return []
+        fast = _importance(self.base, self.fast)
+        slack = recheck_slack(fast, self.base, self.read, threshold, self.order_at)
+        exact = self.imp()
+        n = len(self.base)
+        seen = np.triu(np.ones((n, n), dtype=bool)) & (self.read & (self.base > 0))[None, :]
+        wrong = ((fast > threshold) != (exact > threshold)) & seen
+        return [(float(slack[k]), int(seen[k].sum()), int(wrong[k].sum())) for k in np.flatnonzero(self.exact)]
+
+
+def masking_steps(seqs: Sequence[list[int]], pad_token: int, recheck: float | None = None,
+                  threshold: float = 0.75, reads: Callable[[int, np.ndarray], np.ndarray] | None = None,
+                  order_at: Sequence[int | None] | None = None) -> Steps:
+    """The :class:`Masking` of each sequence. Without ``recheck`` every row runs in the
+    "importance" stage (float32) in one call. With it, every row runs in "importance_fast" (the
+    driver's fast copy), then each base row (the labels come from it) and the masked rows whose
+    :func:`recheck_slack` is <= ``recheck`` run again in "importance": ``reads(s, base)``, the
+    positions of sequence s that the fit reads; ``order_at[s]``, its pivot if the order of its
+    important rows is read. Every row whose fast importance errs by less than ``recheck`` then
+    decides as in float32."""
+    batch: list[list[int]] = []
+    for tokens in seqs:
+        batch.append(list(tokens))
+        batch += [[pad_token if j == k else t for j, t in enumerate(tokens)] for k in range(len(tokens))]
+    res = yield Need(batch, "importance" if recheck is None else "importance_fast")
+    masks, at = [], 0
+    for tokens in seqs:
+        n = len(tokens)
+        masked = np.stack(res[at + 1: at + 1 + n]) if n else np.zeros((0, 0))
+        masks.append(Masking(list(tokens), res[at], masked, np.full(n, recheck is None)))
+        at += 1 + n
+    if recheck is not None:
+        for s, m in enumerate(masks):
+            m.fast, m.order_at = m.masked.copy(), order_at[s] if order_at is not None else None
+        yield from recheck_steps(masks, pad_token, recheck, threshold,
+                                 [reads(s, m.base) if reads else np.ones(len(m.base), dtype=bool)
+                                  for s, m in enumerate(masks)], rebase=True, reread=reads)
+    return masks
+
+
+def recheck_steps(masks: Sequence[Masking], pad_token: int, recheck: float, threshold: float,
+                  reads: Sequence[np.ndarray], rebase: bool = False,
+                  reread: Callable[[int, np.ndarray], np.ndarray] | None = None) -> Steps:
+    """Run again in "importance" the rows of ``masks`` whose slack at the positions ``reads``
+    (added to the ones read before) is <= ``recheck``. ``rebase``: the base rows are fast
+    answers too: they run first, with the rows their slack picks, and ``reread(s, base)`` gives
+    the read positions from the exact base; a second round runs the rows that base picks in
+    addition (after it, every row within the margin is exact)."""
+    for m, r in zip(masks, reads):
+        m.read = r.copy() if m.read is None else (m.read | r)
+    for first in ([True, False] if rebase else [False]):
+        ask = [(s, -1) for s in range(len(masks))] if first else []
+        for s, m in enumerate(masks):
+            slack = recheck_slack(m.imp(), m.base, m.read, threshold, m.order_at)
+            ask += [(s, int(k)) for k in np.flatnonzero((slack <= recheck) & ~m.exact)]
+        # Asked even when empty: every fit takes the same rounds, so the fits of many neurons stay
+        # in step and their later stages share batches as without the recheck (bfloat16 answers
+        # change in the last bits with what else is in the batch).
+        res = yield Need([masks[s].row(k, pad_token) for s, k in ask], "importance")
+        for (s, k), a in zip(ask, res):
+            if k < 0:
+                masks[s].base = a
+                if reread is not None:
+                    masks[s].read = reread(s, a)
+            else:
+                masks[s].masked[k], masks[s].exact[k] = a, True
 
 
 def _lines(tokens: list[int], norm_acts: np.ndarray, imp: np.ndarray, cfg: N2GConfig,
@@ -283,6 +398,16 @@ class FitTrace:
     variants_tried: int = 0
     variants_kept: int = 0
     lines: int = 0
+    masked_rows: int = 0       # masking rows read (with importance_recheck)
+    rechecked_rows: int = 0    # of them, run again in float32
+    audit: list[tuple[float, int, int]] = field(default_factory=list)  # Masking.audit of each rechecked row
+
+    def add_masks(self, masks: Sequence["Masking"], threshold: float) -> None:
+        for m in masks:
+            if m.fast is not None:
+                self.masked_rows += len(m.exact)
+                self.rechecked_rows += int(m.exact.sum())
+                self.audit += m.audit(threshold)
 
 
 def _scaled(base: np.ndarray, piv: int, scale: float, base_max: float, cfg: N2GConfig) -> np.ndarray:
@@ -376,18 +501,28 @@ def fit_steps(train: Sequence[Example], *, pad_token: int, base_max: float | Non
         prompts = [(t[: max([piv] + [i for i, a in enumerate(_scaled(b, piv, sc, base_max, cfg))
                                      if i > piv and a > cfg.activation_threshold]) + 1], piv)
                    for (t, piv), b, sc in zip(prompts, bases, scales)]
-    imps = yield from importance_steps([p for p, _ in prompts], pad_token)
+    cut = [p for p, _ in prompts]
+    substituting = substitute and cfg.n_substitutes > 0
+
+    def fires(e: int, base: np.ndarray) -> np.ndarray:  # where prompt e's lines (or its variants') start
+        return _scaled(base, prompts[e][1], scales[e], base_max, cfg) > cfg.activation_threshold
+
+    # With importance_recheck the rows come from the fast copy, and float32 where a decision that
+    # is read could flip: the lines' positions now, the pivot's order of importance when
+    # substituting, the variants' firing positions once they are known (below).
+    masks = yield from masking_steps(cut, pad_token, cfg.importance_recheck, cfg.importance_threshold, reads=fires,
+                                     order_at=[piv for _, piv in prompts] if substituting else None)
     jobs = []  # (tokens, pivot, scale, base activations, importance, important sets) per example
-    for (tokens, piv), scale, (base, imp) in zip(prompts, scales, imps):
+    for (tokens, piv), scale, m in zip(prompts, scales, masks):
         trace.pruned_lengths.append(piv + 1)
         # Labels are the prompt's own (pivot rescaled). Gating them by the training text's
         # activation at the same positions (a token firing only in the cut-down prompt gets no
         # line) cost held-out recall: firing F1 .665 -> .660, 70 neurons, SmolLM2.
-        insert(_lines(tokens, _scaled(base, piv, scale, base_max, cfg), imp, cfg))
-        important_sets = {i: {j for j in range(i + 1) if imp[j, i] > cfg.importance_threshold}
-                          for i in range(len(tokens))}
-        jobs.append((tokens, piv, scale, base, imp, important_sets))
-    if not substitute or cfg.n_substitutes <= 0:
+        imp = m.imp()
+        insert(_lines(tokens, _scaled(m.base, piv, scale, base_max, cfg), imp, cfg))
+        jobs.append((tokens, piv, scale, m.base, imp, _important_sets(imp, cfg)))
+    if not substituting:
+        trace.add_masks(masks, cfg.importance_threshold)
         return _finish(model, cfg)
     # Augment: substitute the tokens important for the pivot (most important first); tokens
     # after the pivot cannot change it. One substitute call for all prompts.
@@ -409,20 +544,41 @@ def fit_steps(train: Sequence[Example], *, pad_token: int, base_max: float | Non
                     seen.add(tuple(v))
                     variants.append((e, v))
     if not variants:
+        trace.add_masks(masks, cfg.importance_threshold)
         return _finish(model, cfg)
     trace.variants_tried += len(variants)
     res = yield Need([v for _, v in variants], "variants")
     kept = [(e, v, a) for (e, v), a in zip(variants, res)
             if a[jobs[e][1]] >= cfg.augment_threshold * jobs[e][3][jobs[e][1]]]
     trace.variants_kept += len(kept)
+    vmasks: list[Masking] = []
     if cfg.reimportance_augmented:
-        vimps = yield from importance_steps([v for _, v, _ in kept], pad_token)
-    else:
-        # Cheaper: reuse the original's importance (same positions, one token changed).
-        vimps = [(a, jobs[e][4]) for e, _, a in kept]
-    for (e, v, _), (vbase, vimp) in zip(kept, vimps):
+        vmasks = yield from masking_steps([v for _, v, _ in kept], pad_token, cfg.importance_recheck,
+                                          cfg.importance_threshold, reads=lambda s, b: fires(kept[s][0], b))
+    vbases = [m.base for m in vmasks] if vmasks else [a for _, _, a in kept]
+    if cfg.importance_recheck is not None and kept:
+        # A variant reads its prompt's importance (its lines' forced positions; all of it without
+        # reimportance_augmented) where the variant fires.
+        read: dict[int, np.ndarray] = {}
+        for (e, _v, _a), vbase in zip(kept, vbases):
+            read[e] = read[e] | fires(e, vbase) if e in read else fires(e, vbase)
+        yield from recheck_steps([masks[e] for e in read], pad_token, cfg.importance_recheck,
+                                 cfg.importance_threshold, list(read.values()))
+        for e in read:
+            imp = masks[e].imp()
+            jobs[e] = jobs[e][:4] + (imp, _important_sets(imp, cfg))
+    # Without reimportance_augmented (cheaper) a variant reuses the original's importance (same
+    # positions, one token changed).
+    vimps = [m.imp() for m in vmasks] if vmasks else [jobs[e][4] for e, _, _ in kept]
+    for (e, v, _), vbase, vimp in zip(kept, vbases, vimps):
         insert(_lines(v, _scaled(vbase, jobs[e][1], jobs[e][2], base_max, cfg), vimp, cfg, forced=jobs[e][5]))
+    trace.add_masks(list(masks) + list(vmasks), cfg.importance_threshold)
     return _finish(model, cfg)
+
+
+def _important_sets(imp: np.ndarray, cfg: N2GConfig) -> dict[int, set[int]]:
+    """Position i -> the positions j <= i important for it."""
+    return {i: {j for j in range(i + 1) if imp[j, i] > cfg.importance_threshold} for i in range(len(imp))}
 
 
 def _finish(model: N2GModel, cfg: N2GConfig) -> N2GModel:
