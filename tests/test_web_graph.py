@@ -307,11 +307,16 @@ async def test_a_unit_folds_the_units_reached_only_through_it(dense: str, page: 
     all_units = {n["key"] for n in g["nodes"]}
     n_edges = len(g["edges"])
     unit = await _fold_subtree_and_back(page, behind, centre, all_units)
-    # With a layer folded as well: the screenshot a reader sees, then everything back.
+    # With the layer folded that holds most of the hidden units: the folded layer takes them
+    # (still hidden, their edges merged with no other), then everything comes back.
     layer_of = {n["key"]: n["layer"] for n in g["nodes"]}
-    busiest = max(set(layer_of.values()) - {layer_of[unit]}, key=lambda l: list(layer_of.values()).count(l))
+    busiest = max(set(layer_of.values()) - {layer_of[unit]}, key=lambda l: sum(layer_of[u] == l for u in behind[unit]))
+    assert any(layer_of[u] == busiest for u in behind[unit])
     await page.locator(f".layer-label[data-layer='{busiest}']").click()
-    assert await page.evaluate("window.cy.edges('.cy-expand-collapse-collapsed-edge').length") > 0
+    assert set(await page.evaluate(SHOWN)) == {u for u in all_units - behind[unit] if layer_of[u] != busiest}
+    merged = await page.evaluate("window.cy.edges('.cy-expand-collapse-collapsed-edge')"
+                                 ".map(e => e.data('collapsedEdges').map(x => x.hasClass('fold-hidden')))")
+    assert merged and not any(any(m) for m in merged)
     await shot(page, "graph-06-subtree-and-layer-folded")
     # Unfold the unit from the keyboard while its layer neighbour stays folded, then the layer.
     button = page.locator(f".subtree-fold[data-node='{unit}']")
