@@ -60,7 +60,7 @@ export function setupFolds(container, cy, { layered }) {
   const descendants = exclusiveDescendants(cy);
   const units = cy.nodes("[type != 'layer']");
   const edges = cy.edges();
-  // An edge's drawn ends: a folded layer moves an edge onto its node.
+  // Each edge's own ends: a folded layer moves the edge onto its node.
   const ends = new Map(edges.map((e) => [e.id(), [e.source().id(), e.target().id()]]));
   const api = layered ? cy.expandCollapse({
     // zIndex: its (unused) cue canvas stays under the fold buttons, which must take clicks
@@ -96,8 +96,8 @@ export function setupFolds(container, cy, { layered }) {
   // A press on a button is not a tap on the node under it (cytoscape listens on its container).
   for (const type of ["mousedown", "touchstart", "pointerdown"]) overlay.addEventListener(type, (e) => e.stopPropagation());
   const buttons = [];
-  if (layered) buttons.push(...layerAxis(overlay, cy, state, apply));
-  buttons.push(...subtreeButtons(overlay, cy, descendants, state, apply));
+  if (layered) buttons.push(...layerAxis(overlay, cy, state, foldLayer));
+  buttons.push(...subtreeButtons(overlay, cy, descendants, state, foldSubtree));
   const place = () => { for (const b of buttons) b(); };
   cy.on("viewport resize position", place);
   cy.one("render", place);
@@ -154,7 +154,7 @@ function merge(cy, api) {
 }
 
 /** The layered drawing's column headings, each a button folding its layer; above their columns. */
-function layerAxis(overlay, cy, state, apply) {
+function layerAxis(overlay, cy, state, foldLayer) {
   const axis = document.createElement("div");
   axis.className = "layer-axis";
   overlay.append(axis);
@@ -166,11 +166,7 @@ function layerAxis(overlay, cy, state, apply) {
     el.dataset.layer = String(layer);
     el.textContent = `layer ${layer}`;
     el.title = `fold layer ${layer} into one node (again: unfold it)`;
-    el.addEventListener("click", () => {
-      if (state.layers.has(layer)) state.layers.delete(layer);
-      else state.layers.add(layer);
-      apply();
-    });
+    el.addEventListener("click", () => foldLayer(layer, !state.layers.has(layer)));
     axis.append(el);
     const box = cy.getElementById(layerId(layer));
     return () => {
@@ -183,7 +179,7 @@ function layerAxis(overlay, cy, state, apply) {
 }
 
 /** A button on each unit with exclusive descendants: "−" folds them into it, "+N" unfolds them. */
-function subtreeButtons(overlay, cy, descendants, state, apply) {
+function subtreeButtons(overlay, cy, descendants, state, foldSubtree) {
   return [...descendants].map(([id, behind]) => {
     const node = cy.getElementById(id); // kept: a folded layer takes it out of the graph for a while
     const n = behind.length;
@@ -194,11 +190,7 @@ function subtreeButtons(overlay, cy, descendants, state, apply) {
     el.className = "subtree-fold";
     el.dataset.node = id;
     el.dataset.count = String(n);
-    el.addEventListener("click", () => {
-      if (state.subtrees.has(id)) state.subtrees.delete(id);
-      else state.subtrees.add(id);
-      apply();
-    });
+    el.addEventListener("click", () => foldSubtree(id, !state.subtrees.has(id)));
     overlay.append(el);
     return () => {
       const folded = state.subtrees.has(id);
