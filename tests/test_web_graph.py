@@ -1,11 +1,19 @@
 """Browser tests of the UI's larger lists and graphs, in Debian's chromium against a real server
 over a synthetic graph with many edges per neuron: the neuron page's connectivity lists page
-past 20 with "More"; depth-2 neighbourhoods draw layered and fold into summary nodes."""
+past 20 with "More"; depth-2 neighbourhoods draw layered and fold into summary nodes, a folded
+layer's edges to one node merge by kind and direction, and a unit folds the units reached only
+through it."""
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
+from urllib.parse import urlparse
+
+import httpx
+import networkx as nx
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from loaders.synthetic import write_synthetic_graph
 from neurograph.api.app import create_app
@@ -156,3 +164,193 @@ async def test_a_failing_layout_still_draws_the_units_in_layer_columns(dense: st
     assert len(layers) >= 3
     assert all(min(cols[b]) > max(cols[a]) for a, b in zip(layers, layers[1:]))  # the model's order
     await shot(page, "graph-04-layout-fallback")
+
+
+async def _offline(page: Page) -> list[str]:
+    """Abort every request that is not to the loopback server; returns what was blocked."""
+    blocked: list[str] = []
+
+    async def only_loopback(route: Route) -> None:
+        if (urlparse(route.request.url).hostname or "") in ("127.0.0.1", "localhost"):
+            await route.continue_()
+        else:
+            blocked.append(route.request.url)
+            await route.abort("internetdisconnected")
+
+    await page.route("**/*", only_loopback)
+    return blocked
+
+
+async def _drawn(url: str, page: Page, key: str, layout: str = "layers") -> dict:
+    """Open a depth-2 neighbourhood; returns the API's answer for the same walk (as the page maps it)."""
+    await page.goto(f"{url}/#/neighborhood/{key}?depth=2&layout={layout}")
+    await ready(page)
+    await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy", timeout=60_000)
+    async with httpx.AsyncClient() as c:
+        api = (await c.post(f"{url}/graphql", json={
+            "query": "query($id: ID!) { neighborhood(id: $id, depth: 2, perNode: 3) { nodes { key layer title } "
+                     "edges { source target type kind weight } } }", "variables": {"id": key}})).json()
+    g = api["data"]["neighborhood"]
+    for e in g["edges"]:  # the page's kind and direction (queries.js)
+        e["kind"] = "attribution" if e["type"] == "ATTRIBUTES_TO" else e["kind"] or e["type"]
+        e["undirected"] = e["type"] in ("CORRELATES", "SIMILAR")
+    return g
+
+
+SHOWN = "window.cy.nodes(\"[type != 'layer']\").filter(n => n.visible()).map(n => n.id())"
+
+
+async def test_a_folded_layer_merges_its_edges_to_one_node_by_kind_and_direction(dense: str, page: Page) -> None:
+    blocked = await _offline(page)
+    g = await _drawn(dense, page, f"{MODEL}/1/5")
+    layer_of = {n["key"]: n["layer"] for n in g["nodes"]}
+    # Expected merges, per folded layer: its units' edges to one outside node, by kind and
+    # direction (an undirected kind's two ways are one).
+    groups: dict[int, dict[tuple, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for e in g["edges"]:
+        for end, other in (("source", "target"), ("target", "source")):
+            layer = layer_of[e[end]]
+            if layer_of[e[other]] != layer:
+                way = "both" if e["undirected"] else end
+                groups[layer][(e[other], e["kind"], way)].append(e)
+    layer, (other, kind, way), members = max(
+        ((lay, k, v) for lay, gs in groups.items() for k, v in gs.items()), key=lambda t: len(t[2]))
+    assert len(members) >= 3, members  # the graph has a real merge to show
+    before = await page.evaluate("window.cy.edges().map(e => [e.id(), e.source().id(), e.target().id()])")
+    colour = await page.evaluate(f"window.cy.edges().filter(e => e.data('kind') === '{kind}')[0].style('line-color')")
+    label = page.locator(f".layer-label[data-layer='{layer}']")
+    await label.click()
+    await expect(label).to_have_attribute("aria-pressed", "true")
+
+    merged = await page.evaluate(
+        f"window.cy.getElementById('layer:{layer}').edgesWith(window.cy.getElementById('{other}'))"
+        f".filter(e => e.data('kind') === '{kind}').map(e => ({{ ...e.data(), collapsedEdges: undefined, "
+        f"ids: e.data('collapsedEdges') ? e.data('collapsedEdges').map(x => x.id()) : [e.id()], "
+        f"merged: e.hasClass('cy-expand-collapse-collapsed-edge'), color: e.style('line-color') }}))")
+    if way != "both":  # one direction: the other direction (if any) is its own edge
+        merged = [m for m in merged if (m["source"] == other) == (way == "target")]
+    assert len(merged) == 1, merged
+    m = merged[0]
+    weights = [e["weight"] for e in members]
+    assert m["merged"] and m["count"] == len(members) and m["label"] == f"×{len(members)}"
+    assert math.isclose(m["weight"], sum(weights), rel_tol=1e-9, abs_tol=1e-12)
+    assert m["strongest"] == max(weights, key=abs)
+    assert m["color"] == colour  # its kind's colour
+    # Every merge the folded layer calls for, and nothing else: the drawn edges, each merged one
+    # counted by what it holds, are all edges except those inside the folded layer.
+    n_merged = sum(1 for v in groups[layer].values() if len(v) >= 2)
+    assert await page.evaluate("window.cy.edges('.cy-expand-collapse-collapsed-edge').length") == n_merged
+    held = await page.evaluate("window.cy.edges().map(e => e.data('collapsedEdges') ? e.data('collapsedEdges').length : 1)")
+    inside = sum(1 for e in g["edges"] if layer_of[e["source"]] == layer_of[e["target"]] == layer)
+    assert sum(held) == len(g["edges"]) - inside
+    # Its hover line says what it merges.
+    eid = await page.evaluate(
+        f"window.cy.edges('.cy-expand-collapse-collapsed-edge').filter(e => e.data('count') === {len(members)}"
+        f" && e.data('kind') === '{kind}' && e.connectedNodes().some(n => n.id() === '{other}'))[0].id()")
+    await page.evaluate(f"window.cy.getElementById('{eid}').emit('mouseover')")
+    await expect(page.locator(".selected")).to_contain_text(f"{len(members)} {kind} edges, summed weight")
+    await shot(page, "graph-05-layer-edges-merged")
+
+    # Unfolded: the drawn edges back, each between its own units.
+    await label.click()
+    await expect(label).to_have_attribute("aria-pressed", "false")
+    after = await page.evaluate("window.cy.edges().map(e => [e.id(), e.source().id(), e.target().id()])")
+    assert sorted(after) == sorted(before)
+    assert await page.evaluate("window.cy.edges('.cy-expand-collapse-collapsed-edge').length") == 0
+    assert not blocked and not page.js_errors, (blocked, page.js_errors)  # type: ignore[attr-defined]
+
+
+def _behind(g: dict, centre: str) -> dict[str, set[str]]:
+    """Each unit's exclusive descendants: reached from the centre only through it."""
+    graph = nx.Graph()
+    graph.add_nodes_from(n["key"] for n in g["nodes"])
+    graph.add_edges_from((e["source"], e["target"]) for e in g["edges"])
+    reach = nx.node_connected_component(graph, centre)
+    out = {}
+    for u in graph:
+        if u == centre:
+            continue
+        rest = graph.copy()
+        rest.remove_node(u)
+        behind = reach - nx.node_connected_component(rest, centre) - {u}
+        if behind:
+            out[u] = behind
+    return out
+
+
+async def _fold_subtree_and_back(page: Page, behind: dict[str, set[str]], centre: str, all_units: set[str]) -> str:
+    """Fold the unit with most units behind it (then unfold it from the keyboard); returns it."""
+    drawn = await page.locator(".subtree-fold").evaluate_all("bs => bs.map(b => b.dataset.node)")
+    assert sorted(drawn) == sorted(behind)  # a button on exactly the units that have any
+    unit = max(sorted(behind), key=lambda u: len(behind[u]))
+    n = len(behind[unit])
+    button = page.locator(f".subtree-fold[data-node='{unit}']")
+    await button.click()
+    await expect(button).to_have_attribute("aria-pressed", "true")
+    await expect(button).to_have_text(f"+{n}")
+    assert set(await page.evaluate(SHOWN)) == all_units - behind[unit]  # the centre and shared units stay
+    assert (await page.evaluate(f"window.cy.getElementById('{unit}').style('label')")).endswith(f"(+{n})")
+    hidden_edges = await page.evaluate("window.cy.edges().filter(e => !e.visible()).map(e => [e.source().id(), e.target().id()])")
+    assert hidden_edges and all(a in behind[unit] or b in behind[unit] for a, b in hidden_edges)
+    # The buttons of units now hidden are gone with them.
+    for u in behind[unit] & set(behind):
+        assert await page.locator(f".subtree-fold[data-node='{u}']").is_hidden()
+    return unit
+
+
+async def test_a_unit_folds_the_units_reached_only_through_it(dense: str, page: Page, browser: Browser) -> None:
+    blocked = await _offline(page)
+    centre = f"{MODEL}/1/5"
+    g = await _drawn(dense, page, centre)
+    behind = _behind(g, centre)
+    assert behind and max(len(b) for b in behind.values()) >= 2
+    all_units = {n["key"] for n in g["nodes"]}
+    n_edges = len(g["edges"])
+    unit = await _fold_subtree_and_back(page, behind, centre, all_units)
+    # With the layer folded that holds most of the hidden units: the folded layer takes them
+    # (still hidden, their edges merged with no other), then everything comes back.
+    layer_of = {n["key"]: n["layer"] for n in g["nodes"]}
+    busiest = max(set(layer_of.values()) - {layer_of[unit]}, key=lambda l: sum(layer_of[u] == l for u in behind[unit]))
+    assert any(layer_of[u] == busiest for u in behind[unit])
+    await page.locator(f".layer-label[data-layer='{busiest}']").click()
+    assert set(await page.evaluate(SHOWN)) == {u for u in all_units - behind[unit] if layer_of[u] != busiest}
+    merged = await page.evaluate("window.cy.edges('.cy-expand-collapse-collapsed-edge')"
+                                 ".map(e => e.data('collapsedEdges').map(x => x.hasClass('fold-hidden')))")
+    assert merged and not any(any(m) for m in merged)
+    await shot(page, "graph-06-subtree-and-layer-folded")
+    # Unfold the unit from the keyboard while its layer neighbour stays folded, then the layer.
+    button = page.locator(f".subtree-fold[data-node='{unit}']")
+    await button.focus()
+    await page.keyboard.press("Enter")
+    await expect(button).to_have_attribute("aria-pressed", "false")
+    await expect(button).to_have_text("−")
+    await page.locator(f".layer-label[data-layer='{busiest}']").focus()
+    await page.keyboard.press("Space")
+    assert set(await page.evaluate(SHOWN)) == all_units
+    assert await page.evaluate("window.cy.edges().filter(e => e.visible()).length") == n_edges
+
+    # The force layout has the same folds.
+    g = await _drawn(dense, page, centre, layout="force")
+    assert _behind(g, centre) == behind
+    unit = await _fold_subtree_and_back(page, behind, centre, all_units)
+    await page.locator(f".subtree-fold[data-node='{unit}']").press("Enter")
+    assert set(await page.evaluate(SHOWN)) == all_units
+    assert not blocked and not page.js_errors, (blocked, page.js_errors)  # type: ignore[attr-defined]
+
+    # At a phone's width the buttons take taps too.
+    ctx = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = await ctx.new_page()
+    errors: list[str] = []
+    phone.on("pageerror", lambda e: errors.append(str(e)))
+    blocked = await _offline(phone)
+    await _drawn(dense, phone, centre)
+    button = phone.locator(f".subtree-fold[data-node='{unit}']")
+    await button.tap()
+    await expect(button).to_have_attribute("aria-pressed", "true")
+    assert set(await phone.evaluate(SHOWN)) == all_units - behind[unit]
+    label = phone.locator(".layer-label").first
+    await label.tap()
+    await expect(label).to_have_attribute("aria-pressed", "true")
+    await shot(phone, "graph-07-phone-folds")
+    await ctx.close()
+    assert not blocked and not errors, (blocked, errors)

@@ -3,6 +3,7 @@
 
 import { h, fmt, section, empty, neuronHref, clear, loading, errorBox } from "../dom.js";
 import { drawNeighborhood, KIND_COLORS } from "../graph.js";
+import { edgeText } from "../fold.js";
 import { go } from "../router.js";
 import * as q from "../queries.js";
 
@@ -128,10 +129,7 @@ export async function neighborhoodPage(page, route, alive) {
       cyEl.replaceWith(errorBox(err));
       return;
     }
-    cy.on("mouseover tap", "edge", (evt) => {
-      const d = evt.target.data();
-      sel.textContent = `${cy.getElementById(d.source).data("label")} → ${cy.getElementById(d.target).data("label")}: ${d.kind} ${fmt(d.weight, 4)}`;
-    });
+    cy.on("mouseover tap", "edge", (evt) => { sel.textContent = edgeText(evt.target); });
     document.body.dataset.graph = "ready";
   });
   // Edges as a table too: readable, copyable, and what a screen reader gets.
