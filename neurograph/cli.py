@@ -303,17 +303,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
              for i in range(1, processes)]
     if peers:
         _console().print(f"{processes} API processes on one socket")
-    n2g = _start_n2g_background(settings, DEMO_MODEL) if getattr(args, "n2g", False) else None
+    jobs = getattr(args, "n2g_jobs", 0) or min(os.cpu_count() or 1, 4)
+    background = _start_n2g_background(settings, DEMO_MODEL, jobs) if getattr(args, "n2g", False) else []
     try:
         app = create_app(settings, render_pages=args.pages, worker=worker, peers=peers)
         uvicorn.Server(uvicorn.Config(app, log_level=args.log_level)).run(sockets=[sock])
     finally:
-        if n2g is not None and n2g.poll() is None:
-            n2g.terminate()  # its progress is stored group by group: the next start resumes
+        for proc in background:
+            if proc.poll() is None:
+                proc.terminate()  # its progress is stored group by group: the next start resumes
+        for proc in background:
             try:
-                n2g.wait(timeout=10)
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                n2g.kill()
+                proc.kill()
     return 0
 
 
@@ -323,11 +326,12 @@ DEMO_CIRCUITS = ["circuits", "--prompts", "256", "--prompt-len", "16", "--max-ne
                  "--quiet"]
 
 
-def _start_n2g_background(settings: Settings, model: str) -> "subprocess.Popen | None":
-    """One separate, lower-priority process (the API process never imports torch) that runs the
-    corpus circuits (``neurograph circuits``, bounded), then ``neurograph n2g --neurons all``:
-    every neuron's pattern graph, the most interesting first. Both store as they go and resume at
-    the next start. Its log is ``<data dir>/n2g-background.log``."""
+def _start_n2g_background(settings: Settings, model: str, jobs: int) -> "list[subprocess.Popen]":
+    """Separate, lower-priority processes (the API process never imports torch): the first runs the
+    corpus circuits (``neurograph circuits``, bounded), then each runs ``neurograph n2g --neurons
+    all`` over its shard of the layers (``--shard i/jobs``, one thread each, so ``jobs`` cores):
+    every neuron's pattern graph, the most interesting of each layer first. They store as they go
+    and resume at the next start. Their log is ``<data dir>/n2g-background.log``."""
     log_path = Path(settings.data_dir) / "n2g-background.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # bfloat16 where that is fast, masking importance rechecked in float32 where a decision could flip:
@@ -335,23 +339,26 @@ def _start_n2g_background(settings: Settings, model: str) -> "subprocess.Popen |
     # none (loaders.pipeline.IMPORTANCE_RECHECK).
     cmd = [sys.executable, "-m", "neurograph", "n2g", "--model", model, "--neurons", "all", "--device", "auto",
            "--dtype", "float32", "--fast-dtype", "auto", "--threads", "1", "--quiet"]
+    procs = []
     out = open(log_path, "ab")
     try:
-        proc = subprocess.Popen(_background_steps(model, cmd), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL,
-                                preexec_fn=(lambda: os.nice(10)) if hasattr(os, "nice") else None)
+        for i in range(jobs):
+            n2g = cmd + (["--shard", f"{i}/{jobs}"] if jobs > 1 else [])
+            procs.append(subprocess.Popen(_background_steps(model, n2g, circuits=i == 0), stdout=out,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          preexec_fn=(lambda: os.nice(10)) if hasattr(os, "nice") else None))
     finally:
         out.close()
-    _console().print(f"corpus circuits, then N2G for every neuron, continue in the background (pid {proc.pid}; "
-                     f"log {log_path})")
-    return proc
+    _console().print(f"corpus circuits, then N2G for every neuron ({jobs} background process(es), pids "
+                     f"{', '.join(str(p.pid) for p in procs)}; log {log_path})")
+    return procs
 
 
-def _background_steps(model: str, *then: list[str]) -> list[str]:
-    """The command of one process (neurograph.background) that runs the demo's corpus circuits,
-    then the commands ``then``, one after another."""
-    circuits = [sys.executable, "-m", "neurograph", DEMO_CIRCUITS[0], model, *DEMO_CIRCUITS[1:]]
-    return [sys.executable, "-m", "neurograph.background", json.dumps([circuits, *then])]
+def _background_steps(model: str, *then: list[str], circuits: bool = True) -> list[str]:
+    """The command of one process (neurograph.background) that runs the demo's corpus circuits
+    (unless ``circuits`` is false), then the commands ``then``, one after another."""
+    first = [[sys.executable, "-m", "neurograph", DEMO_CIRCUITS[0], model, *DEMO_CIRCUITS[1:]]] if circuits else []
+    return [sys.executable, "-m", "neurograph.background", json.dumps([*first, *then])]
 
 
 async def _demo_needs_build(settings: Settings) -> bool:
@@ -529,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--n2g", action=argparse.BooleanOptionalAction, default=name == "demo",
                        help="keep computing N2G for every neuron in a background process while serving, most "
                             "interesting first, resumed at the next start (default: on for demo, off for serve)")
+        s.add_argument("--n2g-jobs", type=int, default=0,
+                       help="background N2G processes, each a shard of the layers on one thread, niced "
+                            "(0: one per CPU core, at most 4)")
         s.add_argument("--pages", action=argparse.BooleanOptionalAction, default=name == "demo",
                        help="pre-render every neuron's page in the background while serving "
                             "(default: on for demo, off for serve; `neurograph pages` does it up front)")

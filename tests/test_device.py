@@ -104,27 +104,32 @@ def test_demo_starts_n2g_in_a_separate_process(monkeypatch, tmp_path):
     from neurograph import cli
     from neurograph.config import Settings
 
-    started = {}
+    started = []
 
     class FakePopen:
-        pid = 4242
-
         def __init__(self, cmd, **kw):
-            started["cmd"] = cmd
+            started.append(cmd)
+            self.pid = 4242 + len(started)
 
     monkeypatch.setattr(subprocess, "Popen", FakePopen)
     monkeypatch.setenv("NEUROGRAPH_DATA_DIR", str(tmp_path))
-    proc = cli._start_n2g_background(Settings.from_env(), "smollm2-135m")
-    assert proc.pid == 4242
-    assert started["cmd"][:3] == [sys.executable, "-m", "neurograph.background"]  # circuits, then N2G
-    circuits, n2g = json.loads(started["cmd"][3])
+    procs = cli._start_n2g_background(Settings.from_env(), "smollm2-135m", 2)
+    assert [p.pid for p in procs] == [4243, 4244]
+    assert all(cmd[:3] == [sys.executable, "-m", "neurograph.background"] for cmd in started)
+    circuits, n2g = json.loads(started[0][3])  # the first: circuits, then its shard of N2G
+    (other,) = json.loads(started[1][3])  # the second: its shard of N2G at once
     assert circuits[3] == "circuits" and n2g[:4] == [sys.executable, "-m", "neurograph", "n2g"]
     assert "--neurons" in n2g and "all" in n2g and "auto" in n2g  # --device auto
     parsed = cli.build_parser().parse_args(n2g[3:])  # the flags are the real parser's
     assert parsed.threads == 1 and parsed.fast_dtype == "auto" and parsed.neurons == "all"
+    assert parsed.shard == (0, 2) and cli.build_parser().parse_args(other[3:]).shard == (1, 2)
+    started.clear()
+    (one,) = cli._start_n2g_background(Settings.from_env(), "smollm2-135m", 1)
+    assert "--shard" not in json.loads(started[0][3])[1]  # one job: every layer
     assert (tmp_path / "n2g-background.log").exists()
     assert cli.build_parser().parse_args(["demo"]).n2g is True
     assert cli.build_parser().parse_args(["serve"]).n2g is False
+    assert cli.build_parser().parse_args(["demo", "--n2g-jobs", "3"]).n2g_jobs == 3
 
 
 async def test_n2g_with_a_bfloat16_copy_for_the_fast_stages(store, settings):
