@@ -289,7 +289,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
         _console().print("[yellow]serving beyond loopback without NEUROGRAPH_API_KEY: "
                          "writing endpoints stay disabled[/]")
-    _console().print(f"NeuroGraph on http://{args.host}:{args.port}/  (GraphQL: /graphql, REST: /api)")
     log_like_uvicorn(args.log_level)
     worker = None
     if args.model:
@@ -299,6 +298,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         _console().print(f"model worker for {args.model} starting in the background (runText, steer, …)")
     processes = args.processes or min(os.cpu_count() or 1, 4)
     sock = listen(args.host, args.port)  # before anything starts: a taken port fails at once
+    _console().print(f"NeuroGraph on http://{args.host}:{args.port}/  (GraphQL: /graphql, REST: /api)")
     peers = [Peer(i, sock, settings, worker=worker, server_options={"log_level": args.log_level})
              for i in range(1, processes)]
     if peers:

@@ -125,3 +125,16 @@ async def test_two_api_processes_share_the_port_the_worker_and_the_supervisor(tm
     while _alive(new_peer) and time.monotonic() - t0 < 20:
         time.sleep(0.1)
     assert not _alive(new_peer), "the peer outlived the server"
+
+
+def test_a_taken_port_is_a_clear_error_before_anything_starts(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "neurograph", "serve", "--port", str(port)], cwd=ROOT,
+                           env={**os.environ, "NEUROGRAPH_DATA_DIR": str(tmp_path / "db")}, capture_output=True,
+                           text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stdout + r.stderr and "Traceback" not in r.stdout + r.stderr
+    assert not (tmp_path / "db").exists()  # no FalkorDB was started for nothing

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from ..config import Settings
+from ..errors import NeuroGraphError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def listen(host: str, port: int, backlog: int = 2048) -> socket.socket:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
-        raise OSError(e.errno, f"cannot listen on {host}:{port}: {e.strerror}") from e
+        raise NeuroGraphError(f"cannot listen on {host}:{port}: {e.strerror} (another server there? --port)") from e
     sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
