@@ -74,6 +74,32 @@ async def test_a_write_makes_kept_pages_unreachable(store, settings, graph):
     assert len(cache.pages) == 1  # the pages of the old graph are gone, the new answer kept
 
 
+async def test_pages_kept_by_other_code_are_not_served(store, settings, graph, tmp_path):
+    """An upgrade (other code, same graph) must not serve the old code's answers."""
+    from neurograph.api.cache import PageStore, answer_code_version
+
+    old = PageStore(tmp_path / "pages", code_version="old")
+    old.use_stamp("s1")
+    old.put("s1", "k", b"application/json", b"gz")
+    assert old.get("s1", "k") == (b"application/json", b"gz") and old.current_stamp() == "s1"
+    old.close()
+    new = PageStore(tmp_path / "pages", code_version="new")
+    assert new.current_stamp() is None  # while the store is down: nothing of the old code's is served
+    new.use_stamp("s1")  # same graph
+    assert new.get("s1", "k") is None and len(new) == 0
+    new.close()
+    # the real thing: pages rendered, then the app of another version answers live and keeps anew
+    await render_pages(store, settings, MODEL)
+    app = create_app(settings, store)
+    app.state.response_cache.pages.close()
+    app.state.response_cache.pages = PageStore(settings.data_dir / "pages" / settings.graph,
+                                               code_version=answer_code_version() + "-upgraded")
+    await post(app, neuron_page_variables(MODEL, 1, 5))
+    cache = app.state.response_cache
+    assert (cache.page_hits, cache.misses, len(cache.pages)) == (0, 1, 1)
+    cache.pages.close()
+
+
 async def test_a_write_by_another_process_shows_when_the_stamp_is_read_again(store, settings, graph):
     v = neuron_page_variables(MODEL, 0, 1)
     other = await open_store(settings)  # another process's connection: this app sees no local write

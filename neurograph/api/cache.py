@@ -83,21 +83,42 @@ def request_key(query: Any, operation_name: Any, variables: Any) -> str | None:
     return h.hexdigest()
 
 
+@lru_cache(maxsize=1)
+def answer_code_version() -> str:
+    """A digest of what makes answers besides the graph: the package's Python source and the
+    Cypher and GraphQL text. Pages kept on disk under another one are dropped, so an upgrade
+    never serves what the old code answered (a fix to how a neuron page reads its quantiles
+    stayed invisible on every pre-rendered page until the graph changed).
+
+        >>> len(answer_code_version())
+        16
+    """
+    from ..resources import CYPHER_DIR, GRAPHQL_DIR
+
+    package = Path(__file__).resolve().parents[1]
+    h = hashlib.blake2b(digest_size=8)
+    for root, pattern in ((package, "*.py"), (CYPHER_DIR, "*.cypher"), (GRAPHQL_DIR, "*.graphql")):
+        for path in sorted(root.rglob(pattern)):
+            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 class PageStore:
     """Answers on disk (SQLite through diskcache), gzipped, under the stamp they were made with.
 
-    When it meets a stamp other than the one its entries were made under, it drops them all:
-    they can never be served again.
+    When it meets a stamp other than the one its entries were made under, or entries made by
+    another version of the code (:func:`answer_code_version`), it drops them all: they can never
+    be served again.
 
         pages = PageStore(Path("data/pages/neurograph"), size_limit_mb=4096)
         pages.put(stamp, key, b"application/json", gzip_body); pages.get(stamp, key)
     """
 
-    FORMAT = "gzip-1"  # how values are kept: a store written another way is cleared too
-
-    def __init__(self, directory: Path, *, size_limit_mb: int = 4096) -> None:
+    def __init__(self, directory: Path, *, size_limit_mb: int = 4096, code_version: str | None = None) -> None:
         import diskcache
 
+        # how values are kept and by which code: a store written otherwise is cleared
+        self.format = f"gzip-1:{code_version or answer_code_version()}"
         self.directory = Path(directory)
         # One SQLite file: no value is big enough to be worth a file of its own.
         self.cache = diskcache.Cache(str(self.directory), size_limit=size_limit_mb * 2**20,
@@ -119,14 +140,14 @@ class PageStore:
 
     def use_stamp(self, stamp: str) -> None:
         """Forget every answer made under another stamp (or kept in another format)."""
-        if self.cache.get("stamp") != f"{self.FORMAT}:{stamp}":
+        if self.cache.get("stamp") != f"{self.format}:{stamp}":
             self.cache.clear()
-            self.cache.set("stamp", f"{self.FORMAT}:{stamp}")
+            self.cache.set("stamp", f"{self.format}:{stamp}")
 
     def current_stamp(self) -> str | None:
         """The stamp the kept answers were made under (None when empty)."""
         value = self.cache.get("stamp")
-        prefix = f"{self.FORMAT}:"
+        prefix = f"{self.format}:"
         return value[len(prefix):] if isinstance(value, str) and value.startswith(prefix) else None
 
     def __len__(self) -> int:
