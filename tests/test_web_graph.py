@@ -278,6 +278,35 @@ def _behind(g: dict, centre: str) -> dict[str, set[str]]:
     return out
 
 
+async def _unit_at(page: Page, unit: str) -> tuple[float, float]:
+    """Where the unit is drawn on the page (scrolled into view)."""
+    await page.locator("#neighborhood-graph").scroll_into_view_if_needed()
+    # two frames: the scroll event tells cytoscape its container moved
+    await page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    return tuple(await page.evaluate(
+        "id => { const p = window.cy.getElementById(id).renderedPosition(), "
+        "r = window.cy.container().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }", unit))
+
+
+async def _hover(page: Page, unit: str) -> None:
+    """Point at a unit: its quiet fold button shows."""
+    await page.mouse.move(*await _unit_at(page, unit))
+    await expect(page.locator(f".subtree-fold[data-node='{unit}']")).not_to_have_class("subtree-fold quiet")
+
+
+async def _hold(page: Page, unit: str) -> None:
+    """Press and hold a unit with a finger (a phone has no hover): selects it, opens nothing."""
+    x, y = await _unit_at(page, unit)
+    before = page.url
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    await page.wait_for_timeout(900)  # cytoscape's taphold fires after 500 ms
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    await expect(page.locator(f".subtree-fold[data-node='{unit}']")).not_to_have_class("subtree-fold quiet")
+    assert page.url == before
+    assert await page.evaluate(f"window.cy.getElementById('{unit}').selected()")
+
+
 async def _fold_subtree_and_back(page: Page, behind: dict[str, set[str]], centre: str, all_units: set[str]) -> str:
     """Fold the unit with most units behind it (then unfold it from the keyboard); returns it."""
     drawn = await page.locator(".subtree-fold").evaluate_all("bs => bs.map(b => b.dataset.node)")
@@ -285,9 +314,12 @@ async def _fold_subtree_and_back(page: Page, behind: dict[str, set[str]], centre
     unit = max(sorted(behind), key=lambda u: len(behind[u]))
     n = len(behind[unit])
     button = page.locator(f".subtree-fold[data-node='{unit}']")
+    await _hover(page, unit)
     await button.click()
     await expect(button).to_have_attribute("aria-pressed", "true")
     await expect(button).to_have_text(f"+{n}")
+    await page.mouse.move(0, 0)
+    await expect(button).not_to_have_class("subtree-fold quiet")  # a "+N" always shows
     assert set(await page.evaluate(SHOWN)) == all_units - behind[unit]  # the centre and shared units stay
     assert (await page.evaluate(f"window.cy.getElementById('{unit}').style('label')")).endswith(f"(+{n})")
     hidden_edges = await page.evaluate("window.cy.edges().filter(e => !e.visible()).map(e => [e.source().id(), e.target().id()])")
@@ -345,10 +377,11 @@ async def test_a_unit_folds_the_units_reached_only_through_it(dense: str, page: 
     blocked = await _offline(phone)
     await _drawn(dense, phone, centre)
     button = phone.locator(f".subtree-fold[data-node='{unit}']")
+    await _hold(phone, unit)
     await button.tap()
     await expect(button).to_have_attribute("aria-pressed", "true")
     assert set(await phone.evaluate(SHOWN)) == all_units - behind[unit]
-    label = phone.locator(".layer-label").first
+    label = phone.locator(".layer-label:not([hidden])").first
     await label.tap()
     await expect(label).to_have_attribute("aria-pressed", "true")
     await shot(phone, "graph-07-phone-folds")
