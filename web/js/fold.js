@@ -217,6 +217,7 @@ function subtreeButtons(overlay, cy, descendants, state, foldSubtree) {
     leave = setTimeout(() => { if (!overlay.querySelector(".subtree-fold:hover")) { hovered = null; rest(); } }, 250);
   };
   cy.on("mouseout", "node", away);
+  cy.container().addEventListener("mouseleave", away); // out of the drawing at once: no mouseout
   cy.on("select unselect", "node", rest);
   const buttons = [...descendants].map(([id, behind]) => {
     const node = cy.getElementById(id); // kept: a folded layer takes it out of the graph for a while
