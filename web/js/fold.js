@@ -180,13 +180,16 @@ function layerAxis(overlay, cy, state, foldLayer) {
     const xs = heads.map((h) => h.box.renderedPosition().x);
     const pitch = Math.min(Infinity, ...xs.slice(1).map((x, k) => x - xs[k]));
     const short = pitch < 64;
-    let right = -Infinity;
-    heads.forEach(({ el, layer }, k) => {
+    for (const { el, layer } of heads) {
       el.textContent = short ? `L${layer}` : `layer ${layer}`;
       el.setAttribute("aria-pressed", String(state.layers.has(layer)));
       el.hidden = false;
+    }
+    const widths = heads.map(({ el }) => el.offsetWidth); // one layout for all, not one each
+    let right = -Infinity;
+    heads.forEach(({ el }, k) => {
       // over its column, kept whole inside the drawing (the first column's at a phone's width)
-      const half = el.offsetWidth / 2;
+      const half = widths[k] / 2;
       const x = Math.min(Math.max(xs[k], half), cy.width() - half);
       el.hidden = xs[k] < 0 || xs[k] > cy.width() || x - half < right + 2;
       if (el.hidden) return;

@@ -117,9 +117,9 @@ const LAYER_STYLE = [
 /**
  * nodes: [{id, label, type: 'neuron'|'head', layer, center?}];
  * edges: [{source, target, kind, weight, undirected?}].
- * layout 'layers': one column per model layer, left to right as composition flows, laid out by
- * ELK's layered algorithm (each layer a box, its partition, so columns keep the model's order
- * while ELK orders each column to cross fewer edges); each layer folds into one node with its
+ * layout 'layers': one column per model layer, left to right as composition flows, each column
+ * in the order ELK's layered algorithm gives it (each layer a box, its partition, so ELK orders
+ * each column to cross fewer edges; inColumns below spaces them); each layer folds into one node with its
  * count, its edges merged, and unfolds again (js/fold.js: the buttons on the axis above, or
  * tapping its box). 'force' uses cytoscape's built-in force-directed cose layout. In both, a
  * unit with units reached only through it has a button that folds them into it.
