@@ -300,7 +300,8 @@ async def _hold(page: Page, unit: str) -> None:
     before = page.url
     cdp = await page.context.new_cdp_session(page)
     await cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
-    await page.wait_for_timeout(900)  # cytoscape's taphold fires after 500 ms
+    # cytoscape's taphold fires after 500 ms: lift the finger only once it has (a busy machine)
+    await page.wait_for_function(f"window.cy.getElementById('{unit}').selected()")
     await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     await expect(page.locator(f".subtree-fold[data-node='{unit}']")).not_to_have_class("subtree-fold quiet")
     assert page.url == before
