@@ -278,6 +278,36 @@ def _behind(g: dict, centre: str) -> dict[str, set[str]]:
     return out
 
 
+async def _unit_at(page: Page, unit: str) -> tuple[float, float]:
+    """Where the unit is drawn on the page (scrolled into view)."""
+    await page.locator("#neighborhood-graph").scroll_into_view_if_needed()
+    # two frames: the scroll event tells cytoscape its container moved
+    await page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    return tuple(await page.evaluate(
+        "id => { const p = window.cy.getElementById(id).renderedPosition(), "
+        "r = window.cy.container().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }", unit))
+
+
+async def _hover(page: Page, unit: str) -> None:
+    """Point at a unit: its quiet fold button shows."""
+    await page.mouse.move(*await _unit_at(page, unit))
+    await expect(page.locator(f".subtree-fold[data-node='{unit}']")).not_to_have_class("subtree-fold quiet")
+
+
+async def _hold(page: Page, unit: str) -> None:
+    """Press and hold a unit with a finger (a phone has no hover): selects it, opens nothing."""
+    x, y = await _unit_at(page, unit)
+    before = page.url
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    # cytoscape's taphold fires after 500 ms: lift the finger only once it has (a busy machine)
+    await page.wait_for_function(f"window.cy.getElementById('{unit}').selected()")
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    await expect(page.locator(f".subtree-fold[data-node='{unit}']")).not_to_have_class("subtree-fold quiet")
+    assert page.url == before
+    assert await page.evaluate(f"window.cy.getElementById('{unit}').selected()")
+
+
 async def _fold_subtree_and_back(page: Page, behind: dict[str, set[str]], centre: str, all_units: set[str]) -> str:
     """Fold the unit with most units behind it (then unfold it from the keyboard); returns it."""
     drawn = await page.locator(".subtree-fold").evaluate_all("bs => bs.map(b => b.dataset.node)")
@@ -285,9 +315,12 @@ async def _fold_subtree_and_back(page: Page, behind: dict[str, set[str]], centre
     unit = max(sorted(behind), key=lambda u: len(behind[u]))
     n = len(behind[unit])
     button = page.locator(f".subtree-fold[data-node='{unit}']")
+    await _hover(page, unit)
     await button.click()
     await expect(button).to_have_attribute("aria-pressed", "true")
     await expect(button).to_have_text(f"+{n}")
+    await page.mouse.move(0, 0)
+    await expect(button).not_to_have_class("subtree-fold quiet")  # a "+N" always shows
     assert set(await page.evaluate(SHOWN)) == all_units - behind[unit]  # the centre and shared units stay
     assert (await page.evaluate(f"window.cy.getElementById('{unit}').style('label')")).endswith(f"(+{n})")
     hidden_edges = await page.evaluate("window.cy.edges().filter(e => !e.visible()).map(e => [e.source().id(), e.target().id()])")
@@ -345,12 +378,126 @@ async def test_a_unit_folds_the_units_reached_only_through_it(dense: str, page: 
     blocked = await _offline(phone)
     await _drawn(dense, phone, centre)
     button = phone.locator(f".subtree-fold[data-node='{unit}']")
+    await _hold(phone, unit)
     await button.tap()
     await expect(button).to_have_attribute("aria-pressed", "true")
     assert set(await phone.evaluate(SHOWN)) == all_units - behind[unit]
-    label = phone.locator(".layer-label").first
+    label = phone.locator(".layer-label:not([hidden])").first
     await label.tap()
     await expect(label).to_have_attribute("aria-pressed", "true")
     await shot(phone, "graph-07-phone-folds")
+    await ctx.close()
+    assert not blocked and not errors, (blocked, errors)
+
+
+@pytest.fixture
+async def wide(store, settings):
+    """Base URL of a live server over a graph of many layers: a depth-2 walk spans most of them."""
+    await write_synthetic_graph(store, "wide", n_layers=24, d_mlp=16, n_heads=2, d_vocab=60, k=4, seed=5)
+    async with serve(create_app(settings=settings, store=store)) as url:
+        yield url
+
+
+# Every drawn unit's box on the page, and every fold button and layer heading that shows.
+BOXES = """() => {
+  const cy = window.cy, r = cy.container().getBoundingClientRect();
+  const units = cy.nodes("[type != 'layer']").filter(n => n.visible()).map(n => {
+    const p = n.renderedPosition(), w = n.renderedWidth() / 2, h = n.renderedHeight() / 2;
+    return {id: n.id(), left: r.left + p.x - w, right: r.left + p.x + w, top: r.top + p.y - h, bottom: r.top + p.y + h};
+  });
+  const shows = (b) => !b.hidden && getComputedStyle(b).opacity !== '0' && getComputedStyle(b).display !== 'none';
+  const rect = (b) => { const q = b.getBoundingClientRect(); return {left: q.left, right: q.right, top: q.top, bottom: q.bottom}; };
+  return {
+    units,
+    buttons: [...document.querySelectorAll('.subtree-fold')].filter(shows).map(b => ({node: b.dataset.node, ...rect(b)})),
+    labels: [...document.querySelectorAll('.layer-label')].filter(shows).map(b => ({layer: b.dataset.layer, text: b.textContent, name: b.getAttribute('aria-label'), ...rect(b)})),
+    inside: units.every(u => u.left >= r.left && u.right <= r.right && u.top >= r.top && u.bottom <= r.bottom),
+  };
+}"""
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+def _readable(drawn: dict, n_layers: int) -> None:
+    """Units at least 8 px; headings that show do not overlap, name their layer; a fold button
+    that shows covers no unit but its own."""
+    assert min(min(u["right"] - u["left"], u["bottom"] - u["top"]) for u in drawn["units"]) >= 8
+    labels = sorted(drawn["labels"], key=lambda lab: lab["left"])
+    assert labels and all(a["right"] <= b["left"] for a, b in zip(labels, labels[1:])), labels
+    for lab in labels:
+        assert lab["text"] in (f"L{lab['layer']}", f"layer {lab['layer']}") and lab["name"].startswith(f"layer {lab['layer']}:")
+    assert len({lab["layer"] for lab in labels}) <= n_layers
+    for b in drawn["buttons"]:
+        covered = [u["id"] for u in drawn["units"] if u["id"] != b["node"] and _overlap(b, u)]
+        assert not covered, (b, covered)
+
+
+async def test_a_wide_layered_neighbourhood_is_readable(wide: str, page: Page, browser: Browser) -> None:
+    """Many layers, ~150 units: fitted at 1400 px the units are drawn ≥ 8 px, the layer headings
+    do not overlap, and the fold buttons stay quiet until a unit is pointed at, held or its
+    button focused; folding still works from the keyboard and with a finger."""
+    blocked = await _offline(page)
+    await page.set_viewport_size({"width": 1400, "height": 900})
+    centre = "wide/12/3"
+    g = await _drawn(wide, page, centre)
+    layers = {n["layer"] for n in g["nodes"]}
+    behind = _behind(g, centre)
+    assert len(g["nodes"]) >= 100 and len(layers) >= 20 and len(behind) >= 5
+    drawn = await page.evaluate(BOXES)
+    assert drawn["inside"] and len(drawn["units"]) == len(g["nodes"])  # the whole drawing fitted
+    _readable(drawn, len(layers))
+    assert len(drawn["labels"]) == len(layers)  # at 1400 px every column has its heading
+    assert drawn["buttons"] == []  # every "−" quiet, …
+    assert await page.locator(".subtree-fold:not([hidden])").count() == len(behind)  # … but there
+    await shot(page, "graph-08-wide-layered")
+
+    # Pointing at a unit shows its button; folding from the keyboard: Tab reaches a quiet button,
+    # which shows while focused.
+    unit = max(sorted(behind), key=lambda u: len(behind[u]))
+    await _hover(page, unit)
+    _readable(await page.evaluate(BOXES), len(layers))
+    await page.mouse.move(0, 0)
+    button = page.locator(f".subtree-fold[data-node='{unit}']")
+    await expect(button).to_have_class("subtree-fold quiet")
+    await button.focus()
+    assert await button.evaluate("b => getComputedStyle(b).opacity") == "1"
+    await page.keyboard.press("Enter")
+    await expect(button).to_have_text(f"+{len(behind[unit])}")
+    await page.locator("h1").click()  # focus elsewhere: a "+N" still shows
+    drawn = await page.evaluate(BOXES)
+    assert [b["node"] for b in drawn["buttons"]] == [unit]
+    _readable(drawn, len(layers))
+    assert {u["id"] for u in drawn["units"]} == {n["key"] for n in g["nodes"]} - behind[unit]
+    await button.focus()
+    await page.keyboard.press("Enter")
+    await expect(button).to_have_text("−")
+    assert not blocked and not page.js_errors, (blocked, page.js_errors)  # type: ignore[attr-defined]
+
+    # A phone: units still ≥ 8 px (opened on the centre, not the whole width), headings shortened
+    # or left out rather than overlapping; a held unit shows its button, a tap on it folds.
+    ctx = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = await ctx.new_page()
+    errors: list[str] = []
+    phone.on("pageerror", lambda e: errors.append(str(e)))
+    blocked = await _offline(phone)
+    await _drawn(wide, phone, centre)
+    await phone.locator("#neighborhood-graph").scroll_into_view_if_needed()
+    drawn = await phone.evaluate(BOXES)
+    _readable(drawn, len(layers))
+    assert drawn["buttons"] == []
+    near = [b for b in await phone.locator(".subtree-fold:not([hidden])").evaluate_all("bs => bs.map(b => b.dataset.node)")]
+    assert near  # some unit with a subtree is in view
+    await _hold(phone, near[0])
+    _readable(await phone.evaluate(BOXES), len(layers))
+    button = phone.locator(f".subtree-fold[data-node='{near[0]}']")
+    await button.tap()
+    await expect(button).to_have_attribute("aria-pressed", "true")
+    assert set(await phone.evaluate(SHOWN)) == {n["key"] for n in g["nodes"]} - behind[near[0]]
+    label = phone.locator(".layer-label:not([hidden])").first
+    await label.tap()
+    await expect(label).to_have_attribute("aria-pressed", "true")
+    await shot(phone, "graph-09-wide-phone")
     await ctx.close()
     assert not blocked and not errors, (blocked, errors)

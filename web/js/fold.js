@@ -93,8 +93,9 @@ export function setupFolds(container, cy, { layered }) {
   overlay.className = "fold-overlay";
   if (getComputedStyle(container).position === "static") container.style.position = "relative";
   container.append(overlay);
-  // A press on a button is not a tap on the node under it (cytoscape listens on its container).
-  for (const type of ["mousedown", "touchstart", "pointerdown"]) overlay.addEventListener(type, (e) => e.stopPropagation());
+  // A press on a button is not a tap on the node under it (cytoscape listens on its container),
+  // nor is pointing at one a hover on another unit (which would quiet the button: fold.js below).
+  for (const type of ["mousedown", "mousemove", "touchstart", "pointerdown"]) overlay.addEventListener(type, (e) => e.stopPropagation());
   const buttons = [];
   if (layered) buttons.push(...layerAxis(overlay, cy, state, foldLayer));
   buttons.push(...subtreeButtons(overlay, cy, descendants, state, foldSubtree));
@@ -104,7 +105,7 @@ export function setupFolds(container, cy, { layered }) {
   if (layered) {
     for (const box of cy.nodes("[type = 'layer']")) {
       box.data("folded", `layer ${box.data("layer")}\n${box.data("count")} unit${box.data("count") === 1 ? "" : "s"}`);
-      box.data("foldHeight", Math.max(100, box.height() / 2));
+      box.data("foldHeight", Math.max(60, box.height() / 2));
     }
     cy.on("tap", "node[type = 'layer']", (evt) => {
       const layer = evt.target.data("layer");
@@ -153,34 +154,75 @@ function merge(cy, api) {
   }
 }
 
-/** The layered drawing's column headings, each a button folding its layer; above their columns. */
+/**
+ * The layered drawing's column headings, each a button folding its layer, above their columns.
+ * Where columns are close the name shortens ("L12"; the full one is its aria-label), and where
+ * even that would overlap a heading to its left the heading is left out (its box still folds
+ * on a tap): at the fitted zoom a 29-layer drawing has 40 px a column.
+ */
 function layerAxis(overlay, cy, state, foldLayer) {
   const axis = document.createElement("div");
   axis.className = "layer-axis";
   overlay.append(axis);
   const layers = cy.nodes("[type = 'layer']").map((b) => b.data("layer")).sort((a, b) => a - b);
-  return layers.map((layer) => {
+  const heads = layers.map((layer) => {
     const el = document.createElement("button");
     el.type = "button";
     el.className = "layer-label";
     el.dataset.layer = String(layer);
-    el.textContent = `layer ${layer}`;
     el.title = `fold layer ${layer} into one node (again: unfold it)`;
+    el.setAttribute("aria-label", `layer ${layer}: ${el.title}`);
     el.addEventListener("click", () => foldLayer(layer, !state.layers.has(layer)));
     axis.append(el);
-    const box = cy.getElementById(layerId(layer));
-    return () => {
-      // over its column, kept whole inside the drawing (the first column's at a phone's width)
-      const half = el.offsetWidth / 2;
-      el.style.left = `${Math.min(Math.max(box.renderedPosition().x, half), cy.width() - half)}px`;
-      el.setAttribute("aria-pressed", String(state.layers.has(layer)));
-    };
+    return { el, layer, box: cy.getElementById(layerId(layer)) };
   });
+  return [() => {
+    const xs = heads.map((h) => h.box.renderedPosition().x);
+    const pitch = Math.min(Infinity, ...xs.slice(1).map((x, k) => x - xs[k]));
+    const short = pitch < 64;
+    for (const { el, layer } of heads) {
+      el.textContent = short ? `L${layer}` : `layer ${layer}`;
+      el.setAttribute("aria-pressed", String(state.layers.has(layer)));
+      el.hidden = false;
+    }
+    const widths = heads.map(({ el }) => el.offsetWidth); // one layout for all, not one each
+    let right = -Infinity;
+    heads.forEach(({ el }, k) => {
+      // over its column, kept whole inside the drawing (the first column's at a phone's width)
+      const half = widths[k] / 2;
+      const x = Math.min(Math.max(xs[k], half), cy.width() - half);
+      el.hidden = xs[k] < 0 || xs[k] > cy.width() || x - half < right + 2;
+      if (el.hidden) return;
+      el.style.left = `${x}px`;
+      right = x + half;
+    });
+  }];
 }
 
-/** A button on each unit with exclusive descendants: "−" folds them into it, "+N" unfolds them. */
+/**
+ * A button on each unit with exclusive descendants: "−" folds them into it, "+N" unfolds them.
+ * A fitted depth-2 drawing has dozens of these over units drawn 10 px wide, where they would
+ * cover the picture, so a "−" is shown only where it is wanted: its unit drawn at least
+ * SHOW_AT_PX (zoomed in), hovered, or selected (a press and hold on a phone, js/graph.js), or
+ * the button focused (Tab still reaches every one: a quiet button is transparent, not gone, and
+ * takes no pointer). A "+N" always shows: it is the only sign of the hidden units.
+ */
+const SHOW_AT_PX = 24;
+
 function subtreeButtons(overlay, cy, descendants, state, foldSubtree) {
-  return [...descendants].map(([id, behind]) => {
+  let hovered = null;
+  let leave = null;
+  const rest = () => { for (const b of buttons) b(); };
+  cy.on("mouseover", "node", (evt) => { clearTimeout(leave); hovered = evt.target.id(); rest(); });
+  // leaving a unit for its button (which lies over the unit's corner) keeps the button
+  const away = () => {
+    clearTimeout(leave);
+    leave = setTimeout(() => { if (!overlay.querySelector(".subtree-fold:hover")) { hovered = null; rest(); } }, 250);
+  };
+  cy.on("mouseout", "node", away);
+  cy.container().addEventListener("mouseleave", away); // out of the drawing at once: no mouseout
+  cy.on("select unselect", "node", rest);
+  const buttons = [...descendants].map(([id, behind]) => {
     const node = cy.getElementById(id); // kept: a folded layer takes it out of the graph for a while
     const n = behind.length;
     const what = `the ${n} unit${n === 1 ? "" : "s"} reached only through ${node.data("label")}`;
@@ -191,6 +233,7 @@ function subtreeButtons(overlay, cy, descendants, state, foldSubtree) {
     el.dataset.node = id;
     el.dataset.count = String(n);
     el.addEventListener("click", () => foldSubtree(id, !state.subtrees.has(id)));
+    el.addEventListener("mouseleave", away);
     overlay.append(el);
     return () => {
       const folded = state.subtrees.has(id);
@@ -202,9 +245,12 @@ function subtreeButtons(overlay, cy, descendants, state, foldSubtree) {
       const shown = !node.removed() && node.visible();
       const p = shown && node.renderedPosition();
       const x = shown && p.x + node.renderedWidth() / 2;
-      const y = shown && p.y - node.renderedHeight() / 2;
+      const y = shown && p.y; // beside its unit: a column's units lie above and below
       el.hidden = !shown || x < 0 || y < 0 || x > cy.width() || y > cy.height();
-      if (!el.hidden) Object.assign(el.style, { left: `${x}px`, top: `${y}px` });
+      if (el.hidden) return;
+      Object.assign(el.style, { left: `${x}px`, top: `${y}px` });
+      el.classList.toggle("quiet", !(folded || hovered === id || node.selected() || node.renderedWidth() >= SHOW_AT_PX));
     };
   });
+  return buttons;
 }

@@ -95,6 +95,9 @@ function layeredExtensions() {
 }
 
 const LAYER_STYLE = [
+  // A unit's name only where it can be read: a fitted depth-2 drawing shows units, not 5 px
+  // text (cytoscape rounds the zoom up to a power of two here: names show past 100%).
+  { selector: "node", style: { "min-zoomed-font-size": 11 } },
   // A model layer's box: its units stacked in one column, its name on the axis above.
   { selector: "node[type = 'layer']", style: {
     "background-color": "#f1f5f9", "background-opacity": 0.5, "border-width": 2, "border-color": "#94a3b8",
@@ -102,21 +105,21 @@ const LAYER_STYLE = [
   // Folded: one node standing for the layer's units, with their count.
   { selector: "node.cy-expand-collapse-collapsed-node", style: {
     label: "data(folded)", "background-color": "#e2e8f0", "border-style": "solid", "border-color": "#64748b",
-    // as tall as half its column was, and large: a depth-2 drawing is shown at a fraction of its size
-    width: 170, height: "data(foldHeight)", "text-valign": "center", "text-halign": "center", "font-size": 36,
+    // as tall as half its column was, as wide as a column (js/graph.js COLUMN)
+    width: 64, height: "data(foldHeight)", "text-valign": "center", "text-halign": "center", "font-size": 13,
     "text-wrap": "wrap", "text-background-opacity": 0 } },
   // Several edges of one kind between a folded layer and one other node, merged: their count.
   { selector: "edge.cy-expand-collapse-collapsed-edge", style: {
-    label: "data(label)", "font-size": 20, "font-weight": "bold", color: "#0f172a",
+    label: "data(label)", "font-size": 13, "font-weight": "bold", color: "#0f172a",
     "text-background-color": "#fff", "text-background-opacity": 0.85, "text-background-padding": 1 } },
 ];
 
 /**
  * nodes: [{id, label, type: 'neuron'|'head', layer, center?}];
  * edges: [{source, target, kind, weight, undirected?}].
- * layout 'layers': one column per model layer, left to right as composition flows, laid out by
- * ELK's layered algorithm (each layer a box, its partition, so columns keep the model's order
- * while ELK orders each column to cross fewer edges); each layer folds into one node with its
+ * layout 'layers': one column per model layer, left to right as composition flows, each column
+ * in the order ELK's layered algorithm gives it (each layer a box, its partition, so ELK orders
+ * each column to cross fewer edges; inColumns below spaces them); each layer folds into one node with its
  * count, its edges merged, and unfolds again (js/fold.js: the buttons on the axis above, or
  * tapping its box). 'force' uses cytoscape's built-in force-directed cose layout. In both, a
  * unit with units reached only through it has a button that folds them into it.
@@ -158,19 +161,15 @@ export async function drawNeighborhood(container, { nodes, edges }, { onNavigate
     const between = cy.edges().filter((e) => e.source().data("layer") !== e.target().data("layer"));
     const placed = await new Promise((resolve) => {
       // ELK reports a failure by never stopping (cytoscape-elk drops its rejection): after a
-      // time limit, or an error, the units are placed in their layers' columns instead.
+      // time limit, or an error, the units are placed in their layers' columns as they came.
       const timer = setTimeout(() => resolve(false), ELK_TIMEOUT_MS);
       try {
         const l = cy.nodes().union(between).layout({
-          name: "elk", fit: true, padding: 36,
+          name: "elk", fit: false,
           nodeLayoutOptions: (n) => (n.isParent() ? { "elk.partitioning.partition": layers.indexOf(n.data("layer")) } : {}),
           elk: {
             algorithm: "layered", "elk.direction": "RIGHT", "elk.partitioning.activate": true,
-            "elk.hierarchyHandling": "INCLUDE_CHILDREN", "elk.layered.spacing.nodeNodeBetweenLayers": 90,
-            "elk.spacing.nodeNode": 24,
-            // cytoscape draws the edges: ELK's orthogonal routing would only widen the gaps
-            // (a slot per edge; 4,065 wide instead of 2,650 at depth 2, past a phone's min zoom)
-            "elk.edgeRouting": "POLYLINE",
+            "elk.hierarchyHandling": "INCLUDE_CHILDREN", "elk.edgeRouting": "POLYLINE",
           },
         });
         l.one("layoutstop", () => { clearTimeout(timer); resolve(true); });
@@ -181,26 +180,66 @@ export async function drawNeighborhood(container, { nodes, edges }, { onNavigate
         resolve(false);
       }
     });
-    if (!placed) {
-      console.warn("ELK did not place the graph: units drawn in plain columns by layer");
-      const row = new Map();
-      cy.nodes("[type != 'layer']").layout({
-        name: "preset", fit: true, padding: 36,
-        positions: (n) => {
-          const c = column.get(n.id()) ?? 0;
-          row.set(c, (row.get(c) ?? -1) + 1);
-          return { x: c * 260, y: row.get(c) * 48 };
-        },
-      }).run();
-    }
+    if (!placed) console.warn("ELK did not place the graph: units drawn in plain columns by layer");
+    inColumns(cy, column, placed);
+    fitReadable(cy, cy.nodes("[?center]"));
     container.style.visibility = "";
   }
   setupFolds(container, cy, { layered });
-  cy.on("tap", "node[type != 'layer']", (evt) => onNavigate && onNavigate(evt.target.data()));
+  // Press and hold a unit (a phone has no hover): it is selected, which shows its fold button
+  // (js/fold.js), and the tap that ends the press does not open it.
+  let held = null;
+  cy.on("taphold", "node[type != 'layer']", (evt) => {
+    held = evt.target;
+    cy.nodes(":selected").unselect();
+    evt.target.select();
+  });
+  cy.on("tap", "node[type != 'layer']", (evt) => {
+    if (held === evt.target) { held = null; return; }
+    held = null;
+    if (onNavigate) onNavigate(evt.target.data());
+  });
   cy.on("mouseover", "node", () => { container.style.cursor = "pointer"; });
   cy.on("mouseout", "node", () => { container.style.cursor = ""; });
   window.cy = cy;
   return cy;
+}
+
+// ELK's layered algorithm orders each column to cross fewer edges; only that order is kept. Its
+// coordinates give every long edge a slot in each column it passes, and the polyline router
+// widens the gaps for steep edges: a depth-2 neighbourhood of SmolLM2 (29 layers, 497 edges) was
+// 12,952 × 6,025, fitted at zoom 0.08 (units 1.5 px at 1400 px). cytoscape draws the edges
+// itself, so the units go in plain columns, COLUMN apart, ROW apart in ELK's order (as they came
+// when ELK failed), each column centred: 2,300 × 700 for the same graph.
+const COLUMN = 80;
+const ROW = 34;
+
+function inColumns(cy, column, ordered) {
+  const cols = new Map();
+  for (const n of cy.nodes("[type != 'layer']")) {
+    const c = column.get(n.id()) ?? 0;
+    if (!cols.has(c)) cols.set(c, []);
+    cols.get(c).push(n);
+  }
+  const pos = new Map();
+  for (const [c, list] of cols) {
+    if (ordered) list.sort((a, b) => a.position("y") - b.position("y"));
+    list.forEach((n, row) => pos.set(n.id(), { x: c * COLUMN, y: (row - (list.length - 1) / 2) * ROW }));
+  }
+  cy.nodes("[type != 'layer']").layout({ name: "preset", fit: false, positions: (n) => pos.get(n.id()) }).run();
+}
+
+// Fitted, but never so far out that a unit (18 px) is drawn under MIN_UNIT_PX: a wider drawing
+// (a phone, many layers) opens on the centre unit at that zoom and is panned to see the rest.
+const MIN_UNIT_PX = 9;
+
+function fitReadable(cy, centre) {
+  cy.fit(undefined, 30);
+  const least = MIN_UNIT_PX / 18;
+  if (cy.zoom() < least) {
+    cy.zoom(least);
+    cy.center(centre.nonempty() ? centre : undefined);
+  }
 }
 
 // In the layered drawing a straight edge that skips a column, or joins two nodes of one column,
@@ -210,7 +249,8 @@ function bendFor(colA, colB, i) {
   if (colA === undefined || colB === undefined) return { curved: false, bend: 0 };
   if (colA === colB) return { curved: true, bend: side * 40 };
   const cols = Math.abs(colA - colB);
-  return cols > 1 ? { curved: true, bend: side * 30 * cols } : { curved: false, bend: 0 };
+  // capped: an edge across 20 columns would arc far past the drawing (and widen its fit)
+  return cols > 1 ? { curved: true, bend: side * Math.min(20 * cols, 140) } : { curved: false, bend: 0 };
 }
 
 const PATTERN_STYLE = [
