@@ -6,6 +6,12 @@ tokens, each with its masked variants, as the importance stage asks) packed by t
 (``_plain_view``). Prints tokens per CPU second per copy and path, alternating, and the per-op
 breakdown (torch.profiler, self CPU time).
 
+Measured (16 rows x 256 tokens to layer 29, 1 thread, busy box): bfloat16 under the bridge
+1,122 tokens per CPU second, its time in casts (copy_ 21%: the float32 softmax and back),
+softmax 18%, matmuls only 20%; on the plain model with SDPA 1,933 (1.72x): matmuls 35%,
+fused attention 17%, the rest RMSNorm / rotary / SiLU / residual element-wise ops. float32:
+matmuls ~60%, plain eager ~1.04-1.10x.
+
     python bench/profile_packed.py                    # ~4 min
     python bench/profile_packed.py --contexts 24 --layer 29 --max-row 256 --batch-tokens 4096
 """
