@@ -13,11 +13,13 @@ per-token means) whose state can be saved and restored, so an interrupted pass r
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import os
 import time
 import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -155,12 +157,56 @@ def neuron_activation_fn(model: "LoadedModel", layer: int, index: int | None = N
     return fn
 
 
+_PLAIN: "weakref.WeakKeyDictionary[Any, tuple[Any, Any]]" = weakref.WeakKeyDictionary()
+
+
+def _plain_view(model: "LoadedModel") -> tuple[Any, list[Any]] | None:
+    """The Hugging Face model under the bridge rebuilt without the bridge's wrappers, sharing
+    its weights (no copy), and per layer the module whose input is ``hook_post`` (the down
+    projection); None when the bridge's modules do not map onto a plain model. Why: the bridge
+    reimplements attention step by step (float32 softmax, casts) for its pattern hooks, which
+    costs half of a bfloat16 pass; the plain model runs PyTorch's fused attention (SDPA) in
+    low precision and the same eager attention as the bridge in float32 (bit-identical)."""
+    hf = model.bridge.original_model
+    param = next(hf.parameters())
+    key = (param.dtype, param.device)
+    hit = _PLAIN.get(hf)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    strip = "._original_component"
+    cfg = copy.deepcopy(hf.config)
+    cfg._attn_implementation = "eager" if param.dtype == torch.float32 else "sdpa"
+    try:
+        with torch.device("meta"):
+            plain = type(hf)(cfg)
+    except Exception:  # an architecture that cannot be rebuilt from its config: the bridge path
+        _PLAIN[hf] = (key, None)
+        return None
+    src = {n.replace(strip, ""): t for n, t in hf.named_parameters(remove_duplicate=False)}
+    src.update((n.replace(strip, ""), t) for n, t in hf.named_buffers(remove_duplicate=False))
+    mods = dict(plain.named_modules())
+    names = {id(m): n.replace(strip, "") for n, m in hf.named_modules(remove_duplicate=False)
+             if n.replace(strip, "") in mods}
+    view = None
+    try:
+        for n, _t in [*plain.named_parameters(remove_duplicate=False), *plain.named_buffers(remove_duplicate=False)]:
+            owner, _, leaf = n.rpartition(".")
+            slot = mods[owner]._parameters if leaf in mods[owner]._parameters else mods[owner]._buffers
+            slot[leaf] = src[n]
+        view = (plain.eval(), [mods[names[id(b.mlp.out.original_component)]] for b in model.bridge.blocks])
+    except (KeyError, AttributeError):  # a weight or the down projection not found: the bridge path
+        pass
+    _PLAIN[hf] = (key, view)
+    return view
+
+
 def _capture_packed(model: "LoadedModel", ids: np.ndarray, pos: np.ndarray, mask: np.ndarray,
-                    want: int | dict[int, list[int]]) -> Any:
-    """``hook_post`` for packed token trees: the Hugging Face model under the bridge, called with
-    a 4D attention mask and position ids (the bridge's hooks fire inside it), stopped after the
-    deepest layer asked. ``want`` a layer: its [R, n, d_mlp]; {layer: columns}: {layer: [R, n,
-    len(columns)]}, only those neurons copied off the device."""
+                    want: int | dict[int, list[int]], plain: bool = True) -> Any:
+    """``hook_post`` for packed token trees: the Hugging Face model (see :func:`_plain_view`;
+    under the bridge with ``plain`` False or when there is none), called with a 4D attention
+    mask and position ids, stopped after the deepest layer asked. ``want`` a layer: its [R, n,
+    d_mlp]; {layer: columns}: {layer: [R, n, len(columns)]}, only those neurons copied off the
+    device."""
     bridge = model.bridge
     device = getattr(model, "device", "cpu")
     dtype = next(bridge.original_model.parameters()).dtype
@@ -168,30 +214,38 @@ def _capture_packed(model: "LoadedModel", ids: np.ndarray, pos: np.ndarray, mask
     last = max(layers)
     grabbed: dict[int, torch.Tensor] = {}
 
-    def make(layer: int, cols: list[int] | None) -> Callable[..., Any]:
-        idx = None if cols is None else torch.tensor(cols, dtype=torch.long, device=device)
+    def keep(layer: int, t: torch.Tensor, idx: torch.Tensor | None) -> None:
+        grabbed[layer] = (t if idx is None else t.index_select(-1, idx)).detach().to("cpu", torch.float32)
+        if layer == last:
+            raise _Stop
 
-        def hook(t: torch.Tensor, hook: Any = None) -> None:
-            grabbed[layer] = (t if idx is None else t.index_select(-1, idx)).detach().to("cpu", torch.float32)
-            if layer == last:
-                raise _Stop
-
-        return hook
+    def index(cols: list[int] | None) -> torch.Tensor | None:
+        return None if cols is None else torch.tensor(cols, dtype=torch.long, device=device)
 
     add = torch.zeros(mask.shape, dtype=dtype).masked_fill_(torch.from_numpy(~mask), torch.finfo(dtype).min)
-    points = [bridge.blocks[layer].mlp.hook_post for layer in layers]
-    for point, (layer, cols) in zip(points, layers.items()):
-        point.add_hook(make(layer, cols))
+    inputs = dict(input_ids=torch.from_numpy(ids).to(device), position_ids=torch.from_numpy(pos).to(device),
+                  attention_mask=add[:, None].to(device), use_cache=False)
+    view = _plain_view(model) if plain else None
+    if view is not None:
+        net, outs = view
+        handles = [outs[layer].register_forward_pre_hook(
+            lambda _m, args, layer=layer, idx=index(cols): keep(layer, args[0], idx))
+            for layer, cols in layers.items()]
+        run = lambda: net.base_model(**inputs)  # noqa: E731  (no head: the pass stops before it)
+        undo = lambda: [h.remove() for h in handles]  # noqa: E731
+    else:
+        points = [bridge.blocks[layer].mlp.hook_post for layer in layers]
+        for point, (layer, cols) in zip(points, layers.items()):
+            point.add_hook(lambda t, hook=None, layer=layer, idx=index(cols): keep(layer, t, idx))
+        run = lambda: bridge.original_model(**inputs)  # noqa: E731
+        undo = lambda: [point.remove_hooks("fwd") for point in points]  # noqa: E731
     try:
         with torch.inference_mode():
-            bridge.original_model(input_ids=torch.from_numpy(ids).to(device),
-                                  position_ids=torch.from_numpy(pos).to(device),
-                                  attention_mask=add[:, None].to(device), use_cache=False)
+            run()
     except _Stop:
         pass
     finally:
-        for point in points:
-            point.remove_hooks("fwd")
+        undo()
     if last not in grabbed:
         raise RuntimeError(f"{model.name}: blocks.{last}.mlp.hook_post did not fire in the packed forward pass")
     return grabbed[last] if isinstance(want, int) else grabbed

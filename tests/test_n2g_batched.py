@@ -306,3 +306,37 @@ def test_model_wide_needs_a_model_function():
 
     with pytest.raises(ValueError, match="packed_layers"):
         run_model(layer, {(0, 0): _toy_examples(layer, 2)[0]}, pad_token=0)
+
+
+@pytest.mark.parametrize("gated", [True, False])
+def test_packed_pass_on_the_plain_model_equals_the_bridge(gated):
+    """_capture_packed runs the Hugging Face model rebuilt without the bridge's wrappers (its
+    weights shared): in float32 the same activations as under the bridge (bit for bit on the
+    Llama-style model, whose attention is the same eager code), in bfloat16 within its rounding
+    (fused attention there)."""
+    import torch
+
+    from loaders.activations import _capture_packed, _plain_view
+    from loaders.model import tiny_model
+    from loaders.n2g.batched import pack, packed_inputs
+
+    model = tiny_model(seed=5, n_layers=2, d_model=64, d_mlp=128, gated=gated)
+    rows, _ = pack([(5, 6, 7, 8, 9), (5, 6, 220, 8, 9), (5, 220, 7, 8, 9), (11, 12, 13), (11, 220, 13, 14, 15)],
+                   max_row=8)
+    assert len(rows) == 3  # token trees of 8, 8 and 5 slots: padding too
+    inputs = packed_inputs(rows, pad=0)
+    want = {0: [1, 5, 9], 1: list(range(128))}
+    for dtype, tol in (("float32", 0.0 if gated else 1e-6), ("bfloat16", 2e-2)):
+        if dtype != "float32":
+            model.place(dtype=dtype)
+        view = _plain_view(model)
+        assert view is not None and next(view[0].parameters()).dtype == getattr(torch, dtype)
+        old = _capture_packed(model, *inputs, want, plain=False)
+        new = _capture_packed(model, *inputs, want)
+        for layer, cols in want.items():
+            assert new[layer].shape == old[layer].shape == (3, 8, len(cols))
+            assert new[layer].dtype == torch.float32
+            scale = float(old[layer].abs().max())
+            assert scale > 0
+            assert float((new[layer] - old[layer]).abs().max()) <= tol * scale, (dtype, layer)
+        assert torch.equal(_capture_packed(model, *inputs, 1), new[1])  # one layer, every column
