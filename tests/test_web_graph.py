@@ -366,8 +366,12 @@ async def test_a_unit_folds_the_units_reached_only_through_it(dense: str, page: 
     g = await _drawn(dense, page, centre, layout="force")
     assert _behind(g, centre) == behind
     unit = await _fold_subtree_and_back(page, behind, centre, all_units)
-    await page.locator(f".subtree-fold[data-node='{unit}']").press("Enter")
-    assert set(await page.evaluate(SHOWN)) == all_units
+    button = page.locator(f".subtree-fold[data-node='{unit}']")
+    await button.press("Enter")
+    await expect(button).to_have_attribute("aria-pressed", "false")
+    hidden = await page.evaluate("window.cy.nodes(\"[type != 'layer']\").filter(n => !n.visible())"
+                                 ".map(n => [n.id(), n.classes().join(' '), n.style('display'), n.style('visibility')])")
+    assert set(await page.evaluate(SHOWN)) == all_units, (unit, hidden)
     assert not blocked and not page.js_errors, (blocked, page.js_errors)  # type: ignore[attr-defined]
 
     # At a phone's width the buttons take taps too.
