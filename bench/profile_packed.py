@@ -43,19 +43,10 @@ def trees(n: int, seed: int = 0, mask: int = 220) -> list[tuple[int, ...]]:
 
 def chunks(seqs, max_row: int, batch_tokens: int, batch_size: int = 64) -> list[list]:
     """The forward calls ``_run_packed`` makes for these sequences."""
-    from loaders.n2g.batched import pack
+    from loaders.n2g.batched import pack, row_chunks
 
     rows, _ = pack(seqs, max_row=max_row)
-    order = sorted(range(len(rows)), key=lambda k: len(rows[k][0]))
-    out, at = [], 0
-    while at < len(order):
-        c = [order[at]]
-        while (at + len(c) < len(order) and len(c) < batch_size
-               and (len(c) + 1) * len(rows[order[at + len(c)]][0]) <= batch_tokens):
-            c.append(order[at + len(c)])
-        at += len(c)
-        out.append([rows[k] for k in c])
-    return out
+    return [[rows[k] for k in chunk] for chunk in row_chunks(rows, batch_size, batch_tokens)]
 
 
 def run(model, calls, want, plain: bool = True) -> tuple[float, int]:

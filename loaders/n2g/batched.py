@@ -250,6 +250,26 @@ def answer_needs(layer_fn: LayerFn, needs: Mapping[Hashable, tuple[int, Need]], 
     return answers
 
 
+def row_chunks(rows: Sequence[tuple[list[int], list[int], list[int]]], batch_size: int, batch_tokens: int
+               ) -> list[list[int]]:
+    """Packed rows (:func:`pack`) grouped into forward calls, shortest first: at most
+    ``batch_size`` rows and ``batch_tokens`` padded tokens a call (a longer row runs alone).
+
+        >>> row_chunks([([1] * 3, [], []), ([1] * 5, [], []), ([1], [], [])], 8, 10)
+        [[2, 0], [1]]
+    """
+    order = sorted(range(len(rows)), key=lambda k: len(rows[k][0]))
+    out, at = [], 0
+    while at < len(order):
+        chunk = [order[at]]
+        while (at + len(chunk) < len(order) and len(chunk) < batch_size
+               and (len(chunk) + 1) * len(rows[order[at + len(chunk)]][0]) <= batch_tokens):
+            chunk.append(order[at + len(chunk)])
+        at += len(chunk)
+        out.append(chunk)
+    return out
+
+
 def _run_packed(packed: Callable[..., Any], seqs: list[tuple[int, ...]], cols: dict[int, set[Hashable]], got: dict,
                 batch_size: int, batch_tokens: int, stats: LayerStats, layered: bool = False) -> None:
     """Run the sequences that must run as packed token trees (:func:`pack`) and keep each
@@ -271,14 +291,7 @@ def _run_packed(packed: Callable[..., Any], seqs: list[tuple[int, ...]], cols: d
     in_row: dict[int, list[int]] = {}
     for q, (k, _path) in enumerate(where):
         in_row.setdefault(k, []).append(q)
-    order = sorted(range(len(rows)), key=lambda k: len(rows[k][0]))
-    at = 0
-    while at < len(order):
-        chunk = [order[at]]
-        while (at + len(chunk) < len(order) and len(chunk) < batch_size
-               and (len(chunk) + 1) * len(rows[order[at + len(chunk)]][0]) <= batch_tokens):
-            chunk.append(order[at + len(chunk)])
-        at += len(chunk)
+    for chunk in row_chunks(rows, batch_size, batch_tokens):
         t0 = time.perf_counter()
         if layered:
             union: dict[int, set[int]] = {}
