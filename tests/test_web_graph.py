@@ -308,6 +308,15 @@ async def _hold(page: Page, unit: str) -> None:
     assert await page.evaluate(f"window.cy.getElementById('{unit}').selected()")
 
 
+async def _phone(browser: Browser) -> tuple:
+    """A phone-sized touch page, offline: (its context, the page, its page errors, blocked requests)."""
+    ctx = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = await ctx.new_page()
+    errors: list[str] = []
+    phone.on("pageerror", lambda e: errors.append(str(e)))
+    return ctx, phone, errors, await _offline(phone)
+
+
 async def _fold_subtree_and_back(page: Page, behind: dict[str, set[str]], centre: str, all_units: set[str]) -> str:
     """Fold the unit with most units behind it (then unfold it from the keyboard); returns it."""
     drawn = await page.locator(".subtree-fold").evaluate_all("bs => bs.map(b => b.dataset.node)")
@@ -375,11 +384,7 @@ async def test_a_unit_folds_the_units_reached_only_through_it(dense: str, page: 
     assert not blocked and not page.js_errors, (blocked, page.js_errors)  # type: ignore[attr-defined]
 
     # At a phone's width the buttons take taps too.
-    ctx = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    phone = await ctx.new_page()
-    errors: list[str] = []
-    phone.on("pageerror", lambda e: errors.append(str(e)))
-    blocked = await _offline(phone)
+    ctx, phone, errors, blocked = await _phone(browser)
     await _drawn(dense, phone, centre)
     button = phone.locator(f".subtree-fold[data-node='{unit}']")
     await _hold(phone, unit)
@@ -481,11 +486,7 @@ async def test_a_wide_layered_neighbourhood_is_readable(wide: str, page: Page, b
 
     # A phone: units still ≥ 8 px (opened on the centre, not the whole width), headings shortened
     # or left out rather than overlapping; a held unit shows its button, a tap on it folds.
-    ctx = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    phone = await ctx.new_page()
-    errors: list[str] = []
-    phone.on("pageerror", lambda e: errors.append(str(e)))
-    blocked = await _offline(phone)
+    ctx, phone, errors, blocked = await _phone(browser)
     await _drawn(wide, phone, centre)
     await phone.locator("#neighborhood-graph").scroll_into_view_if_needed()
     drawn = await phone.evaluate(BOXES)
