@@ -3,6 +3,7 @@ pattern graphs: exactly on hand-made neurons and the tiny model, and on a few Sm
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -160,7 +161,7 @@ def test_batched_equals_per_neuron_on_the_tiny_model(tiny):
     assert sum(len(r.model.nodes) for r in new.values()) > len(neurons)  # not trivially empty
 
 
-async def test_build_batched_stores_what_the_per_neuron_build_stores(store):
+async def test_build_batched_stores_what_the_per_neuron_build_stores(store, tmp_path):
     layer, _ = _toy_layer(4)
     examples = {(0, i): exs for i, exs in _toy_examples(layer, 4).items()}
     info = ModelInfo("toyb", 1, 4, d_model=4, n_heads=1, d_vocab=64, act_fn="relu")
@@ -190,6 +191,30 @@ async def test_build_batched_stores_what_the_per_neuron_build_stores(store):
     assert await snapshot() == before
     with pytest.raises(ValueError):
         await build_n2g(store, "toyb", pad_token=0, examples=examples, progress=False)
+    # The sweep (all neurons at once, blocks of contexts) stores the same; a crash in the middle
+    # keeps the blocks done, and the next run goes on from them with the neurons it started with.
+    folder = tmp_path / "sweep"
+    model_fn, calls = _as_model_fn(layer), {"n": 0}
+
+    def crashing(rows, want):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise RuntimeError("killed")
+        return model_fn.packed_layers(rows, want)
+
+    broken = lambda seqs: None  # noqa: E731
+    broken.packed_layers = crashing
+    with pytest.raises(RuntimeError, match="killed"):
+        await build_n2g(store, "toyb", model_fn=broken, pad_token=0, examples=examples, decode=decode,
+                        progress=False, force=True, sweep=folder, contexts_per_block=1)
+    kept = sorted(p.name for p in folder.iterdir())
+    assert "plan.json" in kept and any(n.startswith("block-") for n in kept)
+    calls["n"] = -10**6  # works from now on
+    s4 = await build_n2g(store, "toyb", model_fn=broken, pad_token=0, examples=examples, decode=decode,
+                         progress=False, sweep=folder, contexts_per_block=1)
+    assert s4["done"] == 4 and s4["similar"] == s1["similar"]
+    assert await snapshot() == before
+    assert list(folder.iterdir()) == []  # a finished sweep leaves nothing behind
 
 
 @pytest.mark.model
@@ -340,3 +365,88 @@ def test_packed_pass_on_the_plain_model_equals_the_bridge(gated):
             assert scale > 0
             assert float((new[layer] - old[layer]).abs().max()) <= tol * scale, (dtype, layer)
         assert torch.equal(_capture_packed(model, *inputs, 1), new[1])  # one layer, every column
+
+
+# ----------------------------------------------------------------------------------------
+# the sweep: every neuron at once, a block of contexts at a time
+# ----------------------------------------------------------------------------------------
+def test_sweep_equals_per_neuron_on_hand_made_neurons(tmp_path):
+    """Fitting each neuron's examples in parts, block by block of contexts, gives the trie of one
+    fit (same nodes in the same order, same scores), and neurons sharing contexts share passes."""
+    from loaders.n2g.sweep import sweep_all
+
+    layer, calls = _toy_layer()
+    examples = {(0, i): exs for i, exs in _toy_examples(layer, 6).items()}
+    subs = token_substitutes({t: [t + 1, t + 2] for t in range(60)}.get)
+    cfg = N2GConfig(n_substitutes=2)
+    old = {k: run_neuron(lambda s, i=k[1]: layer(s)[:, :, i], exs, pad_token=0, substitutes=subs, config=cfg)
+           for k, exs in examples.items()}
+    for per_block in (1, 3):
+        calls["seqs"] = 0
+        stats = LayerStats()
+        new = sweep_all(_as_model_fn(layer), examples, pad_token=0, substitutes=subs, config=cfg,
+                        contexts_per_block=per_block, stats=stats)
+        assert set(new) == set(examples)
+        for k in examples:
+            assert new[k].model.to_dict() == old[k].model.to_dict(), (per_block, k)
+            assert new[k].scores == old[k].scores and new[k].baseline == old[k].baseline
+            assert new[k].trace.lines == old[k].trace.lines
+        assert stats.neurons == 6 and stats.tokens_run < stats.tokens_asked
+
+
+def test_sweep_resumes_from_its_kept_blocks_and_reports_neurons_with_nothing_to_fit(tmp_path):
+    from loaders.n2g.sweep import run_sweep, sweep_all
+
+    layer, calls = _toy_layer(3)
+    examples = {(0, i): exs for i, exs in _toy_examples(layer, 3).items()}
+    examples[(0, 1)] = [Example([30, 31], [0.0, 0.0])]  # never fires
+    fn = _as_model_fn(layer)
+    whole = sweep_all(fn, examples, pad_token=0, contexts_per_block=2)
+    assert isinstance(whole[(0, 1)], ValueError) and "positive" in str(whole[(0, 1)])
+    calls["seqs"] = 0
+    sweep = run_sweep(fn, examples, pad_token=0, contexts_per_block=2, checkpoint=tmp_path)
+    seen = [next(sweep), next(sweep)]  # the neuron with nothing to fit, then the first block
+    assert list(seen[0][2]) == [(0, 1)] and seen[1][0] == 0 and seen[1][1] >= 2
+    sweep.close()  # interrupted after one block
+    first = calls["seqs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["block-00000.pkl", "plan.json"]
+    calls["seqs"] = 0
+    again = sweep_all(fn, examples, pad_token=0, contexts_per_block=2, checkpoint=tmp_path)
+    resumed = calls["seqs"]
+    calls["seqs"] = 0
+    sweep_all(fn, examples, pad_token=0, contexts_per_block=2)
+    assert 0 < resumed < calls["seqs"] and first > 0  # the kept block did not run again
+    for k in (0, 0), (0, 2):
+        assert again[k].model.to_dict() == whole[k].model.to_dict() and again[k].scores == whole[k].scores
+    # Another plan (other settings) does not read this one's blocks.
+    other = sweep_all(fn, examples, pad_token=0, contexts_per_block=2, checkpoint=tmp_path,
+                      config=N2GConfig(importance_threshold=0.5))
+    assert json.loads((tmp_path / "plan.json").read_text())["digest"] != "" and set(other) == set(examples)
+
+
+def test_sweep_equals_run_model_on_the_tiny_model(tiny):
+    """On a real (tiny) model, across two layers: the sweep's graphs and scores are run_model's,
+    and it runs fewer tokens for the same neurons (their examples share contexts)."""
+    from loaders.activations import model_activation_fn, neuron_activation_fn
+    from loaders.n2g import run_model
+    from loaders.n2g.sweep import sweep_all
+
+    cfg = N2GConfig(n_substitutes=3, pivot_substitutes=6)
+    subs = token_substitutes(embedding_neighbours(tiny.bridge.W_E.detach(), k=6))
+    examples = {}
+    for layer in (0, 1):
+        exs = _top_examples(neuron_activation_fn(tiny, layer), 32, 12, [5, 60, 100, 7], 6)
+        examples.update({(layer, i): e for i, e in exs.items()})
+    fn = model_activation_fn(tiny)
+    small, sweep = LayerStats(), LayerStats()
+    keys = sorted(examples)
+    ref = {}
+    for s in range(0, len(keys), 2):  # groups of two, as build_n2g's groups of neurons in interest order
+        ref.update(run_model(fn, {k: examples[k] for k in keys[s:s + 2]}, pad_token=220, substitutes=subs,
+                             config=cfg, stats=small))
+    got = sweep_all(fn, examples, pad_token=220, substitutes=subs, config=cfg, contexts_per_block=4, stats=sweep)
+    for key in examples:
+        assert graph(got[key]) == graph(ref[key]), key
+        assert got[key].scores == ref[key].scores, key
+    assert sum(len(r.model.nodes) for r in got.values()) > 8
+    assert sweep.tokens_run < small.tokens_run

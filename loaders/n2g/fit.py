@@ -402,6 +402,13 @@ class FitTrace:
     rechecked_rows: int = 0    # of them, run again in float32
     audit: list[tuple[float, int, int]] = field(default_factory=list)  # Masking.audit of each rechecked row
 
+    def add(self, other: "FitTrace") -> None:
+        """Count another part of the same fit (:func:`loaders.n2g.sweep.run_sweep`)."""
+        for name in ("variants_tried", "variants_kept", "lines", "masked_rows", "rechecked_rows"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.pruned_lengths += other.pruned_lengths
+        self.audit += other.audit
+
     def add_masks(self, masks: Sequence["Masking"], threshold: float) -> None:
         for m in masks:
             if m.fast is not None:
@@ -463,25 +470,55 @@ def fit_steps(train: Sequence[Example], *, pad_token: int, base_max: float | Non
               trace: FitTrace | None = None) -> Steps:
     """:func:`fit_n2g` as requests: yields :class:`Need` (activations of sequences) and, with
     ``substitute``, :class:`Ask` (substitute candidates); returns the :class:`N2GModel`."""
+    base_max = float(base_max if base_max is not None else max(max(e.activations) for e in train))
+    lines = yield from line_steps(train, pad_token=pad_token, base_max=base_max, substitute=substitute,
+                                  normalise=normalise, config=config, sentence_end=sentence_end, trace=trace)
+    return trie_of(lines, normalise, config)
+
+
+Line = tuple[tuple[int, ...], list[tuple[Hashable | None, bool]], list[int], float]
+"""A trie line with its place in the fit's order: (key, trie keys, raw token ids, activation)."""
+
+
+def trie_of(lines: Sequence[Line], normalise: Callable[[int], Hashable] | None = None,
+            config: N2GConfig = N2GConfig()) -> N2GModel:
+    """The trie of a fit's lines, inserted in their keys' order (node ids follow insertion), so
+    lines fitted in parts (:func:`loaders.n2g.sweep.run_sweep`) give the same trie as one fit."""
+    model = N2GModel(normalise)
+    for _key, keys, raw, a in sorted(lines, key=lambda line: line[0]):
+        model.add_line(keys, raw, a)
+    return _finish(model, config)
+
+
+def line_steps(train: Sequence[Example], *, pad_token: int, base_max: float, ids: Sequence[int] | None = None,
+               substitute: bool = False, normalise: Callable[[int], Hashable] | None = None,
+               config: N2GConfig = N2GConfig(), sentence_end: Callable[[int], bool] | None = None,
+               trace: FitTrace | None = None) -> Steps:
+    """The fit's trie lines (:data:`Line`), keyed by (phase, example id, pivot rank, variant,
+    line): the examples' own lines first, then their substitution variants', as one fit inserts
+    them. Each example is fitted on its own (the stages only pool requests), so the lines of a
+    neuron's examples fitted in parts, with ``ids`` their places among its training examples,
+    are the lines of one fit."""
     cfg = config
     norm = normalise or (lambda t: t)
-    base_max = float(base_max if base_max is not None else max(max(e.activations) for e in train))
     if base_max <= 0:
         raise ValueError("N2G needs a positive max activation to normalise by")
-    model = N2GModel(normalise)
     trace = trace if trace is not None else FitTrace()
+    out: list[Line] = []
 
-    def insert(lines: list[tuple[list[int], list[bool], float]]) -> None:
-        for raw, flags, a in lines:
-            keys = [(norm(t) if f else WILDCARD, f) for t, f in zip(raw, flags)]
-            model.add_line(keys, raw, a)
+    def insert(lines: list[tuple[list[int], list[bool], float]], key: tuple[int, ...]) -> None:
+        for n, (raw, flags, a) in enumerate(lines):
+            out.append(((*key, n), [(norm(t) if f else WILDCARD, f) for t, f in zip(raw, flags)], raw, a))
             trace.lines += 1
 
+    ids = list(range(len(train))) if ids is None else list(ids)
+    kept_ids = [i for i, ex in zip(ids, train) if ex.pivot is not None and ex.activations[ex.pivot] > 0]
     train = [ex for ex in train if ex.pivot is not None and ex.activations[ex.pivot] > 0]
     # Every token of an example at >= pivot_threshold x its max is pruned and fitted as its
     # own pivot (the reference code's token_activation_threshold; 1.0: only the max). With the
     # max only, firing tokens away from it got no line while the lookup baseline knows every
     # firing train token (held-out firing F1 .59 -> .61 with 0.5, SmolLM2, 28 neurons).
+    place = [(i, rank) for i, ex in zip(kept_ids, train) for rank in range(len(pivots(ex, cfg)))]
     train = [Example(ex.tokens, ex.activations, p) for ex in train for p in pivots(ex, cfg)]
     # Each stage runs for all examples at once: few, large activation calls.
     pruned = yield from prune_steps(train, cfg)
@@ -513,17 +550,17 @@ def fit_steps(train: Sequence[Example], *, pad_token: int, base_max: float | Non
     masks = yield from masking_steps(cut, pad_token, cfg.importance_recheck, cfg.importance_threshold, reads=fires,
                                      order_at=[piv for _, piv in prompts] if substituting else None)
     jobs = []  # (tokens, pivot, scale, base activations, importance, important sets) per example
-    for (tokens, piv), scale, m in zip(prompts, scales, masks):
+    for e, ((tokens, piv), scale, m) in enumerate(zip(prompts, scales, masks)):
         trace.pruned_lengths.append(piv + 1)
         # Labels are the prompt's own (pivot rescaled). Gating them by the training text's
         # activation at the same positions (a token firing only in the cut-down prompt gets no
         # line) cost held-out recall: firing F1 .665 -> .660, 70 neurons, SmolLM2.
         imp = m.imp()
-        insert(_lines(tokens, _scaled(m.base, piv, scale, base_max, cfg), imp, cfg))
+        insert(_lines(tokens, _scaled(m.base, piv, scale, base_max, cfg), imp, cfg), (0, *place[e], 0))
         jobs.append((tokens, piv, scale, m.base, imp, _important_sets(imp, cfg)))
     if not substituting:
         trace.add_masks(masks, cfg.importance_threshold)
-        return _finish(model, cfg)
+        return out
     # Augment: substitute the tokens important for the pivot (most important first); tokens
     # after the pivot cannot change it. One substitute call for all prompts.
     asked = [(e, sorted((j for j in range(piv + 1) if imp[j, piv] > cfg.importance_threshold),
@@ -545,7 +582,7 @@ def fit_steps(train: Sequence[Example], *, pad_token: int, base_max: float | Non
                     variants.append((e, v))
     if not variants:
         trace.add_masks(masks, cfg.importance_threshold)
-        return _finish(model, cfg)
+        return out
     trace.variants_tried += len(variants)
     res = yield Need([v for _, v in variants], "variants")
     kept = [(e, v, a) for (e, v), a in zip(variants, res)
@@ -570,10 +607,11 @@ def fit_steps(train: Sequence[Example], *, pad_token: int, base_max: float | Non
     # Without reimportance_augmented (cheaper) a variant reuses the original's importance (same
     # positions, one token changed).
     vimps = [m.imp() for m in vmasks] if vmasks else [jobs[e][4] for e, _, _ in kept]
-    for (e, v, _), vbase, vimp in zip(kept, vbases, vimps):
-        insert(_lines(v, _scaled(vbase, jobs[e][1], jobs[e][2], base_max, cfg), vimp, cfg, forced=jobs[e][5]))
+    for k, ((e, v, _), vbase, vimp) in enumerate(zip(kept, vbases, vimps)):
+        insert(_lines(v, _scaled(vbase, jobs[e][1], jobs[e][2], base_max, cfg), vimp, cfg, forced=jobs[e][5]),
+               (1, *place[e], k))
     trace.add_masks(list(masks) + list(vmasks), cfg.importance_threshold)
-    return _finish(model, cfg)
+    return out
 
 
 def _important_sets(imp: np.ndarray, cfg: N2GConfig) -> dict[int, set[int]]:
@@ -649,17 +687,23 @@ def run_steps(examples: Sequence[Example], *, pad_token: int, substitute: bool =
         raise ValueError("N2G needs at least one example")
     train_idx, test_idx = split_examples(examples, config.train_fraction, config.seed)
     train = [examples[i] for i in train_idx]
-    test = [examples[i] for i in test_idx]
     # Normalise by the neuron's largest activation over all its top examples (the reference
     # code uses the dataset max; the top example holds it).
     base_max = max(max(e.activations) for e in examples)
     trace = FitTrace()
     model = yield from fit_steps(train, pad_token=pad_token, base_max=base_max, substitute=substitute,
                                  normalise=normalise, sentence_end=sentence_end, config=config, trace=trace)
+    return scored(model, examples, train_idx, test_idx, base_max, trace, config)
+
+
+def scored(model: N2GModel, examples: Sequence[Example], train_idx: list[int], test_idx: list[int],
+           base_max: float, trace: FitTrace, config: N2GConfig) -> NeuronResult:
+    """A fitted trie's :class:`NeuronResult`: held-out scores beside the token lookup's."""
+    train = [examples[i] for i in train_idx]
+    test = [examples[i] for i in test_idx]
     scores = evaluate(model, test, base_max, config.fire_threshold)
     lookup = TokenLookup.fit((e.tokens, np.asarray(e.activations) / base_max) for e in train)
     true = np.concatenate([np.asarray(e.activations) / base_max for e in test]) if test else np.zeros(0)
     pred = np.concatenate([lookup.predict(e.tokens) for e in test]) if test else np.zeros(0)
     baseline = classification_scores(true, pred, config.fire_threshold)
     return NeuronResult(model, scores, baseline, train_idx, test_idx, base_max, trace)
-

@@ -7,12 +7,14 @@ import logging
 import math
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 from neurograph.domain import neuron_key, pattern_key, token_key
 from neurograph.errors import NotFound
 
 from .batched import LayerFn, LayerStats, run_layer, run_model
+from .sweep import clear_sweep, run_sweep, sweep_keys
 from .fit import ActivationFn, Example, N2GConfig, NeuronResult, SubstituteFn, run_neuron
 from .substitutes import sentence_ends
 from .trie import WILDCARD, N2GModel
@@ -196,7 +198,8 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
                     config: N2GConfig = N2GConfig(), top_k: int = 20, force: bool = False,
                     similar_threshold: float | None = 0.5, progress: bool = True,
                     order: Sequence[tuple[int, int]] | None = None, group: int = 64,
-                    stats: LayerStats | None = None, similar_every_s: float | None = None) -> dict[str, Any]:
+                    stats: LayerStats | None = None, similar_every_s: float | None = None,
+                    sweep: str | Path | None = None, contexts_per_block: int = 4) -> dict[str, Any]:
     """Fit, score and store N2G for neurons of a model; resumable.
 
     Give ``layer_fn(layer)`` (the layer's activations [B, T, d_mlp] over token sequences) to fit
@@ -214,6 +217,12 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
     is given (e.g. :func:`text_normaliser`, the reference code's case and space folding). Returns
     a summary {done, skipped, failed, similar}. ``similar_every_s``: also refresh the SIMILAR edges
     that often while going (a long background pass shows them before its end).
+
+    ``sweep`` (a folder, with ``model_fn``): fit all the neurons at once, a block of
+    ``contexts_per_block`` contexts at a time (:func:`loaders.n2g.sweep.run_sweep`: neurons that
+    peak on the same contexts share every forward pass; the same graphs). Each neuron is stored
+    when its last block is done, most of them near the end; the blocks done are kept in the folder,
+    so an interrupted sweep goes on from there with the neurons it started with.
 
         summary = await build_n2g(store, "smollm2-135m", layer_fn=lambda l: layer_fns[l],
                                   pad_token=0, layers=[0, 1], substitutes=subs, decode=decode)
@@ -248,6 +257,21 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
         todo.sort(key=lambda k: (rank.get(k, len(rank)), k))
     summary: dict[str, Any] = {"done": 0, "skipped": len(wanted) - len(todo), "failed": [], "similar": 0}
     stats = stats if stats is not None else LayerStats()
+    if sweep is not None:
+        if model_fn is None:
+            raise ValueError("the sweep needs model_fn (every layer from one forward pass)")
+        # An interrupted sweep goes on with the neurons it started with (some are stored already).
+        started = sweep_keys(sweep) or []
+        keys = started if set(todo) <= set(started) <= wanted else todo
+        summary["skipped"] = len(wanted) - len(set(todo) | set(keys))
+        await _store_sweep(store, model_name, model_fn, keys, examples, sweep, summary, stats, pad_token=pad_token,
+                           substitutes=substitutes, normalise=normalise, sentence_end=sentence_end, config=config,
+                           top_k=top_k, decode=decode, progress=progress, contexts_per_block=contexts_per_block,
+                           similar=similar_threshold if similar_every_s is not None else None,
+                           similar_every_s=similar_every_s)
+        if similar_threshold is not None:
+            summary["similar"] = await update_similar(store, model_name, similar_threshold)
+        return summary
     bar = Counter(f"N2G {model_name}", total=len(todo), enabled=progress)
     last_similar = time.monotonic()
     try:
@@ -298,3 +322,41 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
     if similar_threshold is not None:
         summary["similar"] = await update_similar(store, model_name, similar_threshold)
     return summary
+
+
+async def _store_sweep(store: Any, model_name: str, model_fn: LayerFn, keys: list[tuple[int, int]],
+                       examples: Mapping[tuple[int, int], Sequence[Example]] | None, folder: str | Path,
+                       summary: dict[str, Any], stats: LayerStats, *, top_k: int, decode: Callable[[int], str] | None,
+                       progress: bool, similar: float | None, similar_every_s: float | None, **fit: Any) -> None:
+    """:func:`build_n2g`'s sweep: read the neurons' examples (bounded reads), sweep, store each
+    block's finished neurons as it ends; the kept blocks are removed at the end."""
+    from neurograph.progress import Counter
+
+    exs: dict[tuple[int, int], list[Example]] = {}
+    for s in range(0, len(keys), 1024):
+        chunk = keys[s:s + 1024]
+        got = examples if examples is not None else examples_from_rows(await store.query(
+            "n2g_top_examples_of", keys=[neuron_key(model_name, l, i) for l, i in chunk], top_k=top_k))
+        exs.update({k: [e for e in got[k] if e.tokens][:top_k] for k in chunk if k in got})
+    bar = Counter(f"N2G sweep {model_name} ({len(exs)} neurons), blocks of contexts", enabled=progress)
+    last_similar = time.monotonic()
+    try:
+        for block, blocks, done in run_sweep(model_fn, exs, stats=stats, checkpoint=folder, **fit):
+            bar.total(blocks)
+            ok = []
+            for (layer, index), r in sorted(done.items()):
+                if isinstance(r, Exception):
+                    log.warning("N2G %s/%d/%d skipped: %s", model_name, layer, index, r)
+                    summary["failed"].append((layer, index, str(r)))
+                else:
+                    ok.append((layer, index, r))
+            await write_neurons(store, model_name, ok, decode)
+            summary["done"] += len(ok)
+            if block >= 0:
+                bar(1)
+            if similar is not None and similar_every_s is not None and time.monotonic() - last_similar >= similar_every_s:
+                await update_similar(store, model_name, similar)
+                last_similar = time.monotonic()
+    finally:
+        bar.close()
+    clear_sweep(folder)

@@ -1,0 +1,190 @@
+"""N2G for every neuron at once, a block of contexts at a time (:func:`run_sweep`).
+
+Neurons of every layer peak on the same contexts: over the demo's corpus (256 contexts of 64
+tokens) the 46,080 neurons of SmolLM2 have 9.3 (context, pivot) pairs each in their training
+examples, 16,359 distinct, so each is fitted by 26 neurons on average; a group of 64 neurons
+in interest order (what :func:`loaders.n2g.batched.run_model` gets from ``build_n2g``) shares
+3% of its pairs, and even 4,096 neurons sorted by their pairs share a third of what the whole
+model does. So the sweep turns the work around: each example is fitted on its own (the stages
+only pool requests), so it fits, block after block of contexts, every neuron's training
+examples in those contexts in one lockstep, where one forward pass serves every neuron asking
+for the same pruned prompt, masked row or substitution variant, and keeps each example's trie
+lines. A neuron's trie is built from its lines once its last block is done, inserted in the
+order of one fit: the same trie as :func:`loaders.n2g.run_neuron` (tests).
+
+Resumable: with ``checkpoint`` (a folder), each block's lines are kept there as it ends and
+a later run with the same plan starts after the last block kept.
+
+    for block, blocks, done in run_sweep(model_fn, examples, pad_token=mask, substitutes=subs):
+        store(done)  # {(layer, index): NeuronResult | ValueError} of the neurons finished here
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Collection, Hashable, Iterator, Mapping, Sequence
+
+from .batched import LayerFn, LayerStats, run_fits
+from .fit import Example, FitTrace, Line, N2GConfig, NeuronResult, SubstituteFn, line_steps, scored, split_examples, trie_of
+
+Key = tuple[int, int]
+
+
+@dataclass
+class Plan:
+    """Which training examples of which neurons each block fits. ``parts[b][key]``: the key's
+    (place among its training examples, example) in block b; ``last[key]``: its last block."""
+
+    keys: list[Key]
+    splits: dict[Key, tuple[list[int], list[int]]]
+    base_max: dict[Key, float]
+    parts: list[dict[Key, list[tuple[int, Example]]]]
+    last: dict[Key, int] = field(default_factory=dict)
+    digest: str = ""
+
+
+def plan_sweep(examples: Mapping[Key, Sequence[Example]], config: N2GConfig, contexts_per_block: int = 8,
+               contexts: Collection[tuple[int, ...]] | None = None) -> Plan:
+    """Blocks of ``contexts_per_block`` distinct contexts (token sequences), in order of first
+    use, and what each block fits. A neuron whose examples never fire is fitted nowhere (it is
+    told so at the end, as :func:`loaders.n2g.run_neuron` would). ``contexts``: fit only the
+    examples in these (a benchmark's sample; the tries are then partial).
+
+        >>> ex = lambda t, a: Example(t, a)
+        >>> plan = plan_sweep({(0, 1): [ex([1, 2], [0, 1]), ex([3, 4], [1, 0])],
+        ...                    (0, 2): [ex([3, 4], [0, 2]), ex([1, 2], [2, 0])]}, N2GConfig(train_fraction=1.0), 1)
+        >>> [sorted((k, [i for i, _ in v]) for k, v in part.items()) for part in plan.parts]
+        [[((0, 1), [0]), ((0, 2), [1])], [((0, 1), [1]), ((0, 2), [0])]]
+    """
+    block_of: dict[tuple[int, ...], int] = {}
+    parts: list[dict[Key, list[tuple[int, Example]]]] = []
+    plan = Plan(sorted(examples), {}, {}, parts)
+    h = hashlib.sha256(repr((config, contexts_per_block, sorted(contexts or ()))).encode())
+    for key in plan.keys:
+        exs = examples[key]
+        if not exs:
+            continue
+        plan.splits[key] = split_examples(exs, config.train_fraction, config.seed)
+        plan.base_max[key] = max(max(e.activations) for e in exs)
+        h.update(repr((key, [(e.tokens, e.activations) for e in exs])).encode())
+        if plan.base_max[key] <= 0:
+            continue
+        for place, i in enumerate(plan.splits[key][0]):
+            ctx = tuple(exs[i].tokens)
+            if contexts is not None and ctx not in contexts:
+                continue
+            if ctx not in block_of:
+                block_of[ctx] = len(block_of) // max(1, contexts_per_block)
+            b = block_of[ctx]
+            while len(parts) <= b:
+                parts.append({})
+            parts[b].setdefault(key, []).append((place, exs[i]))
+            plan.last[key] = max(b, plan.last.get(key, b))
+    plan.digest = h.hexdigest()[:16]
+    return plan
+
+
+def run_sweep(model_fn: LayerFn, examples: Mapping[Key, Sequence[Example]], *, pad_token: int,
+              substitutes: SubstituteFn | None = None, normalise: Callable[[int], Hashable] | None = None,
+              sentence_end: Callable[[int], bool] | None = None, config: N2GConfig = N2GConfig(),
+              contexts_per_block: int = 8, batch_tokens: int = 4096, stats: LayerStats | None = None,
+              checkpoint: Path | str | None = None, contexts: Collection[tuple[int, ...]] | None = None) -> Iterator[tuple[int, int, dict[Key, NeuronResult | ValueError]]]:
+    """Fit every neuron of ``examples`` ((layer, index) -> its top examples) block by block of
+    contexts; yields (block, blocks, {key: result}) after each block with the neurons it
+    finished (a :class:`NeuronResult`, or the ValueError of a neuron with nothing to fit), as
+    :func:`loaders.n2g.batched.run_model` gives them. ``model_fn`` as ``run_model``'s."""
+    if getattr(model_fn, "packed_layers", None) is None:
+        raise ValueError("run_sweep needs a model function with packed_layers(rows, want)")
+    stats = stats if stats is not None else LayerStats()
+    plan = plan_sweep(examples, config, contexts_per_block, contexts)
+    folder = Path(checkpoint) if checkpoint is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        mark = folder / "plan.json"
+        if not mark.is_file() or json.loads(mark.read_text()).get("digest") != plan.digest:
+            for old in folder.glob("block-*.pkl"):  # another plan's blocks
+                old.unlink()
+            mark.write_text(json.dumps({"digest": plan.digest, "blocks": len(plan.parts), "keys": plan.keys}))
+    lines: dict[Key, list[Line]] = {}
+    traces: dict[Key, FitTrace] = {}
+    failed: dict[Key, ValueError] = {}
+    # Never fitted: no examples, or none that fires.
+    for key in plan.keys:
+        if key not in plan.splits:
+            failed[key] = ValueError("N2G needs at least one example")
+        elif plan.base_max[key] <= 0:
+            failed[key] = ValueError("N2G needs a positive max activation to normalise by")
+    stats.neurons += len(plan.keys)
+    if failed or not plan.parts:
+        yield -1, len(plan.parts), dict(failed)
+    for b, part in enumerate(plan.parts):
+        kept = folder / f"block-{b:05d}.pkl" if folder is not None else None
+        if kept is not None and kept.is_file():
+            got = pickle.loads(kept.read_bytes())
+        else:
+            fits = {}
+            for key, items in part.items():
+                trace = FitTrace()
+                fits[key] = (key, line_steps([e for _, e in items], ids=[p for p, _ in items], pad_token=pad_token,
+                                             base_max=plan.base_max[key], substitute=substitutes is not None,
+                                             normalise=normalise, config=config, sentence_end=sentence_end,
+                                             trace=trace), trace)
+            out = run_fits(model_fn, {k: (c, g) for k, (c, g, _t) in fits.items()}, substitutes=substitutes,
+                           batch_size=config.batch_size, batch_tokens=batch_tokens, stats=stats)
+            got = {k: (out[k], fits[k][2]) for k in fits}
+            if kept is not None:
+                tmp = kept.with_suffix(".tmp")
+                tmp.write_bytes(pickle.dumps(got))
+                tmp.replace(kept)  # a block is kept whole or not at all
+        for key, (res, trace) in got.items():
+            if isinstance(res, Exception):
+                failed[key] = res
+                continue
+            lines.setdefault(key, []).extend(res)
+            traces.setdefault(key, FitTrace()).add(trace)
+        done: dict[Key, NeuronResult | ValueError] = {}
+        for key in part:
+            if plan.last[key] != b:
+                continue
+            if key in failed:
+                done[key] = failed.pop(key)
+                stats.failed[key] = str(done[key])
+                continue
+            train_idx, test_idx = plan.splits[key]
+            model = trie_of(lines.pop(key, []), normalise, config)
+            done[key] = scored(model, examples[key], train_idx, test_idx, plan.base_max[key],
+                               traces.pop(key, FitTrace()), config)
+        yield b, len(plan.parts), done
+    # Outside a sample of contexts (``contexts``): nothing fitted, an empty trie scored as such.
+    rest = [k for k in plan.keys if k in plan.splits and plan.base_max[k] > 0 and k not in plan.last]
+    if rest:
+        yield len(plan.parts), len(plan.parts), {
+            k: scored(trie_of([], normalise, config), examples[k], *plan.splits[k], plan.base_max[k], FitTrace(), config)
+            for k in rest}
+
+
+def sweep_keys(checkpoint: Path | str) -> list[Key] | None:
+    """The neurons of the sweep kept in ``checkpoint``, if one was started there."""
+    mark = Path(checkpoint) / "plan.json"
+    if not mark.is_file():
+        return None
+    return [(int(l), int(i)) for l, i in json.loads(mark.read_text()).get("keys", [])]
+
+
+def clear_sweep(checkpoint: Path | str) -> None:
+    """Remove a finished sweep's kept blocks and plan."""
+    folder = Path(checkpoint)
+    for f in [*folder.glob("block-*.pkl"), *folder.glob("block-*.tmp"), folder / "plan.json"]:
+        f.unlink(missing_ok=True)
+
+
+def sweep_all(model_fn: LayerFn, examples: Mapping[Key, Sequence[Example]], **kw: Any) -> dict[Key, NeuronResult | ValueError]:
+    """:func:`run_sweep` to its end: every neuron's result (the shape of ``run_model``'s)."""
+    out: dict[Key, NeuronResult | ValueError] = {}
+    for _b, _n, done in run_sweep(model_fn, examples, **kw):
+        out.update(done)
+    return out
