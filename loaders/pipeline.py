@@ -135,24 +135,20 @@ async def n2g_order(store: Store, model: str, n_layers: int, layers: Sequence[in
     return [(l, i) for _, l, i in sorted(ranked)]
 
 
-async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, layers: Sequence[int] | None = None,
-                  top_k: int = 20, group: int = 64, force: bool = False, progress: bool = True,
-                  similar_every_s: float | None = None, fast: Any = None) -> dict[str, Any]:
-    """The N2G step: pattern graphs for the ``n2g_neurons`` most interesting neurons of each
-    layer (None: every neuron, the most interesting of every layer first), fitted ``group``
-    neurons at a time, of any layers, with shared forward passes, on the model's device and dtype.
-    Resumable: neurons already done are skipped, and each group is stored when fitted. ``fast``:
-    a second copy of the model (e.g. bfloat16) for the :data:`FAST_STAGES` and the substitutes."""
-    from loaders.n2g import (N2GConfig, build_n2g, combined_substitutes, embedding_neighbours, lm_substitutes,
-                             token_substitutes)
+def n2g_config(fast: bool) -> Any:
+    """The N2G step's settings (``fast``: with a fast copy of the model, masking rechecked)."""
+    from loaders.n2g import N2GConfig
+
+    return N2GConfig(n_substitutes=10, pivot_substitutes=40, importance_recheck=IMPORTANCE_RECHECK if fast else None)
+
+
+def n2g_substitutes(loaded: Any, fast: Any = None) -> tuple[Any, int]:
+    """The N2G step's substitutes (a :data:`loaders.n2g.SubstituteFn`, on ``fast`` where given)
+    and its masking token."""
+    from loaders.n2g import combined_substitutes, embedding_neighbours, lm_substitutes, token_substitutes
     from loaders.weights import model_weights
 
-    name = loaded.name
     dev = getattr(loaded, "device", "cpu")
-    if n2g_neurons is None:
-        neurons = await n2g_order(store, name, loaded.info.n_layers, layers)
-    else:
-        neurons = await interesting_neurons(store, name, loaded.info.n_layers, n2g_neurons, layers)
     specials = {i for i in (loaded.bos_token_id, loaded.pad_token_id) if i is not None}
     specials |= set(getattr(loaded.tokenizer, "all_special_ids", None) or ())
     W_E = model_weights(loaded).W_E
@@ -191,30 +187,54 @@ async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, lay
     # marks too many tokens important (measured: held-out F1 .27 vs .32 with the space).
     space = loaded.to_tokens(" ")
     mask = space[0] if len(space) == 1 else loaded.pad_token_id
+    return subs, mask
+
+
+async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, layers: Sequence[int] | None = None,
+                  top_k: int = 20, group: int = 64, force: bool = False, progress: bool = True,
+                  similar_every_s: float | None = None, fast: Any = None, sweep: Path | None = None,
+                  contexts_per_block: int = 4) -> dict[str, Any]:
+    """The N2G step: pattern graphs for the ``n2g_neurons`` most interesting neurons of each
+    layer (None: every neuron, the most interesting of every layer first), fitted ``group``
+    neurons at a time, of any layers, with shared forward passes, on the model's device and dtype.
+    Resumable: neurons already done are skipped, and each group is stored when fitted. ``fast``:
+    a second copy of the model (e.g. bfloat16) for the :data:`FAST_STAGES` and the substitutes.
+    ``sweep`` (a folder for its kept blocks): all the neurons at once, a block of contexts at a time
+    (:func:`loaders.n2g.sweep.run_sweep`; the same graphs, ~3x less CPU on the demo's corpus)."""
+    from loaders.n2g import build_n2g
+
+    name = loaded.name
+    if n2g_neurons is None:
+        neurons = await n2g_order(store, name, loaded.info.n_layers, layers)
+    else:
+        neurons = await interesting_neurons(store, name, loaded.info.n_layers, n2g_neurons, layers)
+    subs, mask = n2g_substitutes(loaded, fast)
     # Batched: ``group`` neurons of any layers share every forward pass, read at each of their
     # layers (the same graphs as one neuron at a time; bench/bench_n2g.py measures both);
     # neurons of different layers fire on the same contexts, so most of their variants are the
     # same sequences. build_n2g reads the examples of the neurons it fits, a group at a time.
     wide = model_fn(loaded, fast)
+    if sweep is not None and wide is None:
+        raise ValueError(f"{name}: the N2G sweep needs the model-wide path (a Hugging Face model under the bridge)")
     fns = {"model_fn": wide} if wide is not None else {"layer_fn": layer_fns(loaded, fast=fast)}
     return await build_n2g(
         store, name, **fns, pad_token=mask, neurons=neurons, order=neurons,
         group=group, substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], force=force,
-        config=N2GConfig(n_substitutes=10, pivot_substitutes=40,
-                         importance_recheck=IMPORTANCE_RECHECK if fast is not None else None),
-        top_k=top_k, progress=progress,
-        similar_every_s=similar_every_s)
+        config=n2g_config(fast is not None), top_k=top_k, progress=progress,
+        similar_every_s=similar_every_s, sweep=sweep,
+        contexts_per_block=contexts_per_block)
 
 
 async def n2g(settings: Settings, *, model: str = "smollm2-135m", n2g_neurons: int | None = None,
               layers: Sequence[int] | None = None, device: Any = "cpu", dtype: Any = None, group: int = 64,
               top_k: int = 20, force: bool = False, progress: bool = True,
               similar_every_s: float | None = 1800.0, store: Store | None = None,
-              fast_dtype: Any = None) -> dict[str, Any]:
+              fast_dtype: Any = None, sweep: bool = False, contexts_per_block: int = 4) -> dict[str, Any]:
     """``neurograph n2g``: only the N2G step, for a model whose harvest is stored (by default every
     neuron; resumable; ``layers`` restricts it to a shard). The demo runs it in the background.
     ``fast_dtype`` (e.g. ``bfloat16``, ``auto``): a second copy of the model in that precision runs
-    the :data:`FAST_STAGES` and the substitutes; none when it resolves to ``dtype``."""
+    the :data:`FAST_STAGES` and the substitutes; none when it resolves to ``dtype``. ``sweep``: all the
+    neurons at once, block by block of contexts, its blocks kept under the data dir (``n2g-sweep/``)."""
     from loaders.device import check_pair, resolve_device, resolve_dtype
     from loaders.model import load_model
 
@@ -231,8 +251,13 @@ async def n2g(settings: Settings, *, model: str = "smollm2-135m", n2g_neurons: i
         if fdt is not None and fdt != (dt or torch.float32):
             check_pair(dev, fdt)
             fast = load_model(model, device=dev, dtype=fdt)
+        folder = None
+        if sweep:
+            part = "all" if layers is None else "layers-" + "-".join(str(l) for l in sorted(layers))
+            folder = Path(settings.data_dir) / "n2g-sweep" / f"{model}-{part}"
         summary = await run_n2g(store, loaded, n2g_neurons=n2g_neurons, layers=layers, top_k=top_k, group=group,
-                                force=force, progress=progress, similar_every_s=similar_every_s, fast=fast)
+                                force=force, progress=progress, similar_every_s=similar_every_s, fast=fast,
+                                sweep=folder, contexts_per_block=contexts_per_block)
         summary["fast_dtype"] = None if fast is None else str(fdt).removeprefix("torch.")
         summary["seconds"] = round(time.perf_counter() - t, 2)
         summary["peak_rss_mb"] = peak_rss_mb()

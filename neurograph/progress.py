@@ -58,6 +58,10 @@ class Counter:
     def __call__(self, n: int = 1) -> None:
         self.bar.advance(self.task, n)
 
+    def total(self, n: int) -> None:
+        """Set the total once it is known."""
+        self.bar.update(self.task, total=n)
+
     def note(self, text: str) -> None:
         """A short text after the description (e.g. a rate: "1200 tok/s")."""
         self.bar.update(self.task, description=f"{self.description} ({text})")

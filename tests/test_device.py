@@ -116,16 +116,20 @@ def test_demo_starts_n2g_in_a_separate_process(monkeypatch, tmp_path):
     procs = cli._start_n2g_background(Settings.from_env(), "smollm2-135m", 2)
     assert [p.pid for p in procs] == [4243, 4244]
     assert all(cmd[:3] == [sys.executable, "-m", "neurograph.background"] for cmd in started)
-    circuits, n2g = json.loads(started[0][3])  # the first: circuits, then its shard of N2G
-    (other,) = json.loads(started[1][3])  # the second: its shard of N2G at once
+    # the first: circuits, then its shard's most interesting neurons, then a sweep over the rest
+    circuits, first, n2g = json.loads(started[0][3])
+    other_first, other = json.loads(started[1][3])  # the second: the same for its shard at once
     assert circuits[3] == "circuits" and n2g[:4] == [sys.executable, "-m", "neurograph", "n2g"]
     assert "--neurons" in n2g and "all" in n2g and "auto" in n2g  # --device auto
-    parsed = cli.build_parser().parse_args(n2g[3:])  # the flags are the real parser's
-    assert parsed.threads == 1 and parsed.fast_dtype == "auto" and parsed.neurons == "all"
-    assert parsed.shard == (0, 2) and cli.build_parser().parse_args(other[3:]).shard == (1, 2)
+    parser = cli.build_parser()
+    parsed = parser.parse_args(n2g[3:])  # the flags are the real parser's
+    assert parsed.threads == 1 and parsed.fast_dtype == "auto" and parsed.neurons == "all" and parsed.sweep
+    assert parser.parse_args(first[3:]).neurons == str(cli.DEMO_FIRST) and not parser.parse_args(first[3:]).sweep
+    assert parsed.shard == (0, 2) and parser.parse_args(other[3:]).shard == (1, 2)
+    assert parser.parse_args(other_first[3:]).shard == (1, 2)
     started.clear()
     (one,) = cli._start_n2g_background(Settings.from_env(), "smollm2-135m", 1)
-    assert "--shard" not in json.loads(started[0][3])[1]  # one job: every layer
+    assert not any("--shard" in c for c in json.loads(started[0][3])[1:])  # one job: every layer
     assert (tmp_path / "n2g-background.log").exists()
     assert cli.build_parser().parse_args(["demo"]).n2g is True
     assert cli.build_parser().parse_args(["serve"]).n2g is False
@@ -143,6 +147,38 @@ async def test_n2g_with_a_bfloat16_copy_for_the_fast_stages(store, settings):
     assert summary["done"] + len(summary["failed"]) == 4 and summary["done"] >= 1
     assert next(fast.bridge.parameters()).dtype == torch.bfloat16
     assert build_parser_args(["n2g", "--fast-dtype", "auto"]).fast_dtype == "auto"
+
+
+async def test_n2g_sweep_stores_the_graphs_of_the_grouped_pass(store, settings, tmp_path):
+    """The pipeline's sweep (every neuron at once, block by block of contexts) stores what the
+    grouped pass stores, on a real (tiny) model, and leaves no kept blocks behind."""
+    from loaders.pipeline import run_n2g
+
+    m = tiny_model(seed=2, n_layers=2, d_model=64, d_mlp=32, n_heads=4)
+    await build(settings, store=store, loaded=m, n_tokens=512, ctx_len=16, top_k=4, edge_k=2, batch_size=8,
+                progress=False, analyses=["activations"])
+
+    async def graphs():  # stored activations rounded: batch shapes change float32's last bits
+        import json
+
+        rows = await store.run("MATCH (n:Neuron {model: $m}) WHERE n.n2g_graph IS NOT NULL "
+                               "RETURN n.layer AS l, n.index AS i, n.n2g_graph AS g, n.n2g_firing_f1 AS f "
+                               "ORDER BY l, i", {"m": m.name})
+        for r in rows:
+            r["g"] = json.loads(r["g"])
+            for node in r["g"]["graph"]["nodes"]:
+                node["activation"] = None if node["activation"] is None else round(node["activation"], 4)
+        return rows
+
+    grouped = await run_n2g(store, m, n2g_neurons=None, top_k=4, progress=False, similar_every_s=None, group=8)
+    before = await graphs()
+    folder = tmp_path / "sweep"
+    swept = await run_n2g(store, m, n2g_neurons=None, top_k=4, progress=False, similar_every_s=None, force=True,
+                          sweep=folder, contexts_per_block=3)
+    assert swept["done"] == grouped["done"] == len(before) > 10
+    assert await graphs() == before
+    assert not any(folder.iterdir())
+    assert build_parser_args(["n2g", "--sweep"]).sweep is True
 
 
 def build_parser_args(argv):
