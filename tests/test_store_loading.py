@@ -50,6 +50,8 @@ def test_a_server_loading_its_data_is_waited_for_past_the_timeout_while_it_progr
         assert took > 2.5, f"loaded in {took:.2f} s: the test did not outlast the timeout"
         assert server.client().dbsize() == KEYS
         assert server.loading() is None  # done
+        # the other sign of progress: the server's CPU time (a long write replayed answers nothing)
+        assert server.cpu_seconds() is not None and server.cpu_seconds() > 0
     finally:
         server.stop()
 

@@ -268,12 +268,25 @@ class EmbeddedFalkorDB:
             return None
         return int(info.get("loading_loaded_bytes", 0)), int(info.get("loading_total_bytes", 0))
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the server process has used (Linux /proc), or None where unknown."""
+        pid = self.pid()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError, TypeError):
+            return None
+
     def _wait(self, timeout: float, started: float, *, report_every: float = 30.0) -> ServerStatus:
         """Until the server answers. ``timeout`` bounds the wait without progress: a big graph
         replaying its data on a busy machine may take longer (the demo's took 8 min on two loaded
-        cores), and stopping the wait then would throw that work away; it is logged instead."""
+        cores), and stopping the wait then would throw that work away; it is logged instead.
+        Progress is bytes loaded, or the server's CPU time: replaying one large write from the
+        append-only file answers nothing for minutes (a demo graph after a night of background N2G
+        writes), while a frozen server uses none."""
         check_every = min(5.0, timeout / 4)  # a probe that fails once must not end the wait
         deadline, last, next_check, next_report = started + timeout, -1, started + check_every, started + report_every
+        cpu = self.cpu_seconds()
         while time.monotonic() < deadline:
             if self.is_running():
                 self._after_start()
@@ -291,6 +304,13 @@ class EmbeddedFalkorDB:
                         next_report = now + report_every
                         log.warning("%s is loading its data: %.0f of %.0f MB after %.0f s", self.name,
                                     progress[0] / 2**20, progress[1] / 2**20, now - started)
+                busy = self.cpu_seconds()
+                if busy is not None and cpu is not None and busy > cpu + 0.5 * check_every:  # working hard
+                    cpu, deadline = busy, max(deadline, now + timeout)
+                    if now >= next_report:
+                        next_report = now + report_every
+                        log.warning("%s is replaying its data (%.0f CPU s) after %.0f s", self.name, busy,
+                                    now - started)
         tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
         raise StoreUnavailable(f"{self.name} did not answer (nor progressed loading) within {timeout:.0f}s; "
                                f"log:\n{tail}")
