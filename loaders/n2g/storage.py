@@ -339,7 +339,7 @@ async def _store_sweep(store: Any, model_name: str, model_fn: LayerFn, keys: lis
             "n2g_top_examples_of", keys=[neuron_key(model_name, l, i) for l, i in chunk], top_k=top_k))
         exs.update({k: [e for e in got[k] if e.tokens][:top_k] for k in chunk if k in got})
     bar = Counter(f"N2G sweep {model_name} ({len(exs)} neurons), blocks of contexts", enabled=progress)
-    last_similar = time.monotonic()
+    last_similar = t0 = time.monotonic()
     try:
         for block, blocks, done in run_sweep(model_fn, exs, stats=stats, checkpoint=folder, **fit):
             bar.total(blocks)
@@ -354,6 +354,9 @@ async def _store_sweep(store: Any, model_name: str, model_fn: LayerFn, keys: lis
             summary["done"] += len(ok)
             if block >= 0:
                 bar(1)
+                if not progress:  # the background's log: a line per block instead of the bar
+                    log.warning("N2G sweep %s: block %d of %d done after %.0f s, %d neurons stored so far",
+                                model_name, block + 1, blocks, time.monotonic() - t0, summary["done"])
             if similar is not None and similar_every_s is not None and time.monotonic() - last_similar >= similar_every_s:
                 await update_similar(store, model_name, similar)
                 last_similar = time.monotonic()
