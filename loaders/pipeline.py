@@ -225,6 +225,12 @@ async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, lay
         contexts_per_block=contexts_per_block)
 
 
+def sweep_folder(settings: Settings, model: str, layers: Sequence[int] | None) -> Path:
+    """Where a sweep over these layers keeps its blocks (one folder per shard)."""
+    part = "all" if layers is None else "layers-" + "-".join(str(l) for l in sorted(layers))
+    return Path(settings.data_dir) / "n2g-sweep" / f"{model}-{part}"
+
+
 async def n2g(settings: Settings, *, model: str = "smollm2-135m", n2g_neurons: int | None = None,
               layers: Sequence[int] | None = None, device: Any = "cpu", dtype: Any = None, group: int = 64,
               top_k: int = 20, force: bool = False, progress: bool = True,
@@ -251,10 +257,7 @@ async def n2g(settings: Settings, *, model: str = "smollm2-135m", n2g_neurons: i
         if fdt is not None and fdt != (dt or torch.float32):
             check_pair(dev, fdt)
             fast = load_model(model, device=dev, dtype=fdt)
-        folder = None
-        if sweep:
-            part = "all" if layers is None else "layers-" + "-".join(str(l) for l in sorted(layers))
-            folder = Path(settings.data_dir) / "n2g-sweep" / f"{model}-{part}"
+        folder = sweep_folder(settings, model, layers) if sweep else None
         summary = await run_n2g(store, loaded, n2g_neurons=n2g_neurons, layers=layers, top_k=top_k, group=group,
                                 force=force, progress=progress, similar_every_s=similar_every_s, fast=fast,
                                 sweep=folder, contexts_per_block=contexts_per_block)
@@ -361,8 +364,10 @@ async def build(settings: Settings, *, model: str = "smollm2-135m", dataset: str
             _step_done(summary, "connectivity", t)
         if "n2g" in chosen and (n2g_neurons is None or n2g_neurons > 0):
             t = time.perf_counter()
+            # Every neuron: the sweep (neurons sharing contexts share the passes; resumable from its blocks).
             summary["n2g"] = await run_n2g(store, loaded, n2g_neurons=n2g_neurons, layers=layers, top_k=top_k,
-                                           group=n2g_group, progress=progress)
+                                           group=n2g_group, progress=progress,
+                                           sweep=sweep_folder(settings, loaded.name, layers) if n2g_neurons is None else None)
             _step_done(summary, "n2g", t)
         if "topology" in chosen:
             from neurograph.topology import compute_topology

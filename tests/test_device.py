@@ -149,10 +149,10 @@ async def test_n2g_with_a_bfloat16_copy_for_the_fast_stages(store, settings):
     assert build_parser_args(["n2g", "--fast-dtype", "auto"]).fast_dtype == "auto"
 
 
-async def test_n2g_sweep_stores_the_graphs_of_the_grouped_pass(store, settings, tmp_path):
+async def test_n2g_sweep_stores_the_graphs_of_the_grouped_pass(store, settings):
     """The pipeline's sweep (every neuron at once, block by block of contexts) stores what the
     grouped pass stores, on a real (tiny) model, and leaves no kept blocks behind."""
-    from loaders.pipeline import run_n2g
+    from loaders.pipeline import run_n2g, sweep_folder
 
     m = tiny_model(seed=2, n_layers=2, d_model=64, d_mlp=32, n_heads=4)
     await build(settings, store=store, loaded=m, n_tokens=512, ctx_len=16, top_k=4, edge_k=2, batch_size=8,
@@ -170,14 +170,15 @@ async def test_n2g_sweep_stores_the_graphs_of_the_grouped_pass(store, settings, 
                 node["activation"] = None if node["activation"] is None else round(node["activation"], 4)
         return rows
 
-    grouped = await run_n2g(store, m, n2g_neurons=None, top_k=4, progress=False, similar_every_s=None, group=8)
-    before = await graphs()
-    folder = tmp_path / "sweep"
-    swept = await run_n2g(store, m, n2g_neurons=None, top_k=4, progress=False, similar_every_s=None, force=True,
-                          sweep=folder, contexts_per_block=3)
-    assert swept["done"] == grouped["done"] == len(before) > 10
-    assert await graphs() == before
-    assert not any(folder.iterdir())
+    # build's N2G step for every neuron sweeps; its blocks are kept under the data dir until it ends
+    swept = await build(settings, store=store, loaded=m, top_k=4, progress=False, analyses=["n2g"], n2g_neurons=None)
+    after_sweep = await graphs()
+    folder = sweep_folder(settings, m.name, None)
+    assert folder.is_dir() and not any(folder.iterdir())
+    grouped = await run_n2g(store, m, n2g_neurons=None, top_k=4, progress=False, similar_every_s=None, group=8,
+                            force=True)
+    assert swept["n2g"]["done"] == grouped["done"] == len(after_sweep) > 10
+    assert await graphs() == after_sweep
     assert build_parser_args(["n2g", "--sweep"]).sweep is True
 
 
