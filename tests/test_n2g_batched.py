@@ -248,7 +248,7 @@ def test_batched_equals_per_neuron_on_smollm2_neurons():
         assert graph(new[i]) == graph(old[i]), i
 
 
-async def test_model_shows_n2g_coverage(store, settings):
+async def test_model_shows_n2g_coverage(store, settings, tmp_path):
     import httpx
 
     from neurograph.api import create_app
@@ -260,7 +260,7 @@ async def test_model_shows_n2g_coverage(store, settings):
     await store.write("upsert_layers", [{"key": layer_key("toyc", 0), "model": "toyc", "layer": 0, "n_neurons": 4}])
     await store.write("upsert_neurons", [{"key": neuron_key("toyc", 0, i), "model": "toyc", "layer": 0, "index": i,
                                           "layer_key": layer_key("toyc", 0), "props": {}} for i in range(4)])
-    query = '{ model(name: "toyc") { n2gCoverage { done total } } }'
+    query = '{ model(name: "toyc") { n2gCoverage { done total sweepBlocksDone sweepBlocks } } }'
 
     async def coverage():
         app = create_app(settings, store)
@@ -270,10 +270,31 @@ async def test_model_shows_n2g_coverage(store, settings):
         assert not body.get("errors"), body
         return body["data"]["model"]["n2gCoverage"]
 
-    assert await coverage() == {"done": 0, "total": 4}
+    none = {"sweepBlocksDone": 0, "sweepBlocks": 0}
+    assert await coverage() == {"done": 0, "total": 4, **none}
     await build_n2g(store, "toyc", layer_fn=lambda l: layer, pad_token=0, examples=examples, neurons=[(0, 1), (0, 2)],
                     progress=False)
-    assert await coverage() == {"done": 2, "total": 4}
+    assert await coverage() == {"done": 2, "total": 4, **none}
+    # A sweep stores most neurons near its end: its blocks show while it is under way (here it
+    # crashed after some), and no more once it is done.
+    model_fn, calls = _as_model_fn(layer), {"n": 0}
+
+    def crashing(rows, want):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise RuntimeError("killed")
+        return model_fn.packed_layers(rows, want)
+
+    broken = lambda seqs: None  # noqa: E731
+    broken.packed_layers = crashing
+    kw = dict(pad_token=0, examples=examples, progress=False, sweep=tmp_path / "sweep", contexts_per_block=1)
+    with pytest.raises(RuntimeError, match="killed"):
+        await build_n2g(store, "toyc", model_fn=broken, **kw)
+    got = await coverage()
+    assert 1 <= got["sweepBlocksDone"] < got["sweepBlocks"] and got["done"] == 2
+    calls["n"] = -10**6
+    await build_n2g(store, "toyc", model_fn=broken, **kw)
+    assert await coverage() == {"done": 4, "total": 4, **none}
 
 
 def test_stages_can_run_on_another_layer_function():

@@ -810,6 +810,10 @@ class Layer:
 class N2GCoverage:
     done: int
     total: int
+    sweep_blocks_done: int = strawberry.field(
+        description="Blocks of contexts done by the N2G sweeps under way (summed over their shards): a sweep "
+                    "fits every neuron at once and stores most of them near its end.")
+    sweep_blocks: int = strawberry.field(description="Blocks of contexts of the N2G sweeps under way (0: none).")
 
 
 @strawberry.type(description="A transformer model and what the graph records about it.")
@@ -859,7 +863,12 @@ class Model(Node):
     async def n2g_coverage(self, info: Info) -> N2GCoverage:
         rows = await info.context.store.query("model_n2g_coverage", model=self.name)
         r = rows[0] if rows else {"done": 0, "total": 0}
-        return N2GCoverage(done=int(r["done"] or 0), total=int(r["total"] or 0))
+        # The sweeps' [blocks done, blocks] (loaders.n2g.storage); a finished one no longer counts.
+        under_way = [v for k, v in self.metadata.items()
+                     if k.startswith("n2g_sweep_") and isinstance(v, list) and len(v) == 2 and v[0] < v[1]]
+        return N2GCoverage(done=int(r["done"] or 0), total=int(r["total"] or 0),
+                           sweep_blocks_done=sum(int(v[0]) for v in under_way),
+                           sweep_blocks=sum(int(v[1]) for v in under_way))
 
     @strawberry.field(description="Its attention heads (of one layer when given), in (layer, head) order.")
     async def heads(self, info: Info, layer: Optional[int] = None) -> list[Head]:

@@ -75,7 +75,7 @@ export async function models() {
  */
 export async function model(name) {
   const d = await gql(`query Model($name: String!) { model(name: $name) {
-    name nLayers dMlp dModel nHeads dVocab actFn source dataset nTokens neuronCount n2gCoverage { done total }
+    name nLayers dMlp dModel nHeads dVocab actFn source dataset nTokens neuronCount n2gCoverage { done total sweepBlocksDone sweepBlocks }
     layers { layer nNeurons } availableStats { name stat count min max } } }`, { name });
   if (!d.model) return null;
   const avail = d.model.availableStats;

@@ -59,8 +59,10 @@ export async function modelPage(page, route, alive) {
   }
   head.querySelector(".sub").textContent =
     [`${info.nLayers} layers`, info.dMlp ? `${info.dMlp} neurons per layer` : null, info.actFn, info.dataset ? `data: ${info.dataset}` : null,
-      // N2G coverage grows while a background pass fits every neuron, most interesting first.
-      info.n2gCoverage && info.n2gCoverage.total ? `N2G: ${fmt(info.n2gCoverage.done)} / ${fmt(info.n2gCoverage.total)}` : null]
+      // N2G coverage grows while a background pass fits every neuron, most interesting first; a sweep
+      // stores most of its neurons near its end, so its blocks are shown too.
+      info.n2gCoverage && info.n2gCoverage.total ? `N2G: ${fmt(info.n2gCoverage.done)} / ${fmt(info.n2gCoverage.total)}` +
+        (info.n2gCoverage.sweepBlocks ? ` (sweep: ${fmt(info.n2gCoverage.sweepBlocksDone)} / ${fmt(info.n2gCoverage.sweepBlocks)} blocks)` : "") : null]
       .filter(Boolean).join(" · ");
 
   // Search box: goes to the search page with this model selected.
