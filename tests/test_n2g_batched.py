@@ -71,6 +71,22 @@ def _as_model_fn(layer):
     return fn
 
 
+def _crashing(layer, after: int = 3):
+    """:func:`_as_model_fn` that raises from its ``after``-th forward call on (a killed process), until
+    ``calls["n"]`` is set back; returns (function, calls)."""
+    model_fn, calls = _as_model_fn(layer), {"n": 0}
+
+    def packed_layers(rows, want):
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise RuntimeError("killed")
+        return model_fn.packed_layers(rows, want)
+
+    fn = lambda seqs: None  # noqa: E731
+    fn.packed_layers = packed_layers
+    return fn, calls
+
+
 def _toy_examples(layer, n: int, seed: int = 0) -> dict[int, list[Example]]:
     """8 windows, each with every neuron's pattern once (in a random order of slots): all
     neurons share their top windows, as neurons of a real layer often do."""
@@ -194,16 +210,7 @@ async def test_build_batched_stores_what_the_per_neuron_build_stores(store, tmp_
     # The sweep (all neurons at once, blocks of contexts) stores the same; a crash in the middle
     # keeps the blocks done, and the next run goes on from them with the neurons it started with.
     folder = tmp_path / "sweep"
-    model_fn, calls = _as_model_fn(layer), {"n": 0}
-
-    def crashing(rows, want):
-        calls["n"] += 1
-        if calls["n"] > 3:
-            raise RuntimeError("killed")
-        return model_fn.packed_layers(rows, want)
-
-    broken = lambda seqs: None  # noqa: E731
-    broken.packed_layers = crashing
+    broken, calls = _crashing(layer)
     with pytest.raises(RuntimeError, match="killed"):
         await build_n2g(store, "toyb", model_fn=broken, pad_token=0, examples=examples, decode=decode,
                         progress=False, force=True, sweep=folder, contexts_per_block=1)
@@ -277,16 +284,7 @@ async def test_model_shows_n2g_coverage(store, settings, tmp_path):
     assert await coverage() == {"done": 2, "total": 4, **none}
     # A sweep stores most neurons near its end: its blocks show while it is under way (here it
     # crashed after some), and no more once it is done.
-    model_fn, calls = _as_model_fn(layer), {"n": 0}
-
-    def crashing(rows, want):
-        calls["n"] += 1
-        if calls["n"] > 3:
-            raise RuntimeError("killed")
-        return model_fn.packed_layers(rows, want)
-
-    broken = lambda seqs: None  # noqa: E731
-    broken.packed_layers = crashing
+    broken, calls = _crashing(layer)
     kw = dict(pad_token=0, examples=examples, progress=False, sweep=tmp_path / "sweep", contexts_per_block=1)
     with pytest.raises(RuntimeError, match="killed"):
         await build_n2g(store, "toyc", model_fn=broken, **kw)
