@@ -208,10 +208,13 @@ def prune_steps(examples: Sequence[Example], cfg: N2GConfig) -> Steps:
         full = [float(ex.activations[int(ex.pivot)]) for ex in examples]
     result: list[tuple[list[int], float, float] | None] = [None] * len(examples)
     last: list[tuple[list[int], float]] = [(p, 0.0) for p in priors]
-    for s in range(0, max((len(p) for p in plans), default=0), cfg.prune_chunk):
+    # As many rounds as the longest plan any example can have, even when done sooner: fits of many
+    # neurons (the sweep) then reach their later stages in the same round, where the neurons that
+    # ask for the same masked rows or variants share them (out of step, 27% of a sweep's float32
+    # masking tokens ran again in a later round for other neurons).
+    longest = cfg.max_context // cfg.prune_step + (1 if cfg.max_context % cfg.prune_step else 0)
+    for s in range(0, max([longest] + [len(p) for p in plans]), cfg.prune_chunk):
         todo = [(e, n) for e in range(len(examples)) if result[e] is None for n in plans[e][s:s + cfg.prune_chunk]]
-        if not todo:
-            break
         res = yield Need([priors[e][-n:] for e, n in todo], "prune")
         for (e, n), a in zip(todo, res):
             if result[e] is not None:
@@ -531,13 +534,15 @@ def line_steps(train: Sequence[Example], *, pad_token: int, base_max: float, ids
     # lies beyond max_context) must not blow it up.
     scales = [(min(full / pruned_act, 1.0 / cfg.prune_threshold) if pruned_act > 0 else 1.0) / base_max
               for _, full, pruned_act in pruned]
-    if any(len(t) > piv + 1 for t, piv in prompts):
-        # Post-context tokens after the last one that fires get no line: masking them (the
-        # cost grows with the square of the length) is skipped.
-        bases = yield Need([t for t, _ in prompts], "base")
-        prompts = [(t[: max([piv] + [i for i, a in enumerate(_scaled(b, piv, sc, base_max, cfg))
-                                     if i > piv and a > cfg.activation_threshold]) + 1], piv)
-                   for (t, piv), b, sc in zip(prompts, bases, scales)]
+    # Post-context tokens after the last one that fires get no line: masking them (the cost grows
+    # with the square of the length) is skipped. Asked even when no prompt goes on past its pivot,
+    # so that fits stay in step (above).
+    longer = [e for e, (t, piv) in enumerate(prompts) if len(t) > piv + 1]
+    bases = yield Need([prompts[e][0] for e in longer], "base")
+    for e, b in zip(longer, bases):
+        (t, piv), sc = prompts[e], scales[e]
+        prompts[e] = (t[: max([piv] + [i for i, a in enumerate(_scaled(b, piv, sc, base_max, cfg))
+                                       if i > piv and a > cfg.activation_threshold]) + 1], piv)
     cut = [p for p, _ in prompts]
     substituting = substitute and cfg.n_substitutes > 0
 
