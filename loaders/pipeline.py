@@ -193,7 +193,7 @@ def n2g_substitutes(loaded: Any, fast: Any = None) -> tuple[Any, int]:
 async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, layers: Sequence[int] | None = None,
                   top_k: int = 20, group: int = 64, force: bool = False, progress: bool = True,
                   similar_every_s: float | None = None, fast: Any = None, sweep: Path | None = None,
-                  contexts_per_block: int = 4) -> dict[str, Any]:
+                  contexts_per_block: int = 4, sweep_worker: tuple[int, int] | None = None) -> dict[str, Any]:
     """The N2G step: pattern graphs for the ``n2g_neurons`` most interesting neurons of each
     layer (None: every neuron, the most interesting of every layer first), fitted ``group``
     neurons at a time, of any layers, with shared forward passes, on the model's device and dtype.
@@ -222,7 +222,7 @@ async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, lay
         group=group, substitutes=subs, decode=lambda i: loaded.token_strs([i])[0], force=force,
         config=n2g_config(fast is not None), top_k=top_k, progress=progress,
         similar_every_s=similar_every_s, sweep=sweep,
-        contexts_per_block=contexts_per_block)
+        contexts_per_block=contexts_per_block, sweep_worker=sweep_worker)
 
 
 def sweep_folder(settings: Settings, model: str, layers: Sequence[int] | None) -> Path:
@@ -235,12 +235,14 @@ async def n2g(settings: Settings, *, model: str = "smollm2-135m", n2g_neurons: i
               layers: Sequence[int] | None = None, device: Any = "cpu", dtype: Any = None, group: int = 64,
               top_k: int = 20, force: bool = False, progress: bool = True,
               similar_every_s: float | None = 1800.0, store: Store | None = None,
-              fast_dtype: Any = None, sweep: bool = False, contexts_per_block: int = 4) -> dict[str, Any]:
+              fast_dtype: Any = None, sweep: bool = False, contexts_per_block: int = 4,
+              worker: tuple[int, int] | None = None) -> dict[str, Any]:
     """``neurograph n2g``: only the N2G step, for a model whose harvest is stored (by default every
     neuron; resumable; ``layers`` restricts it to a shard). The demo runs it in the background.
     ``fast_dtype`` (e.g. ``bfloat16``, ``auto``): a second copy of the model in that precision runs
     the :data:`FAST_STAGES` and the substitutes; none when it resolves to ``dtype``. ``sweep``: all the
-    neurons at once, block by block of contexts, its blocks kept under the data dir (``n2g-sweep/``)."""
+    neurons at once, block by block of contexts, its blocks kept under the data dir (``n2g-sweep/``);
+    ``worker`` (i, n): one of n processes sweeping it together (:func:`loaders.n2g.sweep.run_sweep`)."""
     from loaders.device import check_pair, resolve_device, resolve_dtype
     from loaders.model import load_model
 
@@ -260,7 +262,8 @@ async def n2g(settings: Settings, *, model: str = "smollm2-135m", n2g_neurons: i
         folder = sweep_folder(settings, model, layers) if sweep else None
         summary = await run_n2g(store, loaded, n2g_neurons=n2g_neurons, layers=layers, top_k=top_k, group=group,
                                 force=force, progress=progress, similar_every_s=similar_every_s, fast=fast,
-                                sweep=folder, contexts_per_block=contexts_per_block)
+                                sweep=folder, contexts_per_block=contexts_per_block,
+                                sweep_worker=worker if sweep else None)
         summary["fast_dtype"] = None if fast is None else str(fdt).removeprefix("torch.")
         summary["seconds"] = round(time.perf_counter() - t, 2)
         summary["peak_rss_mb"] = peak_rss_mb()

@@ -125,11 +125,12 @@ def test_demo_starts_n2g_in_a_separate_process(monkeypatch, tmp_path):
     parsed = parser.parse_args(n2g[3:])  # the flags are the real parser's
     assert parsed.threads == 1 and parsed.fast_dtype == "auto" and parsed.neurons == "all" and parsed.sweep
     assert parser.parse_args(first[3:]).neurons == str(cli.DEMO_FIRST) and not parser.parse_args(first[3:]).sweep
-    assert parsed.shard == (0, 2) and parser.parse_args(other[3:]).shard == (1, 2)
-    assert parser.parse_args(other_first[3:]).shard == (1, 2)
+    # the first phase by layer shards, the sweep by workers over every layer
+    assert parser.parse_args(first[3:]).shard == (0, 2) and parser.parse_args(other_first[3:]).shard == (1, 2)
+    assert parsed.worker == (0, 2) and parser.parse_args(other[3:]).worker == (1, 2) and parsed.shard is None
     started.clear()
     (one,) = cli._start_n2g_background(Settings.from_env(), "smollm2-135m", 1)
-    assert not any("--shard" in c for c in json.loads(started[0][3])[1:])  # one job: every layer
+    assert not any("--shard" in c or "--worker" in c for c in json.loads(started[0][3])[1:])  # one job: all
     assert (tmp_path / "n2g-background.log").exists()
     assert cli.build_parser().parse_args(["demo"]).n2g is True
     assert cli.build_parser().parse_args(["serve"]).n2g is False

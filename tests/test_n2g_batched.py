@@ -437,10 +437,62 @@ def test_sweep_resumes_from_its_kept_blocks_and_reports_neurons_with_nothing_to_
     assert 0 < resumed < calls["seqs"] and first > 0  # the kept block did not run again
     for k in (0, 0), (0, 2):
         assert again[k].model.to_dict() == whole[k].model.to_dict() and again[k].scores == whole[k].scores
-    # Another plan (other settings) does not read this one's blocks.
-    other = sweep_all(fn, examples, pad_token=0, contexts_per_block=2, checkpoint=tmp_path,
+    assert list(tmp_path.iterdir()) == []  # a finished sweep leaves nothing behind
+    # Another plan (other settings) does not read an interrupted one's blocks.
+    sweep = run_sweep(fn, examples, pad_token=0, contexts_per_block=2, checkpoint=tmp_path)
+    next(sweep), next(sweep)
+    sweep.close()
+    digest = json.loads((tmp_path / "plan.json").read_text())["digest"]
+    calls["seqs"] = 0
+    other = run_sweep(fn, examples, pad_token=0, contexts_per_block=2, checkpoint=tmp_path,
                       config=N2GConfig(importance_threshold=0.5))
-    assert json.loads((tmp_path / "plan.json").read_text())["digest"] != "" and set(other) == set(examples)
+    next(other), next(other)
+    assert json.loads((tmp_path / "plan.json").read_text())["digest"] != digest and calls["seqs"] == first
+    other.close()
+
+
+def test_sweep_workers_share_one_sweep(tmp_path):
+    """Two workers (threads here, processes in the demo) sweep one plan through one folder: each
+    block is fitted once, by whichever claims it first; each worker returns the neurons of its
+    layers, together every neuron, as one sweep gives them; a dead worker's claim is taken over."""
+    import threading
+
+    from loaders.n2g.sweep import _lock_file, sweep_all
+
+    layer, _ = _toy_layer(4)
+    examples = {(l, i): exs for l in (0, 1) for i, exs in _toy_examples(layer, 4, seed=l).items()}
+    inner, tokens = _as_model_fn(layer), []
+
+    def packed_layers(rows, want):
+        tokens.append(sum(len(r[0]) for r in rows))  # list.append: safe from both threads
+        return inner.packed_layers(rows, want)
+
+    fn = lambda seqs: None  # noqa: E731
+    fn.packed_layers = packed_layers
+    whole = sweep_all(fn, examples, pad_token=0, contexts_per_block=1)
+    alone = sum(tokens)
+    tokens.clear()
+    # a claim left by a process that is gone (pid 2**22 + 1 is above Linux's pid_max)
+    (tmp_path / "sweep").mkdir()
+    _lock_file(tmp_path / "sweep", 0).write_text(str(2**22 + 1))
+    got: dict = {}
+
+    def work(i):
+        got[i] = sweep_all(fn, examples, pad_token=0, contexts_per_block=1, checkpoint=tmp_path / "sweep",
+                           worker=(i, 2), poll_s=0.01)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert set(got[0]) == {k for k in examples if k[0] == 0} and set(got[1]) == {k for k in examples if k[0] == 1}
+    for k in examples:
+        assert got[k[0]][k].model.to_dict() == whole[k].model.to_dict() and got[k[0]][k].scores == whole[k].scores
+    assert sum(tokens) == alone  # every block once
+    assert list((tmp_path / "sweep").iterdir()) == []
+    with pytest.raises(ValueError, match="checkpoint"):
+        sweep_all(fn, examples, pad_token=0, worker=(0, 2))
 
 
 def test_sweep_equals_run_model_on_the_tiny_model(tiny):

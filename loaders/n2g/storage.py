@@ -15,7 +15,7 @@ from neurograph.domain import model_key, neuron_key, pattern_key, token_key
 from neurograph.errors import NotFound
 
 from .batched import LayerFn, LayerStats, run_layer, run_model
-from .sweep import clear_sweep, run_sweep, sweep_keys
+from .sweep import run_sweep, sweep_keys
 from .fit import ActivationFn, Example, N2GConfig, NeuronResult, SubstituteFn, run_neuron
 from .substitutes import sentence_ends
 from .trie import WILDCARD, N2GModel
@@ -200,7 +200,8 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
                     similar_threshold: float | None = 0.5, progress: bool = True,
                     order: Sequence[tuple[int, int]] | None = None, group: int = 64,
                     stats: LayerStats | None = None, similar_every_s: float | None = None,
-                    sweep: str | Path | None = None, contexts_per_block: int = 4) -> dict[str, Any]:
+                    sweep: str | Path | None = None, contexts_per_block: int = 4,
+                    sweep_worker: tuple[int, int] | None = None) -> dict[str, Any]:
     """Fit, score and store N2G for neurons of a model; resumable.
 
     Give ``layer_fn(layer)`` (the layer's activations [B, T, d_mlp] over token sequences) to fit
@@ -224,6 +225,9 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
     peak on the same contexts share every forward pass; the same graphs). Each neuron is stored
     when its last block is done, most of them near the end; the blocks done are kept in the folder,
     so an interrupted sweep goes on from there with the neurons it started with.
+    ``sweep_worker`` (i, n): one of n processes on this machine sweeping together through the
+    folder (each stores the neurons of layers with layer % n == i; a later one joins the sweep
+    the first started).
 
         summary = await build_n2g(store, "smollm2-135m", layer_fn=lambda l: layer_fns[l],
                                   pad_token=0, layers=[0, 1], substitutes=subs, decode=decode)
@@ -268,6 +272,7 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
         await _store_sweep(store, model_name, model_fn, keys, examples, sweep, summary, stats, pad_token=pad_token,
                            substitutes=substitutes, normalise=normalise, sentence_end=sentence_end, config=config,
                            top_k=top_k, decode=decode, progress=progress, contexts_per_block=contexts_per_block,
+                           worker=sweep_worker,
                            similar=similar_threshold if similar_every_s is not None else None,
                            similar_every_s=similar_every_s)
         if similar_threshold is not None:
@@ -367,4 +372,3 @@ async def _store_sweep(store: Any, model_name: str, model_fn: LayerFn, keys: lis
                 last_similar = time.monotonic()
     finally:
         bar.close()
-    clear_sweep(folder)

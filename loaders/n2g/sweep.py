@@ -13,7 +13,8 @@ lines. A neuron's trie is built from its lines once its last block is done, inse
 order of one fit: the same trie as :func:`loaders.n2g.run_neuron` (tests).
 
 Resumable: with ``checkpoint`` (a folder), each block's lines are kept there as it ends and
-a later run with the same plan starts after the last block kept.
+a later run with the same plan starts after the last block kept; the folder is emptied when the
+sweep ends. Several processes can sweep together through one folder (``worker``).
 
     for block, blocks, done in run_sweep(model_fn, examples, pad_token=mask, substitutes=subs):
         store(done)  # {(layer, index): NeuronResult | ValueError} of the neurons finished here
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Hashable, Iterator, Mapping, Sequence
@@ -92,13 +95,24 @@ def run_sweep(model_fn: LayerFn, examples: Mapping[Key, Sequence[Example]], *, p
               substitutes: SubstituteFn | None = None, normalise: Callable[[int], Hashable] | None = None,
               sentence_end: Callable[[int], bool] | None = None, config: N2GConfig = N2GConfig(),
               contexts_per_block: int = 8, batch_tokens: int = 4096, stats: LayerStats | None = None,
-              checkpoint: Path | str | None = None, contexts: Collection[tuple[int, ...]] | None = None) -> Iterator[tuple[int, int, dict[Key, NeuronResult | ValueError]]]:
+              checkpoint: Path | str | None = None, contexts: Collection[tuple[int, ...]] | None = None,
+              worker: tuple[int, int] | None = None, poll_s: float = 1.0
+              ) -> Iterator[tuple[int, int, dict[Key, NeuronResult | ValueError]]]:
     """Fit every neuron of ``examples`` ((layer, index) -> its top examples) block by block of
     contexts; yields (block, blocks, {key: result}) after each block with the neurons it
     finished (a :class:`NeuronResult`, or the ValueError of a neuron with nothing to fit), as
-    :func:`loaders.n2g.batched.run_model` gives them. ``model_fn`` as ``run_model``'s."""
+    :func:`loaders.n2g.batched.run_model` gives them. ``model_fn`` as ``run_model``'s.
+
+    ``worker`` (i, n): one of n processes sweeping the same neurons together through the same
+    ``checkpoint`` folder (one machine): each claims the next block nobody has (a lock file with its
+    pid; a dead process's claim is taken over), reads the others' blocks as they are kept, and
+    yields only the neurons of layers with layer % n == i. Every worker shares every pass with all
+    the neurons (split by layers instead, each of two processes fitted an example in 104.7 CPU ms
+    instead of 67.7: bench_n2g_sweep)."""
     if getattr(model_fn, "packed_layers", None) is None:
         raise ValueError("run_sweep needs a model function with packed_layers(rows, want)")
+    if worker is not None and checkpoint is None:
+        raise ValueError("sweep workers share their blocks through a checkpoint folder")
     stats = stats if stats is not None else LayerStats()
     plan = plan_sweep(examples, config, contexts_per_block, contexts)
     folder = Path(checkpoint) if checkpoint is not None else None
@@ -106,8 +120,8 @@ def run_sweep(model_fn: LayerFn, examples: Mapping[Key, Sequence[Example]], *, p
         folder.mkdir(parents=True, exist_ok=True)
         mark = folder / "plan.json"
         if not mark.is_file() or json.loads(mark.read_text()).get("digest") != plan.digest:
-            for old in folder.glob("block-*.pkl"):  # another plan's blocks
-                old.unlink()
+            for old in [*folder.glob("block-*"), *folder.glob("done-*")]:  # another plan's blocks
+                old.unlink(missing_ok=True)
             mark.write_text(json.dumps({"digest": plan.digest, "blocks": len(plan.parts), "keys": plan.keys}))
     lines: dict[Key, list[Line]] = {}
     traces: dict[Key, FitTrace] = {}
@@ -120,27 +134,45 @@ def run_sweep(model_fn: LayerFn, examples: Mapping[Key, Sequence[Example]], *, p
             failed[key] = ValueError("N2G needs a positive max activation to normalise by")
     stats.neurons += len(plan.keys)
     if failed or not plan.parts:
-        yield -1, len(plan.parts), dict(failed)
+        yield -1, len(plan.parts), {k: v for k, v in failed.items() if worker is None or k[0] % worker[1] == worker[0]}
+    def fit(b: int) -> dict[Key, tuple[Any, FitTrace]]:
+        fits = {}
+        for key, items in plan.parts[b].items():
+            trace = FitTrace()
+            fits[key] = (key, line_steps([e for _, e in items], ids=[p for p, _ in items], pad_token=pad_token,
+                                         base_max=plan.base_max[key], substitute=substitutes is not None,
+                                         normalise=normalise, config=config, sentence_end=sentence_end,
+                                         trace=trace), trace)
+        out = run_fits(model_fn, {k: (c, g) for k, (c, g, _t) in fits.items()}, substitutes=substitutes,
+                       batch_size=config.batch_size, batch_tokens=batch_tokens, stats=stats)
+        got = {k: (out[k], fits[k][2]) for k in fits}
+        if folder is not None:
+            kept = _block_file(folder, b)
+            tmp = kept.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(pickle.dumps(got))
+            tmp.replace(kept)  # a block is kept whole or not at all
+        return got
+
+    mine = (lambda key: key[0] % worker[1] == worker[0]) if worker is not None else (lambda key: True)
     for b, part in enumerate(plan.parts):
-        kept = folder / f"block-{b:05d}.pkl" if folder is not None else None
-        if kept is not None and kept.is_file():
-            got = pickle.loads(kept.read_bytes())
+        if folder is None:
+            got = fit(b)
         else:
-            fits = {}
-            for key, items in part.items():
-                trace = FitTrace()
-                fits[key] = (key, line_steps([e for _, e in items], ids=[p for p, _ in items], pad_token=pad_token,
-                                             base_max=plan.base_max[key], substitute=substitutes is not None,
-                                             normalise=normalise, config=config, sentence_end=sentence_end,
-                                             trace=trace), trace)
-            out = run_fits(model_fn, {k: (c, g) for k, (c, g, _t) in fits.items()}, substitutes=substitutes,
-                           batch_size=config.batch_size, batch_tokens=batch_tokens, stats=stats)
-            got = {k: (out[k], fits[k][2]) for k in fits}
-            if kept is not None:
-                tmp = kept.with_suffix(".tmp")
-                tmp.write_bytes(pickle.dumps(got))
-                tmp.replace(kept)  # a block is kept whole or not at all
+            while not _block_file(folder, b).is_file():
+                # Another worker has this block: fit the next one nobody has meanwhile.
+                ahead = next((c for c in range(b, len(plan.parts)) if not _block_file(folder, c).is_file()
+                              and _claim(folder, c)), None)
+                if ahead is None:
+                    time.sleep(poll_s)
+                    continue
+                try:
+                    fit(ahead)
+                finally:
+                    _lock_file(folder, ahead).unlink(missing_ok=True)
+            got = pickle.loads(_block_file(folder, b).read_bytes())
         for key, (res, trace) in got.items():
+            if not mine(key):  # another worker stores it
+                continue
             if isinstance(res, Exception):
                 failed[key] = res
                 continue
@@ -148,7 +180,7 @@ def run_sweep(model_fn: LayerFn, examples: Mapping[Key, Sequence[Example]], *, p
             traces.setdefault(key, FitTrace()).add(trace)
         done: dict[Key, NeuronResult | ValueError] = {}
         for key in part:
-            if plan.last[key] != b:
+            if plan.last[key] != b or not mine(key):
                 continue
             if key in failed:
                 done[key] = failed.pop(key)
@@ -159,12 +191,50 @@ def run_sweep(model_fn: LayerFn, examples: Mapping[Key, Sequence[Example]], *, p
             done[key] = scored(model, examples[key], train_idx, test_idx, plan.base_max[key],
                                traces.pop(key, FitTrace()), config)
         yield b, len(plan.parts), done
+    if folder is not None:  # the last worker to finish removes the kept blocks
+        (folder / f"done-{worker[0] if worker else 0}").touch()
+        if all((folder / f"done-{i}").is_file() for i in range(worker[1] if worker else 1)):
+            clear_sweep(folder)
     # Outside a sample of contexts (``contexts``): nothing fitted, an empty trie scored as such.
-    rest = [k for k in plan.keys if k in plan.splits and plan.base_max[k] > 0 and k not in plan.last]
+    rest = [k for k in plan.keys if k in plan.splits and plan.base_max[k] > 0 and k not in plan.last and mine(k)]
     if rest:
         yield len(plan.parts), len(plan.parts), {
             k: scored(trie_of([], normalise, config), examples[k], *plan.splits[k], plan.base_max[k], FitTrace(), config)
             for k in rest}
+
+
+def _block_file(folder: Path, b: int) -> Path:
+    return folder / f"block-{b:05d}.pkl"
+
+
+def _lock_file(folder: Path, b: int) -> Path:
+    return folder / f"block-{b:05d}.lock"
+
+
+def _claim(folder: Path, b: int) -> bool:
+    """Whether this process now owns block b (a lock file holding its pid). A claim whose process
+    is gone (killed mid-block) is taken over."""
+    lock = _lock_file(folder, b)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text() or 0)
+                os.kill(pid, 0)
+                return False  # alive (or not ours to signal): its block
+            except ProcessLookupError:
+                lock.unlink(missing_ok=True)  # dead: try again
+            except (ValueError, OSError):
+                return False  # being written, or unreadable: leave it
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        if _block_file(folder, b).is_file():  # kept meanwhile by its owner
+            lock.unlink(missing_ok=True)
+            return False
+        return True
+    return False
 
 
 def sweep_keys(checkpoint: Path | str) -> list[Key] | None:
@@ -178,7 +248,8 @@ def sweep_keys(checkpoint: Path | str) -> list[Key] | None:
 def clear_sweep(checkpoint: Path | str) -> None:
     """Remove a finished sweep's kept blocks and plan."""
     folder = Path(checkpoint)
-    for f in [*folder.glob("block-*.pkl"), *folder.glob("block-*.tmp"), folder / "plan.json"]:
+    for f in [*folder.glob("block-*.pkl"), *folder.glob("block-*.tmp"), *folder.glob("block-*.lock"),
+              *folder.glob("done-*"), folder / "plan.json"]:
         f.unlink(missing_ok=True)
 
 
