@@ -217,7 +217,7 @@ def _claim(folder: Path, b: int) -> bool:
     lock = _lock_file(folder, b)
     for _ in range(2):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             try:
                 pid = int(lock.read_text() or 0)
