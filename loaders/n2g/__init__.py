@@ -38,7 +38,8 @@ written on token ids and a plain activation callable so it runs on any model:
 
 The package, by concern: :mod:`.trie` (the pattern trie), :mod:`.fit` (one neuron's fit and
 scores), :mod:`.batched` (many neurons fitted with shared forward passes: of one layer, or of any layers
-with every layer read from the same passes),
+with every layer read from the same passes), :mod:`.sweep` (every neuron at once, a block of
+contexts at a time: the neurons that peak on the same contexts share the passes),
 :mod:`.substitutes` (substitute sources, token helpers), :mod:`.storage` (the graph rows and
 :func:`build_n2g`).
 
@@ -57,6 +58,7 @@ from .fit import (
     post_context, prune, prune_many, prune_steps, run_neuron, run_steps, split_examples,
 )
 from .batched import LayerFn, LayerStats, run_fits, run_layer, run_model
+from .sweep import run_sweep, sweep_all
 from .storage import (
     build_n2g, examples_from_rows, pattern_rows, similar_pairs, update_similar, write_neuron, write_neurons,
 )
@@ -70,7 +72,7 @@ __all__ = [
     "ActivationFn", "Ask", "LayerFn", "LayerStats", "Example", "FitTrace", "N2GConfig", "N2GModel", "Need", "NeuronResult", "PatternNode", "Steps", "SubstituteFn",
     "WILDCARD", "build_n2g", "drive", "combined_substitutes", "embedding_neighbours", "evaluate", "examples_from_rows",
     "fit_n2g", "fit_steps", "importance_many", "importance_steps", "importance_matrix", "lm_substitutes", "neuron_fn", "pattern_rows", "pivots",
-    "run_fits", "run_layer", "run_model", "write_neurons",
+    "run_fits", "run_layer", "run_model", "run_sweep", "sweep_all", "write_neurons",
     "post_context", "prune", "prune_many", "prune_steps", "run_neuron", "run_steps", "sentence_ends", "similar_pairs", "split_examples",
     "text_normaliser", "token_substitutes", "unit_rows", "update_similar", "write_neuron",
 ]
