@@ -8,6 +8,7 @@ against what the store holds, and leave a screenshot of every page in artifacts/
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -97,11 +98,13 @@ async def test_click_through_model_neuron_neighbour_search(site: str, page: Page
     await expect(page.locator("table.layers-table tbody tr").first.locator(".top3 a")).to_have_count(3)
     # N2G coverage, and the blocks of a sweep under way (loaders.n2g.storage keeps them on the model).
     await expect(page.locator(".sub").first).to_contain_text("N2G: ")
-    await store.query("set_model_props", key=MODEL, props={"n2g_sweep_test": [3, 8]})
+    now = int(time.time())
+    await store.query("set_model_props", key=MODEL, props={"n2g_sweep_test": [3, 8, now],
+                                                            "n2g_sweep_gone": [1, 8, now - 7200]})  # not heard of
     await page.reload()
     await ready(page)
     await expect(page.locator(".sub").first).to_contain_text("(sweep: 3 / 8 blocks)")
-    await store.query("set_model_props", key=MODEL, props={"n2g_sweep_test": [8, 8]})  # done: no longer shown
+    await store.query("set_model_props", key=MODEL, props={"n2g_sweep_test": [8, 8, now]})  # done: not shown
     # Random neuron: lands on some neuron page of this model.
     await page.click("button:text('Random neuron')")
     await ready(page)

@@ -346,8 +346,8 @@ async def _store_sweep(store: Any, model_name: str, model_fn: LayerFn, keys: lis
         exs.update({k: [e for e in got[k] if e.tokens][:top_k] for k in chunk if k in got})
     bar = Counter(f"N2G sweep {model_name} ({len(exs)} neurons), blocks of contexts", enabled=progress)
     last_similar = t0 = time.monotonic()
-    # Its blocks done / all, on the model (one property per sweep: shards sweep side by side), for
-    # Model.n2gCoverage: a sweep stores most of its neurons near its end.
+    # Its [blocks done, blocks, when], on the model (one property per sweep: sweeps of shards run
+    # side by side), for Model.n2gCoverage: a sweep stores most of its neurons near its end.
     mark = "n2g_sweep_" + hashlib.sha1(Path(folder).name.encode()).hexdigest()[:10]
     try:
         for block, blocks, done in run_sweep(model_fn, exs, stats=stats, checkpoint=folder, **fit):
@@ -361,7 +361,8 @@ async def _store_sweep(store: Any, model_name: str, model_fn: LayerFn, keys: lis
                     ok.append((layer, index, r))
             await write_neurons(store, model_name, ok, decode)
             summary["done"] += len(ok)
-            await store.query("set_model_props", key=model_key(model_name), props={mark: [min(block + 1, blocks), blocks]})
+            await store.query("set_model_props", key=model_key(model_name),
+                              props={mark: [min(block + 1, blocks), blocks, int(time.time())]})
             if block >= 0:
                 bar(1)
                 if not progress:  # the background's log: a line per block instead of the bar

@@ -17,6 +17,7 @@ import enum
 import json
 import math
 import re
+import time
 from typing import Annotated, Any, Callable, Generic, Optional, TypeVar
 
 import strawberry
@@ -806,6 +807,9 @@ class Layer:
         return await interesting(info, self.model, self.layer, by, direction, first, prop)
 
 
+SWEEP_SILENT_S = 3600  # an N2G sweep not heard of for this long is not under way
+
+
 @strawberry.type(description="Neurons with an N2G pattern graph (done) of all the model's neurons (total).")
 class N2GCoverage:
     done: int
@@ -863,9 +867,11 @@ class Model(Node):
     async def n2g_coverage(self, info: Info) -> N2GCoverage:
         rows = await info.context.store.query("model_n2g_coverage", model=self.name)
         r = rows[0] if rows else {"done": 0, "total": 0}
-        # The sweeps' [blocks done, blocks] (loaders.n2g.storage); a finished one no longer counts.
-        under_way = [v for k, v in self.metadata.items()
-                     if k.startswith("n2g_sweep_") and isinstance(v, list) and len(v) == 2 and v[0] < v[1]]
+        # The sweeps' [blocks done, blocks, when] (loaders.n2g.storage; a block takes minutes): a
+        # finished one, or one not heard of for an hour (stopped, or left for another), no longer counts.
+        now = time.time()
+        under_way = [v for k, v in self.metadata.items() if k.startswith("n2g_sweep_") and isinstance(v, list)
+                     and len(v) == 3 and v[0] < v[1] and now - v[2] < SWEEP_SILENT_S]
         return N2GCoverage(done=int(r["done"] or 0), total=int(r["total"] or 0),
                            sweep_blocks_done=sum(int(v[0]) for v in under_way),
                            sweep_blocks=sum(int(v[1]) for v in under_way))
