@@ -135,6 +135,7 @@ def run_sweep(model_fn: LayerFn, examples: Mapping[Key, Sequence[Example]], *, p
     stats.neurons += len(plan.keys)
     if failed or not plan.parts:
         yield -1, len(plan.parts), {k: v for k, v in failed.items() if worker is None or k[0] % worker[1] == worker[0]}
+
     def fit(b: int) -> dict[Key, tuple[Any, FitTrace]]:
         fits = {}
         for key, items in plan.parts[b].items():
