@@ -46,7 +46,7 @@ def chunks(seqs, max_row: int, batch_tokens: int, batch_size: int = 64) -> list[
     from loaders.n2g.batched import pack, row_chunks
 
     rows, _ = pack(seqs, max_row=max_row)
-    return [[rows[k] for k in chunk] for chunk in row_chunks(rows, batch_size, batch_tokens)]
+    return [[rows[k] for k in chunk] for chunk in row_chunks([len(r[0]) for r in rows], batch_size, batch_tokens)]
 
 
 def run(model, calls, want, plain: bool = True) -> tuple[float, int]:

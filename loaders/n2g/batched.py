@@ -221,14 +221,9 @@ def answer_needs(layer_fn: LayerFn, needs: Mapping[Hashable, tuple[int, Need]], 
             cols = {}
         except NotImplementedError:  # this model cannot run packed trees: plain batches
             got.clear()
-    runs = sorted(cols, key=lambda r: len(seqs[r]))  # similar lengths together: little padding
-    at = 0
-    while at < len(runs):
-        chunk = [runs[at]]
-        while (at + len(chunk) < len(runs) and len(chunk) < batch_size
-               and (len(chunk) + 1) * len(seqs[runs[at + len(chunk)]]) <= batch_tokens):
-            chunk.append(runs[at + len(chunk)])
-        at += len(chunk)
+    runs = list(cols)
+    for ks in row_chunks([len(seqs[r]) for r in runs], batch_size, batch_tokens):
+        chunk = [runs[k] for k in ks]
         t0 = time.perf_counter()
         out = _as_numpy(layer_fn([list(seqs[r]) for r in chunk]))
         stats.forward_s += time.perf_counter() - t0
@@ -250,20 +245,20 @@ def answer_needs(layer_fn: LayerFn, needs: Mapping[Hashable, tuple[int, Need]], 
     return answers
 
 
-def row_chunks(rows: Sequence[tuple[list[int], list[int], list[int]]], batch_size: int, batch_tokens: int
-               ) -> list[list[int]]:
-    """Packed rows (:func:`pack`) grouped into forward calls, shortest first: at most
-    ``batch_size`` rows and ``batch_tokens`` padded tokens a call (a longer row runs alone).
+def row_chunks(lengths: Sequence[int], batch_size: int, batch_tokens: int) -> list[list[int]]:
+    """Rows of these lengths (packed rows, :func:`pack`, or plain sequences) grouped into forward
+    calls, shortest first (similar lengths together: little padding): at most ``batch_size`` rows
+    and ``batch_tokens`` padded tokens a call (a longer row runs alone). Indices into ``lengths``.
 
-        >>> row_chunks([([1] * 3, [], []), ([1] * 5, [], []), ([1], [], [])], 8, 10)
+        >>> row_chunks([3, 5, 1], 8, 10)
         [[2, 0], [1]]
     """
-    order = sorted(range(len(rows)), key=lambda k: len(rows[k][0]))
+    order = sorted(range(len(lengths)), key=lambda k: lengths[k])
     out, at = [], 0
     while at < len(order):
         chunk = [order[at]]
         while (at + len(chunk) < len(order) and len(chunk) < batch_size
-               and (len(chunk) + 1) * len(rows[order[at + len(chunk)]][0]) <= batch_tokens):
+               and (len(chunk) + 1) * lengths[order[at + len(chunk)]] <= batch_tokens):
             chunk.append(order[at + len(chunk)])
         at += len(chunk)
         out.append(chunk)
@@ -291,7 +286,7 @@ def _run_packed(packed: Callable[..., Any], seqs: list[tuple[int, ...]], cols: d
     in_row: dict[int, list[int]] = {}
     for q, (k, _path) in enumerate(where):
         in_row.setdefault(k, []).append(q)
-    for chunk in row_chunks(rows, batch_size, batch_tokens):
+    for chunk in row_chunks([len(r[0]) for r in rows], batch_size, batch_tokens):
         t0 = time.perf_counter()
         if layered:
             union: dict[int, set[int]] = {}
