@@ -272,9 +272,7 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
         await _store_sweep(store, model_name, model_fn, keys, examples, sweep, summary, stats, pad_token=pad_token,
                            substitutes=substitutes, normalise=normalise, sentence_end=sentence_end, config=config,
                            top_k=top_k, decode=decode, progress=progress, contexts_per_block=contexts_per_block,
-                           worker=sweep_worker,
-                           similar=similar_threshold if similar_every_s is not None else None,
-                           similar_every_s=similar_every_s)
+                           worker=sweep_worker, similar=similar_threshold, similar_every_s=similar_every_s)
         if similar_threshold is not None:
             summary["similar"] = await update_similar(store, model_name, similar_threshold)
         return summary
@@ -284,45 +282,31 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
         size = max(1, group) if model_fn is not None else 256
         for keys in (_groups(todo, max(1, group)) if layer_fn is not None
                      else [todo[s:s + size] for s in range(0, len(todo), size)]):
-            exs = examples
-            if exs is None:  # a bounded read per group
-                exs = examples_from_rows(await store.query(
-                    "n2g_top_examples_of", keys=[neuron_key(model_name, l, i) for l, i in keys], top_k=top_k))
+            exs = await _read_examples(store, model_name, keys, examples, top_k)  # a bounded read per group
             keys = [k for k in keys if k in exs]  # without examples a neuron has nothing to fit
             fitted: list[tuple[int, int, Any]] = []
             if model_fn is not None and keys:
-                got = run_model(model_fn, {(l, i): [e for e in exs[(l, i)] if e.tokens][:top_k] for l, i in keys},
+                got = run_model(model_fn, {(l, i): exs[(l, i)] for l, i in keys},
                                 pad_token=pad_token, substitutes=substitutes, normalise=normalise,
                                 sentence_end=sentence_end, config=config, stats=stats)
                 fitted = [(l, i, got[(l, i)]) for l, i in keys]
             elif layer_fn is not None and keys:
-                got = run_layer(layer_fn(keys[0][0]), {i: [e for e in exs[(l, i)] if e.tokens][:top_k] for l, i in keys},
+                got = run_layer(layer_fn(keys[0][0]), {i: exs[(l, i)] for l, i in keys},
                                 pad_token=pad_token, substitutes=substitutes, normalise=normalise,
                                 sentence_end=sentence_end, config=config, stats=stats)
                 fitted = [(l, i, got[i]) for l, i in keys]
             else:
                 for layer, index in keys:
                     try:
-                        r: Any = run_neuron(activation_fn(layer, index), [e for e in exs[(layer, index)] if e.tokens][:top_k],
+                        r: Any = run_neuron(activation_fn(layer, index), exs[(layer, index)],
                                             pad_token=pad_token, substitutes=substitutes, normalise=normalise,
                                             sentence_end=sentence_end, config=config)
                     except ValueError as exc:  # no positive activation, no examples: record and go on
                         r = exc
                     fitted.append((layer, index, r))
-            ok = []
-            for layer, index, r in fitted:
-                if isinstance(r, Exception):
-                    log.warning("N2G %s/%d/%d skipped: %s", model_name, layer, index, r)
-                    summary["failed"].append((layer, index, str(r)))
-                else:
-                    ok.append((layer, index, r))
-            await write_neurons(store, model_name, ok, decode)
-            summary["done"] += len(ok)
+            await _store_fitted(store, model_name, fitted, decode, summary)
             bar(len(keys))
-            if similar_every_s is not None and similar_threshold is not None \
-                    and time.monotonic() - last_similar >= similar_every_s:
-                await update_similar(store, model_name, similar_threshold)
-                last_similar = time.monotonic()
+            last_similar = await _refresh_similar(store, model_name, similar_threshold, similar_every_s, last_similar)
     finally:
         bar.close()
     if similar_threshold is not None:
@@ -330,20 +314,51 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
     return summary
 
 
+async def _read_examples(store: Any, model_name: str, keys: Sequence[tuple[int, int]],
+                         examples: Mapping[tuple[int, int], Sequence[Example]] | None, top_k: int
+                         ) -> dict[tuple[int, int], list[Example]]:
+    """The top ``top_k`` examples with tokens of each of ``keys`` that has any: from ``examples``,
+    else read from the graph (one bounded query)."""
+    got = examples if examples is not None else examples_from_rows(await store.query(
+        "n2g_top_examples_of", keys=[neuron_key(model_name, l, i) for l, i in keys], top_k=top_k))
+    return {k: [e for e in got[k] if e.tokens][:top_k] for k in keys if k in got}
+
+
+async def _store_fitted(store: Any, model_name: str, fitted: Iterable[tuple[int, int, Any]],
+                        decode: Callable[[int], str] | None, summary: dict[str, Any]) -> None:
+    """Write the fitted neurons (layer, index, NeuronResult); a failed one (an exception) is
+    logged and counted in ``summary``."""
+    ok = []
+    for layer, index, r in fitted:
+        if isinstance(r, Exception):
+            log.warning("N2G %s/%d/%d skipped: %s", model_name, layer, index, r)
+            summary["failed"].append((layer, index, str(r)))
+        else:
+            ok.append((layer, index, r))
+    await write_neurons(store, model_name, ok, decode)
+    summary["done"] += len(ok)
+
+
+async def _refresh_similar(store: Any, model_name: str, threshold: float | None, every_s: float | None,
+                           last: float) -> float:
+    """Refresh the SIMILAR edges if ``every_s`` has passed since ``last``; when they were last made."""
+    if threshold is None or every_s is None or time.monotonic() - last < every_s:
+        return last
+    await update_similar(store, model_name, threshold)
+    return time.monotonic()
+
+
 async def _store_sweep(store: Any, model_name: str, model_fn: LayerFn, keys: list[tuple[int, int]],
                        examples: Mapping[tuple[int, int], Sequence[Example]] | None, folder: str | Path,
                        summary: dict[str, Any], stats: LayerStats, *, top_k: int, decode: Callable[[int], str] | None,
                        progress: bool, similar: float | None, similar_every_s: float | None, **fit: Any) -> None:
     """:func:`build_n2g`'s sweep: read the neurons' examples (bounded reads), sweep, store each
-    block's finished neurons as it ends; the kept blocks are removed at the end."""
+    block's finished neurons as it ends (run_sweep empties its folder when the sweep ends)."""
     from neurograph.progress import Counter
 
     exs: dict[tuple[int, int], list[Example]] = {}
     for s in range(0, len(keys), 1024):
-        chunk = keys[s:s + 1024]
-        got = examples if examples is not None else examples_from_rows(await store.query(
-            "n2g_top_examples_of", keys=[neuron_key(model_name, l, i) for l, i in chunk], top_k=top_k))
-        exs.update({k: [e for e in got[k] if e.tokens][:top_k] for k in chunk if k in got})
+        exs.update(await _read_examples(store, model_name, keys[s:s + 1024], examples, top_k))
     bar = Counter(f"N2G sweep {model_name} ({len(exs)} neurons), blocks of contexts", enabled=progress)
     last_similar = t0 = time.monotonic()
     # Its [blocks done, blocks, when], on the model (one property per sweep: sweeps of shards run
@@ -352,15 +367,7 @@ async def _store_sweep(store: Any, model_name: str, model_fn: LayerFn, keys: lis
     try:
         for block, blocks, done in run_sweep(model_fn, exs, stats=stats, checkpoint=folder, **fit):
             bar.total(blocks)
-            ok = []
-            for (layer, index), r in sorted(done.items()):
-                if isinstance(r, Exception):
-                    log.warning("N2G %s/%d/%d skipped: %s", model_name, layer, index, r)
-                    summary["failed"].append((layer, index, str(r)))
-                else:
-                    ok.append((layer, index, r))
-            await write_neurons(store, model_name, ok, decode)
-            summary["done"] += len(ok)
+            await _store_fitted(store, model_name, [(l, i, r) for (l, i), r in sorted(done.items())], decode, summary)
             await store.query("set_model_props", key=model_key(model_name),
                               props={mark: [min(block + 1, blocks), blocks, int(time.time())]})
             if block >= 0:
@@ -368,8 +375,6 @@ async def _store_sweep(store: Any, model_name: str, model_fn: LayerFn, keys: lis
                 if not progress:  # the background's log: a line per block instead of the bar
                     log.warning("N2G sweep %s: block %d of %d done after %.0f s, %d neurons stored so far",
                                 model_name, block + 1, blocks, time.monotonic() - t0, summary["done"])
-            if similar is not None and similar_every_s is not None and time.monotonic() - last_similar >= similar_every_s:
-                await update_similar(store, model_name, similar)
-                last_similar = time.monotonic()
+            last_similar = await _refresh_similar(store, model_name, similar, similar_every_s, last_similar)
     finally:
         bar.close()
