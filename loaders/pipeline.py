@@ -200,7 +200,8 @@ async def run_n2g(store: Store, loaded: Any, *, n2g_neurons: int | None = 8, lay
     Resumable: neurons already done are skipped, and each group is stored when fitted. ``fast``:
     a second copy of the model (e.g. bfloat16) for the :data:`FAST_STAGES` and the substitutes.
     ``sweep`` (a folder for its kept blocks): all the neurons at once, a block of contexts at a time
-    (:func:`loaders.n2g.sweep.run_sweep`; the same graphs, 3.8x less CPU per neuron on the demo's corpus, bench_n2g_sweep)."""
+    (:func:`loaders.n2g.sweep.run_sweep`; the same graphs, 3.8x less CPU per neuron on the demo's
+    corpus, bench_n2g_sweep)."""
     from loaders.n2g import build_n2g
 
     name = loaded.name

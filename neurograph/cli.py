@@ -489,8 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(more share more, and hold more memory)")
     ng.add_argument("--sweep", action="store_true",
                     help="all the neurons at once, a block of contexts at a time: neurons that peak on the same "
-                         "contexts share every forward pass (the same graphs, 3.8x less CPU per neuron on the demo's corpus, bench_n2g_sweep); "
-                         "neurons are stored as their last block ends, most near the end; resumable")
+                         "contexts share every forward pass (the same graphs, 3.8x less CPU per neuron on the "
+                         "demo's corpus, bench_n2g_sweep); neurons are stored as their last block ends, most near "
+                         "the end; resumable")
     ng.add_argument("--contexts-per-block", type=int, default=4, help="contexts fitted together by --sweep")
     ng.add_argument("--worker", type=_shard, default=None, metavar="I/N",
                     help="with --sweep: one of N processes on this machine sweeping every layer together (each "
