@@ -419,7 +419,7 @@ class _Reads:
 
     async def query(self, name, **params):
         rows = await self.store.query(name, **params)
-        self.read += [(r["layer"], r["index"]) for r in rows if "example" in r]
+        self.read += [(r["layer"], r["index"]) for r in rows if "example" in r and "layer" in r]
         return rows
 
     def __getattr__(self, name):
