@@ -413,6 +413,41 @@ def test_sweep_equals_per_neuron_on_hand_made_neurons(tmp_path):
         assert stats.neurons == 6 and stats.tokens_run < stats.tokens_asked
 
 
+def test_sweep_orders_its_contexts_to_finish_neurons_early():
+    """A neuron is stored when its last context is done: the plan's blocks follow
+    finishing_order, which finishes more neurons after each block than the contexts' order of
+    first use (synthetic: neurons of 5 contexts each, some contexts popular, as on the demo)."""
+    import random
+
+    from loaders.n2g.sweep import finishing_order, plan_sweep
+
+    rng = random.Random(0)
+    n, popular = 64, list(range(8))
+    sets = [sorted(set(rng.sample(popular, 2) + rng.sample(range(n), 3))) for _ in range(400)]
+    first = list(dict.fromkeys(c for cs in sets for c in cs))
+    first += [c for c in range(n) if c not in first]
+
+    def finished(order):  # neurons finished after each block of 4 contexts
+        at = {c: k // 4 for k, c in enumerate(order)}
+        last = [max(at[c] for c in cs) for cs in sets]
+        return [sum(b <= k for b in last) for k in range(n // 4)]
+
+    greedy = finishing_order(sets, n)
+    assert sorted(greedy) == list(range(n))
+    new, old = finished(greedy), finished(first)
+    assert new[-1] == old[-1] == len(sets)
+    assert all(a >= b for a, b in zip(new[: n // 8], old)) and sum(new) > 1.2 * sum(old)
+    # The plan's blocks hold the contexts in that order, each neuron's last block where it ends.
+    ctx = [[100 + c, 200 + c] for c in range(n)]
+    examples = {(0, i): [Example(ctx[c], [0.0, 1.0]) for c in cs] for i, cs in enumerate(sets)}
+    plan = plan_sweep(examples, N2GConfig(train_fraction=1.0), 4)
+    ids = list(dict.fromkeys(c for cs in sets for c in cs))  # plan_sweep's ids: first use
+    expect = [ids[c] for c in finishing_order([sorted({ids.index(c) for c in cs}) for cs in sets], len(ids))]
+    blocks = [sorted({tuple(e.tokens) for items in part.values() for _, e in items}) for part in plan.parts]
+    assert blocks == [sorted(tuple(ctx[c]) for c in expect[b:b + 4]) for b in range(0, len(expect), 4)]
+    assert [plan.last[(0, i)] for i in range(len(sets))] == [max(expect.index(c) // 4 for c in cs) for cs in sets]
+
+
 def test_sweep_resumes_from_its_kept_blocks_and_reports_neurons_with_nothing_to_fit(tmp_path):
     from loaders.n2g.sweep import run_sweep, sweep_all
 

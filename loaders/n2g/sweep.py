@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Hashable, Iterator, Mapping, Sequence
 
+import numpy as np
+
 from .batched import LayerFn, LayerStats, run_fits
 from .fit import Example, FitTrace, Line, N2GConfig, NeuronResult, SubstituteFn, line_steps, scored, split_examples, trie_of
 
@@ -52,10 +54,11 @@ class Plan:
 
 def plan_sweep(examples: Mapping[Key, Sequence[Example]], config: N2GConfig, contexts_per_block: int = 8,
                contexts: Collection[tuple[int, ...]] | None = None) -> Plan:
-    """Blocks of ``contexts_per_block`` distinct contexts (token sequences), in order of first
-    use, and what each block fits. A neuron whose examples never fire is fitted nowhere (it is
-    told so at the end, as :func:`loaders.n2g.run_neuron` would). ``contexts``: fit only the
-    examples in these (a benchmark's sample; the tries are then partial).
+    """Blocks of ``contexts_per_block`` distinct contexts (token sequences) and what each block
+    fits, the contexts in the order that finishes neurons soonest (:func:`finishing_order`: a
+    neuron is stored when its last context is done). A neuron whose examples never fire is fitted
+    nowhere (it is told so at the end, as :func:`loaders.n2g.run_neuron` would). ``contexts``:
+    fit only the examples in these (a benchmark's sample; the tries are then partial).
 
         >>> ex = lambda t, a: Example(t, a)
         >>> plan = plan_sweep({(0, 1): [ex([1, 2], [0, 1]), ex([3, 4], [1, 0])],
@@ -63,10 +66,11 @@ def plan_sweep(examples: Mapping[Key, Sequence[Example]], config: N2GConfig, con
         >>> [sorted((k, [i for i, _ in v]) for k, v in part.items()) for part in plan.parts]
         [[((0, 1), [0]), ((0, 2), [1])], [((0, 1), [1]), ((0, 2), [0])]]
     """
-    block_of: dict[tuple[int, ...], int] = {}
-    parts: list[dict[Key, list[tuple[int, Example]]]] = []
-    plan = Plan(sorted(examples), {}, {}, parts)
-    h = hashlib.sha256(repr((config, contexts_per_block, sorted(contexts or ()))).encode())
+    ids: dict[tuple[int, ...], int] = {}  # context -> its id, in order of first use
+    items: dict[Key, list[tuple[int, int, Example]]] = {}  # key -> (context id, place, example)
+    plan = Plan(sorted(examples), {}, {}, [])
+    # "finishing order": the blocks' contexts are ordered (a kept block of another order is not this one's)
+    h = hashlib.sha256(repr((config, contexts_per_block, sorted(contexts or ()), "finishing order")).encode())
     for key in plan.keys:
         exs = examples[key]
         if not exs:
@@ -78,17 +82,50 @@ def plan_sweep(examples: Mapping[Key, Sequence[Example]], config: N2GConfig, con
             continue
         for place, i in enumerate(plan.splits[key][0]):
             ctx = tuple(exs[i].tokens)
-            if contexts is not None and ctx not in contexts:
-                continue
-            if ctx not in block_of:
-                block_of[ctx] = len(block_of) // max(1, contexts_per_block)
-            b = block_of[ctx]
-            while len(parts) <= b:
-                parts.append({})
-            parts[b].setdefault(key, []).append((place, exs[i]))
-            plan.last[key] = max(b, plan.last.get(key, b))
+            if contexts is None or ctx in contexts:
+                items.setdefault(key, []).append((ids.setdefault(ctx, len(ids)), place, exs[i]))
+    order = finishing_order([sorted({c for c, _, _ in v}) for v in items.values()], len(ids))
+    block = {c: k // max(1, contexts_per_block) for k, c in enumerate(order)}
+    plan.parts = [{} for _ in range(-(-len(order) // max(1, contexts_per_block)))]
+    for key, its in items.items():
+        for c, place, ex in its:
+            plan.parts[block[c]].setdefault(key, []).append((place, ex))
+        plan.last[key] = max(block[c] for c, _, _ in its)
     plan.digest = h.hexdigest()[:16]
     return plan
+
+
+def finishing_order(sets: Sequence[Sequence[int]], n: int) -> list[int]:
+    """The contexts 0..n-1 in an order that finishes the neurons (``sets``: each one's contexts)
+    soonest: greedily the context whose neurons gain most, a neuron gaining 1 from its last
+    context, 1/4 from the one before, 1/16 ... (ties: the lower id). On the demo's corpus (256
+    contexts, 46,080 neurons with 5 training contexts each), after a quarter of the blocks 3,360
+    neurons are finished instead of 52 in order of first use, after half 8,901 instead of 1,676.
+
+        >>> finishing_order([[0, 2], [1], [1, 2]], 3)
+        [1, 2, 0]
+    """
+    of_ctx: list[list[int]] = [[] for _ in range(n)]
+    for a, cs in enumerate(sets):
+        for c in cs:
+            of_ctx[c].append(a)
+    left = [len(cs) for cs in sets]
+    gain = lambda r: 0.25 ** (r - 1) if r > 0 else 0.0  # noqa: E731
+    score = np.zeros(n)
+    for a, cs in enumerate(sets):
+        for c in cs:
+            score[c] += gain(left[a])
+    order: list[int] = []
+    for _ in range(n):
+        c = int(np.argmax(score))
+        order.append(c)
+        score[c] = -np.inf
+        for a in of_ctx[c]:
+            d = gain(left[a] - 1) - gain(left[a])
+            left[a] -= 1
+            for c2 in sets[a]:
+                score[c2] += d
+    return order
 
 
 def run_sweep(model_fn: LayerFn, examples: Mapping[Key, Sequence[Example]], *, pad_token: int,
