@@ -3,6 +3,7 @@ error before anything is loaded or written; bfloat16 runs the same build."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -159,27 +160,30 @@ async def test_n2g_sweep_stores_the_graphs_of_the_grouped_pass(store, settings):
     await build(settings, store=store, loaded=m, n_tokens=512, ctx_len=16, top_k=4, edge_k=2, batch_size=8,
                 progress=False, analyses=["activations"])
 
-    async def graphs():  # stored activations rounded: batch shapes change float32's last bits
+    async def graphs():  # (graphs without their activations, the activations): batch shapes change float32's last bits
         import json
 
         rows = await store.run("MATCH (n:Neuron {model: $m}) WHERE n.n2g_graph IS NOT NULL "
                                "RETURN n.layer AS l, n.index AS i, n.n2g_graph AS g, n.n2g_firing_f1 AS f "
                                "ORDER BY l, i", {"m": m.name})
+        acts = []
         for r in rows:
             r["g"] = json.loads(r["g"])
             for node in r["g"]["graph"]["nodes"]:
-                node["activation"] = None if node["activation"] is None else round(node["activation"], 4)
-        return rows
+                acts.append(node.pop("activation") if node["activation"] is not None else float("nan"))
+        return rows, np.array(acts)
 
     # build's N2G step for every neuron sweeps; its blocks are kept under the data dir until it ends
     swept = await build(settings, store=store, loaded=m, top_k=4, progress=False, analyses=["n2g"], n2g_neurons=None)
-    after_sweep = await graphs()
+    after_sweep, sweep_acts = await graphs()
     folder = sweep_folder(settings, m.name, None)
     assert folder.is_dir() and not any(folder.iterdir())
     grouped = await run_n2g(store, m, n2g_neurons=None, top_k=4, progress=False, similar_every_s=None, group=8,
                             force=True)
     assert swept["n2g"]["done"] == grouped["done"] == len(after_sweep) > 10
-    assert await graphs() == after_sweep
+    after_groups, group_acts = await graphs()
+    assert after_groups == after_sweep
+    np.testing.assert_allclose(group_acts, sweep_acts, rtol=0, atol=1e-4, equal_nan=True)
     assert build_parser_args(["n2g", "--sweep"]).sweep is True
 
 
