@@ -402,6 +402,20 @@ async def _store_examples(store, neuron: str, exs: list[Example]) -> None:
         for i, e in enumerate(exs)])
 
 
+def test_examples_from_rows_reads_tokens_from_the_rows_or_once_per_example():
+    from loaders.n2g import examples_from_rows
+
+    acts = [0.0, 1.0]
+    rows = [{"layer": 0, "index": 0, "token_ids": [1, 2], "activations": acts},
+            {"layer": 0, "index": 1, "tokens": [3, 4], "activations": acts}]  # no example keys: each row its own
+    assert {k: [e.tokens for e in v] for k, v in examples_from_rows(rows).items()} == {(0, 0): [[1, 2]], (0, 1): [[3, 4]]}
+    rows = [{"layer": 0, "index": i, "example": "x", "activations": acts, "pivot": 1} for i in range(2)]
+    got = examples_from_rows(rows, {"x": {"token_ids": [5, 6], "tokens": ["a", "b"]}})
+    assert [got[(0, i)][0].tokens for i in range(2)] == [[5, 6], [5, 6]]
+    with pytest.raises(ValueError, match="token strings"):
+        examples_from_rows(rows, {"x": {"token_ids": None, "tokens": ["a", "b"]}})
+
+
 async def test_build_reads_top_examples_from_the_store(store):
     await _model(store)
     fn = context_neuron(B, {A})

@@ -133,20 +133,21 @@ async def update_similar(store: Any, model_name: str, threshold: float = 0.5) ->
 def examples_from_rows(rows: Iterable[Mapping[str, Any]], tokens: Mapping[str, Mapping[str, Any]] | None = None
                        ) -> dict[tuple[int, int], list[Example]]:
     """Group n2g_top_examples_of rows into examples per (layer, index); token ids are read from
-    ``token_ids`` when the example stores them, else from ``tokens`` if those are ints, on the row
-    or in ``tokens`` (example key -> n2g_example_tokens row)."""
+    ``token_ids`` when the example stores them, else from ``tokens`` if those are ints: from
+    ``tokens`` (example key -> its n2g_example_tokens row) where given, else from the row."""
+    ids = {key: _token_ids(t, key) for key, t in tokens.items()} if tokens is not None else None
     out: dict[tuple[int, int], list[Example]] = defaultdict(list)
-    ids: dict[str, list[int]] = {}  # one list per example, shared by the neurons that peak on it
     for r in rows:
-        key = r.get("example")
-        if key not in ids:
-            t = tokens.get(key, {}) if tokens is not None else r
-            toks = t.get("token_ids") or t.get("tokens") or []
-            if toks and not all(isinstance(x, int) for x in toks):
-                raise ValueError(f"example {key!r} has token strings, not ids: N2G needs token ids")
-            ids[key] = list(toks)
-        out[(int(r["layer"]), int(r["index"]))].append(Example(ids[key], list(r["activations"]), r.get("pivot")))
+        toks = ids.get(r["example"], []) if ids is not None else _token_ids(r, r.get("example"))
+        out[(int(r["layer"]), int(r["index"]))].append(Example(toks, list(r["activations"]), r.get("pivot")))
     return dict(out)
+
+
+def _token_ids(row: Mapping[str, Any], example: Any) -> list[int]:
+    toks = row.get("token_ids") or row.get("tokens") or []
+    if toks and not all(isinstance(t, int) for t in toks):
+        raise ValueError(f"example {example!r} has token strings, not ids: N2G needs token ids")
+    return list(toks)
 
 
 async def write_neurons(store: Any, model_name: str, results: Sequence[tuple[int, int, NeuronResult]],
@@ -331,11 +332,10 @@ async def _read_examples(store: Any, model_name: str, keys: Sequence[tuple[int, 
                                  top_k=top_k)
         # Each example's tokens once, not once per neuron that peaks on it (a 6 min read of the
         # demo's 45,700 neurons carried the same 256 contexts 914k times).
-        tokens = {r["example"]: r for r in await store.query(
-            "n2g_example_tokens", keys=sorted({r["example"] for r in rows}))}
+        wanted = sorted({r["example"] for r in rows})
+        tokens = {r["example"]: r for r in await store.query("n2g_example_tokens", keys=wanted)} if wanted else {}
         examples = examples_from_rows(rows, tokens)
-    got = examples
-    return {k: [e for e in got[k] if e.tokens][:top_k] for k in keys if k in got}
+    return {k: [e for e in examples[k] if e.tokens][:top_k] for k in keys if k in examples}
 
 
 async def _store_fitted(store: Any, model_name: str, fitted: Iterable[tuple[int, int, Any]],

@@ -88,8 +88,9 @@ def plan_sweep(examples: Mapping[Key, Sequence[Example]], config: N2GConfig, con
             if contexts is None or ctx in contexts:
                 items.setdefault(key, []).append((ids.setdefault(ctx, len(ids)), place, exs[i]))
     order = finishing_order([sorted({c for c, _, _ in v}) for v in items.values()], len(ids))
-    block = {c: k // max(1, contexts_per_block) for k, c in enumerate(order)}
-    plan.parts = [{} for _ in range(-(-len(order) // max(1, contexts_per_block)))]
+    per = max(1, contexts_per_block)
+    block = {c: k // per for k, c in enumerate(order)}
+    plan.parts = [{} for _ in range(-(-len(order) // per))]
     for key, its in items.items():
         for c, place, ex in its:
             plan.parts[block[c]].setdefault(key, []).append((place, ex))
