@@ -242,7 +242,9 @@ function subtreeButtons(overlay, cy, descendants, state, foldSubtree) {
       el.setAttribute("aria-label", `${folded ? "unfold" : "fold"} ${what}`);
       el.title = el.getAttribute("aria-label");
       // Gone with its folded layer or a folded subtree, or panned out of view: no button.
-      const shown = !node.removed() && node.visible();
+      // style() first: it applies a class change still pending, which visible()'s cache
+      // misses until the next frame (cytoscape 3.34: a folded unit read as visible)
+      const shown = !node.removed() && node.style("display") !== "none" && node.visible();
       const p = shown && node.renderedPosition();
       const x = shown && p.x + node.renderedWidth() / 2;
       const y = shown && p.y; // beside its unit: a column's units lie above and below
