@@ -18,11 +18,15 @@ whole model's items per neuron.
     python bench/bench_n2g_sweep.py                        # 2 windows, ~10 min on one core
     python bench/bench_n2g_sweep.py --sample 4 --baseline-neurons 512
     python bench/bench_n2g_sweep.py --shard 0/2                 # one of the demo's two background jobs
+    # the sweep against itself with other N2GConfig fields (no groups), e.g. a narrower recheck
+    # margin and all-float32 masking:
+    python bench/bench_n2g_sweep.py --baseline-neurons 0 --compare importance_recheck=0.05 --compare importance_recheck=None
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -64,6 +68,9 @@ def main() -> None:
     ap.add_argument("--shard", default=None, metavar="I/N",
                     help="only the neurons of layers with layer %% N == I, as `neurograph n2g --sweep --shard I/N` "
                          "(a shard's neurons share fewer contexts)")
+    ap.add_argument("--compare", action="append", default=[], metavar="FIELD=VALUE[,FIELD=VALUE]",
+                    help="also sweep with these N2GConfig fields changed (repeatable) and compare with the pipeline's "
+                         "settings: examples per CPU second, graphs, paired F1; --baseline-neurons 0 skips the groups")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -73,6 +80,7 @@ def main() -> None:
     from loaders.model import load_model
     from loaders.n2g.batched import LayerStats
     from loaders.n2g.sweep import plan_sweep, sweep_all
+    from loaders.n2g import N2GConfig
     from loaders.pipeline import model_fn, n2g_config, n2g_substitutes
 
     torch.set_num_threads(args.threads)
@@ -99,12 +107,21 @@ def main() -> None:
     base_keys = sorted(keys[j] for j in rng.permutation(len(keys))[:args.baseline_neurons])
     kw = dict(pad_token=mask, substitutes=subs, config=cfg, contexts=sample, contexts_per_block=len(sample))
     runs: dict[str, tuple[float, LayerStats, dict, int]] = {}
-    for path in ("groups", "sweep"):
+    def changed(spec: str) -> N2GConfig:
+        given = {}
+        for kv in spec.split(","):
+            name, value = kv.split("=", 1)
+            kind = type(getattr(cfg, name))
+            given[name] = bool(int(value)) if kind is bool else None if value == "None" else kind(value)
+        return dataclasses.replace(cfg, **given)
+
+    configs = {"sweep": cfg} | {f"sweep {spec}": changed(spec) for spec in args.compare}
+    for path in (["groups"] if base_keys else []) + list(configs):
         stats = LayerStats()
         c = time.process_time()
         got: dict = {}
-        if path == "sweep":
-            got = sweep_all(fn, {k: examples[k] for k in keys}, stats=stats, **kw)
+        if path in configs:
+            got = sweep_all(fn, {k: examples[k] for k in keys}, stats=stats, **dict(kw, config=configs[path]))
         else:
             for s in range(0, len(base_keys), args.group):
                 got.update(sweep_all(fn, {k: examples[k] for k in base_keys[s:s + args.group]}, stats=stats, **kw))
@@ -115,9 +132,10 @@ def main() -> None:
               f"per example, ~{n_items / cpu / per_neuron:.3f} neurons per CPU second; tokens asked {stats.tokens_asked}, "
               f"run {stats.tokens_run} ({stats.tokens_run / n_items:.0f} per example); by stage "
               + ", ".join(f"{k} {v[1]:.0f} tok {v[2]:.0f} s" for k, v in sorted(stats.by_stage.items())), flush=True)
-    (c0, _, old, i0), (c1, _, new, i1) = runs["groups"], runs["sweep"]
-    ratio = (i1 / c1) / (i0 / c0)
-    print(f"sweep / groups: {ratio:.2f}x examples per CPU second", flush=True)
+        done = [r for r in got.values() if getattr(r, "trace", None) is not None]
+        if done:
+            rows, again = sum(r.trace.masked_rows for r in done), sum(r.trace.rechecked_rows for r in done)
+            print(f"  masking rows {rows}, rechecked in float32 {again} ({100 * again / max(rows, 1):.1f}%)", flush=True)
 
     def graph(r):
         d = r.model.to_dict()
@@ -125,16 +143,25 @@ def main() -> None:
             n.pop("activation", None)
         return d
 
-    same = sum(graph(old[k]) == graph(new[k]) for k in base_keys)
-    f1 = [((old[k].scores.get("firing") or {}).get("f1"), (new[k].scores.get("firing") or {}).get("f1")) for k in base_keys]
-    f1 = [(a, b) for a, b in f1 if a is not None and b is not None]
-    d = np.array([b - a for a, b in f1])
-    boot = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(10000)] if len(d) else [0.0]
-    print(f"the baseline's {len(base_keys)} neurons: identical graphs {same}/{len(base_keys)} (others differ by "
-          f"bfloat16 rounding in other batches); held-out firing F1 of the partial tries: groups "
-          f"{np.mean([a for a, _ in f1]):.3f}, sweep {np.mean([b for _, b in f1]):.3f}, paired {d.mean():+.3f} "
-          f"[{np.percentile(boot, 2.5):+.3f}, {np.percentile(boot, 97.5):+.3f}] over {len(d)} neurons", flush=True)
+    def compare(a: str, b: str, on: list, note: str) -> None:
+        (ca, _, ra, ia), (cb, _, rb, ib) = runs[a], runs[b]
+        print(f"{b} / {a}: {(ib / cb) / (ia / ca):.2f}x examples per CPU second", flush=True)
+        same = sum(graph(ra[k]) == graph(rb[k]) for k in on)
+        f1 = [((ra[k].scores.get("firing") or {}).get("f1"), (rb[k].scores.get("firing") or {}).get("f1")) for k in on]
+        f1 = [(x, y) for x, y in f1 if x is not None and y is not None]
+        d = np.array([y - x for x, y in f1])
+        boot = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(10000)] if len(d) else [0.0]
+        print(f"{len(on)} neurons: identical graphs {same}/{len(on)} ({note}); held-out firing F1 of the partial "
+              f"tries: {a} {np.mean([x for x, _ in f1]):.3f}, {b} {np.mean([y for _, y in f1]):.3f}, paired "
+              f"{d.mean():+.3f} [{np.percentile(boot, 2.5):+.3f}, {np.percentile(boot, 97.5):+.3f}] over {len(d)} neurons",
+              flush=True)
 
+    if base_keys:
+        compare("groups", "sweep", base_keys, "others differ by bfloat16 rounding in other batches")
+    for path in list(configs)[1:]:
+        fitted = sorted(k for k in set(runs["sweep"][2]) & set(runs[path][2])
+                        if not isinstance(runs["sweep"][2][k], Exception) and not isinstance(runs[path][2][k], Exception))
+        compare(path, "sweep", fitted, f"the pipeline's settings vs {path.split(' ', 1)[1]}")
 
 if __name__ == "__main__":
     main()
