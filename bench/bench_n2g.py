@@ -398,6 +398,21 @@ def compare_paths(new: str, old: str, by_path: dict, seconds: dict, cpu: dict, s
             "paired_f1": paired, "identical_graphs": same}
 
 
+def config_fields(items: Sequence[str], like) -> dict:
+    """N2GConfig fields from FIELD=VALUE strings, typed as ``like``'s (a bool as 0/1, None by name).
+
+        >>> from loaders.n2g import N2GConfig
+        >>> config_fields(["importance_recheck=None", "n_substitutes=3"], N2GConfig())
+        {'importance_recheck': None, 'n_substitutes': 3}
+    """
+    given = {}
+    for kv in items:
+        name, value = kv.split("=", 1)
+        kind = type(getattr(like, name))
+        given[name] = bool(int(value)) if kind is bool else None if value == "None" else kind(value)
+    return given
+
+
 def fmt(v) -> str:
     return "  -  " if v is None else f"{v:.2f}"
 
@@ -531,10 +546,7 @@ def main(argv: list[str] | None = None) -> dict:
     per_pivot = a.pivot_substitutes * sources + a.variants if a.pivot_substitutes else None
     norm = text if a.keys == "text" else None
     given = {k: v for k, v in (("prune_step", a.prune_step), ("pivot_threshold", a.pivot_threshold)) if v is not None}
-    for kv in a.config:
-        field_, value = kv.split("=", 1)
-        kind = type(getattr(N2GConfig(), field_))
-        given[field_] = bool(int(value)) if kind is bool else kind(value)
+    given.update(config_fields(a.config, N2GConfig()))
     cfg = N2GConfig(n_substitutes=per_position, pivot_substitutes=per_pivot, reimportance_augmented=a.reimportance,
                     batch_size=a.batch, seed=a.seed,
                     **given)

@@ -80,7 +80,6 @@ def main() -> None:
     from loaders.model import load_model
     from loaders.n2g.batched import LayerStats
     from loaders.n2g.sweep import plan_sweep, sweep_all
-    from loaders.n2g import N2GConfig
     from loaders.pipeline import model_fn, n2g_config, n2g_substitutes
 
     torch.set_num_threads(args.threads)
@@ -107,15 +106,8 @@ def main() -> None:
     base_keys = sorted(keys[j] for j in rng.permutation(len(keys))[:args.baseline_neurons])
     kw = dict(pad_token=mask, substitutes=subs, config=cfg, contexts=sample, contexts_per_block=len(sample))
     runs: dict[str, tuple[float, LayerStats, dict, int]] = {}
-    def changed(spec: str) -> N2GConfig:
-        given = {}
-        for kv in spec.split(","):
-            name, value = kv.split("=", 1)
-            kind = type(getattr(cfg, name))
-            given[name] = bool(int(value)) if kind is bool else None if value == "None" else kind(value)
-        return dataclasses.replace(cfg, **given)
-
-    configs = {"sweep": cfg} | {f"sweep {spec}": changed(spec) for spec in args.compare}
+    configs = {"sweep": cfg} | {f"sweep {spec}": dataclasses.replace(cfg, **bench_n2g.config_fields(spec.split(","), cfg))
+                                for spec in args.compare}
     for path in (["groups"] if base_keys else []) + list(configs):
         stats = LayerStats()
         c = time.process_time()
@@ -162,6 +154,7 @@ def main() -> None:
         fitted = sorted(k for k in set(runs["sweep"][2]) & set(runs[path][2])
                         if not isinstance(runs["sweep"][2][k], Exception) and not isinstance(runs[path][2][k], Exception))
         compare(path, "sweep", fitted, f"the pipeline's settings vs {path.split(' ', 1)[1]}")
+
 
 if __name__ == "__main__":
     main()
