@@ -117,15 +117,17 @@ def test_demo_starts_n2g_in_a_separate_process(monkeypatch, tmp_path):
     procs = cli._start_n2g_background(Settings.from_env(), "smollm2-135m", 2)
     assert [p.pid for p in procs] == [4243, 4244]
     assert all(cmd[:3] == [sys.executable, "-m", "neurograph.background"] for cmd in started)
-    # the first: circuits, then its part of the sweep over every neuron
-    circuits, n2g = json.loads(started[0][3])
-    (other,) = json.loads(started[1][3])  # the second: its part of the sweep at once
+    # the first: circuits, then its shard's most interesting neurons, then a sweep over the rest
+    circuits, first, n2g = json.loads(started[0][3])
+    other_first, other = json.loads(started[1][3])  # the second: the same for its shard at once
     assert circuits[3] == "circuits" and n2g[:4] == [sys.executable, "-m", "neurograph", "n2g"]
     assert "--neurons" in n2g and "all" in n2g and "auto" in n2g  # --device auto
     parser = cli.build_parser()
     parsed = parser.parse_args(n2g[3:])  # the flags are the real parser's
     assert parsed.threads == 1 and parsed.fast_dtype == "auto" and parsed.neurons == "all" and parsed.sweep
-    # the sweep split by workers over every layer, not by layer shards
+    assert parser.parse_args(first[3:]).neurons == str(cli.DEMO_FIRST) and not parser.parse_args(first[3:]).sweep
+    # the first phase by layer shards, the sweep by workers over every layer
+    assert parser.parse_args(first[3:]).shard == (0, 2) and parser.parse_args(other_first[3:]).shard == (1, 2)
     assert parsed.worker == (0, 2) and parser.parse_args(other[3:]).worker == (1, 2) and parsed.shard is None
     started.clear()
     (one,) = cli._start_n2g_background(Settings.from_env(), "smollm2-135m", 1)
