@@ -162,3 +162,66 @@ async def test_a_stopped_prerender_finishes_the_page_in_hand_and_starts_no_other
     report = await render_pages(store, settings, MODEL, stop=stop)
     assert report.rendered == 0 and report.neurons == 24
     assert (await render_pages(store, settings, MODEL)).rendered == 24  # a later run does them all
+
+
+async def test_a_write_stops_the_prerender_at_once(store, settings, graph):
+    """Pages made under a stamp that a write replaced are never served: the render stops at the
+    first write it sees instead of making the rest for nothing, and says how far it got."""
+    import asyncio
+
+    from neurograph.api.pages import GraphChanged, prerender
+
+    app = create_app(settings, store, web_dir=None)
+    cache = app.state.response_cache
+
+    async def write_after_the_first_page():
+        while len(cache.pages) < 1:
+            await asyncio.sleep(0.002)
+        await store.run("MATCH (n:Neuron {key: $k}) SET n.interest = 7.5", {"k": f"{MODEL}/0/0"}, write=True)
+
+    writer = asyncio.create_task(write_after_the_first_page())
+    try:
+        with pytest.raises(GraphChanged, match=r"the graph changed while its pages were being made \((\d+) of 24"):
+            await prerender(app, MODEL, concurrency=1)
+        await writer
+        assert len(cache.pages) < 24  # it stopped early
+        again = await prerender(app, MODEL)  # nothing written since: all of them, under the new stamp
+        assert again.rendered + again.kept == 24 and len(cache.pages) == 24
+    finally:
+        cache.pages.close()
+
+
+async def test_the_background_renderer_waits_for_the_graph_to_be_quiet(store, settings, graph, caplog):
+    """`serve --pages` beside a job that writes every so often (the demo's background N2G): the
+    renderer stops at a write and starts again, without a restart, once the graph has been
+    unchanged for quiet_s; then every page is kept under the last stamp."""
+    import asyncio
+    import logging
+
+    from neurograph.api.pages import render_in_background
+
+    app = create_app(settings, store, web_dir=None, check_every=0.0)  # the stamp read before each page
+    cache = app.state.response_cache
+    other = await open_store(settings)  # the background job: another process's connection
+    stop = asyncio.Event()
+    caplog.set_level(logging.INFO, logger="neurograph.api.pages")
+    try:
+        renderer = asyncio.create_task(render_in_background(app, stop, quiet_s=0.5))
+        for i in range(20):  # a write every 0.1 s for 2 s: never quiet for 0.5 s
+            await other.run("MATCH (n:Neuron {key: $k}) SET n.interest = $x", {"k": f"{MODEL}/1/1", "x": 2.0 + i},
+                            write=True)
+            await asyncio.sleep(0.1)
+        written = await other.read_stamp()
+        for _ in range(400):
+            if renderer.done():
+                break
+            await asyncio.sleep(0.05)
+        assert renderer.done() and renderer.exception() is None
+        assert "pre-rendering neuron pages paused: the graph changed" in caplog.text
+        assert await cache.stamp(store) == written and len(cache.pages) == 24  # all, under the last stamp
+        page = await post(app, neuron_page_variables(MODEL, 1, 1))
+        assert cache.page_hits == 1 and json.loads(page.content)["data"]["neuron"]["interest"] == 21.0
+    finally:
+        stop.set()
+        await other.close()
+        cache.pages.close()

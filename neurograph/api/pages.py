@@ -6,8 +6,8 @@ resolved live.
 The pages are requested from the app itself, through its in-process client (ASGI, no
 socket, as Datasette's ``datasette.client``), so a kept answer is byte for byte what a live
 request gets, and a serving app renders into its own cache. They are kept under the graph's change stamp: any
-later write makes them unreachable and the next run makes them again. Resumable: pages kept
-under the current stamp are skipped. The most interesting neurons come first, so a server that
+later write makes them unreachable, so a run stops at the first write it sees (:class:`GraphChanged`)
+and the next run makes them again. Resumable: pages kept under the current stamp are skipped. The most interesting neurons come first, so a server that
 renders in the background (``neurograph serve --pages``) has the likeliest pages soonest.
 
     app = create_app(settings, store)
@@ -35,6 +35,16 @@ from .cache import RENDERER, request_key
 NEURON_PAGE = GRAPHQL_DIR / "neuron_page.graphql"
 log = logging.getLogger(__name__)
 
+# How long the graph must stay unwritten before the background renderer starts again after a
+# write stopped it. The demo's background N2G writes every few minutes for ~2 h: pages made
+# between its writes would be thrown away at the next one (the whole model's pages cost ~50 CPU
+# min), so they wait for its end.
+QUIET_S = 600.0
+
+
+class GraphChanged(NeuroGraphError):
+    """The graph was written while its pages were being made: the pages made are unreachable."""
+
 
 @dataclass
 class PagesReport:
@@ -59,7 +69,9 @@ async def prerender(app: Starlette, model: str, *, layers: list[int] | None = No
                     progress: bool = False, stop: asyncio.Event | None = None) -> PagesReport:
     """Render and keep the neuron page of every neuron of ``model`` (of ``layers`` if given),
     asking ``app`` (create_app's, its store open) through its in-process client; once ``stop``
-    is set, the pages being made are finished and no other is started."""
+    is set, the pages being made are finished and no other is started. Raises
+    :class:`GraphChanged` as soon as a write to the graph is seen (the cache reads the stamp again
+    every few seconds and after this process's writes): the pages made are then unreachable."""
     cache = app.state.response_cache
     if cache.pages is None:
         raise NeuroGraphError("the on-disk page cache is off (NEUROGRAPH_PAGE_CACHE_MB=0): nothing to pre-render into")
@@ -79,6 +91,7 @@ async def prerender(app: Starlette, model: str, *, layers: list[int] | None = No
         if (stamp, request_key(query, None, variables)) not in cache.pages:
             todo.append(variables)
     rendered_bytes = 0
+    changed = False
 
     async def as_renderer(scope: Any, receive: Any, send: Any) -> None:
         # marked in the ASGI scope (no HTTP client can set it): kept on disk, not in the
@@ -94,8 +107,11 @@ async def prerender(app: Starlette, model: str, *, layers: list[int] | None = No
                 queue.put_nowait(v)
 
             async def worker() -> None:
-                nonlocal rendered_bytes
-                while not queue.empty() and not (stop is not None and stop.is_set()):
+                nonlocal rendered_bytes, changed
+                while not queue.empty() and not (stop is not None and stop.is_set()) and not changed:
+                    if await cache.stamp(store) != stamp:
+                        changed = True
+                        break
                     variables = queue.get_nowait()
                     r = await client.post("/graphql", content=orjson.dumps({"query": query, "variables": variables}),
                                           headers={"content-type": "application/json"})
@@ -107,19 +123,22 @@ async def prerender(app: Starlette, model: str, *, layers: list[int] | None = No
 
             await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
     seconds = time.perf_counter() - t0
-    if await store.read_stamp() != stamp:
-        raise NeuroGraphError("the graph changed while its pages were being made: run `neurograph pages` again")
     rendered = len(todo) - queue.qsize()
+    if changed or await store.read_stamp() != stamp:
+        raise GraphChanged(f"the graph changed while its pages were being made ({rendered} of {len(todo)} made, "
+                           "now unreachable): run `neurograph pages` again once it is not being written")
     return PagesReport(model, len(coords), rendered, len(coords) - len(todo), round(seconds, 2),
                        round(rendered / seconds, 1) if seconds else 0.0, rendered_bytes)
 
 
 async def render_in_background(app: Starlette, stop: asyncio.Event, *, concurrency: int = 1,
-                               retry_every: float = 1.0) -> None:
+                               retry_every: float = 1.0, quiet_s: float = QUIET_S) -> None:
     """Every model's pages, one at a time beside the server's requests (``serve --pages``),
     until done or ``stop`` is set. While the store is unreachable it waits and then resumes
-    where it stopped (made pages are kept); other failures are logged, never raised: the
-    server goes on resolving pages live."""
+    where it stopped (made pages are kept). A write to the graph stops it (the pages made are
+    unreachable); it starts again once the graph has not changed for ``quiet_s`` seconds (a
+    background job writing every few minutes, such as the demo's N2G, has ended). Other
+    failures are logged, never raised: the server goes on resolving pages live."""
     store = app.state.store
     while not stop.is_set():
         try:
@@ -134,6 +153,10 @@ async def render_in_background(app: Starlette, stop: asyncio.Event, *, concurren
             return
         except asyncio.CancelledError:
             raise
+        except GraphChanged as e:
+            log.info("pre-rendering neuron pages paused: %s; resuming once the graph has not changed for %.0f s",
+                     e, quiet_s)
+            await _until_quiet(store, stop, quiet_s)
         except Exception as e:  # noqa: BLE001 - the server must stay up; the log says why
             if not _store_down(e):
                 log.warning("pre-rendering neuron pages stopped: %s", e)
@@ -150,6 +173,23 @@ async def render_in_background(app: Starlette, stop: asyncio.Event, *, concurren
                         break
                 except Exception:  # noqa: BLE001 - still down
                     continue
+
+
+async def _until_quiet(store: Any, stop: asyncio.Event, quiet_s: float) -> None:
+    """Wait until the graph's stamp stays the same for ``quiet_s`` seconds (or ``stop`` is set)."""
+    before = None
+    while not stop.is_set():
+        try:
+            now = await store.read_stamp()
+        except Exception:  # noqa: BLE001 - the store is down: the render's own retry handles it
+            return
+        if now == before:
+            return
+        before = now
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=quiet_s)
+        except asyncio.TimeoutError:
+            pass
 
 
 def _store_down(e: BaseException) -> bool:
