@@ -217,7 +217,7 @@ async def test_the_background_renderer_waits_for_the_graph_to_be_quiet(store, se
                 break
             await asyncio.sleep(0.05)
         assert renderer.done() and renderer.exception() is None
-        assert "pre-rendering neuron pages paused: the graph changed" in caplog.text
+        assert "pre-rendering neuron pages paused: the graph changed (" in caplog.text
         assert await cache.stamp(store) == written and len(cache.pages) == 24  # all, under the last stamp
         page = await post(app, neuron_page_variables(MODEL, 1, 1))
         assert cache.page_hits == 1 and json.loads(page.content)["data"]["neuron"]["interest"] == 21.0

@@ -43,7 +43,12 @@ QUIET_S = 600.0
 
 
 class GraphChanged(NeuroGraphError):
-    """The graph was written while its pages were being made: the pages made are unreachable."""
+    """The graph was written while its pages were being made: the ``made`` pages are unreachable."""
+
+    def __init__(self, made: int, todo: int):
+        super().__init__(f"the graph changed while its pages were being made ({made} of {todo} made, now "
+                         "unreachable): run `neurograph pages` again once it is not being written")
+        self.made, self.todo = made, todo
 
 
 @dataclass
@@ -125,8 +130,7 @@ async def prerender(app: Starlette, model: str, *, layers: list[int] | None = No
     seconds = time.perf_counter() - t0
     rendered = len(todo) - queue.qsize()
     if changed or await store.read_stamp() != stamp:
-        raise GraphChanged(f"the graph changed while its pages were being made ({rendered} of {len(todo)} made, "
-                           "now unreachable): run `neurograph pages` again once it is not being written")
+        raise GraphChanged(rendered, len(todo))
     return PagesReport(model, len(coords), rendered, len(coords) - len(todo), round(seconds, 2),
                        round(rendered / seconds, 1) if seconds else 0.0, rendered_bytes)
 
@@ -154,8 +158,8 @@ async def render_in_background(app: Starlette, stop: asyncio.Event, *, concurren
         except asyncio.CancelledError:
             raise
         except GraphChanged as e:
-            log.info("pre-rendering neuron pages paused: %s; resuming once the graph has not changed for %.0f s",
-                     e, quiet_s)
+            log.info("pre-rendering neuron pages paused: the graph changed (%d of %d pages made, now unreachable); "
+                     "resuming once it has not changed for %.0f s", e.made, e.todo, quiet_s)
             await _until_quiet(store, stop, quiet_s)
         except Exception as e:  # noqa: BLE001 - the server must stay up; the log says why
             if not _store_down(e):
