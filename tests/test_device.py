@@ -187,6 +187,55 @@ async def test_n2g_sweep_stores_the_graphs_of_the_grouped_pass(store, settings):
     assert build_parser_args(["n2g", "--sweep"]).sweep is True
 
 
+async def test_a_resumed_sweep_writes_only_the_neurons_not_stored(store, settings, monkeypatch):
+    """An interrupted sweep goes on from its kept blocks with the neurons it started with; those
+    stored meanwhile (by its first blocks, or fitted on their own as the demo's first step does)
+    are not written again, and every other neuron is."""
+    import loaders.n2g.storage as storage
+    from loaders.pipeline import run_n2g, sweep_folder
+
+    m = tiny_model(seed=2, n_layers=2, d_model=64, d_mlp=32, n_heads=4)
+    await build(settings, store=store, loaded=m, n_tokens=512, ctx_len=16, top_k=4, edge_k=2, batch_size=8,
+                progress=False, analyses=["activations"])
+    folder = sweep_folder(settings, m.name, None)
+    real = storage.run_sweep
+
+    class Interrupted(Exception):
+        pass
+
+    def three_blocks(*a, **kw):  # the sweep stopped after its third block (Ctrl-C at a restart)
+        for n, item in enumerate(real(*a, **kw)):
+            yield item
+            if n == 2:
+                raise Interrupted
+
+    monkeypatch.setattr(storage, "run_sweep", three_blocks)
+    with pytest.raises(Interrupted):
+        await run_n2g(store, m, n2g_neurons=None, top_k=4, progress=False, similar_every_s=None, sweep=folder)
+    monkeypatch.setattr(storage, "run_sweep", real)
+    assert any(folder.glob("block-*"))
+    await run_n2g(store, m, n2g_neurons=2, top_k=4, progress=False, similar_every_s=None)  # the demo's first step
+
+    async def covered():
+        rows = await store.run("MATCH (n:Neuron {model: $m}) WHERE n.n2g_graph IS NOT NULL RETURN n.key AS k",
+                               {"m": m.name})
+        return {r["k"] for r in rows}
+
+    before = await covered()
+    assert len(before) >= 4
+    # marked: written again, they would lose it
+    await store.run("MATCH (n:Neuron {model: $m}) WHERE n.n2g_graph IS NOT NULL SET n.n2g_firing_f1 = -1.0",
+                    {"m": m.name}, write=True)
+    resumed = await run_n2g(store, m, n2g_neurons=None, top_k=4, progress=False, similar_every_s=None, sweep=folder)
+    after = await covered()
+    assert resumed["done"] == len(after - before) > 0 and resumed["skipped"] == len(before)
+    rows = await store.run("MATCH (n:Neuron {model: $m}) WHERE n.n2g_firing_f1 = -1.0 RETURN n.key AS k", {"m": m.name})
+    assert {r["k"] for r in rows} == before
+    firing = await store.run("MATCH (n:Neuron {model: $m}) WHERE n.max > 0 AND n.n2g_graph IS NULL RETURN count(n) AS c",
+                             {"m": m.name})
+    assert firing[0]["c"] == 0 and not any(folder.iterdir())
+
+
 def build_parser_args(argv):
     from neurograph.cli import build_parser
 

@@ -216,9 +216,9 @@ async def test_build_batched_stores_what_the_per_neuron_build_stores(store, tmp_
                         progress=False, force=True, sweep=folder, contexts_per_block=1)
     kept = sorted(p.name for p in folder.iterdir())
     assert "plan.json" in kept and any(n.startswith("block-") for n in kept)
-    calls["n"] = -10**6  # works from now on
+    calls["n"] = -10**6  # works from now on; forced again (without, the neurons stored are skipped)
     s4 = await build_n2g(store, "toyb", model_fn=broken, pad_token=0, examples=examples, decode=decode,
-                         progress=False, sweep=folder, contexts_per_block=1)
+                         progress=False, force=True, sweep=folder, contexts_per_block=1)
     assert s4["done"] == 4 and s4["similar"] == s1["similar"]
     assert await snapshot() == before
     assert list(folder.iterdir()) == []  # a finished sweep leaves nothing behind

@@ -273,11 +273,13 @@ async def build_n2g(store: Any, model_name: str, activation_fn: Callable[[int, i
     if sweep is not None:
         if model_fn is None:
             raise ValueError("the sweep needs model_fn (every layer from one forward pass)")
-        # An interrupted sweep goes on with the neurons it started with (some are stored already).
+        # An interrupted sweep goes on with the neurons it started with (its plan, its kept blocks);
+        # those stored since (by its kept blocks before, or fitted on their own) are not written again
+        # (each restart of the demo wrote the ~8,000 neurons of its kept blocks again).
         started = sweep_keys(sweep) or []
         keys = started if set(todo) <= set(started) <= wanted else todo
-        summary["skipped"] = len(wanted) - len(set(todo) | set(keys))
-        await _store_sweep(store, model_name, model_fn, keys, examples, sweep, summary, stats, pad_token=pad_token,
+        await _store_sweep(store, model_name, model_fn, keys, examples, sweep, summary, stats, set(keys) - set(todo),
+                           pad_token=pad_token,
                            substitutes=substitutes, normalise=normalise, sentence_end=sentence_end, config=config,
                            top_k=top_k, decode=decode, progress=progress, contexts_per_block=contexts_per_block,
                            worker=sweep_worker, similar=similar_threshold, similar_every_s=similar_every_s)
@@ -364,10 +366,12 @@ async def _refresh_similar(store: Any, model_name: str, threshold: float | None,
 
 async def _store_sweep(store: Any, model_name: str, model_fn: LayerFn, keys: list[tuple[int, int]],
                        examples: Mapping[tuple[int, int], Sequence[Example]] | None, folder: str | Path,
-                       summary: dict[str, Any], stats: LayerStats, *, top_k: int, decode: Callable[[int], str] | None,
+                       summary: dict[str, Any], stats: LayerStats, stored: set[tuple[int, int]], *, top_k: int,
+                       decode: Callable[[int], str] | None,
                        progress: bool, similar: float | None, similar_every_s: float | None, **fit: Any) -> None:
     """:func:`build_n2g`'s sweep: read the neurons' examples (bounded reads), sweep, store each
-    block's finished neurons as it ends (run_sweep empties its folder when the sweep ends)."""
+    block's finished neurons as it ends, but the ``stored`` ones (run_sweep empties its folder when
+    the sweep ends)."""
     from neurograph.progress import Counter
 
     exs: dict[tuple[int, int], list[Example]] = {}
@@ -381,7 +385,8 @@ async def _store_sweep(store: Any, model_name: str, model_fn: LayerFn, keys: lis
     try:
         for block, blocks, done in run_sweep(model_fn, exs, stats=stats, checkpoint=folder, **fit):
             bar.total(blocks)
-            await _store_fitted(store, model_name, [(l, i, r) for (l, i), r in sorted(done.items())], decode, summary)
+            await _store_fitted(store, model_name, [(l, i, r) for (l, i), r in sorted(done.items()) if (l, i) not in stored],
+                                decode, summary)
             await store.query("set_model_props", key=model_key(model_name),
                               props={mark: [min(block + 1, blocks), blocks, int(time.time())]})
             if block >= 0:
