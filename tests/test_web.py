@@ -332,6 +332,33 @@ async def _choose_click(page: Page, mode: str) -> None:
     await page.wait_for_function("document.body.dataset.graph === 'ready' && window.cy")
 
 
+async def test_token_search_pages_through_every_hit(site: str, page: Page, store) -> None:
+    """A common token's hits come a page at a time (the API gives at most 100 a request): the
+    heading says more follow, "Show the next" appends the next page, and once the last is in
+    every hit is shown once, in layer order, with the exact count."""
+    rows = await store.run(
+        "MATCH (n:Neuron {model: $m})-[:HAS_PATTERN]->(p:PatternNode) WHERE p.role <> 'ignore' AND p.token IS NOT NULL "
+        "RETURN toLower(p.token) AS t, count(DISTINCT n) AS n ORDER BY n DESC, t LIMIT 1", {"m": MODEL})
+    tok, n_hits = rows[0]["t"], rows[0]["n"]
+    assert n_hits >= 5
+    per = 2
+    await page.goto(f"{site}/#/search?model={MODEL}&mode=any&q=%22{tok.replace(' ', '%20')}%22&order=layer&per={per}")
+    await ready(page)
+    body, more, title = page.locator("table.results-table tbody tr"), page.locator("button.more-hits"), page.locator(".results h2")
+    await expect(body).to_have_count(per)
+    await expect(title).to_contain_text(f"{per}+ neurons with")
+    for shown in range(per, n_hits, per):
+        await expect(more).to_be_visible()
+        await more.click()
+        await expect(body).to_have_count(min(shown + per, n_hits))
+    await expect(more).to_be_hidden()
+    await expect(title).to_have_text(re.compile(rf"^{n_hits} neurons with "))
+    labels = await page.locator("table.results-table tbody tr td:first-child a").all_inner_texts()
+    coords = [tuple(int(x) for x in re.findall(r"\d+", t)) for t in labels]
+    assert len(set(coords)) == n_hits and coords == sorted(coords)
+    assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
+
+
 async def test_rank_by_an_imported_column_and_open_a_head(site: str, page: Page, store) -> None:
     # An imported column on layer 1 only, written the way importers write neuron columns.
     values = {f"{MODEL}/1/{i}": (i * 7 % D_MLP) / D_MLP for i in range(D_MLP)}

@@ -288,13 +288,13 @@ export async function neighborhood(modelName, layer, index, { depth = 1, minWeig
 }
 
 /** N2G token search; `roles` maps activating / important / any to token lists (ANDed). */
-export async function searchTokens(modelName, roles, { first = 100, order = "LAYER" } = {}) {
-  const d = await gql(`query SearchTokens($model: String!, $activating: [String!], $important: [String!], $any: [String!], $first: Int!, $order: SearchOrder!) {
-    searchTokens(model: $model, activating: $activating, important: $important, any: $any, first: $first, orderBy: $order) {
+export async function searchTokens(modelName, roles, { first = 100, offset = 0, order = "LAYER" } = {}) {
+  const d = await gql(`query SearchTokens($model: String!, $activating: [String!], $important: [String!], $any: [String!], $first: Int!, $offset: Int!, $order: SearchOrder!) {
+    searchTokens(model: $model, activating: $activating, important: $important, any: $any, first: $first, offset: $offset, orderBy: $order) {
       score details neuron { key model layer index explanations { text }
         pattern { nodes { token role } } } } }`,
   {
-    model: modelName, first, order,
+    model: modelName, first, offset, order,
     activating: roles.activating.length ? roles.activating : null,
     important: roles.important.length ? roles.important : null,
     any: roles.any.length ? roles.any : null,

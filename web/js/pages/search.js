@@ -1,7 +1,7 @@
 // Search page (#/search?model=&mode=&q=): N2G token search (activating / important / any; several
 // comma-separated tokens are ANDed, as DeepDecipher's neuron2graph-search) and explanation search.
 
-import { h, fill, fmt, section, empty, neuronHref, showToken } from "../dom.js";
+import { h, fill, fmt, section, empty, errorBox, neuronHref, showToken } from "../dom.js";
 import { go } from "../router.js";
 import * as q from "../queries.js";
 
@@ -95,20 +95,51 @@ export async function searchPage(page, route, alive) {
   const what = describe(roles);
   const wanted = new Set(Object.values(roles).flat().map(norm));
   const order = qy.order === "score" ? "SCORE" : "LAYER";
-  await fill(results, () => q.searchTokens(model, roles, { order }), (rows) => {
+  // A page of hits at a time (one more asked for, to know whether others follow: the API gives
+  // at most 100 a request); with every neuron covered a common token has thousands.
+  const per = Math.min(99, Math.max(1, parseInt(qy.per, 10) || PER_PAGE));
+  const next = (offset) => q.searchTokens(model, roles, { order, first: per + 1, offset });
+  const row = (r) => h("tr", {},
+    h("td", {}, h("a", { href: neuronHref(r.model, r.layer, r.index) }, `L${r.layer}/N${r.index}`)),
+    h("td", {}, matchChips(r.matches || [], wanted)),
+    h("td", { class: "sub" }, r.explanation || ""),
+    h("td", { class: "num" }, fmt(r.score, 3)),
+    h("td", {}, h("a", { class: "small", href: `#/compare?a=${encodeURIComponent(r.model)}/${r.layer}/${r.index}` }, "compare")));
+  await fill(results, () => next(0), (rows) => {
     if (!rows.length) return empty(`No ${model} neuron's pattern graph has ${what}.`);
-    return h("div", {}, h("h2", {}, `${rows.length} neuron${rows.length === 1 ? "" : "s"} with ${what}`),
+    const title = h("h2", {});
+    const body = h("tbody", {});
+    const more = h("button", { class: "btn more-hits", type: "button" }, `Show the next ${per}`);
+    let shown = 0;
+    const add = (batch) => {
+      body.append(...batch.slice(0, per).map(row));
+      shown += Math.min(per, batch.length);
+      const rest = batch.length > per;
+      const layers = order === "LAYER" && rest ? ` (the first ${fmt(shown)}, by layer: up to layer ${batch[per - 1].layer})` : "";
+      title.textContent = `${fmt(shown)}${rest ? "+" : ""} neuron${shown === 1 && !rest ? "" : "s"} with ${what}${layers}`;
+      more.style.display = rest ? "" : "none";
+    };
+    more.addEventListener("click", async () => {
+      more.disabled = true;
+      try {
+        add(await next(shown));
+      } catch (err) {
+        more.after(errorBox(err));
+      } finally {
+        more.disabled = false;
+      }
+    });
+    add(rows);
+    return h("div", {}, title,
       h("table", { class: "data results-table" },
         h("thead", {}, h("tr", {}, h("th", {}, "Neuron"), h("th", {}, "Matched tokens"), h("th", {}, "Explanation"),
           h("th", { class: "num", title: "N2G firing F1 of the neuron's pattern graph" }, "N2G F1"), h("th", {}, ""))),
-        h("tbody", {}, rows.map((r) => h("tr", {},
-          h("td", {}, h("a", { href: neuronHref(r.model, r.layer, r.index) }, `L${r.layer}/N${r.index}`)),
-          h("td", {}, matchChips(r.matches || [], wanted)),
-          h("td", { class: "sub" }, r.explanation || ""),
-          h("td", { class: "num" }, fmt(r.score, 3)),
-          h("td", {}, h("a", { class: "small", href: `#/compare?a=${encodeURIComponent(r.model)}/${r.layer}/${r.index}` }, "compare")))))));
+        body),
+      more);
   }, "Searching tokens…");
 }
+
+const PER_PAGE = 50;
 
 /**
  * A neuron's matched pattern tokens as chips, each (token, role) once with its count ("the ×30"),
