@@ -5,10 +5,11 @@ resolved live.
 
 The pages are requested from the app itself, through its in-process client (ASGI, no
 socket, as Datasette's ``datasette.client``), so a kept answer is byte for byte what a live
-request gets, and a serving app renders into its own cache. They are kept under the graph's change stamp: any
-later write makes them unreachable, so a run stops at the first write it sees (:class:`GraphChanged`)
-and the next run makes them again. Resumable: pages kept under the current stamp are skipped. The most interesting neurons come first, so a server that
-renders in the background (``neurograph serve --pages``) has the likeliest pages soonest.
+request gets, and a serving app renders into its own cache. They are kept under the graph's
+change stamp: any later write makes them unreachable, so a run stops at the first write it sees
+(:class:`GraphChanged`) and the next run makes them again. Resumable: pages kept under the
+current stamp are skipped. The most interesting neurons come first, so a server that renders in
+the background (``neurograph serve --pages``) has the likeliest pages soonest.
 
     app = create_app(settings, store)
     report = await prerender(app, "smollm2-135m", progress=True)
