@@ -34,7 +34,7 @@ from typing import Any, Callable, Collection, Hashable, Iterator, Mapping, Seque
 import numpy as np
 
 from .batched import LayerFn, LayerStats, run_fits
-from .fit import Example, FitTrace, Line, N2GConfig, NeuronResult, SubstituteFn, line_steps, scored, split_examples, trie_of
+from .fit import Example, FitTrace, N2GConfig, NeuronResult, SubstituteFn, line_steps, scored, split_examples, trie_of
 
 Key = tuple[int, int]
 
@@ -167,7 +167,10 @@ def run_sweep(model_fn: LayerFn, examples: Mapping[Key, Sequence[Example]], *, p
             for old in [*folder.glob("block-*"), *folder.glob("done-*")]:  # another plan's blocks
                 old.unlink(missing_ok=True)
             mark.write_text(json.dumps({"digest": plan.digest, "blocks": len(plan.parts), "keys": plan.keys}))
-    lines: dict[Key, list[Line]] = {}
+    # Each unfinished neuron's lines, pickled per block, unpickled once when its trie is built: as
+    # Python tuples one of the demo's two workers held 546 MB for its first 32 blocks, pickled 127
+    # (bench_sweep_memory; ~1 CPU s in all).
+    lines: dict[Key, list[bytes]] = {}
     traces: dict[Key, FitTrace] = {}
     failed: dict[Key, ValueError] = {}
     # Never fitted: no examples, or none that fires.
@@ -221,7 +224,7 @@ def run_sweep(model_fn: LayerFn, examples: Mapping[Key, Sequence[Example]], *, p
             if isinstance(res, Exception):
                 failed[key] = res
                 continue
-            lines.setdefault(key, []).extend(res)
+            lines.setdefault(key, []).append(pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL))
             traces.setdefault(key, FitTrace()).add(trace)
         done: dict[Key, NeuronResult | ValueError] = {}
         for key in part:
@@ -232,7 +235,7 @@ def run_sweep(model_fn: LayerFn, examples: Mapping[Key, Sequence[Example]], *, p
                 stats.failed[key] = str(done[key])
                 continue
             train_idx, test_idx = plan.splits[key]
-            model = trie_of(lines.pop(key, []), normalise, config)
+            model = trie_of([ln for blob in lines.pop(key, []) for ln in pickle.loads(blob)], normalise, config)
             done[key] = scored(model, examples[key], train_idx, test_idx, plan.base_max[key],
                                traces.pop(key, FitTrace()), config)
         yield b, len(plan.parts), done
