@@ -168,8 +168,8 @@ def run_sweep(model_fn: LayerFn, examples: Mapping[Key, Sequence[Example]], *, p
                 old.unlink(missing_ok=True)
             mark.write_text(json.dumps({"digest": plan.digest, "blocks": len(plan.parts), "keys": plan.keys}))
     # Each unfinished neuron's lines, pickled per block, unpickled once when its trie is built: as
-    # Python tuples one of the demo's two workers held 546 MB for its first 32 blocks, pickled 127
-    # (bench_sweep_memory; ~1 CPU s in all).
+    # Python tuples one of the demo's two workers held 745 MB for its first 49 blocks, pickled 148
+    # (bench_sweep_memory; ~2 CPU s in all).
     lines: dict[Key, list[bytes]] = {}
     traces: dict[Key, FitTrace] = {}
     failed: dict[Key, ValueError] = {}
