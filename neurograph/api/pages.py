@@ -168,10 +168,7 @@ async def render_in_background(app: Starlette, stop: asyncio.Event, *, concurren
                 return
             log.warning("pre-rendering neuron pages paused, the store is unreachable (%s); resuming when it is back", e)
             while not stop.is_set():
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=retry_every)
-                except asyncio.TimeoutError:
-                    pass
+                await _wait(stop, retry_every)
                 try:
                     if await store.ping():
                         log.info("the store is back: pre-rendering neuron pages resumes")
@@ -191,10 +188,15 @@ async def _until_quiet(store: Any, stop: asyncio.Event, quiet_s: float) -> None:
         if now == before:
             return
         before = now
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=quiet_s)
-        except asyncio.TimeoutError:
-            pass
+        await _wait(stop, quiet_s)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
 
 
 def _store_down(e: BaseException) -> bool:
