@@ -5,6 +5,8 @@ import { h, fill, fmt, section, empty, errorBox, neuronHref, showToken } from ".
 import { go } from "../router.js";
 import * as q from "../queries.js";
 
+const PER_PAGE = 50; // token-search hits a page (?per=N, 1-99)
+
 const MODES = [
   ["any", "Tokens: activating or important"],
   ["activating", "Tokens: activating"],
@@ -138,8 +140,6 @@ export async function searchPage(page, route, alive) {
       more);
   }, "Searching tokens…");
 }
-
-const PER_PAGE = 50;
 
 /**
  * A neuron's matched pattern tokens as chips, each (token, role) once with its count ("the ×30"),
